@@ -1,0 +1,96 @@
+//! Claims about a person, by granted scope: the same in ID tokens and at `/userinfo`.
+
+use crate::domain::Scopes;
+use crate::store::UserRecord;
+use serde_json::{Map, Value, json};
+
+/// Discord's CDN for avatars.
+const CDN: &str = "https://cdn.discordapp.com";
+
+/// The avatar URL Discord's docs give: animated hashes (`a_…`) as GIF, else PNG; without an
+/// avatar, the default avatar `(id >> 22) % 6` used for users on the new username system.
+pub fn picture_url(user_id: &str, avatar: Option<&str>) -> String {
+    match avatar {
+        Some(hash) if hash.starts_with("a_") => format!("{CDN}/avatars/{user_id}/{hash}.gif"),
+        Some(hash) => format!("{CDN}/avatars/{user_id}/{hash}.png"),
+        None => {
+            let index = user_id.parse::<u64>().map_or(0, |id| (id >> 22) % 6);
+            format!("{CDN}/embed/avatars/{index}.png")
+        }
+    }
+}
+
+/// The claims a scope set releases about `user` (everything but the protocol claims).
+pub fn user_claims(user: &UserRecord, scopes: &Scopes) -> Map<String, Value> {
+    let mut claims = Map::new();
+    if scopes.contains("profile") {
+        claims.insert("preferred_username".into(), json!(user.username));
+        claims.insert(
+            "name".into(),
+            json!(user.global_name.as_deref().unwrap_or(&user.username)),
+        );
+        claims.insert(
+            "picture".into(),
+            json!(picture_url(&user.id, user.avatar.as_deref())),
+        );
+        if let Some(locale) = &user.locale {
+            claims.insert("locale".into(), json!(locale));
+        }
+        claims.insert("updated_at".into(), json!(user.updated_at.unix_timestamp()));
+    }
+    if scopes.contains("email") {
+        if let Some(email) = &user.email {
+            claims.insert("email".into(), json!(email));
+            claims.insert("email_verified".into(), json!(user.email_verified));
+        }
+    }
+    claims
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::OffsetDateTime;
+
+    fn user() -> UserRecord {
+        UserRecord {
+            id: "80351110224678912".into(),
+            username: "nelly".into(),
+            global_name: None,
+            avatar: Some("a_8342729096ea3675442027381ff50dfe".into()),
+            email: Some("nelly@discord.com".into()),
+            email_verified: true,
+            locale: Some("en-US".into()),
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn profile_claims_follow_discords_fields() {
+        let claims = user_claims(&user(), &Scopes::parse_request("openid profile"));
+        assert_eq!(claims["preferred_username"], "nelly");
+        assert_eq!(claims["name"], "nelly", "name falls back to the username");
+        assert_eq!(
+            claims["picture"],
+            "https://cdn.discordapp.com/avatars/80351110224678912/a_8342729096ea3675442027381ff50dfe.gif"
+        );
+        assert!(claims.get("email").is_none(), "email needs the email scope");
+    }
+
+    #[test]
+    fn email_claims_need_the_email_scope() {
+        let claims = user_claims(&user(), &Scopes::parse_request("openid email"));
+        assert_eq!(claims["email"], "nelly@discord.com");
+        assert_eq!(claims["email_verified"], true);
+        assert!(claims.get("name").is_none());
+    }
+
+    #[test]
+    fn default_avatar_uses_the_snowflake() {
+        // (80351110224678912 >> 22) % 6 == 5
+        assert_eq!(
+            picture_url("80351110224678912", None),
+            "https://cdn.discordapp.com/embed/avatars/5.png"
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! The bodies of the CLI commands other than `serve`: migrate, keys, hash-secret, dev.
+
+use crate::config::{ClientSettings, Settings};
+use crate::demo::{self, DemoConfig};
+use crate::discord::fake::{FakeData, FakeDiscord};
+use crate::keys::{self, KeySet};
+use crate::startup::Application;
+use crate::state::Clock;
+use crate::store;
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use std::io::{BufRead, IsTerminal};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// `guildgate migrate`: applies pending migrations to the configured database.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let url = settings.database.url.expose_secret();
+    let store = store::connect(url, 1).await?;
+    store.migrate().await?;
+    println!("migrations applied to {}", store::redact_url(url));
+    Ok(())
+}
+
+/// `guildgate keys list`: kid, activation time and state of each key file.
+pub fn keys_list(settings: &Settings) -> anyhow::Result<()> {
+    let set = KeySet::load(&settings.keys.dir, OffsetDateTime::now_utc())?;
+    println!("{:<45} {:<22} STATE", "KID", "ACTIVATES");
+    for key in set.all() {
+        let when = key.activates_at.format(&Rfc3339).unwrap_or_default();
+        println!("{:<45} {:<22} {}", key.kid, when, key.state);
+    }
+    Ok(())
+}
+
+/// `guildgate keys rotate`: a new key that signs from now on; the old ones stay published.
+pub fn keys_rotate(settings: &Settings) -> anyhow::Result<()> {
+    let dir = &settings.keys.dir;
+    let now = OffsetDateTime::now_utc();
+    // Refuse to rotate over a corrupt folder: the admin must see that first.
+    KeySet::load_or_generate(dir, now)?;
+    let (path, active_from) = keys::generate_key_file(dir, now)?;
+    let set = KeySet::load(dir, active_from)?;
+    println!(
+        "new active key {} written to {}; restart or reload guildgate processes to sign with it",
+        set.active().kid,
+        path.display()
+    );
+    Ok(())
+}
+
+/// `guildgate hash-secret`: argon2id PHC string for a secret read from stdin.
+pub fn hash_secret() -> anyhow::Result<()> {
+    let secret = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("client secret (not echoed): ")
+            .context("cannot read the secret from the terminal")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the secret from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if secret.len() < 16 {
+        anyhow::bail!(
+            "refusing a secret shorter than 16 characters; generate one with `openssl rand -base64 32`"
+        );
+    }
+    println!("{}", crate::clients::hash_secret(&secret)?);
+    Ok(())
+}
+
+/// `guildgate healthcheck`: succeeds when the readiness endpoint answers 200 within 3 s.
+pub async fn healthcheck(url: &str) -> anyhow::Result<()> {
+    let response = reqwest::Client::new()
+        .get(url)
+        .timeout(std::time::Duration::from_secs(3))
+        .send()
+        .await
+        .with_context(|| format!("{url} is not answering"))?;
+    if !response.status().is_success() {
+        anyhow::bail!("{url} answered {}", response.status());
+    }
+    Ok(())
+}
+
+/// `guildgate dev`: guildgate on `port`, a fake Discord with demo users, and a demo app on
+/// `port + 2`, all in this process with nothing to configure.
+pub async fn dev(mut settings: Settings, port: u16) -> anyhow::Result<()> {
+    let issuer = format!("http://127.0.0.1:{port}");
+    let demo_port = port.checked_add(2).context("--port is too high")?;
+    let demo_base = format!("http://127.0.0.1:{demo_port}");
+
+    let mut data = FakeData::demo().context("the built-in demo data is invalid")?;
+    data.redirect_uris = vec![format!("{issuer}/callback/discord")];
+    let fake = FakeDiscord::start(data.clone()).context("cannot start the fake Discord")?;
+
+    settings.issuer = issuer.clone();
+    settings.server.listen = format!("127.0.0.1:{port}");
+    settings.database.url = "sqlite://data/dev.db".to_owned().into();
+    settings.keys.dir = "keys/dev".into();
+    settings.discord.client_id = data.client_id.clone();
+    settings.discord.client_secret = data.client_secret.clone().into();
+    settings.discord.authorize_url = fake.authorize_url().to_string();
+    settings.discord.api_base_url = fake.api_base_url().to_string();
+    settings.clients.push(ClientSettings {
+        id: DEMO_CLIENT_ID.to_owned(),
+        name: Some("Demo app".to_owned()),
+        secret_hash: Some(crate::clients::hash_secret(DEMO_CLIENT_SECRET)?),
+        secret: None,
+        public: false,
+        redirect_uris: vec![format!("{demo_base}/callback")],
+        post_logout_redirect_uris: vec![format!("{demo_base}/")],
+        backchannel_logout_uri: None,
+        allowed_guilds: vec![],
+        required_roles: vec![],
+        require_verified_email: false,
+        allow_users: vec![],
+        deny_users: vec![],
+        groups: vec![],
+        consent: "never".to_owned(),
+        refresh_tokens: true,
+        subject_type: "public".to_owned(),
+    });
+
+    let app = Application::build(settings, Clock::default()).await?;
+    let listener = std::net::TcpListener::bind(("127.0.0.1", demo_port))
+        .with_context(|| format!("cannot listen on {demo_base} for the demo app"))?;
+    let demo = demo::start(
+        DemoConfig {
+            issuer: issuer.clone(),
+            client_id: DEMO_CLIENT_ID.to_owned(),
+            client_secret: DEMO_CLIENT_SECRET.to_owned(),
+            redirect_uri: format!("{demo_base}/callback"),
+        },
+        listener,
+    )?;
+    println!();
+    println!("  guildgate (issuer)   {issuer}");
+    println!("  fake Discord         {}", fake.base_url());
+    println!("  demo app             {demo_base}   <- open this and press \"Sign in\"");
+    println!();
+    println!("  The demo app is client \"{DEMO_CLIENT_ID}\" with secret \"{DEMO_CLIENT_SECRET}\".");
+    println!("  Data: data/dev.db, keys: keys/dev/. Stop with Ctrl-C.");
+    println!();
+    let (a, b) = tokio::join!(app.run_until_stopped(), demo);
+    a?;
+    b?;
+    Ok(())
+}
+
+/// The demo app's registration in `dev`.
+const DEMO_CLIENT_ID: &str = "demo-app";
+/// Its secret; `dev` only, never a real deployment.
+const DEMO_CLIENT_SECRET: &str = "demo-app-secret";

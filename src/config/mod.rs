@@ -1,0 +1,284 @@
+//! Settings: the layered, typed configuration (defaults → file → environment), secrets redacted.
+
+mod validate;
+
+pub use validate::{
+    AccessRules, ClientSecret, Consent, Lifetimes, Problem, ValidClient, ValidConfig, ValidGroup,
+};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The embedded defaults: `config/default.toml`, documented key by key.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// Everything configurable, as written by the admin (validated by [`Settings::validate`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Public base URL; `iss` of every token.
+    pub issuer: String,
+    /// HTTP listener.
+    pub server: ServerSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// Storage backend.
+    pub database: DatabaseSettings,
+    /// Signing keys.
+    pub keys: KeySettings,
+    /// The upstream Discord application.
+    pub discord: DiscordSettings,
+    /// Token lifetimes.
+    pub tokens: TokenSettings,
+    /// SSO session.
+    pub session: SessionSettings,
+    /// Global access policy.
+    pub access: AccessSettings,
+    /// Secrets for data at rest.
+    pub secrets: SecretSettings,
+    /// Names for guild memberships and roles (`groups` claim).
+    #[serde(default)]
+    pub groups: Vec<GroupSettings>,
+    /// Registered apps.
+    #[serde(default)]
+    pub clients: Vec<ClientSettings>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// `host:port` to bind; port 0 picks a free one (tests).
+    pub listen: String,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// A tracing filter directive.
+    pub level: String,
+    /// `pretty` or `json`.
+    pub format: String,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `postgres://…`; may hold a password, hence secret.
+    pub url: SecretString,
+    /// Pool size.
+    pub max_connections: u32,
+}
+
+/// `[keys]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    /// Folder of PEM keys.
+    pub dir: PathBuf,
+}
+
+/// `[discord]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordSettings {
+    /// OAuth2 application id.
+    pub client_id: String,
+    /// OAuth2 application secret.
+    pub client_secret: SecretString,
+    /// Discord's authorization endpoint.
+    pub authorize_url: String,
+    /// Discord's REST base (token endpoint is `{api_base_url}/oauth2/token`).
+    pub api_base_url: String,
+    /// Scopes requested upstream.
+    pub scopes: Vec<String>,
+    /// Maximum age of a membership snapshot before a refresh re-checks it.
+    pub membership_ttl: String,
+    /// Upper bound for one call to Discord.
+    pub timeout: String,
+}
+
+/// `[tokens]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    /// Authorization code lifetime.
+    pub code_ttl: String,
+    /// Access token lifetime.
+    pub access_token_ttl: String,
+    /// ID token lifetime.
+    pub id_token_ttl: String,
+    /// Refresh-token family absolute lifetime.
+    pub refresh_token_ttl: String,
+}
+
+/// `[session]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    /// SSO session lifetime.
+    pub ttl: String,
+    /// Cookie name.
+    pub cookie_name: String,
+}
+
+/// `[access]` and the per-client narrowing rules share these fields.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessSettings {
+    /// Guild ids; member of at least one.
+    #[serde(default)]
+    pub allowed_guilds: Vec<String>,
+    /// `guild:role` pairs; at least one held.
+    #[serde(default)]
+    pub required_roles: Vec<String>,
+    /// Refuse unverified emails.
+    #[serde(default)]
+    pub require_verified_email: bool,
+    /// Always allowed user ids.
+    #[serde(default)]
+    pub allow_users: Vec<String>,
+    /// Never allowed user ids.
+    #[serde(default)]
+    pub deny_users: Vec<String>,
+}
+
+/// `[secrets]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSettings {
+    /// 64 hex chars.
+    pub encryption_key: SecretString,
+}
+
+/// One `[[groups]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSettings {
+    /// The name in the `groups` claim.
+    pub name: String,
+    /// Guild id.
+    pub guild: String,
+    /// Role id; absent means plain membership.
+    pub role: Option<String>,
+}
+
+/// One `[[clients]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    /// `client_id`.
+    pub id: String,
+    /// Human name shown on pages.
+    pub name: Option<String>,
+    /// argon2id PHC string from `guildgate hash-secret`.
+    pub secret_hash: Option<String>,
+    /// Plain secret: development only, warned about loudly.
+    pub secret: Option<SecretString>,
+    /// Public client (no secret, PKCE required).
+    #[serde(default)]
+    pub public: bool,
+    /// Exact redirect URIs.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Exact post-logout redirect URIs.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Back-channel logout receiver.
+    pub backchannel_logout_uri: Option<String>,
+    /// Guild ids; member of at least one (narrows `[access]`).
+    #[serde(default)]
+    pub allowed_guilds: Vec<String>,
+    /// `guild:role` pairs; at least one held (narrows `[access]`).
+    #[serde(default)]
+    pub required_roles: Vec<String>,
+    /// Refuse unverified emails for this client.
+    #[serde(default)]
+    pub require_verified_email: bool,
+    /// Always allowed user ids (still subject to the global rules).
+    #[serde(default)]
+    pub allow_users: Vec<String>,
+    /// Never allowed user ids.
+    #[serde(default)]
+    pub deny_users: Vec<String>,
+    /// Groups this client may see.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// `never` | `once` | `always`.
+    #[serde(default = "default_consent")]
+    pub consent: String,
+    /// Issue refresh tokens without `offline_access`.
+    #[serde(default)]
+    pub refresh_tokens: bool,
+    /// `public` | `pairwise`.
+    #[serde(default = "default_subject_type")]
+    pub subject_type: String,
+}
+
+fn default_consent() -> String {
+    "never".to_owned()
+}
+
+fn default_subject_type() -> String {
+    "public".to_owned()
+}
+
+/// Why settings could not be read at all (syntax, unknown key, wrong type).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LoadError(String);
+
+impl Settings {
+    /// Loads defaults, then `file` (if any), then `GUILDGATE__*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, LoadError> {
+        Self::load_with(file, std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the environment given explicitly (tests).
+    pub fn load_with(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, LoadError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(LoadError(format!(
+                    "config file {} does not exist or is not a file",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(
+                config::File::from(path.to_path_buf()).format(config::FileFormat::Toml),
+            );
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("GUILDGATE__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("GUILDGATE")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("discord.scopes")
+                .with_list_parse_key("access.allowed_guilds")
+                .with_list_parse_key("access.required_roles")
+                .with_list_parse_key("access.allow_users")
+                .with_list_parse_key("access.deny_users")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let merged = builder
+            .build()
+            .map_err(|e| LoadError(format!("cannot read configuration: {e}")))?;
+        merged
+            .try_deserialize()
+            .map_err(|e| LoadError(format!("invalid configuration: {e}")))
+    }
+}

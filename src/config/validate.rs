@@ -1,0 +1,545 @@
+//! Validation: turns raw [`Settings`] into typed [`ValidConfig`], reporting every problem at once.
+
+use super::{ClientSettings, Settings};
+use crate::domain::{ClientId, DiscordId, Issuer, RedirectUri};
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+use url::Url;
+
+/// One configuration mistake, with the dotted key path that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// e.g. `clients[0].redirect_uris[1]`.
+    pub key: String,
+    /// What is wrong, in words an admin can act on.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Lifetimes parsed once from their duration strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// `tokens.code_ttl`.
+    pub code: Duration,
+    /// `tokens.access_token_ttl`.
+    pub access_token: Duration,
+    /// `tokens.id_token_ttl`.
+    pub id_token: Duration,
+    /// `tokens.refresh_token_ttl`.
+    pub refresh_token: Duration,
+    /// `session.ttl`.
+    pub session: Duration,
+    /// `discord.membership_ttl`.
+    pub membership: Duration,
+    /// `discord.timeout`.
+    pub discord_timeout: Duration,
+}
+
+/// Guild/role/user rules, global or per client (evaluated by `policy`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessRules {
+    /// Member of at least one, when non-empty.
+    pub allowed_guilds: Vec<DiscordId>,
+    /// Holds at least one `(guild, role)`, when non-empty.
+    pub required_roles: Vec<(DiscordId, DiscordId)>,
+    /// Email must be verified.
+    pub require_verified_email: bool,
+    /// Always allowed.
+    pub allow_users: Vec<DiscordId>,
+    /// Never allowed (wins over allow).
+    pub deny_users: Vec<DiscordId>,
+}
+
+/// How a client proves itself at the token endpoint.
+#[derive(Clone)]
+pub enum ClientSecret {
+    /// Public client: `token_endpoint_auth_method=none`, PKCE required.
+    Public,
+    /// argon2id PHC string.
+    Hash(String),
+    /// Plain secret from config (development only).
+    Plain(SecretString),
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Public => "Public",
+            Self::Hash(_) => "Hash(<redacted>)",
+            Self::Plain(_) => "Plain(<redacted>)",
+        })
+    }
+}
+
+/// Consent mode of a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    /// First-party: never ask.
+    Never,
+    /// Ask once, remember.
+    Once,
+    /// Ask at every authorization.
+    Always,
+}
+
+/// A registered client, typed.
+#[derive(Debug, Clone)]
+pub struct ValidClient {
+    /// `client_id`.
+    pub id: ClientId,
+    /// Display name (defaults to the id).
+    pub name: String,
+    /// Authentication.
+    pub secret: ClientSecret,
+    /// Registered redirect URIs.
+    pub redirect_uris: Vec<RedirectUri>,
+    /// Registered post-logout redirect URIs.
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    /// Back-channel logout receiver.
+    pub backchannel_logout_uri: Option<Url>,
+    /// Narrowing rules.
+    pub access: AccessRules,
+    /// Group names this client may see.
+    pub groups: Vec<String>,
+    /// Consent mode.
+    pub consent: Consent,
+    /// Issue refresh tokens without `offline_access`.
+    pub refresh_tokens: bool,
+    /// Pairwise `sub` (OIDC Core §8.1).
+    pub pairwise_subject: bool,
+}
+
+/// A `[[groups]]` entry, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidGroup {
+    /// Claim value.
+    pub name: String,
+    /// Guild id.
+    pub guild: DiscordId,
+    /// Role id, or plain membership.
+    pub role: Option<DiscordId>,
+}
+
+/// Settings that passed validation, in the types the rest of the crate uses.
+#[derive(Debug, Clone)]
+pub struct ValidConfig {
+    /// Issuer.
+    pub issuer: Issuer,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Lifetimes.
+    pub lifetimes: Lifetimes,
+    /// Discord authorize endpoint.
+    pub discord_authorize_url: Url,
+    /// Discord REST base.
+    pub discord_api_base_url: Url,
+    /// Global access rules.
+    pub access: AccessRules,
+    /// Group mappings.
+    pub groups: Vec<ValidGroup>,
+    /// Clients, in config order.
+    pub clients: Vec<ValidClient>,
+    /// 32-byte key for data at rest, when configured.
+    pub encryption_key: Option<[u8; 32]>,
+    /// Things that work but deserve a loud line at start-up.
+    pub warnings: Vec<String>,
+}
+
+/// Collects problems while parsing, so one run reports them all.
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+    warnings: Vec<String>,
+}
+
+impl Checker {
+    fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Runs a parser; on error records it under `key` and yields `None`.
+    fn check<T>(&mut self, key: impl Into<String>, parsed: Result<T, String>) -> Option<T> {
+        parsed.map_err(|m| self.problem(key, m)).ok()
+    }
+
+    fn duration(&mut self, key: &str, raw: &str) -> Duration {
+        let parsed = humantime::parse_duration(raw)
+            .map_err(|e| format!("{raw:?} is not a duration like \"60s\", \"10m\", \"30d\" ({e})"))
+            .and_then(|d| {
+                if d.is_zero() {
+                    Err("must be longer than zero".to_owned())
+                } else {
+                    Ok(d)
+                }
+            });
+        self.check(key, parsed).unwrap_or(Duration::from_secs(1))
+    }
+
+    fn ids(&mut self, key: &str, raw: &[String]) -> Vec<DiscordId> {
+        raw.iter()
+            .enumerate()
+            .filter_map(|(i, id)| self.check(format!("{key}[{i}]"), DiscordId::parse(id)))
+            .collect()
+    }
+
+    fn roles(&mut self, key: &str, raw: &[String]) -> Vec<(DiscordId, DiscordId)> {
+        let mut out = Vec::new();
+        for (i, pair) in raw.iter().enumerate() {
+            let key = format!("{key}[{i}]");
+            let Some((guild, role)) = pair.split_once(':') else {
+                self.problem(key, format!("{pair:?} is not \"guild_id:role_id\""));
+                continue;
+            };
+            let guild = self.check(key.clone(), DiscordId::parse(guild));
+            let role = self.check(key, DiscordId::parse(role));
+            if let (Some(g), Some(r)) = (guild, role) {
+                out.push((g, r));
+            }
+        }
+        out
+    }
+
+    fn uris(&mut self, key: &str, raw: &[String]) -> Vec<RedirectUri> {
+        raw.iter()
+            .enumerate()
+            .filter_map(|(i, u)| self.check(format!("{key}[{i}]"), RedirectUri::parse(u)))
+            .collect()
+    }
+}
+
+impl Settings {
+    /// Checks everything and returns the typed config, or every problem found.
+    pub fn validate(&self) -> Result<ValidConfig, Vec<Problem>> {
+        let mut c = Checker::default();
+        let issuer = c.check("issuer", Issuer::parse(&self.issuer));
+        let listen = c.check(
+            "server.listen",
+            self.server.listen.parse::<SocketAddr>().map_err(|_| {
+                format!(
+                    "{:?} is not an address:port such as \"127.0.0.1:8080\"",
+                    self.server.listen
+                )
+            }),
+        );
+        if !matches!(self.log.format.as_str(), "pretty" | "json") {
+            c.problem(
+                "log.format",
+                format!("{:?} is not \"pretty\" or \"json\"", self.log.format),
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            c.problem(
+                "log.level",
+                format!("{:?} is not a log filter ({e})", self.log.level),
+            );
+        }
+        let db = self.database.url.expose_secret();
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres:")
+            || db.starts_with("postgresql:"))
+        {
+            c.problem("database.url", "must start with sqlite:// or postgres://");
+        }
+        if self.database.max_connections == 0 {
+            c.problem("database.max_connections", "must be at least 1");
+        }
+        let lifetimes = Lifetimes {
+            code: c.duration("tokens.code_ttl", &self.tokens.code_ttl),
+            access_token: c.duration("tokens.access_token_ttl", &self.tokens.access_token_ttl),
+            id_token: c.duration("tokens.id_token_ttl", &self.tokens.id_token_ttl),
+            refresh_token: c.duration("tokens.refresh_token_ttl", &self.tokens.refresh_token_ttl),
+            session: c.duration("session.ttl", &self.session.ttl),
+            membership: c.duration("discord.membership_ttl", &self.discord.membership_ttl),
+            discord_timeout: c.duration("discord.timeout", &self.discord.timeout),
+        };
+        if lifetimes.code > Duration::from_secs(600) {
+            c.problem("tokens.code_ttl", "must be at most 10m (RFC 6749 §4.1.2)");
+        }
+        check_cookie_name(&mut c, &self.session.cookie_name);
+        let (discord_authorize_url, discord_api_base_url) = self.check_discord(&mut c);
+        let access = AccessRules {
+            allowed_guilds: c.ids("access.allowed_guilds", &self.access.allowed_guilds),
+            required_roles: c.roles("access.required_roles", &self.access.required_roles),
+            require_verified_email: self.access.require_verified_email,
+            allow_users: c.ids("access.allow_users", &self.access.allow_users),
+            deny_users: c.ids("access.deny_users", &self.access.deny_users),
+        };
+        let groups = self.check_groups(&mut c);
+        let group_names: HashSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        let mut seen = HashSet::new();
+        let clients: Vec<ValidClient> = self
+            .clients
+            .iter()
+            .enumerate()
+            .filter_map(|(i, client)| check_client(&mut c, i, client, &group_names, &mut seen))
+            .collect();
+        let encryption_key = check_encryption_key(&mut c, &self.secrets.encryption_key);
+
+        match (issuer, listen, discord_authorize_url, discord_api_base_url) {
+            (Some(issuer), Some(listen), Some(authorize), Some(api)) if c.problems.is_empty() => {
+                Ok(ValidConfig {
+                    issuer,
+                    listen,
+                    lifetimes,
+                    discord_authorize_url: authorize,
+                    discord_api_base_url: api,
+                    access,
+                    groups,
+                    clients,
+                    encryption_key,
+                    warnings: c.warnings,
+                })
+            }
+            _ => Err(c.problems),
+        }
+    }
+
+    fn check_discord(&self, c: &mut Checker) -> (Option<Url>, Option<Url>) {
+        let d = &self.discord;
+        if d.client_id.is_empty() {
+            c.warnings.push(
+                "discord.client_id is empty: nobody can sign in until a Discord application is configured".into(),
+            );
+        } else if let Err(m) = DiscordId::parse(&d.client_id) {
+            c.problem("discord.client_id", m);
+        }
+        if !d.client_id.is_empty() && d.client_secret.expose_secret().is_empty() {
+            c.problem(
+                "discord.client_secret",
+                "must be set when discord.client_id is (prefer GUILDGATE__DISCORD__CLIENT_SECRET)",
+            );
+        }
+        if !d.scopes.iter().any(|s| s == "identify") {
+            c.problem("discord.scopes", "must include \"identify\"");
+        }
+        let known = ["identify", "email", "guilds", "guilds.members.read"];
+        for (i, s) in d.scopes.iter().enumerate() {
+            if !known.contains(&s.as_str()) {
+                c.problem(
+                    format!("discord.scopes[{i}]"),
+                    format!("{s:?} is not one of {known:?}"),
+                );
+            }
+        }
+        let url = |c: &mut Checker, key: &str, raw: &str| {
+            c.check(
+                key,
+                Url::parse(raw)
+                    .map_err(|e| format!("{raw:?} is not an absolute URL ({e})"))
+                    .and_then(|u| {
+                        if matches!(u.scheme(), "http" | "https") {
+                            Ok(u)
+                        } else {
+                            Err("must be an http(s) URL".into())
+                        }
+                    }),
+            )
+        };
+        (
+            url(c, "discord.authorize_url", &d.authorize_url),
+            url(c, "discord.api_base_url", &d.api_base_url),
+        )
+    }
+
+    fn check_groups(&self, c: &mut Checker) -> Vec<ValidGroup> {
+        let mut names = HashSet::new();
+        let mut out = Vec::new();
+        for (i, g) in self.groups.iter().enumerate() {
+            if g.name.trim().is_empty() {
+                c.problem(format!("groups[{i}].name"), "must not be empty");
+            } else if !names.insert(g.name.clone()) {
+                c.problem(
+                    format!("groups[{i}].name"),
+                    format!("{:?} is defined twice", g.name),
+                );
+            }
+            let guild = c.check(format!("groups[{i}].guild"), DiscordId::parse(&g.guild));
+            let role = match &g.role {
+                Some(r) => c
+                    .check(format!("groups[{i}].role"), DiscordId::parse(r))
+                    .map(Some),
+                None => Some(None),
+            };
+            if let (Some(guild), Some(role)) = (guild, role) {
+                out.push(ValidGroup {
+                    name: g.name.clone(),
+                    guild,
+                    role,
+                });
+            }
+        }
+        out
+    }
+}
+
+fn check_cookie_name(c: &mut Checker, name: &str) {
+    // RFC 6265 §4.1.1 token characters.
+    let ok = |ch: char| ch.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(ch);
+    if name.is_empty() || !name.chars().all(ok) {
+        c.problem(
+            "session.cookie_name",
+            format!("{name:?} is not a valid cookie name"),
+        );
+    }
+}
+
+fn check_encryption_key(c: &mut Checker, key: &SecretString) -> Option<[u8; 32]> {
+    let raw = key.expose_secret();
+    if raw.is_empty() {
+        return None;
+    }
+    let decoded = (raw.len() == 64)
+        .then(|| {
+            (0..32)
+                .map(|i| u8::from_str_radix(raw.get(i * 2..i * 2 + 2)?, 16).ok())
+                .collect::<Option<Vec<u8>>>()
+        })
+        .flatten()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok());
+    if decoded.is_none() {
+        c.problem(
+            "secrets.encryption_key",
+            "must be 64 hex characters (32 bytes), e.g. from `openssl rand -hex 32`",
+        );
+    }
+    decoded
+}
+
+fn check_client(
+    c: &mut Checker,
+    i: usize,
+    s: &ClientSettings,
+    group_names: &HashSet<&str>,
+    seen: &mut HashSet<String>,
+) -> Option<ValidClient> {
+    let key = |field: &str| format!("clients[{i}].{field}");
+    let id = c.check(key("id"), ClientId::parse(&s.id));
+    if !seen.insert(s.id.clone()) {
+        c.problem(
+            key("id"),
+            format!("{:?} is used by more than one client", s.id),
+        );
+    }
+    let secret = match (s.public, &s.secret_hash, &s.secret) {
+        (true, None, None) => Some(ClientSecret::Public),
+        (true, _, _) => {
+            c.problem(
+                key("public"),
+                "a public client must not have secret_hash or secret",
+            );
+            None
+        }
+        (false, Some(hash), None) => c
+            .check(
+                key("secret_hash"),
+                argon2::PasswordHash::new(hash)
+                    .map(|_| ())
+                    .map_err(|e| format!("is not a PHC string from `guildgate hash-secret` ({e})")),
+            )
+            .map(|()| ClientSecret::Hash(hash.clone())),
+        (false, None, Some(plain)) => {
+            c.warnings.push(format!(
+                "clients[{i}] ({}) has a plain `secret` in config: for development only; use secret_hash from `guildgate hash-secret`",
+                s.id
+            ));
+            Some(ClientSecret::Plain(plain.clone()))
+        }
+        (false, Some(_), Some(_)) => {
+            c.problem(key("secret"), "set either secret_hash or secret, not both");
+            None
+        }
+        (false, None, None) => {
+            c.problem(
+                key("secret_hash"),
+                "set secret_hash (from `guildgate hash-secret`) or public = true",
+            );
+            None
+        }
+    };
+    if s.redirect_uris.is_empty() {
+        c.problem(
+            key("redirect_uris"),
+            "at least one redirect URI is required",
+        );
+    }
+    let redirect_uris = c.uris(&key("redirect_uris"), &s.redirect_uris);
+    let post_logout = c.uris(
+        &key("post_logout_redirect_uris"),
+        &s.post_logout_redirect_uris,
+    );
+    let backchannel = s.backchannel_logout_uri.as_ref().and_then(|raw| {
+        c.check(
+            key("backchannel_logout_uri"),
+            RedirectUri::parse(raw).and_then(|u| {
+                let url = Url::parse(u.as_str()).map_err(|e| e.to_string())?;
+                if matches!(url.scheme(), "http" | "https") {
+                    Ok(url)
+                } else {
+                    Err("must be an http(s) URL".into())
+                }
+            }),
+        )
+    });
+    let access = AccessRules {
+        allowed_guilds: c.ids(&key("allowed_guilds"), &s.allowed_guilds),
+        required_roles: c.roles(&key("required_roles"), &s.required_roles),
+        require_verified_email: s.require_verified_email,
+        allow_users: c.ids(&key("allow_users"), &s.allow_users),
+        deny_users: c.ids(&key("deny_users"), &s.deny_users),
+    };
+    for (g, name) in s.groups.iter().enumerate() {
+        if !group_names.contains(name.as_str()) {
+            c.problem(
+                format!("clients[{i}].groups[{g}]"),
+                format!("{name:?} is not defined in [[groups]]"),
+            );
+        }
+    }
+    let consent = match s.consent.as_str() {
+        "never" => Some(Consent::Never),
+        "once" => Some(Consent::Once),
+        "always" => Some(Consent::Always),
+        other => {
+            c.problem(
+                key("consent"),
+                format!("{other:?} is not never, once or always"),
+            );
+            None
+        }
+    };
+    let pairwise = match s.subject_type.as_str() {
+        "public" => Some(false),
+        "pairwise" => Some(true),
+        other => {
+            c.problem(
+                key("subject_type"),
+                format!("{other:?} is not public or pairwise"),
+            );
+            None
+        }
+    };
+    Some(ValidClient {
+        id: id?,
+        name: s.name.clone().unwrap_or_else(|| s.id.clone()),
+        secret: secret?,
+        redirect_uris,
+        post_logout_redirect_uris: post_logout,
+        backchannel_logout_uri: backchannel,
+        access,
+        groups: s.groups.clone(),
+        consent: consent?,
+        refresh_tokens: s.refresh_tokens,
+        pairwise_subject: pairwise?,
+    })
+}

@@ -1,0 +1,651 @@
+//! `DiscordClient`: authorize URL, token exchange/refresh/revoke and identity reads, with a timeout
+//! on every call, bounded retries, and Discord's rate-limit headers honoured.
+
+use super::{DiscordError, DiscordRoute, DiscordStats, api};
+use base64::Engine as _;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use url::{Url, form_urlencoded};
+
+/// Discord asks for `User-Agent: DiscordBot ($url, $versionNumber)` (docs: reference#user-agent).
+const USER_AGENT: &str = concat!(
+    "DiscordBot (",
+    env!("CARGO_PKG_NAME"),
+    ", ",
+    env!("CARGO_PKG_VERSION"),
+    ")"
+);
+/// Pause before the single retry of a 5xx or connection failure.
+const QUICK_RETRY: Duration = Duration::from_millis(200);
+/// Upper bound on 429 retries per call, even when Discord says `retry_after: 0`.
+const MAX_RATE_LIMIT_RETRIES: u32 = 5;
+/// Bucket entries kept before expired ones are pruned.
+const MAX_TRACKED_BUCKETS: usize = 4096;
+
+/// Settings of the upstream client (from the `[discord]` config section).
+#[derive(Clone, Debug)]
+pub struct DiscordClientConfig {
+    /// The application's client id.
+    pub client_id: String,
+    /// The application's client secret (redacted in `Debug`).
+    pub client_secret: SecretString,
+    /// Discord's authorization endpoint, e.g. `https://discord.com/oauth2/authorize`.
+    pub authorize_url: Url,
+    /// API base with version, e.g. `https://discord.com/api/v10`; token URL is `{this}/oauth2/token`.
+    pub api_base_url: Url,
+    /// Scopes to request, e.g. `identify email guilds guilds.members.read`.
+    pub scopes: Vec<String>,
+    /// Our callback, registered with Discord exactly.
+    pub redirect_uri: String,
+    /// Timeout of each HTTP request (connect + answer + body).
+    pub timeout: Duration,
+    /// Total time one call may spend waiting on rate limits before giving up.
+    pub max_retry_wait: Duration,
+}
+
+/// Tokens from Discord's token endpoint. `Debug` never shows them.
+#[derive(Clone)]
+pub struct DiscordTokens {
+    /// Bearer token for the REST API.
+    pub access_token: SecretString,
+    /// Refresh token, when Discord issued one.
+    pub refresh_token: Option<SecretString>,
+    /// Lifetime of the access token.
+    pub expires_in: Duration,
+    /// Scopes Discord actually granted.
+    pub scopes: Vec<String>,
+}
+
+impl fmt::Debug for DiscordTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiscordTokens")
+            .field("access_token", &"[redacted]")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("expires_in", &self.expires_in)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+/// The upstream client. Cheap to clone: one `reqwest::Client` and shared state behind an `Arc`.
+#[derive(Clone)]
+pub struct DiscordClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    client_id: String,
+    /// `Basic base64(urlencode(id):urlencode(secret))`, marked sensitive.
+    basic_auth: HeaderValue,
+    authorize_url: Url,
+    api_base_url: Url,
+    token_url: Url,
+    revoke_url: Url,
+    scopes: Vec<String>,
+    redirect_uri: String,
+    max_retry_wait: Duration,
+    buckets: Mutex<Buckets>,
+    stats: DiscordStats,
+}
+
+impl fmt::Debug for DiscordClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiscordClient")
+            .field("client_id", &self.inner.client_id)
+            .field("api_base_url", &self.inner.api_base_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DiscordClient {
+    /// Builds the client; fails only on an unusable configuration.
+    pub fn new(cfg: DiscordClientConfig) -> Result<Self, DiscordError> {
+        let token_url = endpoint(&cfg.api_base_url, &["oauth2", "token"])?;
+        let revoke_url = endpoint(&cfg.api_base_url, &["oauth2", "token", "revoke"])?;
+        // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
+        let credentials = format!(
+            "{}:{}",
+            form_encode(&cfg.client_id),
+            form_encode(cfg.client_secret.expose_secret())
+        );
+        let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+        let mut basic_auth = HeaderValue::from_str(&format!("Basic {encoded}"))
+            .map_err(|_| DiscordError::Config("client credentials are not header-safe".into()))?;
+        basic_auth.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout)
+            .user_agent(USER_AGENT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| DiscordError::Config(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                client_id: cfg.client_id,
+                basic_auth,
+                authorize_url: cfg.authorize_url,
+                api_base_url: cfg.api_base_url,
+                token_url,
+                revoke_url,
+                scopes: cfg.scopes,
+                redirect_uri: cfg.redirect_uri,
+                max_retry_wait: cfg.max_retry_wait,
+                buckets: Mutex::new(Buckets::default()),
+                stats: DiscordStats::default(),
+            }),
+        })
+    }
+
+    /// Calls, 429s and latencies per route since start.
+    pub fn stats(&self) -> &DiscordStats {
+        &self.inner.stats
+    }
+
+    /// Discord's authorization URL for one login: code flow with PKCE S256 and our `state`.
+    /// Spaces in values are encoded as `%20`, as in the docs' example URL.
+    pub fn authorize_url(&self, state: &str, code_challenge: &str, prompt: Option<&str>) -> Url {
+        let scope = self.inner.scopes.join(" ");
+        let mut pairs = vec![
+            ("response_type", "code"),
+            ("client_id", self.inner.client_id.as_str()),
+            ("scope", scope.as_str()),
+            ("state", state),
+            ("redirect_uri", self.inner.redirect_uri.as_str()),
+            ("code_challenge", code_challenge),
+            ("code_challenge_method", "S256"),
+        ];
+        if let Some(prompt) = prompt {
+            pairs.push(("prompt", prompt));
+        }
+        let ours = pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", query_encode(k), query_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut url = self.inner.authorize_url.clone();
+        let query = match url.query() {
+            Some(existing) if !existing.is_empty() => format!("{existing}&{ours}"),
+            _ => ours,
+        };
+        url.set_query(Some(&query));
+        url
+    }
+
+    /// Redeems an authorization code (`grant_type=authorization_code`) with our PKCE verifier.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        code_verifier: &str,
+    ) -> Result<DiscordTokens, DiscordError> {
+        let redirect_uri = self.inner.redirect_uri.clone();
+        self.token_call(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &redirect_uri),
+            ("code_verifier", code_verifier),
+        ])
+        .await
+    }
+
+    /// Trades a refresh token for new tokens (`grant_type=refresh_token`).
+    pub async fn refresh(
+        &self,
+        refresh_token: &SecretString,
+    ) -> Result<DiscordTokens, DiscordError> {
+        self.token_call(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose_secret()),
+        ])
+        .await
+    }
+
+    /// Revokes a token (RFC 7009). Discord revokes every token of that authorization.
+    pub async fn revoke(&self, token: &SecretString) -> Result<(), DiscordError> {
+        let body = form(&[("token", token.expose_secret())]);
+        let url = &self.inner.revoke_url;
+        let answer = self
+            .send(DiscordRoute::Revoke, "app", || self.form_post(url, &body))
+            .await?;
+        if answer.status.is_success() {
+            Ok(())
+        } else {
+            Err(oauth_error(&answer))
+        }
+    }
+
+    /// `GET /users/@me` (needs `identify`; `email` adds `email` and `verified`).
+    pub async fn fetch_user(&self, access_token: &SecretString) -> Result<api::User, DiscordError> {
+        let answer = self
+            .get(DiscordRoute::Me, &["users", "@me"], access_token)
+            .await?;
+        if answer.status.is_success() {
+            parse(&answer.body)
+        } else {
+            Err(rest_error(&answer))
+        }
+    }
+
+    /// `GET /users/@me/guilds` (needs `guilds`). Returns up to 200 guilds, the most a user can join,
+    /// so no pagination is needed (docs: resources/user#get-current-user-guilds).
+    pub async fn fetch_guilds(
+        &self,
+        access_token: &SecretString,
+    ) -> Result<Vec<api::PartialGuild>, DiscordError> {
+        let answer = self
+            .get(
+                DiscordRoute::Guilds,
+                &["users", "@me", "guilds"],
+                access_token,
+            )
+            .await?;
+        if answer.status.is_success() {
+            parse(&answer.body)
+        } else {
+            Err(rest_error(&answer))
+        }
+    }
+
+    /// `GET /users/@me/guilds/{guild_id}/member` (needs `guilds.members.read`).
+    /// `Ok(None)` when the user is not a member (404 with code 10004 Unknown Guild or 10007
+    /// Unknown Member); any other 404 is an error, so a wrong base URL never reads as "not a member".
+    pub async fn fetch_member(
+        &self,
+        access_token: &SecretString,
+        guild_id: &str,
+    ) -> Result<Option<api::GuildMember>, DiscordError> {
+        if guild_id.is_empty() || !guild_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DiscordError::Config(format!(
+                "guild id {guild_id:?} is not a snowflake"
+            )));
+        }
+        let path = ["users", "@me", "guilds", guild_id, "member"];
+        let answer = self.get(DiscordRoute::Member, &path, access_token).await?;
+        if answer.status.is_success() {
+            return parse(&answer.body).map(Some);
+        }
+        if answer.status == StatusCode::NOT_FOUND {
+            if let Ok(body) = serde_json::from_slice::<api::ErrorBody>(&answer.body) {
+                if matches!(
+                    body.code,
+                    api::codes::UNKNOWN_GUILD | api::codes::UNKNOWN_MEMBER
+                ) {
+                    return Ok(None);
+                }
+            }
+        }
+        Err(rest_error(&answer))
+    }
+
+    async fn token_call(&self, params: &[(&str, &str)]) -> Result<DiscordTokens, DiscordError> {
+        let body = form(params);
+        let url = &self.inner.token_url;
+        let answer = self
+            .send(DiscordRoute::Token, "app", || self.form_post(url, &body))
+            .await?;
+        if !answer.status.is_success() {
+            return Err(oauth_error(&answer));
+        }
+        let t: api::TokenResponse = parse(&answer.body)?;
+        if !t.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(DiscordError::Malformed(format!(
+                "token_type {:?}",
+                t.token_type
+            )));
+        }
+        Ok(DiscordTokens {
+            access_token: SecretString::from(t.access_token),
+            refresh_token: t.refresh_token.map(SecretString::from),
+            expires_in: Duration::from_secs(t.expires_in),
+            scopes: t.scope.split_whitespace().map(str::to_owned).collect(),
+        })
+    }
+
+    /// The token endpoints accept only `application/x-www-form-urlencoded` (docs: topics/oauth2).
+    fn form_post(&self, url: &Url, body: &str) -> reqwest::RequestBuilder {
+        self.inner
+            .http
+            .post(url.clone())
+            .header(AUTHORIZATION, self.inner.basic_auth.clone())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(ACCEPT, "application/json")
+            .body(body.to_owned())
+    }
+
+    async fn get(
+        &self,
+        route: DiscordRoute,
+        segments: &[&str],
+        token: &SecretString,
+    ) -> Result<Answer, DiscordError> {
+        let url = endpoint(&self.inner.api_base_url, segments)?;
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+            .map_err(|_| DiscordError::Unauthorized)?;
+        bearer.set_sensitive(true);
+        // Rate limits are per user (token), so buckets are keyed by a tag of the token.
+        let who = token_tag(token);
+        self.send(route, &who, || {
+            self.inner
+                .http
+                .get(url.clone())
+                .header(AUTHORIZATION, bearer.clone())
+                .header(ACCEPT, "application/json")
+        })
+        .await
+    }
+
+    /// Sends with the retry policy: wait on exhausted buckets and 429s within the budget, retry
+    /// one 5xx/connection failure, never retry other 4xx, map timeouts to `Timeout`.
+    async fn send<F>(
+        &self,
+        route: DiscordRoute,
+        who: &str,
+        build: F,
+    ) -> Result<Answer, DiscordError>
+    where
+        F: Fn() -> reqwest::RequestBuilder,
+    {
+        let route_key = format!("{}|{who}", route.as_str());
+        let budget = self.inner.max_retry_wait;
+        let mut waited = Duration::ZERO;
+        let mut quick_retry_used = false;
+        let mut rate_limited = 0u32;
+        loop {
+            let pending = self.lock_buckets().wait(&route_key, Instant::now());
+            if let Some(wait) = pending {
+                tracing::debug!(
+                    route = route.as_str(),
+                    wait_ms = wait.as_millis() as u64,
+                    "bucket exhausted"
+                );
+                wait_within_budget(wait, &mut waited, budget).await?;
+            }
+            let started = Instant::now();
+            let result = match build().send().await {
+                Ok(resp) => read_answer(resp).await,
+                Err(e) => Err(e),
+            };
+            self.inner.stats.record_call(route, started.elapsed());
+            let answer = match result {
+                Ok(answer) => answer,
+                Err(e) if e.is_timeout() => return Err(DiscordError::Timeout),
+                Err(e) => {
+                    tracing::warn!(route = route.as_str(), error = %e, "Discord request failed");
+                    if !quick_retry_used {
+                        quick_retry_used = true;
+                        tokio::time::sleep(QUICK_RETRY).await;
+                        continue;
+                    }
+                    return Err(DiscordError::Unavailable(describe(e)));
+                }
+            };
+            self.lock_buckets()
+                .update(&route_key, who, &answer.limits, Instant::now());
+            if answer.status == StatusCode::TOO_MANY_REQUESTS {
+                self.inner.stats.record_rate_limited(route);
+                let wait = retry_after(&answer);
+                tracing::warn!(
+                    route = route.as_str(),
+                    retry_after_ms = wait.as_millis() as u64,
+                    "Discord answered 429"
+                );
+                rate_limited += 1;
+                if rate_limited > MAX_RATE_LIMIT_RETRIES {
+                    return Err(DiscordError::RateLimited { retry_after: wait });
+                }
+                wait_within_budget(wait, &mut waited, budget).await?;
+                continue;
+            }
+            if answer.status.is_server_error() {
+                tracing::warn!(
+                    route = route.as_str(),
+                    status = answer.status.as_u16(),
+                    "Discord answered 5xx"
+                );
+                if !quick_retry_used {
+                    quick_retry_used = true;
+                    tokio::time::sleep(QUICK_RETRY).await;
+                    continue;
+                }
+                return Err(DiscordError::Unavailable(format!(
+                    "HTTP {}",
+                    answer.status.as_u16()
+                )));
+            }
+            return Ok(answer);
+        }
+    }
+
+    fn lock_buckets(&self) -> std::sync::MutexGuard<'_, Buckets> {
+        self.inner
+            .buckets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+async fn wait_within_budget(
+    wait: Duration,
+    waited: &mut Duration,
+    budget: Duration,
+) -> Result<(), DiscordError> {
+    if waited.saturating_add(wait) > budget {
+        return Err(DiscordError::RateLimited { retry_after: wait });
+    }
+    tokio::time::sleep(wait).await;
+    *waited = waited.saturating_add(wait);
+    Ok(())
+}
+
+/// The error with its causes ("error sending request: ... : Connection refused"), URL omitted.
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A fully read response.
+struct Answer {
+    status: StatusCode,
+    limits: RateLimitHeaders,
+    body: Vec<u8>,
+}
+
+async fn read_answer(resp: reqwest::Response) -> Result<Answer, reqwest::Error> {
+    let status = resp.status();
+    let limits = RateLimitHeaders::from_headers(resp.headers());
+    let body = resp.bytes().await?.to_vec();
+    Ok(Answer {
+        status,
+        limits,
+        body,
+    })
+}
+
+/// The `X-RateLimit-*` and `Retry-After` headers (docs: topics/rate-limits#header-format).
+#[derive(Debug, Default)]
+struct RateLimitHeaders {
+    remaining: Option<u32>,
+    reset_after: Option<Duration>,
+    bucket: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+impl RateLimitHeaders {
+    fn from_headers(h: &HeaderMap) -> Self {
+        let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let seconds = |name: &str| {
+            text(name)
+                .and_then(|v| v.parse::<f64>().ok())
+                .and_then(secs)
+        };
+        Self {
+            remaining: text("x-ratelimit-remaining").and_then(|v| v.parse().ok()),
+            reset_after: seconds("x-ratelimit-reset-after"),
+            bucket: text("x-ratelimit-bucket")
+                .filter(|b| !b.is_empty())
+                .map(str::to_owned),
+            retry_after: seconds(RETRY_AFTER.as_str()),
+        }
+    }
+}
+
+/// How long a 429 asks us to wait: the body's float `retry_after`, else the `Retry-After` header,
+/// else one second (docs: "rely on the Retry-After header or retry_after field").
+fn retry_after(answer: &Answer) -> Duration {
+    serde_json::from_slice::<api::RateLimitBody>(&answer.body)
+        .ok()
+        .and_then(|b| secs(b.retry_after))
+        .or(answer.limits.retry_after)
+        .unwrap_or(Duration::from_secs(1))
+}
+
+fn secs(value: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(value).ok()
+}
+
+/// Per-bucket state from `X-RateLimit-Remaining` / `Reset-After`. Routes map to Discord's
+/// `X-RateLimit-Bucket` ids once seen; limits are per user, so keys carry the token tag.
+#[derive(Default)]
+struct Buckets {
+    aliases: HashMap<String, String>,
+    states: HashMap<String, BucketState>,
+}
+
+struct BucketState {
+    remaining: u32,
+    reset_at: Instant,
+}
+
+impl Buckets {
+    fn wait(&self, route_key: &str, now: Instant) -> Option<Duration> {
+        let key = self
+            .aliases
+            .get(route_key)
+            .map_or(route_key, String::as_str);
+        let state = self.states.get(key)?;
+        (state.remaining == 0 && state.reset_at > now).then(|| state.reset_at - now)
+    }
+
+    fn update(&mut self, route_key: &str, who: &str, h: &RateLimitHeaders, now: Instant) {
+        let (Some(remaining), Some(reset_after)) = (h.remaining, h.reset_after) else {
+            return;
+        };
+        if self.states.len() >= MAX_TRACKED_BUCKETS {
+            self.states.retain(|_, s| s.reset_at > now);
+        }
+        if self.aliases.len() >= MAX_TRACKED_BUCKETS {
+            self.aliases.clear();
+        }
+        let key = match &h.bucket {
+            Some(bucket) => {
+                let key = format!("{bucket}|{who}");
+                self.aliases.insert(route_key.to_owned(), key.clone());
+                key
+            }
+            None => route_key.to_owned(),
+        };
+        self.states.insert(
+            key,
+            BucketState {
+                remaining,
+                reset_at: now + reset_after,
+            },
+        );
+    }
+}
+
+/// Maps a token endpoint error: `invalid_grant` → `InvalidGrant`, others → `Rejected`.
+fn oauth_error(answer: &Answer) -> DiscordError {
+    match serde_json::from_slice::<api::OAuthErrorBody>(&answer.body) {
+        Ok(e) if e.error == "invalid_grant" => DiscordError::InvalidGrant,
+        Ok(e) => DiscordError::Rejected {
+            status: answer.status.as_u16(),
+            code: None,
+            message: match e.error_description {
+                Some(d) => format!("{}: {d}", e.error),
+                None => e.error,
+            },
+        },
+        Err(_) => json_error(answer),
+    }
+}
+
+/// Maps a REST error: 401 → `Unauthorized`, others → `Rejected` with Discord's code.
+fn rest_error(answer: &Answer) -> DiscordError {
+    if answer.status == StatusCode::UNAUTHORIZED {
+        return DiscordError::Unauthorized;
+    }
+    json_error(answer)
+}
+
+fn json_error(answer: &Answer) -> DiscordError {
+    let (code, message) = match serde_json::from_slice::<api::ErrorBody>(&answer.body) {
+        Ok(e) => (Some(e.code), e.message),
+        Err(_) => (None, "error without a JSON body".to_owned()),
+    };
+    DiscordError::Rejected {
+        status: answer.status.as_u16(),
+        code,
+        message,
+    }
+}
+
+/// Parses JSON; the error names the position, never echoes the body (it may hold tokens).
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, DiscordError> {
+    serde_json::from_slice(body).map_err(|e| {
+        DiscordError::Malformed(format!(
+            "{:?} error at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+/// `base` + path segments; `base` keeps its own path (e.g. `/api/v10`).
+fn endpoint(base: &Url, segments: &[&str]) -> Result<Url, DiscordError> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|()| DiscordError::Config(format!("api_base_url {base} cannot take a path")))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
+fn form(params: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish()
+}
+
+fn form_encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// Form encoding with `%20` for spaces; `+` can only come from a space, since a literal `+` is `%2B`.
+fn query_encode(value: &str) -> String {
+    form_encode(value).replace('+', "%20")
+}
+
+/// A short, non-reversible tag of a token for bucket keys.
+fn token_tag(token: &SecretString) -> String {
+    let digest = Sha256::digest(token.expose_secret().as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,17 @@
+//! Parse-don't-validate newtypes: request and config strings become these once, at the edge.
+
+mod client_id;
+mod discord_id;
+mod issuer;
+mod pkce;
+mod redirect_uri;
+mod scopes;
+mod token;
+
+pub use client_id::ClientId;
+pub use discord_id::DiscordId;
+pub use issuer::{Issuer, is_loopback};
+pub use pkce::{PkceChallenge, PkceVerifier, constant_time_eq};
+pub use redirect_uri::RedirectUri;
+pub use scopes::{SUPPORTED_SCOPES, Scopes};
+pub use token::{OpaqueToken, TokenHash};

@@ -1,0 +1,221 @@
+//! Errors as responses: OAuth2 error JSON (RFC 6749 §5.2, RFC 6750 §3) and HTML pages for people.
+//! These are the crate's only `ResponseError` impls, so no endpoint picks status codes itself.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use std::borrow::Cow;
+use std::fmt;
+
+/// The registered error codes we emit, with their wire names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthErrorCode {
+    /// RFC 6749 §5.2.
+    InvalidRequest,
+    /// RFC 6749 §5.2: client authentication failed (401).
+    InvalidClient,
+    /// RFC 6749 §5.2: bad, expired, revoked or foreign code or refresh token.
+    InvalidGrant,
+    /// RFC 6749 §5.2.
+    UnauthorizedClient,
+    /// RFC 6749 §5.2.
+    UnsupportedGrantType,
+    /// RFC 6749 §5.2.
+    InvalidScope,
+    /// RFC 6749 §4.1.2.1.
+    AccessDenied,
+    /// RFC 6749 §4.1.2.1.
+    UnsupportedResponseType,
+    /// RFC 6749 §4.1.2.1 (500).
+    ServerError,
+    /// RFC 6749 §4.1.2.1 (503).
+    TemporarilyUnavailable,
+    /// OIDC Core §3.1.2.6.
+    LoginRequired,
+    /// OIDC Core §3.1.2.6.
+    ConsentRequired,
+    /// OIDC Core §3.1.2.6.
+    InteractionRequired,
+    /// OIDC Core §3.1.2.6.
+    RequestNotSupported,
+    /// OIDC Core §3.1.2.6.
+    RequestUriNotSupported,
+    /// RFC 6750 §3.1: bad bearer token (401).
+    InvalidToken,
+}
+
+impl OAuthErrorCode {
+    /// The `error` string on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::AccessDenied => "access_denied",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::InteractionRequired => "interaction_required",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::RequestUriNotSupported => "request_uri_not_supported",
+            Self::InvalidToken => "invalid_token",
+        }
+    }
+}
+
+impl fmt::Display for OAuthErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An OAuth2 error: a code, a description safe to show, and an internal cause that is only logged.
+#[derive(Debug)]
+pub struct OAuthError {
+    /// The RFC code.
+    pub code: OAuthErrorCode,
+    /// `error_description`: never contains secrets or internal detail.
+    pub description: Cow<'static, str>,
+    /// The internal cause of a `server_error`, logged with its chain, never sent.
+    pub internal: Option<anyhow::Error>,
+}
+
+impl OAuthError {
+    /// An error with a public description.
+    pub fn new(code: OAuthErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+            internal: None,
+        }
+    }
+
+    /// A `server_error` whose cause is logged and hidden.
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code: OAuthErrorCode::ServerError,
+            description: Cow::Borrowed("the server could not complete the request"),
+            internal: Some(cause.into()),
+        }
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        match self.code {
+            OAuthErrorCode::InvalidClient | OAuthErrorCode::InvalidToken => {
+                StatusCode::UNAUTHORIZED
+            }
+            OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            OAuthErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Some(cause) = &self.internal {
+            tracing::error!(error = %self.code, cause = format!("{cause:#}"), "request failed");
+        } else {
+            tracing::info!(error = %self.code, description = %self.description, "request refused");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"));
+        match self.code {
+            // RFC 6749 §5.2: a 401 for client authentication names the scheme we accept.
+            OAuthErrorCode::InvalidClient => {
+                response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="guildgate""#));
+            }
+            // RFC 6750 §3: the Bearer challenge carries the error code.
+            OAuthErrorCode::InvalidToken => {
+                let value = format!(
+                    r#"Bearer realm="guildgate", error="invalid_token", error_description="{}""#,
+                    self.description.replace(['"', '\\'], "'")
+                );
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    response.insert_header((header::WWW_AUTHENTICATE, v));
+                }
+            }
+            _ => {}
+        }
+        response.json(serde_json::json!({
+            "error": self.code.as_str(),
+            "error_description": self.description,
+        }))
+    }
+}
+
+/// An error shown to a person in the browser as a readable page (never a redirect).
+#[derive(Debug)]
+pub struct PageError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Page heading.
+    pub title: Cow<'static, str>,
+    /// What happened and what the person can do.
+    pub message: Cow<'static, str>,
+    /// Logged, never shown.
+    pub internal: Option<anyhow::Error>,
+}
+
+impl PageError {
+    /// A page with a fixed, safe message.
+    pub fn new(
+        status: StatusCode,
+        title: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            status,
+            title: title.into(),
+            message: message.into(),
+            internal: None,
+        }
+    }
+}
+
+impl fmt::Display for PageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.title, self.message)
+    }
+}
+
+impl std::error::Error for PageError {}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Some(cause) = &self.internal {
+            tracing::error!(cause = format!("{cause:#}"), title = %self.title, "page error");
+        } else {
+            tracing::info!(title = %self.title, "page error");
+        }
+        HttpResponse::build(self.status)
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .content_type("text/html; charset=utf-8")
+            .body(crate::pages::message_page(&self.title, &self.message))
+    }
+}

@@ -1,0 +1,307 @@
+//! The authorization request (OIDC Core §3.1.2): parse, validate, and decide what happens next.
+//!
+//! Errors before `client_id` and `redirect_uri` are verified render a page and never redirect
+//! (RFC 6749 §4.1.2.1); every later error goes back to the verified redirect URI.
+
+use crate::clients::Clients;
+use crate::config::{ClientSecret, ValidClient};
+use crate::domain::{PkceChallenge, Scopes};
+use crate::error::{OAuthError, OAuthErrorCode};
+use crate::keys::KeySet;
+use crate::store::SessionRecord;
+use crate::tokens;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// The `prompt` values we act on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prompt {
+    /// `none`: no interaction allowed.
+    pub none: bool,
+    /// `login`: force a fresh Discord login.
+    pub login: bool,
+    /// `consent`: force the consent page.
+    pub consent: bool,
+}
+
+/// A validated authorization request; also stored with a pending Discord login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    /// The verified client.
+    pub client_id: String,
+    /// The verified redirect URI, exactly as sent.
+    pub redirect_uri: String,
+    /// Granted-to-be scopes, canonical order.
+    pub scope: String,
+    /// Echoed back unchanged.
+    pub state: Option<String>,
+    /// Echoed into the ID token.
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// Prompt flags.
+    pub prompt: Prompt,
+    /// Maximum authentication age in seconds.
+    pub max_age: Option<i64>,
+    /// The `sub` from a valid `id_token_hint`.
+    pub hint_sub: Option<String>,
+}
+
+impl AuthorizationRequest {
+    /// The scopes as a set.
+    pub fn scopes(&self) -> Scopes {
+        Scopes::parse_request(&self.scope)
+    }
+}
+
+/// Why a request cannot proceed, and where the answer goes.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// The client or redirect URI is not verified: show a page, never redirect.
+    Page {
+        /// Heading.
+        title: &'static str,
+        /// Explanation (no reflected input).
+        message: &'static str,
+    },
+    /// Send the error to the verified redirect URI.
+    Redirect {
+        /// Verified redirect URI.
+        redirect_uri: String,
+        /// The request's `state`.
+        state: Option<String>,
+        /// The error.
+        error: OAuthError,
+    },
+}
+
+/// What to do with a valid request.
+#[derive(Debug)]
+pub enum Decision {
+    /// The SSO session may be used: issue a code now.
+    UseSession(SessionRecord),
+    /// Sign in at Discord first.
+    SignInUpstream,
+}
+
+/// A parameter that appeared more than once.
+fn duplicates(params: &[(String, String)]) -> HashSet<&str> {
+    let mut seen = HashSet::new();
+    params
+        .iter()
+        .filter(|(k, _)| !seen.insert(k.as_str()))
+        .map(|(k, _)| k.as_str())
+        .collect()
+}
+
+fn first<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
+        .filter(|v| !v.is_empty())
+}
+
+/// Validates `client_id` and `redirect_uri`, then everything else.
+pub fn validate(
+    params: &[(String, String)],
+    clients: &Clients,
+    keys: &KeySet,
+    issuer: &str,
+) -> Result<(AuthorizationRequest, Arc<ValidClient>), AuthorizeError> {
+    let dups = duplicates(params);
+    let page = |title, message| AuthorizeError::Page { title, message };
+    if dups.contains("client_id") || dups.contains("redirect_uri") {
+        return Err(page(
+            "Invalid sign-in request",
+            "The app sent client_id or redirect_uri more than once. Please contact the app's administrator.",
+        ));
+    }
+    let client = first(params, "client_id")
+        .and_then(|id| clients.get(id))
+        .ok_or(page(
+            "Unknown app",
+            "The app that sent you here is not registered with this sign-in service. Please contact the app's administrator.",
+        ))?;
+    let redirect_uri = first(params, "redirect_uri").ok_or(page(
+        "Invalid sign-in request",
+        "The app did not say where to return after sign-in (redirect_uri is missing).",
+    ))?;
+    let public = matches!(client.secret, ClientSecret::Public);
+    if !client
+        .redirect_uris
+        .iter()
+        .any(|r| r.matches(redirect_uri, public))
+    {
+        return Err(page(
+            "Invalid return address",
+            "The app asked to return to an address that is not registered for it, so this sign-in was stopped for your safety.",
+        ));
+    }
+
+    // From here on, errors go back to the app.
+    let state = if dups.contains("state") {
+        None
+    } else {
+        first(params, "state").map(str::to_owned)
+    };
+    let fail = |code, description: &'static str| AuthorizeError::Redirect {
+        redirect_uri: redirect_uri.to_owned(),
+        state: state.clone(),
+        error: OAuthError::new(code, description),
+    };
+    use OAuthErrorCode as C;
+    if !dups.is_empty() {
+        return Err(fail(
+            C::InvalidRequest,
+            "a parameter was sent more than once",
+        ));
+    }
+    if first(params, "request").is_some() {
+        return Err(fail(
+            C::RequestNotSupported,
+            "request objects are not supported",
+        ));
+    }
+    if first(params, "request_uri").is_some() {
+        return Err(fail(
+            C::RequestUriNotSupported,
+            "request_uri is not supported",
+        ));
+    }
+    match first(params, "response_type") {
+        None => return Err(fail(C::InvalidRequest, "response_type is required")),
+        Some("code") => {}
+        Some(_) => {
+            return Err(fail(
+                C::UnsupportedResponseType,
+                "only response_type=code is supported",
+            ));
+        }
+    }
+    if first(params, "response_mode").is_some_and(|m| m != "query") {
+        return Err(fail(
+            C::InvalidRequest,
+            "only response_mode=query is supported",
+        ));
+    }
+    let scopes = Scopes::parse_request(first(params, "scope").unwrap_or_default());
+    if !scopes.contains("openid") {
+        return Err(fail(C::InvalidScope, "the openid scope is required"));
+    }
+    let code_challenge = match (
+        first(params, "code_challenge"),
+        first(params, "code_challenge_method"),
+    ) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(fail(
+                C::InvalidRequest,
+                "code_challenge_method without code_challenge",
+            ));
+        }
+        (Some(_), Some(m)) if m != "S256" => {
+            return Err(fail(
+                C::InvalidRequest,
+                "only code_challenge_method=S256 is supported",
+            ));
+        }
+        // RFC 7636 §4.3: an absent method means plain, which we refuse.
+        (Some(_), None) => {
+            return Err(fail(
+                C::InvalidRequest,
+                "code_challenge_method=S256 is required",
+            ));
+        }
+        (Some(c), Some(_)) => Some(PkceChallenge::parse_s256(c).map_err(|_| {
+            fail(
+                C::InvalidRequest,
+                "code_challenge is not a valid S256 challenge",
+            )
+        })?),
+    };
+    if public && code_challenge.is_none() {
+        return Err(fail(
+            C::InvalidRequest,
+            "public clients must use PKCE (code_challenge with S256)",
+        ));
+    }
+    let mut prompt = Prompt::default();
+    for value in first(params, "prompt").unwrap_or_default().split(' ') {
+        match value {
+            "none" => prompt.none = true,
+            "login" => prompt.login = true,
+            "consent" => prompt.consent = true,
+            _ => {}
+        }
+    }
+    let prompt_count =
+        first(params, "prompt").map_or(0, |p| p.split(' ').filter(|v| !v.is_empty()).count());
+    if prompt.none && prompt_count > 1 {
+        return Err(fail(
+            C::InvalidRequest,
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    let max_age = match first(params, "max_age") {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<u32>()
+                .map(i64::from)
+                .map_err(|_| fail(C::InvalidRequest, "max_age must be a non-negative integer"))?,
+        ),
+    };
+    let hint_sub = match first(params, "id_token_hint") {
+        None => None,
+        Some(hint) => {
+            let claims = tokens::verify_id_token_hint(keys, issuer, hint).map_err(|_| {
+                fail(
+                    C::InvalidRequest,
+                    "id_token_hint is not an ID token issued here",
+                )
+            })?;
+            claims
+                .get("sub")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        }
+    };
+    let request = AuthorizationRequest {
+        client_id: client.id.as_str().to_owned(),
+        redirect_uri: redirect_uri.to_owned(),
+        scope: scopes.to_string(),
+        state,
+        nonce: first(params, "nonce").map(str::to_owned),
+        code_challenge: code_challenge.map(|c| c.as_str().to_owned()),
+        prompt,
+        max_age,
+        hint_sub,
+    };
+    Ok((request, client))
+}
+
+/// Whether the SSO session can answer this request, or Discord must be asked, or neither.
+pub fn decide(
+    request: &AuthorizationRequest,
+    session: Option<SessionRecord>,
+    now: OffsetDateTime,
+) -> Result<Decision, OAuthErrorCode> {
+    let usable = session.filter(|s| {
+        let fresh_enough = request
+            .max_age
+            .is_none_or(|max| (now - s.auth_time).whole_seconds() <= max);
+        let same_person = request
+            .hint_sub
+            .as_ref()
+            .is_none_or(|sub| *sub == s.user_id);
+        fresh_enough && same_person && !request.prompt.login
+    });
+    match (usable, request.prompt.none) {
+        (Some(session), _) => Ok(Decision::UseSession(session)),
+        (None, true) => Err(OAuthErrorCode::LoginRequired),
+        (None, false) => Ok(Decision::SignInUpstream),
+    }
+}

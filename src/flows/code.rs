@@ -1,0 +1,150 @@
+//! Authorization codes: issue one for a session, and redeem it at the token endpoint (the
+//! single-use gate, RFC 6749 §4.1.2 and §4.1.3, PKCE per RFC 7636 §4.6).
+
+use super::authorize::AuthorizationRequest;
+use super::grant::{self, TokenResponse};
+use crate::config::{ClientSecret, ValidClient};
+use crate::domain::{OpaqueToken, PkceChallenge, PkceVerifier};
+use crate::error::{OAuthError, OAuthErrorCode};
+use crate::state::AppState;
+use crate::store::{AuthCodeRecord, CodeRedemption, GrantRecord, SessionRecord, StoreError};
+use time::OffsetDateTime;
+
+/// Issues a code for `request` under `session` and records the client in the session.
+pub async fn issue(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    session: &SessionRecord,
+    now: OffsetDateTime,
+) -> Result<OpaqueToken, StoreError> {
+    state
+        .store
+        .add_session_client(&session.id, &request.client_id, now)
+        .await?;
+    let code = OpaqueToken::generate();
+    state
+        .store
+        .insert_auth_code(&AuthCodeRecord {
+            code_hash: code.hash(),
+            client_id: request.client_id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            user_id: session.user_id.clone(),
+            session_id: session.id.clone(),
+            grant_id: uuid::Uuid::new_v4().simple().to_string(),
+            scopes: request.scope.clone(),
+            nonce: request.nonce.clone(),
+            code_challenge: request.code_challenge.clone(),
+            auth_time: session.auth_time,
+            created_at: now,
+            expires_at: now + state.config.lifetimes.code,
+        })
+        .await?;
+    Ok(code)
+}
+
+/// The `authorization_code` grant's parameters.
+pub struct CodeGrant<'a> {
+    /// `code`.
+    pub code: &'a str,
+    /// `redirect_uri`.
+    pub redirect_uri: Option<&'a str>,
+    /// `code_verifier`.
+    pub code_verifier: Option<&'a str>,
+}
+
+/// Redeems a code for tokens. A replayed code has already revoked the first redemption's grant
+/// inside the store before this answers `invalid_grant`.
+pub async fn redeem(
+    state: &AppState,
+    client: &ValidClient,
+    grant: CodeGrant<'_>,
+    now: OffsetDateTime,
+) -> Result<TokenResponse, OAuthError> {
+    let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidGrant, why);
+    let hash = OpaqueToken::from_presented(grant.code).hash();
+    let record = match state.store.consume_auth_code(&hash, now).await? {
+        CodeRedemption::Redeemed(record) => record,
+        CodeRedemption::Replayed { grant_id } => {
+            tracing::warn!(client_id = %client.id, grant_id, "authorization code replayed; its tokens were revoked");
+            return Err(invalid("the authorization code was already used"));
+        }
+        CodeRedemption::Unknown => return Err(invalid("the authorization code is not valid")),
+    };
+    if record.client_id != client.id.as_str() {
+        return Err(invalid(
+            "the authorization code was issued to another client",
+        ));
+    }
+    if record.expires_at <= now {
+        return Err(invalid("the authorization code has expired"));
+    }
+    if grant.redirect_uri != Some(record.redirect_uri.as_str()) {
+        return Err(invalid(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    check_pkce(
+        client,
+        record.code_challenge.as_deref(),
+        grant.code_verifier,
+    )?;
+
+    let user = state
+        .store
+        .get_user(&record.user_id)
+        .await?
+        .ok_or_else(|| invalid("the person no longer exists"))?;
+    let scopes = crate::domain::Scopes::parse_request(&record.scopes);
+    let issue_refresh = client.refresh_tokens || scopes.contains("offline_access");
+    let grant_record = GrantRecord {
+        id: record.grant_id.clone(),
+        client_id: record.client_id.clone(),
+        user_id: record.user_id.clone(),
+        session_id: Some(record.session_id.clone()),
+        scopes: record.scopes.clone(),
+        auth_time: record.auth_time,
+        created_at: now,
+        expires_at: now + state.config.lifetimes.refresh_token,
+        revoked_at: None,
+    };
+    grant::mint(
+        state,
+        client,
+        &user,
+        &grant_record,
+        record.nonce.as_deref(),
+        issue_refresh,
+        true,
+        now,
+    )
+    .await
+}
+
+/// RFC 7636 §4.6, plus: a verifier without a challenge is refused (RFC 9700 §2.1.1 downgrade).
+fn check_pkce(
+    client: &ValidClient,
+    challenge: Option<&str>,
+    verifier: Option<&str>,
+) -> Result<(), OAuthError> {
+    let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidGrant, why);
+    match (challenge, verifier) {
+        (None, None) if matches!(client.secret, ClientSecret::Public) => {
+            Err(invalid("PKCE is required for public clients"))
+        }
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(invalid(
+            "code_verifier sent but the authorization request had no code_challenge",
+        )),
+        (Some(_), None) => Err(invalid("code_verifier is required")),
+        (Some(challenge), Some(verifier)) => {
+            let verifier = PkceVerifier::parse(verifier).map_err(|_| {
+                OAuthError::new(OAuthErrorCode::InvalidRequest, "code_verifier is malformed")
+            })?;
+            if PkceChallenge::from_stored(challenge.to_owned()).is_satisfied_by(&verifier) {
+                Ok(())
+            } else {
+                Err(invalid("code_verifier does not match the code_challenge"))
+            }
+        }
+    }
+}

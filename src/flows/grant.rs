@@ -1,0 +1,104 @@
+//! Minting a token response: access token (RFC 9068), ID token (OIDC Core §3.1.3.3), and an
+//! optional refresh token, for a grant that is new or being refreshed.
+
+use crate::claims;
+use crate::config::ValidClient;
+use crate::domain::{OpaqueToken, Scopes};
+use crate::error::OAuthError;
+use crate::state::AppState;
+use crate::store::{GrantRecord, NewRefreshToken, UserRecord};
+use crate::tokens::{self, ACCESS_TOKEN_TYP, AccessTokenClaims};
+use serde::Serialize;
+use serde_json::json;
+use time::OffsetDateTime;
+
+/// The JSON body of a successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
+#[derive(Serialize)]
+pub struct TokenResponse {
+    /// RFC 9068 JWT.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Access token lifetime in seconds.
+    pub expires_in: u64,
+    /// Granted scopes.
+    pub scope: String,
+    /// The ID token.
+    pub id_token: String,
+    /// Present when the client may refresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// Signs the tokens for `grant`. When `new_grant` is set the grant row is created (with the
+/// first refresh token, if any); otherwise the caller has already rotated the refresh token.
+#[allow(clippy::too_many_arguments)]
+pub async fn mint(
+    state: &AppState,
+    client: &ValidClient,
+    user: &UserRecord,
+    grant: &GrantRecord,
+    nonce: Option<&str>,
+    issue_refresh: bool,
+    new_grant: bool,
+    now: OffsetDateTime,
+) -> Result<TokenResponse, OAuthError> {
+    let refresh = issue_refresh.then(OpaqueToken::generate);
+    if new_grant {
+        let stored = refresh.as_ref().map(|t| NewRefreshToken {
+            token_hash: t.hash(),
+            expires_at: grant.expires_at,
+        });
+        state.store.insert_grant(grant, stored.as_ref()).await?;
+    }
+    let issuer = state.config.issuer.as_str();
+    let lifetimes = state.config.lifetimes;
+    let access_ttl = lifetimes.access_token.as_secs();
+    let iat = now.unix_timestamp();
+    let sub = user.id.clone();
+    let access_claims = AccessTokenClaims {
+        iss: issuer.to_owned(),
+        sub: sub.clone(),
+        aud: client.id.as_str().to_owned(),
+        exp: iat + i64::try_from(access_ttl).unwrap_or(i64::MAX / 2),
+        iat,
+        jti: uuid::Uuid::new_v4().simple().to_string(),
+        client_id: client.id.as_str().to_owned(),
+        scope: grant.scopes.clone(),
+        auth_time: grant.auth_time.unix_timestamp(),
+        sid: grant.session_id.clone(),
+        gid: grant.id.clone(),
+    };
+    let access_token = tokens::sign(&state.keys, ACCESS_TOKEN_TYP, &access_claims)
+        .map_err(OAuthError::internal)?;
+
+    let scopes = Scopes::parse_request(&grant.scopes);
+    let mut id_claims = claims::user_claims(user, &scopes);
+    id_claims.insert("iss".into(), json!(issuer));
+    id_claims.insert("sub".into(), json!(sub));
+    id_claims.insert("aud".into(), json!(client.id.as_str()));
+    id_claims.insert("azp".into(), json!(client.id.as_str()));
+    id_claims.insert("iat".into(), json!(iat));
+    id_claims.insert(
+        "exp".into(),
+        json!(iat + i64::try_from(lifetimes.id_token.as_secs()).unwrap_or(i64::MAX / 2)),
+    );
+    id_claims.insert("auth_time".into(), json!(grant.auth_time.unix_timestamp()));
+    id_claims.insert("at_hash".into(), json!(tokens::at_hash(&access_token)));
+    if let Some(sid) = &grant.session_id {
+        id_claims.insert("sid".into(), json!(sid));
+    }
+    if let Some(nonce) = nonce {
+        id_claims.insert("nonce".into(), json!(nonce));
+    }
+    let id_token = tokens::sign_id_token(&state.keys, &id_claims).map_err(OAuthError::internal)?;
+
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: access_ttl,
+        scope: grant.scopes.clone(),
+        id_token,
+        refresh_token: refresh.map(|t| t.expose().to_owned()),
+    })
+}

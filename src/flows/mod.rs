@@ -1,0 +1,9 @@
+//! The protocol state machine: no HTTP types, time passed in. Routes call one function here.
+
+pub mod authorize;
+pub mod code;
+pub mod grant;
+pub mod response;
+pub mod session;
+pub mod upstream;
+pub mod userinfo;

@@ -1,0 +1,40 @@
+//! SSO sessions: find the browser's live session, open a new one after a Discord login.
+
+use crate::domain::OpaqueToken;
+use crate::state::AppState;
+use crate::store::{SessionRecord, StoreError};
+use time::OffsetDateTime;
+
+/// The live session behind a cookie value, if any; a used session is marked as seen.
+pub async fn current(
+    state: &AppState,
+    cookie_value: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Option<SessionRecord>, StoreError> {
+    let Some(value) = cookie_value else {
+        return Ok(None);
+    };
+    let hash = OpaqueToken::from_presented(value).hash();
+    state.store.find_session(&hash, now).await
+}
+
+/// Opens a session for a person who just authenticated at Discord. The secret goes into the
+/// cookie; only its hash is stored, and the public `sid` is an unrelated random value.
+pub async fn open(
+    state: &AppState,
+    user_id: &str,
+    now: OffsetDateTime,
+) -> Result<(SessionRecord, OpaqueToken), StoreError> {
+    let secret = OpaqueToken::generate();
+    let session = SessionRecord {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        secret_hash: secret.hash(),
+        user_id: user_id.to_owned(),
+        auth_time: now,
+        created_at: now,
+        expires_at: now + state.config.lifetimes.session,
+        last_seen_at: now,
+    };
+    state.store.insert_session(&session).await?;
+    Ok((session, secret))
+}

@@ -1,0 +1,252 @@
+//! The Discord leg: begin a login (state, PKCE, browser binding) and complete it at the callback.
+//!
+//! The pending login is stored before the browser leaves, keyed by SHA-256 of `state` and bound
+//! to a browser cookie, so any guildgate process can finish it and a forged or replayed `state`
+//! is refused before Discord is called. Nothing about the person is written until Discord has
+//! answered every call: a failure leaves no half-made session.
+
+use super::authorize::AuthorizationRequest;
+use super::response::{error_redirect, success_redirect};
+use super::{code, session};
+use crate::discord::{DiscordError, api};
+use crate::domain::{OpaqueToken, PkceChallenge, PkceVerifier};
+use crate::error::{OAuthError, OAuthErrorCode};
+use crate::state::AppState;
+use crate::store::{SessionRecord, StoreError, UpstreamLogin, UserRecord};
+use time::OffsetDateTime;
+use url::Url;
+
+/// How long a person may spend at Discord before the pending login expires.
+pub const UPSTREAM_LOGIN_TTL: time::Duration = time::Duration::minutes(10);
+
+/// Discord's issuer identifier, sent as `iss` on its authorization responses (RFC 9207).
+pub const DISCORD_ISSUER: &str = "https://discord.com";
+
+/// Where to send the browser, and the binding cookie to set when the browser had none.
+pub struct UpstreamStart {
+    /// Discord's authorize URL with our parameters.
+    pub redirect_to: Url,
+    /// The browser-binding cookie value (existing or new).
+    pub binding: OpaqueToken,
+}
+
+/// Stores the pending login and builds Discord's authorize URL.
+pub async fn begin(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    binding_cookie: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<UpstreamStart, OAuthError> {
+    // One binding per browser, reused by parallel logins in several tabs.
+    let binding = binding_cookie
+        .filter(|v| v.len() == 43)
+        .map(OpaqueToken::from_presented)
+        .unwrap_or_else(OpaqueToken::generate);
+    let upstream_state = OpaqueToken::generate();
+    let verifier = PkceVerifier::generate();
+    let serialized = serde_json::to_string(request).map_err(OAuthError::internal)?;
+    state
+        .store
+        .insert_upstream_login(&UpstreamLogin {
+            state_hash: upstream_state.hash(),
+            binding_hash: binding.hash(),
+            pkce_verifier: verifier.expose().to_owned(),
+            request: serialized,
+            created_at: now,
+            expires_at: now + UPSTREAM_LOGIN_TTL,
+        })
+        .await?;
+    // prompt=none: Discord skips its consent screen for a person who already authorized us.
+    let redirect_to = state.discord.authorize_url(
+        upstream_state.expose(),
+        PkceChallenge::of(&verifier).as_str(),
+        Some("none"),
+    );
+    Ok(UpstreamStart {
+        redirect_to,
+        binding,
+    })
+}
+
+/// The query of Discord's redirect to `/callback/discord`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CallbackParams {
+    /// Discord's code.
+    pub code: Option<String>,
+    /// Our state.
+    pub state: Option<String>,
+    /// RFC 9207 issuer.
+    pub iss: Option<String>,
+    /// Error code when the person cancelled or Discord refused.
+    pub error: Option<String>,
+}
+
+/// A finished login: the session to set and where the browser goes next.
+pub struct Completed {
+    /// The app's redirect URI with `code`, `state`, `iss`.
+    pub redirect: String,
+    /// The new SSO session.
+    pub session: SessionRecord,
+    /// Its cookie value.
+    pub session_secret: OpaqueToken,
+}
+
+/// Why a callback did not finish.
+#[derive(Debug)]
+pub enum CallbackError {
+    /// No pending login matches (missing cookie, forged, expired or replayed state): a page,
+    /// no redirect, no call to Discord.
+    Unmatched,
+    /// The login failed after its app was known: `redirect` carries the error to the app;
+    /// `explain` says whether the person should first see a page about it.
+    ToApp {
+        /// The app's redirect URI with `error`, `error_description`, `state`, `iss`.
+        redirect: String,
+        /// Page heading and text when the person deserves an explanation before returning.
+        explain: Option<(&'static str, &'static str)>,
+    },
+    /// Our own failure (store): server error page.
+    Internal(OAuthError),
+}
+
+impl From<StoreError> for CallbackError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(OAuthError::internal(e))
+    }
+}
+
+/// Completes a login: checks binding and state before anything else, then talks to Discord.
+pub async fn complete(
+    state: &AppState,
+    params: CallbackParams,
+    binding_cookie: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Completed, CallbackError> {
+    let (Some(binding), Some(upstream_state)) = (binding_cookie, params.state.as_deref()) else {
+        return Err(CallbackError::Unmatched);
+    };
+    let login = state
+        .store
+        .take_upstream_login(
+            &OpaqueToken::from_presented(upstream_state).hash(),
+            &OpaqueToken::from_presented(binding).hash(),
+            now,
+        )
+        .await?
+        .ok_or(CallbackError::Unmatched)?;
+    let request: AuthorizationRequest = serde_json::from_str(&login.request)
+        .map_err(|e| CallbackError::Internal(OAuthError::internal(e)))?;
+    let to_app = |code: OAuthErrorCode, description: &'static str, explain| CallbackError::ToApp {
+        redirect: error_redirect(state, &request, &OAuthError::new(code, description)),
+        explain,
+    };
+
+    if params
+        .iss
+        .as_deref()
+        .is_some_and(|iss| iss != DISCORD_ISSUER)
+    {
+        tracing::warn!(iss = ?params.iss, "callback carried an unexpected issuer; refusing it");
+        return Err(to_app(
+            OAuthErrorCode::AccessDenied,
+            "the upstream authorization response came from an unexpected issuer",
+            Some((
+                "Sign-in refused",
+                "The answer from Discord could not be trusted, so the sign-in was stopped for your safety.",
+            )),
+        ));
+    }
+    if let Some(error) = params.error.as_deref() {
+        tracing::info!(error, "Discord returned an error to the callback");
+        return Err(if error == "access_denied" {
+            to_app(
+                OAuthErrorCode::AccessDenied,
+                "the person declined to sign in with Discord",
+                None,
+            )
+        } else {
+            to_app(
+                OAuthErrorCode::ServerError,
+                "Discord refused the sign-in request",
+                Some((
+                    "Discord refused the sign-in",
+                    "Discord did not accept the sign-in request. Please try again later.",
+                )),
+            )
+        });
+    }
+    let Some(discord_code) = params.code.as_deref() else {
+        return Err(to_app(
+            OAuthErrorCode::ServerError,
+            "Discord returned neither a code nor an error",
+            Some((
+                "Sign-in failed",
+                "Discord's answer was incomplete. Please try again.",
+            )),
+        ));
+    };
+
+    let user = fetch_identity(state, discord_code, &login.pkce_verifier)
+        .await
+        .map_err(|e| discord_failure(state, &request, &e))?;
+
+    // Discord has answered everything: now the person, the session and the code are written.
+    let record = UserRecord {
+        id: user.id.clone(),
+        username: user.username.clone(),
+        global_name: user.global_name.clone(),
+        avatar: user.avatar.clone(),
+        email: user.email.clone(),
+        email_verified: user.verified.unwrap_or(false),
+        locale: user.locale.clone(),
+        updated_at: now,
+    };
+    state.store.upsert_user(&record).await?;
+    let (session, session_secret) = session::open(state, &record.id, now).await?;
+    let code = code::issue(state, &request, &session, now).await?;
+    Ok(Completed {
+        redirect: success_redirect(state, &request, &code),
+        session,
+        session_secret,
+    })
+}
+
+async fn fetch_identity(
+    state: &AppState,
+    discord_code: &str,
+    verifier: &str,
+) -> Result<api::User, DiscordError> {
+    let tokens = state.discord.exchange_code(discord_code, verifier).await?;
+    state.discord.fetch_user(&tokens.access_token).await
+}
+
+fn discord_failure(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    e: &DiscordError,
+) -> CallbackError {
+    tracing::warn!(error = %e, "Discord call failed during the callback");
+    let (code, description, page) = if e.is_temporary() {
+        (
+            OAuthErrorCode::TemporarilyUnavailable,
+            "Discord is not answering right now",
+            (
+                "Discord is not answering",
+                "Discord is busy or unreachable right now. Please wait a minute and try again.",
+            ),
+        )
+    } else {
+        (
+            OAuthErrorCode::ServerError,
+            "the sign-in with Discord failed",
+            (
+                "Sign-in with Discord failed",
+                "Discord gave an answer we could not use. Please try again; if it keeps happening, tell the administrator.",
+            ),
+        )
+    };
+    CallbackError::ToApp {
+        redirect: error_redirect(state, request, &OAuthError::new(code, description)),
+        explain: Some(page),
+    }
+}

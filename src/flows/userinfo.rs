@@ -1,0 +1,41 @@
+//! The UserInfo endpoint's logic (OIDC Core §5.3): a live access token → claims by scope.
+
+use crate::claims;
+use crate::domain::Scopes;
+use crate::error::{OAuthError, OAuthErrorCode};
+use crate::state::AppState;
+use crate::store::AccessCheck;
+use crate::tokens;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+/// Claims for the bearer of `access_token`; `invalid_token` for anything not live.
+pub async fn claims_for(
+    state: &AppState,
+    access_token: &str,
+    now: OffsetDateTime,
+) -> Result<Map<String, Value>, OAuthError> {
+    let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidToken, why);
+    let token =
+        tokens::verify_access_token(&state.keys, state.config.issuer.as_str(), access_token, now)
+            .map_err(|e| match e {
+            tokens::TokenError::Expired => invalid("the access token has expired"),
+            _ => invalid("the access token is not valid"),
+        })?;
+    if state
+        .store
+        .check_access(&token.gid, &token.jti, now)
+        .await?
+        != AccessCheck::Active
+    {
+        return Err(invalid("the access token has been revoked"));
+    }
+    let user = state
+        .store
+        .get_user(&token.sub)
+        .await?
+        .ok_or_else(|| invalid("the person no longer exists"))?;
+    let mut out = claims::user_claims(&user, &Scopes::parse_request(&token.scope));
+    out.insert("sub".into(), json!(token.sub));
+    Ok(out)
+}

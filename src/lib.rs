@@ -1,0 +1,24 @@
+//! guildgate: an OpenID Connect provider that signs people in with Discord.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+#![warn(missing_docs)]
+
+pub mod claims;
+pub mod cli;
+pub mod clients;
+pub mod config;
+pub mod demo;
+pub mod discord;
+pub mod domain;
+pub mod error;
+pub mod flows;
+pub mod keys;
+pub mod pages;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod tokens;

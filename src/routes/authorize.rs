@@ -1,0 +1,125 @@
+//! `GET`/`POST /authorize` (OIDC Core §3.1.2.1): validate, then answer from the SSO session or
+//! send the person to Discord.
+
+use super::{cookies, form, page};
+use crate::error::{OAuthError, OAuthErrorCode};
+use crate::flows::authorize::{self, AuthorizeError, Decision};
+use crate::flows::{code, response, session, upstream};
+use crate::state::AppState;
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+/// Mounts the authorization endpoint.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/authorize")
+            .route(web::get().to(authorize))
+            .route(web::post().to(authorize)),
+    );
+}
+
+#[tracing::instrument(skip_all, fields(client_id))]
+async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let params = if req.method() == Method::POST {
+        if !form::is_form(&req) {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Invalid sign-in request",
+                "The app sent the sign-in request in a form this service does not accept.",
+            );
+        }
+        form::pairs(&body)
+    } else {
+        form::pairs(req.query_string().as_bytes())
+    };
+    let issuer = state.config.issuer.as_str();
+    let (request, _client) = match authorize::validate(&params, &state.clients, &state.keys, issuer)
+    {
+        Ok(valid) => valid,
+        Err(AuthorizeError::Page { title, message }) => {
+            tracing::info!(
+                title,
+                "authorization request refused before the client was verified"
+            );
+            return page(StatusCode::BAD_REQUEST, title, message);
+        }
+        Err(AuthorizeError::Redirect {
+            redirect_uri,
+            state: st,
+            error,
+        }) => {
+            tracing::info!(error = %error, "authorization request refused");
+            return redirect(
+                &req,
+                &response::redirect_error(&redirect_uri, st.as_deref(), &error, issuer),
+            );
+        }
+    };
+    tracing::Span::current().record("client_id", request.client_id.as_str());
+    let now = state.clock.now();
+    let cookie = req.cookie(&state.settings.session.cookie_name);
+    let current = match session::current(&state, cookie.as_ref().map(|c| c.value()), now).await {
+        Ok(s) => s,
+        Err(e) => return server_error(e.into()),
+    };
+    match authorize::decide(&request, current, now) {
+        Ok(Decision::UseSession(s)) => match code::issue(&state, &request, &s, now).await {
+            Ok(code) => {
+                if let Err(e) = state.store.touch_session(&s.id, now).await {
+                    tracing::warn!(error = %e, "could not record session use");
+                }
+                redirect(&req, &response::success_redirect(&state, &request, &code))
+            }
+            Err(e) => server_error(e.into()),
+        },
+        Ok(Decision::SignInUpstream) => {
+            let binding = req.cookie(cookies::BINDING_COOKIE);
+            match upstream::begin(&state, &request, binding.as_ref().map(|c| c.value()), now).await
+            {
+                Ok(start) => {
+                    let mut response = redirect(&req, start.redirect_to.as_str());
+                    if let Err(e) =
+                        response.add_cookie(&cookies::binding(&state, start.binding.expose()))
+                    {
+                        tracing::error!(error = %e, "cannot set the binding cookie");
+                    }
+                    response
+                }
+                Err(e) => server_error(e),
+            }
+        }
+        Err(code) => {
+            let error = OAuthError::new(
+                code,
+                match code {
+                    OAuthErrorCode::LoginRequired => "the person is not signed in",
+                    _ => "interaction is required",
+                },
+            );
+            redirect(&req, &response::error_redirect(&state, &request, &error))
+        }
+    }
+}
+
+/// 302 for GET; 303 after POST so the browser follows with GET.
+fn redirect(req: &HttpRequest, location: &str) -> HttpResponse {
+    let status = if req.method() == Method::POST {
+        StatusCode::SEE_OTHER
+    } else {
+        StatusCode::FOUND
+    };
+    HttpResponse::build(status)
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+fn server_error(e: OAuthError) -> HttpResponse {
+    tracing::error!(cause = ?e.internal, "authorization failed");
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "The sign-in service could not complete your request. Please try again in a moment.",
+    )
+}

@@ -1,0 +1,86 @@
+//! `GET /callback/discord`: Discord's redirect back to us.
+
+use super::{cookies, page};
+use crate::flows::upstream::{self, CallbackError, CallbackParams};
+use crate::pages::{self, Link};
+use crate::state::AppState;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, get, web};
+
+/// Mounts the callback.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(callback);
+}
+
+#[get("/callback/discord")]
+#[tracing::instrument(skip_all)]
+async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let mut params = CallbackParams::default();
+    for (name, value) in super::form::pairs(req.query_string().as_bytes()) {
+        let slot = match name.as_str() {
+            "code" => &mut params.code,
+            "state" => &mut params.state,
+            "iss" => &mut params.iss,
+            "error" => &mut params.error,
+            _ => continue,
+        };
+        if slot.replace(value).is_some() {
+            return unmatched();
+        }
+    }
+    let binding = req.cookie(cookies::BINDING_COOKIE);
+    let now = state.clock.now();
+    match upstream::complete(&state, params, binding.as_ref().map(|c| c.value()), now).await {
+        Ok(done) => {
+            let mut response = HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, done.redirect))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish();
+            if let Err(e) =
+                response.add_cookie(&cookies::session(&state, done.session_secret.expose()))
+            {
+                tracing::error!(error = %e, "cannot set the session cookie");
+            }
+            tracing::info!(user = %done.session.user_id, sid = %done.session.id, "signed in with Discord");
+            response
+        }
+        Err(CallbackError::Unmatched) => unmatched(),
+        Err(CallbackError::ToApp {
+            redirect,
+            explain: None,
+        }) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, redirect))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+        Err(CallbackError::ToApp {
+            redirect,
+            explain: Some((title, message)),
+        }) => HttpResponse::build(StatusCode::BAD_GATEWAY)
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .content_type("text/html; charset=utf-8")
+            .body(pages::message_page_with_link(
+                title,
+                message,
+                Link {
+                    href: &redirect,
+                    label: "Return to the app",
+                },
+            )),
+        Err(CallbackError::Internal(e)) => {
+            tracing::error!(cause = ?e.internal, "callback failed");
+            page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "The sign-in service could not complete your sign-in. Please go back to the app and try again.",
+            )
+        }
+    }
+}
+
+fn unmatched() -> HttpResponse {
+    page(
+        StatusCode::BAD_REQUEST,
+        "This sign-in cannot be completed",
+        "The sign-in link has expired, was already used, or was opened in another browser. Go back to the app and sign in again.",
+    )
+}

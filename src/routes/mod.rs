@@ -1,0 +1,31 @@
+//! HTTP routes: thin handlers that extract, parse, call one flow and render. The mount list.
+
+mod authorize;
+mod callback;
+mod cookies;
+mod discovery;
+mod form;
+mod health;
+mod token;
+mod userinfo;
+
+pub use discovery::build_metadata;
+
+use crate::error::PageError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError, web};
+
+/// Mounts every endpoint family.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    discovery::configure(cfg);
+    authorize::configure(cfg);
+    callback::configure(cfg);
+    token::configure(cfg);
+    userinfo::configure(cfg);
+    health::configure(cfg);
+}
+
+/// A readable HTML page for a person.
+fn page(status: StatusCode, title: &'static str, message: &'static str) -> HttpResponse {
+    PageError::new(status, title, message).error_response()
+}

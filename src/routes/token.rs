@@ -1,0 +1,86 @@
+//! `POST /token`: client authentication, then the grant's flow.
+
+use super::form;
+use crate::clients::{ClientAuthError, ClientCredentials};
+use crate::error::{OAuthError, OAuthErrorCode};
+use crate::flows::code::{self, CodeGrant};
+use crate::state::AppState;
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, post, web};
+
+/// Mounts the token endpoint.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(token);
+}
+
+#[post("/token")]
+#[tracing::instrument(skip_all, fields(client_id, grant_type))]
+async fn token(
+    req: HttpRequest,
+    body: Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, OAuthError> {
+    let params = form::parse(&req, &body)?;
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let credentials = ClientCredentials::from_parts(
+        authorization,
+        params.get("client_id"),
+        params.get("client_secret"),
+    )
+    .map_err(client_error)?;
+    tracing::Span::current().record("client_id", credentials.id());
+    let client = state
+        .clients
+        .authenticate(credentials)
+        .await
+        .map_err(client_error)?;
+    let grant_type = params.get("grant_type").unwrap_or_default();
+    tracing::Span::current().record("grant_type", grant_type);
+    let now = state.clock.now();
+    let response = match grant_type {
+        "authorization_code" => {
+            let grant = CodeGrant {
+                code: params.get("code").ok_or_else(|| missing("code"))?,
+                redirect_uri: params.get("redirect_uri"),
+                code_verifier: params.get("code_verifier"),
+            };
+            code::redeem(&state, &client, grant, now).await?
+        }
+        "" => return Err(missing("grant_type")),
+        _ => {
+            return Err(OAuthError::new(
+                OAuthErrorCode::UnsupportedGrantType,
+                "supported grant types: authorization_code",
+            ));
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(response))
+}
+
+fn missing(name: &'static str) -> OAuthError {
+    OAuthError::new(
+        OAuthErrorCode::InvalidRequest,
+        match name {
+            "code" => "code is required",
+            "grant_type" => "grant_type is required",
+            _ => "a required parameter is missing",
+        },
+    )
+}
+
+fn client_error(e: ClientAuthError) -> OAuthError {
+    match e {
+        ClientAuthError::Malformed(why) => OAuthError::new(OAuthErrorCode::InvalidRequest, why),
+        ClientAuthError::Failed => OAuthError::new(
+            OAuthErrorCode::InvalidClient,
+            "client authentication failed",
+        ),
+    }
+}

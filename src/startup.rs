@@ -1,0 +1,159 @@
+//! Application::build: validates settings, connects the store, loads keys, binds, mounts routes.
+
+use crate::clients::Clients;
+use crate::config::{Problem, Settings};
+use crate::discord::{DiscordClient, DiscordClientConfig};
+use crate::keys::{KeyError, KeySet};
+use crate::routes;
+use crate::state::{AppState, Clock};
+use crate::store::{self, StoreError};
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use secrecy::ExposeSecret;
+use std::net::TcpListener;
+use std::sync::Arc;
+use tracing_actix_web::TracingLogger;
+
+/// The longest a request waits on Discord's rate limits before answering
+/// `temporarily_unavailable`: a person at a browser will not wait longer.
+const MAX_DISCORD_RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Why guildgate could not start; each variant prints as one clear line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Settings failed validation.
+    #[error("invalid configuration:\n{}", format_problems(.0))]
+    Config(Vec<Problem>),
+    /// The database could not be reached or migrated.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// Keys could not be loaded.
+    #[error("{0}")]
+    Keys(#[from] KeyError),
+    /// The listen address is taken or not allowed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else while assembling the app.
+    #[error("{0:#}")]
+    Other(#[from] anyhow::Error),
+}
+
+/// One problem per line, indented, for humans and scripts alike.
+pub fn format_problems(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A built, bound, not yet running guildgate.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Builds everything; the listener is bound before this returns (port 0 picks a free one).
+    pub async fn build(settings: Settings, clock: Clock) -> Result<Self, StartupError> {
+        Self::build_with_listener(settings, clock, None).await
+    }
+
+    /// As [`Application::build`], serving on an already bound listener when one is given
+    /// (tests bind port 0 first so the issuer can name the port).
+    pub async fn build_with_listener(
+        settings: Settings,
+        clock: Clock,
+        listener: Option<TcpListener>,
+    ) -> Result<Self, StartupError> {
+        let config = settings.validate().map_err(StartupError::Config)?;
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
+        let url = settings.database.url.expose_secret();
+        let store = store::connect(url, settings.database.max_connections).await?;
+        store.migrate().await?;
+        let keys = KeySet::load_or_generate(&settings.keys.dir, clock.now())?;
+        tracing::info!(kid = %keys.active().kid, "signing key loaded");
+        let discovery = routes::build_metadata(&config)?;
+        let clients = Arc::new(Clients::new(&config.clients));
+        let discord = DiscordClient::new(DiscordClientConfig {
+            client_id: settings.discord.client_id.clone(),
+            client_secret: settings.discord.client_secret.clone(),
+            authorize_url: config.discord_authorize_url.clone(),
+            api_base_url: config.discord_api_base_url.clone(),
+            scopes: settings.discord.scopes.clone(),
+            redirect_uri: config.issuer.endpoint("/callback/discord"),
+            timeout: config.lifetimes.discord_timeout,
+            max_retry_wait: MAX_DISCORD_RETRY_WAIT,
+        })
+        .map_err(|e| anyhow::anyhow!("cannot set up the Discord client: {e}"))?;
+
+        let listener = match listener {
+            Some(l) => l,
+            None => TcpListener::bind(config.listen).map_err(|source| StartupError::Bind {
+                addr: config.listen.to_string(),
+                source,
+            })?,
+        };
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: config.listen.to_string(),
+                source,
+            })?
+            .port();
+
+        let state = web::Data::new(AppState {
+            settings: Arc::new(settings),
+            config: Arc::new(config),
+            store,
+            keys: Arc::new(keys),
+            clients,
+            discord,
+            discovery,
+            clock,
+        });
+        let server_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(server_state.clone())
+                .configure(routes::configure)
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: format!("port {port}"),
+            source,
+        })?
+        .run();
+        tracing::info!(port, issuer = %state.config.issuer, "guildgate is listening");
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (tests reach the store and clock through it).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until the process is told to stop (SIGINT/SIGTERM are handled by actix).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,50 @@
+//! AppState: everything a request needs, built once at start-up and shared by every worker.
+
+use crate::clients::Clients;
+use crate::config::{Settings, ValidConfig};
+use crate::discord::DiscordClient;
+use crate::keys::KeySet;
+use crate::store::Store;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use time::OffsetDateTime;
+
+/// The one `web::Data` of the app.
+pub struct AppState {
+    /// Settings as written (database URL, cookie name, …).
+    pub settings: Arc<Settings>,
+    /// The typed, validated view of the settings.
+    pub config: Arc<ValidConfig>,
+    /// Persistent state.
+    pub store: Arc<dyn Store>,
+    /// Signing keys and the serialized JWKS.
+    pub keys: Arc<KeySet>,
+    /// Registered clients.
+    pub clients: Arc<Clients>,
+    /// The upstream Discord client.
+    pub discord: DiscordClient,
+    /// Discovery document, serialized once.
+    pub discovery: bytes::Bytes,
+    /// Time source.
+    pub clock: Clock,
+}
+
+/// Wall-clock time plus an adjustable offset, so tests can move time forward without sleeping.
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    offset_secs: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// The current time as the app sees it.
+    pub fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+            + time::Duration::seconds(self.offset_secs.load(Ordering::Relaxed))
+    }
+
+    /// Moves this clock (and every clone of it) forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
+        self.offset_secs.fetch_add(secs, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,368 @@
+//! Persistent state behind one trait: every security transition is a single atomic operation here.
+//!
+//! The backend is picked at run time from `database.url` (`sqlite:` or `postgres:`), so the web
+//! app and every flow compile once. Times cross this boundary as `OffsetDateTime` and are stored
+//! as Unix seconds (`BIGINT`/`INTEGER`) in both backends, which keeps comparisons identical.
+
+mod errors;
+mod postgres;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use crate::domain::TokenHash;
+use async_trait::async_trait;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// What can go wrong talking to the database; callers map it to `server_error` or a 503.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no supported backend.
+    #[error("unsupported database URL scheme (expected sqlite:// or postgres://): {0}")]
+    UnsupportedUrl(String),
+    /// A unique constraint refused the write (e.g. a duplicate primary key).
+    #[error("conflicting record: {0}")]
+    Conflict(String),
+    /// Migrations could not be applied.
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// Anything else the driver reports (connection refused, I/O, bad SQL).
+    #[error("database error: {0}")]
+    Backend(#[source] sqlx::Error),
+    /// Creating the SQLite file's folder failed.
+    #[error("cannot create database folder {path}: {source}")]
+    Folder {
+        /// The folder that could not be created.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A person as Discord last described them; the id is the identity, never the email.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Discord snowflake, the `sub`.
+    pub id: String,
+    /// Discord `username`.
+    pub username: String,
+    /// Discord `global_name` (display name).
+    pub global_name: Option<String>,
+    /// Avatar hash, if any.
+    pub avatar: Option<String>,
+    /// Email, when the `email` scope was granted.
+    pub email: Option<String>,
+    /// Discord's `verified` flag for the email.
+    pub email_verified: bool,
+    /// Discord `locale`.
+    pub locale: Option<String>,
+    /// When this profile was last refreshed from Discord.
+    pub updated_at: OffsetDateTime,
+}
+
+/// A login sent to Discord and not yet back: keyed by SHA-256 of the `state` we sent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UpstreamLogin {
+    /// SHA-256 of the `state` parameter sent to Discord.
+    pub state_hash: TokenHash,
+    /// SHA-256 of the browser-binding cookie set alongside.
+    pub binding_hash: TokenHash,
+    /// The PKCE verifier for the Discord code exchange.
+    pub pkce_verifier: String,
+    /// The original `/authorize` request, serialized (JSON), to finish after the callback.
+    pub request: String,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// After this the callback is refused.
+    pub expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for UpstreamLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamLogin")
+            .field("state_hash", &self.state_hash)
+            .field("pkce_verifier", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An SSO session: the browser holds the secret, ID tokens carry the public `id` as `sid`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Public session id (`sid` claim); random, not derived from the secret.
+    pub id: String,
+    /// SHA-256 of the cookie value.
+    pub secret_hash: TokenHash,
+    /// The Discord id of the person.
+    pub user_id: String,
+    /// When the person last authenticated at Discord (`auth_time`).
+    pub auth_time: OffsetDateTime,
+    /// When the session was opened.
+    pub created_at: OffsetDateTime,
+    /// Absolute end of the session.
+    pub expires_at: OffsetDateTime,
+    /// Last time the session was used (for idle timeout).
+    pub last_seen_at: OffsetDateTime,
+}
+
+/// A session that was just ended, with the clients that took part (for back-channel logout).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndedSession {
+    /// The session as it was.
+    pub session: SessionRecord,
+    /// Client ids recorded in the session, sorted.
+    pub clients: Vec<String>,
+}
+
+/// An issued authorization code, bound to everything RFC 6749 §4.1.3 and RFC 7636 require.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthCodeRecord {
+    /// SHA-256 of the code.
+    pub code_hash: TokenHash,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The exact redirect URI of the authorization request.
+    pub redirect_uri: String,
+    /// The person.
+    pub user_id: String,
+    /// The SSO session it came from.
+    pub session_id: String,
+    /// The grant (token family) that redeeming it creates; revoked if the code is replayed.
+    pub grant_id: String,
+    /// Granted scopes, space-separated.
+    pub scopes: String,
+    /// The `nonce` of the request, echoed in the ID token.
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge, when the request had one.
+    pub code_challenge: Option<String>,
+    /// `auth_time` for the ID token.
+    pub auth_time: OffsetDateTime,
+    /// When it was issued.
+    pub created_at: OffsetDateTime,
+    /// After this it is refused.
+    pub expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for AuthCodeRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthCodeRecord")
+            .field("client_id", &self.client_id)
+            .field("grant_id", &self.grant_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What presenting a code did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// First use: the code is now spent; the caller still checks expiry and bindings.
+    Redeemed(AuthCodeRecord),
+    /// The code was already spent; its grant has been revoked (and that revocation committed).
+    Replayed {
+        /// The revoked grant.
+        grant_id: String,
+    },
+    /// No such code.
+    Unknown,
+}
+
+/// A grant: one token family issued to one client for one person (RFC 9700 §4.14 "family").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantRecord {
+    /// Random id; access tokens carry it so revocation reaches them.
+    pub id: String,
+    /// The client.
+    pub client_id: String,
+    /// The person.
+    pub user_id: String,
+    /// The SSO session it was issued under, if any.
+    pub session_id: Option<String>,
+    /// Granted scopes, space-separated.
+    pub scopes: String,
+    /// `auth_time` kept across refreshes.
+    pub auth_time: OffsetDateTime,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// Absolute end of the family (refresh token lifetime).
+    pub expires_at: OffsetDateTime,
+    /// Set when revoked.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A refresh token to store: only its hash and idle expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRefreshToken {
+    /// SHA-256 of the token.
+    pub token_hash: TokenHash,
+    /// Idle expiry of this token (the grant's absolute expiry still applies).
+    pub expires_at: OffsetDateTime,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// The old token is spent and the new one stored; here is the (still active) grant.
+    Rotated(GrantRecord),
+    /// The token had already been rotated: the whole grant is now revoked (committed).
+    Reused {
+        /// The revoked grant.
+        grant_id: String,
+    },
+    /// Unknown, another client's, expired, or its grant is revoked/expired/its session ended.
+    Invalid,
+}
+
+/// One indexed check for a presented access token (RFC 9068 JWT already verified by signature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessCheck {
+    /// The grant is live, its session (if any) not ended, and the `jti` not revoked.
+    Active,
+    /// Anything else.
+    Inactive,
+}
+
+/// The store: intent-named operations, each atomic.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Answers when the database does (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Inserts or updates the person by Discord id.
+    async fn upsert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    /// Reads a person by Discord id.
+    async fn get_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Stores a pending Discord login.
+    async fn insert_upstream_login(&self, login: &UpstreamLogin) -> Result<(), StoreError>;
+    /// Deletes and returns the pending login whose state *and* browser binding match and which
+    /// has not expired; a second call with the same state returns `None`.
+    async fn take_upstream_login(
+        &self,
+        state_hash: &TokenHash,
+        binding_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<UpstreamLogin>, StoreError>;
+
+    /// Opens a session.
+    async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// The live session (not ended, not past `expires_at`) whose secret hashes to this.
+    async fn find_session(
+        &self,
+        secret_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// Records use of a session (idle timeout).
+    async fn touch_session(&self, id: &str, now: OffsetDateTime) -> Result<(), StoreError>;
+    /// Records that a client took part in a session (idempotent).
+    async fn add_session_client(
+        &self,
+        session_id: &str,
+        client_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Ends a live session and revokes every grant issued under it, in one transaction.
+    /// `None` when there was no live session with that id.
+    async fn end_session(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<EndedSession>, StoreError>;
+    /// Live sessions, newest first, optionally only one person's.
+    async fn list_sessions(
+        &self,
+        user_id: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Stores an issued authorization code.
+    async fn insert_auth_code(&self, code: &AuthCodeRecord) -> Result<(), StoreError>;
+    /// The single-use gate: spends the code atomically. A replay revokes the code's grant.
+    async fn consume_auth_code(
+        &self,
+        code_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<CodeRedemption, StoreError>;
+
+    /// Creates a grant, with its first refresh token when one is issued.
+    async fn insert_grant(
+        &self,
+        grant: &GrantRecord,
+        refresh: Option<&NewRefreshToken>,
+    ) -> Result<(), StoreError>;
+    /// Reads a grant by id.
+    async fn get_grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError>;
+    /// Rotates a refresh token for `client_id`; of concurrent calls with one token exactly one
+    /// gets `Rotated`. A presented token that was already rotated revokes its grant.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &TokenHash,
+        client_id: &str,
+        new: &NewRefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<Rotation, StoreError>;
+    /// The grant a live (unrotated, unexpired) refresh token belongs to, if that grant is live.
+    async fn find_refresh_grant(
+        &self,
+        token_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<GrantRecord>, StoreError>;
+    /// Revokes a grant and so every token in it. Returns whether it was live before.
+    async fn revoke_grant(&self, grant_id: &str, now: OffsetDateTime) -> Result<bool, StoreError>;
+    /// Revokes one access token by `jti` until it would have expired anyway.
+    async fn revoke_access_token(
+        &self,
+        jti: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// One indexed query: may an access token of this grant and `jti` still be honoured?
+    async fn check_access(
+        &self,
+        grant_id: &str,
+        jti: &str,
+        now: OffsetDateTime,
+    ) -> Result<AccessCheck, StoreError>;
+
+    /// Deletes expired codes, pending logins, sessions, grants and revoked-`jti` entries,
+    /// at most `batch` rows of each kind; returns how many rows went.
+    async fn gc(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError>;
+}
+
+/// Connects to the backend named by the URL's scheme; SQLite creates its file and folder.
+pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PgStore::connect(url, max_connections).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
+/// The URL with any password replaced, fit for an error message or a log line.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "<unparseable URL>".to_owned(),
+    }
+}
+
+/// Seconds since the Unix epoch, the stored form of every time.
+pub(crate) fn to_unix(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+/// The inverse of [`to_unix`]; out-of-range values (never written by us) clamp to the epoch.
+pub(crate) fn from_unix(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}

@@ -1,0 +1,181 @@
+//! Configuration: layering, unknown keys, and one table row per validation rule.
+
+use guildgate::config::Settings;
+
+/// Loads defaults + `toml` (as a config file) + `env`.
+fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("guildgate.toml");
+    std::fs::write(&file, toml).unwrap();
+    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    Settings::load_with(Some(&file), env).map_err(|e| e.to_string())
+}
+
+/// The keys of every problem `validate` reports.
+fn problem_keys(toml: &str) -> Vec<String> {
+    match load(toml, &[]).expect("loads").validate() {
+        Ok(_) => vec![],
+        Err(problems) => problems.into_iter().map(|p| p.key).collect(),
+    }
+}
+
+const CLIENT: &str = r#"
+[[clients]]
+id = "wiki"
+public = true
+"#;
+
+fn client_with_redirect(uri: &str) -> String {
+    format!("{CLIENT}redirect_uris = [{uri:?}]\n")
+}
+
+#[test]
+fn the_defaults_are_valid() {
+    let config = load("", &[])
+        .unwrap()
+        .validate()
+        .expect("defaults validate");
+    assert_eq!(config.issuer.as_str(), "http://localhost:8080");
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("discord.client_id")),
+        "an unconfigured Discord app is worth a warning"
+    );
+}
+
+#[test]
+fn each_rule_reports_its_key() {
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("relative issuer", r#"issuer = "/id""#.into(), "issuer"),
+        ("http issuer off loopback", r#"issuer = "http://id.example.com""#.into(), "issuer"),
+        ("issuer with query", r#"issuer = "https://id.example.com/?a=b""#.into(), "issuer"),
+        ("issuer with fragment", r#"issuer = "https://id.example.com/#x""#.into(), "issuer"),
+        ("listen address", "[server]\nlisten = \"localhost\"".into(), "server.listen"),
+        ("bad duration", "[tokens]\ncode_ttl = \"sixty\"".into(), "tokens.code_ttl"),
+        ("zero duration", "[session]\nttl = \"0s\"".into(), "session.ttl"),
+        ("code lives too long", "[tokens]\ncode_ttl = \"1h\"".into(), "tokens.code_ttl"),
+        (
+            "duplicate client id",
+            format!("{}{}", client_with_redirect("https://a.example/cb"), client_with_redirect("https://b.example/cb")),
+            "clients[1].id",
+        ),
+        (
+            "client without secret or public",
+            "[[clients]]\nid = \"x\"\nredirect_uris = [\"https://a.example/cb\"]".into(),
+            "clients[0].secret_hash",
+        ),
+        (
+            "secret_hash that is not a PHC string",
+            "[[clients]]\nid = \"x\"\nsecret_hash = \"hunter2\"\nredirect_uris = [\"https://a.example/cb\"]".into(),
+            "clients[0].secret_hash",
+        ),
+        (
+            "public client with a secret",
+            "[[clients]]\nid = \"x\"\npublic = true\nsecret = \"s3cr3t-s3cr3t-s3cr3t\"\nredirect_uris = [\"https://a.example/cb\"]".into(),
+            "clients[0].public",
+        ),
+        ("no redirect uri", format!("{CLIENT}redirect_uris = []"), "clients[0].redirect_uris"),
+        ("relative redirect", client_with_redirect("/cb"), "clients[0].redirect_uris[0]"),
+        ("redirect with fragment", client_with_redirect("https://a.example/cb#x"), "clients[0].redirect_uris[0]"),
+        ("wildcard redirect", client_with_redirect("https://*.example.com/cb"), "clients[0].redirect_uris[0]"),
+        ("http redirect off loopback", client_with_redirect("http://a.example/cb"), "clients[0].redirect_uris[0]"),
+        ("javascript: redirect", client_with_redirect("javascript:alert(1)"), "clients[0].redirect_uris[0]"),
+        ("JavaScript: in mixed case", client_with_redirect("JaVaScRiPt:alert(1)"), "clients[0].redirect_uris[0]"),
+        ("data: redirect", client_with_redirect("DATA:text/html,x"), "clients[0].redirect_uris[0]"),
+        ("file: redirect", client_with_redirect("File:///etc/passwd"), "clients[0].redirect_uris[0]"),
+        ("bad guild id", "[access]\nallowed_guilds = [\"general\"]".into(), "access.allowed_guilds[0]"),
+        ("bad role pair", "[access]\nrequired_roles = [\"123456789012345678\"]".into(), "access.required_roles[0]"),
+        ("bad encryption key", "[secrets]\nencryption_key = \"abc\"".into(), "secrets.encryption_key"),
+        ("unknown log format", "[log]\nformat = \"xml\"".into(), "log.format"),
+        ("unsupported database", "[database]\nurl = \"mysql://x\"".into(), "database.url"),
+    ];
+    for (name, toml, key) in cases {
+        let keys = problem_keys(&toml);
+        assert!(
+            keys.iter().any(|k| k == key),
+            "case {name:?}: expected a problem at {key}, got {keys:?}"
+        );
+    }
+}
+
+#[test]
+fn good_values_pass_each_rule() {
+    let ok = format!(
+        "issuer = \"https://id.example.com\"\n[tokens]\nrefresh_token_ttl = \"30d\"\n{}",
+        client_with_redirect("http://127.0.0.1:9000/cb")
+    );
+    assert_eq!(problem_keys(&ok), Vec::<String>::new());
+}
+
+#[test]
+fn several_mistakes_are_all_reported_at_once() {
+    let toml = format!(
+        "issuer = \"http://id.example.com\"\n[server]\nlisten = \"nope\"\n[tokens]\naccess_token_ttl = \"soon\"\n{}",
+        client_with_redirect("javascript:alert(1)")
+    );
+    let keys = problem_keys(&toml);
+    for key in [
+        "issuer",
+        "server.listen",
+        "tokens.access_token_ttl",
+        "clients[0].redirect_uris[0]",
+    ] {
+        assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
+    }
+}
+
+#[test]
+fn a_plain_secret_is_accepted_with_a_loud_warning() {
+    let toml = "[[clients]]\nid = \"dev\"\nsecret = \"dev-secret-dev-secret\"\nredirect_uris = [\"https://a.example/cb\"]";
+    let config = load(toml, &[]).unwrap().validate().expect("valid");
+    assert!(
+        config.warnings.iter().any(|w| w.contains("plain `secret`")),
+        "{:?}",
+        config.warnings
+    );
+}
+
+#[test]
+fn unknown_keys_are_rejected() {
+    let err = load("[server]\nlisten = \"127.0.0.1:8080\"\nlistne = \"x\"", &[]).unwrap_err();
+    assert!(err.contains("listne"), "{err}");
+    let err = load("isuer = \"https://x\"", &[]).unwrap_err();
+    assert!(err.contains("isuer"), "{err}");
+}
+
+#[test]
+fn environment_variables_override_the_file() {
+    let settings = load(
+        "[server]\nlisten = \"127.0.0.1:1\"",
+        &[
+            ("GUILDGATE__SERVER__LISTEN", "0.0.0.0:9999"),
+            ("GUILDGATE__DISCORD__CLIENT_ID", "123456789012345678"),
+            ("GUILDGATE__DISCORD__CLIENT_SECRET", "from-env"),
+            ("GUILDGATE__DISCORD__SCOPES", "identify,guilds"),
+            ("GUILDGATE__DATABASE__MAX_CONNECTIONS", "3"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(settings.server.listen, "0.0.0.0:9999");
+    assert_eq!(settings.discord.client_id, "123456789012345678");
+    assert_eq!(settings.discord.scopes, vec!["identify", "guilds"]);
+    assert_eq!(settings.database.max_connections, 3);
+    settings
+        .validate()
+        .expect("env-configured settings validate");
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let settings = load(
+        "[discord]\nclient_secret = \"super-secret-value\"\n[[clients]]\nid = \"a\"\nsecret = \"another-secret-value\"\nredirect_uris = [\"https://a.example/cb\"]",
+        &[("GUILDGATE__DATABASE__URL", "postgres://u:db-password@localhost/db")],
+    )
+    .unwrap();
+    let debug = format!("{settings:?}");
+    for secret in ["super-secret-value", "another-secret-value", "db-password"] {
+        assert!(!debug.contains(secret), "{secret} leaked into Debug");
+    }
+}

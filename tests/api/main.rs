@@ -1,0 +1,11 @@
+//! One integration-test binary (fast to link): a real server, a real database, the fake Discord.
+
+mod browser;
+mod config_validation;
+mod discovery;
+mod flow;
+mod health;
+mod helpers;
+mod startup_errors;
+mod store_conformance;
+mod test_db;
