@@ -49,6 +49,46 @@ pub fn keys_rotate(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `guildgate sessions list [--user ID]`.
+pub async fn sessions_list(settings: Settings, user: Option<&str>) -> anyhow::Result<()> {
+    let state = crate::startup::build_state(settings, Clock::default()).await?;
+    let now = state.clock.now();
+    let sessions = state.store.list_sessions(user, now).await?;
+    println!(
+        "{:<34} {:<21} {:<22} {:<22} ENDS",
+        "SESSION (sid)", "USER", "SIGNED IN", "LAST USED"
+    );
+    let fmt = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+    for s in &sessions {
+        println!(
+            "{:<34} {:<21} {:<22} {:<22} {}",
+            s.id,
+            s.user_id,
+            fmt(s.auth_time),
+            fmt(s.last_seen_at),
+            fmt(s.expires_at)
+        );
+    }
+    println!("{} live session(s)", sessions.len());
+    Ok(())
+}
+
+/// `guildgate users revoke ID`: ends sessions, revokes grants, queues back-channel logout.
+pub async fn users_revoke(settings: Settings, id: &str) -> anyhow::Result<()> {
+    let id = crate::domain::DiscordId::parse(id).map_err(anyhow::Error::msg)?;
+    let state = crate::startup::build_state(settings, Clock::default()).await?;
+    let now = state.clock.now();
+    let ended = state.store.end_user_sessions(id.as_str(), now).await?;
+    for session in &ended {
+        crate::flows::logout::notify_clients(&state, session, now).await?;
+    }
+    println!(
+        "ended {} session(s) and revoked every token of user {id}; apps with a back-channel logout URI will be told",
+        ended.len()
+    );
+    Ok(())
+}
+
 /// `guildgate hash-secret`: argon2id PHC string for a secret read from stdin.
 pub fn hash_secret() -> anyhow::Result<()> {
     let secret = if std::io::stdin().is_terminal() {

@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 use time::OffsetDateTime;
 
 /// RSA modulus size for generated keys.
@@ -131,12 +133,32 @@ impl SigningKey {
     }
 }
 
-/// Every key in the folder, with the JWKS document serialized once.
+/// One consistent view of the folder: keys, the active one, and the JWKS serialized once.
 #[derive(Debug)]
-pub struct KeySet {
-    keys: Vec<SigningKey>,
+struct Loaded {
+    keys: Vec<Arc<SigningKey>>,
     active: usize,
     jwks: bytes::Bytes,
+}
+
+/// The signing keys of a deployment. Reloadable in place, so every process sharing `keys.dir`
+/// picks up rotations; the active key follows from file names and time alone, so processes
+/// with synchronised clocks agree on it without talking to each other.
+#[derive(Debug)]
+pub struct KeySet {
+    dir: PathBuf,
+    loaded: RwLock<Arc<Loaded>>,
+}
+
+/// When to add and retire keys automatically.
+#[derive(Debug, Clone, Copy)]
+pub struct RotationPolicy {
+    /// Age of the newest key after which a successor is added.
+    pub rotate_every: Duration,
+    /// How long a new key is published before it signs (longer than any JWKS cache).
+    pub publish_ahead: Duration,
+    /// How long a superseded key stays published (at least the longest token lifetime).
+    pub retire_after: Duration,
 }
 
 impl KeySet {
@@ -155,62 +177,124 @@ impl KeySet {
 
     /// Loads the folder as it is; fails on any unreadable key or when none is active.
     pub fn load(dir: &Path, now: OffsetDateTime) -> Result<Self, KeyError> {
-        let mut keys = Vec::new();
-        for (path, activates_at, retired) in list_key_files(dir)? {
-            let pem = std::fs::read_to_string(&path).map_err(|source| KeyError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            keys.push(parse_key(path, &pem, activates_at, retired)?);
-        }
-        keys.sort_by_key(|k| k.activates_at);
-        let active = keys
-            .iter()
-            .rposition(|k| k.state != KeyState::Retired && k.activates_at <= now)
-            .ok_or_else(|| KeyError::NoActiveKey(dir.to_path_buf()))?;
-        for (i, key) in keys.iter_mut().enumerate() {
-            if key.state == KeyState::Retired {
-                continue;
-            }
-            key.state = match i.cmp(&active) {
-                std::cmp::Ordering::Less => KeyState::Previous,
-                std::cmp::Ordering::Equal => KeyState::Active,
-                std::cmp::Ordering::Greater => KeyState::Next,
-            };
-        }
-        let published: Vec<CoreJsonWebKey> = keys
-            .iter()
-            .filter(|k| k.state != KeyState::Retired)
-            .map(|k| k.jwk.clone())
-            .collect();
-        let jwks = serde_json::to_vec(&CoreJsonWebKeySet::new(published))
-            .map_err(|e| KeyError::Generate(e.to_string()))?
-            .into();
-        Ok(Self { keys, active, jwks })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            loaded: RwLock::new(Arc::new(read_folder(dir, now)?)),
+        })
+    }
+
+    fn current(&self) -> Arc<Loaded> {
+        // A poisoned lock still holds a complete, valid Loaded: the swap is one assignment.
+        self.loaded
+            .read()
+            .map(|g| Arc::clone(&g))
+            .unwrap_or_else(|e| Arc::clone(&e.into_inner()))
     }
 
     /// The key that signs new tokens.
-    pub fn active(&self) -> &SigningKey {
-        // `load` guarantees the index is in range.
-        &self.keys[self.active]
+    pub fn active(&self) -> Arc<SigningKey> {
+        let loaded = self.current();
+        // `read_folder` guarantees the index is in range.
+        Arc::clone(&loaded.keys[loaded.active])
     }
 
     /// A published key by `kid`, for verifying our own tokens.
-    pub fn find(&self, kid: &str) -> Option<&SigningKey> {
-        self.keys
+    pub fn find(&self, kid: &str) -> Option<Arc<SigningKey>> {
+        self.current()
+            .keys
             .iter()
             .find(|k| k.kid == kid && k.state != KeyState::Retired)
+            .cloned()
     }
 
     /// Every key, oldest first (for `keys list`).
-    pub fn all(&self) -> &[SigningKey] {
-        &self.keys
+    pub fn all(&self) -> Vec<Arc<SigningKey>> {
+        self.current().keys.clone()
     }
 
-    /// The JWKS document, serialized once at load.
-    pub fn jwks_json(&self) -> &bytes::Bytes {
-        &self.jwks
+    /// The JWKS document, serialized at the last (re)load.
+    pub fn jwks_json(&self) -> bytes::Bytes {
+        self.current().jwks.clone()
     }
+
+    /// Re-reads the folder. On failure the keys in use stay in use and the error is returned.
+    pub fn reload(&self, now: OffsetDateTime) -> Result<(), KeyError> {
+        let fresh = Arc::new(read_folder(&self.dir, now)?);
+        match self.loaded.write() {
+            Ok(mut slot) => *slot = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        Ok(())
+    }
+
+    /// Applies the rotation policy: pre-publishes a successor when the newest key is old,
+    /// retires keys superseded long ago, then reloads.
+    pub fn maintain(&self, now: OffsetDateTime, policy: RotationPolicy) -> Result<(), KeyError> {
+        let loaded = self.current();
+        let newest = loaded.keys.iter().filter(|k| k.state != KeyState::Retired).last();
+        if newest.is_some_and(|k| now - k.activates_at >= policy.rotate_every) {
+            let (path, at) = generate_key_file(&self.dir, now + policy.publish_ahead)?;
+            tracing::info!(file = %path.display(), activates_at = %at, "pre-published a new signing key");
+        }
+        // A key is superseded when the next one activated; it retires `retire_after` later.
+        for pair in loaded.keys.windows(2) {
+            let (old, next) = (&pair[0], &pair[1]);
+            if old.state == KeyState::Previous && now - next.activates_at >= policy.retire_after {
+                let retired = old.path.with_extension("pem.retired");
+                match std::fs::rename(&old.path, &retired) {
+                    Ok(()) => tracing::info!(kid = %old.kid, "retired a signing key"),
+                    // Another process sharing the folder got there first.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => {
+                        return Err(KeyError::Write {
+                            path: old.path.clone(),
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+        self.reload(now)
+    }
+}
+
+fn read_folder(dir: &Path, now: OffsetDateTime) -> Result<Loaded, KeyError> {
+    let mut keys = Vec::new();
+    for (path, activates_at, retired) in list_key_files(dir)? {
+        let pem = std::fs::read_to_string(&path).map_err(|source| KeyError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        keys.push(parse_key(path, &pem, activates_at, retired)?);
+    }
+    keys.sort_by_key(|k| k.activates_at);
+    let active = keys
+        .iter()
+        .rposition(|k| k.state != KeyState::Retired && k.activates_at <= now)
+        .ok_or_else(|| KeyError::NoActiveKey(dir.to_path_buf()))?;
+    for (i, key) in keys.iter_mut().enumerate() {
+        if key.state == KeyState::Retired {
+            continue;
+        }
+        key.state = match i.cmp(&active) {
+            std::cmp::Ordering::Less => KeyState::Previous,
+            std::cmp::Ordering::Equal => KeyState::Active,
+            std::cmp::Ordering::Greater => KeyState::Next,
+        };
+    }
+    let published: Vec<CoreJsonWebKey> = keys
+        .iter()
+        .filter(|k| k.state != KeyState::Retired)
+        .map(|k| k.jwk.clone())
+        .collect();
+    let jwks = serde_json::to_vec(&CoreJsonWebKeySet::new(published))
+        .map_err(|e| KeyError::Generate(e.to_string()))?
+        .into();
+    Ok(Loaded {
+        keys: keys.into_iter().map(Arc::new).collect(),
+        active,
+        jwks,
+    })
 }
 
 /// Adds a new key that signs from `activates_at` on (`now` for an immediate rotation). Names
@@ -354,7 +438,7 @@ mod tests {
         let set = KeySet::load_or_generate(dir.path(), now).unwrap();
         assert_eq!(set.all().len(), 1);
         assert_eq!(set.active().state, KeyState::Active);
-        let jwks: serde_json::Value = serde_json::from_slice(set.jwks_json()).unwrap();
+        let jwks: serde_json::Value = serde_json::from_slice(&set.jwks_json()).unwrap();
         assert_eq!(jwks["keys"][0]["kid"], set.active().kid.as_str());
         assert!(
             jwks["keys"][0].get("d").is_none(),
@@ -388,7 +472,7 @@ mod tests {
         let set = KeySet::load(dir.path(), active_from).unwrap();
         assert_ne!(set.active().kid, first);
         assert_eq!(set.find(&first).unwrap().state, KeyState::Previous);
-        let jwks: serde_json::Value = serde_json::from_slice(set.jwks_json()).unwrap();
+        let jwks: serde_json::Value = serde_json::from_slice(&set.jwks_json()).unwrap();
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
     }
 
@@ -401,5 +485,44 @@ mod tests {
         assert!(matches!(err, KeyError::Corrupt { .. }), "{err}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a key");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    use super::*;
+
+    #[test]
+    fn maintain_prepublishes_then_activates_then_retires() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = OffsetDateTime::now_utc();
+        let set = KeySet::load_or_generate(dir.path(), start).unwrap();
+        let first = set.active().kid.clone();
+        let policy = RotationPolicy {
+            rotate_every: Duration::from_secs(3600),
+            publish_ahead: Duration::from_secs(600),
+            retire_after: Duration::from_secs(1200),
+        };
+        // Young key: nothing happens.
+        set.maintain(start + time::Duration::minutes(10), policy).unwrap();
+        assert_eq!(set.all().len(), 1);
+        // Old key: a successor is published but does not sign yet.
+        let t1 = start + time::Duration::hours(1);
+        set.maintain(t1, policy).unwrap();
+        assert_eq!(set.all().len(), 2);
+        assert_eq!(set.active().kid, first, "the new key must not sign before it is published");
+        let jwks: serde_json::Value = serde_json::from_slice(&set.jwks_json()).unwrap();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "published ahead");
+        // After publish_ahead the new key signs; the old one still verifies.
+        let t2 = t1 + time::Duration::minutes(11);
+        set.reload(t2).unwrap();
+        assert_ne!(set.active().kid, first);
+        assert!(set.find(&first).is_some());
+        // After retire_after the old key is no longer published.
+        let t3 = t2 + time::Duration::minutes(21);
+        set.maintain(t3, policy).unwrap();
+        assert!(set.find(&first).is_none());
+        let jwks: serde_json::Value = serde_json::from_slice(&set.jwks_json()).unwrap();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
     }
 }

@@ -46,6 +46,16 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// List live sign-in sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+    /// Act on a person's access.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Read a client secret from standard input (not echoed at a terminal) and print its
     /// argon2id hash for `secret_hash` in [[clients]].
     HashSecret,
@@ -56,6 +66,26 @@ enum Command {
         /// Readiness URL to probe.
         #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
         url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Show live sessions, newest first: id (the `sid` claim), user, signed in, last used, ends.
+    List {
+        /// Only this Discord user id's sessions.
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// End every session of a Discord user id and revoke all their tokens; apps with a
+    /// back-channel logout URI are told (by the running guildgate processes).
+    Revoke {
+        /// The Discord user id.
+        id: String,
     },
 }
 
@@ -101,6 +131,12 @@ fn main() -> ExitCode {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => cli::keys_rotate(&settings),
+        Command::Sessions {
+            command: SessionsCommand::List { user },
+        } => actix_web::rt::System::new().block_on(cli::sessions_list(settings, user.as_deref())),
+        Command::Users {
+            command: UsersCommand::Revoke { id },
+        } => actix_web::rt::System::new().block_on(cli::users_revoke(settings, &id)),
         Command::HashSecret => cli::hash_secret(),
         Command::Healthcheck { url } => {
             actix_web::rt::System::new().block_on(cli::healthcheck(&url))

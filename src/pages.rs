@@ -13,6 +13,8 @@ static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("base.html", include_str!("../templates/base.html")),
         ("message.html", include_str!("../templates/message.html")),
         ("demo.html", include_str!("../templates/demo.html")),
+        ("logout.html", include_str!("../templates/logout.html")),
+        ("consent.html", include_str!("../templates/consent.html")),
     ] {
         if let Err(e) = env.add_template(name, source) {
             tracing::error!(template = name, error = %e, "invalid built-in template");

@@ -60,6 +60,17 @@ pub struct Application {
     state: web::Data<AppState>,
 }
 
+/// Background tasks are started with the server and stopped with it.
+struct Jobs(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        for job in &self.0 {
+            job.abort();
+        }
+    }
+}
+
 impl Application {
     /// Builds everything; the listener is bound before this returns (port 0 picks a free one).
     pub async fn build(settings: Settings, clock: Clock) -> Result<Self, StartupError> {
@@ -73,29 +84,8 @@ impl Application {
         clock: Clock,
         listener: Option<TcpListener>,
     ) -> Result<Self, StartupError> {
-        let config = settings.validate().map_err(StartupError::Config)?;
-        for warning in &config.warnings {
-            tracing::warn!("{warning}");
-        }
-        let url = settings.database.url.expose_secret();
-        let store = store::connect(url, settings.database.max_connections).await?;
-        store.migrate().await?;
-        let keys = KeySet::load_or_generate(&settings.keys.dir, clock.now())?;
-        tracing::info!(kid = %keys.active().kid, "signing key loaded");
-        let discovery = routes::build_metadata(&config)?;
-        let clients = Arc::new(Clients::new(&config.clients));
-        let discord = DiscordClient::new(DiscordClientConfig {
-            client_id: settings.discord.client_id.clone(),
-            client_secret: settings.discord.client_secret.clone(),
-            authorize_url: config.discord_authorize_url.clone(),
-            api_base_url: config.discord_api_base_url.clone(),
-            scopes: settings.discord.scopes.clone(),
-            redirect_uri: config.issuer.endpoint("/callback/discord"),
-            timeout: config.lifetimes.discord_timeout,
-            max_retry_wait: MAX_DISCORD_RETRY_WAIT,
-        })
-        .map_err(|e| anyhow::anyhow!("cannot set up the Discord client: {e}"))?;
-
+        let state = web::Data::new(build_state(settings, clock).await?);
+        let config = &state.config;
         let listener = match listener {
             Some(l) => l,
             None => TcpListener::bind(config.listen).map_err(|source| StartupError::Bind {
@@ -111,16 +101,6 @@ impl Application {
             })?
             .port();
 
-        let state = web::Data::new(AppState {
-            settings: Arc::new(settings),
-            config: Arc::new(config),
-            store,
-            keys: Arc::new(keys),
-            clients,
-            discord,
-            discovery,
-            clock,
-        });
         let server_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -152,8 +132,54 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until the process is told to stop (SIGINT/SIGTERM are handled by actix).
+    /// Serves until the process is told to stop (SIGINT/SIGTERM are handled by actix), with
+    /// the background jobs running alongside.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let _jobs = Jobs(crate::jobs::spawn(self.state.clone()));
         self.server.await
     }
+}
+
+/// Everything but the listener: validated config, connected and migrated store, keys, clients,
+/// the Discord client. The CLI's admin commands use it without serving.
+pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, StartupError> {
+    let config = settings.validate().map_err(StartupError::Config)?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let url = settings.database.url.expose_secret();
+    let store = store::connect(url, settings.database.max_connections).await?;
+    store.migrate().await?;
+    let keys = KeySet::load_or_generate(&settings.keys.dir, clock.now())?;
+    tracing::info!(kid = %keys.active().kid, "signing key loaded");
+    let discovery = routes::build_metadata(&config)?;
+    let clients = Arc::new(Clients::new(&config.clients));
+    let discord = DiscordClient::new(DiscordClientConfig {
+        client_id: settings.discord.client_id.clone(),
+        client_secret: settings.discord.client_secret.clone(),
+        authorize_url: config.discord_authorize_url.clone(),
+        api_base_url: config.discord_api_base_url.clone(),
+        scopes: settings.discord.scopes.clone(),
+        redirect_uri: config.issuer.endpoint("/callback/discord"),
+        timeout: config.lifetimes.discord_timeout,
+        max_retry_wait: MAX_DISCORD_RETRY_WAIT,
+    })
+    .map_err(|e| anyhow::anyhow!("cannot set up the Discord client: {e}"))?;
+
+    Ok(AppState {
+        settings: Arc::new(settings),
+        config: Arc::new(config),
+        store,
+        keys: Arc::new(keys),
+        clients,
+        discord,
+        logout_wakeup: Arc::new(tokio::sync::Notify::new()),
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?,
+        discovery,
+        clock,
+    })
 }

@@ -23,6 +23,10 @@ pub struct AppState {
     pub clients: Arc<Clients>,
     /// The upstream Discord client.
     pub discord: DiscordClient,
+    /// Wakes the back-channel logout deliverer when work is queued.
+    pub logout_wakeup: Arc<tokio::sync::Notify>,
+    /// Outbound HTTP for back-channel logout (short timeout, no redirects).
+    pub http: reqwest::Client,
     /// Discovery document, serialized once.
     pub discovery: bytes::Bytes,
     /// Time source.

@@ -79,6 +79,10 @@ pub struct DatabaseSettings {
 pub struct KeySettings {
     /// Folder of PEM keys.
     pub dir: PathBuf,
+    /// Age after which a successor key is added automatically.
+    pub rotate_every: String,
+    /// How long a new key is published before it signs.
+    pub publish_ahead: String,
 }
 
 /// `[discord]`.
@@ -113,6 +117,8 @@ pub struct TokenSettings {
     pub id_token_ttl: String,
     /// Refresh-token family absolute lifetime.
     pub refresh_token_ttl: String,
+    /// Refresh-token idle timeout.
+    pub refresh_token_idle_ttl: String,
 }
 
 /// `[session]`.
@@ -121,6 +127,8 @@ pub struct TokenSettings {
 pub struct SessionSettings {
     /// SSO session lifetime.
     pub ttl: String,
+    /// A session unused this long ends.
+    pub idle_timeout: String,
     /// Cookie name.
     pub cookie_name: String,
 }

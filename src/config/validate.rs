@@ -33,14 +33,22 @@ pub struct Lifetimes {
     pub access_token: Duration,
     /// `tokens.id_token_ttl`.
     pub id_token: Duration,
-    /// `tokens.refresh_token_ttl`.
+    /// `tokens.refresh_token_ttl` (absolute lifetime of a grant).
     pub refresh_token: Duration,
+    /// `tokens.refresh_token_idle_ttl` (a refresh token unused this long expires).
+    pub refresh_token_idle: Duration,
     /// `session.ttl`.
     pub session: Duration,
+    /// `session.idle_timeout`.
+    pub session_idle: Duration,
     /// `discord.membership_ttl`.
     pub membership: Duration,
     /// `discord.timeout`.
     pub discord_timeout: Duration,
+    /// `keys.rotate_every`.
+    pub key_rotation: Duration,
+    /// `keys.publish_ahead`.
+    pub key_publish_ahead: Duration,
 }
 
 /// Guild/role/user rules, global or per client (evaluated by `policy`).
@@ -259,10 +267,21 @@ impl Settings {
             access_token: c.duration("tokens.access_token_ttl", &self.tokens.access_token_ttl),
             id_token: c.duration("tokens.id_token_ttl", &self.tokens.id_token_ttl),
             refresh_token: c.duration("tokens.refresh_token_ttl", &self.tokens.refresh_token_ttl),
+            refresh_token_idle: c.duration(
+                "tokens.refresh_token_idle_ttl",
+                &self.tokens.refresh_token_idle_ttl,
+            ),
             session: c.duration("session.ttl", &self.session.ttl),
+            session_idle: c.duration("session.idle_timeout", &self.session.idle_timeout),
             membership: c.duration("discord.membership_ttl", &self.discord.membership_ttl),
             discord_timeout: c.duration("discord.timeout", &self.discord.timeout),
+            key_rotation: c.duration("keys.rotate_every", &self.keys.rotate_every),
+            key_publish_ahead: c.duration("keys.publish_ahead", &self.keys.publish_ahead),
         };
+        // RP libraries cache the JWKS (we allow 5 minutes); a key must be visible before it signs.
+        if lifetimes.key_publish_ahead < Duration::from_secs(300) {
+            c.problem("keys.publish_ahead", "must be at least 5m (the JWKS cache lifetime)");
+        }
         if lifetimes.code > Duration::from_secs(600) {
             c.problem("tokens.code_ttl", "must be at most 10m (RFC 6749 §4.1.2)");
         }

@@ -2,7 +2,7 @@
 //! single-use gate, RFC 6749 §4.1.2 and §4.1.3, PKCE per RFC 7636 §4.6).
 
 use super::authorize::AuthorizationRequest;
-use super::grant::{self, TokenResponse};
+use super::grant::{self, Refresh, TokenResponse};
 use crate::config::{ClientSecret, ValidClient};
 use crate::domain::{OpaqueToken, PkceChallenge, PkceVerifier};
 use crate::error::{OAuthError, OAuthErrorCode};
@@ -100,21 +100,22 @@ pub async fn redeem(
         id: record.grant_id.clone(),
         client_id: record.client_id.clone(),
         user_id: record.user_id.clone(),
-        session_id: Some(record.session_id.clone()),
+        // offline_access (OIDC Core §11) asks for access that outlives the sign-in session.
+        session_id: (!scopes.contains("offline_access")).then(|| record.session_id.clone()),
         scopes: record.scopes.clone(),
         auth_time: record.auth_time,
         created_at: now,
         expires_at: now + state.config.lifetimes.refresh_token,
         revoked_at: None,
     };
+    let refresh = Refresh::NewGrant(issue_refresh.then(OpaqueToken::generate));
     grant::mint(
         state,
         client,
         &user,
         &grant_record,
         record.nonce.as_deref(),
-        issue_refresh,
-        true,
+        refresh,
         now,
     )
     .await

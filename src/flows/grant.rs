@@ -4,9 +4,9 @@
 use crate::claims;
 use crate::config::ValidClient;
 use crate::domain::{OpaqueToken, Scopes};
-use crate::error::OAuthError;
+use crate::error::{OAuthError, OAuthErrorCode};
 use crate::state::AppState;
-use crate::store::{GrantRecord, NewRefreshToken, UserRecord};
+use crate::store::{GrantRecord, NewRefreshToken, StoreError, UserRecord};
 use crate::tokens::{self, ACCESS_TOKEN_TYP, AccessTokenClaims};
 use serde::Serialize;
 use serde_json::json;
@@ -30,27 +30,58 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
 }
 
-/// Signs the tokens for `grant`. When `new_grant` is set the grant row is created (with the
-/// first refresh token, if any); otherwise the caller has already rotated the refresh token.
-#[allow(clippy::too_many_arguments)]
+/// How the refresh token of a response came about.
+pub enum Refresh {
+    /// None is issued.
+    None,
+    /// A new grant: store it with this first refresh token (if any).
+    NewGrant(Option<OpaqueToken>),
+    /// An existing grant whose token the store has just rotated to this one.
+    Rotated(OpaqueToken),
+}
+
+/// The idle expiry of a refresh token issued now (never past its grant's absolute end).
+pub fn refresh_expiry(
+    state: &AppState,
+    grant: &GrantRecord,
+    now: OffsetDateTime,
+) -> OffsetDateTime {
+    (now + state.config.lifetimes.refresh_token_idle).min(grant.expires_at)
+}
+
+/// Signs the tokens for `grant` and, for a new grant, stores it first.
 pub async fn mint(
     state: &AppState,
     client: &ValidClient,
     user: &UserRecord,
     grant: &GrantRecord,
     nonce: Option<&str>,
-    issue_refresh: bool,
-    new_grant: bool,
+    refresh: Refresh,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthError> {
-    let refresh = issue_refresh.then(OpaqueToken::generate);
-    if new_grant {
-        let stored = refresh.as_ref().map(|t| NewRefreshToken {
-            token_hash: t.hash(),
-            expires_at: grant.expires_at,
-        });
-        state.store.insert_grant(grant, stored.as_ref()).await?;
-    }
+    let refresh = match refresh {
+        Refresh::None => None,
+        Refresh::NewGrant(token) => {
+            let stored = token.as_ref().map(|t| NewRefreshToken {
+                token_hash: t.hash(),
+                expires_at: refresh_expiry(state, grant, now),
+            });
+            // A replay of the code that raced this redemption has already written the grant
+            // as revoked: that is a refused grant, not a server error.
+            match state.store.insert_grant(grant, stored.as_ref()).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict(_)) => {
+                    return Err(OAuthError::new(
+                        OAuthErrorCode::InvalidGrant,
+                        "the authorization code was already used",
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            token
+        }
+        Refresh::Rotated(token) => Some(token),
+    };
     let issuer = state.config.issuer.as_str();
     let lifetimes = state.config.lifetimes;
     let access_ttl = lifetimes.access_token.as_secs();

@@ -2,8 +2,12 @@
 
 pub mod authorize;
 pub mod code;
+pub mod finish;
 pub mod grant;
+pub mod logout;
+pub mod refresh;
 pub mod response;
+pub mod revocation;
 pub mod session;
 pub mod upstream;
 pub mod userinfo;

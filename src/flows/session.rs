@@ -15,7 +15,12 @@ pub async fn current(
         return Ok(None);
     };
     let hash = OpaqueToken::from_presented(value).hash();
-    state.store.find_session(&hash, now).await
+    let idle = state.config.lifetimes.session_idle;
+    Ok(state
+        .store
+        .find_session(&hash, now)
+        .await?
+        .filter(|s| now - s.last_seen_at <= idle))
 }
 
 /// Opens a session for a person who just authenticated at Discord. The secret goes into the

@@ -6,8 +6,8 @@
 //! answered every call: a failure leaves no half-made session.
 
 use super::authorize::AuthorizationRequest;
-use super::response::{error_redirect, success_redirect};
-use super::{code, session};
+use super::response::error_redirect;
+use super::session;
 use crate::discord::{DiscordError, api};
 use crate::domain::{OpaqueToken, PkceChallenge, PkceVerifier};
 use crate::error::{OAuthError, OAuthErrorCode};
@@ -83,8 +83,8 @@ pub struct CallbackParams {
 
 /// A finished login: the session to set and where the browser goes next.
 pub struct Completed {
-    /// The app's redirect URI with `code`, `state`, `iss`.
-    pub redirect: String,
+    /// The request to finish (consent, code) now that a session exists.
+    pub request: AuthorizationRequest,
     /// The new SSO session.
     pub session: SessionRecord,
     /// Its cookie value.
@@ -203,9 +203,8 @@ pub async fn complete(
     };
     state.store.upsert_user(&record).await?;
     let (session, session_secret) = session::open(state, &record.id, now).await?;
-    let code = code::issue(state, &request, &session, now).await?;
     Ok(Completed {
-        redirect: success_redirect(state, &request, &code),
+        request,
         session,
         session_secret,
     })

@@ -22,17 +22,16 @@ pub async fn claims_for(
             tokens::TokenError::Expired => invalid("the access token has expired"),
             _ => invalid("the access token is not valid"),
         })?;
-    if state
+    let AccessCheck::Active { user_id } = state
         .store
         .check_access(&token.gid, &token.jti, now)
         .await?
-        != AccessCheck::Active
-    {
+    else {
         return Err(invalid("the access token has been revoked"));
-    }
+    };
     let user = state
         .store
-        .get_user(&token.sub)
+        .get_user(&user_id)
         .await?
         .ok_or_else(|| invalid("the person no longer exists"))?;
     let mut out = claims::user_claims(&user, &Scopes::parse_request(&token.scope));

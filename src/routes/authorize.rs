@@ -4,7 +4,8 @@
 use super::{cookies, form, page};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::flows::authorize::{self, AuthorizeError, Decision};
-use crate::flows::{code, response, session, upstream};
+use crate::flows::finish::{self, Finish};
+use crate::flows::{response, session, upstream};
 use crate::state::AppState;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::web::Bytes;
@@ -64,15 +65,18 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
         Err(e) => return server_error(e.into()),
     };
     match authorize::decide(&request, current, now) {
-        Ok(Decision::UseSession(s)) => match code::issue(&state, &request, &s, now).await {
-            Ok(code) => {
-                if let Err(e) = state.store.touch_session(&s.id, now).await {
-                    tracing::warn!(error = %e, "could not record session use");
-                }
-                redirect(&req, &response::success_redirect(&state, &request, &code))
+        Ok(Decision::UseSession(s)) => {
+            if let Err(e) = state.store.touch_session(&s.id, now).await {
+                tracing::warn!(error = %e, "could not record session use");
             }
-            Err(e) => server_error(e.into()),
-        },
+            let Some(client) = state.clients.get(&request.client_id) else {
+                return server_error(OAuthError::new(OAuthErrorCode::ServerError, "client vanished"));
+            };
+            match finish::finish(&state, &client, &request, &s, now).await {
+                Ok(next) => render_finish(&req, &state, next),
+                Err(e) => server_error(e),
+            }
+        }
         Ok(Decision::SignInUpstream) => {
             let binding = req.cookie(cookies::BINDING_COOKIE);
             match upstream::begin(&state, &request, binding.as_ref().map(|c| c.value()), now).await
@@ -102,8 +106,49 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
     }
 }
 
+/// A redirect to the app, or the consent page.
+pub(super) fn render_finish(req: &HttpRequest, state: &AppState, next: Finish) -> HttpResponse {
+    match next {
+        Finish::Redirect(location) => redirect(req, &location),
+        Finish::AskConsent {
+            client_name,
+            scopes,
+            ticket,
+        } => {
+            let claims: Vec<&str> = scopes.iter().map(describe_scope).collect();
+            let html = crate::pages::render(
+                "consent.html",
+                minijinja::context! {
+                    title => format!("Allow {client_name}?"),
+                    app => client_name,
+                    claims => claims,
+                    ticket => ticket,
+                    action => state.config.issuer.endpoint("/consent"),
+                },
+            );
+            HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header(("X-Frame-Options", "DENY"))
+                .content_type("text/html; charset=utf-8")
+                .body(html)
+        }
+    }
+}
+
+/// What a scope releases, in words for the consent page.
+fn describe_scope(scope: &str) -> &'static str {
+    match scope {
+        "openid" => "your Discord user id",
+        "profile" => "your Discord username, display name, avatar and language",
+        "email" => "your email address and whether Discord has verified it",
+        "groups" => "the server roles the administrator maps to groups",
+        "offline_access" => "access while you are away (it stays signed in)",
+        _ => "other information",
+    }
+}
+
 /// 302 for GET; 303 after POST so the browser follows with GET.
-fn redirect(req: &HttpRequest, location: &str) -> HttpResponse {
+pub(super) fn redirect(req: &HttpRequest, location: &str) -> HttpResponse {
     let status = if req.method() == Method::POST {
         StatusCode::SEE_OTHER
     } else {
@@ -115,7 +160,7 @@ fn redirect(req: &HttpRequest, location: &str) -> HttpResponse {
         .finish()
 }
 
-fn server_error(e: OAuthError) -> HttpResponse {
+pub(super) fn server_error(e: OAuthError) -> HttpResponse {
     tracing::error!(cause = ?e.internal, "authorization failed");
     page(
         StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,6 +1,7 @@
 //! `GET /callback/discord`: Discord's redirect back to us.
 
 use super::{cookies, page};
+use crate::flows::finish;
 use crate::flows::upstream::{self, CallbackError, CallbackParams};
 use crate::pages::{self, Link};
 use crate::state::AppState;
@@ -32,16 +33,21 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     let now = state.clock.now();
     match upstream::complete(&state, params, binding.as_ref().map(|c| c.value()), now).await {
         Ok(done) => {
-            let mut response = HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, done.redirect))
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .finish();
-            if let Err(e) =
-                response.add_cookie(&cookies::session(&state, done.session_secret.expose()))
-            {
+            tracing::info!(user = %done.session.user_id, sid = %done.session.id, "signed in with Discord");
+            let next = match state.clients.get(&done.request.client_id) {
+                Some(client) => finish::finish(&state, &client, &done.request, &done.session, now).await,
+                None => Err(crate::error::OAuthError::new(
+                    crate::error::OAuthErrorCode::ServerError,
+                    "the client is no longer registered",
+                )),
+            };
+            let mut response = match next {
+                Ok(next) => super::authorize::render_finish(&req, &state, next),
+                Err(e) => super::authorize::server_error(e),
+            };
+            if let Err(e) = response.add_cookie(&cookies::session(&state, done.session_secret.expose())) {
                 tracing::error!(error = %e, "cannot set the session cookie");
             }
-            tracing::info!(user = %done.session.user_id, sid = %done.session.id, "signed in with Discord");
             response
         }
         Err(CallbackError::Unmatched) => unmatched(),

@@ -20,6 +20,20 @@ pub struct ExtraMetadata {
     code_challenge_methods_supported: Vec<String>,
     /// RFC 9207 §3: we send `iss` in authorization responses.
     authorization_response_iss_parameter_supported: bool,
+    /// RFC 8414 §2 / RFC 7009.
+    revocation_endpoint: String,
+    /// RFC 8414 §2.
+    revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 8414 §2 / RFC 7662.
+    introspection_endpoint: String,
+    /// RFC 8414 §2.
+    introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// RP-Initiated Logout 1.0 §2.1.
+    end_session_endpoint: String,
+    /// Back-Channel Logout 1.0 §2.1.
+    backchannel_logout_supported: bool,
+    /// Back-Channel Logout 1.0 §2.1: logout tokens carry `sid`.
+    backchannel_logout_session_supported: bool,
 }
 
 impl AdditionalProviderMetadata for ExtraMetadata {}
@@ -55,6 +69,13 @@ pub fn build_metadata(config: &ValidConfig) -> Result<bytes::Bytes, anyhow::Erro
         ExtraMetadata {
             code_challenge_methods_supported: vec!["S256".into()],
             authorization_response_iss_parameter_supported: true,
+            revocation_endpoint: issuer.endpoint("/revoke"),
+            revocation_endpoint_auth_methods_supported: client_auth_methods(),
+            introspection_endpoint: issuer.endpoint("/introspect"),
+            introspection_endpoint_auth_methods_supported: client_auth_methods(),
+            end_session_endpoint: issuer.endpoint("/logout"),
+            backchannel_logout_supported: true,
+            backchannel_logout_session_supported: true,
         },
     )
     .set_token_endpoint(Some(TokenUrl::new(issuer.endpoint("/token"))?))
@@ -100,6 +121,13 @@ pub fn build_metadata(config: &ValidConfig) -> Result<bytes::Bytes, anyhow::Erro
     Ok(serde_json::to_vec(&metadata)?.into())
 }
 
+/// Client authentication methods of the token, revocation and introspection endpoints.
+fn client_auth_methods() -> Vec<String> {
+    ["client_secret_basic", "client_secret_post", "none"]
+        .map(String::from)
+        .to_vec()
+}
+
 /// Mounts discovery and JWKS.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(openid_configuration).service(jwks);
@@ -121,5 +149,5 @@ async fn jwks(state: web::Data<AppState>) -> HttpResponse {
         .content_type("application/jwk-set+json")
         .insert_header(("Cache-Control", "public, max-age=300"))
         .insert_header(("Access-Control-Allow-Origin", "*"))
-        .body(state.keys.jwks_json().clone())
+        .body(state.keys.jwks_json())
 }

@@ -2,10 +2,13 @@
 
 mod authorize;
 mod callback;
+mod consent;
 mod cookies;
 mod discovery;
 mod form;
 mod health;
+mod logout;
+mod revocation;
 mod token;
 mod userinfo;
 
@@ -20,8 +23,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     discovery::configure(cfg);
     authorize::configure(cfg);
     callback::configure(cfg);
+    consent::configure(cfg);
     token::configure(cfg);
     userinfo::configure(cfg);
+    revocation::configure(cfg);
+    logout::configure(cfg);
     health::configure(cfg);
 }
 

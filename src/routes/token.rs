@@ -4,6 +4,7 @@ use super::form;
 use crate::clients::{ClientAuthError, ClientCredentials};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::flows::code::{self, CodeGrant};
+use crate::flows::refresh;
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::web::Bytes;
@@ -50,11 +51,17 @@ async fn token(
             };
             code::redeem(&state, &client, grant, now).await?
         }
+        "refresh_token" => {
+            let token = params
+                .get("refresh_token")
+                .ok_or_else(|| missing("refresh_token"))?;
+            refresh::refresh(&state, &client, token, params.get("scope"), now).await?
+        }
         "" => return Err(missing("grant_type")),
         _ => {
             return Err(OAuthError::new(
                 OAuthErrorCode::UnsupportedGrantType,
-                "supported grant types: authorization_code",
+                "supported grant types: authorization_code, refresh_token",
             ));
         }
     };
@@ -70,9 +77,34 @@ fn missing(name: &'static str) -> OAuthError {
         match name {
             "code" => "code is required",
             "grant_type" => "grant_type is required",
+            "refresh_token" => "refresh_token is required",
             _ => "a required parameter is missing",
         },
     )
+}
+
+/// Authenticates the client of a token-endpoint-style request (token, revoke, introspect).
+pub async fn authenticate(
+    req: &HttpRequest,
+    params: &form::FormParams,
+    state: &AppState,
+) -> Result<std::sync::Arc<crate::config::ValidClient>, OAuthError> {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let credentials = ClientCredentials::from_parts(
+        authorization,
+        params.get("client_id"),
+        params.get("client_secret"),
+    )
+    .map_err(client_error)?;
+    tracing::Span::current().record("client_id", credentials.id());
+    state
+        .clients
+        .authenticate(credentials)
+        .await
+        .map_err(client_error)
 }
 
 fn client_error(e: ClientAuthError) -> OAuthError {

@@ -5,6 +5,7 @@
 //! as Unix seconds (`BIGINT`/`INTEGER`) in both backends, which keeps comparisons identical.
 
 mod errors;
+mod lifecycle;
 mod postgres;
 mod sqlite;
 
@@ -161,7 +162,7 @@ impl std::fmt::Debug for AuthCodeRecord {
 #[derive(Debug, PartialEq, Eq)]
 pub enum CodeRedemption {
     /// First use: the code is now spent; the caller still checks expiry and bindings.
-    Redeemed(AuthCodeRecord),
+    Redeemed(Box<AuthCodeRecord>),
     /// The code was already spent; its grant has been revoked (and that revocation committed).
     Replayed {
         /// The revoked grant.
@@ -218,12 +219,75 @@ pub enum Rotation {
 }
 
 /// One indexed check for a presented access token (RFC 9068 JWT already verified by signature).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccessCheck {
     /// The grant is live, its session (if any) not ended, and the `jti` not revoked.
-    Active,
+    Active {
+        /// The grant's person (the Discord id, even when the token's `sub` is pairwise).
+        user_id: String,
+    },
     /// Anything else.
     Inactive,
+}
+
+/// A back-channel logout token waiting to be POSTed to a client (OIDC Back-Channel Logout §2.5).
+#[derive(Clone, PartialEq, Eq)]
+pub struct LogoutDelivery {
+    /// Random id.
+    pub id: String,
+    /// The receiving client.
+    pub client_id: String,
+    /// The ended session, when the logout is about one.
+    pub session_id: Option<String>,
+    /// The person.
+    pub user_id: String,
+    /// The client's `backchannel_logout_uri`.
+    pub uri: String,
+    /// The logout token's claims as JSON; signed afresh at each attempt so `iat`/`exp` stay
+    /// current across retries and key rotation.
+    pub logout_token: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due.
+    pub next_attempt_at: OffsetDateTime,
+    /// When it was queued.
+    pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for LogoutDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogoutDelivery")
+            .field("id", &self.id)
+            .field("client_id", &self.client_id)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The last guild/role snapshot taken from Discord for a person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembershipSnapshot {
+    /// JSON written and read by the membership code (opaque to the store).
+    pub snapshot: String,
+    /// When Discord was asked.
+    pub fetched_at: OffsetDateTime,
+}
+
+/// A person's Discord tokens, encrypted by the caller (AES-256-GCM); opaque to the store.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredUpstreamTokens {
+    /// Nonce + ciphertext.
+    pub ciphertext: Vec<u8>,
+    /// When the Discord access token inside expires.
+    pub access_expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for StoredUpstreamTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredUpstreamTokens")
+            .field("access_expires_at", &self.access_expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The store: intent-named operations, each atomic.
@@ -328,6 +392,81 @@ pub trait Store: Send + Sync {
         jti: &str,
         now: OffsetDateTime,
     ) -> Result<AccessCheck, StoreError>;
+
+    /// Ends every live session of a person and revokes every grant of theirs (with or without a
+    /// session), in one transaction; returns the ended sessions with their clients.
+    async fn end_user_sessions(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<EndedSession>, StoreError>;
+    /// Live grants of a person (for back-channel logout of grants without a session).
+    async fn list_user_grants(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<GrantRecord>, StoreError>;
+
+    /// The scopes (space-separated) a person has consented to for a client, if any.
+    async fn get_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Records (or replaces) a consent.
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Forgets a consent; whether there was one.
+    async fn revoke_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError>;
+
+    /// Queues back-channel logout deliveries (one transaction).
+    async fn enqueue_logout_deliveries(
+        &self,
+        deliveries: &[LogoutDelivery],
+    ) -> Result<(), StoreError>;
+    /// Claims up to `limit` due deliveries for this process: atomically moves their
+    /// `next_attempt_at` to `now + lease` so no other process sends them meanwhile.
+    async fn claim_logout_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<LogoutDelivery>, StoreError>;
+    /// Removes a delivered (or abandoned) delivery.
+    async fn finish_logout_delivery(&self, id: &str) -> Result<(), StoreError>;
+    /// Records a failed attempt and when to try again.
+    async fn retry_logout_delivery(
+        &self,
+        id: &str,
+        attempts: u32,
+        next_attempt_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// The person's last membership snapshot.
+    async fn get_membership(&self, user_id: &str)
+    -> Result<Option<MembershipSnapshot>, StoreError>;
+    /// Replaces the person's membership snapshot.
+    async fn save_membership(
+        &self,
+        user_id: &str,
+        snapshot: &MembershipSnapshot,
+    ) -> Result<(), StoreError>;
+    /// The person's encrypted Discord tokens.
+    async fn get_upstream_tokens(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<StoredUpstreamTokens>, StoreError>;
+    /// Replaces (or with `None` clears) the person's encrypted Discord tokens.
+    async fn save_upstream_tokens(
+        &self,
+        user_id: &str,
+        tokens: Option<&StoredUpstreamTokens>,
+    ) -> Result<(), StoreError>;
 
     /// Deletes expired codes, pending logins, sessions, grants and revoked-`jti` entries,
     /// at most `batch` rows of each kind; returns how many rows went.

@@ -11,7 +11,6 @@ use super::{
     Rotation, SessionRecord, Store, StoreError, UpstreamLogin, UserRecord, from_unix, to_unix,
 };
 use crate::domain::TokenHash;
-use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, FromRow, Row};
 use std::str::FromStr;
@@ -54,10 +53,14 @@ impl PgStore {
             .await?;
         Ok(Self { pool })
     }
+
+    /// A writing transaction (row locks do the serialising on Postgres).
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
 }
 
-#[async_trait]
-impl Store for PgStore {
+super::lifecycle::impl_store! { PgStore;
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -65,7 +68,7 @@ impl Store for PgStore {
 
     async fn migrate(&self) -> Result<(), StoreError> {
         // See `SqliteStore::migrate` for why the macro is reached through `sqlx_macros`.
-        sqlx::sqlx_macros::migrate!("./migrations/postgres")
+        sqlx::migrate!("./migrations/postgres")
             .run(&self.pool)
             .await?;
         Ok(())
@@ -256,7 +259,7 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?;
         if let Some(code) = spent {
-            return Ok(CodeRedemption::Redeemed(code));
+            return Ok(CodeRedemption::Redeemed(Box::new(code)));
         }
         // RFC 6749 §4.1.2: a replayed code SHOULD revoke what it issued. One autocommitted
         // statement, so the revocation persists although the caller then fails the request.
@@ -391,16 +394,15 @@ impl Store for PgStore {
         jti: &str,
         now: OffsetDateTime,
     ) -> Result<AccessCheck, StoreError> {
-        let active = sqlx::query_scalar::<_, bool>(CHECK_ACCESS)
+        let user = sqlx::query_scalar::<_, String>(CHECK_ACCESS)
             .bind(grant_id)
             .bind(jti)
             .bind(to_unix(now))
-            .fetch_one(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-        Ok(if active {
-            AccessCheck::Active
-        } else {
-            AccessCheck::Inactive
+        Ok(match user {
+            Some(user_id) => AccessCheck::Active { user_id },
+            None => AccessCheck::Inactive,
         })
     }
 
@@ -601,11 +603,11 @@ const REVOKE_LIVE_GRANT: &str = "UPDATE grants SET revoked_at = $2 \
 const REVOKE_ACCESS_TOKEN: &str = "INSERT INTO revoked_access_tokens (jti, expires_at) \
     VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
 /// Primary-key lookups only: the grant, its session, the `jti`.
-const CHECK_ACCESS: &str = "SELECT EXISTS (SELECT 1 FROM grants g \
+const CHECK_ACCESS: &str = "SELECT g.user_id FROM grants g \
     WHERE g.id = $1 AND g.revoked_at IS NULL AND g.expires_at > $3 \
     AND (g.session_id IS NULL OR EXISTS (SELECT 1 FROM sessions s \
         WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $3)) \
-    AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = $2))";
+    AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = $2)";
 
 /// Each bounded by `LIMIT $2` through the `expires_at` index. Rotated refresh tokens, session
 /// clients and codes go with their grant or session (`ON DELETE CASCADE`); a revoked grant stays

@@ -9,7 +9,6 @@ use super::{
     Rotation, SessionRecord, Store, StoreError, UpstreamLogin, UserRecord, from_unix, to_unix,
 };
 use crate::domain::TokenHash;
-use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
 };
@@ -48,6 +47,11 @@ impl SqliteStore {
             .await?;
         Ok(Self { pool })
     }
+
+    /// A writing transaction holding the write lock from its first statement.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with(BEGIN_WRITE).await?)
+    }
 }
 
 /// `sqlite://data/guildgate.db` must work on a fresh checkout, so `data/` is made on demand.
@@ -65,8 +69,7 @@ async fn create_parent_folder(file: &Path) -> Result<(), StoreError> {
     }
 }
 
-#[async_trait]
-impl Store for SqliteStore {
+super::lifecycle::impl_store! { SqliteStore;
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -75,7 +78,7 @@ impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         // Embedded at compile time. `sqlx::migrate!` is this same macro behind sqlx's `macros`
         // feature, which Cargo.toml leaves off; `derive` already pulls the macro crate in.
-        sqlx::sqlx_macros::migrate!("./migrations/sqlite")
+        sqlx::migrate!("./migrations/sqlite")
             .run(&self.pool)
             .await?;
         Ok(())
@@ -266,7 +269,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         if let Some(code) = spent {
-            return Ok(CodeRedemption::Redeemed(code));
+            return Ok(CodeRedemption::Redeemed(Box::new(code)));
         }
         // RFC 6749 §4.1.2: a replayed code SHOULD revoke what it issued. One autocommitted
         // statement, so the revocation persists although the caller then fails the request.
@@ -401,16 +404,15 @@ impl Store for SqliteStore {
         jti: &str,
         now: OffsetDateTime,
     ) -> Result<AccessCheck, StoreError> {
-        let active = sqlx::query_scalar::<_, bool>(CHECK_ACCESS)
+        let user = sqlx::query_scalar::<_, String>(CHECK_ACCESS)
             .bind(grant_id)
             .bind(jti)
             .bind(to_unix(now))
-            .fetch_one(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-        Ok(if active {
-            AccessCheck::Active
-        } else {
-            AccessCheck::Inactive
+        Ok(match user {
+            Some(user_id) => AccessCheck::Active { user_id },
+            None => AccessCheck::Inactive,
         })
     }
 
@@ -611,11 +613,11 @@ const REVOKE_LIVE_GRANT: &str = "UPDATE grants SET revoked_at = $2 \
 const REVOKE_ACCESS_TOKEN: &str = "INSERT INTO revoked_access_tokens (jti, expires_at) \
     VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
 /// Primary-key lookups only: the grant, its session, the `jti`.
-const CHECK_ACCESS: &str = "SELECT EXISTS (SELECT 1 FROM grants g \
+const CHECK_ACCESS: &str = "SELECT g.user_id FROM grants g \
     WHERE g.id = $1 AND g.revoked_at IS NULL AND g.expires_at > $3 \
     AND (g.session_id IS NULL OR EXISTS (SELECT 1 FROM sessions s \
         WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $3)) \
-    AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = $2))";
+    AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = $2)";
 
 /// Each bounded by `LIMIT $2` through the `expires_at` index. Rotated refresh tokens, session
 /// clients and codes go with their grant or session (`ON DELETE CASCADE`); a revoked grant stays

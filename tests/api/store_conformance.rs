@@ -374,7 +374,7 @@ async fn consume_auth_code_is_single_use_and_a_replay_revokes_its_grant() {
         t.store.insert_grant(&g, None).await.unwrap();
         let second = t.store.consume_auth_code(&hash, NOW).await.unwrap();
 
-        assert_eq!(first, CodeRedemption::Redeemed(issued.clone()));
+        assert_eq!(first, CodeRedemption::Redeemed(Box::new(issued.clone())));
         assert_eq!(
             second,
             CodeRedemption::Replayed {
@@ -639,7 +639,9 @@ async fn revoke_access_token_makes_only_that_jti_inactive() {
         );
         assert_eq!(
             t.store.check_access(&g.id, "jti-2", NOW).await.unwrap(),
-            AccessCheck::Active
+            AccessCheck::Active {
+                user_id: g.user_id.clone()
+            }
         );
     }
 }
@@ -665,7 +667,13 @@ async fn check_access_is_inactive_for_unknown_expired_or_revoked_grants() {
         let again = t.store.revoke_grant(&g.id, NOW).await.unwrap();
         let revoked = t.store.check_access(&g.id, "j", NOW).await.unwrap();
 
-        assert_eq!(live, AccessCheck::Active);
+        assert_eq!(
+            live,
+            AccessCheck::Active {
+                user_id: g.user_id.clone()
+            },
+            "the check names the grant's person"
+        );
         assert_eq!(unknown, AccessCheck::Inactive);
         assert_eq!(expired, AccessCheck::Inactive);
         assert!(
@@ -746,7 +754,9 @@ async fn gc_removes_expired_rows_and_keeps_live_ones() {
         let check = |jti| t.store.check_access(&live_grant.id, jti, later);
         assert_eq!(
             check("old-jti").await.unwrap(),
-            AccessCheck::Active,
+            AccessCheck::Active {
+                user_id: live_grant.user_id.clone()
+            },
             "entry outlived its token"
         );
         assert_eq!(check("new-jti").await.unwrap(), AccessCheck::Inactive);

@@ -26,7 +26,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use url::Url;
 
-/// The issuer Discord puts in `iss` on authorization responses (RFC 9207).
+/// The issuer Discord puts in `iss` on authorization responses (RFC 9207); Discord's
+/// `/.well-known/oauth-authorization-server` lists it with `authorization_response_iss_parameter_supported`,
+/// `code_challenge_methods_supported: ["S256"]` and `client_secret_basic`/`client_secret_post`.
 pub const DISCORD_ISSUER: &str = "https://discord.com";
 
 /// A route of the fake, for fault injection and call counting.

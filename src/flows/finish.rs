@@ -1,0 +1,121 @@
+//! The last step of every authorization: with a session in hand, apply the client's consent
+//! rule and issue the code. Shared by the SSO path and the Discord callback.
+
+use super::authorize::AuthorizationRequest;
+use super::code;
+use super::response::{error_redirect, success_redirect};
+use crate::config::{Consent, ValidClient};
+use crate::domain::Scopes;
+use crate::error::{OAuthError, OAuthErrorCode};
+use crate::state::AppState;
+use crate::store::SessionRecord;
+use crate::tokens;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// What the browser gets next.
+#[derive(Debug)]
+pub enum Finish {
+    /// Back to the app (with a code or an error).
+    Redirect(String),
+    /// Show the consent page for this client and these scopes.
+    AskConsent {
+        /// Display name of the app.
+        client_name: String,
+        /// Scopes it asks for.
+        scopes: Scopes,
+        /// The sealed pending request for the consent form.
+        ticket: String,
+    },
+}
+
+/// How long the person may look at the consent page.
+const CONSENT_TICKET_TTL: i64 = 600;
+
+/// The pending request sealed into the consent form, bound to the session.
+#[derive(Serialize, Deserialize)]
+struct ConsentTicket {
+    iss: String,
+    exp: i64,
+    sid: String,
+    request: AuthorizationRequest,
+}
+
+/// Consent as configured (`never` | `once` | `always`), `prompt=consent`, then the code.
+pub async fn finish(
+    state: &AppState,
+    client: &ValidClient,
+    request: &AuthorizationRequest,
+    session: &SessionRecord,
+    now: OffsetDateTime,
+) -> Result<Finish, OAuthError> {
+    if needs_consent(state, client, request, session).await? {
+        if request.prompt.none {
+            let error = OAuthError::new(OAuthErrorCode::ConsentRequired, "the person must consent first");
+            return Ok(Finish::Redirect(error_redirect(state, request, &error)));
+        }
+        let ticket = ConsentTicket {
+            iss: state.config.issuer.as_str().to_owned(),
+            exp: now.unix_timestamp() + CONSENT_TICKET_TTL,
+            sid: session.id.clone(),
+            request: request.clone(),
+        };
+        let ticket = tokens::sign(&state.keys, "consent+jwt", &ticket).map_err(OAuthError::internal)?;
+        return Ok(Finish::AskConsent {
+            client_name: client.name.clone(),
+            scopes: request.scopes(),
+            ticket,
+        });
+    }
+    let code = code::issue(state, request, session, now).await?;
+    Ok(Finish::Redirect(success_redirect(state, request, &code)))
+}
+
+async fn needs_consent(
+    state: &AppState,
+    client: &ValidClient,
+    request: &AuthorizationRequest,
+    session: &SessionRecord,
+) -> Result<bool, OAuthError> {
+    Ok(match client.consent {
+        Consent::Never => false,
+        Consent::Always => true,
+        Consent::Once if request.prompt.consent => true,
+        Consent::Once => {
+            let given = state.store.get_consent(&session.user_id, client.id.as_str()).await?;
+            !given.is_some_and(|g| request.scopes().is_subset_of(&Scopes::parse_request(&g)))
+        }
+    })
+}
+
+/// The person answered the consent page: record it (for `once`) and finish, or refuse.
+pub async fn answer_consent(
+    state: &AppState,
+    ticket: &str,
+    session: &SessionRecord,
+    approved: bool,
+    now: OffsetDateTime,
+) -> Result<Option<String>, OAuthError> {
+    let Ok(ticket) = tokens::verify_typed::<ConsentTicket>(&state.keys, state.config.issuer.as_str(), ticket, "consent+jwt") else {
+        return Ok(None);
+    };
+    if ticket.exp <= now.unix_timestamp() || ticket.sid != session.id {
+        return Ok(None);
+    }
+    let Some(client) = state.clients.get(&ticket.request.client_id) else {
+        return Ok(None);
+    };
+    let request = ticket.request;
+    if !approved {
+        let error = OAuthError::new(OAuthErrorCode::AccessDenied, "the person declined to share their information");
+        return Ok(Some(error_redirect(state, &request, &error)));
+    }
+    if client.consent == Consent::Once {
+        state
+            .store
+            .save_consent(&session.user_id, client.id.as_str(), &request.scope, now)
+            .await?;
+    }
+    let code = code::issue(state, &request, session, now).await?;
+    Ok(Some(success_redirect(state, &request, &code)))
+}

@@ -1,0 +1,171 @@
+//! RP-initiated logout (OIDC RP-Initiated Logout 1.0) and back-channel logout fan-out
+//! (OIDC Back-Channel Logout 1.0): end the session, then tell every app that took part.
+
+use crate::config::ValidClient;
+use crate::domain::OpaqueToken;
+use crate::error::OAuthError;
+use crate::state::AppState;
+use crate::store::{EndedSession, LogoutDelivery, SessionRecord, StoreError};
+use crate::tokens::{self, BACKCHANNEL_LOGOUT_EVENT, LogoutTokenClaims};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// How long a signed logout token stays valid at the receiver.
+pub const LOGOUT_TOKEN_TTL: i64 = 120;
+
+/// A validated logout request.
+#[derive(Debug, Default)]
+pub struct LogoutRequest {
+    /// The client named by `client_id` or the hint's `aud`.
+    pub client: Option<Arc<ValidClient>>,
+    /// The hint's `sub`, when a valid `id_token_hint` of ours was sent.
+    pub hint_sub: Option<String>,
+    /// The hint's `sid`, when present.
+    pub hint_sid: Option<String>,
+    /// A registered post-logout redirect URI, exactly as sent.
+    pub redirect: Option<String>,
+    /// Echoed on the redirect.
+    pub state: Option<String>,
+}
+
+/// Reads the parameters: an expired hint is accepted (it only identifies), a foreign or
+/// tampered one is ignored, and a redirect URI is kept only when registered for the client.
+pub fn parse(
+    state: &AppState,
+    id_token_hint: Option<&str>,
+    client_id: Option<&str>,
+    post_logout_redirect_uri: Option<&str>,
+    logout_state: Option<&str>,
+) -> LogoutRequest {
+    let hint = id_token_hint.and_then(|h| {
+        tokens::verify_id_token_hint(&state.keys, state.config.issuer.as_str(), h).ok()
+    });
+    let hint_aud = hint.as_ref().and_then(|c| match c.get("aud") {
+        Some(Value::String(a)) => Some(a.clone()),
+        Some(Value::Array(a)) => a.first().and_then(|v| v.as_str()).map(str::to_owned),
+        _ => None,
+    });
+    // A client_id that contradicts the hint's audience is ignored with the hint's winning.
+    let client = hint_aud
+        .as_deref()
+        .or(client_id)
+        .and_then(|id| state.clients.get(id));
+    let redirect = post_logout_redirect_uri.filter(|uri| {
+        client.as_ref().is_some_and(|c| {
+            c.post_logout_redirect_uris
+                .iter()
+                .any(|r| r.as_str() == *uri)
+        })
+    });
+    if post_logout_redirect_uri.is_some() && redirect.is_none() {
+        tracing::info!("post_logout_redirect_uri not registered for the client; not redirecting");
+    }
+    let claim = |name: &str| {
+        hint.as_ref()
+            .and_then(|c| c.get(name))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    LogoutRequest {
+        hint_sub: claim("sub"),
+        hint_sid: claim("sid"),
+        client,
+        redirect: redirect.map(str::to_owned),
+        state: logout_state.map(str::to_owned),
+    }
+}
+
+/// Whether the request proves the app asked for this person's logout, so no confirmation
+/// page is needed: a valid hint naming the session's person.
+pub fn is_confirmed_by_hint(request: &LogoutRequest, session: &SessionRecord) -> bool {
+    request.hint_sub.as_deref() == Some(session.user_id.as_str())
+}
+
+/// The CSRF token for the confirmation form: derived from the session cookie, so only the
+/// browser holding the session can produce it and nothing needs storing.
+pub fn csrf_token(session_secret: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(format!("guildgate-logout:{session_secret}")))
+}
+
+/// Where the browser goes after logout, if anywhere.
+pub fn redirect_after(request: &LogoutRequest) -> Option<String> {
+    let uri = request.redirect.as_ref()?;
+    let mut url = url::Url::parse(uri).ok()?;
+    if let Some(s) = &request.state {
+        url.query_pairs_mut().append_pair("state", s);
+    }
+    Some(url.to_string())
+}
+
+/// Ends a session (revoking its grants) and queues back-channel logout for its clients.
+pub async fn end_session(
+    state: &AppState,
+    session_id: &str,
+    now: OffsetDateTime,
+) -> Result<Option<EndedSession>, OAuthError> {
+    let Some(ended) = state.store.end_session(session_id, now).await? else {
+        return Ok(None);
+    };
+    notify_clients(state, &ended, now).await?;
+    tracing::info!(sid = %ended.session.id, user = %ended.session.user_id, "session ended");
+    Ok(Some(ended))
+}
+
+/// Queues one logout token per participating client that has a back-channel URI.
+pub async fn notify_clients(
+    state: &AppState,
+    ended: &EndedSession,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let deliveries: Vec<LogoutDelivery> = ended
+        .clients
+        .iter()
+        .filter_map(|id| state.clients.get(id))
+        .filter_map(|client| {
+            let uri = client.backchannel_logout_uri.as_ref()?;
+            Some(delivery(state, &client, &ended.session, uri.as_str(), now))
+        })
+        .collect();
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    state.store.enqueue_logout_deliveries(&deliveries).await?;
+    state.logout_wakeup.notify_one();
+    Ok(())
+}
+
+fn delivery(
+    state: &AppState,
+    client: &ValidClient,
+    session: &SessionRecord,
+    uri: &str,
+    now: OffsetDateTime,
+) -> LogoutDelivery {
+    let mut events = Map::new();
+    events.insert(BACKCHANNEL_LOGOUT_EVENT.into(), json!({}));
+    let claims = LogoutTokenClaims {
+        iss: state.config.issuer.as_str().to_owned(),
+        aud: client.id.as_str().to_owned(),
+        iat: now.unix_timestamp(),
+        exp: now.unix_timestamp() + LOGOUT_TOKEN_TTL,
+        jti: uuid::Uuid::new_v4().simple().to_string(),
+        sub: session.user_id.clone(),
+        sid: Some(session.id.clone()),
+        events,
+    };
+    LogoutDelivery {
+        id: OpaqueToken::generate().expose().to_owned(),
+        client_id: client.id.as_str().to_owned(),
+        session_id: Some(session.id.clone()),
+        user_id: session.user_id.clone(),
+        uri: uri.to_owned(),
+        logout_token: serde_json::to_string(&claims).unwrap_or_default(),
+        attempts: 0,
+        next_attempt_at: now,
+        created_at: now,
+    }
+}

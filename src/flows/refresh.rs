@@ -1,0 +1,110 @@
+//! The `refresh_token` grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2).
+
+use super::grant::{self, Refresh, TokenResponse};
+use crate::config::ValidClient;
+use crate::domain::{OpaqueToken, Scopes};
+use crate::error::{OAuthError, OAuthErrorCode};
+use crate::state::AppState;
+use crate::store::{NewRefreshToken, Rotation};
+use time::OffsetDateTime;
+
+/// Trades a refresh token for new tokens. Every use rotates; presenting a rotated token
+/// revokes the whole grant (committed by the store) before this answers `invalid_grant`.
+pub async fn refresh(
+    state: &AppState,
+    client: &ValidClient,
+    presented: &str,
+    requested_scope: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<TokenResponse, OAuthError> {
+    let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidGrant, why);
+    let old_hash = OpaqueToken::from_presented(presented).hash();
+    // Scope is checked before rotating, so a refused request does not spend the token.
+    let Some(current) = state.store.find_refresh_grant(&old_hash, now).await? else {
+        return rotate_or_explain(state, client, &old_hash, now).await;
+    };
+    if current.client_id != client.id.as_str() {
+        return Err(invalid("the refresh token was issued to another client"));
+    }
+    let granted = Scopes::parse_request(&current.scopes);
+    let scopes = match requested_scope {
+        None => granted.clone(),
+        Some(raw) => {
+            let requested = Scopes::parse_request(raw);
+            if requested.is_empty() || !requested.is_subset_of(&granted) {
+                return Err(OAuthError::new(
+                    OAuthErrorCode::InvalidScope,
+                    "the requested scope exceeds what was granted",
+                ));
+            }
+            requested
+        }
+    };
+
+    let new_token = OpaqueToken::generate();
+    let new = NewRefreshToken {
+        token_hash: new_token.hash(),
+        expires_at: grant::refresh_expiry(state, &current, now),
+    };
+    let grant = match state
+        .store
+        .rotate_refresh_token(&old_hash, client.id.as_str(), &new, now)
+        .await?
+    {
+        Rotation::Rotated(grant) => grant,
+        Rotation::Reused { grant_id } => {
+            tracing::warn!(client_id = %client.id, grant_id, "refresh token reused; grant revoked");
+            return Err(invalid("the refresh token was already used"));
+        }
+        Rotation::Invalid => return Err(invalid("the refresh token is not valid")),
+    };
+    let user = state
+        .store
+        .get_user(&grant.user_id)
+        .await?
+        .ok_or_else(|| invalid("the person no longer exists"))?;
+    // The narrowed scope applies to these tokens only; the grant keeps what was consented.
+    let mut issued = grant.clone();
+    issued.scopes = scopes.to_string();
+    grant::mint(
+        state,
+        client,
+        &user,
+        &issued,
+        None,
+        Refresh::Rotated(new_token),
+        now,
+    )
+    .await
+}
+
+/// The token is not live: let the store classify it (a rotated token is reuse and revokes).
+async fn rotate_or_explain(
+    state: &AppState,
+    client: &ValidClient,
+    old_hash: &crate::domain::TokenHash,
+    now: OffsetDateTime,
+) -> Result<TokenResponse, OAuthError> {
+    // A throwaway replacement: rotation of a dead token never stores it.
+    let probe = NewRefreshToken {
+        token_hash: OpaqueToken::generate().hash(),
+        expires_at: now,
+    };
+    match state
+        .store
+        .rotate_refresh_token(old_hash, client.id.as_str(), &probe, now)
+        .await?
+    {
+        Rotation::Reused { grant_id } => {
+            tracing::warn!(client_id = %client.id, grant_id, "refresh token reused; grant revoked");
+            Err(OAuthError::new(
+                OAuthErrorCode::InvalidGrant,
+                "the refresh token was already used",
+            ))
+        }
+        _ => Err(OAuthError::new(
+            OAuthErrorCode::InvalidGrant,
+            "the refresh token is not valid",
+        )),
+    }
+}

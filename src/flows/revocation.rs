@@ -1,0 +1,101 @@
+//! Token revocation (RFC 7009) and introspection (RFC 7662) for the client that holds a token.
+
+use crate::config::ValidClient;
+use crate::domain::OpaqueToken;
+use crate::error::OAuthError;
+use crate::state::AppState;
+use crate::store::AccessCheck;
+use crate::tokens;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+/// Revokes a refresh token (its whole grant, so its access tokens too) or an access token
+/// (by `jti`). Unknown tokens and other clients' tokens are ignored: RFC 7009 §2.2 answers 200.
+pub async fn revoke(
+    state: &AppState,
+    client: &ValidClient,
+    token: &str,
+    now: OffsetDateTime,
+) -> Result<(), OAuthError> {
+    if let Some(grant) = state
+        .store
+        .find_refresh_grant(&OpaqueToken::from_presented(token).hash(), now)
+        .await?
+    {
+        if grant.client_id == client.id.as_str() {
+            state.store.revoke_grant(&grant.id, now).await?;
+            tracing::info!(client_id = %client.id, grant_id = %grant.id, "refresh token revoked");
+        }
+        return Ok(());
+    }
+    if let Ok(claims) =
+        tokens::verify_access_token(&state.keys, state.config.issuer.as_str(), token, now)
+    {
+        if claims.client_id == client.id.as_str() {
+            state
+                .store
+                .revoke_access_token(
+                    &claims.jti,
+                    OffsetDateTime::from_unix_timestamp(claims.exp).unwrap_or(now),
+                )
+                .await?;
+            tracing::info!(client_id = %client.id, jti = %claims.jti, "access token revoked");
+        }
+    }
+    Ok(())
+}
+
+/// RFC 7662 §2.2: `{"active": false}` unless the token is live and belongs to the caller.
+pub async fn introspect(
+    state: &AppState,
+    client: &ValidClient,
+    token: &str,
+    now: OffsetDateTime,
+) -> Result<Map<String, Value>, OAuthError> {
+    let issuer = state.config.issuer.as_str();
+    let mut out = Map::new();
+    if let Ok(claims) = tokens::verify_access_token(&state.keys, issuer, token, now) {
+        let live = matches!(
+            state
+                .store
+                .check_access(&claims.gid, &claims.jti, now)
+                .await?,
+            AccessCheck::Active { .. }
+        );
+        if live && claims.client_id == client.id.as_str() {
+            out.insert("active".into(), json!(true));
+            out.insert("token_type".into(), json!("Bearer"));
+            out.insert("scope".into(), json!(claims.scope));
+            out.insert("client_id".into(), json!(claims.client_id));
+            out.insert("sub".into(), json!(claims.sub));
+            out.insert("aud".into(), json!(claims.aud));
+            out.insert("iss".into(), json!(claims.iss));
+            out.insert("exp".into(), json!(claims.exp));
+            out.insert("iat".into(), json!(claims.iat));
+            out.insert("jti".into(), json!(claims.jti));
+            if let Some(sid) = claims.sid {
+                out.insert("sid".into(), json!(sid));
+            }
+            return Ok(out);
+        }
+    } else if let Some(grant) = state
+        .store
+        .find_refresh_grant(&OpaqueToken::from_presented(token).hash(), now)
+        .await?
+    {
+        if grant.client_id == client.id.as_str() {
+            out.insert("active".into(), json!(true));
+            out.insert("token_type".into(), json!("refresh_token"));
+            out.insert("scope".into(), json!(grant.scopes));
+            out.insert("client_id".into(), json!(grant.client_id));
+            out.insert("sub".into(), json!(grant.user_id));
+            out.insert("aud".into(), json!(grant.client_id));
+            out.insert("iss".into(), json!(issuer));
+            out.insert("exp".into(), json!(grant.expires_at.unix_timestamp()));
+            out.insert("iat".into(), json!(grant.created_at.unix_timestamp()));
+            return Ok(out);
+        }
+    }
+    out.insert("active".into(), json!(false));
+    Ok(out)
+}

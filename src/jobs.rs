@@ -1,0 +1,154 @@
+//! Background work off the request path: back-channel logout delivery and store clean-up.
+//! Both take their work from the store, so several processes share it and a restart loses none.
+
+use crate::state::AppState;
+use crate::store::LogoutDelivery;
+use crate::tokens::{self, LogoutTokenClaims};
+use actix_web::web;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// How often due deliveries are looked for when nothing wakes the deliverer.
+const DELIVERY_POLL: Duration = Duration::from_secs(1);
+/// How long a claimed delivery is reserved for this process.
+const DELIVERY_LEASE: Duration = Duration::from_secs(30);
+/// After this many failed attempts a delivery is abandoned (about a day of backoff).
+const MAX_ATTEMPTS: u32 = 17;
+/// Longest wait between two attempts.
+const MAX_BACKOFF_SECS: i64 = 3600;
+/// How often expired rows are deleted, and how many of each kind per round.
+const GC_EVERY: Duration = Duration::from_secs(300);
+const GC_BATCH: u32 = 500;
+
+/// How often the key folder is re-read and the rotation policy applied.
+const KEYS_EVERY: Duration = Duration::from_secs(60);
+/// How long relying parties may cache the JWKS (the `max-age` we send) plus margin.
+const JWKS_CACHE_MARGIN: Duration = Duration::from_secs(600);
+
+/// Starts the background tasks; they end when the returned handles are aborted.
+pub fn spawn(state: web::Data<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
+    vec![
+        tokio::spawn(deliver_logouts(state.clone())),
+        tokio::spawn(collect_garbage(state.clone())),
+        tokio::spawn(maintain_keys(state)),
+    ]
+}
+
+/// Rotation and reload: keeps every process on the same keys as the shared folder.
+async fn maintain_keys(state: web::Data<AppState>) {
+    let lifetimes = state.config.lifetimes;
+    let policy = crate::keys::RotationPolicy {
+        rotate_every: lifetimes.key_rotation,
+        publish_ahead: lifetimes.key_publish_ahead,
+        retire_after: lifetimes.id_token.max(lifetimes.access_token) + JWKS_CACHE_MARGIN,
+    };
+    loop {
+        tokio::time::sleep(KEYS_EVERY).await;
+        // File I/O and RSA generation block: keep them off the async workers.
+        let keys = state.keys.clone();
+        let now = state.clock.now();
+        match tokio::task::spawn_blocking(move || keys.maintain(now, policy)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "key maintenance failed; the keys in use stay in use"),
+            Err(e) => tracing::error!(error = %e, "key maintenance task failed"),
+        }
+    }
+}
+
+async fn deliver_logouts(state: web::Data<AppState>) {
+    loop {
+        tokio::select! {
+            () = state.logout_wakeup.notified() => {}
+            () = tokio::time::sleep(DELIVERY_POLL) => {}
+        }
+        let now = state.clock.now();
+        let due = match state
+            .store
+            .claim_logout_deliveries(now, DELIVERY_LEASE, 20)
+            .await
+        {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read queued back-channel logouts");
+                continue;
+            }
+        };
+        for delivery in due {
+            deliver(&state, delivery, now).await;
+        }
+    }
+}
+
+/// One attempt: sign afresh, POST `logout_token` (Back-Channel Logout §2.5), record the result.
+async fn deliver(state: &AppState, delivery: LogoutDelivery, now: OffsetDateTime) {
+    let outcome = attempt(state, &delivery, now).await;
+    let result = match outcome {
+        Ok(()) => {
+            tracing::info!(client_id = %delivery.client_id, "back-channel logout delivered");
+            state.store.finish_logout_delivery(&delivery.id).await
+        }
+        Err(reason) if delivery.attempts + 1 >= MAX_ATTEMPTS => {
+            tracing::error!(client_id = %delivery.client_id, %reason, "back-channel logout abandoned");
+            state.store.finish_logout_delivery(&delivery.id).await
+        }
+        Err(reason) => {
+            let attempts = delivery.attempts + 1;
+            let backoff = 1_i64
+                .checked_shl(attempts.saturating_sub(1))
+                .unwrap_or(MAX_BACKOFF_SECS)
+                .min(MAX_BACKOFF_SECS);
+            tracing::warn!(client_id = %delivery.client_id, %reason, attempts, backoff, "back-channel logout failed; will retry");
+            state
+                .store
+                .retry_logout_delivery(
+                    &delivery.id,
+                    attempts,
+                    now + time::Duration::seconds(backoff),
+                )
+                .await
+        }
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot record a back-channel logout attempt");
+    }
+}
+
+async fn attempt(
+    state: &AppState,
+    delivery: &LogoutDelivery,
+    now: OffsetDateTime,
+) -> Result<(), String> {
+    let mut claims: LogoutTokenClaims = serde_json::from_str(&delivery.logout_token)
+        .map_err(|e| format!("corrupt queued claims: {e}"))?;
+    claims.iat = now.unix_timestamp();
+    claims.exp = claims.iat + crate::flows::logout::LOGOUT_TOKEN_TTL;
+    let token = tokens::sign_logout_token(&state.keys, &claims).map_err(|e| e.to_string())?;
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("logout_token", &token)
+        .finish();
+    let response = state
+        .http
+        .post(&delivery.uri)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    // §2.8: the RP answers 200 (or 204) on success.
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("receiver answered {}", response.status()))
+    }
+}
+
+async fn collect_garbage(state: web::Data<AppState>) {
+    loop {
+        tokio::time::sleep(GC_EVERY).await;
+        match state.store.gc(state.clock.now(), GC_BATCH).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "expired rows deleted"),
+            Err(e) => tracing::warn!(error = %e, "clean-up failed"),
+        }
+    }
+}
