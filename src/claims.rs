@@ -22,6 +22,19 @@ pub fn picture_url(user_id: &str, avatar: Option<&str>) -> String {
     }
 }
 
+/// The `sub` a client sees: the Discord id, or for a pairwise client (OIDC Core §8.1, sector =
+/// client id) HMAC-SHA256(key, client id ‖ Discord id), so two apps cannot correlate a person.
+pub fn subject(pairwise_key: Option<&[u8; 32]>, client_id: &str, pairwise: bool, user_id: &str) -> String {
+    match (pairwise, pairwise_key) {
+        (true, Some(key)) => {
+            let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+            let tag = aws_lc_rs::hmac::sign(&key, format!("{client_id}\u{0}{user_id}").as_bytes());
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, tag.as_ref())
+        }
+        _ => user_id.to_owned(),
+    }
+}
+
 /// The claims a scope set releases about `user` (everything but the protocol claims).
 pub fn user_claims(user: &UserRecord, scopes: &Scopes) -> Map<String, Value> {
     let mut claims = Map::new();

@@ -1,6 +1,6 @@
 //! The bodies of the CLI commands other than `serve`: migrate, keys, hash-secret, dev.
 
-use crate::config::{ClientSettings, Settings};
+use crate::config::{ClientSettings, GroupSettings, Settings};
 use crate::demo::{self, DemoConfig};
 use crate::discord::fake::{FakeData, FakeDiscord};
 use crate::keys::{self, KeySet};
@@ -144,6 +144,17 @@ pub async fn dev(mut settings: Settings, port: u16) -> anyhow::Result<()> {
     settings.discord.client_secret = data.client_secret.clone().into();
     settings.discord.authorize_url = fake.authorize_url().to_string();
     settings.discord.api_base_url = fake.api_base_url().to_string();
+    // Demo access rules: the demo app admits members of the community server (Carol, in no
+    // server, is refused) and sees who is staff through the `groups` claim.
+    for (name, role) in [("community", None), ("staff", Some(DEMO_STAFF_ROLE))] {
+        settings.groups.push(GroupSettings {
+            name: name.to_owned(),
+            guild: DEMO_GUILD.to_owned(),
+            role: role.map(str::to_owned),
+        });
+    }
+    // A fixed key is fine for local development only: it seals demo Discord tokens.
+    settings.secrets.encryption_key = DEV_ENCRYPTION_KEY.to_owned().into();
     settings.clients.push(ClientSettings {
         id: DEMO_CLIENT_ID.to_owned(),
         name: Some("Demo app".to_owned()),
@@ -153,12 +164,12 @@ pub async fn dev(mut settings: Settings, port: u16) -> anyhow::Result<()> {
         redirect_uris: vec![format!("{demo_base}/callback")],
         post_logout_redirect_uris: vec![format!("{demo_base}/")],
         backchannel_logout_uri: None,
-        allowed_guilds: vec![],
+        allowed_guilds: vec![DEMO_GUILD.to_owned()],
         required_roles: vec![],
         require_verified_email: false,
         allow_users: vec![],
         deny_users: vec![],
-        groups: vec![],
+        groups: vec!["community".to_owned(), "staff".to_owned()],
         consent: "never".to_owned(),
         refresh_tokens: true,
         subject_type: "public".to_owned(),
@@ -182,6 +193,8 @@ pub async fn dev(mut settings: Settings, port: u16) -> anyhow::Result<()> {
     println!("  demo app             {demo_base}   <- open this and press \"Sign in\"");
     println!();
     println!("  The demo app is client \"{DEMO_CLIENT_ID}\" with secret \"{DEMO_CLIENT_SECRET}\".");
+    println!("  It admits members of the demo server: sign in as carol to see a refusal, as");
+    println!("  bob.staff to see the \"staff\" group in the groups claim.");
     println!("  Data: data/dev.db, keys: keys/dev/. Stop with Ctrl-C.");
     println!();
     let (a, b) = tokio::join!(app.run_until_stopped(), demo);
@@ -189,6 +202,13 @@ pub async fn dev(mut settings: Settings, port: u16) -> anyhow::Result<()> {
     b?;
     Ok(())
 }
+
+/// The demo data's community server and its Staff role (config/dev-discord.toml).
+const DEMO_GUILD: &str = "812345678901234567";
+/// The Staff role.
+const DEMO_STAFF_ROLE: &str = "845611301132730378";
+/// `dev` only: seals the demo Discord tokens.
+const DEV_ENCRYPTION_KEY: &str = "6465762d6f6e6c792d6b65792d6e657665722d7573652d696e2d70726f642121";
 
 /// The demo app's registration in `dev`.
 const DEMO_CLIENT_ID: &str = "demo-app";

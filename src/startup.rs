@@ -168,6 +168,7 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
 
     Ok(AppState {
         settings: Arc::new(settings),
+        membership_cache: crate::discord::cache::MembershipCache::new(config.lifetimes.membership),
         config: Arc::new(config),
         store,
         keys: Arc::new(keys),

@@ -23,6 +23,8 @@ pub struct AppState {
     pub clients: Arc<Clients>,
     /// The upstream Discord client.
     pub discord: DiscordClient,
+    /// Recent Discord membership answers (see `discord.membership_ttl`).
+    pub membership_cache: crate::discord::cache::MembershipCache,
     /// Wakes the back-channel logout deliverer when work is queued.
     pub logout_wakeup: Arc<tokio::sync::Notify>,
     /// Outbound HTTP for back-channel logout (short timeout, no redirects).
@@ -50,5 +52,17 @@ impl Clock {
     pub fn advance(&self, by: std::time::Duration) {
         let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
         self.offset_secs.fetch_add(secs, Ordering::Relaxed);
+    }
+}
+
+impl AppState {
+    /// The `sub` a client sees for a person (pairwise when the client asks for it).
+    pub fn subject(&self, client: &crate::config::ValidClient, user_id: &str) -> String {
+        crate::claims::subject(
+            self.config.pairwise_key.as_ref(),
+            client.id.as_str(),
+            client.pairwise_subject,
+            user_id,
+        )
     }
 }

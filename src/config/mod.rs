@@ -1,10 +1,12 @@
 //! Settings: the layered, typed configuration (defaults → file → environment), secrets redacted.
 
+mod types;
 mod validate;
 
-pub use validate::{
-    AccessRules, ClientSecret, Consent, Lifetimes, Problem, ValidClient, ValidConfig, ValidGroup,
+pub use types::{
+    AccessRules, ClientSecret, Consent, Lifetimes, ValidClient, ValidConfig, ValidGroup,
 };
+pub use validate::Problem;
 
 use secrecy::SecretString;
 use serde::Deserialize;

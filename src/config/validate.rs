@@ -1,5 +1,8 @@
 //! Validation: turns raw [`Settings`] into typed [`ValidConfig`], reporting every problem at once.
 
+use super::types::{
+    AccessRules, ClientSecret, Consent, Lifetimes, ValidClient, ValidConfig, ValidGroup,
+};
 use super::{ClientSettings, Settings};
 use crate::domain::{ClientId, DiscordId, Issuer, RedirectUri};
 use secrecy::{ExposeSecret, SecretString};
@@ -22,143 +25,6 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.key, self.message)
     }
-}
-
-/// Lifetimes parsed once from their duration strings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lifetimes {
-    /// `tokens.code_ttl`.
-    pub code: Duration,
-    /// `tokens.access_token_ttl`.
-    pub access_token: Duration,
-    /// `tokens.id_token_ttl`.
-    pub id_token: Duration,
-    /// `tokens.refresh_token_ttl` (absolute lifetime of a grant).
-    pub refresh_token: Duration,
-    /// `tokens.refresh_token_idle_ttl` (a refresh token unused this long expires).
-    pub refresh_token_idle: Duration,
-    /// `session.ttl`.
-    pub session: Duration,
-    /// `session.idle_timeout`.
-    pub session_idle: Duration,
-    /// `discord.membership_ttl`.
-    pub membership: Duration,
-    /// `discord.timeout`.
-    pub discord_timeout: Duration,
-    /// `keys.rotate_every`.
-    pub key_rotation: Duration,
-    /// `keys.publish_ahead`.
-    pub key_publish_ahead: Duration,
-}
-
-/// Guild/role/user rules, global or per client (evaluated by `policy`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AccessRules {
-    /// Member of at least one, when non-empty.
-    pub allowed_guilds: Vec<DiscordId>,
-    /// Holds at least one `(guild, role)`, when non-empty.
-    pub required_roles: Vec<(DiscordId, DiscordId)>,
-    /// Email must be verified.
-    pub require_verified_email: bool,
-    /// Always allowed.
-    pub allow_users: Vec<DiscordId>,
-    /// Never allowed (wins over allow).
-    pub deny_users: Vec<DiscordId>,
-}
-
-/// How a client proves itself at the token endpoint.
-#[derive(Clone)]
-pub enum ClientSecret {
-    /// Public client: `token_endpoint_auth_method=none`, PKCE required.
-    Public,
-    /// argon2id PHC string.
-    Hash(String),
-    /// Plain secret from config (development only).
-    Plain(SecretString),
-}
-
-impl fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Public => "Public",
-            Self::Hash(_) => "Hash(<redacted>)",
-            Self::Plain(_) => "Plain(<redacted>)",
-        })
-    }
-}
-
-/// Consent mode of a client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Consent {
-    /// First-party: never ask.
-    Never,
-    /// Ask once, remember.
-    Once,
-    /// Ask at every authorization.
-    Always,
-}
-
-/// A registered client, typed.
-#[derive(Debug, Clone)]
-pub struct ValidClient {
-    /// `client_id`.
-    pub id: ClientId,
-    /// Display name (defaults to the id).
-    pub name: String,
-    /// Authentication.
-    pub secret: ClientSecret,
-    /// Registered redirect URIs.
-    pub redirect_uris: Vec<RedirectUri>,
-    /// Registered post-logout redirect URIs.
-    pub post_logout_redirect_uris: Vec<RedirectUri>,
-    /// Back-channel logout receiver.
-    pub backchannel_logout_uri: Option<Url>,
-    /// Narrowing rules.
-    pub access: AccessRules,
-    /// Group names this client may see.
-    pub groups: Vec<String>,
-    /// Consent mode.
-    pub consent: Consent,
-    /// Issue refresh tokens without `offline_access`.
-    pub refresh_tokens: bool,
-    /// Pairwise `sub` (OIDC Core §8.1).
-    pub pairwise_subject: bool,
-}
-
-/// A `[[groups]]` entry, typed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidGroup {
-    /// Claim value.
-    pub name: String,
-    /// Guild id.
-    pub guild: DiscordId,
-    /// Role id, or plain membership.
-    pub role: Option<DiscordId>,
-}
-
-/// Settings that passed validation, in the types the rest of the crate uses.
-#[derive(Debug, Clone)]
-pub struct ValidConfig {
-    /// Issuer.
-    pub issuer: Issuer,
-    /// Listen address.
-    pub listen: SocketAddr,
-    /// Lifetimes.
-    pub lifetimes: Lifetimes,
-    /// Discord authorize endpoint.
-    pub discord_authorize_url: Url,
-    /// Discord REST base.
-    pub discord_api_base_url: Url,
-    /// Global access rules.
-    pub access: AccessRules,
-    /// Group mappings.
-    pub groups: Vec<ValidGroup>,
-    /// Clients, in config order.
-    pub clients: Vec<ValidClient>,
-    /// 32-byte key for data at rest, when configured.
-    pub encryption_key: Option<[u8; 32]>,
-    /// Things that work but deserve a loud line at start-up.
-    pub warnings: Vec<String>,
 }
 
 /// Collects problems while parsing, so one run reports them all.
@@ -304,6 +170,14 @@ impl Settings {
             .filter_map(|(i, client)| check_client(&mut c, i, client, &group_names, &mut seen))
             .collect();
         let encryption_key = check_encryption_key(&mut c, &self.secrets.encryption_key);
+        if clients.iter().any(|cl| cl.pairwise_subject) && encryption_key.is_none() {
+            c.problem(
+                "secrets.encryption_key",
+                "required when a client uses subject_type = \"pairwise\" (pairwise ids are derived from it)",
+            );
+        }
+        let (member_guilds, needs_membership) =
+            self.check_membership_sources(&mut c, &access, &clients, &groups, encryption_key.is_some());
 
         match (issuer, listen, discord_authorize_url, discord_api_base_url) {
             (Some(issuer), Some(listen), Some(authorize), Some(api)) if c.problems.is_empty() => {
@@ -317,6 +191,9 @@ impl Settings {
                     groups,
                     clients,
                     encryption_key,
+                    pairwise_key: encryption_key.map(|k| derive_key(&k, b"guildgate pairwise subject v1")),
+                    member_guilds,
+                    needs_membership,
                     warnings: c.warnings,
                 })
             }
@@ -371,6 +248,49 @@ impl Settings {
         )
     }
 
+    /// Works out which Discord calls the rules need, and that the scopes and key allow them.
+    fn check_membership_sources(
+        &self,
+        c: &mut Checker,
+        access: &AccessRules,
+        clients: &[ValidClient],
+        groups: &[ValidGroup],
+        have_key: bool,
+    ) -> (Vec<String>, bool) {
+        let has_scope = |s: &str| self.discord.scopes.iter().any(|x| x == s);
+        let all_rules: Vec<&AccessRules> =
+            std::iter::once(access).chain(clients.iter().map(|cl| &cl.access)).collect();
+        let mut role_guilds: Vec<String> = all_rules
+            .iter()
+            .flat_map(|r| r.required_roles.iter().map(|(g, _)| g.as_str().to_owned()))
+            .chain(groups.iter().filter(|g| g.role.is_some()).map(|g| g.guild.as_str().to_owned()))
+            .collect();
+        let plain_guilds: Vec<String> = all_rules
+            .iter()
+            .flat_map(|r| r.allowed_guilds.iter().map(|g| g.as_str().to_owned()))
+            .chain(groups.iter().filter(|g| g.role.is_none()).map(|g| g.guild.as_str().to_owned()))
+            .collect();
+        if !role_guilds.is_empty() && !has_scope("guilds.members.read") {
+            c.problem("discord.scopes", "role rules and role groups need the \"guilds.members.read\" scope");
+        }
+        if !plain_guilds.is_empty() && !has_scope("guilds") && !has_scope("guilds.members.read") {
+            c.problem("discord.scopes", "guild rules and groups need the \"guilds\" scope");
+        }
+        if !has_scope("guilds") {
+            role_guilds.extend(plain_guilds.iter().cloned());
+        }
+        role_guilds.sort();
+        role_guilds.dedup();
+        let needs = !role_guilds.is_empty() || !plain_guilds.is_empty();
+        if needs && !have_key && !self.discord.client_id.is_empty() {
+            c.problem(
+                "secrets.encryption_key",
+                "required when access rules or groups use guild membership: the Discord tokens kept to re-check it at refresh are encrypted with it",
+            );
+        }
+        (role_guilds, needs)
+    }
+
     fn check_groups(&self, c: &mut Checker) -> Vec<ValidGroup> {
         let mut names = HashSet::new();
         let mut out = Vec::new();
@@ -400,6 +320,14 @@ impl Settings {
         }
         out
     }
+}
+
+/// HMAC-SHA256(key, label): a separate key for a separate job.
+fn derive_key(key: &[u8; 32], label: &[u8]) -> [u8; 32] {
+    let mac = aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key), label);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(mac.as_ref());
+    out
 }
 
 fn check_cookie_name(c: &mut Checker, name: &str) {

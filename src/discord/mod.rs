@@ -7,6 +7,7 @@
 //! `topics/opcodes-and-status-codes` (JSON error codes) and `reference` (image formatting).
 
 pub mod api;
+pub mod cache;
 mod client;
 pub mod fake;
 

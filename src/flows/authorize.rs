@@ -284,10 +284,12 @@ pub fn validate(
 }
 
 /// Whether the SSO session can answer this request, or Discord must be asked, or neither.
+/// `subject_of` maps a Discord id to the `sub` this client sees (for `id_token_hint`).
 pub fn decide(
     request: &AuthorizationRequest,
     session: Option<SessionRecord>,
     now: OffsetDateTime,
+    subject_of: impl Fn(&str) -> String,
 ) -> Result<Decision, OAuthErrorCode> {
     let usable = session.filter(|s| {
         let fresh_enough = request
@@ -296,7 +298,7 @@ pub fn decide(
         let same_person = request
             .hint_sub
             .as_ref()
-            .is_none_or(|sub| *sub == s.user_id);
+            .is_none_or(|sub| *sub == subject_of(&s.user_id));
         fresh_enough && same_person && !request.prompt.login
     });
     match (usable, request.prompt.none) {

@@ -2,7 +2,7 @@
 //! rule and issue the code. Shared by the SSO path and the Discord callback.
 
 use super::authorize::AuthorizationRequest;
-use super::code;
+use super::{code, membership};
 use super::response::{error_redirect, success_redirect};
 use crate::config::{Consent, ValidClient};
 use crate::domain::Scopes;
@@ -18,6 +18,13 @@ use time::OffsetDateTime;
 pub enum Finish {
     /// Back to the app (with a code or an error).
     Redirect(String),
+    /// The access rules refuse this person for this app: explain, then return with the error.
+    Denied {
+        /// The app's redirect URI carrying `error=access_denied`.
+        redirect: String,
+        /// Which requirement was not met, in words for the person.
+        explanation: &'static str,
+    },
     /// Show the consent page for this client and these scopes.
     AskConsent {
         /// Display name of the app.
@@ -41,7 +48,8 @@ struct ConsentTicket {
     request: AuthorizationRequest,
 }
 
-/// Consent as configured (`never` | `once` | `always`), `prompt=consent`, then the code.
+/// The app's access rules (on the stored membership snapshot), consent as configured
+/// (`never` | `once` | `always`, `prompt=consent`), then the code.
 pub async fn finish(
     state: &AppState,
     client: &ValidClient,
@@ -49,6 +57,20 @@ pub async fn finish(
     session: &SessionRecord,
     now: OffsetDateTime,
 ) -> Result<Finish, OAuthError> {
+    let user = state
+        .store
+        .get_user(&session.user_id)
+        .await?
+        .ok_or_else(|| OAuthError::new(OAuthErrorCode::ServerError, "the session's person is unknown"))?;
+    let (snapshot, _) = membership::load(state, &user.id).await?;
+    if let Err(denial) = membership::check(state, Some(client), &user, &snapshot) {
+        tracing::info!(user = %user.id, client_id = %client.id, reason = denial.as_str(), "access refused by the access rules");
+        let error = OAuthError::new(OAuthErrorCode::AccessDenied, "the access rules do not admit this person");
+        return Ok(Finish::Denied {
+            redirect: error_redirect(state, request, &error),
+            explanation: denial.explanation(),
+        });
+    }
     if needs_consent(state, client, request, session).await? {
         if request.prompt.none {
             let error = OAuthError::new(OAuthErrorCode::ConsentRequired, "the person must consent first");

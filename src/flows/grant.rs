@@ -1,7 +1,6 @@
 //! Minting a token response: access token (RFC 9068), ID token (OIDC Core §3.1.3.3), and an
 //! optional refresh token, for a grant that is new or being refreshed.
 
-use crate::claims;
 use crate::config::ValidClient;
 use crate::domain::{OpaqueToken, Scopes};
 use crate::error::{OAuthError, OAuthErrorCode};
@@ -86,7 +85,7 @@ pub async fn mint(
     let lifetimes = state.config.lifetimes;
     let access_ttl = lifetimes.access_token.as_secs();
     let iat = now.unix_timestamp();
-    let sub = user.id.clone();
+    let sub = state.subject(client, &user.id);
     let access_claims = AccessTokenClaims {
         iss: issuer.to_owned(),
         sub: sub.clone(),
@@ -104,7 +103,7 @@ pub async fn mint(
         .map_err(OAuthError::internal)?;
 
     let scopes = Scopes::parse_request(&grant.scopes);
-    let mut id_claims = claims::user_claims(user, &scopes);
+    let mut id_claims = super::membership::claims_for(state, user, &scopes, Some(client)).await?;
     id_claims.insert("iss".into(), json!(issuer));
     id_claims.insert("sub".into(), json!(sub));
     id_claims.insert("aud".into(), json!(client.id.as_str()));

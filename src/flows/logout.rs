@@ -81,8 +81,11 @@ pub fn parse(
 
 /// Whether the request proves the app asked for this person's logout, so no confirmation
 /// page is needed: a valid hint naming the session's person.
-pub fn is_confirmed_by_hint(request: &LogoutRequest, session: &SessionRecord) -> bool {
-    request.hint_sub.as_deref() == Some(session.user_id.as_str())
+pub fn is_confirmed_by_hint(state: &AppState, request: &LogoutRequest, session: &SessionRecord) -> bool {
+    match (&request.hint_sub, &request.client) {
+        (Some(sub), Some(client)) => *sub == state.subject(client, &session.user_id),
+        _ => false,
+    }
 }
 
 /// The CSRF token for the confirmation form: derived from the session cookie, so only the
@@ -153,7 +156,7 @@ fn delivery(
         iat: now.unix_timestamp(),
         exp: now.unix_timestamp() + LOGOUT_TOKEN_TTL,
         jti: uuid::Uuid::new_v4().simple().to_string(),
-        sub: session.user_id.clone(),
+        sub: state.subject(client, &session.user_id),
         sid: Some(session.id.clone()),
         events,
     };

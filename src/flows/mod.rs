@@ -5,6 +5,7 @@ pub mod code;
 pub mod finish;
 pub mod grant;
 pub mod logout;
+pub mod membership;
 pub mod refresh;
 pub mod response;
 pub mod revocation;

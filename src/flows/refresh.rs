@@ -1,6 +1,7 @@
 //! The `refresh_token` grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2).
 
 use super::grant::{self, Refresh, TokenResponse};
+use super::{logout, membership};
 use crate::config::ValidClient;
 use crate::domain::{OpaqueToken, Scopes};
 use crate::error::{OAuthError, OAuthErrorCode};
@@ -40,6 +41,24 @@ pub async fn refresh(
             requested
         }
     };
+
+    // Membership older than discord.membership_ttl is re-checked with Discord (fail closed).
+    if state.config.needs_membership {
+        let user = state
+            .store
+            .get_user(&current.user_id)
+            .await?
+            .ok_or_else(|| invalid("the person no longer exists"))?;
+        let membership = membership::current(state, &user, now).await?;
+        if let Err(denial) = membership::check(state, Some(client), &user, &membership) {
+            tracing::info!(user = %user.id, client_id = %client.id, reason = denial.as_str(), "access lost at refresh; ending the grant");
+            state.store.revoke_grant(&current.id, now).await?;
+            if let Some(sid) = &current.session_id {
+                logout::end_session(state, sid, now).await?;
+            }
+            return Err(invalid("the person no longer meets this app's access rules"));
+        }
+    }
 
     let new_token = OpaqueToken::generate();
     let new = NewRefreshToken {

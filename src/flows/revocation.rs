@@ -88,7 +88,7 @@ pub async fn introspect(
             out.insert("token_type".into(), json!("refresh_token"));
             out.insert("scope".into(), json!(grant.scopes));
             out.insert("client_id".into(), json!(grant.client_id));
-            out.insert("sub".into(), json!(grant.user_id));
+            out.insert("sub".into(), json!(state.subject(client, &grant.user_id)));
             out.insert("aud".into(), json!(grant.client_id));
             out.insert("iss".into(), json!(issuer));
             out.insert("exp".into(), json!(grant.expires_at.unix_timestamp()));

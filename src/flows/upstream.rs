@@ -8,7 +8,8 @@
 use super::authorize::AuthorizationRequest;
 use super::response::error_redirect;
 use super::session;
-use crate::discord::{DiscordError, api};
+use super::membership::{self, Membership};
+use crate::discord::{DiscordError, DiscordTokens, api};
 use crate::domain::{OpaqueToken, PkceChallenge, PkceVerifier};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::state::AppState;
@@ -104,6 +105,8 @@ pub enum CallbackError {
         redirect: String,
         /// Page heading and text when the person deserves an explanation before returning.
         explain: Option<(&'static str, &'static str)>,
+        /// The person was refused by the access rules (rather than a failure upstream).
+        refused: bool,
     },
     /// Our own failure (store): server error page.
     Internal(OAuthError),
@@ -139,6 +142,7 @@ pub async fn complete(
     let to_app = |code: OAuthErrorCode, description: &'static str, explain| CallbackError::ToApp {
         redirect: error_redirect(state, &request, &OAuthError::new(code, description)),
         explain,
+        refused: false,
     };
 
     if params
@@ -186,11 +190,9 @@ pub async fn complete(
         ));
     };
 
-    let user = fetch_identity(state, discord_code, &login.pkce_verifier)
+    let (tokens, user, membership) = fetch_identity(state, discord_code, &login.pkce_verifier)
         .await
         .map_err(|e| discord_failure(state, &request, &e))?;
-
-    // Discord has answered everything: now the person, the session and the code are written.
     let record = UserRecord {
         id: user.id.clone(),
         username: user.username.clone(),
@@ -201,7 +203,25 @@ pub async fn complete(
         locale: user.locale.clone(),
         updated_at: now,
     };
+    // The global rules decide whether a session may exist at all; the app's own rules are
+    // checked when the session is used for it.
+    if let Err(denial) = membership::check(state, None, &record, &membership) {
+        tracing::info!(user = %record.id, reason = denial.as_str(), "sign-in refused by the access rules");
+        return Err(CallbackError::ToApp {
+            redirect: error_redirect(
+                state,
+                &request,
+                &OAuthError::new(OAuthErrorCode::AccessDenied, "the access rules do not admit this person"),
+            ),
+            explain: Some(("You cannot sign in here", denial.explanation())),
+            refused: true,
+        });
+    }
+
+    // Discord has answered everything: now the person, the session and the code are written.
     state.store.upsert_user(&record).await?;
+    membership::save(state, &record.id, &membership, now).await.map_err(CallbackError::Internal)?;
+    membership::keep_tokens(state, &record.id, &tokens, now).await.map_err(CallbackError::Internal)?;
     let (session, session_secret) = session::open(state, &record.id, now).await?;
     Ok(Completed {
         request,
@@ -214,9 +234,11 @@ async fn fetch_identity(
     state: &AppState,
     discord_code: &str,
     verifier: &str,
-) -> Result<api::User, DiscordError> {
+) -> Result<(DiscordTokens, api::User, Membership), DiscordError> {
     let tokens = state.discord.exchange_code(discord_code, verifier).await?;
-    state.discord.fetch_user(&tokens.access_token).await
+    let user = state.discord.fetch_user(&tokens.access_token).await?;
+    let membership = membership::fetch(state, &user.id, &tokens.access_token).await?;
+    Ok((tokens, user, membership))
 }
 
 fn discord_failure(
@@ -247,5 +269,6 @@ fn discord_failure(
     CallbackError::ToApp {
         redirect: error_redirect(state, request, &OAuthError::new(code, description)),
         explain: Some(page),
+        refused: false,
     }
 }

@@ -1,6 +1,5 @@
 //! The UserInfo endpoint's logic (OIDC Core §5.3): a live access token → claims by scope.
 
-use crate::claims;
 use crate::domain::Scopes;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::state::AppState;
@@ -34,7 +33,15 @@ pub async fn claims_for(
         .get_user(&user_id)
         .await?
         .ok_or_else(|| invalid("the person no longer exists"))?;
-    let mut out = claims::user_claims(&user, &Scopes::parse_request(&token.scope));
+    let client = state.clients.get(&token.client_id);
+    let mut out = super::membership::claims_for(
+        state,
+        &user,
+        &Scopes::parse_request(&token.scope),
+        client.as_deref(),
+    )
+    .await?;
+    // The token's own `sub` (already this client's view, pairwise or not).
     out.insert("sub".into(), json!(token.sub));
     Ok(out)
 }

@@ -35,7 +35,7 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
         form::pairs(req.query_string().as_bytes())
     };
     let issuer = state.config.issuer.as_str();
-    let (request, _client) = match authorize::validate(&params, &state.clients, &state.keys, issuer)
+    let (request, client) = match authorize::validate(&params, &state.clients, &state.keys, issuer)
     {
         Ok(valid) => valid,
         Err(AuthorizeError::Page { title, message }) => {
@@ -64,14 +64,11 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
         Ok(s) => s,
         Err(e) => return server_error(e.into()),
     };
-    match authorize::decide(&request, current, now) {
+    match authorize::decide(&request, current, now, |uid| state.subject(&client, uid)) {
         Ok(Decision::UseSession(s)) => {
             if let Err(e) = state.store.touch_session(&s.id, now).await {
                 tracing::warn!(error = %e, "could not record session use");
             }
-            let Some(client) = state.clients.get(&request.client_id) else {
-                return server_error(OAuthError::new(OAuthErrorCode::ServerError, "client vanished"));
-            };
             match finish::finish(&state, &client, &request, &s, now).await {
                 Ok(next) => render_finish(&req, &state, next),
                 Err(e) => server_error(e),
@@ -110,6 +107,20 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
 pub(super) fn render_finish(req: &HttpRequest, state: &AppState, next: Finish) -> HttpResponse {
     match next {
         Finish::Redirect(location) => redirect(req, &location),
+        Finish::Denied {
+            redirect,
+            explanation,
+        } => HttpResponse::Forbidden()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .content_type("text/html; charset=utf-8")
+            .body(crate::pages::message_page_with_link(
+                "You cannot use this app",
+                explanation,
+                crate::pages::Link {
+                    href: &redirect,
+                    label: "Return to the app",
+                },
+            )),
         Finish::AskConsent {
             client_name,
             scopes,

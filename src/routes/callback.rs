@@ -54,6 +54,7 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         Err(CallbackError::ToApp {
             redirect,
             explain: None,
+            ..
         }) => HttpResponse::SeeOther()
             .insert_header((header::LOCATION, redirect))
             .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -61,7 +62,12 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         Err(CallbackError::ToApp {
             redirect,
             explain: Some((title, message)),
-        }) => HttpResponse::build(StatusCode::BAD_GATEWAY)
+            refused,
+        }) => HttpResponse::build(if refused {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::BAD_GATEWAY
+        })
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .content_type("text/html; charset=utf-8")
             .body(pages::message_page_with_link(

@@ -64,7 +64,10 @@ pub fn build_metadata(config: &ValidConfig) -> Result<bytes::Bytes, anyhow::Erro
         AuthUrl::new(issuer.endpoint("/authorize"))?,
         JsonWebKeySetUrl::new(issuer.endpoint("/jwks.json"))?,
         vec![ResponseTypes::new(vec![CoreResponseType::Code])],
-        vec![CoreSubjectIdentifierType::Public],
+        vec![
+            CoreSubjectIdentifierType::Public,
+            CoreSubjectIdentifierType::Pairwise,
+        ],
         vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],
         ExtraMetadata {
             code_challenge_methods_supported: vec!["S256".into()],
@@ -81,9 +84,12 @@ pub fn build_metadata(config: &ValidConfig) -> Result<bytes::Bytes, anyhow::Erro
     .set_token_endpoint(Some(TokenUrl::new(issuer.endpoint("/token"))?))
     .set_userinfo_endpoint(Some(UserInfoUrl::new(issuer.endpoint("/userinfo"))?))
     .set_response_modes_supported(Some(vec![CoreResponseMode::Query]))
-    .set_grant_types_supported(Some(vec![CoreGrantType::AuthorizationCode]))
+    .set_grant_types_supported(Some(vec![
+        CoreGrantType::AuthorizationCode,
+        CoreGrantType::RefreshToken,
+    ]))
     .set_scopes_supported(Some(
-        ["openid", "profile", "email"]
+        ["openid", "profile", "email", "groups", "offline_access"]
             .map(|s| Scope::new(s.into()))
             .to_vec(),
     ))
@@ -110,6 +116,8 @@ pub fn build_metadata(config: &ValidConfig) -> Result<bytes::Bytes, anyhow::Erro
             "locale",
             "email",
             "email_verified",
+            "groups",
+            "updated_at",
         ]
         .map(|c| CoreClaimName::new(c.into()))
         .to_vec(),

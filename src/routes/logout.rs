@@ -69,7 +69,7 @@ async fn logout_endpoint(
         && secret
             .as_deref()
             .is_some_and(|s| get("csrf") == Some(logout::csrf_token(s).as_str()));
-    if !confirmed_by_form && !logout::is_confirmed_by_hint(&request, &current) {
+    if !confirmed_by_form && !logout::is_confirmed_by_hint(&state, &request, &current) {
         return confirm_page(
             &state,
             &request,

@@ -23,22 +23,7 @@ async fn token(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
     let params = form::parse(&req, &body)?;
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let credentials = ClientCredentials::from_parts(
-        authorization,
-        params.get("client_id"),
-        params.get("client_secret"),
-    )
-    .map_err(client_error)?;
-    tracing::Span::current().record("client_id", credentials.id());
-    let client = state
-        .clients
-        .authenticate(credentials)
-        .await
-        .map_err(client_error)?;
+    let client = authenticate(&req, &params, &state).await?;
     let grant_type = params.get("grant_type").unwrap_or_default();
     tracing::Span::current().record("grant_type", grant_type);
     let now = state.clock.now();

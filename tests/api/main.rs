@@ -9,3 +9,4 @@ mod helpers;
 mod startup_errors;
 mod store_conformance;
 mod test_db;
+mod access;

@@ -1,0 +1,153 @@
+//! The validated configuration: the types the rest of the crate reads, built by `validate`.
+
+use crate::domain::{ClientId, DiscordId, Issuer, RedirectUri};
+use secrecy::SecretString;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+use url::Url;
+
+/// Lifetimes parsed once from their duration strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// `tokens.code_ttl`.
+    pub code: Duration,
+    /// `tokens.access_token_ttl`.
+    pub access_token: Duration,
+    /// `tokens.id_token_ttl`.
+    pub id_token: Duration,
+    /// `tokens.refresh_token_ttl` (absolute lifetime of a grant).
+    pub refresh_token: Duration,
+    /// `tokens.refresh_token_idle_ttl` (a refresh token unused this long expires).
+    pub refresh_token_idle: Duration,
+    /// `session.ttl`.
+    pub session: Duration,
+    /// `session.idle_timeout`.
+    pub session_idle: Duration,
+    /// `discord.membership_ttl`.
+    pub membership: Duration,
+    /// `discord.timeout`.
+    pub discord_timeout: Duration,
+    /// `keys.rotate_every`.
+    pub key_rotation: Duration,
+    /// `keys.publish_ahead`.
+    pub key_publish_ahead: Duration,
+}
+
+/// Guild/role/user rules, global or per client (evaluated by `policy`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessRules {
+    /// Member of at least one, when non-empty.
+    pub allowed_guilds: Vec<DiscordId>,
+    /// Holds at least one `(guild, role)`, when non-empty.
+    pub required_roles: Vec<(DiscordId, DiscordId)>,
+    /// Email must be verified.
+    pub require_verified_email: bool,
+    /// Always allowed.
+    pub allow_users: Vec<DiscordId>,
+    /// Never allowed (wins over allow).
+    pub deny_users: Vec<DiscordId>,
+}
+
+/// How a client proves itself at the token endpoint.
+#[derive(Clone)]
+pub enum ClientSecret {
+    /// Public client: `token_endpoint_auth_method=none`, PKCE required.
+    Public,
+    /// argon2id PHC string.
+    Hash(String),
+    /// Plain secret from config (development only).
+    Plain(SecretString),
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Public => "Public",
+            Self::Hash(_) => "Hash(<redacted>)",
+            Self::Plain(_) => "Plain(<redacted>)",
+        })
+    }
+}
+
+/// Consent mode of a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    /// First-party: never ask.
+    Never,
+    /// Ask once, remember.
+    Once,
+    /// Ask at every authorization.
+    Always,
+}
+
+/// A registered client, typed.
+#[derive(Debug, Clone)]
+pub struct ValidClient {
+    /// `client_id`.
+    pub id: ClientId,
+    /// Display name (defaults to the id).
+    pub name: String,
+    /// Authentication.
+    pub secret: ClientSecret,
+    /// Registered redirect URIs.
+    pub redirect_uris: Vec<RedirectUri>,
+    /// Registered post-logout redirect URIs.
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    /// Back-channel logout receiver.
+    pub backchannel_logout_uri: Option<Url>,
+    /// Narrowing rules.
+    pub access: AccessRules,
+    /// Group names this client may see.
+    pub groups: Vec<String>,
+    /// Consent mode.
+    pub consent: Consent,
+    /// Issue refresh tokens without `offline_access`.
+    pub refresh_tokens: bool,
+    /// Pairwise `sub` (OIDC Core §8.1).
+    pub pairwise_subject: bool,
+}
+
+/// A `[[groups]]` entry, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidGroup {
+    /// Claim value.
+    pub name: String,
+    /// Guild id.
+    pub guild: DiscordId,
+    /// Role id, or plain membership.
+    pub role: Option<DiscordId>,
+}
+
+/// Settings that passed validation, in the types the rest of the crate uses.
+#[derive(Debug, Clone)]
+pub struct ValidConfig {
+    /// Issuer.
+    pub issuer: Issuer,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Lifetimes.
+    pub lifetimes: Lifetimes,
+    /// Discord authorize endpoint.
+    pub discord_authorize_url: Url,
+    /// Discord REST base.
+    pub discord_api_base_url: Url,
+    /// Global access rules.
+    pub access: AccessRules,
+    /// Group mappings.
+    pub groups: Vec<ValidGroup>,
+    /// Clients, in config order.
+    pub clients: Vec<ValidClient>,
+    /// 32-byte key for data at rest, when configured.
+    pub encryption_key: Option<[u8; 32]>,
+    /// Key for pairwise subjects, derived from the encryption key (never used for both jobs).
+    pub pairwise_key: Option<[u8; 32]>,
+    /// Guilds whose member object (roles) must be fetched at login: those a role rule or a
+    /// role group names, plus, without the `guilds` scope, every guild a rule or group names.
+    pub member_guilds: Vec<String>,
+    /// Whether any rule or group depends on guild membership (then it is re-checked).
+    pub needs_membership: bool,
+    /// Things that work but deserve a loud line at start-up.
+    pub warnings: Vec<String>,
+}
+

@@ -1,0 +1,106 @@
+//! A short-lived cache of Discord membership answers, so a burst of sign-ins and refreshes
+//! stays under Discord's tight limit on the member endpoint. Keyed by person (and guild);
+//! entries older than `discord.membership_ttl` are ignored and evicted.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Most entries kept; past this, expired ones are dropped, then the whole map if need be.
+const MAX_ENTRIES: usize = 10_000;
+
+/// One cached answer and when it was fetched.
+type Entry<T> = (T, OffsetDateTime);
+
+/// Guild lists per person and member roles per (person, guild).
+#[derive(Debug)]
+pub struct MembershipCache {
+    ttl: Duration,
+    guilds: Mutex<HashMap<String, Entry<Vec<String>>>>,
+    members: Mutex<HashMap<(String, String), Entry<Option<Vec<String>>>>>,
+}
+
+impl MembershipCache {
+    /// An empty cache whose entries live `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            guilds: Mutex::new(HashMap::new()),
+            members: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn fresh(&self, at: OffsetDateTime, now: OffsetDateTime) -> bool {
+        now - at < self.ttl
+    }
+
+    /// The person's guild ids, if fetched within the TTL.
+    pub fn guilds(&self, user: &str, now: OffsetDateTime) -> Option<Vec<String>> {
+        let map = self.guilds.lock().ok()?;
+        map.get(user)
+            .filter(|(_, at)| self.fresh(*at, now))
+            .map(|(g, _)| g.clone())
+    }
+
+    /// Remembers a guild list.
+    pub fn put_guilds(&self, user: &str, guilds: Vec<String>, now: OffsetDateTime) {
+        if let Ok(mut map) = self.guilds.lock() {
+            self.make_room(&mut map, now);
+            map.insert(user.to_owned(), (guilds, now));
+        }
+    }
+
+    /// The person's roles in a guild (`Some(None)`: not a member), if fetched within the TTL.
+    pub fn member(&self, user: &str, guild: &str, now: OffsetDateTime) -> Option<Option<Vec<String>>> {
+        let map = self.members.lock().ok()?;
+        map.get(&(user.to_owned(), guild.to_owned()))
+            .filter(|(_, at)| self.fresh(*at, now))
+            .map(|(r, _)| r.clone())
+    }
+
+    /// Remembers a member answer.
+    pub fn put_member(&self, user: &str, guild: &str, roles: Option<Vec<String>>, now: OffsetDateTime) {
+        if let Ok(mut map) = self.members.lock() {
+            self.make_room(&mut map, now);
+            map.insert((user.to_owned(), guild.to_owned()), (roles, now));
+        }
+    }
+
+    /// Drops everything about a person (a refresh that must ask Discord afresh).
+    pub fn forget(&self, user: &str) {
+        if let Ok(mut map) = self.guilds.lock() {
+            map.remove(user);
+        }
+        if let Ok(mut map) = self.members.lock() {
+            map.retain(|(u, _), _| u != user);
+        }
+    }
+
+    fn make_room<K, V>(&self, map: &mut HashMap<K, Entry<V>>, now: OffsetDateTime) {
+        if map.len() >= MAX_ENTRIES {
+            map.retain(|_, (_, at)| self.fresh(*at, now));
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire_after_the_ttl_and_forget_drops_a_person() {
+        let cache = MembershipCache::new(Duration::from_secs(300));
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        cache.put_member("u", "g", Some(vec!["r".into()]), t0);
+        cache.put_guilds("u", vec!["g".into()], t0);
+        assert_eq!(cache.member("u", "g", t0 + Duration::from_secs(299)), Some(Some(vec!["r".into()])));
+        assert_eq!(cache.member("u", "g", t0 + Duration::from_secs(300)), None);
+        cache.forget("u");
+        assert_eq!(cache.guilds("u", t0), None);
+        assert_eq!(cache.member("u", "g", t0), None);
+    }
+}
