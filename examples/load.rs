@@ -30,7 +30,10 @@ async fn main() -> anyhow::Result<()> {
     data.redirect_uris = vec![format!("{issuer}/callback/discord")];
     let discord = FakeDiscord::start(data.clone())?;
     // The bench hammers one Discord user; lift the fake's per-token rate limit out of the way.
-    for route in [guildgate::discord::fake::FakeRoute::Me, guildgate::discord::fake::FakeRoute::Token] {
+    for route in [
+        guildgate::discord::fake::FakeRoute::Me,
+        guildgate::discord::fake::FakeRoute::Token,
+    ] {
         discord.set_rate_limit(route, 1_000_000, Duration::from_secs(1));
     }
     let db = std::env::var("GUILDGATE_BENCH_POSTGRES_URL")
@@ -46,12 +49,24 @@ async fn main() -> anyhow::Result<()> {
     let env = [
         ("GUILDGATE__ISSUER", issuer.clone()),
         ("GUILDGATE__DATABASE__URL", db.clone()),
-        ("GUILDGATE__KEYS__DIR", dir.path().join("keys").display().to_string()),
+        (
+            "GUILDGATE__KEYS__DIR",
+            dir.path().join("keys").display().to_string(),
+        ),
         ("GUILDGATE__LOG__LEVEL", "error".to_owned()),
         ("GUILDGATE__DISCORD__CLIENT_ID", data.client_id.clone()),
-        ("GUILDGATE__DISCORD__CLIENT_SECRET", data.client_secret.clone()),
-        ("GUILDGATE__DISCORD__AUTHORIZE_URL", discord.authorize_url().to_string()),
-        ("GUILDGATE__DISCORD__API_BASE_URL", discord.api_base_url().to_string()),
+        (
+            "GUILDGATE__DISCORD__CLIENT_SECRET",
+            data.client_secret.clone(),
+        ),
+        (
+            "GUILDGATE__DISCORD__AUTHORIZE_URL",
+            discord.authorize_url().to_string(),
+        ),
+        (
+            "GUILDGATE__DISCORD__API_BASE_URL",
+            discord.api_base_url().to_string(),
+        ),
     ]
     .map(|(k, v)| (k.to_owned(), v));
     let settings = Settings::load_with(Some(&file), env)?;
@@ -61,15 +76,30 @@ async fn main() -> anyhow::Result<()> {
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(concurrency)
         .build()?;
-    println!("guildgate load benchmark: {seconds}s per endpoint, {concurrency} concurrent clients, database {}", if db.starts_with("sqlite") { "SQLite" } else { "Postgres" });
-    println!("{:<28} {:>10} {:>10} {:>10} {:>10}", "endpoint", "req/s", "p50 ms", "p99 ms", "errors");
+    println!(
+        "guildgate load benchmark: {seconds}s per endpoint, {concurrency} concurrent clients, database {}",
+        if db.starts_with("sqlite") {
+            "SQLite"
+        } else {
+            "Postgres"
+        }
+    );
+    println!(
+        "{:<28} {:>10} {:>10} {:>10} {:>10}",
+        "endpoint", "req/s", "p50 ms", "p99 ms", "errors"
+    );
 
     let base = Arc::new(issuer.clone());
     run("GET discovery", seconds, concurrency, {
         let (http, base) = (http.clone(), base.clone());
         move || {
             let (http, base) = (http.clone(), base.clone());
-            async move { ok(http.get(format!("{base}/.well-known/openid-configuration")).send().await) }
+            async move {
+                ok(http
+                    .get(format!("{base}/.well-known/openid-configuration"))
+                    .send()
+                    .await)
+            }
         }
     })
     .await;
@@ -93,13 +123,21 @@ async fn main() -> anyhow::Result<()> {
         let (http, base, access) = (http.clone(), base.clone(), access.clone());
         move || {
             let (http, base, access) = (http.clone(), base.clone(), access.clone());
-            async move { ok(http.get(format!("{base}/userinfo")).bearer_auth(access.as_str()).send().await) }
+            async move {
+                ok(http
+                    .get(format!("{base}/userinfo"))
+                    .bearer_auth(access.as_str())
+                    .send()
+                    .await)
+            }
         }
     })
     .await;
     // Each task rotates its own family: the refresh grant (2 RSA signatures + a rotation).
-    let families: Vec<Arc<tokio::sync::Mutex<String>>> =
-        grants.iter().map(|(_, r)| Arc::new(tokio::sync::Mutex::new(r.clone()))).collect();
+    let families: Vec<Arc<tokio::sync::Mutex<String>>> = grants
+        .iter()
+        .map(|(_, r)| Arc::new(tokio::sync::Mutex::new(r.clone())))
+        .collect();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     run("POST token (refresh)", seconds, concurrency, {
         let (http, base) = (http.clone(), base.clone());
@@ -111,7 +149,10 @@ async fn main() -> anyhow::Result<()> {
                 let response = http
                     .post(format!("{base}/token"))
                     .basic_auth(CLIENT, Some(SECRET))
-                    .form(&[("grant_type", "refresh_token"), ("refresh_token", token.as_str())])
+                    .form(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", token.as_str()),
+                    ])
                     .send()
                     .await;
                 match response {
@@ -172,14 +213,21 @@ async fn sign_in(http: &reqwest::Client, issuer: &str) -> anyhow::Result<(String
     let body: serde_json::Value = http
         .post(format!("{issuer}/token"))
         .basic_auth(CLIENT, Some(SECRET))
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ])
         .send()
         .await?
         .json()
         .await?;
     Ok((
         body["access_token"].as_str().unwrap_or_default().to_owned(),
-        body["refresh_token"].as_str().unwrap_or_default().to_owned(),
+        body["refresh_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
     ))
 }
 
@@ -245,6 +293,10 @@ where
 fn rss() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS")).map(|l| l.trim_start_matches("VmRSS:").trim().to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS"))
+                .map(|l| l.trim_start_matches("VmRSS:").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown".to_owned())
 }

@@ -24,12 +24,20 @@ pub fn picture_url(user_id: &str, avatar: Option<&str>) -> String {
 
 /// The `sub` a client sees: the Discord id, or for a pairwise client (OIDC Core §8.1, sector =
 /// client id) HMAC-SHA256(key, client id ‖ Discord id), so two apps cannot correlate a person.
-pub fn subject(pairwise_key: Option<&[u8; 32]>, client_id: &str, pairwise: bool, user_id: &str) -> String {
+pub fn subject(
+    pairwise_key: Option<&[u8; 32]>,
+    client_id: &str,
+    pairwise: bool,
+    user_id: &str,
+) -> String {
     match (pairwise, pairwise_key) {
         (true, Some(key)) => {
             let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
             let tag = aws_lc_rs::hmac::sign(&key, format!("{client_id}\u{0}{user_id}").as_bytes());
-            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, tag.as_ref())
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                tag.as_ref(),
+            )
         }
         _ => user_id.to_owned(),
     }
@@ -67,7 +75,7 @@ pub fn user_claims(user: &UserRecord, scopes: &Scopes) -> Map<String, Value> {
 pub fn groups(groups: &[ValidGroup], visible: &[String], facts: &Facts<'_>) -> Vec<String> {
     groups
         .iter()
-        .filter(|g| visible.iter().any(|v| *v == g.name))
+        .filter(|g| visible.contains(&g.name))
         .filter(|g| match &g.role {
             Some(role) => policy::has_role(facts, g.guild.as_str(), role.as_str()),
             None => policy::is_member(facts, g.guild.as_str()),
@@ -121,19 +129,41 @@ mod tests {
         let guild = DiscordId::parse("812345678901234567").unwrap();
         let staff = DiscordId::parse("845611301132730378").unwrap();
         let defs = vec![
-            ValidGroup { name: "community".into(), guild: guild.clone(), role: None },
-            ValidGroup { name: "staff".into(), guild: guild.clone(), role: Some(staff.clone()) },
+            ValidGroup {
+                name: "community".into(),
+                guild: guild.clone(),
+                role: None,
+            },
+            ValidGroup {
+                name: "staff".into(),
+                guild: guild.clone(),
+                role: Some(staff.clone()),
+            },
         ];
         let in_guild = vec![guild.as_str().to_owned()];
         let mut roles = BTreeMap::new();
         roles.insert(guild.as_str().to_owned(), vec![staff.as_str().to_owned()]);
-        let facts = Facts { user_id: "1", email_verified: true, guilds: &in_guild, roles: &roles };
+        let facts = Facts {
+            user_id: "1",
+            email_verified: true,
+            guilds: &in_guild,
+            roles: &roles,
+        };
         let all = vec!["community".to_owned(), "staff".to_owned()];
         assert_eq!(groups(&defs, &all, &facts), vec!["community", "staff"]);
-        assert_eq!(groups(&defs, &["community".to_owned()], &facts), vec!["community"]);
-        assert!(groups(&defs, &[], &facts).is_empty(), "a client sees no group unless listed");
+        assert_eq!(
+            groups(&defs, &["community".to_owned()], &facts),
+            vec!["community"]
+        );
+        assert!(
+            groups(&defs, &[], &facts).is_empty(),
+            "a client sees no group unless listed"
+        );
         let no_roles = BTreeMap::new();
-        let member_only = Facts { roles: &no_roles, ..facts };
+        let member_only = Facts {
+            roles: &no_roles,
+            ..facts
+        };
         assert_eq!(groups(&defs, &all, &member_only), vec!["community"]);
     }
 

@@ -49,7 +49,9 @@ async fn maintain_keys(state: web::Data<AppState>) {
         let now = state.clock.now();
         match tokio::task::spawn_blocking(move || keys.maintain(now, policy)).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "key maintenance failed; the keys in use stay in use"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "key maintenance failed; the keys in use stay in use")
+            }
             Err(e) => tracing::error!(error = %e, "key maintenance task failed"),
         }
     }

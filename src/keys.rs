@@ -231,7 +231,7 @@ impl KeySet {
     /// retires keys superseded long ago, then reloads.
     pub fn maintain(&self, now: OffsetDateTime, policy: RotationPolicy) -> Result<(), KeyError> {
         let loaded = self.current();
-        let newest = loaded.keys.iter().filter(|k| k.state != KeyState::Retired).last();
+        let newest = loaded.keys.iter().rfind(|k| k.state != KeyState::Retired);
         if newest.is_some_and(|k| now - k.activates_at >= policy.rotate_every) {
             let (path, at) = generate_key_file(&self.dir, now + policy.publish_ahead)?;
             tracing::info!(file = %path.display(), activates_at = %at, "pre-published a new signing key");
@@ -504,13 +504,18 @@ mod rotation_tests {
             retire_after: Duration::from_secs(1200),
         };
         // Young key: nothing happens.
-        set.maintain(start + time::Duration::minutes(10), policy).unwrap();
+        set.maintain(start + time::Duration::minutes(10), policy)
+            .unwrap();
         assert_eq!(set.all().len(), 1);
         // Old key: a successor is published but does not sign yet.
         let t1 = start + time::Duration::hours(1);
         set.maintain(t1, policy).unwrap();
         assert_eq!(set.all().len(), 2);
-        assert_eq!(set.active().kid, first, "the new key must not sign before it is published");
+        assert_eq!(
+            set.active().kid,
+            first,
+            "the new key must not sign before it is published"
+        );
         let jwks: serde_json::Value = serde_json::from_slice(&set.jwks_json()).unwrap();
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "published ahead");
         // After publish_ahead the new key signs; the old one still verifies.

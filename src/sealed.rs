@@ -65,12 +65,22 @@ mod tests {
         let sealed = sealer.seal(b"discord tokens", b"user-1").unwrap();
         assert_eq!(sealer.open(&sealed, b"user-1").unwrap(), b"discord tokens");
         assert!(sealer.open(&sealed, b"user-2").is_err(), "bound to its row");
-        assert!(Sealer::new(&[8u8; 32]).unwrap().open(&sealed, b"user-1").is_err(), "wrong key");
+        assert!(
+            Sealer::new(&[8u8; 32])
+                .unwrap()
+                .open(&sealed, b"user-1")
+                .is_err(),
+            "wrong key"
+        );
         let mut flipped = sealed.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
         assert!(sealer.open(&flipped, b"user-1").is_err(), "tampered");
         assert!(sealer.open(&sealed[..5], b"user-1").is_err(), "truncated");
-        assert_ne!(sealer.seal(b"discord tokens", b"user-1").unwrap(), sealed, "fresh nonce each time");
+        assert_ne!(
+            sealer.seal(b"discord tokens", b"user-1").unwrap(),
+            sealed,
+            "fresh nonce each time"
+        );
     }
 }

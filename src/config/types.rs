@@ -150,4 +150,3 @@ pub struct ValidConfig {
     /// Things that work but deserve a loud line at start-up.
     pub warnings: Vec<String>,
 }
-

@@ -146,7 +146,10 @@ impl Settings {
         };
         // RP libraries cache the JWKS (we allow 5 minutes); a key must be visible before it signs.
         if lifetimes.key_publish_ahead < Duration::from_secs(300) {
-            c.problem("keys.publish_ahead", "must be at least 5m (the JWKS cache lifetime)");
+            c.problem(
+                "keys.publish_ahead",
+                "must be at least 5m (the JWKS cache lifetime)",
+            );
         }
         if lifetimes.code > Duration::from_secs(600) {
             c.problem("tokens.code_ttl", "must be at most 10m (RFC 6749 §4.1.2)");
@@ -176,8 +179,13 @@ impl Settings {
                 "required when a client uses subject_type = \"pairwise\" (pairwise ids are derived from it)",
             );
         }
-        let (member_guilds, needs_membership) =
-            self.check_membership_sources(&mut c, &access, &clients, &groups, encryption_key.is_some());
+        let (member_guilds, needs_membership) = self.check_membership_sources(
+            &mut c,
+            &access,
+            &clients,
+            &groups,
+            encryption_key.is_some(),
+        );
 
         match (issuer, listen, discord_authorize_url, discord_api_base_url) {
             (Some(issuer), Some(listen), Some(authorize), Some(api)) if c.problems.is_empty() => {
@@ -191,7 +199,8 @@ impl Settings {
                     groups,
                     clients,
                     encryption_key,
-                    pairwise_key: encryption_key.map(|k| derive_key(&k, b"guildgate pairwise subject v1")),
+                    pairwise_key: encryption_key
+                        .map(|k| derive_key(&k, b"guildgate pairwise subject v1")),
                     member_guilds,
                     needs_membership,
                     warnings: c.warnings,
@@ -258,23 +267,40 @@ impl Settings {
         have_key: bool,
     ) -> (Vec<String>, bool) {
         let has_scope = |s: &str| self.discord.scopes.iter().any(|x| x == s);
-        let all_rules: Vec<&AccessRules> =
-            std::iter::once(access).chain(clients.iter().map(|cl| &cl.access)).collect();
+        let all_rules: Vec<&AccessRules> = std::iter::once(access)
+            .chain(clients.iter().map(|cl| &cl.access))
+            .collect();
         let mut role_guilds: Vec<String> = all_rules
             .iter()
             .flat_map(|r| r.required_roles.iter().map(|(g, _)| g.as_str().to_owned()))
-            .chain(groups.iter().filter(|g| g.role.is_some()).map(|g| g.guild.as_str().to_owned()))
+            .chain(
+                groups
+                    .iter()
+                    .filter(|g| g.role.is_some())
+                    .map(|g| g.guild.as_str().to_owned()),
+            )
             .collect();
         let plain_guilds: Vec<String> = all_rules
             .iter()
             .flat_map(|r| r.allowed_guilds.iter().map(|g| g.as_str().to_owned()))
-            .chain(groups.iter().filter(|g| g.role.is_none()).map(|g| g.guild.as_str().to_owned()))
+            .chain(
+                groups
+                    .iter()
+                    .filter(|g| g.role.is_none())
+                    .map(|g| g.guild.as_str().to_owned()),
+            )
             .collect();
         if !role_guilds.is_empty() && !has_scope("guilds.members.read") {
-            c.problem("discord.scopes", "role rules and role groups need the \"guilds.members.read\" scope");
+            c.problem(
+                "discord.scopes",
+                "role rules and role groups need the \"guilds.members.read\" scope",
+            );
         }
         if !plain_guilds.is_empty() && !has_scope("guilds") && !has_scope("guilds.members.read") {
-            c.problem("discord.scopes", "guild rules and groups need the \"guilds\" scope");
+            c.problem(
+                "discord.scopes",
+                "guild rules and groups need the \"guilds\" scope",
+            );
         }
         if !has_scope("guilds") {
             role_guilds.extend(plain_guilds.iter().cloned());
@@ -324,7 +350,10 @@ impl Settings {
 
 /// HMAC-SHA256(key, label): a separate key for a separate job.
 fn derive_key(key: &[u8; 32], label: &[u8]) -> [u8; 32] {
-    let mac = aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key), label);
+    let mac = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key),
+        label,
+    );
     let mut out = [0u8; 32];
     out.copy_from_slice(mac.as_ref());
     out

@@ -13,12 +13,15 @@ const MAX_ENTRIES: usize = 10_000;
 /// One cached answer and when it was fetched.
 type Entry<T> = (T, OffsetDateTime);
 
+/// Roles in a guild (`None`: not a member), keyed by (person, guild).
+type MemberMap = HashMap<(String, String), Entry<Option<Vec<String>>>>;
+
 /// Guild lists per person and member roles per (person, guild).
 #[derive(Debug)]
 pub struct MembershipCache {
     ttl: Duration,
     guilds: Mutex<HashMap<String, Entry<Vec<String>>>>,
-    members: Mutex<HashMap<(String, String), Entry<Option<Vec<String>>>>>,
+    members: Mutex<MemberMap>,
 }
 
 impl MembershipCache {
@@ -52,7 +55,12 @@ impl MembershipCache {
     }
 
     /// The person's roles in a guild (`Some(None)`: not a member), if fetched within the TTL.
-    pub fn member(&self, user: &str, guild: &str, now: OffsetDateTime) -> Option<Option<Vec<String>>> {
+    pub fn member(
+        &self,
+        user: &str,
+        guild: &str,
+        now: OffsetDateTime,
+    ) -> Option<Option<Vec<String>>> {
         let map = self.members.lock().ok()?;
         map.get(&(user.to_owned(), guild.to_owned()))
             .filter(|(_, at)| self.fresh(*at, now))
@@ -60,7 +68,13 @@ impl MembershipCache {
     }
 
     /// Remembers a member answer.
-    pub fn put_member(&self, user: &str, guild: &str, roles: Option<Vec<String>>, now: OffsetDateTime) {
+    pub fn put_member(
+        &self,
+        user: &str,
+        guild: &str,
+        roles: Option<Vec<String>>,
+        now: OffsetDateTime,
+    ) {
         if let Ok(mut map) = self.members.lock() {
             self.make_room(&mut map, now);
             map.insert((user.to_owned(), guild.to_owned()), (roles, now));
@@ -97,7 +111,10 @@ mod tests {
         let t0 = OffsetDateTime::UNIX_EPOCH;
         cache.put_member("u", "g", Some(vec!["r".into()]), t0);
         cache.put_guilds("u", vec!["g".into()], t0);
-        assert_eq!(cache.member("u", "g", t0 + Duration::from_secs(299)), Some(Some(vec!["r".into()])));
+        assert_eq!(
+            cache.member("u", "g", t0 + Duration::from_secs(299)),
+            Some(Some(vec!["r".into()]))
+        );
         assert_eq!(cache.member("u", "g", t0 + Duration::from_secs(300)), None);
         cache.forget("u");
         assert_eq!(cache.guilds("u", t0), None);

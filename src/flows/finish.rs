@@ -2,8 +2,8 @@
 //! rule and issue the code. Shared by the SSO path and the Discord callback.
 
 use super::authorize::AuthorizationRequest;
-use super::{code, membership};
 use super::response::{error_redirect, success_redirect};
+use super::{code, membership};
 use crate::config::{Consent, ValidClient};
 use crate::domain::Scopes;
 use crate::error::{OAuthError, OAuthErrorCode};
@@ -61,11 +61,19 @@ pub async fn finish(
         .store
         .get_user(&session.user_id)
         .await?
-        .ok_or_else(|| OAuthError::new(OAuthErrorCode::ServerError, "the session's person is unknown"))?;
+        .ok_or_else(|| {
+            OAuthError::new(
+                OAuthErrorCode::ServerError,
+                "the session's person is unknown",
+            )
+        })?;
     let (snapshot, _) = membership::load(state, &user.id).await?;
     if let Err(denial) = membership::check(state, Some(client), &user, &snapshot) {
         tracing::info!(user = %user.id, client_id = %client.id, reason = denial.as_str(), "access refused by the access rules");
-        let error = OAuthError::new(OAuthErrorCode::AccessDenied, "the access rules do not admit this person");
+        let error = OAuthError::new(
+            OAuthErrorCode::AccessDenied,
+            "the access rules do not admit this person",
+        );
         return Ok(Finish::Denied {
             redirect: error_redirect(state, request, &error),
             explanation: denial.explanation(),
@@ -73,7 +81,10 @@ pub async fn finish(
     }
     if needs_consent(state, client, request, session).await? {
         if request.prompt.none {
-            let error = OAuthError::new(OAuthErrorCode::ConsentRequired, "the person must consent first");
+            let error = OAuthError::new(
+                OAuthErrorCode::ConsentRequired,
+                "the person must consent first",
+            );
             return Ok(Finish::Redirect(error_redirect(state, request, &error)));
         }
         let ticket = ConsentTicket {
@@ -82,7 +93,8 @@ pub async fn finish(
             sid: session.id.clone(),
             request: request.clone(),
         };
-        let ticket = tokens::sign(&state.keys, "consent+jwt", &ticket).map_err(OAuthError::internal)?;
+        let ticket =
+            tokens::sign(&state.keys, "consent+jwt", &ticket).map_err(OAuthError::internal)?;
         return Ok(Finish::AskConsent {
             client_name: client.name.clone(),
             scopes: request.scopes(),
@@ -104,7 +116,10 @@ async fn needs_consent(
         Consent::Always => true,
         Consent::Once if request.prompt.consent => true,
         Consent::Once => {
-            let given = state.store.get_consent(&session.user_id, client.id.as_str()).await?;
+            let given = state
+                .store
+                .get_consent(&session.user_id, client.id.as_str())
+                .await?;
             !given.is_some_and(|g| request.scopes().is_subset_of(&Scopes::parse_request(&g)))
         }
     })
@@ -118,7 +133,12 @@ pub async fn answer_consent(
     approved: bool,
     now: OffsetDateTime,
 ) -> Result<Option<String>, OAuthError> {
-    let Ok(ticket) = tokens::verify_typed::<ConsentTicket>(&state.keys, state.config.issuer.as_str(), ticket, "consent+jwt") else {
+    let Ok(ticket) = tokens::verify_typed::<ConsentTicket>(
+        &state.keys,
+        state.config.issuer.as_str(),
+        ticket,
+        "consent+jwt",
+    ) else {
         return Ok(None);
     };
     if ticket.exp <= now.unix_timestamp() || ticket.sid != session.id {
@@ -129,7 +149,10 @@ pub async fn answer_consent(
     };
     let request = ticket.request;
     if !approved {
-        let error = OAuthError::new(OAuthErrorCode::AccessDenied, "the person declined to share their information");
+        let error = OAuthError::new(
+            OAuthErrorCode::AccessDenied,
+            "the person declined to share their information",
+        );
         return Ok(Some(error_redirect(state, &request, &error)));
     }
     if client.consent == Consent::Once {

@@ -81,7 +81,11 @@ pub fn parse(
 
 /// Whether the request proves the app asked for this person's logout, so no confirmation
 /// page is needed: a valid hint naming the session's person.
-pub fn is_confirmed_by_hint(state: &AppState, request: &LogoutRequest, session: &SessionRecord) -> bool {
+pub fn is_confirmed_by_hint(
+    state: &AppState,
+    request: &LogoutRequest,
+    session: &SessionRecord,
+) -> bool {
     match (&request.hint_sub, &request.client) {
         (Some(sub), Some(client)) => *sub == state.subject(client, &session.user_id),
         _ => false,

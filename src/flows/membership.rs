@@ -51,8 +51,13 @@ pub async fn fetch(
         membership.guilds = match cache.guilds(user_id, now) {
             Some(guilds) => guilds,
             None => {
-                let guilds: Vec<String> =
-                    state.discord.fetch_guilds(access_token).await?.into_iter().map(|g| g.id).collect();
+                let guilds: Vec<String> = state
+                    .discord
+                    .fetch_guilds(access_token)
+                    .await?
+                    .into_iter()
+                    .map(|g| g.id)
+                    .collect();
                 cache.put_guilds(user_id, guilds.clone(), now);
                 guilds
             }
@@ -66,7 +71,11 @@ pub async fn fetch(
         let roles = match cache.member(user_id, guild, now) {
             Some(roles) => roles,
             None => {
-                let roles = state.discord.fetch_member(access_token, guild).await?.map(|m| m.roles);
+                let roles = state
+                    .discord
+                    .fetch_member(access_token, guild)
+                    .await?
+                    .map(|m| m.roles);
                 cache.put_member(user_id, guild, roles.clone(), now);
                 roles
             }
@@ -94,15 +103,26 @@ pub fn check(
 }
 
 /// The stored snapshot (empty when none was taken).
-pub async fn load(state: &AppState, user_id: &str) -> Result<(Membership, Option<OffsetDateTime>), OAuthError> {
+pub async fn load(
+    state: &AppState,
+    user_id: &str,
+) -> Result<(Membership, Option<OffsetDateTime>), OAuthError> {
     Ok(match state.store.get_membership(user_id).await? {
-        Some(s) => (serde_json::from_str(&s.snapshot).unwrap_or_default(), Some(s.fetched_at)),
+        Some(s) => (
+            serde_json::from_str(&s.snapshot).unwrap_or_default(),
+            Some(s.fetched_at),
+        ),
         None => (Membership::default(), None),
     })
 }
 
 /// Stores a fresh snapshot.
-pub async fn save(state: &AppState, user_id: &str, membership: &Membership, now: OffsetDateTime) -> Result<(), OAuthError> {
+pub async fn save(
+    state: &AppState,
+    user_id: &str,
+    membership: &Membership,
+    now: OffsetDateTime,
+) -> Result<(), OAuthError> {
     let snapshot = MembershipSnapshot {
         snapshot: serde_json::to_string(membership).map_err(OAuthError::internal)?,
         fetched_at: now,
@@ -111,8 +131,15 @@ pub async fn save(state: &AppState, user_id: &str, membership: &Membership, now:
 }
 
 /// Keeps the person's Discord tokens, sealed, for later re-checks (when a key is configured).
-pub async fn keep_tokens(state: &AppState, user_id: &str, tokens: &DiscordTokens, now: OffsetDateTime) -> Result<(), OAuthError> {
-    let Some(sealer) = sealer(state) else { return Ok(()) };
+pub async fn keep_tokens(
+    state: &AppState,
+    user_id: &str,
+    tokens: &DiscordTokens,
+    now: OffsetDateTime,
+) -> Result<(), OAuthError> {
+    let Some(sealer) = sealer(state) else {
+        return Ok(());
+    };
     let plain = serde_json::json!({
         "access_token": tokens.access_token.expose_secret(),
         "refresh_token": tokens.refresh_token.as_ref().map(|t| t.expose_secret().to_owned()),
@@ -121,18 +148,32 @@ pub async fn keep_tokens(state: &AppState, user_id: &str, tokens: &DiscordTokens
         .seal(plain.to_string().as_bytes(), user_id.as_bytes())
         .map_err(OAuthError::internal)?;
     let expires = now + tokens.expires_in;
-    let stored = StoredUpstreamTokens { ciphertext, access_expires_at: expires };
-    Ok(state.store.save_upstream_tokens(user_id, Some(&stored)).await?)
+    let stored = StoredUpstreamTokens {
+        ciphertext,
+        access_expires_at: expires,
+    };
+    Ok(state
+        .store
+        .save_upstream_tokens(user_id, Some(&stored))
+        .await?)
 }
 
 fn sealer(state: &AppState) -> Option<Sealer> {
-    state.config.encryption_key.as_ref().and_then(|k| Sealer::new(k).ok())
+    state
+        .config
+        .encryption_key
+        .as_ref()
+        .and_then(|k| Sealer::new(k).ok())
 }
 
 /// For a refresh: the snapshot if fresh enough, else a new one from Discord (refreshing the
 /// Discord token when it has expired). Discord being unreachable fails closed:
 /// `temporarily_unavailable`, and the grant stays usable once Discord answers again.
-pub async fn current(state: &AppState, user: &UserRecord, now: OffsetDateTime) -> Result<Membership, OAuthError> {
+pub async fn current(
+    state: &AppState,
+    user: &UserRecord,
+    now: OffsetDateTime,
+) -> Result<Membership, OAuthError> {
     let (snapshot, fetched_at) = load(state, &user.id).await?;
     let fresh = fetched_at.is_some_and(|at| now - at < state.config.lifetimes.membership);
     if !state.config.needs_membership || fresh {
@@ -140,18 +181,38 @@ pub async fn current(state: &AppState, user: &UserRecord, now: OffsetDateTime) -
     }
     let unavailable = |e: &dyn std::fmt::Display| {
         tracing::warn!(error = %e, user = %user.id, "cannot re-check Discord membership; refusing the refresh");
-        OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, "Discord could not be asked to confirm access; try again shortly")
+        OAuthError::new(
+            OAuthErrorCode::TemporarilyUnavailable,
+            "Discord could not be asked to confirm access; try again shortly",
+        )
     };
-    let lost = || OAuthError::new(OAuthErrorCode::InvalidGrant, "Discord access for this person has ended; sign in again");
-    let (Some(sealer), Some(stored)) = (sealer(state), state.store.get_upstream_tokens(&user.id).await?) else {
+    let lost = || {
+        OAuthError::new(
+            OAuthErrorCode::InvalidGrant,
+            "Discord access for this person has ended; sign in again",
+        )
+    };
+    let (Some(sealer), Some(stored)) = (
+        sealer(state),
+        state.store.get_upstream_tokens(&user.id).await?,
+    ) else {
         return Err(lost());
     };
-    let plain = sealer.open(&stored.ciphertext, user.id.as_bytes()).map_err(|_| lost())?;
+    let plain = sealer
+        .open(&stored.ciphertext, user.id.as_bytes())
+        .map_err(|_| lost())?;
     let kept: serde_json::Value = serde_json::from_slice(&plain).map_err(|_| lost())?;
-    let mut access = SecretString::from(kept["access_token"].as_str().unwrap_or_default().to_owned());
+    let mut access =
+        SecretString::from(kept["access_token"].as_str().unwrap_or_default().to_owned());
     if stored.access_expires_at <= now {
-        let Some(refresh) = kept["refresh_token"].as_str() else { return Err(lost()) };
-        let renewed = match state.discord.refresh(&SecretString::from(refresh.to_owned())).await {
+        let Some(refresh) = kept["refresh_token"].as_str() else {
+            return Err(lost());
+        };
+        let renewed = match state
+            .discord
+            .refresh(&SecretString::from(refresh.to_owned()))
+            .await
+        {
             Ok(t) => t,
             Err(DiscordError::InvalidGrant | DiscordError::Unauthorized) => return Err(lost()),
             Err(e) => return Err(unavailable(&e)),

@@ -56,7 +56,9 @@ pub async fn refresh(
             if let Some(sid) = &current.session_id {
                 logout::end_session(state, sid, now).await?;
             }
-            return Err(invalid("the person no longer meets this app's access rules"));
+            return Err(invalid(
+                "the person no longer meets this app's access rules",
+            ));
         }
     }
 

@@ -6,9 +6,9 @@
 //! answered every call: a failure leaves no half-made session.
 
 use super::authorize::AuthorizationRequest;
+use super::membership::{self, Membership};
 use super::response::error_redirect;
 use super::session;
-use super::membership::{self, Membership};
 use crate::discord::{DiscordError, DiscordTokens, api};
 use crate::domain::{OpaqueToken, PkceChallenge, PkceVerifier};
 use crate::error::{OAuthError, OAuthErrorCode};
@@ -211,7 +211,10 @@ pub async fn complete(
             redirect: error_redirect(
                 state,
                 &request,
-                &OAuthError::new(OAuthErrorCode::AccessDenied, "the access rules do not admit this person"),
+                &OAuthError::new(
+                    OAuthErrorCode::AccessDenied,
+                    "the access rules do not admit this person",
+                ),
             ),
             explain: Some(("You cannot sign in here", denial.explanation())),
             refused: true,
@@ -220,8 +223,12 @@ pub async fn complete(
 
     // Discord has answered everything: now the person, the session and the code are written.
     state.store.upsert_user(&record).await?;
-    membership::save(state, &record.id, &membership, now).await.map_err(CallbackError::Internal)?;
-    membership::keep_tokens(state, &record.id, &tokens, now).await.map_err(CallbackError::Internal)?;
+    membership::save(state, &record.id, &membership, now)
+        .await
+        .map_err(CallbackError::Internal)?;
+    membership::keep_tokens(state, &record.id, &tokens, now)
+        .await
+        .map_err(CallbackError::Internal)?;
     let (session, session_secret) = session::open(state, &record.id, now).await?;
     Ok(Completed {
         request,

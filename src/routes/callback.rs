@@ -35,7 +35,9 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         Ok(done) => {
             tracing::info!(user = %done.session.user_id, sid = %done.session.id, "signed in with Discord");
             let next = match state.clients.get(&done.request.client_id) {
-                Some(client) => finish::finish(&state, &client, &done.request, &done.session, now).await,
+                Some(client) => {
+                    finish::finish(&state, &client, &done.request, &done.session, now).await
+                }
                 None => Err(crate::error::OAuthError::new(
                     crate::error::OAuthErrorCode::ServerError,
                     "the client is no longer registered",
@@ -45,7 +47,9 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
                 Ok(next) => super::authorize::render_finish(&req, &state, next),
                 Err(e) => super::authorize::server_error(e),
             };
-            if let Err(e) = response.add_cookie(&cookies::session(&state, done.session_secret.expose())) {
+            if let Err(e) =
+                response.add_cookie(&cookies::session(&state, done.session_secret.expose()))
+            {
                 tracing::error!(error = %e, "cannot set the session cookie");
             }
             response
@@ -68,16 +72,16 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         } else {
             StatusCode::BAD_GATEWAY
         })
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .content_type("text/html; charset=utf-8")
-            .body(pages::message_page_with_link(
-                title,
-                message,
-                Link {
-                    href: &redirect,
-                    label: "Return to the app",
-                },
-            )),
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type("text/html; charset=utf-8")
+        .body(pages::message_page_with_link(
+            title,
+            message,
+            Link {
+                href: &redirect,
+                label: "Return to the app",
+            },
+        )),
         Err(CallbackError::Internal(e)) => {
             tracing::error!(cause = ?e.internal, "callback failed");
             page(

@@ -17,7 +17,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[tracing::instrument(skip_all)]
 async fn consent(req: HttpRequest, body: Bytes, state: web::Data<AppState>) -> HttpResponse {
     let params = form::pairs(&body);
-    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let now = state.clock.now();
     let cookie = req.cookie(&state.settings.session.cookie_name);
     let session = match session::current(&state, cookie.as_ref().map(|c| c.value()), now).await {
@@ -27,7 +32,15 @@ async fn consent(req: HttpRequest, body: Bytes, state: web::Data<AppState>) -> H
     };
     let approved = get("answer") == Some("allow");
     // The ticket is signed and bound to this session, which also makes the form CSRF-safe.
-    match finish::answer_consent(&state, get("ticket").unwrap_or_default(), &session, approved, now).await {
+    match finish::answer_consent(
+        &state,
+        get("ticket").unwrap_or_default(),
+        &session,
+        approved,
+        now,
+    )
+    .await
+    {
         Ok(Some(location)) => redirect(&req, &location),
         Ok(None) => expired(),
         Err(e) => server_error(e),

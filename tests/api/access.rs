@@ -91,25 +91,56 @@ fn redirect_of(client: &str) -> String {
 }
 
 /// Sends `browser` to `client`'s authorize; signs in at Discord as `user` if asked to.
-async fn attempt(app: &TestApp, browser: &mut Browser, client: &str, user: &str, scope: &str) -> crate::browser::Page {
-    let url = app.authorize_url(client, &redirect_of(client), &[("scope", scope), ("state", "st")]);
+async fn attempt(
+    app: &TestApp,
+    browser: &mut Browser,
+    client: &str,
+    user: &str,
+    scope: &str,
+) -> crate::browser::Page {
+    let url = app.authorize_url(
+        client,
+        &redirect_of(client),
+        &[("scope", scope), ("state", "st")],
+    );
     let first = browser.get(&url).await;
-    if first.status != 302 || !first.location.as_deref().unwrap_or_default().starts_with(app.discord.base_url().as_str()) {
+    if first.status != 302
+        || !first
+            .location
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with(app.discord.base_url().as_str())
+    {
         return first;
     }
     app.discord.sign_in_as(Some(user));
     let back = browser.get(&first.location.unwrap()).await;
-    browser.get(&back.location.expect("Discord redirects back")).await
+    browser
+        .get(&back.location.expect("Discord redirects back"))
+        .await
 }
 
 /// Redeems the code in a successful answer and returns the token response.
 async fn tokens(app: &TestApp, client: &str, page: &crate::browser::Page) -> serde_json::Value {
-    let location = page.location.clone().unwrap_or_else(|| panic!("expected a redirect, got {} {}", page.status, page.body));
-    let code = query_of(&location).get("code").cloned().unwrap_or_else(|| panic!("no code in {location}"));
+    let location = page
+        .location
+        .clone()
+        .unwrap_or_else(|| panic!("expected a redirect, got {} {}", page.status, page.body));
+    let code = query_of(&location)
+        .get("code")
+        .cloned()
+        .unwrap_or_else(|| panic!("no code in {location}"));
     let redirect = redirect_of(client);
     let secret = secret_of(client);
     let response = app
-        .token(Some((client, &secret)), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &redirect)])
+        .token(
+            Some((client, &secret)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", &redirect),
+            ],
+        )
         .await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
@@ -120,7 +151,9 @@ fn refusal_link(page: &crate::browser::Page) -> std::collections::HashMap<String
     let start = page.body.find("href=\"").expect("a link back to the app") + 6;
     let end = start + page.body[start..].find('"').unwrap();
     // Undo the page's HTML escaping of the URL, as a browser would.
-    let href = page.body[start..end].replace("&#x2f;", "/").replace("&amp;", "&");
+    let href = page.body[start..end]
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&");
     query_of(&href)
 }
 
@@ -136,7 +169,11 @@ async fn a_guild_member_enters_and_a_non_member_sees_why_not() {
     // Assert
     assert!(query_of(&member.location.clone().unwrap()).contains_key("code"));
     assert_eq!(outsider.status, 403, "{}", outsider.body);
-    assert!(outsider.body.contains("only open to members"), "{}", outsider.body);
+    assert!(
+        outsider.body.contains("only open to members"),
+        "{}",
+        outsider.body
+    );
     assert!(!outsider.body.contains(COMMUNITY), "never lists guilds");
     let link = refusal_link(&outsider);
     assert_eq!(link["error"], "access_denied");
@@ -148,9 +185,17 @@ async fn a_role_rule_admits_the_role_holder_only() {
     let app = spawn_app_with(&config()).await;
     let staff = attempt(&app, &mut Browser::new(), "admin", BOB, "openid").await;
     let member = attempt(&app, &mut Browser::new(), "admin", DAVE, "openid").await;
-    assert!(query_of(&staff.location.clone().unwrap()).contains_key("code"), "{}", staff.body);
+    assert!(
+        query_of(&staff.location.clone().unwrap()).contains_key("code"),
+        "{}",
+        staff.body
+    );
     assert_eq!(member.status, 403);
-    assert!(member.body.contains("needs a Discord role"), "{}", member.body);
+    assert!(
+        member.body.contains("needs a Discord role"),
+        "{}",
+        member.body
+    );
 }
 
 #[tokio::test]
@@ -202,24 +247,44 @@ async fn the_groups_claim_lists_mapped_groups_the_client_may_see() {
     let wiki = attempt(&app, &mut browser, "wiki", BOB, "openid groups").await;
     let wiki_tokens = tokens(&app, "wiki", &wiki).await;
     let admin = browser
-        .get(&app.authorize_url("admin", &redirect_of("admin"), &[("scope", "openid groups")]))
+        .get(&app.authorize_url(
+            "admin",
+            &redirect_of("admin"),
+            &[("scope", "openid groups")],
+        ))
         .await;
     let admin_tokens = tokens(&app, "admin", &admin).await;
     let dave = attempt(&app, &mut Browser::new(), "wiki", DAVE, "openid groups").await;
     let dave_tokens = tokens(&app, "wiki", &dave).await;
 
     // Assert
-    let groups = |t: &serde_json::Value| decode_payload(t["id_token"].as_str().unwrap())["groups"].clone();
-    assert_eq!(groups(&wiki_tokens), serde_json::json!(["community", "staff"]));
-    assert_eq!(groups(&admin_tokens), serde_json::json!(["community"]), "filtered per client");
-    assert_eq!(groups(&dave_tokens), serde_json::json!(["community"]), "membership without the role");
+    let groups =
+        |t: &serde_json::Value| decode_payload(t["id_token"].as_str().unwrap())["groups"].clone();
+    assert_eq!(
+        groups(&wiki_tokens),
+        serde_json::json!(["community", "staff"])
+    );
+    assert_eq!(
+        groups(&admin_tokens),
+        serde_json::json!(["community"]),
+        "filtered per client"
+    );
+    assert_eq!(
+        groups(&dave_tokens),
+        serde_json::json!(["community"]),
+        "membership without the role"
+    );
     let userinfo: serde_json::Value = app
         .userinfo(wiki_tokens["access_token"].as_str().unwrap())
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(userinfo["groups"], serde_json::json!(["community", "staff"]), "same claims at userinfo");
+    assert_eq!(
+        userinfo["groups"],
+        serde_json::json!(["community", "staff"]),
+        "same claims at userinfo"
+    );
 }
 
 #[tokio::test]
@@ -232,13 +297,25 @@ async fn pairwise_subjects_differ_between_clients_and_are_stable_for_one() {
         .get(&app.authorize_url("pairwise2", &redirect_of("pairwise2"), &[]))
         .await;
     let b = tokens(&app, "pairwise2", &b).await;
-    let a2 = browser.get(&app.authorize_url("pairwise", &redirect_of("pairwise"), &[])).await;
+    let a2 = browser
+        .get(&app.authorize_url("pairwise", &redirect_of("pairwise"), &[]))
+        .await;
     let a2 = tokens(&app, "pairwise", &a2).await;
-    let sub = |t: &serde_json::Value| decode_payload(t["id_token"].as_str().unwrap())["sub"].as_str().unwrap().to_owned();
+    let sub = |t: &serde_json::Value| {
+        decode_payload(t["id_token"].as_str().unwrap())["sub"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     assert_ne!(sub(&a1), BOB, "the Discord id is hidden");
     assert_ne!(sub(&a1), sub(&b), "apps cannot correlate the person");
     assert_eq!(sub(&a1), sub(&a2), "stable for one app");
-    let info: serde_json::Value = app.userinfo(a1["access_token"].as_str().unwrap()).await.json().await.unwrap();
+    let info: serde_json::Value = app
+        .userinfo(a1["access_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(info["sub"], sub(&a1));
 }
 
@@ -275,7 +352,11 @@ async fn a_person_removed_from_the_guild_loses_access_at_the_next_refresh_after_
     let again = browser
         .get(&app.authorize_url("wiki", &redirect_of("wiki"), &[("prompt", "none")]))
         .await;
-    assert_eq!(query_of(&again.location.unwrap())["error"], "login_required", "the session ended");
+    assert_eq!(
+        query_of(&again.location.unwrap())["error"],
+        "login_required",
+        "the session ended"
+    );
 }
 
 #[tokio::test]
@@ -290,7 +371,10 @@ async fn discord_down_at_refresh_fails_closed() {
     let response = app
         .token(
             Some(("wiki", "wiki-secret-wiki-secret")),
-            &[("grant_type", "refresh_token"), ("refresh_token", first["refresh_token"].as_str().unwrap())],
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", first["refresh_token"].as_str().unwrap()),
+            ],
         )
         .await;
     assert_eq!(response.status(), 503);
@@ -302,9 +386,20 @@ async fn discord_down_at_refresh_fails_closed() {
 #[tokio::test]
 async fn a_short_429_on_the_member_endpoint_still_completes_the_login() {
     let app = spawn_app_with(&config()).await;
-    app.discord.inject(FakeRoute::Member, Fault::RateLimited { retry_after: 0.05, times: 1 });
+    app.discord.inject(
+        FakeRoute::Member,
+        Fault::RateLimited {
+            retry_after: 0.05,
+            times: 1,
+        },
+    );
     let page = attempt(&app, &mut Browser::new(), "admin", BOB, "openid").await;
-    assert!(query_of(&page.location.clone().unwrap_or_default()).contains_key("code"), "{} {}", page.status, page.body);
+    assert!(
+        query_of(&page.location.clone().unwrap_or_default()).contains_key("code"),
+        "{} {}",
+        page.status,
+        page.body
+    );
 }
 
 #[tokio::test]
@@ -314,6 +409,14 @@ async fn a_burst_of_logins_calls_the_member_endpoint_once_per_user_and_guild() {
         let page = attempt(&app, &mut Browser::new(), "admin", BOB, "openid").await;
         assert!(page.location.is_some(), "{}", page.body);
     }
-    assert_eq!(app.discord.calls(FakeRoute::Member), 1, "cached for membership_ttl");
-    assert_eq!(app.discord.calls(FakeRoute::Token), 5, "each login still exchanges its code");
+    assert_eq!(
+        app.discord.calls(FakeRoute::Member),
+        1,
+        "cached for membership_ttl"
+    );
+    assert_eq!(
+        app.discord.calls(FakeRoute::Token),
+        5,
+        "each login still exchanges its code"
+    );
 }
