@@ -1,5 +1,6 @@
 //! Settings: the layered, typed configuration (defaults → file → environment), secrets redacted.
 
+mod client_rules;
 mod types;
 mod validate;
 

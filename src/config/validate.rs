@@ -1,10 +1,8 @@
 //! Validation: turns raw [`Settings`] into typed [`ValidConfig`], reporting every problem at once.
 
-use super::types::{
-    AccessRules, ClientSecret, Consent, Lifetimes, ValidClient, ValidConfig, ValidGroup,
-};
-use super::{ClientSettings, Settings};
-use crate::domain::{ClientId, DiscordId, Issuer, RedirectUri};
+use super::Settings;
+use super::types::{AccessRules, Lifetimes, ValidClient, ValidConfig, ValidGroup};
+use crate::domain::{DiscordId, Issuer, RedirectUri};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashSet;
 use std::fmt;
@@ -29,13 +27,13 @@ impl fmt::Display for Problem {
 
 /// Collects problems while parsing, so one run reports them all.
 #[derive(Default)]
-struct Checker {
+pub(super) struct Checker {
     problems: Vec<Problem>,
-    warnings: Vec<String>,
+    pub(super) warnings: Vec<String>,
 }
 
 impl Checker {
-    fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
             key: key.into(),
             message: message.into(),
@@ -43,7 +41,11 @@ impl Checker {
     }
 
     /// Runs a parser; on error records it under `key` and yields `None`.
-    fn check<T>(&mut self, key: impl Into<String>, parsed: Result<T, String>) -> Option<T> {
+    pub(super) fn check<T>(
+        &mut self,
+        key: impl Into<String>,
+        parsed: Result<T, String>,
+    ) -> Option<T> {
         parsed.map_err(|m| self.problem(key, m)).ok()
     }
 
@@ -60,14 +62,14 @@ impl Checker {
         self.check(key, parsed).unwrap_or(Duration::from_secs(1))
     }
 
-    fn ids(&mut self, key: &str, raw: &[String]) -> Vec<DiscordId> {
+    pub(super) fn ids(&mut self, key: &str, raw: &[String]) -> Vec<DiscordId> {
         raw.iter()
             .enumerate()
             .filter_map(|(i, id)| self.check(format!("{key}[{i}]"), DiscordId::parse(id)))
             .collect()
     }
 
-    fn roles(&mut self, key: &str, raw: &[String]) -> Vec<(DiscordId, DiscordId)> {
+    pub(super) fn roles(&mut self, key: &str, raw: &[String]) -> Vec<(DiscordId, DiscordId)> {
         let mut out = Vec::new();
         for (i, pair) in raw.iter().enumerate() {
             let key = format!("{key}[{i}]");
@@ -84,7 +86,7 @@ impl Checker {
         out
     }
 
-    fn uris(&mut self, key: &str, raw: &[String]) -> Vec<RedirectUri> {
+    pub(super) fn uris(&mut self, key: &str, raw: &[String]) -> Vec<RedirectUri> {
         raw.iter()
             .enumerate()
             .filter_map(|(i, u)| self.check(format!("{key}[{i}]"), RedirectUri::parse(u)))
@@ -170,7 +172,9 @@ impl Settings {
             .clients
             .iter()
             .enumerate()
-            .filter_map(|(i, client)| check_client(&mut c, i, client, &group_names, &mut seen))
+            .filter_map(|(i, client)| {
+                super::client_rules::check_client(&mut c, i, client, &group_names, &mut seen)
+            })
             .collect();
         let encryption_key = check_encryption_key(&mut c, &self.secrets.encryption_key);
         if clients.iter().any(|cl| cl.pairwise_subject) && encryption_key.is_none() {
@@ -390,132 +394,4 @@ fn check_encryption_key(c: &mut Checker, key: &SecretString) -> Option<[u8; 32]>
         );
     }
     decoded
-}
-
-fn check_client(
-    c: &mut Checker,
-    i: usize,
-    s: &ClientSettings,
-    group_names: &HashSet<&str>,
-    seen: &mut HashSet<String>,
-) -> Option<ValidClient> {
-    let key = |field: &str| format!("clients[{i}].{field}");
-    let id = c.check(key("id"), ClientId::parse(&s.id));
-    if !seen.insert(s.id.clone()) {
-        c.problem(
-            key("id"),
-            format!("{:?} is used by more than one client", s.id),
-        );
-    }
-    let secret = match (s.public, &s.secret_hash, &s.secret) {
-        (true, None, None) => Some(ClientSecret::Public),
-        (true, _, _) => {
-            c.problem(
-                key("public"),
-                "a public client must not have secret_hash or secret",
-            );
-            None
-        }
-        (false, Some(hash), None) => c
-            .check(
-                key("secret_hash"),
-                argon2::PasswordHash::new(hash)
-                    .map(|_| ())
-                    .map_err(|e| format!("is not a PHC string from `guildgate hash-secret` ({e})")),
-            )
-            .map(|()| ClientSecret::Hash(hash.clone())),
-        (false, None, Some(plain)) => {
-            c.warnings.push(format!(
-                "clients[{i}] ({}) has a plain `secret` in config: for development only; use secret_hash from `guildgate hash-secret`",
-                s.id
-            ));
-            Some(ClientSecret::Plain(plain.clone()))
-        }
-        (false, Some(_), Some(_)) => {
-            c.problem(key("secret"), "set either secret_hash or secret, not both");
-            None
-        }
-        (false, None, None) => {
-            c.problem(
-                key("secret_hash"),
-                "set secret_hash (from `guildgate hash-secret`) or public = true",
-            );
-            None
-        }
-    };
-    if s.redirect_uris.is_empty() {
-        c.problem(
-            key("redirect_uris"),
-            "at least one redirect URI is required",
-        );
-    }
-    let redirect_uris = c.uris(&key("redirect_uris"), &s.redirect_uris);
-    let post_logout = c.uris(
-        &key("post_logout_redirect_uris"),
-        &s.post_logout_redirect_uris,
-    );
-    let backchannel = s.backchannel_logout_uri.as_ref().and_then(|raw| {
-        c.check(
-            key("backchannel_logout_uri"),
-            RedirectUri::parse(raw).and_then(|u| {
-                let url = Url::parse(u.as_str()).map_err(|e| e.to_string())?;
-                if matches!(url.scheme(), "http" | "https") {
-                    Ok(url)
-                } else {
-                    Err("must be an http(s) URL".into())
-                }
-            }),
-        )
-    });
-    let access = AccessRules {
-        allowed_guilds: c.ids(&key("allowed_guilds"), &s.allowed_guilds),
-        required_roles: c.roles(&key("required_roles"), &s.required_roles),
-        require_verified_email: s.require_verified_email,
-        allow_users: c.ids(&key("allow_users"), &s.allow_users),
-        deny_users: c.ids(&key("deny_users"), &s.deny_users),
-    };
-    for (g, name) in s.groups.iter().enumerate() {
-        if !group_names.contains(name.as_str()) {
-            c.problem(
-                format!("clients[{i}].groups[{g}]"),
-                format!("{name:?} is not defined in [[groups]]"),
-            );
-        }
-    }
-    let consent = match s.consent.as_str() {
-        "never" => Some(Consent::Never),
-        "once" => Some(Consent::Once),
-        "always" => Some(Consent::Always),
-        other => {
-            c.problem(
-                key("consent"),
-                format!("{other:?} is not never, once or always"),
-            );
-            None
-        }
-    };
-    let pairwise = match s.subject_type.as_str() {
-        "public" => Some(false),
-        "pairwise" => Some(true),
-        other => {
-            c.problem(
-                key("subject_type"),
-                format!("{other:?} is not public or pairwise"),
-            );
-            None
-        }
-    };
-    Some(ValidClient {
-        id: id?,
-        name: s.name.clone().unwrap_or_else(|| s.id.clone()),
-        secret: secret?,
-        redirect_uris,
-        post_logout_redirect_uris: post_logout,
-        backchannel_logout_uri: backchannel,
-        access,
-        groups: s.groups.clone(),
-        consent: consent?,
-        refresh_tokens: s.refresh_tokens,
-        pairwise_subject: pairwise?,
-    })
 }

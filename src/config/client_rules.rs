@@ -1,0 +1,137 @@
+//! Validation of one `[[clients]]` entry: identity, authentication, URIs, rules, options.
+
+use super::ClientSettings;
+use super::types::{AccessRules, ClientSecret, Consent, ValidClient};
+use super::validate::Checker;
+use crate::domain::{ClientId, RedirectUri};
+use std::collections::HashSet;
+use url::Url;
+
+/// Checks client `i`, recording problems; `seen` catches duplicate ids.
+pub(super) fn check_client(
+    c: &mut Checker,
+    i: usize,
+    s: &ClientSettings,
+    group_names: &HashSet<&str>,
+    seen: &mut HashSet<String>,
+) -> Option<ValidClient> {
+    let key = |field: &str| format!("clients[{i}].{field}");
+    let id = c.check(key("id"), ClientId::parse(&s.id));
+    if !seen.insert(s.id.clone()) {
+        c.problem(
+            key("id"),
+            format!("{:?} is used by more than one client", s.id),
+        );
+    }
+    let secret = match (s.public, &s.secret_hash, &s.secret) {
+        (true, None, None) => Some(ClientSecret::Public),
+        (true, _, _) => {
+            c.problem(
+                key("public"),
+                "a public client must not have secret_hash or secret",
+            );
+            None
+        }
+        (false, Some(hash), None) => c
+            .check(
+                key("secret_hash"),
+                argon2::PasswordHash::new(hash)
+                    .map(|_| ())
+                    .map_err(|e| format!("is not a PHC string from `guildgate hash-secret` ({e})")),
+            )
+            .map(|()| ClientSecret::Hash(hash.clone())),
+        (false, None, Some(plain)) => {
+            c.warnings.push(format!(
+                "clients[{i}] ({}) has a plain `secret` in config: for development only; use secret_hash from `guildgate hash-secret`",
+                s.id
+            ));
+            Some(ClientSecret::Plain(plain.clone()))
+        }
+        (false, Some(_), Some(_)) => {
+            c.problem(key("secret"), "set either secret_hash or secret, not both");
+            None
+        }
+        (false, None, None) => {
+            c.problem(
+                key("secret_hash"),
+                "set secret_hash (from `guildgate hash-secret`) or public = true",
+            );
+            None
+        }
+    };
+    if s.redirect_uris.is_empty() {
+        c.problem(
+            key("redirect_uris"),
+            "at least one redirect URI is required",
+        );
+    }
+    let redirect_uris = c.uris(&key("redirect_uris"), &s.redirect_uris);
+    let post_logout = c.uris(
+        &key("post_logout_redirect_uris"),
+        &s.post_logout_redirect_uris,
+    );
+    let backchannel = s.backchannel_logout_uri.as_ref().and_then(|raw| {
+        c.check(
+            key("backchannel_logout_uri"),
+            RedirectUri::parse(raw).and_then(|u| {
+                let url = Url::parse(u.as_str()).map_err(|e| e.to_string())?;
+                if matches!(url.scheme(), "http" | "https") {
+                    Ok(url)
+                } else {
+                    Err("must be an http(s) URL".into())
+                }
+            }),
+        )
+    });
+    let access = AccessRules {
+        allowed_guilds: c.ids(&key("allowed_guilds"), &s.allowed_guilds),
+        required_roles: c.roles(&key("required_roles"), &s.required_roles),
+        require_verified_email: s.require_verified_email,
+        allow_users: c.ids(&key("allow_users"), &s.allow_users),
+        deny_users: c.ids(&key("deny_users"), &s.deny_users),
+    };
+    for (g, name) in s.groups.iter().enumerate() {
+        if !group_names.contains(name.as_str()) {
+            c.problem(
+                format!("clients[{i}].groups[{g}]"),
+                format!("{name:?} is not defined in [[groups]]"),
+            );
+        }
+    }
+    let consent = match s.consent.as_str() {
+        "never" => Some(Consent::Never),
+        "once" => Some(Consent::Once),
+        "always" => Some(Consent::Always),
+        other => {
+            c.problem(
+                key("consent"),
+                format!("{other:?} is not never, once or always"),
+            );
+            None
+        }
+    };
+    let pairwise = match s.subject_type.as_str() {
+        "public" => Some(false),
+        "pairwise" => Some(true),
+        other => {
+            c.problem(
+                key("subject_type"),
+                format!("{other:?} is not public or pairwise"),
+            );
+            None
+        }
+    };
+    Some(ValidClient {
+        id: id?,
+        name: s.name.clone().unwrap_or_else(|| s.id.clone()),
+        secret: secret?,
+        redirect_uris,
+        post_logout_redirect_uris: post_logout,
+        backchannel_logout_uri: backchannel,
+        access,
+        groups: s.groups.clone(),
+        consent: consent?,
+        refresh_tokens: s.refresh_tokens,
+        pairwise_subject: pairwise?,
+    })
+}
