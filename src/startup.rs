@@ -102,8 +102,10 @@ impl Application {
             .port();
 
         let server_state = state.clone();
+        let origins = Arc::new(browser_origins(&state.config));
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(cors(origins.clone()))
                 .wrap(TracingLogger::default())
                 .app_data(server_state.clone())
                 .configure(routes::configure)
@@ -138,6 +140,34 @@ impl Application {
         let _jobs = Jobs(crate::jobs::spawn(self.state.clone()));
         self.server.await
     }
+}
+
+/// Origins of registered redirect URIs: browser apps there may call the token, userinfo,
+/// revocation and introspection endpoints (a public client's token request is cross-origin).
+fn browser_origins(config: &crate::config::ValidConfig) -> std::collections::HashSet<String> {
+    config
+        .clients
+        .iter()
+        .flat_map(|c| c.redirect_uris.iter())
+        .filter_map(|u| url::Url::parse(u.as_str()).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .map(|u| u.origin().ascii_serialization())
+        .collect()
+}
+
+/// CORS for registered app origins only; credentials (cookies) are never allowed cross-origin.
+fn cors(origins: Arc<std::collections::HashSet<String>>) -> actix_cors::Cors {
+    actix_cors::Cors::default()
+        .allowed_origin_fn(move |origin, _| origin.to_str().is_ok_and(|o| origins.contains(o)))
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+        ])
+        .max_age(3600)
+        // Other origins simply get no CORS headers: form posts from our own pages and
+        // navigations carry an Origin too and must not be refused.
+        .block_on_origin_mismatch(false)
 }
 
 /// Everything but the listener: validated config, connected and migrated store, keys, clients,
