@@ -7,6 +7,7 @@ mod discovery;
 mod flow;
 mod health;
 mod helpers;
+mod lifecycle;
 mod security;
 mod startup_errors;
 mod store_conformance;
