@@ -7,10 +7,12 @@ FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 # Dependencies first, so source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && cargo build --release --locked ; rm -rf src
+RUN mkdir -p src tests/api && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs tests/api/main.rs \
+    && cargo build --release --locked --bin guildgate \
+    && rm -rf src tests
 COPY . .
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked \
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin guildgate \
     && install -D -m 0755 target/release/guildgate /out/guildgate
 
 FROM debian:bookworm-slim
