@@ -74,14 +74,10 @@ pub(super) fn delivery_from_row(row: DeliveryRow) -> super::LogoutDelivery {
     }
 }
 
-/// Writes a backend's `impl Store` from its own methods plus the shared lifecycle methods.
-/// (`#[async_trait]` must see every method, so the whole impl is assembled here.)
-macro_rules! impl_store {
-    ($ty:ty; $($methods:tt)*) => {
-        #[async_trait::async_trait]
-        impl Store for $ty {
-        $($methods)*
-
+/// Appends the lifecycle methods to `$prefix` and hands everything to the macro `$cb`.
+macro_rules! with_lifecycle_methods {
+    ($cb:ident; $($prefix:tt)*) => {
+        $cb! { $($prefix)*
         async fn end_user_sessions(
             &self,
             user_id: &str,
@@ -293,4 +289,4 @@ macro_rules! impl_store {
         }
     };
 }
-pub(super) use impl_store;
+pub(super) use with_lifecycle_methods;

@@ -7,6 +7,8 @@
 mod errors;
 mod lifecycle;
 mod postgres;
+mod shared;
+mod sql;
 mod sqlite;
 
 pub use postgres::PgStore;
