@@ -1,0 +1,251 @@
+//! The records the store keeps and the outcomes of its atomic operations.
+
+use crate::domain::TokenHash;
+use time::OffsetDateTime;
+
+/// A person as Discord last described them; the id is the identity, never the email.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Discord snowflake, the `sub`.
+    pub id: String,
+    /// Discord `username`.
+    pub username: String,
+    /// Discord `global_name` (display name).
+    pub global_name: Option<String>,
+    /// Avatar hash, if any.
+    pub avatar: Option<String>,
+    /// Email, when the `email` scope was granted.
+    pub email: Option<String>,
+    /// Discord's `verified` flag for the email.
+    pub email_verified: bool,
+    /// Discord `locale`.
+    pub locale: Option<String>,
+    /// When this profile was last refreshed from Discord.
+    pub updated_at: OffsetDateTime,
+}
+
+/// A login sent to Discord and not yet back: keyed by SHA-256 of the `state` we sent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UpstreamLogin {
+    /// SHA-256 of the `state` parameter sent to Discord.
+    pub state_hash: TokenHash,
+    /// SHA-256 of the browser-binding cookie set alongside.
+    pub binding_hash: TokenHash,
+    /// The PKCE verifier for the Discord code exchange.
+    pub pkce_verifier: String,
+    /// The original `/authorize` request, serialized (JSON), to finish after the callback.
+    pub request: String,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// After this the callback is refused.
+    pub expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for UpstreamLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamLogin")
+            .field("state_hash", &self.state_hash)
+            .field("pkce_verifier", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An SSO session: the browser holds the secret, ID tokens carry the public `id` as `sid`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Public session id (`sid` claim); random, not derived from the secret.
+    pub id: String,
+    /// SHA-256 of the cookie value.
+    pub secret_hash: TokenHash,
+    /// The Discord id of the person.
+    pub user_id: String,
+    /// When the person last authenticated at Discord (`auth_time`).
+    pub auth_time: OffsetDateTime,
+    /// When the session was opened.
+    pub created_at: OffsetDateTime,
+    /// Absolute end of the session.
+    pub expires_at: OffsetDateTime,
+    /// Last time the session was used (for idle timeout).
+    pub last_seen_at: OffsetDateTime,
+}
+
+/// A session that was just ended, with the clients that took part (for back-channel logout).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndedSession {
+    /// The session as it was.
+    pub session: SessionRecord,
+    /// Client ids recorded in the session, sorted.
+    pub clients: Vec<String>,
+}
+
+/// An issued authorization code, bound to everything RFC 6749 §4.1.3 and RFC 7636 require.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthCodeRecord {
+    /// SHA-256 of the code.
+    pub code_hash: TokenHash,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The exact redirect URI of the authorization request.
+    pub redirect_uri: String,
+    /// The person.
+    pub user_id: String,
+    /// The SSO session it came from.
+    pub session_id: String,
+    /// The grant (token family) that redeeming it creates; revoked if the code is replayed.
+    pub grant_id: String,
+    /// Granted scopes, space-separated.
+    pub scopes: String,
+    /// The `nonce` of the request, echoed in the ID token.
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge, when the request had one.
+    pub code_challenge: Option<String>,
+    /// `auth_time` for the ID token.
+    pub auth_time: OffsetDateTime,
+    /// When it was issued.
+    pub created_at: OffsetDateTime,
+    /// After this it is refused.
+    pub expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for AuthCodeRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthCodeRecord")
+            .field("client_id", &self.client_id)
+            .field("grant_id", &self.grant_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What presenting a code did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// First use: the code is now spent; the caller still checks expiry and bindings.
+    Redeemed(Box<AuthCodeRecord>),
+    /// The code was already spent; its grant has been revoked (and that revocation committed).
+    Replayed {
+        /// The revoked grant.
+        grant_id: String,
+    },
+    /// No such code.
+    Unknown,
+}
+
+/// A grant: one token family issued to one client for one person (RFC 9700 §4.14 "family").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantRecord {
+    /// Random id; access tokens carry it so revocation reaches them.
+    pub id: String,
+    /// The client.
+    pub client_id: String,
+    /// The person.
+    pub user_id: String,
+    /// The SSO session it was issued under, if any.
+    pub session_id: Option<String>,
+    /// Granted scopes, space-separated.
+    pub scopes: String,
+    /// `auth_time` kept across refreshes.
+    pub auth_time: OffsetDateTime,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// Absolute end of the family (refresh token lifetime).
+    pub expires_at: OffsetDateTime,
+    /// Set when revoked.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A refresh token to store: only its hash and idle expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRefreshToken {
+    /// SHA-256 of the token.
+    pub token_hash: TokenHash,
+    /// Idle expiry of this token (the grant's absolute expiry still applies).
+    pub expires_at: OffsetDateTime,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// The old token is spent and the new one stored; here is the (still active) grant.
+    Rotated(GrantRecord),
+    /// The token had already been rotated: the whole grant is now revoked (committed).
+    Reused {
+        /// The revoked grant.
+        grant_id: String,
+    },
+    /// Unknown, another client's, expired, or its grant is revoked/expired/its session ended.
+    Invalid,
+}
+
+/// One indexed check for a presented access token (RFC 9068 JWT already verified by signature).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessCheck {
+    /// The grant is live, its session (if any) not ended, and the `jti` not revoked.
+    Active {
+        /// The grant's person (the Discord id, even when the token's `sub` is pairwise).
+        user_id: String,
+    },
+    /// Anything else.
+    Inactive,
+}
+
+/// A back-channel logout token waiting to be POSTed to a client (OIDC Back-Channel Logout §2.5).
+#[derive(Clone, PartialEq, Eq)]
+pub struct LogoutDelivery {
+    /// Random id.
+    pub id: String,
+    /// The receiving client.
+    pub client_id: String,
+    /// The ended session, when the logout is about one.
+    pub session_id: Option<String>,
+    /// The person.
+    pub user_id: String,
+    /// The client's `backchannel_logout_uri`.
+    pub uri: String,
+    /// The logout token's claims as JSON; signed afresh at each attempt so `iat`/`exp` stay
+    /// current across retries and key rotation.
+    pub logout_token: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due.
+    pub next_attempt_at: OffsetDateTime,
+    /// When it was queued.
+    pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for LogoutDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogoutDelivery")
+            .field("id", &self.id)
+            .field("client_id", &self.client_id)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The last guild/role snapshot taken from Discord for a person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembershipSnapshot {
+    /// JSON written and read by the membership code (opaque to the store).
+    pub snapshot: String,
+    /// When Discord was asked.
+    pub fetched_at: OffsetDateTime,
+}
+
+/// A person's Discord tokens, encrypted by the caller (AES-256-GCM); opaque to the store.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredUpstreamTokens {
+    /// Nonce + ciphertext.
+    pub ciphertext: Vec<u8>,
+    /// When the Discord access token inside expires.
+    pub access_expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for StoredUpstreamTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredUpstreamTokens")
+            .field("access_expires_at", &self.access_expires_at)
+            .finish_non_exhaustive()
+    }
+}
