@@ -169,7 +169,9 @@ async fn finish_login(
     let claims = id_token
         .claims(&client.id_token_verifier(), &nonce)
         .map_err(|e| format!("ID token rejected: {e}"))?;
-    let userinfo: CoreUserInfoClaims = client
+    // Verified by the library above; shown raw below so every claim (e.g. `groups`, which the
+    // library's standard claim set does not model) is visible.
+    let _verified: CoreUserInfoClaims = client
         .user_info(
             tokens.access_token().clone(),
             Some(claims.subject().clone()),
@@ -178,13 +180,35 @@ async fn finish_login(
         .request_async(&demo.http)
         .await
         .map_err(|e| format!("userinfo failed: {e}"))?;
+    let raw_userinfo: serde_json::Value = demo
+        .http
+        .get(format!("{}/userinfo", demo.config.issuer))
+        .bearer_auth(tokens.access_token().secret())
+        .send()
+        .await
+        .map_err(|e| format!("userinfo failed: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("userinfo failed: {e}"))?;
+    let raw_claims = id_token
+        .to_string()
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .ok_or("the ID token payload is not JSON")?;
     let name = claims
         .preferred_username()
         .map(|n| n.as_str().to_owned())
         .unwrap_or_else(|| claims.subject().as_str().to_owned());
     Ok((
         name,
-        serde_json::to_string_pretty(claims).map_err(|e| e.to_string())?,
-        serde_json::to_string_pretty(&userinfo).map_err(|e| e.to_string())?,
+        serde_json::to_string_pretty(&raw_claims).map_err(|e| e.to_string())?,
+        serde_json::to_string_pretty(&raw_userinfo).map_err(|e| e.to_string())?,
     ))
 }

@@ -14,7 +14,12 @@ const APP_SECOND: &str = "https://app.example.com/second?keep=1";
 
 /// A plain GET without following redirects: status, `Location`, `Content-Type`, body.
 async fn fetch(app: &TestApp, url: &str) -> (u16, Option<String>, String, String) {
-    let response = app.http.get(url).send().await.expect("request reaches the app");
+    let response = app
+        .http
+        .get(url)
+        .send()
+        .await
+        .expect("request reaches the app");
     let status = response.status().as_u16();
     let header = |name: &str| {
         response
@@ -39,7 +44,10 @@ fn error_redirect(
         "the error goes to the registered redirect URI: {location}"
     );
     let params = query_of(location);
-    assert!(!params.contains_key("code"), "no code with an error: {location}");
+    assert!(
+        !params.contains_key("code"),
+        "no code with an error: {location}"
+    );
     params
 }
 
@@ -74,20 +82,76 @@ async fn an_unregistered_redirect_uri_gets_a_page_and_is_never_redirected() {
     let app = spawn_app().await;
     let (challenge, _) = pkce();
     let cases: &[(&str, &str, &str)] = &[
-        (APP, "https://APP.EXAMPLE.COM/oidc/callback", "host in another case"),
-        (APP, "https://app.example.com/oidc/callback/", "trailing slash"),
-        (APP, "https://app.example.com/oidc/callback?x=1", "added query"),
-        (APP, "https://app.example.com/second", "registered query dropped"),
-        (APP, "https://app.example.com@evil.example/oidc/callback", "userinfo trick"),
-        (APP, "https://app.example.com/evil/../oidc/callback", "dot-segment path trick"),
-        (APP, "http://app.example.com/oidc/callback", "http instead of https"),
-        (APP, "https://app.example.com/oidc/callback#frag", "fragment"),
-        (SPA, "http://127.0.0.1:5000@evil.example/callback", "loopback userinfo trick"),
-        (SPA, "http://127.0.0.1:5000/evil/../callback", "loopback dot-segment trick"),
-        (SPA, "http://127.0.0.1:5000/callback/", "loopback trailing slash"),
-        (SPA, "http://127.0.0.1:5000/callback?x=1", "loopback added query"),
-        (SPA, "https://127.0.0.1:5000/callback", "loopback https instead of http"),
-        (SPA, "http://127.0.0.1:5000/callback#frag", "loopback fragment"),
+        (
+            APP,
+            "https://APP.EXAMPLE.COM/oidc/callback",
+            "host in another case",
+        ),
+        (
+            APP,
+            "https://app.example.com/oidc/callback/",
+            "trailing slash",
+        ),
+        (
+            APP,
+            "https://app.example.com/oidc/callback?x=1",
+            "added query",
+        ),
+        (
+            APP,
+            "https://app.example.com/second",
+            "registered query dropped",
+        ),
+        (
+            APP,
+            "https://app.example.com@evil.example/oidc/callback",
+            "userinfo trick",
+        ),
+        (
+            APP,
+            "https://app.example.com/evil/../oidc/callback",
+            "dot-segment path trick",
+        ),
+        (
+            APP,
+            "http://app.example.com/oidc/callback",
+            "http instead of https",
+        ),
+        (
+            APP,
+            "https://app.example.com/oidc/callback#frag",
+            "fragment",
+        ),
+        (
+            SPA,
+            "http://127.0.0.1:5000@evil.example/callback",
+            "loopback userinfo trick",
+        ),
+        (
+            SPA,
+            "http://127.0.0.1:5000/evil/../callback",
+            "loopback dot-segment trick",
+        ),
+        (
+            SPA,
+            "http://127.0.0.1:5000/callback/",
+            "loopback trailing slash",
+        ),
+        (
+            SPA,
+            "http://127.0.0.1:5000/callback?x=1",
+            "loopback added query",
+        ),
+        (
+            SPA,
+            "https://127.0.0.1:5000/callback",
+            "loopback https instead of http",
+        ),
+        (
+            SPA,
+            "http://127.0.0.1:5000/callback#frag",
+            "loopback fragment",
+        ),
     ];
 
     for (client, redirect_uri, why) in cases {
@@ -104,8 +168,14 @@ async fn an_unregistered_redirect_uri_gets_a_page_and_is_never_redirected() {
         let (status, location, content_type, body) = fetch(&app, &url).await;
 
         // Assert
-        assert_eq!(status, 400, "{why}: {redirect_uri} must be refused with a page");
-        assert_eq!(location, None, "{why}: {redirect_uri} must never be redirected to");
+        assert_eq!(
+            status, 400,
+            "{why}: {redirect_uri} must be refused with a page"
+        );
+        assert_eq!(
+            location, None,
+            "{why}: {redirect_uri} must never be redirected to"
+        );
         assert!(
             content_type.starts_with("text/html"),
             "{why}: an HTML page, got {content_type}"
@@ -140,14 +210,22 @@ async fn a_registered_redirect_uri_with_its_own_query_keeps_it_and_gets_the_code
     assert_eq!(params["keep"], "1");
     assert_eq!(params["state"], "st");
     let redeemed = app.redeem(&params["code"], APP_SECOND, None).await;
-    assert_eq!(redeemed.status(), 200, "the code works with that redirect URI");
+    assert_eq!(
+        redeemed.status(),
+        200,
+        "the code works with that redirect URI"
+    );
 }
 
 #[tokio::test]
 async fn a_request_without_the_openid_scope_gets_invalid_scope_with_state_and_iss() {
     // Arrange
     let app = spawn_app().await;
-    let url = app.authorize_url(APP, APP_REDIRECT, &[("scope", "profile email"), ("state", "st")]);
+    let url = app.authorize_url(
+        APP,
+        APP_REDIRECT,
+        &[("scope", "profile email"), ("state", "st")],
+    );
 
     // Act
     let (status, location, _, _) = fetch(&app, &url).await;
@@ -164,7 +242,11 @@ async fn a_request_without_the_openid_scope_gets_invalid_scope_with_state_and_is
 async fn response_type_token_gets_unsupported_response_type() {
     // Arrange
     let app = spawn_app().await;
-    let url = app.authorize_url(APP, APP_REDIRECT, &[("response_type", "token"), ("state", "st")]);
+    let url = app.authorize_url(
+        APP,
+        APP_REDIRECT,
+        &[("response_type", "token"), ("state", "st")],
+    );
 
     // Act
     let (_, location, _, _) = fetch(&app, &url).await;
@@ -200,8 +282,16 @@ async fn request_objects_are_refused_without_fetching_anything() {
     let app = spawn_app().await;
     let request_uri = app.discord.authorize_url().to_string();
     let cases = [
-        ("request", "eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCJ9.", "request_not_supported"),
-        ("request_uri", request_uri.as_str(), "request_uri_not_supported"),
+        (
+            "request",
+            "eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCJ9.",
+            "request_not_supported",
+        ),
+        (
+            "request_uri",
+            request_uri.as_str(),
+            "request_uri_not_supported",
+        ),
     ];
 
     for (name, value, expected) in cases {
@@ -211,7 +301,10 @@ async fn request_objects_are_refused_without_fetching_anything() {
 
         // Assert
         let params = error_redirect(location.as_deref(), APP_REDIRECT);
-        assert_eq!(params["error"], expected, "{name} is answered with {expected}");
+        assert_eq!(
+            params["error"], expected,
+            "{name} is answered with {expected}"
+        );
         assert_eq!(params["state"], "st", "{name}: state is echoed");
     }
     assert_eq!(
@@ -245,10 +338,16 @@ async fn the_plain_code_challenge_method_is_refused() {
     let verifier = verifier.as_str();
     let cases: &[(&[(&str, &str)], &str)] = &[
         (
-            &[("code_challenge", verifier), ("code_challenge_method", "plain")],
+            &[
+                ("code_challenge", verifier),
+                ("code_challenge_method", "plain"),
+            ],
             "explicit plain",
         ),
-        (&[("code_challenge", verifier)], "method omitted, which means plain"),
+        (
+            &[("code_challenge", verifier)],
+            "method omitted, which means plain",
+        ),
     ];
 
     for (pkce_params, why) in cases {
@@ -285,7 +384,11 @@ async fn prompt_none_without_a_session_gets_login_required() {
 async fn prompt_none_combined_with_login_gets_invalid_request() {
     // Arrange
     let app = spawn_app().await;
-    let url = app.authorize_url(APP, APP_REDIRECT, &[("prompt", "none login"), ("state", "st")]);
+    let url = app.authorize_url(
+        APP,
+        APP_REDIRECT,
+        &[("prompt", "none login"), ("state", "st")],
+    );
 
     // Act
     let (_, location, _, _) = fetch(&app, &url).await;
@@ -311,7 +414,10 @@ async fn prompt_login_sends_a_signed_in_person_to_discord_again() {
     // Assert
     assert_eq!(page.status, 302);
     let location = page.location.expect("a redirect");
-    assert!(goes_to_discord(&app, &location), "to Discord, not the app: {location}");
+    assert!(
+        goes_to_discord(&app, &location),
+        "to Discord, not the app: {location}"
+    );
 }
 
 #[tokio::test]
@@ -330,7 +436,10 @@ async fn max_age_zero_after_time_has_passed_sends_the_person_to_discord() {
     // Assert
     assert_eq!(page.status, 302);
     let location = page.location.expect("a redirect");
-    assert!(goes_to_discord(&app, &location), "to Discord, not the app: {location}");
+    assert!(
+        goes_to_discord(&app, &location),
+        "to Discord, not the app: {location}"
+    );
 }
 
 #[tokio::test]
@@ -379,13 +488,20 @@ async fn an_id_token_hint_for_someone_else_with_prompt_none_gets_login_required(
         .get(&app.authorize_url(
             APP,
             APP_REDIRECT,
-            &[("prompt", "none"), ("id_token_hint", &bob_id_token), ("state", "st")],
+            &[
+                ("prompt", "none"),
+                ("id_token_hint", &bob_id_token),
+                ("state", "st"),
+            ],
         ))
         .await;
 
     // Assert
     let params = error_redirect(page.location.as_deref(), APP_REDIRECT);
-    assert_eq!(params["error"], "login_required", "Alice's session is not Bob's");
+    assert_eq!(
+        params["error"], "login_required",
+        "Alice's session is not Bob's"
+    );
     assert_eq!(params["state"], "st");
 }
 
@@ -423,7 +539,11 @@ async fn a_public_client_may_use_any_loopback_port() {
             ],
         )
         .await;
-    assert_eq!(redeemed.status(), 200, "the code works with the port it was sent to");
+    assert_eq!(
+        redeemed.status(),
+        200,
+        "the code works with the port it was sent to"
+    );
 }
 
 #[tokio::test]
@@ -454,7 +574,10 @@ async fn authorize_accepts_a_post_with_a_form_body() {
     let done = app
         .http
         .get(&callback)
-        .header("cookie", format!("guildgate_login={}", cookie_value(&binding)))
+        .header(
+            "cookie",
+            format!("guildgate_login={}", cookie_value(&binding)),
+        )
         .send()
         .await
         .unwrap();

@@ -3,8 +3,8 @@
 
 use crate::browser::{Browser, Page, query_of};
 use crate::endpoint_helpers::{
-    callback_url_after_discord, cookie_value, first_link, goes_to_discord, link_back_params, set_cookie,
-    unescape_html,
+    callback_url_after_discord, cookie_value, first_link, goes_to_discord, link_back_params,
+    set_cookie, unescape_html,
 };
 use crate::helpers::{ALICE, APP, APP_REDIRECT, TestApp, spawn_app};
 use guildgate::discord::fake::{FakeRoute, Fault};
@@ -29,7 +29,12 @@ fn assert_refused_before_discord(app: &TestApp, page: &Page, token_calls_before:
 
 /// Runs a login for `app` that Discord approves as Alice, with `fault` injected on `route`;
 /// returns the page the callback answered with.
-async fn login_with_fault(app: &TestApp, browser: &mut Browser, route: FakeRoute, fault: Fault) -> Page {
+async fn login_with_fault(
+    app: &TestApp,
+    browser: &mut Browser,
+    route: FakeRoute,
+    fault: Fault,
+) -> Page {
     app.discord.inject(route, fault);
     let callback = callback_url_after_discord(app, browser, "st").await;
     let page = browser.get(&callback).await;
@@ -95,7 +100,10 @@ async fn a_replayed_callback_url_is_refused_without_calling_discord_again() {
     let callback = callback_url_after_discord(&app, &mut browser, "st").await;
     let first = browser.get(&callback).await;
     assert!(
-        first.location.as_deref().is_some_and(|l| l.starts_with(APP_REDIRECT)),
+        first
+            .location
+            .as_deref()
+            .is_some_and(|l| l.starts_with(APP_REDIRECT)),
         "the first callback completes: {} {}",
         first.status,
         first.body
@@ -157,8 +165,13 @@ async fn discord_failing_at_the_code_exchange_shows_a_page_that_returns_an_error
     let mut browser = Browser::new();
 
     // Act: every try at Discord's token endpoint gets a 500.
-    let page = login_with_fault(&app, &mut browser, FakeRoute::Token, Fault::ServerError { times: 5 })
-        .await;
+    let page = login_with_fault(
+        &app,
+        &mut browser,
+        FakeRoute::Token,
+        Fault::ServerError { times: 5 },
+    )
+    .await;
 
     // Assert
     assert!(
@@ -239,7 +252,10 @@ async fn an_authorization_response_from_the_wrong_issuer_is_refused() {
         .unwrap_or_else(|| panic!("the app is told: {} {}", page.status, page.body));
     assert!(to_app.starts_with(APP_REDIRECT), "{to_app}");
     let params = query_of(&to_app);
-    assert!(!params.contains_key("code"), "no code for the app: {to_app}");
+    assert!(
+        !params.contains_key("code"),
+        "no code for the app: {to_app}"
+    );
     assert!(params.contains_key("error"), "{to_app}");
     assert_eq!(params["state"], "st");
     assert_eq!(
@@ -257,8 +273,13 @@ async fn malformed_json_from_discord_s_user_endpoint_ends_in_an_error_and_no_ses
     let mut browser = Browser::new();
 
     // Act
-    let page =
-        login_with_fault(&app, &mut browser, FakeRoute::Me, Fault::MalformedJson { times: 5 }).await;
+    let page = login_with_fault(
+        &app,
+        &mut browser,
+        FakeRoute::Me,
+        Fault::MalformedJson { times: 5 },
+    )
+    .await;
 
     // Assert
     assert!(page.status >= 400, "{} {}", page.status, page.body);
@@ -291,10 +312,7 @@ async fn the_session_cookie_is_http_only_and_same_site_lax() {
     let done = app
         .http
         .get(&callback)
-        .header(
-            "cookie",
-            format!("{BINDING}={}", cookie_value(&binding)),
-        )
+        .header("cookie", format!("{BINDING}={}", cookie_value(&binding)))
         .send()
         .await
         .unwrap();

@@ -37,7 +37,11 @@ pub fn goes_to_discord(app: &TestApp, location: &str) -> bool {
 /// Starts a login for the `app` client in `browser` (which gets the binding cookie) and lets
 /// the fake Discord approve it as Alice; returns the callback URL Discord sent the browser to,
 /// not yet opened.
-pub async fn callback_url_after_discord(app: &TestApp, browser: &mut Browser, state: &str) -> String {
+pub async fn callback_url_after_discord(
+    app: &TestApp,
+    browser: &mut Browser,
+    state: &str,
+) -> String {
     let start = browser
         .get(&app.authorize_url(APP, APP_REDIRECT, &[("state", state)]))
         .await;

@@ -12,3 +12,8 @@ mod security;
 mod startup_errors;
 mod store_conformance;
 mod test_db;
+mod authorize;
+mod callback;
+mod endpoint_helpers;
+mod token;
+mod userinfo;
