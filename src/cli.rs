@@ -89,6 +89,17 @@ pub async fn users_revoke(settings: Settings, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `guildgate users forget-consent ID CLIENT`.
+pub async fn forget_consent(settings: Settings, id: &str, client: &str) -> anyhow::Result<()> {
+    let state = crate::startup::build_state(settings, Clock::default()).await?;
+    if state.store.revoke_consent(id, client).await? {
+        println!("forgot {id}'s consent for {client}; they will be asked again");
+    } else {
+        println!("{id} had no remembered consent for {client}");
+    }
+    Ok(())
+}
+
 /// `guildgate hash-secret`: argon2id PHC string for a secret read from stdin.
 pub fn hash_secret() -> anyhow::Result<()> {
     let secret = if std::io::stdin().is_terminal() {

@@ -87,6 +87,13 @@ enum UsersCommand {
         /// The Discord user id.
         id: String,
     },
+    /// Forget a person's remembered consent for one app (`consent = "once"` asks again).
+    ForgetConsent {
+        /// The Discord user id.
+        id: String,
+        /// The client id.
+        client: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -137,6 +144,9 @@ fn main() -> ExitCode {
         Command::Users {
             command: UsersCommand::Revoke { id },
         } => actix_web::rt::System::new().block_on(cli::users_revoke(settings, &id)),
+        Command::Users {
+            command: UsersCommand::ForgetConsent { id, client },
+        } => actix_web::rt::System::new().block_on(cli::forget_consent(settings, &id, &client)),
         Command::HashSecret => cli::hash_secret(),
         Command::Healthcheck { url } => {
             actix_web::rt::System::new().block_on(cli::healthcheck(&url))

@@ -43,33 +43,43 @@ impl RedirectUri {
     }
 
     /// Exact match, or for a loopback `http` URI of a native app, equal but for the port
-    /// (RFC 8252 §7.3). `allow_loopback_port` is set only for public clients.
+    /// (RFC 8252 §7.3). `allow_loopback_port` is set only for public clients. The comparison
+    /// is textual: nothing is normalised, so `..`, `%2e` or case tricks never match.
     pub fn matches(&self, requested: &str, allow_loopback_port: bool) -> bool {
         if self.0 == requested {
             return true;
         }
-        if !allow_loopback_port {
+        if !allow_loopback_port || !self.0.starts_with("http://") {
             return false;
         }
-        let (Ok(reg), Ok(req)) = (Url::parse(&self.0), Url::parse(requested)) else {
-            return false;
-        };
-        if reg.scheme() != "http" || !is_loopback(&reg) {
-            return false;
+        let is_loopback = Url::parse(&self.0).is_ok_and(|u| is_loopback(&u));
+        match (without_port(&self.0), without_port(requested)) {
+            (Some(registered), Some(asked)) => is_loopback && registered == asked,
+            _ => false,
         }
-        let mut req_no_port = req.clone();
-        let mut reg_no_port = reg.clone();
-        if req_no_port.set_port(None).is_err() || reg_no_port.set_port(None).is_err() {
-            return false;
-        }
-        // Compare the serialized forms without port, and insist the raw request also has no
-        // userinfo or fragment so URL normalisation cannot smuggle anything past the check.
-        req.username().is_empty()
-            && req.password().is_none()
-            && req.fragment().is_none()
-            && req_no_port.as_str() == reg_no_port.as_str()
-            && requested.starts_with("http://")
     }
+}
+
+/// `http://host[:port]rest` → `http://hostrest`, only when the port is all digits.
+fn without_port(uri: &str) -> Option<String> {
+    let rest = uri.strip_prefix("http://")?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if authority.contains('@') {
+        return None;
+    }
+    // `[::1]:8080` keeps its brackets; the port follows the last ':' outside them.
+    let host = match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => {
+            let port = &authority[i + 1..];
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            &authority[..i]
+        }
+        _ => authority,
+    };
+    Some(format!("http://{host}{tail}"))
 }
 
 impl fmt::Debug for RedirectUri {
@@ -133,5 +143,10 @@ mod tests {
         assert!(!r.matches("http://127.0.0.1:51234/cb", false));
         assert!(!r.matches("http://127.0.0.1:51234/other", true));
         assert!(!r.matches("http://user@127.0.0.1:51234/cb", true));
+        assert!(!r.matches("http://127.0.0.1:51234/evil/../cb", true));
+        assert!(!r.matches("http://127.0.0.1:51234/%63b", true));
+        assert!(!r.matches("http://127.0.0.1:x/cb", true));
+        let v6 = RedirectUri::parse("http://[::1]/cb").unwrap();
+        assert!(v6.matches("http://[::1]:4000/cb", true));
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::config::ValidClient;
 use crate::domain::{OpaqueToken, Scopes};
-use crate::error::{OAuthError, OAuthErrorCode};
+use crate::error::OAuthError;
 use crate::state::AppState;
 use crate::store::{GrantRecord, NewRefreshToken, StoreError, UserRecord};
 use crate::tokens::{self, ACCESS_TOKEN_TYP, AccessTokenClaims};
@@ -65,19 +65,18 @@ pub async fn mint(
                 token_hash: t.hash(),
                 expires_at: refresh_expiry(state, grant, now),
             });
-            // A replay of the code that raced this redemption has already written the grant
-            // as revoked: that is a refused grant, not a server error.
+            // A replay that raced this redemption has already written the grant as revoked
+            // (RFC 6749 §4.1.2: a reused code revokes what it issued). This request was the
+            // first use, so it is answered, but its tokens are already dead and no refresh
+            // token was stored.
             match state.store.insert_grant(grant, stored.as_ref()).await {
-                Ok(()) => {}
+                Ok(()) => token,
                 Err(StoreError::Conflict(_)) => {
-                    return Err(OAuthError::new(
-                        OAuthErrorCode::InvalidGrant,
-                        "the authorization code was already used",
-                    ));
+                    tracing::warn!(grant_id = %grant.id, "code replayed during its redemption; the grant is revoked");
+                    None
                 }
                 Err(e) => return Err(e.into()),
             }
-            token
         }
         Refresh::Rotated(token) => Some(token),
     };

@@ -344,3 +344,26 @@ async fn consent_once_asks_the_first_time_and_remembers_allow() {
         .await;
     assert_eq!(forced.status, 200);
 }
+
+#[tokio::test]
+async fn tokens_signed_before_a_key_rotation_still_verify_after_it() {
+    // Arrange: a token signed by the first key.
+    let app = spawn_app().await;
+    let before = signed_in(&app, &mut Browser::new()).await;
+    let old_kid = app.state.keys.active().kid.clone();
+
+    // Act: `guildgate keys rotate` writes a new key; the running process reloads the folder.
+    let dir = app.state.settings.keys.dir.clone();
+    let now = app.state.clock.now();
+    let (_, active_from) = guildgate::keys::generate_key_file(&dir, now).unwrap();
+    app.state.keys.reload(active_from).unwrap();
+    let after = signed_in(&app, &mut Browser::new()).await;
+
+    // Assert
+    let kid = |jwt: &str| jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap();
+    assert_eq!(kid(before["access_token"].as_str().unwrap()), old_kid);
+    assert_ne!(kid(after["id_token"].as_str().unwrap()), old_kid, "new tokens use the new key");
+    assert_eq!(app.userinfo(before["access_token"].as_str().unwrap()).await.status(), 200);
+    let jwks: serde_json::Value = app.get("/jwks.json").await.json().await.unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "both keys are published");
+}
