@@ -74,6 +74,9 @@ impl fmt::Display for OAuthErrorCode {
     }
 }
 
+/// The description that marks [`OAuthError::no_token`].
+const NO_TOKEN: &str = "an access token is required";
+
 /// An OAuth2 error: a code, a description safe to show, and an internal cause that is only logged.
 #[derive(Debug)]
 pub struct OAuthError {
@@ -93,6 +96,12 @@ impl OAuthError {
             description: description.into(),
             internal: None,
         }
+    }
+
+    /// A request to a protected resource that carried no credentials at all: RFC 6750 §3.1 says
+    /// the challenge then names no error.
+    pub fn no_token() -> Self {
+        Self::new(OAuthErrorCode::InvalidToken, NO_TOKEN)
     }
 
     /// A `server_error` whose cause is logged and hidden.
@@ -145,6 +154,11 @@ impl ResponseError for OAuthError {
             // RFC 6749 §5.2: a 401 for client authentication names the scheme we accept.
             OAuthErrorCode::InvalidClient => {
                 response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="guildgate""#));
+            }
+            // RFC 6750 §3.1: no credentials, no error information.
+            OAuthErrorCode::InvalidToken if self.description == NO_TOKEN => {
+                response.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="guildgate""#));
+                return response.finish();
             }
             // RFC 6750 §3: the Bearer challenge carries the error code.
             OAuthErrorCode::InvalidToken => {

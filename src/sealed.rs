@@ -59,28 +59,68 @@ impl Sealer {
 mod tests {
     use super::*;
 
-    #[test]
-    fn round_trip_and_every_tamper_fails() {
-        let sealer = Sealer::new(&[7u8; 32]).unwrap();
+    const KEY: [u8; 32] = [7u8; 32];
+
+    fn sealed() -> (Sealer, Vec<u8>) {
+        let sealer = Sealer::new(&KEY).unwrap();
         let sealed = sealer.seal(b"discord tokens", b"user-1").unwrap();
-        assert_eq!(sealer.open(&sealed, b"user-1").unwrap(), b"discord tokens");
-        assert!(sealer.open(&sealed, b"user-2").is_err(), "bound to its row");
-        assert!(
-            Sealer::new(&[8u8; 32])
-                .unwrap()
-                .open(&sealed, b"user-1")
-                .is_err(),
-            "wrong key"
+        (sealer, sealed)
+    }
+
+    #[test]
+    fn a_sealed_value_opens_with_the_same_key_and_aad() {
+        let (sealer, sealed) = sealed();
+        assert_eq!(
+            sealed.len(),
+            NONCE_LEN + b"discord tokens".len() + 16,
+            "nonce || ct || tag"
         );
-        let mut flipped = sealed.clone();
-        let last = flipped.len() - 1;
-        flipped[last] ^= 1;
-        assert!(sealer.open(&flipped, b"user-1").is_err(), "tampered");
-        assert!(sealer.open(&sealed[..5], b"user-1").is_err(), "truncated");
-        assert_ne!(
-            sealer.seal(b"discord tokens", b"user-1").unwrap(),
-            sealed,
-            "fresh nonce each time"
+        assert_eq!(sealer.open(&sealed, b"user-1").unwrap(), b"discord tokens");
+    }
+
+    #[test]
+    fn another_key_cannot_open_it() {
+        let (_, sealed) = sealed();
+        let other = Sealer::new(&[8u8; 32]).unwrap();
+        assert!(other.open(&sealed, b"user-1").is_err());
+    }
+
+    #[test]
+    fn another_row_cannot_open_it() {
+        let (sealer, sealed) = sealed();
+        assert!(sealer.open(&sealed, b"user-2").is_err(), "bound to its row");
+        assert!(sealer.open(&sealed, b"").is_err());
+    }
+
+    #[test]
+    fn any_flipped_byte_or_truncation_is_refused() {
+        let (sealer, sealed) = sealed();
+        for i in 0..sealed.len() {
+            let mut tampered = sealed.clone();
+            tampered[i] ^= 0x01;
+            assert!(sealer.open(&tampered, b"user-1").is_err(), "byte {i}");
+        }
+        assert!(sealer.open(&sealed[..sealed.len() - 1], b"user-1").is_err());
+        assert!(
+            sealer.open(&sealed[..5], b"user-1").is_err(),
+            "shorter than a nonce"
+        );
+        assert!(sealer.open(&[], b"user-1").is_err());
+    }
+
+    #[test]
+    fn sealing_the_same_plaintext_twice_differs() {
+        let (sealer, sealed) = sealed();
+        let again = sealer.seal(b"discord tokens", b"user-1").unwrap();
+        assert_ne!(again, sealed, "fresh nonce each time");
+        assert_ne!(again[..NONCE_LEN], sealed[..NONCE_LEN]);
+    }
+
+    #[test]
+    fn debug_does_not_show_the_key() {
+        assert_eq!(
+            format!("{:?}", Sealer::new(&KEY).unwrap()),
+            "Sealer(<redacted>)"
         );
     }
 }

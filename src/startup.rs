@@ -193,12 +193,12 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
         redirect_uri: config.issuer.endpoint("/callback/discord"),
         timeout: config.lifetimes.discord_timeout,
         max_retry_wait: MAX_DISCORD_RETRY_WAIT,
+        membership_ttl: config.lifetimes.membership,
     })
     .map_err(|e| anyhow::anyhow!("cannot set up the Discord client: {e}"))?;
 
     Ok(AppState {
         settings: Arc::new(settings),
-        membership_cache: crate::discord::cache::MembershipCache::new(config.lifetimes.membership),
         config: Arc::new(config),
         store,
         keys: Arc::new(keys),

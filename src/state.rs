@@ -23,8 +23,6 @@ pub struct AppState {
     pub clients: Arc<Clients>,
     /// The upstream Discord client.
     pub discord: DiscordClient,
-    /// Recent Discord membership answers (see `discord.membership_ttl`).
-    pub membership_cache: crate::discord::cache::MembershipCache,
     /// Wakes the back-channel logout deliverer when work is queued.
     pub logout_wakeup: Arc<tokio::sync::Notify>,
     /// Outbound HTTP for back-channel logout (short timeout, no redirects).

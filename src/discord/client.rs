@@ -1,16 +1,18 @@
-//! `DiscordClient`: authorize URL, token exchange/refresh/revoke and identity reads, with a timeout
-//! on every call, bounded retries, and Discord's rate-limit headers honoured.
+//! `DiscordClient`: authorize URL and token exchange/refresh/revoke, plus the shared plumbing
+//! (endpoints, bearer GETs, error mapping) that the identity reads in `identity.rs` use. Every call
+//! goes through `ratelimit::Transport` (timeout, bounded retries, Discord's rate limits).
 
+use super::cache::MembershipCache;
+use super::ratelimit::{Answer, Transport};
 use super::{DiscordError, DiscordRoute, DiscordStats, api};
 use base64::Engine as _;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use url::{Url, form_urlencoded};
 
 /// Discord asks for `User-Agent: DiscordBot ($url, $versionNumber)` (docs: reference#user-agent).
@@ -21,12 +23,6 @@ const USER_AGENT: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     ")"
 );
-/// Pause before the single retry of a 5xx or connection failure.
-const QUICK_RETRY: Duration = Duration::from_millis(200);
-/// Upper bound on 429 retries per call, even when Discord says `retry_after: 0`.
-const MAX_RATE_LIMIT_RETRIES: u32 = 5;
-/// Bucket entries kept before expired ones are pruned.
-const MAX_TRACKED_BUCKETS: usize = 4096;
 
 /// Settings of the upstream client (from the `[discord]` config section).
 #[derive(Clone, Debug)]
@@ -47,6 +43,9 @@ pub struct DiscordClientConfig {
     pub timeout: Duration,
     /// Total time one call may spend waiting on rate limits before giving up.
     pub max_retry_wait: Duration,
+    /// How long a guild list or member answer is reused for the same person
+    /// (`discord.membership_ttl`); see [`DiscordClient::fetch_membership`].
+    pub membership_ttl: Duration,
 }
 
 /// Tokens from Discord's token endpoint. `Debug` never shows them.
@@ -83,7 +82,6 @@ pub struct DiscordClient {
 }
 
 struct Inner {
-    http: reqwest::Client,
     client_id: String,
     /// `Basic base64(urlencode(id):urlencode(secret))`, marked sensitive.
     basic_auth: HeaderValue,
@@ -93,9 +91,8 @@ struct Inner {
     revoke_url: Url,
     scopes: Vec<String>,
     redirect_uri: String,
-    max_retry_wait: Duration,
-    buckets: Mutex<Buckets>,
-    stats: DiscordStats,
+    transport: Transport,
+    membership: MembershipCache,
 }
 
 impl fmt::Debug for DiscordClient {
@@ -131,7 +128,6 @@ impl DiscordClient {
             .map_err(|e| DiscordError::Config(format!("HTTP client: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                http,
                 client_id: cfg.client_id,
                 basic_auth,
                 authorize_url: cfg.authorize_url,
@@ -140,16 +136,20 @@ impl DiscordClient {
                 revoke_url,
                 scopes: cfg.scopes,
                 redirect_uri: cfg.redirect_uri,
-                max_retry_wait: cfg.max_retry_wait,
-                buckets: Mutex::new(Buckets::default()),
-                stats: DiscordStats::default(),
+                transport: Transport::new(http, cfg.max_retry_wait),
+                membership: MembershipCache::new(cfg.membership_ttl),
             }),
         })
     }
 
     /// Calls, 429s and latencies per route since start.
     pub fn stats(&self) -> &DiscordStats {
-        &self.inner.stats
+        self.inner.transport.stats()
+    }
+
+    /// The membership cache behind [`DiscordClient::fetch_membership`].
+    pub(super) fn membership_cache(&self) -> &MembershipCache {
+        &self.inner.membership
     }
 
     /// Discord's authorization URL for one login: code flow with PKCE S256 and our `state`.
@@ -215,6 +215,8 @@ impl DiscordClient {
         let body = form(&[("token", token.expose_secret())]);
         let url = &self.inner.revoke_url;
         let answer = self
+            .inner
+            .transport
             .send(DiscordRoute::Revoke, "app", || self.form_post(url, &body))
             .await?;
         if answer.status.is_success() {
@@ -224,73 +226,12 @@ impl DiscordClient {
         }
     }
 
-    /// `GET /users/@me` (needs `identify`; `email` adds `email` and `verified`).
-    pub async fn fetch_user(&self, access_token: &SecretString) -> Result<api::User, DiscordError> {
-        let answer = self
-            .get(DiscordRoute::Me, &["users", "@me"], access_token)
-            .await?;
-        if answer.status.is_success() {
-            parse(&answer.body)
-        } else {
-            Err(rest_error(&answer))
-        }
-    }
-
-    /// `GET /users/@me/guilds` (needs `guilds`). Returns up to 200 guilds, the most a user can join,
-    /// so no pagination is needed (docs: resources/user#get-current-user-guilds).
-    pub async fn fetch_guilds(
-        &self,
-        access_token: &SecretString,
-    ) -> Result<Vec<api::PartialGuild>, DiscordError> {
-        let answer = self
-            .get(
-                DiscordRoute::Guilds,
-                &["users", "@me", "guilds"],
-                access_token,
-            )
-            .await?;
-        if answer.status.is_success() {
-            parse(&answer.body)
-        } else {
-            Err(rest_error(&answer))
-        }
-    }
-
-    /// `GET /users/@me/guilds/{guild_id}/member` (needs `guilds.members.read`).
-    /// `Ok(None)` when the user is not a member (404 with code 10004 Unknown Guild or 10007
-    /// Unknown Member); any other 404 is an error, so a wrong base URL never reads as "not a member".
-    pub async fn fetch_member(
-        &self,
-        access_token: &SecretString,
-        guild_id: &str,
-    ) -> Result<Option<api::GuildMember>, DiscordError> {
-        if guild_id.is_empty() || !guild_id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(DiscordError::Config(format!(
-                "guild id {guild_id:?} is not a snowflake"
-            )));
-        }
-        let path = ["users", "@me", "guilds", guild_id, "member"];
-        let answer = self.get(DiscordRoute::Member, &path, access_token).await?;
-        if answer.status.is_success() {
-            return parse(&answer.body).map(Some);
-        }
-        if answer.status == StatusCode::NOT_FOUND {
-            if let Ok(body) = serde_json::from_slice::<api::ErrorBody>(&answer.body) {
-                if matches!(
-                    body.code,
-                    api::codes::UNKNOWN_GUILD | api::codes::UNKNOWN_MEMBER
-                ) {
-                    return Ok(None);
-                }
-            }
-        }
-        Err(rest_error(&answer))
-    }
-
     async fn token_call(&self, params: &[(&str, &str)]) -> Result<DiscordTokens, DiscordError> {
         let body = form(params);
         let url = &self.inner.token_url;
         let answer = self
+            .inner
+            .transport
             .send(DiscordRoute::Token, "app", || self.form_post(url, &body))
             .await?;
         if !answer.status.is_success() {
@@ -314,7 +255,8 @@ impl DiscordClient {
     /// The token endpoints accept only `application/x-www-form-urlencoded` (docs: topics/oauth2).
     fn form_post(&self, url: &Url, body: &str) -> reqwest::RequestBuilder {
         self.inner
-            .http
+            .transport
+            .http()
             .post(url.clone())
             .header(AUTHORIZATION, self.inner.basic_auth.clone())
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -322,7 +264,8 @@ impl DiscordClient {
             .body(body.to_owned())
     }
 
-    async fn get(
+    /// `GET {api_base}/{segments}` with the bearer token, through the transport.
+    pub(super) async fn get(
         &self,
         route: DiscordRoute,
         segments: &[&str],
@@ -334,16 +277,18 @@ impl DiscordClient {
         bearer.set_sensitive(true);
         // Rate limits are per user (token), so buckets are keyed by a tag of the token.
         let who = token_tag(token);
-        self.send(route, &who, || {
-            self.inner
-                .http
-                .get(url.clone())
-                .header(AUTHORIZATION, bearer.clone())
-                .header(ACCEPT, "application/json")
-        })
-        .await
+        self.inner
+            .transport
+            .send(route, &who, || {
+                self.inner
+                    .transport
+                    .http()
+                    .get(url.clone())
+                    .header(AUTHORIZATION, bearer.clone())
+                    .header(ACCEPT, "application/json")
+            })
+            .await
     }
-
 }
 
 /// Maps a token endpoint error: `invalid_grant` → `InvalidGrant`, others → `Rejected`.
@@ -363,7 +308,7 @@ fn oauth_error(answer: &Answer) -> DiscordError {
 }
 
 /// Maps a REST error: 401 → `Unauthorized`, others → `Rejected` with Discord's code.
-fn rest_error(answer: &Answer) -> DiscordError {
+pub(super) fn rest_error(answer: &Answer) -> DiscordError {
     if answer.status == StatusCode::UNAUTHORIZED {
         return DiscordError::Unauthorized;
     }
@@ -383,7 +328,7 @@ fn json_error(answer: &Answer) -> DiscordError {
 }
 
 /// Parses JSON; the error names the position, never echoes the body (it may hold tokens).
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, DiscordError> {
+pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, DiscordError> {
     serde_json::from_slice(body).map_err(|e| {
         DiscordError::Malformed(format!(
             "{:?} error at line {} column {}",

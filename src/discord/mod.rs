@@ -10,11 +10,15 @@ pub mod api;
 pub mod cache;
 mod client;
 pub mod fake;
+mod identity;
+pub mod kept_tokens;
+mod ratelimit;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use client::{DiscordClient, DiscordClientConfig, DiscordTokens};
+pub use identity::{Membership, UpstreamIdentity};
 
 /// What can go wrong when talking to Discord.
 ///

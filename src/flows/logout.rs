@@ -86,8 +86,15 @@ pub fn is_confirmed_by_hint(
     request: &LogoutRequest,
     session: &SessionRecord,
 ) -> bool {
+    // A hint from an earlier session of the same person does not speak for this one.
+    let same_session = request
+        .hint_sid
+        .as_deref()
+        .is_none_or(|sid| sid == session.id);
     match (&request.hint_sub, &request.client) {
-        (Some(sub), Some(client)) => *sub == state.subject(client, &session.user_id),
+        (Some(sub), Some(client)) => {
+            same_session && *sub == state.subject(client, &session.user_id)
+        }
         _ => false,
     }
 }

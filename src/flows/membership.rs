@@ -2,39 +2,30 @@
 //! once older than `discord.membership_ttl`, and turned into policy facts and groups.
 
 use crate::config::ValidClient;
-use crate::discord::{DiscordError, DiscordTokens};
+use crate::discord::{DiscordError, DiscordTokens, kept_tokens};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::policy::{self, Denial, Facts};
 use crate::sealed::Sealer;
 use crate::state::AppState;
 use crate::store::{MembershipSnapshot, StoredUpstreamTokens, UserRecord};
-use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use secrecy::SecretString;
+use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-/// What Discord said about a person's guilds and roles (stored as JSON).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Membership {
-    /// Guild ids the person is in (from `/users/@me/guilds`, or member lookups without it).
-    pub guilds: Vec<String>,
-    /// Role ids per guild, for guilds whose member object was fetched.
-    pub roles: BTreeMap<String, Vec<String>>,
-}
+pub use crate::discord::Membership;
 
-impl Membership {
-    /// The policy's view of this membership and the person.
-    pub fn facts<'a>(&'a self, user: &'a UserRecord) -> Facts<'a> {
-        Facts {
-            user_id: &user.id,
-            email_verified: user.email_verified,
-            guilds: &self.guilds,
-            roles: &self.roles,
-        }
+/// The policy's view of a membership and the person.
+pub fn facts<'a>(membership: &'a Membership, user: &'a UserRecord) -> Facts<'a> {
+    Facts {
+        user_id: &user.id,
+        email_verified: user.email_verified,
+        guilds: &membership.guilds,
+        roles: &membership.roles,
     }
 }
 
-/// Asks Discord for exactly what the configured rules and groups need.
+/// Asks Discord for exactly what the configured rules and groups need (cached per person and
+/// guild for `discord.membership_ttl` inside the Discord client).
 pub async fn fetch(
     state: &AppState,
     user_id: &str,
@@ -44,50 +35,16 @@ pub async fn fetch(
         return Ok(Membership::default());
     }
     let with_guild_list = state.settings.discord.scopes.iter().any(|s| s == "guilds");
-    let cache = &state.membership_cache;
-    let now = state.clock.now();
-    let mut membership = Membership::default();
-    if with_guild_list {
-        membership.guilds = match cache.guilds(user_id, now) {
-            Some(guilds) => guilds,
-            None => {
-                let guilds: Vec<String> = state
-                    .discord
-                    .fetch_guilds(access_token)
-                    .await?
-                    .into_iter()
-                    .map(|g| g.id)
-                    .collect();
-                cache.put_guilds(user_id, guilds.clone(), now);
-                guilds
-            }
-        };
-    }
-    for guild in &state.config.member_guilds {
-        // The member endpoint is tightly rate limited: skip guilds the list says they are not in.
-        if with_guild_list && !membership.guilds.contains(guild) {
-            continue;
-        }
-        let roles = match cache.member(user_id, guild, now) {
-            Some(roles) => roles,
-            None => {
-                let roles = state
-                    .discord
-                    .fetch_member(access_token, guild)
-                    .await?
-                    .map(|m| m.roles);
-                cache.put_member(user_id, guild, roles.clone(), now);
-                roles
-            }
-        };
-        if let Some(roles) = roles {
-            if !membership.guilds.contains(guild) {
-                membership.guilds.push(guild.clone());
-            }
-            membership.roles.insert(guild.clone(), roles);
-        }
-    }
-    Ok(membership)
+    state
+        .discord
+        .fetch_membership(
+            user_id,
+            access_token,
+            &state.config.member_guilds,
+            with_guild_list,
+            state.clock.now(),
+        )
+        .await
 }
 
 /// The global and the client's rules against a membership.
@@ -99,7 +56,7 @@ pub fn check(
 ) -> Result<(), Denial> {
     let none = crate::config::AccessRules::default();
     let client_rules = client.map_or(&none, |c| &c.access);
-    policy::evaluate(&state.config.access, client_rules, &membership.facts(user))
+    policy::evaluate(&state.config.access, client_rules, &facts(membership, user))
 }
 
 /// The stored snapshot (empty when none was taken).
@@ -140,17 +97,11 @@ pub async fn keep_tokens(
     let Some(sealer) = sealer(state) else {
         return Ok(());
     };
-    let plain = serde_json::json!({
-        "access_token": tokens.access_token.expose_secret(),
-        "refresh_token": tokens.refresh_token.as_ref().map(|t| t.expose_secret().to_owned()),
-    });
-    let ciphertext = sealer
-        .seal(plain.to_string().as_bytes(), user_id.as_bytes())
-        .map_err(OAuthError::internal)?;
-    let expires = now + tokens.expires_in;
+    let (ciphertext, access_expires_at) =
+        kept_tokens::seal_tokens(&sealer, user_id, tokens, now).map_err(OAuthError::internal)?;
     let stored = StoredUpstreamTokens {
         ciphertext,
-        access_expires_at: expires,
+        access_expires_at,
     };
     Ok(state
         .store
@@ -179,7 +130,7 @@ pub async fn current(
     if !state.config.needs_membership || fresh {
         return Ok(snapshot);
     }
-    let unavailable = |e: &dyn std::fmt::Display| {
+    let unavailable = |e: &DiscordError| {
         tracing::warn!(error = %e, user = %user.id, "cannot re-check Discord membership; refusing the refresh");
         OAuthError::new(
             OAuthErrorCode::TemporarilyUnavailable,
@@ -198,21 +149,14 @@ pub async fn current(
     ) else {
         return Err(lost());
     };
-    let plain = sealer
-        .open(&stored.ciphertext, user.id.as_bytes())
-        .map_err(|_| lost())?;
-    let kept: serde_json::Value = serde_json::from_slice(&plain).map_err(|_| lost())?;
-    let mut access =
-        SecretString::from(kept["access_token"].as_str().unwrap_or_default().to_owned());
+    let kept =
+        kept_tokens::open_tokens(&sealer, &user.id, &stored.ciphertext).map_err(|_| lost())?;
+    let mut access = kept.access_token;
     if stored.access_expires_at <= now {
-        let Some(refresh) = kept["refresh_token"].as_str() else {
+        let Some(refresh) = kept.refresh_token else {
             return Err(lost());
         };
-        let renewed = match state
-            .discord
-            .refresh(&SecretString::from(refresh.to_owned()))
-            .await
-        {
+        let renewed = match state.discord.refresh(&refresh).await {
             Ok(t) => t,
             Err(DiscordError::InvalidGrant | DiscordError::Unauthorized) => return Err(lost()),
             Err(e) => return Err(unavailable(&e)),
@@ -221,7 +165,7 @@ pub async fn current(
         access = renewed.access_token;
     }
     // The snapshot is stale: ask Discord, not this process's cache of the same age.
-    state.membership_cache.forget(&user.id);
+    state.discord.forget_membership(&user.id);
     let membership = match fetch(state, &user.id, &access).await {
         Ok(m) => m,
         Err(DiscordError::Unauthorized) => return Err(lost()),
@@ -238,13 +182,13 @@ pub async fn claims_for(
     user: &UserRecord,
     scopes: &crate::domain::Scopes,
     client: Option<&ValidClient>,
-) -> Result<serde_json::Map<String, serde_json::Value>, OAuthError> {
+) -> Result<Map<String, Value>, OAuthError> {
     let mut claims = crate::claims::user_claims(user, scopes);
     if scopes.contains("groups") {
         let (snapshot, _) = load(state, &user.id).await?;
         let visible = client.map(|c| c.groups.as_slice()).unwrap_or_default();
-        let groups = crate::claims::groups(&state.config.groups, visible, &snapshot.facts(user));
-        claims.insert("groups".into(), serde_json::json!(groups));
+        let groups = crate::claims::groups(&state.config.groups, visible, &facts(&snapshot, user));
+        claims.insert("groups".into(), json!(groups));
     }
     Ok(claims)
 }

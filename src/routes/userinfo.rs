@@ -53,9 +53,6 @@ fn bearer_token(req: &HttpRequest, body: &Bytes) -> Result<String, OAuthError> {
             "send the access token in one place only",
         )),
         (Some(t), None) | (None, Some(t)) if !t.is_empty() => Ok(t),
-        _ => Err(OAuthError::new(
-            OAuthErrorCode::InvalidToken,
-            "an access token is required",
-        )),
+        _ => Err(OAuthError::no_token()),
     }
 }

@@ -8,6 +8,7 @@ mod errors;
 mod lifecycle;
 mod postgres;
 mod records;
+mod rows;
 mod shared;
 mod sql;
 mod sqlite;
@@ -157,7 +158,7 @@ pub trait Store: Send + Sync {
         user_id: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<EndedSession>, StoreError>;
-    /// Live grants of a person (for back-channel logout of grants without a session).
+    /// Live grants of a person: not revoked, not expired, and their session (if any) not ended.
     async fn list_user_grants(
         &self,
         user_id: &str,
@@ -225,8 +226,9 @@ pub trait Store: Send + Sync {
         tokens: Option<&StoredUpstreamTokens>,
     ) -> Result<(), StoreError>;
 
-    /// Deletes expired codes, pending logins, sessions, grants and revoked-`jti` entries,
-    /// at most `batch` rows of each kind; returns how many rows went.
+    /// Deletes expired codes, pending logins, sessions, grants and revoked-`jti` entries, and
+    /// back-channel logout deliveries abandoned for three days, at most `batch` rows of each
+    /// kind; returns how many rows went.
     async fn gc(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError>;
 }
 

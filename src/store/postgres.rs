@@ -1,28 +1,26 @@
 //! Postgres backend: for production and for more than one guildgate process.
 //!
-//! The SQL is the same text as in `sqlite.rs` (`$N` parameters, `ON CONFLICT`, `RETURNING`), so
-//! the two files differ only where the engines do: how the pool connects, and how a writing
-//! transaction starts. Keep the two in step. Under READ COMMITTED a conditional `UPDATE` takes
-//! the row lock and re-checks its `WHERE` after a concurrent winner commits, which is what makes
-//! the single-use gates below exclusive.
+//! The SQL, the row decoding and the `Store` methods are shared with SQLite (`sql.rs`,
+//! `rows.rs`, `shared.rs`, `lifecycle.rs`); this file holds only what differs: how the pool
+//! connects, how a writing transaction starts, which migrations apply, and how the back-channel
+//! logout queue is claimed. Under READ COMMITTED a conditional `UPDATE` takes the row lock and
+//! re-checks its `WHERE` after a concurrent winner commits, which is what makes the shared
+//! single-use gates exclusive here.
 
-use super::shared::emit_store_impl;
-use super::sql::*;
-use super::{
-    AccessCheck, AuthCodeRecord, CodeRedemption, EndedSession, GrantRecord, NewRefreshToken,
-    Rotation, SessionRecord, Store, StoreError, UpstreamLogin, UserRecord, from_unix, to_unix,
-};
-use crate::domain::TokenHash;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection, FromRow, Row};
+use super::StoreError;
+use sqlx::Connection;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
-use time::OffsetDateTime;
 
 /// How long start-up (and any request) waits for a connection before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The [`Store`] on a Postgres database.
+/// This backend's migrations, embedded at compile time.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The [`Store`](super::Store) on a Postgres database.
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
@@ -56,20 +54,24 @@ impl PgStore {
         Ok(Self { pool })
     }
 
-    /// A writing transaction (row locks do the serialising on Postgres).
-    /// Applies this backend's migrations (embedded at compile time).
-    async fn run_migrations(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
-            .await?;
-        Ok(())
+    /// Moves up to `$3` due deliveries (`next_attempt_at <= $1`) to `$2`, returning them.
+    /// `SKIP LOCKED` lets processes claiming at once take disjoint rows without waiting; a row
+    /// another claim has already moved is re-checked against `next_attempt_at <= $1` once its
+    /// lock is free (READ COMMITTED) and so is not claimed twice.
+    const CLAIM_LOGOUTS: &str = "UPDATE logout_deliveries SET next_attempt_at = $2 \
+        WHERE id IN (SELECT id FROM logout_deliveries WHERE next_attempt_at <= $1 \
+            ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+        RETURNING id, client_id, session_id, user_id, uri, logout_token, attempts, \
+            next_attempt_at, created_at";
+
+    fn migrator() -> &'static Migrator {
+        &MIGRATOR
     }
 
+    /// A writing transaction (row locks do the serialising on Postgres).
     async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
     }
 }
 
-super::shared::impl_store!(PgStore);
-super::shared::impl_helpers!(sqlx::Postgres);
-super::shared::impl_rows!(PgRow);
+super::shared::impl_store!(PgStore, sqlx::Postgres);

@@ -1,13 +1,19 @@
-//! The `Store` implementation, written once: both backends run the same SQL, so each expands
-//! these macros with its own types and provides only `pool`, `begin_write()` (how a writing
-//! transaction starts) and `run_migrations()` (which folder).
+//! The `Store` implementation, written once: both engines run the same SQL (`sql.rs`) and decode
+//! the same rows (`rows.rs`), so the methods are macro text that each backend expands with its
+//! own types. A backend provides only `pool`, `begin_write()` (how a writing transaction starts),
+//! `migrator()` (which migrations) and `CLAIM_LOGOUTS` (the one statement that differs).
+//!
+//! Why macros and not a generic `impl<DB: Database> Store`: sqlx's generic bounds (an executor
+//! HRTB, `Encode + Type` for every bound type) are not implied by a helper trait, so they would
+//! be spelled out on every generic item; the expanded code is plain concrete sqlx instead. Row
+//! decoding has no such cost and is generic (`rows.rs`).
 
-/// Expands `impl Store for $ty` with every method: the core ones here and the lifecycle ones
-/// from `lifecycle.rs`. `#[async_trait]` must see all methods in one impl, so the method
-/// tokens are gathered through `with_lifecycle_methods!` and emitted by `emit_store_impl!`.
+/// Writes `impl Store for $ty` on database `$db`: the core methods below plus the lifecycle ones
+/// from `lifecycle.rs`. `#[async_trait]` must see every method in one impl, so the tokens are
+/// gathered through `with_lifecycle_methods!` and emitted by [`emit_store_impl!`].
 macro_rules! impl_store {
-    ($ty:ty) => {
-        super::lifecycle::with_lifecycle_methods! { emit_store_impl; $ty;
+    ($ty:ty, $db:ty) => {
+        $crate::store::lifecycle::with_lifecycle_methods! { $ty, $db;
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -15,7 +21,7 @@ macro_rules! impl_store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        self.run_migrations().await
+        Ok(Self::migrator().run(&self.pool).await?)
     }
 
     async fn upsert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
@@ -120,58 +126,6 @@ macro_rules! impl_store {
         Ok(())
     }
 
-    async fn end_session(
-        &self,
-        id: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<EndedSession>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let ended = sqlx::query_as::<_, SessionRecord>(END_SESSION)
-            .bind(id)
-            .bind(to_unix(now))
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(session) = ended else {
-            return Ok(None); // dropping `tx` rolls back
-        };
-        sqlx::query(REVOKE_SESSION_GRANTS)
-            .bind(id)
-            .bind(to_unix(now))
-            .execute(&mut *tx)
-            .await?;
-        let mut clients = sqlx::query_scalar::<_, String>(SESSION_CLIENTS)
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
-        // Sorted here, not by ORDER BY, so both backends agree whatever the collation.
-        clients.sort();
-        tx.commit().await?;
-        Ok(Some(EndedSession { session, clients }))
-    }
-
-    async fn list_sessions(
-        &self,
-        user_id: Option<&str>,
-        now: OffsetDateTime,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        let rows = match user_id {
-            Some(user) => {
-                sqlx::query_as::<_, SessionRecord>(LIST_USER_SESSIONS)
-                    .bind(user)
-                    .bind(to_unix(now))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                sqlx::query_as::<_, SessionRecord>(LIST_SESSIONS)
-                    .bind(to_unix(now))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
-        Ok(rows)
-    }
-
     async fn insert_auth_code(&self, code: &AuthCodeRecord) -> Result<(), StoreError> {
         sqlx::query(INSERT_AUTH_CODE)
             .bind(code.code_hash.as_str())
@@ -238,7 +192,7 @@ macro_rules! impl_store {
             .execute(&mut *tx)
             .await?;
         if let Some(token) = refresh {
-            insert_refresh_token(&mut tx, &grant.id, token, grant.created_at).await?;
+            Self::insert_refresh_token(&mut tx, &grant.id, token, grant.created_at).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -268,7 +222,7 @@ macro_rules! impl_store {
             .fetch_optional(&mut *tx)
             .await?;
         if let Some(grant_id) = spent {
-            insert_refresh_token(&mut tx, &grant_id, new, now).await?;
+            Self::insert_refresh_token(&mut tx, &grant_id, new, now).await?;
             let grant = sqlx::query_as::<_, GrantRecord>(GET_GRANT)
                 .bind(&grant_id)
                 .fetch_one(&mut *tx)
@@ -352,9 +306,9 @@ macro_rules! impl_store {
 
     async fn gc(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {
         let mut deleted = 0;
-        for statement in GC {
+        for (statement, grace_secs) in GC {
             let done = sqlx::query(*statement)
-                .bind(to_unix(now))
+                .bind(to_unix(now) - grace_secs)
                 .bind(i64::from(batch))
                 .execute(&self.pool)
                 .await?;
@@ -362,127 +316,64 @@ macro_rules! impl_store {
         }
         Ok(deleted)
     }
-
-
         }
     };
 }
 pub(super) use impl_store;
 
-/// Writes the impl from the gathered methods.
+/// Emits the impl from the gathered methods, inside an anonymous `const` so that its imports
+/// stay out of the backend module, plus the transaction helpers the methods share.
 macro_rules! emit_store_impl {
-    ($ty:ty; $($methods:tt)*) => {
-        #[async_trait::async_trait]
-        impl Store for $ty {
-            $($methods)*
-        }
+    ($ty:ty, $db:ty; $($methods:tt)*) => {
+        const _: () = {
+            use $crate::domain::TokenHash;
+            use $crate::store::sql::*;
+            use $crate::store::{
+                AccessCheck, AuthCodeRecord, CodeRedemption, EndedSession, GrantRecord,
+                LogoutDelivery, MembershipSnapshot, NewRefreshToken, Rotation, SessionRecord,
+                Store, StoreError, StoredUpstreamTokens, UpstreamLogin, UserRecord, from_unix,
+                to_unix,
+            };
+            use time::OffsetDateTime;
+
+            #[async_trait::async_trait]
+            impl Store for $ty {
+                $($methods)*
+            }
+
+            impl $ty {
+                /// Stores a refresh token of `grant_id` (grant creation and rotation).
+                async fn insert_refresh_token(
+                    tx: &mut sqlx::Transaction<'_, $db>,
+                    grant_id: &str,
+                    token: &NewRefreshToken,
+                    now: OffsetDateTime,
+                ) -> Result<(), StoreError> {
+                    sqlx::query(INSERT_REFRESH_TOKEN)
+                        .bind(token.token_hash.as_str())
+                        .bind(grant_id)
+                        .bind(to_unix(now))
+                        .bind(to_unix(token.expires_at))
+                        .execute(&mut **tx)
+                        .await?;
+                    Ok(())
+                }
+
+                /// The clients that took part in a session, sorted here rather than by
+                /// `ORDER BY` so both engines agree whatever the collation.
+                async fn session_clients(
+                    tx: &mut sqlx::Transaction<'_, $db>,
+                    session_id: &str,
+                ) -> Result<Vec<String>, StoreError> {
+                    let mut clients = sqlx::query_scalar::<_, String>(SESSION_CLIENTS)
+                        .bind(session_id)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                    clients.sort();
+                    Ok(clients)
+                }
+            }
+        };
     };
 }
 pub(super) use emit_store_impl;
-
-/// Expands the transaction helpers for database `$db`.
-macro_rules! impl_helpers {
-    ($db:ty) => {
-        async fn insert_refresh_token(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            grant_id: &str,
-            token: &NewRefreshToken,
-            now: OffsetDateTime,
-        ) -> Result<(), StoreError> {
-            sqlx::query(INSERT_REFRESH_TOKEN)
-                .bind(token.token_hash.as_str())
-                .bind(grant_id)
-                .bind(to_unix(now))
-                .bind(to_unix(token.expires_at))
-                .execute(&mut **tx)
-                .await?;
-            Ok(())
-        }
-    };
-}
-pub(super) use impl_helpers;
-
-/// Expands the row decoders for row type `$row`.
-macro_rules! impl_rows {
-    ($row:ty) => {
-        // ---- Rows: every time column is Unix seconds, every hash its stored text.
-
-        impl FromRow<'_, $row> for UserRecord {
-            fn from_row(r: &$row) -> Result<Self, sqlx::Error> {
-                Ok(Self {
-                    id: r.try_get("id")?,
-                    username: r.try_get("username")?,
-                    global_name: r.try_get("global_name")?,
-                    avatar: r.try_get("avatar")?,
-                    email: r.try_get("email")?,
-                    email_verified: r.try_get("email_verified")?,
-                    locale: r.try_get("locale")?,
-                    updated_at: from_unix(r.try_get("updated_at")?),
-                })
-            }
-        }
-
-        impl FromRow<'_, $row> for UpstreamLogin {
-            fn from_row(r: &$row) -> Result<Self, sqlx::Error> {
-                Ok(Self {
-                    state_hash: TokenHash::from_stored(r.try_get("state_hash")?),
-                    binding_hash: TokenHash::from_stored(r.try_get("binding_hash")?),
-                    pkce_verifier: r.try_get("pkce_verifier")?,
-                    request: r.try_get("request")?,
-                    created_at: from_unix(r.try_get("created_at")?),
-                    expires_at: from_unix(r.try_get("expires_at")?),
-                })
-            }
-        }
-
-        impl FromRow<'_, $row> for SessionRecord {
-            fn from_row(r: &$row) -> Result<Self, sqlx::Error> {
-                Ok(Self {
-                    id: r.try_get("id")?,
-                    secret_hash: TokenHash::from_stored(r.try_get("secret_hash")?),
-                    user_id: r.try_get("user_id")?,
-                    auth_time: from_unix(r.try_get("auth_time")?),
-                    created_at: from_unix(r.try_get("created_at")?),
-                    expires_at: from_unix(r.try_get("expires_at")?),
-                    last_seen_at: from_unix(r.try_get("last_seen_at")?),
-                })
-            }
-        }
-
-        impl FromRow<'_, $row> for AuthCodeRecord {
-            fn from_row(r: &$row) -> Result<Self, sqlx::Error> {
-                Ok(Self {
-                    code_hash: TokenHash::from_stored(r.try_get("code_hash")?),
-                    client_id: r.try_get("client_id")?,
-                    redirect_uri: r.try_get("redirect_uri")?,
-                    user_id: r.try_get("user_id")?,
-                    session_id: r.try_get("session_id")?,
-                    grant_id: r.try_get("grant_id")?,
-                    scopes: r.try_get("scopes")?,
-                    nonce: r.try_get("nonce")?,
-                    code_challenge: r.try_get("code_challenge")?,
-                    auth_time: from_unix(r.try_get("auth_time")?),
-                    created_at: from_unix(r.try_get("created_at")?),
-                    expires_at: from_unix(r.try_get("expires_at")?),
-                })
-            }
-        }
-
-        impl FromRow<'_, $row> for GrantRecord {
-            fn from_row(r: &$row) -> Result<Self, sqlx::Error> {
-                Ok(Self {
-                    id: r.try_get("id")?,
-                    client_id: r.try_get("client_id")?,
-                    user_id: r.try_get("user_id")?,
-                    session_id: r.try_get("session_id")?,
-                    scopes: r.try_get("scopes")?,
-                    auth_time: from_unix(r.try_get("auth_time")?),
-                    created_at: from_unix(r.try_get("created_at")?),
-                    expires_at: from_unix(r.try_get("expires_at")?),
-                    revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(from_unix),
-                })
-            }
-        }
-    };
-}
-pub(super) use impl_rows;

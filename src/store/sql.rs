@@ -1,32 +1,36 @@
-//! The SQL text, shared by both backends: it runs unchanged on SQLite and Postgres
-//! (`$N` parameters, `ON CONFLICT`, `RETURNING`).
+//! The SQL both backends run, as one text: it is written for both engines (`$N` parameters,
+//! `ON CONFLICT`, `RETURNING`, Unix-second integers). The one statement that must differ per
+//! engine, claiming logout deliveries, lives with its backend.
+//!
+//! "Live" always means: not revoked/ended and `expires_at > now`; a grant issued under a session
+//! is live only while that session is.
 
-/// Keep a replayed code's revoked grant row this long past the code's expiry: long enough that
-/// an in-flight redemption's `insert_grant` for the same id still meets it and fails.
-pub(super) const REPLAY_TOMBSTONE_SECS: i64 = 3600;
+// ---- People and pending Discord logins.
 
-// "Live" always means: not revoked/ended and
-// `expires_at > now`; a grant issued under a session is live only while that session is.
-
-pub(super) const UPSERT_USER: &str = "INSERT INTO users (id, username, global_name, avatar, email, \
-    email_verified, locale, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+pub(super) const UPSERT_USER: &str = "INSERT INTO users (id, username, global_name, avatar, \
+    email, email_verified, locale, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
     ON CONFLICT (id) DO UPDATE SET username = excluded.username, \
     global_name = excluded.global_name, avatar = excluded.avatar, email = excluded.email, \
     email_verified = excluded.email_verified, locale = excluded.locale, \
     updated_at = excluded.updated_at";
-pub(super) const GET_USER: &str = "SELECT id, username, global_name, avatar, email, email_verified, locale, \
-    updated_at FROM users WHERE id = $1";
+pub(super) const GET_USER: &str = "SELECT id, username, global_name, avatar, email, \
+    email_verified, locale, updated_at FROM users WHERE id = $1";
 
-pub(super) const INSERT_UPSTREAM_LOGIN: &str = "INSERT INTO upstream_logins (state_hash, binding_hash, \
-    pkce_verifier, request, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(super) const INSERT_UPSTREAM_LOGIN: &str = "INSERT INTO upstream_logins (state_hash, \
+    binding_hash, pkce_verifier, request, created_at, expires_at) \
+    VALUES ($1, $2, $3, $4, $5, $6)";
 pub(super) const TAKE_UPSTREAM_LOGIN: &str = "DELETE FROM upstream_logins \
     WHERE state_hash = $1 AND binding_hash = $2 AND expires_at > $3 \
     RETURNING state_hash, binding_hash, pkce_verifier, request, created_at, expires_at";
 
-pub(super) const INSERT_SESSION: &str = "INSERT INTO sessions (id, secret_hash, user_id, auth_time, \
-    created_at, expires_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-pub(super) const FIND_SESSION: &str = "SELECT id, secret_hash, user_id, auth_time, created_at, expires_at, \
-    last_seen_at FROM sessions WHERE secret_hash = $1 AND ended_at IS NULL AND expires_at > $2";
+// ---- Sessions.
+
+pub(super) const INSERT_SESSION: &str = "INSERT INTO sessions (id, secret_hash, user_id, \
+    auth_time, created_at, expires_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(super) const FIND_SESSION: &str = "SELECT id, secret_hash, user_id, auth_time, created_at, \
+    expires_at, last_seen_at FROM sessions \
+    WHERE secret_hash = $1 AND ended_at IS NULL AND expires_at > $2";
 pub(super) const TOUCH_SESSION: &str =
     "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND ended_at IS NULL";
 pub(super) const ADD_SESSION_CLIENT: &str = "INSERT INTO session_clients (session_id, client_id, \
@@ -34,20 +38,30 @@ pub(super) const ADD_SESSION_CLIENT: &str = "INSERT INTO session_clients (sessio
 pub(super) const END_SESSION: &str = "UPDATE sessions SET ended_at = $2 \
     WHERE id = $1 AND ended_at IS NULL AND expires_at > $2 \
     RETURNING id, secret_hash, user_id, auth_time, created_at, expires_at, last_seen_at";
+/// Ends every live session of a person (`$1`), returning them.
+pub(super) const END_USER_SESSIONS: &str = "UPDATE sessions SET ended_at = $2 \
+    WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2 \
+    RETURNING id, secret_hash, user_id, auth_time, created_at, expires_at, last_seen_at";
 pub(super) const REVOKE_SESSION_GRANTS: &str =
     "UPDATE grants SET revoked_at = $2 WHERE session_id = $1 AND revoked_at IS NULL";
+/// Every grant of a person, with a session or without (`offline_access`).
+pub(super) const REVOKE_USER_GRANTS: &str =
+    "UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+/// Unordered: callers sort in Rust, so both engines agree whatever the collation.
 pub(super) const SESSION_CLIENTS: &str =
     "SELECT client_id FROM session_clients WHERE session_id = $1";
-pub(super) const LIST_USER_SESSIONS: &str = "SELECT id, secret_hash, user_id, auth_time, created_at, \
-    expires_at, last_seen_at FROM sessions WHERE user_id = $1 AND ended_at IS NULL \
+pub(super) const LIST_USER_SESSIONS: &str = "SELECT id, secret_hash, user_id, auth_time, \
+    created_at, expires_at, last_seen_at FROM sessions WHERE user_id = $1 AND ended_at IS NULL \
     AND expires_at > $2 ORDER BY created_at DESC, id DESC";
-pub(super) const LIST_SESSIONS: &str = "SELECT id, secret_hash, user_id, auth_time, created_at, expires_at, \
-    last_seen_at FROM sessions WHERE ended_at IS NULL AND expires_at > $1 \
+pub(super) const LIST_SESSIONS: &str = "SELECT id, secret_hash, user_id, auth_time, created_at, \
+    expires_at, last_seen_at FROM sessions WHERE ended_at IS NULL AND expires_at > $1 \
     ORDER BY created_at DESC, id DESC";
 
-pub(super) const INSERT_AUTH_CODE: &str = "INSERT INTO auth_codes (code_hash, client_id, redirect_uri, \
-    user_id, session_id, grant_id, scopes, nonce, code_challenge, auth_time, created_at, \
-    expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+// ---- Authorization codes.
+
+pub(super) const INSERT_AUTH_CODE: &str = "INSERT INTO auth_codes (code_hash, client_id, \
+    redirect_uri, user_id, session_id, grant_id, scopes, nonce, code_challenge, auth_time, \
+    created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 pub(super) const SPEND_AUTH_CODE: &str = "UPDATE auth_codes SET used_at = $2 \
     WHERE code_hash = $1 AND used_at IS NULL \
     RETURNING code_hash, client_id, redirect_uri, user_id, session_id, grant_id, scopes, nonce, \
@@ -61,13 +75,25 @@ pub(super) const REVOKE_REPLAYED_CODE_GRANT: &str = "INSERT INTO grants (id, cli
     FROM auth_codes WHERE code_hash = $1 AND used_at IS NOT NULL \
     ON CONFLICT (id) DO UPDATE SET revoked_at = COALESCE(grants.revoked_at, excluded.revoked_at) \
     RETURNING id";
+/// Keep a replayed code's revoked grant row this long past the code's expiry: long enough that
+/// an in-flight redemption's `insert_grant` for the same id still meets it and fails.
+pub(super) const REPLAY_TOMBSTONE_SECS: i64 = 3600;
 
-pub(super) const INSERT_GRANT: &str = "INSERT INTO grants (id, client_id, user_id, session_id, scopes, \
-    auth_time, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-pub(super) const GET_GRANT: &str = "SELECT id, client_id, user_id, session_id, scopes, auth_time, \
-    created_at, expires_at, revoked_at FROM grants WHERE id = $1";
-pub(super) const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, \
-    created_at, expires_at) VALUES ($1, $2, $3, $4)";
+// ---- Grants, refresh tokens, access tokens.
+
+pub(super) const INSERT_GRANT: &str = "INSERT INTO grants (id, client_id, user_id, session_id, \
+    scopes, auth_time, created_at, expires_at, revoked_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub(super) const GET_GRANT: &str = "SELECT id, client_id, user_id, session_id, scopes, \
+    auth_time, created_at, expires_at, revoked_at FROM grants WHERE id = $1";
+pub(super) const LIST_USER_GRANTS: &str = "SELECT g.id, g.client_id, g.user_id, g.session_id, \
+    g.scopes, g.auth_time, g.created_at, g.expires_at, g.revoked_at FROM grants g \
+    WHERE g.user_id = $1 AND g.revoked_at IS NULL AND g.expires_at > $2 \
+    AND (g.session_id IS NULL OR EXISTS (SELECT 1 FROM sessions s \
+        WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $2)) \
+    ORDER BY g.created_at, g.id";
+pub(super) const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, \
+    grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
 pub(super) const SPEND_REFRESH_TOKEN: &str = "UPDATE refresh_tokens SET used_at = $3 \
     WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $3 \
     AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id \
@@ -77,8 +103,8 @@ pub(super) const SPEND_REFRESH_TOKEN: &str = "UPDATE refresh_tokens SET used_at 
     RETURNING grant_id";
 pub(super) const PRESENTED_REFRESH_TOKEN: &str = "SELECT rt.grant_id, g.client_id, rt.used_at \
     FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = $1";
-pub(super) const FIND_REFRESH_GRANT: &str = "SELECT g.id, g.client_id, g.user_id, g.session_id, g.scopes, \
-    g.auth_time, g.created_at, g.expires_at, g.revoked_at \
+pub(super) const FIND_REFRESH_GRANT: &str = "SELECT g.id, g.client_id, g.user_id, g.session_id, \
+    g.scopes, g.auth_time, g.created_at, g.expires_at, g.revoked_at \
     FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id \
     WHERE rt.token_hash = $1 AND rt.used_at IS NULL AND rt.expires_at > $2 \
     AND g.revoked_at IS NULL AND g.expires_at > $2 \
@@ -88,8 +114,8 @@ pub(super) const REVOKE_GRANT: &str =
     "UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 pub(super) const REVOKE_LIVE_GRANT: &str = "UPDATE grants SET revoked_at = $2 \
     WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2";
-pub(super) const REVOKE_ACCESS_TOKEN: &str = "INSERT INTO revoked_access_tokens (jti, expires_at) \
-    VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
+pub(super) const REVOKE_ACCESS_TOKEN: &str = "INSERT INTO revoked_access_tokens (jti, \
+    expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
 /// Primary-key lookups only: the grant, its session, the `jti`.
 pub(super) const CHECK_ACCESS: &str = "SELECT g.user_id FROM grants g \
     WHERE g.id = $1 AND g.revoked_at IS NULL AND g.expires_at > $3 \
@@ -97,16 +123,72 @@ pub(super) const CHECK_ACCESS: &str = "SELECT g.user_id FROM grants g \
         WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $3)) \
     AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = $2)";
 
-/// Each bounded by `LIMIT $2` through the `expires_at` index. Rotated refresh tokens, session
-/// clients and codes go with their grant or session (`ON DELETE CASCADE`); a revoked grant stays
-/// until it expires so that its reused refresh tokens are still recognised.
-pub(super) const GC: &[&str] = &[
-    "DELETE FROM auth_codes WHERE code_hash IN \
-        (SELECT code_hash FROM auth_codes WHERE expires_at <= $1 LIMIT $2)",
-    "DELETE FROM upstream_logins WHERE state_hash IN \
-        (SELECT state_hash FROM upstream_logins WHERE expires_at <= $1 LIMIT $2)",
-    "DELETE FROM grants WHERE id IN (SELECT id FROM grants WHERE expires_at <= $1 LIMIT $2)",
-    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2)",
-    "DELETE FROM revoked_access_tokens WHERE jti IN \
-        (SELECT jti FROM revoked_access_tokens WHERE expires_at <= $1 LIMIT $2)",
+// ---- Consents, membership snapshots, sealed Discord tokens.
+
+pub(super) const GET_CONSENT: &str =
+    "SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2";
+pub(super) const SAVE_CONSENT: &str = "INSERT INTO consents (user_id, client_id, scopes, \
+    granted_at) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, client_id) \
+    DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at";
+pub(super) const REVOKE_CONSENT: &str =
+    "DELETE FROM consents WHERE user_id = $1 AND client_id = $2";
+pub(super) const GET_MEMBERSHIP: &str =
+    "SELECT membership, membership_fetched_at FROM users WHERE id = $1";
+pub(super) const SAVE_MEMBERSHIP: &str =
+    "UPDATE users SET membership = $2, membership_fetched_at = $3 WHERE id = $1";
+pub(super) const GET_UPSTREAM_TOKENS: &str =
+    "SELECT discord_tokens, discord_token_expires_at FROM users WHERE id = $1";
+pub(super) const SAVE_UPSTREAM_TOKENS: &str =
+    "UPDATE users SET discord_tokens = $2, discord_token_expires_at = $3 WHERE id = $1";
+
+// ---- The back-channel logout queue (claiming is per engine: see the backends).
+
+pub(super) const ENQUEUE_LOGOUT: &str = "INSERT INTO logout_deliveries (id, client_id, \
+    session_id, user_id, uri, logout_token, attempts, next_attempt_at, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub(super) const FINISH_LOGOUT: &str = "DELETE FROM logout_deliveries WHERE id = $1";
+pub(super) const RETRY_LOGOUT: &str =
+    "UPDATE logout_deliveries SET attempts = $2, next_attempt_at = $3 WHERE id = $1";
+
+// ---- Clean-up.
+
+/// A queued back-channel logout still undelivered this long after it was queued is abandoned
+/// (the deliverer gives up after about a day of backoff; this catches crashed leases too).
+pub(super) const LOGOUT_DELIVERY_MAX_AGE_SECS: i64 = 3 * 24 * 3600;
+
+/// Each statement deletes rows whose time column is at or before `$1` (now, less the grace
+/// beside it), at most `LIMIT $2` of them, found through that column's index (the small logout
+/// queue is scanned). Rotated refresh tokens, session clients and codes go with their grant or
+/// session (`ON DELETE CASCADE`); a revoked grant stays until it expires so that its reused
+/// refresh tokens are still recognised.
+pub(super) const GC: &[(&str, i64)] = &[
+    (
+        "DELETE FROM auth_codes WHERE code_hash IN \
+            (SELECT code_hash FROM auth_codes WHERE expires_at <= $1 LIMIT $2)",
+        0,
+    ),
+    (
+        "DELETE FROM upstream_logins WHERE state_hash IN \
+            (SELECT state_hash FROM upstream_logins WHERE expires_at <= $1 LIMIT $2)",
+        0,
+    ),
+    (
+        "DELETE FROM grants WHERE id IN (SELECT id FROM grants WHERE expires_at <= $1 LIMIT $2)",
+        0,
+    ),
+    (
+        "DELETE FROM sessions WHERE id IN \
+            (SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2)",
+        0,
+    ),
+    (
+        "DELETE FROM revoked_access_tokens WHERE jti IN \
+            (SELECT jti FROM revoked_access_tokens WHERE expires_at <= $1 LIMIT $2)",
+        0,
+    ),
+    (
+        "DELETE FROM logout_deliveries WHERE id IN \
+            (SELECT id FROM logout_deliveries WHERE created_at <= $1 LIMIT $2)",
+        LOGOUT_DELIVERY_MAX_AGE_SECS,
+    ),
 ];

@@ -1,24 +1,16 @@
 //! SQLite backend: one file in WAL mode, for `dev`, tests and single-process deployments.
 //!
-//! The SQL and the `Store` methods are shared with Postgres (`sql.rs`, `shared.rs`); this file
-//! holds only what differs: how the pool connects, how a writing transaction starts, and which
-//! migrations apply.
+//! The SQL, the row decoding and the `Store` methods are shared with Postgres (`sql.rs`,
+//! `rows.rs`, `shared.rs`, `lifecycle.rs`); this file holds only what differs: how the pool
+//! connects, how a writing transaction starts, which migrations apply, and how the back-channel
+//! logout queue is claimed.
 
-use super::shared::emit_store_impl;
-use super::sql::*;
-use super::{
-    AccessCheck, AuthCodeRecord, CodeRedemption, EndedSession, GrantRecord, NewRefreshToken,
-    Rotation, SessionRecord, Store, StoreError, UpstreamLogin, UserRecord, from_unix, to_unix,
-};
-use crate::domain::TokenHash;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-};
-use sqlx::{FromRow, Row};
+use super::StoreError;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
-use time::OffsetDateTime;
 
 /// How long a statement waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,7 +19,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// can fail with `SQLITE_BUSY` on upgrade (WAL snapshot), which `busy_timeout` does not retry.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
-/// The [`Store`] on one SQLite file.
+/// This backend's migrations, embedded at compile time.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The [`Store`](super::Store) on one SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -50,15 +45,20 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
-    /// A writing transaction holding the write lock from its first statement.
-    /// Applies this backend's migrations (embedded at compile time).
-    async fn run_migrations(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.pool)
-            .await?;
-        Ok(())
+    /// Moves up to `$3` due deliveries (`next_attempt_at <= $1`) to `$2`, returning them. Run
+    /// inside [`begin_write`](Self::begin_write), which holds the file's single write lock, so
+    /// no other connection or process can claim the same rows meanwhile.
+    const CLAIM_LOGOUTS: &str = "UPDATE logout_deliveries SET next_attempt_at = $2 \
+        WHERE id IN (SELECT id FROM logout_deliveries WHERE next_attempt_at <= $1 \
+            ORDER BY next_attempt_at LIMIT $3) \
+        RETURNING id, client_id, session_id, user_id, uri, logout_token, attempts, \
+            next_attempt_at, created_at";
+
+    fn migrator() -> &'static Migrator {
+        &MIGRATOR
     }
 
+    /// A writing transaction holding the write lock from its first statement.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, StoreError> {
         Ok(self.pool.begin_with(BEGIN_WRITE).await?)
     }
@@ -79,6 +79,4 @@ async fn create_parent_folder(file: &Path) -> Result<(), StoreError> {
     }
 }
 
-super::shared::impl_store!(SqliteStore);
-super::shared::impl_helpers!(sqlx::Sqlite);
-super::shared::impl_rows!(SqliteRow);
+super::shared::impl_store!(SqliteStore, sqlx::Sqlite);

@@ -362,8 +362,21 @@ async fn tokens_signed_before_a_key_rotation_still_verify_after_it() {
     // Assert
     let kid = |jwt: &str| jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap();
     assert_eq!(kid(before["access_token"].as_str().unwrap()), old_kid);
-    assert_ne!(kid(after["id_token"].as_str().unwrap()), old_kid, "new tokens use the new key");
-    assert_eq!(app.userinfo(before["access_token"].as_str().unwrap()).await.status(), 200);
+    assert_ne!(
+        kid(after["id_token"].as_str().unwrap()),
+        old_kid,
+        "new tokens use the new key"
+    );
+    assert_eq!(
+        app.userinfo(before["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
     let jwks: serde_json::Value = app.get("/jwks.json").await.json().await.unwrap();
-    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "both keys are published");
+    assert_eq!(
+        jwks["keys"].as_array().unwrap().len(),
+        2,
+        "both keys are published"
+    );
 }

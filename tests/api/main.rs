@@ -1,19 +1,24 @@
 //! One integration-test binary (fast to link): a real server, a real database, the fake Discord.
 
 mod access;
+mod authorize;
 mod browser;
+mod callback;
 mod config_validation;
+mod consent;
 mod discovery;
+mod endpoint_helpers;
 mod flow;
 mod health;
 mod helpers;
 mod lifecycle;
+mod lifecycle_helpers;
+mod logout;
+mod refresh;
+mod revocation;
 mod security;
 mod startup_errors;
 mod store_conformance;
 mod test_db;
-mod authorize;
-mod callback;
-mod endpoint_helpers;
 mod token;
 mod userinfo;

@@ -108,6 +108,8 @@ async fn a_request_without_a_token_gets_401_with_a_bearer_challenge() {
         .to_str()
         .unwrap();
     assert!(challenge.starts_with("Bearer"), "{challenge}");
+    // RFC 6750 §3.1: without credentials the challenge carries no error code.
+    assert!(!challenge.contains("error="), "{challenge}");
 }
 
 #[tokio::test]

@@ -16,6 +16,8 @@ mod token;
 #[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
+mod membership_tests;
+#[cfg(test)]
 mod tests;
 
 pub use data::{FakeData, FakeDataError, FakeGuild, FakeMembership, FakeRole, FakeUser};

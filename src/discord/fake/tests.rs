@@ -35,6 +35,7 @@ pub(super) fn config(fake: &FakeDiscordHandle) -> DiscordClientConfig {
         redirect_uri: REDIRECT.to_owned(),
         timeout: Duration::from_secs(5),
         max_retry_wait: Duration::from_secs(2),
+        membership_ttl: Duration::from_secs(300),
     }
 }
 

@@ -1,0 +1,301 @@
+//! Grants and their tokens: refresh rotation with reuse detection (RFC 9700 §4.14.2), access
+//! token checks, and a person's live grants.
+
+use super::{CLIENT, NOW, fixture, grant, granted, refresh, session, signed_in, user};
+use crate::test_db::backends;
+use guildgate::domain::TokenHash;
+use guildgate::store::{AccessCheck, GrantRecord, Rotation};
+use std::sync::Arc;
+use time::Duration;
+
+#[tokio::test]
+async fn rotate_refresh_token_spends_the_old_token_and_returns_the_grant() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (g, old) = granted(&*t.store).await;
+        let (new_hash, new) = refresh(NOW + Duration::days(1));
+
+        let rotation = t
+            .store
+            .rotate_refresh_token(&old, CLIENT, &new, NOW)
+            .await
+            .unwrap();
+
+        assert_eq!(rotation, Rotation::Rotated(g.clone()));
+        assert_eq!(t.store.find_refresh_grant(&old, NOW).await.unwrap(), None);
+        assert_eq!(
+            t.store.find_refresh_grant(&new_hash, NOW).await.unwrap(),
+            Some(g)
+        );
+    }
+}
+
+#[tokio::test]
+async fn rotate_refresh_token_treats_a_rotated_token_as_reuse_and_revokes_the_grant() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (g, old) = granted(&*t.store).await;
+        let (new_hash, new) = refresh(NOW + Duration::days(1));
+        t.store
+            .rotate_refresh_token(&old, CLIENT, &new, NOW)
+            .await
+            .unwrap();
+        let (_, third) = refresh(NOW + Duration::days(1));
+
+        let reuse = t
+            .store
+            .rotate_refresh_token(&old, CLIENT, &third, NOW)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            reuse,
+            Rotation::Reused {
+                grant_id: g.id.clone()
+            }
+        );
+        assert_eq!(
+            t.store.get_grant(&g.id).await.unwrap().unwrap().revoked_at,
+            Some(NOW)
+        );
+        assert_eq!(
+            t.store.check_access(&g.id, "jti-1", NOW).await.unwrap(),
+            AccessCheck::Inactive
+        );
+        let (_, fourth) = refresh(NOW + Duration::days(1));
+        let successor = t
+            .store
+            .rotate_refresh_token(&new_hash, CLIENT, &fourth, NOW)
+            .await;
+        assert_eq!(
+            successor.unwrap(),
+            Rotation::Invalid,
+            "the whole family is dead"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rotate_refresh_token_refuses_another_clients_token_and_changes_nothing() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (g, old) = granted(&*t.store).await;
+        let (_, new) = refresh(NOW + Duration::days(1));
+
+        let stolen = t
+            .store
+            .rotate_refresh_token(&old, "forum", &new, NOW)
+            .await
+            .unwrap();
+
+        assert_eq!(stolen, Rotation::Invalid);
+        assert_eq!(
+            t.store.find_refresh_grant(&old, NOW).await.unwrap(),
+            Some(g.clone())
+        );
+        let (_, other) = refresh(NOW + Duration::days(1));
+        let owner = t
+            .store
+            .rotate_refresh_token(&old, CLIENT, &other, NOW)
+            .await
+            .unwrap();
+        assert_eq!(owner, Rotation::Rotated(g));
+    }
+}
+
+#[tokio::test]
+async fn rotate_refresh_token_refuses_expired_tokens_and_dead_grants() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (_, idle) = granted(&*t.store).await;
+        let (revoked_grant, of_revoked) = granted(&*t.store).await;
+        t.store.revoke_grant(&revoked_grant.id, NOW).await.unwrap();
+        let (ended_grant, of_ended) = granted(&*t.store).await;
+        t.store
+            .end_session(ended_grant.session_id.as_deref().unwrap(), NOW)
+            .await
+            .unwrap();
+        let (_, new) = refresh(NOW + Duration::days(2));
+
+        let rotate = |old: TokenHash, at| {
+            let (store, new) = (Arc::clone(&t.store), new.clone());
+            async move {
+                store
+                    .rotate_refresh_token(&old, CLIENT, &new, at)
+                    .await
+                    .unwrap()
+            }
+        };
+        let expired = rotate(idle, NOW + Duration::days(1)).await;
+        let revoked = rotate(of_revoked, NOW).await;
+        let ended = rotate(of_ended, NOW).await;
+        let unknown = rotate(TokenHash::of("?"), NOW).await;
+
+        assert_eq!(expired, Rotation::Invalid, "past the token's expires_at");
+        assert_eq!(revoked, Rotation::Invalid, "grant revoked");
+        assert_eq!(ended, Rotation::Invalid, "session ended");
+        assert_eq!(unknown, Rotation::Invalid);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_rotations_of_one_token_rotate_exactly_once() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (g, old) = granted(&*t.store).await;
+
+        let racers: Vec<_> = (0..5)
+            .map(|_| {
+                let (store, old) = (Arc::clone(&t.store), old.clone());
+                let (_, new) = refresh(NOW + Duration::days(1));
+                tokio::spawn(
+                    async move { store.rotate_refresh_token(&old, CLIENT, &new, NOW).await },
+                )
+            })
+            .collect();
+        let mut rotated = 0;
+        for racer in racers {
+            match racer.await.unwrap().unwrap() {
+                Rotation::Rotated(_) => rotated += 1,
+                Rotation::Reused { grant_id } => assert_eq!(grant_id, g.id),
+                Rotation::Invalid => panic!("every racer presents a once-valid token"),
+            }
+        }
+
+        assert_eq!(rotated, 1);
+    }
+}
+
+#[tokio::test]
+async fn revoke_access_token_makes_only_that_jti_inactive() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (g, _) = granted(&*t.store).await;
+
+        t.store
+            .revoke_access_token("jti-1", NOW + Duration::minutes(10))
+            .await
+            .unwrap();
+        t.store
+            .revoke_access_token("jti-1", NOW + Duration::minutes(10))
+            .await
+            .unwrap();
+
+        assert_eq!(
+            t.store.check_access(&g.id, "jti-1", NOW).await.unwrap(),
+            AccessCheck::Inactive
+        );
+        assert_eq!(
+            t.store.check_access(&g.id, "jti-2", NOW).await.unwrap(),
+            AccessCheck::Active {
+                user_id: g.user_id.clone()
+            }
+        );
+    }
+}
+
+#[tokio::test]
+async fn check_access_is_inactive_for_unknown_expired_or_revoked_grants() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (g, _) = granted(&*t.store).await;
+
+        let live = t.store.check_access(&g.id, "j", NOW).await.unwrap();
+        let unknown = t
+            .store
+            .check_access("no-such-grant", "j", NOW)
+            .await
+            .unwrap();
+        let expired = t
+            .store
+            .check_access(&g.id, "j", g.expires_at)
+            .await
+            .unwrap();
+        let was_live = t.store.revoke_grant(&g.id, NOW).await.unwrap();
+        let again = t.store.revoke_grant(&g.id, NOW).await.unwrap();
+        let revoked = t.store.check_access(&g.id, "j", NOW).await.unwrap();
+
+        assert_eq!(
+            live,
+            AccessCheck::Active {
+                user_id: g.user_id.clone()
+            },
+            "the check names the grant's person"
+        );
+        assert_eq!(unknown, AccessCheck::Inactive);
+        assert_eq!(expired, AccessCheck::Inactive);
+        assert!(
+            was_live && !again,
+            "revoke_grant reports whether the grant was live"
+        );
+        assert_eq!(revoked, AccessCheck::Inactive);
+    }
+}
+
+#[tokio::test]
+async fn list_user_grants_lists_only_the_persons_live_grants() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (_, s) = signed_in(&*t.store, "1001").await;
+        let (_, other) = signed_in(&*t.store, "2002").await;
+        let (_, ended) = session("1001", NOW + Duration::hours(12));
+        t.store.insert_session(&ended).await.unwrap();
+        let live = grant(CLIENT, &s);
+        let offline = GrantRecord {
+            session_id: None,
+            created_at: NOW + Duration::seconds(1),
+            ..grant("forum", &s)
+        };
+        let revoked = grant(CLIENT, &s);
+        let expired = GrantRecord {
+            expires_at: NOW,
+            ..grant(CLIENT, &s)
+        };
+        let of_ended_session = grant(CLIENT, &ended);
+        let someone_elses = grant(CLIENT, &other);
+        for g in [
+            &live,
+            &offline,
+            &revoked,
+            &expired,
+            &of_ended_session,
+            &someone_elses,
+        ] {
+            t.store.insert_grant(g, None).await.unwrap();
+        }
+        t.store.revoke_grant(&revoked.id, NOW).await.unwrap();
+        t.store.end_session(&ended.id, NOW).await.unwrap();
+
+        let listed = t.store.list_user_grants("1001", NOW).await.unwrap();
+
+        assert_eq!(listed, vec![live, offline], "oldest first");
+        assert_eq!(t.store.list_user_grants("3003", NOW).await.unwrap(), vec![]);
+    }
+}
+
+#[tokio::test]
+async fn check_access_names_the_person_of_a_grant_without_a_session() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        t.store.upsert_user(&user("1001")).await.unwrap();
+        let (_, s) = session("1001", NOW + Duration::hours(1));
+        let offline = GrantRecord {
+            session_id: None,
+            ..grant(CLIENT, &s)
+        };
+        t.store.insert_grant(&offline, None).await.unwrap();
+
+        let check = t
+            .store
+            .check_access(&offline.id, "jti-1", NOW)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            check,
+            AccessCheck::Active {
+                user_id: "1001".to_owned()
+            }
+        );
+    }
+}

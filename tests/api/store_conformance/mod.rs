@@ -1,0 +1,141 @@
+//! One behaviour suite for the `Store` trait, run against every backend in `backends()`.
+//!
+//! Each test loops over the backends on a fresh database; the backend under test is printed
+//! first, so a failure's captured output says which one broke. This file holds the fixtures;
+//! the tests are grouped by what they exercise.
+
+mod codes;
+mod connect;
+mod gc;
+mod grants;
+mod logout_queue;
+mod people;
+mod sessions;
+
+use crate::test_db::{Backend, TestDb, fresh_database};
+use guildgate::domain::{OpaqueToken, TokenHash};
+use guildgate::store::{
+    AuthCodeRecord, GrantRecord, NewRefreshToken, SessionRecord, Store, UpstreamLogin, UserRecord,
+    connect,
+};
+use std::sync::Arc;
+use time::{Duration, OffsetDateTime, macros::datetime};
+
+const NOW: OffsetDateTime = datetime!(2030-01-01 12:00 UTC);
+const CLIENT: &str = "wiki";
+
+struct Fixture {
+    // Declared before `_db` so the pool closes before the database is dropped.
+    store: Arc<dyn Store>,
+    _db: TestDb,
+}
+
+async fn fixture(backend: Backend) -> Fixture {
+    println!("store conformance on {backend:?}");
+    let db = fresh_database(backend).await;
+    let store = connect(&db.url, 5)
+        .await
+        .expect("connect to the test database");
+    store.migrate().await.expect("migrate the test database");
+    Fixture { store, _db: db }
+}
+
+fn user(id: &str) -> UserRecord {
+    UserRecord {
+        id: id.to_owned(),
+        username: format!("user{id}"),
+        global_name: Some("Ada".to_owned()),
+        avatar: None,
+        email: Some(format!("{id}@example.com")),
+        email_verified: true,
+        locale: Some("en-GB".to_owned()),
+        updated_at: NOW,
+    }
+}
+
+fn session(user_id: &str, expires_at: OffsetDateTime) -> (OpaqueToken, SessionRecord) {
+    let secret = OpaqueToken::generate();
+    let record = SessionRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        secret_hash: secret.hash(),
+        user_id: user_id.to_owned(),
+        auth_time: NOW,
+        created_at: NOW,
+        expires_at,
+        last_seen_at: NOW,
+    };
+    (secret, record)
+}
+
+fn grant(client_id: &str, s: &SessionRecord) -> GrantRecord {
+    GrantRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        client_id: client_id.to_owned(),
+        user_id: s.user_id.clone(),
+        session_id: Some(s.id.clone()),
+        scopes: "openid profile".to_owned(),
+        auth_time: s.auth_time,
+        created_at: NOW,
+        expires_at: NOW + Duration::days(30),
+        revoked_at: None,
+    }
+}
+
+fn code(s: &SessionRecord, expires_at: OffsetDateTime) -> (TokenHash, AuthCodeRecord) {
+    let hash = OpaqueToken::generate().hash();
+    let record = AuthCodeRecord {
+        code_hash: hash.clone(),
+        client_id: CLIENT.to_owned(),
+        redirect_uri: "https://wiki.example.com/cb".to_owned(),
+        user_id: s.user_id.clone(),
+        session_id: s.id.clone(),
+        grant_id: uuid::Uuid::new_v4().to_string(),
+        scopes: "openid".to_owned(),
+        nonce: Some("n-0S6_WzA2Mj".to_owned()),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
+        auth_time: NOW,
+        created_at: NOW,
+        expires_at,
+    };
+    (hash, record)
+}
+
+fn refresh(expires_at: OffsetDateTime) -> (TokenHash, NewRefreshToken) {
+    let hash = OpaqueToken::generate().hash();
+    (
+        hash.clone(),
+        NewRefreshToken {
+            token_hash: hash,
+            expires_at,
+        },
+    )
+}
+
+/// A Discord login pending for 10 minutes, keyed by the hashes of `state` and `binding`.
+fn pending_login(state: &str, binding: &str) -> UpstreamLogin {
+    UpstreamLogin {
+        state_hash: TokenHash::of(state),
+        binding_hash: TokenHash::of(binding),
+        pkce_verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".to_owned(),
+        request: r#"{"client_id":"wiki"}"#.to_owned(),
+        created_at: NOW,
+        expires_at: NOW + Duration::minutes(10),
+    }
+}
+
+/// A user with a live session (12 h), ready for codes and grants.
+async fn signed_in(store: &dyn Store, user_id: &str) -> (OpaqueToken, SessionRecord) {
+    store.upsert_user(&user(user_id)).await.unwrap();
+    let (secret, s) = session(user_id, NOW + Duration::hours(12));
+    store.insert_session(&s).await.unwrap();
+    (secret, s)
+}
+
+/// A live grant under a fresh session, with its first refresh token (1 day idle expiry).
+async fn granted(store: &dyn Store) -> (GrantRecord, TokenHash) {
+    let (_, s) = signed_in(store, "80351110224678912").await;
+    let g = grant(CLIENT, &s);
+    let (token, first) = refresh(NOW + Duration::days(1));
+    store.insert_grant(&g, Some(&first)).await.unwrap();
+    (g, token)
+}

@@ -1,0 +1,197 @@
+//! What is kept about a person: the profile, pending Discord logins, consents, the membership
+//! snapshot and the sealed Discord tokens.
+
+use super::{CLIENT, NOW, fixture, pending_login, user};
+use crate::test_db::backends;
+use guildgate::domain::TokenHash;
+use guildgate::store::{MembershipSnapshot, StoredUpstreamTokens, UserRecord};
+use time::Duration;
+
+#[tokio::test]
+async fn upsert_user_inserts_then_updates_the_same_person() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let first = user("41771983423143937");
+        t.store.upsert_user(&first).await.unwrap();
+        let changed = UserRecord {
+            username: "renamed".to_owned(),
+            global_name: None,
+            avatar: Some("a_1269e74af4df7417b13759eae50c83dc".to_owned()),
+            email_verified: false,
+            updated_at: NOW + Duration::hours(1),
+            ..first.clone()
+        };
+
+        t.store.upsert_user(&changed).await.unwrap();
+
+        assert_eq!(t.store.get_user(&first.id).await.unwrap(), Some(changed));
+        assert_eq!(t.store.get_user("1").await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn take_upstream_login_needs_matching_state_and_binding_and_is_single_use() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (state, binding) = (TokenHash::of("state"), TokenHash::of("binding"));
+        let login = pending_login("state", "binding");
+        t.store.insert_upstream_login(&login).await.unwrap();
+
+        let other_browser = t
+            .store
+            .take_upstream_login(&state, &TokenHash::of("x"), NOW)
+            .await;
+        let other_state = t
+            .store
+            .take_upstream_login(&TokenHash::of("x"), &binding, NOW)
+            .await;
+        let first = t
+            .store
+            .take_upstream_login(&state, &binding, NOW)
+            .await
+            .unwrap();
+        let second = t
+            .store
+            .take_upstream_login(&state, &binding, NOW)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            other_browser.unwrap(),
+            None,
+            "another browser's binding must not match"
+        );
+        assert_eq!(other_state.unwrap(), None);
+        assert_eq!(first, Some(login));
+        assert_eq!(second, None, "a pending login is taken once");
+    }
+}
+
+#[tokio::test]
+async fn take_upstream_login_refuses_an_expired_login() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (state, binding) = (TokenHash::of("state"), TokenHash::of("binding"));
+        let login = pending_login("state", "binding");
+        t.store.insert_upstream_login(&login).await.unwrap();
+
+        let late = NOW + Duration::minutes(10);
+        let taken = t
+            .store
+            .take_upstream_login(&state, &binding, late)
+            .await
+            .unwrap();
+
+        assert_eq!(taken, None);
+    }
+}
+
+#[tokio::test]
+async fn consents_are_saved_replaced_and_revoked_per_person_and_client() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        t.store.upsert_user(&user("1001")).await.unwrap();
+        t.store.upsert_user(&user("2002")).await.unwrap();
+        let before = t.store.get_consent("1001", CLIENT).await.unwrap();
+
+        t.store
+            .save_consent("1001", CLIENT, "openid", NOW)
+            .await
+            .unwrap();
+        t.store
+            .save_consent("1001", CLIENT, "openid email", NOW + Duration::minutes(1))
+            .await
+            .unwrap();
+        t.store
+            .save_consent("1001", "forum", "openid", NOW)
+            .await
+            .unwrap();
+        t.store
+            .save_consent("2002", CLIENT, "openid profile", NOW)
+            .await
+            .unwrap();
+
+        assert_eq!(before, None);
+        let replaced = t.store.get_consent("1001", CLIENT).await.unwrap();
+        assert_eq!(replaced.as_deref(), Some("openid email"), "saving replaces");
+        assert!(t.store.revoke_consent("1001", CLIENT).await.unwrap());
+        assert!(
+            !t.store.revoke_consent("1001", CLIENT).await.unwrap(),
+            "already gone"
+        );
+        assert_eq!(t.store.get_consent("1001", CLIENT).await.unwrap(), None);
+        let other_client = t.store.get_consent("1001", "forum").await.unwrap();
+        let other_person = t.store.get_consent("2002", CLIENT).await.unwrap();
+        assert_eq!(other_client.as_deref(), Some("openid"));
+        assert_eq!(other_person.as_deref(), Some("openid profile"));
+    }
+}
+
+#[tokio::test]
+async fn membership_snapshots_round_trip_and_replace_and_survive_a_profile_update() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let unknown = t.store.get_membership("1001").await.unwrap();
+        t.store.upsert_user(&user("1001")).await.unwrap();
+        let never_fetched = t.store.get_membership("1001").await.unwrap();
+        let first = MembershipSnapshot {
+            snapshot: r#"{"guilds":{"81384788765712384":["admin"]}}"#.to_owned(),
+            fetched_at: NOW,
+        };
+        let second = MembershipSnapshot {
+            snapshot: r#"{"guilds":{}}"#.to_owned(),
+            fetched_at: NOW + Duration::hours(1),
+        };
+
+        t.store.save_membership("1001", &first).await.unwrap();
+        let saved = t.store.get_membership("1001").await.unwrap();
+        t.store.save_membership("1001", &second).await.unwrap();
+        t.store.upsert_user(&user("1001")).await.unwrap();
+        let replaced = t.store.get_membership("1001").await.unwrap();
+
+        assert_eq!(unknown, None);
+        assert_eq!(never_fetched, None);
+        assert_eq!(saved, Some(first));
+        assert_eq!(replaced, Some(second));
+    }
+}
+
+#[tokio::test]
+async fn upstream_tokens_round_trip_replace_and_clear() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        t.store.upsert_user(&user("1001")).await.unwrap();
+        let never_stored = t.store.get_upstream_tokens("1001").await.unwrap();
+        let first = StoredUpstreamTokens {
+            // Every byte value, so no engine may treat the ciphertext as text.
+            ciphertext: (0..=255).collect(),
+            access_expires_at: NOW + Duration::days(7),
+        };
+        let second = StoredUpstreamTokens {
+            ciphertext: vec![0, 1, 2, 3],
+            access_expires_at: NOW + Duration::days(14),
+        };
+
+        t.store
+            .save_upstream_tokens("1001", Some(&first))
+            .await
+            .unwrap();
+        let saved = t.store.get_upstream_tokens("1001").await.unwrap();
+        t.store
+            .save_upstream_tokens("1001", Some(&second))
+            .await
+            .unwrap();
+        let replaced = t.store.get_upstream_tokens("1001").await.unwrap();
+        t.store.save_upstream_tokens("1001", None).await.unwrap();
+        let cleared = t.store.get_upstream_tokens("1001").await.unwrap();
+
+        assert_eq!(never_stored, None);
+        assert_eq!(saved, Some(first));
+        assert_eq!(replaced, Some(second));
+        assert_eq!(cleared, None);
+        assert!(
+            t.store.get_user("1001").await.unwrap().is_some(),
+            "clearing tokens keeps the person"
+        );
+    }
+}

@@ -1,0 +1,206 @@
+//! SSO sessions: lookup by secret, use, listing, and ending one or all of a person's.
+
+use super::{CLIENT, NOW, fixture, grant, session, signed_in};
+use crate::test_db::backends;
+use guildgate::domain::TokenHash;
+use guildgate::store::{AccessCheck, GrantRecord, SessionRecord, StoreError};
+use time::Duration;
+
+#[tokio::test]
+async fn find_session_returns_only_live_sessions_by_secret() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (secret, s) = signed_in(&*t.store, "1001").await;
+
+        let found = t.store.find_session(&secret.hash(), NOW).await.unwrap();
+        let wrong = t
+            .store
+            .find_session(&TokenHash::of("guess"), NOW)
+            .await
+            .unwrap();
+        let expired = t
+            .store
+            .find_session(&secret.hash(), s.expires_at)
+            .await
+            .unwrap();
+
+        assert_eq!(found, Some(s));
+        assert_eq!(wrong, None);
+        assert_eq!(expired, None, "a session is dead at its expires_at");
+    }
+}
+
+#[tokio::test]
+async fn touch_session_records_the_last_use() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (secret, s) = signed_in(&*t.store, "1001").await;
+        let later = NOW + Duration::minutes(5);
+
+        t.store.touch_session(&s.id, later).await.unwrap();
+
+        let found = t
+            .store
+            .find_session(&secret.hash(), later)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.last_seen_at, later);
+    }
+}
+
+#[tokio::test]
+async fn insert_session_with_a_taken_secret_is_a_conflict() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (_, s) = signed_in(&*t.store, "1001").await;
+        let twin = SessionRecord {
+            id: "another-id".to_owned(),
+            ..s
+        };
+
+        let result = t.store.insert_session(&twin).await;
+
+        assert!(
+            matches!(result, Err(StoreError::Conflict(_))),
+            "got {result:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn end_session_returns_its_clients_and_revokes_its_grants() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (secret, s) = signed_in(&*t.store, "1001").await;
+        for client in ["wiki", "forum", "wiki"] {
+            t.store
+                .add_session_client(&s.id, client, NOW)
+                .await
+                .unwrap();
+        }
+        let g = grant(CLIENT, &s);
+        t.store.insert_grant(&g, None).await.unwrap();
+        let later = NOW + Duration::minutes(1);
+
+        let ended = t
+            .store
+            .end_session(&s.id, later)
+            .await
+            .unwrap()
+            .expect("a live session");
+
+        assert_eq!(ended.session, s);
+        assert_eq!(ended.clients, vec!["forum".to_owned(), "wiki".to_owned()]);
+        assert_eq!(
+            t.store.find_session(&secret.hash(), later).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            t.store.check_access(&g.id, "jti-1", later).await.unwrap(),
+            AccessCheck::Inactive
+        );
+        let revoked = t.store.get_grant(&g.id).await.unwrap().unwrap();
+        assert_eq!(revoked.revoked_at, Some(later));
+        assert_eq!(
+            t.store.end_session(&s.id, later).await.unwrap(),
+            None,
+            "already ended"
+        );
+        assert_eq!(
+            t.store.end_session("no-such-id", later).await.unwrap(),
+            None
+        );
+    }
+}
+
+#[tokio::test]
+async fn list_sessions_returns_live_sessions_newest_first_filtered_by_user() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (_, ada_old) = signed_in(&*t.store, "1001").await;
+        let (_, mut ada_new) = session("1001", NOW + Duration::hours(12));
+        ada_new.created_at = NOW + Duration::minutes(1);
+        t.store.insert_session(&ada_new).await.unwrap();
+        let (_, bob) = signed_in(&*t.store, "2002").await;
+        let (_, ended) = signed_in(&*t.store, "1001").await;
+        t.store.end_session(&ended.id, NOW).await.unwrap();
+        let (_, expired) = session("1001", NOW);
+        t.store.insert_session(&expired).await.unwrap();
+
+        let adas = t.store.list_sessions(Some("1001"), NOW).await.unwrap();
+        let everyone = t.store.list_sessions(None, NOW).await.unwrap();
+
+        assert_eq!(adas, vec![ada_new.clone(), ada_old.clone()]);
+        let ids: Vec<_> = everyone.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(
+            ids.len(),
+            3,
+            "ended and expired sessions are not listed: {ids:?}"
+        );
+        assert_eq!(ids[0], ada_new.id);
+        assert!(ids.contains(&bob.id.as_str()) && ids.contains(&ada_old.id.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn end_user_sessions_ends_every_session_and_revokes_every_grant_of_the_person() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (_, first) = signed_in(&*t.store, "1001").await;
+        let (_, mut second) = session("1001", NOW + Duration::hours(12));
+        second.created_at = NOW + Duration::minutes(1);
+        t.store.insert_session(&second).await.unwrap();
+        let (_, bobs) = signed_in(&*t.store, "2002").await;
+        for (s, client) in [(&first, "wiki"), (&first, "forum"), (&second, "wiki")] {
+            t.store
+                .add_session_client(&s.id, client, NOW)
+                .await
+                .unwrap();
+        }
+        let with_session = grant(CLIENT, &first);
+        let offline = GrantRecord {
+            session_id: None,
+            ..grant("forum", &first)
+        };
+        let bobs_grant = grant(CLIENT, &bobs);
+        for g in [&with_session, &offline, &bobs_grant] {
+            t.store.insert_grant(g, None).await.unwrap();
+        }
+        let later = NOW + Duration::minutes(5);
+
+        let ended = t.store.end_user_sessions("1001", later).await.unwrap();
+
+        let summary: Vec<_> = ended
+            .iter()
+            .map(|e| (e.session.clone(), e.clients.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (second, vec!["wiki".to_owned()]),
+                (first, vec!["forum".to_owned(), "wiki".to_owned()]),
+            ],
+            "newest first, each with its clients sorted"
+        );
+        assert_eq!(
+            t.store.list_sessions(Some("1001"), later).await.unwrap(),
+            vec![]
+        );
+        for g in [&with_session, &offline] {
+            let revoked = t.store.get_grant(&g.id).await.unwrap().unwrap();
+            assert_eq!(revoked.revoked_at, Some(later), "grant {g:?}");
+            let check = t.store.check_access(&g.id, "jti", later).await.unwrap();
+            assert_eq!(check, AccessCheck::Inactive);
+        }
+        assert_eq!(
+            t.store.list_sessions(Some("2002"), later).await.unwrap(),
+            vec![bobs],
+            "another person's session stays"
+        );
+        let bobs_check = t.store.check_access(&bobs_grant.id, "jti", later).await;
+        assert!(matches!(bobs_check.unwrap(), AccessCheck::Active { .. }));
+        let again = t.store.end_user_sessions("1001", later).await.unwrap();
+        assert_eq!(again, vec![], "nothing left to end");
+    }
+}
