@@ -106,6 +106,8 @@ pub struct DiscordSettings {
     pub membership_ttl: String,
     /// Upper bound for one call to Discord.
     pub timeout: String,
+    /// How long past `membership_ttl` the last snapshot may stand in while Discord is down.
+    pub membership_grace: String,
 }
 
 /// `[tokens]`.

@@ -28,6 +28,8 @@ pub struct Lifetimes {
     pub membership: Duration,
     /// `discord.timeout`.
     pub discord_timeout: Duration,
+    /// `discord.membership_grace` (zero: fail closed at once).
+    pub membership_grace: Duration,
     /// `keys.rotate_every`.
     pub key_rotation: Duration,
     /// `keys.publish_ahead`.

@@ -143,6 +143,17 @@ impl Settings {
             session_idle: c.duration("session.idle_timeout", &self.session.idle_timeout),
             membership: c.duration("discord.membership_ttl", &self.discord.membership_ttl),
             discord_timeout: c.duration("discord.timeout", &self.discord.timeout),
+            membership_grace: c
+                .check(
+                    "discord.membership_grace",
+                    humantime::parse_duration(&self.discord.membership_grace).map_err(|e| {
+                        format!(
+                            "{:?} is not a duration like \"0s\", \"1h\" ({e})",
+                            self.discord.membership_grace
+                        )
+                    }),
+                )
+                .unwrap_or_default(),
             key_rotation: c.duration("keys.rotate_every", &self.keys.rotate_every),
             key_publish_ahead: c.duration("keys.publish_ahead", &self.keys.publish_ahead),
         };

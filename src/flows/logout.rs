@@ -86,11 +86,9 @@ pub fn is_confirmed_by_hint(
     request: &LogoutRequest,
     session: &SessionRecord,
 ) -> bool {
-    // A hint from an earlier session of the same person does not speak for this one.
-    let same_session = request
-        .hint_sid
-        .as_deref()
-        .is_none_or(|sid| sid == session.id);
+    // A hint from an earlier session of the same person does not speak for this one, and a
+    // hint without `sid` (an offline_access ID token) cannot show which session it is from.
+    let same_session = request.hint_sid.as_deref() == Some(session.id.as_str());
     match (&request.hint_sub, &request.client) {
         (Some(sub), Some(client)) => {
             same_session && *sub == state.subject(client, &session.user_id)

@@ -159,6 +159,7 @@ pub async fn current(
         let renewed = match state.discord.refresh(&refresh).await {
             Ok(t) => t,
             Err(DiscordError::InvalidGrant | DiscordError::Unauthorized) => return Err(lost()),
+            Err(_) if within_grace(state, fetched_at, now) => return Ok(snapshot),
             Err(e) => return Err(unavailable(&e)),
         };
         keep_tokens(state, &user.id, &renewed, now).await?;
@@ -169,10 +170,21 @@ pub async fn current(
     let membership = match fetch(state, &user.id, &access).await {
         Ok(m) => m,
         Err(DiscordError::Unauthorized) => return Err(lost()),
+        Err(e) if within_grace(state, fetched_at, now) => {
+            tracing::warn!(error = %e, user = %user.id, "Discord unreachable; using the last snapshot within discord.membership_grace");
+            return Ok(snapshot);
+        }
         Err(e) => return Err(unavailable(&e)),
     };
     save(state, &user.id, &membership, now).await?;
     Ok(membership)
+}
+
+/// Whether a snapshot taken at `fetched_at` may stand in while Discord is down.
+fn within_grace(state: &AppState, fetched_at: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    let limits = state.config.lifetimes;
+    !limits.membership_grace.is_zero()
+        && fetched_at.is_some_and(|at| now - at < limits.membership + limits.membership_grace)
 }
 
 /// The claims a scope set releases about `user` to `client`, including `groups` from the

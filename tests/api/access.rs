@@ -420,3 +420,33 @@ async fn a_burst_of_logins_calls_the_member_endpoint_once_per_user_and_guild() {
         "each login still exchanges its code"
     );
 }
+
+#[tokio::test]
+async fn a_grace_period_keeps_the_last_snapshot_while_discord_is_down() {
+    // Arrange: the same apps, with a one-hour grace period.
+    let app = spawn_app_with(&format!(
+        "{}\n[discord]\nmembership_grace = \"1h\"\n",
+        config()
+    ))
+    .await;
+    let page = attempt(&app, &mut Browser::new(), "wiki", BOB, "openid").await;
+    let first = tokens(&app, "wiki", &page).await;
+    app.state.clock.advance(Duration::from_secs(6 * 60));
+    for route in [FakeRoute::Guilds, FakeRoute::Member, FakeRoute::Me] {
+        app.discord.inject(route, Fault::ServerError { times: 50 });
+    }
+
+    // Act
+    let response = app
+        .token(
+            Some(("wiki", "wiki-secret-wiki-secret")),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", first["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+
+    // Assert
+    assert_eq!(response.status(), 200, "the last good snapshot stands in");
+}
