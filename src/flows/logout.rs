@@ -133,13 +133,57 @@ pub async fn notify_clients(
     ended: &EndedSession,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    let deliveries: Vec<LogoutDelivery> = ended
-        .clients
+    let session = &ended.session;
+    queue(
+        state,
+        &ended.clients,
+        &session.user_id,
+        Some(&session.id),
+        now,
+    )
+    .await
+}
+
+/// `guildgate users revoke`: ends every session and revokes every grant of a person, and tells
+/// every app involved: those of the sessions (with `sid`) and those holding session-less
+/// `offline_access` grants (with `sub` only, Back-Channel Logout §2.4).
+pub async fn revoke_user(
+    state: &AppState,
+    user_id: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<EndedSession>, StoreError> {
+    let offline_clients: Vec<String> = state
+        .store
+        .list_user_grants(user_id, now)
+        .await?
+        .into_iter()
+        .filter(|g| g.session_id.is_none())
+        .map(|g| g.client_id)
+        .collect();
+    let ended = state.store.end_user_sessions(user_id, now).await?;
+    for session in &ended {
+        notify_clients(state, session, now).await?;
+    }
+    let mut offline_clients = offline_clients;
+    offline_clients.sort();
+    offline_clients.dedup();
+    queue(state, &offline_clients, user_id, None, now).await?;
+    Ok(ended)
+}
+
+async fn queue(
+    state: &AppState,
+    client_ids: &[String],
+    user_id: &str,
+    sid: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let deliveries: Vec<LogoutDelivery> = client_ids
         .iter()
         .filter_map(|id| state.clients.get(id))
         .filter_map(|client| {
             let uri = client.backchannel_logout_uri.as_ref()?;
-            Some(delivery(state, &client, &ended.session, uri.as_str(), now))
+            Some(delivery(state, &client, user_id, sid, uri.as_str(), now))
         })
         .collect();
     if deliveries.is_empty() {
@@ -153,7 +197,8 @@ pub async fn notify_clients(
 fn delivery(
     state: &AppState,
     client: &ValidClient,
-    session: &SessionRecord,
+    user_id: &str,
+    sid: Option<&str>,
     uri: &str,
     now: OffsetDateTime,
 ) -> LogoutDelivery {
@@ -165,15 +210,15 @@ fn delivery(
         iat: now.unix_timestamp(),
         exp: now.unix_timestamp() + LOGOUT_TOKEN_TTL,
         jti: uuid::Uuid::new_v4().simple().to_string(),
-        sub: state.subject(client, &session.user_id),
-        sid: Some(session.id.clone()),
+        sub: state.subject(client, user_id),
+        sid: sid.map(str::to_owned),
         events,
     };
     LogoutDelivery {
         id: OpaqueToken::generate().expose().to_owned(),
         client_id: client.id.as_str().to_owned(),
-        session_id: Some(session.id.clone()),
-        user_id: session.user_id.clone(),
+        session_id: sid.map(str::to_owned),
+        user_id: user_id.to_owned(),
         uri: uri.to_owned(),
         logout_token: serde_json::to_string(&claims).unwrap_or_default(),
         attempts: 0,

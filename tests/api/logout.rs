@@ -763,3 +763,66 @@ async fn back_channel_logout_reaches_only_the_apps_of_the_ended_session() {
         "Bob's session is untouched"
     );
 }
+
+#[tokio::test]
+async fn revoking_a_person_tells_the_apps_of_their_sessions_and_of_their_offline_grants() {
+    // Arrange: one app through a session, another holding only an offline_access grant.
+    let (bc, seen) = receiver(0).await;
+    let offline = Rp {
+        id: "offline",
+        secret: "offline-secret-offline-secret",
+        redirect: "https://offline.example.com/cb",
+    };
+    let app = spawn_app_with(&format!(
+        "{}{}",
+        bc_client(BC_APP, &bc),
+        bc_client(offline, &bc)
+    ))
+    .await;
+    let mut browser = Browser::new();
+    tokens_via(&app, &mut browser, BC_APP, &[], ALICE).await;
+    let kept = tokens_via(
+        &app,
+        &mut browser,
+        offline,
+        &[("scope", "openid offline_access")],
+        ALICE,
+    )
+    .await;
+
+    // Act: what `guildgate users revoke` does.
+    let now = app.state.clock.now();
+    let ended = guildgate::flows::logout::revoke_user(&app.state, ALICE, now)
+        .await
+        .unwrap();
+
+    // Assert: both apps get a logout token; the offline one has no sid, only sub.
+    assert_eq!(ended.len(), 1);
+    assert!(
+        eventually(10, || seen.lock().unwrap().len() >= 3).await,
+        "{} deliveries",
+        seen.lock().unwrap().len()
+    );
+    let tokens: Vec<serde_json::Value> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| decode_payload(t))
+        .collect();
+    let for_offline: Vec<&serde_json::Value> =
+        tokens.iter().filter(|t| t["aud"] == "offline").collect();
+    assert!(
+        for_offline
+            .iter()
+            .any(|t| t.get("sid").is_none() && t["sub"] == ALICE),
+        "{tokens:?}"
+    );
+    assert!(
+        tokens
+            .iter()
+            .any(|t| t["aud"] == "bcapp" && t["sid"].is_string()),
+        "{tokens:?}"
+    );
+    let refreshed = refresh_as(&app, offline, kept.text("refresh_token").as_str(), None).await;
+    assert_eq!(refreshed.status, 400, "the offline grant is revoked too");
+}
