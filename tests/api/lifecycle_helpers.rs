@@ -3,6 +3,7 @@
 //! revocation, hidden form fields, and POSTs that carry the browser's session cookie.
 
 use crate::browser::{Browser, Page, query_of};
+use crate::endpoint_helpers::unescape_html;
 use crate::helpers::{APP, APP_REDIRECT, APP_SECRET, OTHER, OTHER_REDIRECT, OTHER_SECRET, TestApp};
 use serde_json::Value;
 
@@ -160,17 +161,6 @@ pub async fn revoke_as(app: &TestApp, rp: Option<Rp>, token: &str) -> Reply {
 /// The status `/userinfo` gives an access token.
 pub async fn userinfo_status(app: &TestApp, access_token: &str) -> u16 {
     app.userinfo(access_token).await.status().as_u16()
-}
-
-/// Undoes HTML attribute escaping the way a browser does.
-fn unescape_html(text: &str) -> String {
-    text.replace("&#x2f;", "/")
-        .replace("&#x2F;", "/")
-        .replace("&#x27;", "'")
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
 }
 
 /// The value of the form field `<input … name="NAME" value="…">` on a page.
