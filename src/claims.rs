@@ -6,20 +6,10 @@ use crate::policy::{self, Facts};
 use crate::store::UserRecord;
 use serde_json::{Map, Value, json};
 
-/// Discord's CDN for avatars.
-const CDN: &str = "https://cdn.discordapp.com";
-
-/// The avatar URL Discord's docs give: animated hashes (`a_…`) as GIF, else PNG; without an
-/// avatar, the default avatar `(id >> 22) % 6` used for users on the new username system.
+/// The avatar URL for a stored person (the discriminator is not stored: nearly every account
+/// is on the new username system, whose default avatar follows from the id).
 pub fn picture_url(user_id: &str, avatar: Option<&str>) -> String {
-    match avatar {
-        Some(hash) if hash.starts_with("a_") => format!("{CDN}/avatars/{user_id}/{hash}.gif"),
-        Some(hash) => format!("{CDN}/avatars/{user_id}/{hash}.png"),
-        None => {
-            let index = user_id.parse::<u64>().map_or(0, |id| (id >> 22) % 6);
-            format!("{CDN}/embed/avatars/{index}.png")
-        }
-    }
+    crate::domain::avatar_url(user_id, avatar, None)
 }
 
 /// The `sub` a client sees: the Discord id, or for a pairwise client (OIDC Core §8.1, sector =

@@ -146,11 +146,6 @@ impl Clients {
         self.by_id.get(id).cloned()
     }
 
-    /// Every client (for listing).
-    pub fn all(&self) -> impl Iterator<Item = &Arc<ValidClient>> {
-        self.by_id.values()
-    }
-
     /// Authenticates a token-endpoint request. Unknown clients and wrong secrets fail alike,
     /// after the same argon2 work.
     pub async fn authenticate(

@@ -21,15 +21,6 @@ pub struct Membership {
     pub roles: BTreeMap<String, Vec<String>>,
 }
 
-/// The person as Discord describes them at sign-in (Dex's `connector.Identity`, made concrete).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamIdentity {
-    /// `GET /users/@me`.
-    pub user: api::User,
-    /// Guilds and roles, as far as the configuration needs them.
-    pub membership: Membership,
-}
-
 impl DiscordClient {
     /// `GET /users/@me` (needs `identify`; `email` adds `email` and `verified`).
     pub async fn fetch_user(&self, access_token: &SecretString) -> Result<api::User, DiscordError> {

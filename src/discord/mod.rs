@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use client::{DiscordClient, DiscordClientConfig, DiscordTokens};
-pub use identity::{Membership, UpstreamIdentity};
+pub use identity::Membership;
 
 /// What can go wrong when talking to Discord.
 ///
@@ -170,30 +170,9 @@ impl DiscordStats {
     }
 }
 
-/// Discord's CDN host for avatars.
-const CDN: &str = "https://cdn.discordapp.com";
-
 /// The user's avatar URL on Discord's CDN, or their default avatar when they have none.
-///
-/// Per Discord's "Image Formatting" reference: `avatars/{user_id}/{hash}.png`, where a hash that
-/// starts with `a_` is animated and is also available as GIF. Default avatars are
-/// `embed/avatars/{index}.png` with `index = (user_id >> 22) % 6` for users on the new username
-/// system (discriminator `"0"`) and `discriminator % 5` for legacy users.
 pub fn avatar_url(user: &api::User) -> String {
-    match user.avatar.as_deref() {
-        Some(hash) if !hash.is_empty() => {
-            let ext = if hash.starts_with("a_") { "gif" } else { "png" };
-            format!("{CDN}/avatars/{}/{hash}.{ext}", user.id)
-        }
-        _ => format!("{CDN}/embed/avatars/{}.png", default_avatar_index(user)),
-    }
-}
-
-fn default_avatar_index(user: &api::User) -> u64 {
-    match user.discriminator.parse::<u64>() {
-        Ok(d) if d != 0 => d % 5,
-        _ => user.id.parse::<u64>().map(|id| (id >> 22) % 6).unwrap_or(0),
-    }
+    crate::domain::avatar_url(&user.id, user.avatar.as_deref(), Some(&user.discriminator))
 }
 
 #[cfg(test)]

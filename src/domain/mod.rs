@@ -1,5 +1,6 @@
 //! Parse-don't-validate newtypes: request and config strings become these once, at the edge.
 
+mod avatar;
 mod client_id;
 mod discord_id;
 mod issuer;
@@ -8,6 +9,7 @@ mod redirect_uri;
 mod scopes;
 mod token;
 
+pub use avatar::avatar_url;
 pub use client_id::ClientId;
 pub use discord_id::DiscordId;
 pub use issuer::{Issuer, is_loopback};

@@ -30,11 +30,6 @@ impl Scopes {
         self.0.iter().all(|s| other.contains(s))
     }
 
-    /// Removes a scope (e.g. `offline_access` when refresh tokens are not allowed).
-    pub fn without(&self, scope: &str) -> Self {
-        Self(self.0.iter().copied().filter(|s| *s != scope).collect())
-    }
-
     /// Whether no supported scope is present.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
