@@ -67,7 +67,12 @@ pub async fn finish(
                 "the session's person is unknown",
             )
         })?;
-    let (snapshot, _) = membership::load(state, &user.id).await?;
+    // Without guild or role rules anywhere, the snapshot cannot change the answer: skip the read.
+    let snapshot = if state.config.needs_membership {
+        membership::load(state, &user.id).await?.0
+    } else {
+        membership::Membership::default()
+    };
     if let Err(denial) = membership::check(state, Some(client), &user, &snapshot) {
         tracing::info!(user = %user.id, client_id = %client.id, reason = denial.as_str(), "access refused by the access rules");
         let error = OAuthError::new(

@@ -1,7 +1,7 @@
 //! `POST /revoke` (RFC 7009) and `POST /introspect` (RFC 7662).
 
 use super::form;
-use super::token::authenticate;
+use super::token::authenticated_form;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::flows::revocation;
 use crate::state::AppState;
@@ -27,8 +27,7 @@ async fn revoke(
     body: Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let params = form::parse(&req, &body)?;
-    let client = authenticate(&req, &params, &state).await?;
+    let (params, client) = authenticated_form(&req, &body, &state).await?;
     // token_type_hint is only a hint (RFC 7009 §2.1): both kinds are tried regardless.
     revocation::revoke(&state, &client, token_param(&params)?, state.clock.now()).await?;
     Ok(HttpResponse::Ok()
@@ -43,8 +42,7 @@ async fn introspect(
     body: Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let params = form::parse(&req, &body)?;
-    let client = authenticate(&req, &params, &state).await?;
+    let (params, client) = authenticated_form(&req, &body, &state).await?;
     let answer =
         revocation::introspect(&state, &client, token_param(&params)?, state.clock.now()).await?;
     Ok(HttpResponse::Ok()

@@ -22,8 +22,7 @@ async fn token(
     body: Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let params = form::parse(&req, &body)?;
-    let client = authenticate(&req, &params, &state).await?;
+    let (params, client) = authenticated_form(&req, &body, &state).await?;
     let grant_type = params.get("grant_type").unwrap_or_default();
     tracing::Span::current().record("grant_type", grant_type);
     let now = state.clock.now();
@@ -68,8 +67,19 @@ fn missing(name: &'static str) -> OAuthError {
     )
 }
 
-/// Authenticates the client of a token-endpoint-style request (token, revoke, introspect).
-pub async fn authenticate(
+/// Parses the form and authenticates the client of a token-endpoint-style request (token,
+/// revoke, introspect).
+pub async fn authenticated_form(
+    req: &HttpRequest,
+    body: &Bytes,
+    state: &AppState,
+) -> Result<(form::FormParams, std::sync::Arc<crate::config::ValidClient>), OAuthError> {
+    let params = form::parse(req, body)?;
+    let client = authenticate(req, &params, state).await?;
+    Ok((params, client))
+}
+
+async fn authenticate(
     req: &HttpRequest,
     params: &form::FormParams,
     state: &AppState,

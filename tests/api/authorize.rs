@@ -627,3 +627,35 @@ async fn unknown_scopes_are_ignored() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["scope"], "openid", "bogus is dropped");
 }
+
+#[tokio::test]
+async fn a_session_unused_for_longer_than_the_idle_timeout_is_not_used_again() {
+    // Arrange: signed in, then the session is used once an hour, then left alone.
+    let app = spawn_app().await;
+    let mut browser = Browser::new();
+    app.code_for(&mut browser, APP, APP_REDIRECT, &[], ALICE)
+        .await;
+    let silent = app.authorize_url(APP, APP_REDIRECT, &[("prompt", "none")]);
+    for _ in 0..3 {
+        app.state
+            .clock
+            .advance(std::time::Duration::from_secs(3600));
+        let used = browser.get(&silent).await;
+        assert!(
+            query_of(&used.location.unwrap()).contains_key("code"),
+            "each use within the 2h idle timeout keeps the session alive"
+        );
+    }
+
+    // Act: more than the idle timeout passes without use.
+    app.state
+        .clock
+        .advance(std::time::Duration::from_secs(2 * 3600 + 60));
+    let after = browser.get(&silent).await;
+
+    // Assert
+    assert_eq!(
+        query_of(&after.location.unwrap())["error"],
+        "login_required"
+    );
+}
