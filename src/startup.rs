@@ -3,6 +3,7 @@
 use crate::clients::Clients;
 use crate::config::{Problem, Settings};
 use crate::discord::{DiscordClient, DiscordClientConfig};
+use crate::keyed_lock::KeyedLocks;
 use crate::keys::{KeyError, KeySet};
 use crate::routes;
 use crate::state::{AppState, Clock};
@@ -212,5 +213,6 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
             .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?,
         discovery,
         clock,
+        rechecks: KeyedLocks::default(),
     })
 }

@@ -3,6 +3,7 @@
 use crate::clients::Clients;
 use crate::config::{Settings, ValidConfig};
 use crate::discord::DiscordClient;
+use crate::keyed_lock::KeyedLocks;
 use crate::keys::KeySet;
 use crate::store::Store;
 use std::sync::Arc;
@@ -31,6 +32,9 @@ pub struct AppState {
     pub discovery: bytes::Bytes,
     /// Time source.
     pub clock: Clock,
+    /// One Discord membership re-check per person at a time in this process (the store's
+    /// lease extends the rule across processes).
+    pub rechecks: KeyedLocks,
 }
 
 /// Wall-clock time plus an adjustable offset, so tests can move time forward without sleeping.

@@ -4,8 +4,9 @@
 //! for one person take turns ([`MembershipCache::lock_person`]), so a burst of sign-ins asks
 //! Discord once and the rest read the answer.
 
+use crate::keyed_lock::{KeyedGuard, KeyedLocks};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -24,39 +25,8 @@ pub struct MembershipCache {
     ttl: Duration,
     guilds: Mutex<HashMap<String, Entry<Vec<String>>>>,
     members: Mutex<MemberMap>,
-    /// One async lock per person with a look-up in progress; removed when the last holder leaves.
-    in_flight: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
-}
-
-/// Held while one person's membership is being looked up; see [`MembershipCache::lock_person`].
-pub struct PersonLock {
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-    slot: Arc<tokio::sync::Mutex<()>>,
-    user: String,
-    in_flight: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
-}
-
-impl Drop for PersonLock {
-    fn drop(&mut self) {
-        drop(self.guard.take());
-        let mut map = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // The map and `slot` are the only holders left: nobody waits, so the entry can go.
-        // Waiters clone the slot under this same map lock, so the count cannot race.
-        if Arc::strong_count(&self.slot) == 2 {
-            map.remove(&self.user);
-        }
-    }
-}
-
-impl std::fmt::Debug for PersonLock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PersonLock")
-            .field("user", &self.user)
-            .finish()
-    }
+    /// One look-up per person at a time.
+    in_flight: KeyedLocks,
 }
 
 impl MembershipCache {
@@ -66,27 +36,14 @@ impl MembershipCache {
             ttl,
             guilds: Mutex::new(HashMap::new()),
             members: Mutex::new(HashMap::new()),
-            in_flight: Arc::default(),
+            in_flight: KeyedLocks::default(),
         }
     }
 
     /// Waits until no other look-up for `user` is in progress and holds off new ones until the
     /// returned lock drops. Look-ups for different people do not wait for each other.
-    pub async fn lock_person(&self, user: &str) -> PersonLock {
-        let slot = {
-            let mut map = self
-                .in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(map.entry(user.to_owned()).or_default())
-        };
-        let guard = Arc::clone(&slot).lock_owned().await;
-        PersonLock {
-            guard: Some(guard),
-            slot,
-            user: user.to_owned(),
-            in_flight: Arc::clone(&self.in_flight),
-        }
+    pub async fn lock_person(&self, user: &str) -> KeyedGuard {
+        self.in_flight.lock(user).await
     }
 
     fn fresh(&self, at: OffsetDateTime, now: OffsetDateTime) -> bool {
@@ -174,25 +131,5 @@ mod tests {
         cache.forget("u");
         assert_eq!(cache.guilds("u", t0), None);
         assert_eq!(cache.member("u", "g", t0), None);
-    }
-
-    #[tokio::test]
-    async fn lookups_for_one_person_take_turns_and_leave_nothing_behind() {
-        let cache = Arc::new(MembershipCache::new(Duration::from_secs(300)));
-        let first = cache.lock_person("u").await;
-        let other = cache.lock_person("v").await;
-        let waiter = tokio::spawn({
-            let cache = Arc::clone(&cache);
-            async move { drop(cache.lock_person("u").await) }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!waiter.is_finished(), "the second look-up for u waits");
-        drop(first);
-        waiter
-            .await
-            .expect("waiter finishes once the first is done");
-        drop(other);
-        let in_flight = cache.in_flight.lock().expect("lock");
-        assert!(in_flight.is_empty(), "{:?}", in_flight.keys());
     }
 }

@@ -2,8 +2,9 @@
 //! rule and issue the code. Shared by the SSO path and the Discord callback.
 
 use super::authorize::AuthorizationRequest;
+use super::recheck::{self, RecheckError};
 use super::response::{error_redirect, success_redirect};
-use super::{code, membership};
+use super::{code, logout, membership};
 use crate::config::{Consent, ValidClient};
 use crate::domain::Scopes;
 use crate::error::{OAuthError, OAuthErrorCode};
@@ -24,6 +25,15 @@ pub enum Finish {
         redirect: String,
         /// Which requirement was not met, in words for the person.
         explanation: &'static str,
+    },
+    /// The session's membership is stale and only a new Discord sign-in can renew it (no kept
+    /// Discord tokens, or Discord ended the authorization): send the browser to Discord again.
+    SignInAgain,
+    /// Discord could not be asked to confirm a stale membership (fail closed): explain, then
+    /// return to the app with `temporarily_unavailable`.
+    Unavailable {
+        /// The app's redirect URI carrying `error=temporarily_unavailable`.
+        redirect: String,
     },
     /// Show the consent page for this client and these scopes.
     AskConsent {
@@ -48,7 +58,8 @@ struct ConsentTicket {
     request: AuthorizationRequest,
 }
 
-/// The app's access rules (on the stored membership snapshot), consent as configured
+/// The app's access rules (on the membership snapshot, renewed first when stale and the app
+/// depends on it), consent as configured
 /// (`never` | `once` | `always`, `prompt=consent`), then the code.
 pub async fn finish(
     state: &AppState,
@@ -67,14 +78,23 @@ pub async fn finish(
                 "the session's person is unknown",
             )
         })?;
-    // Without guild or role rules anywhere, the snapshot cannot change the answer: skip the read.
-    let snapshot = if state.config.needs_membership {
-        membership::load(state, &user.id).await?.0
+    // An app whose rules or groups do not involve guilds never reads the snapshot; for the
+    // others a snapshot older than discord.membership_ttl is brought up to date first, so a
+    // person removed from a server cannot walk into new apps on an old sign-in.
+    let snapshot = if membership::matters_for(state, client) {
+        match recheck::current(state, &user, now).await {
+            Ok(m) => m,
+            Err(e) => return stale_membership(state, request, e),
+        }
     } else {
         membership::Membership::default()
     };
     if let Err(denial) = membership::check(state, Some(client), &user, &snapshot) {
         tracing::info!(user = %user.id, client_id = %client.id, reason = denial.as_str(), "access refused by the access rules");
+        // The global rules no longer admit the person: the session must not open other apps.
+        if membership::check(state, None, &user, &snapshot).is_err() {
+            logout::end_session(state, &session.id, now).await?;
+        }
         let error = OAuthError::new(
             OAuthErrorCode::AccessDenied,
             "the access rules do not admit this person",
@@ -108,6 +128,43 @@ pub async fn finish(
     }
     let code = code::issue(state, request, session, now).await?;
     Ok(Finish::Redirect(success_redirect(state, request, &code)))
+}
+
+/// What the browser gets when the stale membership could not be renewed.
+fn stale_membership(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    e: RecheckError,
+) -> Result<Finish, OAuthError> {
+    let to_app = |code, description| {
+        Finish::Redirect(error_redirect(
+            state,
+            request,
+            &OAuthError::new(code, description),
+        ))
+    };
+    match e {
+        // OIDC Core §3.1.2.6: without interaction the person cannot be signed in again.
+        RecheckError::NoKeptTokens | RecheckError::AuthorizationGone if request.prompt.none => {
+            Ok(to_app(
+                OAuthErrorCode::LoginRequired,
+                "the person must sign in with Discord again",
+            ))
+        }
+        RecheckError::NoKeptTokens | RecheckError::AuthorizationGone => Ok(Finish::SignInAgain),
+        RecheckError::Unavailable(why) => {
+            tracing::warn!(reason = %why, client_id = %request.client_id, "cannot re-check Discord membership for single sign-on; refusing");
+            let description = "Discord could not be asked to confirm access; try again shortly";
+            if request.prompt.none {
+                return Ok(to_app(OAuthErrorCode::TemporarilyUnavailable, description));
+            }
+            let error = OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, description);
+            Ok(Finish::Unavailable {
+                redirect: error_redirect(state, request, &error),
+            })
+        }
+        RecheckError::Internal(e) => Err(e),
+    }
 }
 
 async fn needs_consent(

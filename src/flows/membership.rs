@@ -1,9 +1,10 @@
-//! Guild membership: fetched from Discord at sign-in, kept as a snapshot, re-checked at refresh
-//! once older than `discord.membership_ttl`, and turned into policy facts and groups.
+//! Guild membership: fetched from Discord at sign-in, kept as a snapshot (re-checked by
+//! [`super::recheck`] once older than `discord.membership_ttl`), and turned into policy facts
+//! and groups.
 
 use crate::config::ValidClient;
 use crate::discord::{DiscordError, DiscordTokens, kept_tokens};
-use crate::error::{OAuthError, OAuthErrorCode};
+use crate::error::OAuthError;
 use crate::policy::{self, Denial, Facts};
 use crate::sealed::Sealer;
 use crate::state::AppState;
@@ -47,6 +48,19 @@ pub async fn fetch(
         .await
 }
 
+/// Whether this client's answer depends on guild membership: the global rules or its own name a
+/// guild or role, or it may see groups. Only then is a stale snapshot re-checked for it, so an
+/// app without such rules never waits for Discord.
+pub fn matters_for(state: &AppState, client: &ValidClient) -> bool {
+    let names_guilds = |rules: &crate::config::AccessRules| {
+        !rules.allowed_guilds.is_empty() || !rules.required_roles.is_empty()
+    };
+    state.config.needs_membership
+        && (names_guilds(&state.config.access)
+            || names_guilds(&client.access)
+            || !client.groups.is_empty())
+}
+
 /// The global and the client's rules against a membership.
 pub fn check(
     state: &AppState,
@@ -65,10 +79,15 @@ pub async fn load(
     user_id: &str,
 ) -> Result<(Membership, Option<OffsetDateTime>), OAuthError> {
     Ok(match state.store.get_membership(user_id).await? {
-        Some(s) => (
-            serde_json::from_str(&s.snapshot).unwrap_or_default(),
-            Some(s.fetched_at),
-        ),
+        Some(s) => match serde_json::from_str(&s.snapshot) {
+            Ok(membership) => (membership, Some(s.fetched_at)),
+            // Unreadable (written by an incompatible release): treat as never taken, so the
+            // next use asks Discord again instead of trusting an empty membership.
+            Err(e) => {
+                tracing::warn!(error = %e, user = %user_id, "stored membership snapshot is unreadable; it will be fetched again");
+                (Membership::default(), None)
+            }
+        },
         None => (Membership::default(), None),
     })
 }
@@ -109,82 +128,13 @@ pub async fn keep_tokens(
         .await?)
 }
 
-fn sealer(state: &AppState) -> Option<Sealer> {
+/// The sealer for kept Discord tokens, when `secrets.encryption_key` is set.
+pub(super) fn sealer(state: &AppState) -> Option<Sealer> {
     state
         .config
         .encryption_key
         .as_ref()
         .and_then(|k| Sealer::new(k).ok())
-}
-
-/// For a refresh: the snapshot if fresh enough, else a new one from Discord (refreshing the
-/// Discord token when it has expired). Discord being unreachable fails closed:
-/// `temporarily_unavailable`, and the grant stays usable once Discord answers again.
-pub async fn current(
-    state: &AppState,
-    user: &UserRecord,
-    now: OffsetDateTime,
-) -> Result<Membership, OAuthError> {
-    let (snapshot, fetched_at) = load(state, &user.id).await?;
-    let fresh = fetched_at.is_some_and(|at| now - at < state.config.lifetimes.membership);
-    if !state.config.needs_membership || fresh {
-        return Ok(snapshot);
-    }
-    let unavailable = |e: &DiscordError| {
-        tracing::warn!(error = %e, user = %user.id, "cannot re-check Discord membership; refusing the refresh");
-        OAuthError::new(
-            OAuthErrorCode::TemporarilyUnavailable,
-            "Discord could not be asked to confirm access; try again shortly",
-        )
-    };
-    let lost = || {
-        OAuthError::new(
-            OAuthErrorCode::InvalidGrant,
-            "Discord access for this person has ended; sign in again",
-        )
-    };
-    let (Some(sealer), Some(stored)) = (
-        sealer(state),
-        state.store.get_upstream_tokens(&user.id).await?,
-    ) else {
-        return Err(lost());
-    };
-    let kept =
-        kept_tokens::open_tokens(&sealer, &user.id, &stored.ciphertext).map_err(|_| lost())?;
-    let mut access = kept.access_token;
-    if stored.access_expires_at <= now {
-        let Some(refresh) = kept.refresh_token else {
-            return Err(lost());
-        };
-        let renewed = match state.discord.refresh(&refresh).await {
-            Ok(t) => t,
-            Err(DiscordError::InvalidGrant | DiscordError::Unauthorized) => return Err(lost()),
-            Err(_) if within_grace(state, fetched_at, now) => return Ok(snapshot),
-            Err(e) => return Err(unavailable(&e)),
-        };
-        keep_tokens(state, &user.id, &renewed, now).await?;
-        access = renewed.access_token;
-    }
-    // The snapshot is stale: ask Discord, not this process's cache of the same age.
-    state.discord.forget_membership(&user.id);
-    let membership = match fetch(state, &user.id, &access).await {
-        Ok(m) => m,
-        Err(DiscordError::Unauthorized) => return Err(lost()),
-        Err(e) if within_grace(state, fetched_at, now) => {
-            tracing::warn!(error = %e, user = %user.id, "Discord unreachable; using the last snapshot within discord.membership_grace");
-            return Ok(snapshot);
-        }
-        Err(e) => return Err(unavailable(&e)),
-    };
-    save(state, &user.id, &membership, now).await?;
-    Ok(membership)
-}
-
-/// Whether a snapshot taken at `fetched_at` may stand in while Discord is down.
-fn within_grace(state: &AppState, fetched_at: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
-    let limits = state.config.lifetimes;
-    !limits.membership_grace.is_zero()
-        && fetched_at.is_some_and(|at| now - at < limits.membership + limits.membership_grace)
 }
 
 /// The claims a scope set releases about `user` to `client`, including `groups` from the

@@ -6,6 +6,7 @@ pub mod finish;
 pub mod grant;
 pub mod logout;
 pub mod membership;
+pub mod recheck;
 pub mod refresh;
 pub mod response;
 pub mod revocation;

@@ -1,6 +1,7 @@
 //! The `refresh_token` grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2).
 
 use super::grant::{self, Refresh, TokenResponse};
+use super::recheck::{self, RecheckError};
 use super::{logout, membership};
 use crate::config::ValidClient;
 use crate::domain::{OpaqueToken, Scopes};
@@ -43,13 +44,15 @@ pub async fn refresh(
     };
 
     // Membership older than discord.membership_ttl is re-checked with Discord (fail closed).
-    if state.config.needs_membership {
+    if membership::matters_for(state, client) {
         let user = state
             .store
             .get_user(&current.user_id)
             .await?
             .ok_or_else(|| invalid("the person no longer exists"))?;
-        let membership = membership::current(state, &user, now).await?;
+        let membership = recheck::current(state, &user, now)
+            .await
+            .map_err(refresh_error)?;
         if let Err(denial) = membership::check(state, Some(client), &user, &membership) {
             tracing::info!(user = %user.id, client_id = %client.id, reason = denial.as_str(), "access lost at refresh; ending the grant");
             state.store.revoke_grant(&current.id, now).await?;
@@ -127,5 +130,23 @@ async fn rotate_or_explain(
             OAuthErrorCode::InvalidGrant,
             "the refresh token is not valid",
         )),
+    }
+}
+
+/// What the app is told when membership could not be re-checked.
+fn refresh_error(e: RecheckError) -> OAuthError {
+    match e {
+        RecheckError::NoKeptTokens | RecheckError::AuthorizationGone => OAuthError::new(
+            OAuthErrorCode::InvalidGrant,
+            "Discord access for this person has ended; sign in again",
+        ),
+        RecheckError::Unavailable(why) => {
+            tracing::warn!(reason = %why, "cannot re-check Discord membership; refusing the refresh");
+            OAuthError::new(
+                OAuthErrorCode::TemporarilyUnavailable,
+                "Discord could not be asked to confirm access; try again shortly",
+            )
+        }
+        RecheckError::Internal(e) => e,
     }
 }

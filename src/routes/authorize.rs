@@ -70,26 +70,12 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
                 tracing::warn!(error = %e, "could not record session use");
             }
             match finish::finish(&state, &client, &request, &s, now).await {
+                Ok(Finish::SignInAgain) => sign_in_upstream(&req, &state, &request, now).await,
                 Ok(next) => render_finish(&req, &state, next),
                 Err(e) => server_error(e),
             }
         }
-        Ok(Decision::SignInUpstream) => {
-            let binding = req.cookie(cookies::BINDING_COOKIE);
-            match upstream::begin(&state, &request, binding.as_ref().map(|c| c.value()), now).await
-            {
-                Ok(start) => {
-                    let mut response = redirect(&req, start.redirect_to.as_str());
-                    if let Err(e) =
-                        response.add_cookie(&cookies::binding(&state, start.binding.expose()))
-                    {
-                        tracing::error!(error = %e, "cannot set the binding cookie");
-                    }
-                    response
-                }
-                Err(e) => server_error(e),
-            }
-        }
+        Ok(Decision::SignInUpstream) => sign_in_upstream(&req, &state, &request, now).await,
         Err(code) => {
             let error = OAuthError::new(
                 code,
@@ -100,6 +86,26 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
             );
             redirect(&req, &response::error_redirect(&state, &request, &error))
         }
+    }
+}
+
+/// Sends the browser to Discord, bound to this browser by a cookie.
+async fn sign_in_upstream(
+    req: &HttpRequest,
+    state: &AppState,
+    request: &authorize::AuthorizationRequest,
+    now: time::OffsetDateTime,
+) -> HttpResponse {
+    let binding = req.cookie(cookies::BINDING_COOKIE);
+    match upstream::begin(state, request, binding.as_ref().map(|c| c.value()), now).await {
+        Ok(start) => {
+            let mut response = redirect(req, start.redirect_to.as_str());
+            if let Err(e) = response.add_cookie(&cookies::binding(state, start.binding.expose())) {
+                tracing::error!(error = %e, "cannot set the binding cookie");
+            }
+            response
+        }
+        Err(e) => server_error(e),
     }
 }
 
@@ -121,6 +127,24 @@ pub(super) fn render_finish(req: &HttpRequest, state: &AppState, next: Finish) -
                     label: "Return to the app",
                 },
             )),
+        Finish::Unavailable { redirect } => HttpResponse::ServiceUnavailable()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::RETRY_AFTER, "30"))
+            .content_type("text/html; charset=utf-8")
+            .body(crate::pages::message_page_with_link(
+                "Discord cannot be reached",
+                "Your access to this app has to be confirmed with Discord, and Discord is not answering right now. Please try again in a minute.",
+                crate::pages::Link {
+                    href: &redirect,
+                    label: "Return to the app",
+                },
+            )),
+        // Only the single sign-on path asks for this, and it starts the Discord sign-in itself.
+        Finish::SignInAgain => page(
+            StatusCode::BAD_REQUEST,
+            "Please sign in again",
+            "Your Discord sign-in could not be confirmed. Go back to the app and sign in again.",
+        ),
         Finish::AskConsent {
             client_name,
             scopes,

@@ -264,6 +264,32 @@ macro_rules! with_lifecycle_methods {
             .await?;
         Ok(())
     }
+
+    async fn claim_recheck(
+        &self,
+        user_id: &str,
+        holder: &str,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(CLAIM_RECHECK)
+            .bind(user_id)
+            .bind(holder)
+            .bind(to_unix(until))
+            .bind(to_unix(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_recheck(&self, user_id: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query(RELEASE_RECHECK)
+            .bind(user_id)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
         }
     };
 }

@@ -225,6 +225,18 @@ pub trait Store: Send + Sync {
         user_id: &str,
         tokens: Option<&StoredUpstreamTokens>,
     ) -> Result<(), StoreError>;
+    /// Takes the person's membership re-check lease for `holder` until `until`, unless another
+    /// holder's lease is still running at `now`; whether `holder` now holds it. One process at
+    /// a time spends the person's Discord refresh token (Discord rotates it on every use).
+    async fn claim_recheck(
+        &self,
+        user_id: &str,
+        holder: &str,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Gives the lease back, if `holder` still holds it.
+    async fn release_recheck(&self, user_id: &str, holder: &str) -> Result<(), StoreError>;
 
     /// Deletes expired codes, pending logins, sessions, grants and revoked-`jti` entries, and
     /// back-channel logout deliveries abandoned for three days, at most `batch` rows of each

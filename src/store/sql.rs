@@ -140,6 +140,11 @@ pub(super) const GET_UPSTREAM_TOKENS: &str =
     "SELECT discord_tokens, discord_token_expires_at FROM users WHERE id = $1";
 pub(super) const SAVE_UPSTREAM_TOKENS: &str =
     "UPDATE users SET discord_tokens = $2, discord_token_expires_at = $3 WHERE id = $1";
+/// Takes the re-check lease unless another holder's lease is still running at `$4`.
+pub(super) const CLAIM_RECHECK: &str = "UPDATE users SET recheck_holder = $2, recheck_until = $3 \
+    WHERE id = $1 AND (recheck_until IS NULL OR recheck_until <= $4 OR recheck_holder = $2)";
+pub(super) const RELEASE_RECHECK: &str = "UPDATE users SET recheck_holder = NULL, \
+    recheck_until = NULL WHERE id = $1 AND recheck_holder = $2";
 
 // ---- The back-channel logout queue (claiming is per engine: see the backends).
 

@@ -19,6 +19,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The fake Discord this app signs people in with.
     pub discord: FakeDiscordHandle,
+    /// The configuration it was started with (for [`TestApp::sibling`]).
+    toml: String,
     _keys_dir: tempfile::TempDir,
     _db: TestDb,
 }
@@ -114,9 +116,38 @@ pub async fn spawn_app_with(extra_toml: &str) -> TestApp {
     data.redirect_uris = vec![format!("{address}/callback/discord")];
     let discord = FakeDiscord::start(data.clone()).expect("fake Discord starts");
     let toml = format!("{}\n{extra_toml}", clients_toml());
-    let mut settings = settings_for(&db.url, keys_dir.path(), &address, &toml);
-    settings.discord.client_id = data.client_id.clone();
-    settings.discord.client_secret = data.client_secret.clone().into();
+    let (state, http) = start(
+        &db.url,
+        keys_dir.path(),
+        &address,
+        &toml,
+        &discord,
+        listener,
+    )
+    .await;
+    TestApp {
+        address,
+        state,
+        http,
+        discord,
+        toml,
+        _keys_dir: keys_dir,
+        _db: db,
+    }
+}
+
+/// Builds and runs one guildgate with the fake Discord's URLs and credentials.
+async fn start(
+    db_url: &str,
+    keys_dir: &std::path::Path,
+    issuer: &str,
+    toml: &str,
+    discord: &FakeDiscordHandle,
+    listener: TcpListener,
+) -> (actix_web::web::Data<AppState>, reqwest::Client) {
+    let mut settings = settings_for(db_url, keys_dir, issuer, toml);
+    settings.discord.client_id = discord.client_id();
+    settings.discord.client_secret = discord.client_secret().into();
     settings.discord.authorize_url = discord.authorize_url().to_string();
     settings.discord.api_base_url = discord.api_base_url().to_string();
     let app = Application::build_with_listener(settings, Clock::default(), Some(listener))
@@ -128,13 +159,28 @@ pub async fn spawn_app_with(extra_toml: &str) -> TestApp {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("http client");
-    TestApp {
-        address,
-        state,
-        http,
-        discord,
-        _keys_dir: keys_dir,
-        _db: db,
+    (state, http)
+}
+
+/// A second guildgate of the same deployment: see [`TestApp::sibling`].
+pub struct Sibling {
+    /// Where it listens (its issuer is the first app's).
+    pub address: String,
+    /// Its own state: its own memory and clock, the shared database.
+    pub state: actix_web::web::Data<AppState>,
+    http: reqwest::Client,
+}
+
+impl Sibling {
+    /// POSTs a form to this process's `/token` with Basic credentials.
+    pub async fn token(&self, basic: (&str, &str), form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}/token", self.address))
+            .form(form)
+            .basic_auth(basic.0, Some(basic.1))
+            .send()
+            .await
+            .expect("token request")
     }
 }
 
@@ -144,6 +190,32 @@ pub async fn spawn_app() -> TestApp {
 }
 
 impl TestApp {
+    /// Another guildgate process of this deployment: the same database, keys folder, issuer,
+    /// configuration and fake Discord, with nothing in memory shared (its own caches, locks and
+    /// clock, which starts where this app's clock is now).
+    pub async fn sibling(&self) -> Sibling {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        let port = listener.local_addr().expect("local addr").port();
+        let (state, http) = start(
+            &self._db.url,
+            self._keys_dir.path(),
+            &self.address,
+            &self.toml,
+            &self.discord,
+            listener,
+        )
+        .await;
+        let ahead = self.state.clock.now() - state.clock.now();
+        state
+            .clock
+            .advance(std::time::Duration::try_from(ahead).unwrap_or_default());
+        Sibling {
+            address: format!("http://127.0.0.1:{port}"),
+            state,
+            http,
+        }
+    }
+
     /// GET a path on the app.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http

@@ -554,7 +554,7 @@ async fn an_offline_access_grant_outlives_logout_but_a_session_grant_does_not() 
 
 /// A back-channel logout receiver on 127.0.0.1: records every POSTed `logout_token` and
 /// answers 500 to the first `fail_first` of them.
-async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<String>>>) {
+pub async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let recorded = seen.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");

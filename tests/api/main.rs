@@ -15,6 +15,7 @@ mod helpers;
 mod key_rotation;
 mod lifecycle_helpers;
 mod logout;
+mod recheck;
 mod refresh;
 mod revocation;
 mod startup_errors;

@@ -243,6 +243,17 @@ impl FakeDiscordHandle {
         self.state().calls.get(&route).copied().unwrap_or(0)
     }
 
+    /// How many refresh-token grants the token endpoint has received (accepted or refused).
+    pub fn refresh_token_uses(&self) -> u32 {
+        self.state().refresh_uses
+    }
+
+    /// The user removes the app in Discord's settings: every token of every authorization of
+    /// theirs stops working.
+    pub fn deauthorize(&self, user_id: &str) {
+        self.state().deauthorize(user_id);
+    }
+
     /// Sets the user's roles in a guild, making them a member if they were not. Returns false
     /// when the user or guild is unknown.
     pub fn set_member_roles(&self, user_id: &str, guild_id: &str, roles: &[&str]) -> bool {

@@ -23,6 +23,8 @@ pub(crate) struct State {
     pub code_ttl: Duration,
     pub access_ttl: Duration,
     pub limits: HashMap<FakeRoute, (u32, Duration)>,
+    /// Token requests with `grant_type=refresh_token`, accepted or not.
+    pub refresh_uses: u32,
     windows: HashMap<(FakeRoute, String), Window>,
     next_grant: u64,
 }
@@ -110,6 +112,7 @@ impl State {
             code_ttl: Duration::from_secs(100),
             access_ttl: Duration::from_secs(604_800),
             limits: HashMap::new(),
+            refresh_uses: 0,
             windows: HashMap::new(),
             next_grant: 1,
         }
@@ -256,6 +259,28 @@ impl State {
         for token in refresh {
             self.refresh.remove(&token);
             self.revoked.insert(token);
+        }
+    }
+
+    /// Revokes every authorization of a user, as when they remove the app under Discord's
+    /// "Authorized Apps" settings.
+    pub fn deauthorize(&mut self, user_id: &str) {
+        let mut grants: Vec<u64> = self
+            .access
+            .values()
+            .filter(|t| t.user_id == user_id)
+            .map(|t| t.grant)
+            .chain(
+                self.refresh
+                    .values()
+                    .filter(|t| t.user_id == user_id)
+                    .map(|t| t.grant),
+            )
+            .collect();
+        grants.sort_unstable();
+        grants.dedup();
+        for grant in grants {
+            self.revoke_grant(grant);
         }
     }
 

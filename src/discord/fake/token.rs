@@ -162,6 +162,7 @@ fn refresh_token(
     params: &Params,
     client_id: &str,
 ) -> Result<serde_json::Value, Failure> {
+    s.refresh_uses += 1;
     let token = param(params, "refresh_token")
         .ok_or(("invalid_request", "refresh_token is missing".to_owned()))?;
     let Some(old) = s.refresh.get(token) else {

@@ -195,3 +195,58 @@ async fn upstream_tokens_round_trip_replace_and_clear() {
         );
     }
 }
+
+#[tokio::test]
+async fn one_holder_at_a_time_takes_the_recheck_lease_until_it_is_released_or_runs_out() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        t.store.upsert_user(&user("1002")).await.unwrap();
+        let until = NOW + Duration::seconds(30);
+
+        let first = t
+            .store
+            .claim_recheck("1002", "a", until, NOW)
+            .await
+            .unwrap();
+        let second = t
+            .store
+            .claim_recheck("1002", "b", until, NOW)
+            .await
+            .unwrap();
+        let again_by_holder = t
+            .store
+            .claim_recheck("1002", "a", until, NOW)
+            .await
+            .unwrap();
+        // Releasing someone else's lease does nothing.
+        t.store.release_recheck("1002", "b").await.unwrap();
+        let still_held = t
+            .store
+            .claim_recheck("1002", "b", until, NOW)
+            .await
+            .unwrap();
+        t.store.release_recheck("1002", "a").await.unwrap();
+        let after_release = t
+            .store
+            .claim_recheck("1002", "b", until, NOW)
+            .await
+            .unwrap();
+        let after_expiry = t
+            .store
+            .claim_recheck("1002", "c", until + Duration::seconds(30), until)
+            .await
+            .unwrap();
+        let unknown_person = t.store.claim_recheck("9", "a", until, NOW).await.unwrap();
+
+        assert!(first, "a free lease is taken");
+        assert!(!second, "a held lease is not taken by another");
+        assert!(again_by_holder, "the holder may extend its own lease");
+        assert!(!still_held, "only the holder releases");
+        assert!(after_release, "a released lease is free");
+        assert!(
+            after_expiry,
+            "a lease that ran out is free (a crashed holder)"
+        );
+        assert!(!unknown_person, "nobody to lease");
+    }
+}
