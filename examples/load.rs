@@ -1,16 +1,24 @@
-//! Load benchmark: `cargo run --release --example load [-- SECONDS CONCURRENCY]`.
+//! Load benchmark: guildgate as a separate process, driven over real sockets.
 //!
-//! Starts guildgate (SQLite in a temp folder, or Postgres with `GUILDGATE_BENCH_POSTGRES_URL`)
-//! and the fake Discord in this process, all on 127.0.0.1, then drives each hot path for a
-//! bounded time with a fixed number of concurrent clients and prints throughput, latency
-//! percentiles and the process's resident memory. Every loop stops by itself.
+//! ```sh
+//! cargo build --release
+//! cargo run --release --example load -- [--binary target/release/guildgate] [--seconds 10]
+//!     [--concurrency 64] [--sign-in-concurrency 16] [--only discovery,jwks,userinfo,refresh,sign-in]
+//! ```
+//!
+//! The fake Discord runs in this process; guildgate runs as `BINARY serve` with a config file in
+//! a temp folder (SQLite there, or Postgres with `GUILDGATE_BENCH_POSTGRES_URL`, whose database
+//! is emptied first). Each path is driven for a bounded time by a fixed number of concurrent
+//! clients; the report gives requests/s, p50/p99 latency, non-2xx answers, and guildgate's
+//! resident memory idle (after start) and at its peak (`VmHWM`). It first measures this
+//! machine's single-core RSA-2048 signatures per second, so runs on different machines (or on a
+//! busy one) compare by ratio. Point `--binary` at another build (an older commit) to compare
+//! two builds back to back. Every loop stops by itself; only 127.0.0.1 is contacted.
 
-use guildgate::config::Settings;
-use guildgate::discord::fake::{FakeData, FakeDiscord};
-use guildgate::startup::Application;
-use guildgate::state::Clock;
+use guildgate::discord::fake::{FakeData, FakeDiscord, FakeRoute};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const CLIENT: &str = "bench";
@@ -18,171 +26,329 @@ const SECRET: &str = "bench-secret-bench-secret";
 const REDIRECT: &str = "https://bench.example.com/cb";
 const USER: &str = "318172463195504640";
 
+/// What to run, from the command line.
+struct Options {
+    binary: String,
+    seconds: u64,
+    concurrency: usize,
+    sign_in_concurrency: usize,
+    only: Vec<String>,
+}
+
+impl Options {
+    fn parse() -> anyhow::Result<Self> {
+        let mut o = Options {
+            binary: "target/release/guildgate".into(),
+            seconds: 10,
+            concurrency: 64,
+            sign_in_concurrency: 16,
+            only: Vec::new(),
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(flag) = args.next() {
+            let mut value = || {
+                args.next()
+                    .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))
+            };
+            match flag.as_str() {
+                "--binary" => o.binary = value()?,
+                "--seconds" => o.seconds = value()?.parse()?,
+                "--concurrency" => o.concurrency = value()?.parse()?,
+                "--sign-in-concurrency" => o.sign_in_concurrency = value()?.parse()?,
+                "--only" => o.only = value()?.split(',').map(str::to_owned).collect(),
+                other => anyhow::bail!("unknown argument {other} (see the file's header)"),
+            }
+        }
+        Ok(o)
+    }
+
+    fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == name)
+    }
+}
+
+/// The guildgate process under test; killed when dropped.
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// `VmRSS` (now) or `VmHWM` (peak) of the process, in MiB.
+    fn memory(&self, field: &str) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with(field))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
+            .map_or(f64::NAN, |kib| kib / 1024.0)
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
-    let concurrency: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
+    let o = Options::parse()?;
+    if !std::path::Path::new(&o.binary).exists() {
+        anyhow::bail!(
+            "{} does not exist: run `cargo build --release` first or pass --binary",
+            o.binary
+        );
+    }
+    let signatures = rsa_signatures_per_second()?;
     let dir = tempfile::tempdir()?;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let issuer = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let issuer = format!("http://127.0.0.1:{port}");
     let mut data = FakeData::demo()?;
     data.redirect_uris = vec![format!("{issuer}/callback/discord")];
     let discord = FakeDiscord::start(data.clone())?;
-    // The bench hammers one Discord user; lift the fake's per-token rate limit out of the way.
-    for route in [
-        guildgate::discord::fake::FakeRoute::Me,
-        guildgate::discord::fake::FakeRoute::Token,
-    ] {
+    // The bench signs one Discord user in over and over: lift the fake's per-token limits.
+    for route in [FakeRoute::Me, FakeRoute::Token] {
         discord.set_rate_limit(route, 1_000_000, Duration::from_secs(1));
     }
-    let db = std::env::var("GUILDGATE_BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}/bench.db", dir.path().display()));
-    let hash = guildgate::clients::hash_secret(SECRET)?;
-    let file = dir.path().join("bench.toml");
+    discord.sign_in_as(Some(USER));
+    let database = match std::env::var("GUILDGATE_BENCH_POSTGRES_URL") {
+        Ok(url) => {
+            empty_postgres(&url).await?;
+            url
+        }
+        Err(_) => format!("sqlite://{}/bench.db", dir.path().display()),
+    };
+    let config = dir.path().join("bench.toml");
     std::fs::write(
-        &file,
+        &config,
         format!(
-            "[[clients]]\nid = \"{CLIENT}\"\nsecret_hash = \"{hash}\"\nredirect_uris = [\"{REDIRECT}\"]\nrefresh_tokens = true\n"
+            "issuer = \"{issuer}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+             [log]\nlevel = \"error\"\n[database]\nurl = \"{database}\"\n\
+             [keys]\ndir = \"{keys}\"\n\
+             [discord]\nclient_id = \"{id}\"\nclient_secret = \"{secret}\"\n\
+             authorize_url = \"{authorize}\"\napi_base_url = \"{api}\"\n\
+             [[clients]]\nid = \"{CLIENT}\"\nsecret_hash = \"{hash}\"\n\
+             redirect_uris = [\"{REDIRECT}\"]\nrefresh_tokens = true\n",
+            keys = dir.path().join("keys").display(),
+            id = data.client_id,
+            secret = data.client_secret,
+            authorize = discord.authorize_url(),
+            api = discord.api_base_url(),
+            hash = guildgate::clients::hash_secret(SECRET)?,
         ),
     )?;
-    let env = [
-        ("GUILDGATE__ISSUER", issuer.clone()),
-        ("GUILDGATE__DATABASE__URL", db.clone()),
-        (
-            "GUILDGATE__KEYS__DIR",
-            dir.path().join("keys").display().to_string(),
-        ),
-        ("GUILDGATE__LOG__LEVEL", "error".to_owned()),
-        ("GUILDGATE__DISCORD__CLIENT_ID", data.client_id.clone()),
-        (
-            "GUILDGATE__DISCORD__CLIENT_SECRET",
-            data.client_secret.clone(),
-        ),
-        (
-            "GUILDGATE__DISCORD__AUTHORIZE_URL",
-            discord.authorize_url().to_string(),
-        ),
-        (
-            "GUILDGATE__DISCORD__API_BASE_URL",
-            discord.api_base_url().to_string(),
-        ),
-    ]
-    .map(|(k, v)| (k.to_owned(), v));
-    let settings = Settings::load_with(Some(&file), env)?;
-    let app = Application::build_with_listener(settings, Clock::default(), Some(listener)).await?;
-    tokio::spawn(app.run_until_stopped());
+    let server = Server {
+        child: Command::new(&o.binary)
+            .args(["--config", &config.display().to_string(), "serve"])
+            .stdout(Stdio::null())
+            .spawn()?,
+    };
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(concurrency)
+        .pool_max_idle_per_host(o.concurrency.max(o.sign_in_concurrency))
         .build()?;
+    wait_ready(&http, &issuer).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = server.memory("VmRSS");
+
+    println!("guildgate load benchmark");
     println!(
-        "guildgate load benchmark: {seconds}s per endpoint, {concurrency} concurrent clients, database {}",
-        if db.starts_with("sqlite") {
+        "  binary {}, database {}, {} s per path, {} clients ({} for sign-in)",
+        o.binary,
+        if database.starts_with("sqlite") {
             "SQLite"
         } else {
             "Postgres"
-        }
+        },
+        o.seconds,
+        o.concurrency,
+        o.sign_in_concurrency
     );
     println!(
-        "{:<28} {:>10} {:>10} {:>10} {:>10}",
-        "endpoint", "req/s", "p50 ms", "p99 ms", "errors"
+        "  reference: one core signs {signatures:.0} RSA-2048 (PKCS#1 v1.5, SHA-256) per second"
     );
-
+    println!(
+        "{:<24} {:>10} {:>9} {:>9} {:>9} {:>8}",
+        "path", "req/s", "p50 ms", "p99 ms", "non-2xx", "÷ RSA/s"
+    );
+    let report = |name: &str, r: Outcome| {
+        println!(
+            "{name:<24} {:>10.0} {:>9.2} {:>9.2} {:>9} {:>8.3}",
+            r.per_second,
+            r.p50_ms,
+            r.p99_ms,
+            r.errors,
+            r.per_second / signatures
+        );
+    };
     let base = Arc::new(issuer.clone());
-    run("GET discovery", seconds, concurrency, {
-        let (http, base) = (http.clone(), base.clone());
-        move || {
+    if o.wants("discovery") {
+        let r = run(o.seconds, o.concurrency, {
             let (http, base) = (http.clone(), base.clone());
-            async move {
-                ok(http
-                    .get(format!("{base}/.well-known/openid-configuration"))
-                    .send()
-                    .await)
-            }
-        }
-    })
-    .await;
-    run("GET jwks.json", seconds, concurrency, {
-        let (http, base) = (http.clone(), base.clone());
-        move || {
-            let (http, base) = (http.clone(), base.clone());
-            async move { ok(http.get(format!("{base}/jwks.json")).send().await) }
-        }
-    })
-    .await;
-
-    // One real sign-in gives an access token and a refresh-token family per client task.
-    discord.sign_in_as(Some(USER));
-    let mut grants = Vec::new();
-    for _ in 0..concurrency {
-        grants.push(sign_in(&http, &issuer).await?);
-    }
-    let access = Arc::new(grants[0].0.clone());
-    run("GET userinfo", seconds, concurrency, {
-        let (http, base, access) = (http.clone(), base.clone(), access.clone());
-        move || {
-            let (http, base, access) = (http.clone(), base.clone(), access.clone());
-            async move {
-                ok(http
-                    .get(format!("{base}/userinfo"))
-                    .bearer_auth(access.as_str())
-                    .send()
-                    .await)
-            }
-        }
-    })
-    .await;
-    // Each task rotates its own family: the refresh grant (2 RSA signatures + a rotation).
-    let families: Vec<Arc<tokio::sync::Mutex<String>>> = grants
-        .iter()
-        .map(|(_, r)| Arc::new(tokio::sync::Mutex::new(r.clone())))
-        .collect();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    run("POST token (refresh)", seconds, concurrency, {
-        let (http, base) = (http.clone(), base.clone());
-        move || {
-            let (http, base) = (http.clone(), base.clone());
-            let family = families[next.fetch_add(1, Ordering::Relaxed) % families.len()].clone();
-            async move {
-                let mut token = family.lock().await;
-                let response = http
-                    .post(format!("{base}/token"))
-                    .basic_auth(CLIENT, Some(SECRET))
-                    .form(&[
-                        ("grant_type", "refresh_token"),
-                        ("refresh_token", token.as_str()),
-                    ])
-                    .send()
-                    .await;
-                match response {
-                    Ok(r) if r.status().is_success() => {
-                        let body: serde_json::Value = r.json().await.unwrap_or_default();
-                        if let Some(t) = body["refresh_token"].as_str() {
-                            *token = t.to_owned();
-                            return true;
-                        }
-                        false
-                    }
-                    _ => false,
+            move |_| {
+                let (http, base) = (http.clone(), base.clone());
+                async move {
+                    success(
+                        http.get(format!("{base}/.well-known/openid-configuration"))
+                            .send()
+                            .await,
+                    )
                 }
             }
-        }
-    })
-    .await;
-    run("full sign-in (code flow)", seconds, concurrency, {
-        let (http, base) = (http.clone(), base.clone());
-        move || {
+        })
+        .await;
+        report("GET discovery", r);
+    }
+    if o.wants("jwks") {
+        let r = run(o.seconds, o.concurrency, {
             let (http, base) = (http.clone(), base.clone());
-            async move { sign_in(&http, &base).await.is_ok() }
+            move |_| {
+                let (http, base) = (http.clone(), base.clone());
+                async move { success(http.get(format!("{base}/jwks.json")).send().await) }
+            }
+        })
+        .await;
+        report("GET jwks.json", r);
+    }
+    let needs_grants = o.wants("userinfo") || o.wants("refresh");
+    let mut grants = Vec::new();
+    if needs_grants {
+        for _ in 0..o.concurrency {
+            grants.push(sign_in(&http, &issuer).await?);
         }
-    })
-    .await;
-    println!("resident memory after the run: {}", rss());
+    }
+    if o.wants("userinfo") {
+        let access: Arc<Vec<String>> = Arc::new(grants.iter().map(|g| g.0.clone()).collect());
+        let r = run(o.seconds, o.concurrency, {
+            let (http, base) = (http.clone(), base.clone());
+            move |worker| {
+                let (http, base, access) = (http.clone(), base.clone(), access.clone());
+                async move {
+                    success(
+                        http.get(format!("{base}/userinfo"))
+                            .bearer_auth(&access[worker % access.len()])
+                            .send()
+                            .await,
+                    )
+                }
+            }
+        })
+        .await;
+        report("GET userinfo", r);
+    }
+    if o.wants("refresh") {
+        // Each client rotates its own refresh-token family, as separate apps do.
+        let families: Arc<Vec<tokio::sync::Mutex<String>>> = Arc::new(
+            grants
+                .iter()
+                .map(|g| tokio::sync::Mutex::new(g.1.clone()))
+                .collect(),
+        );
+        let r = run(o.seconds, o.concurrency, {
+            let (http, base) = (http.clone(), base.clone());
+            move |worker| {
+                let (http, base, families) = (http.clone(), base.clone(), families.clone());
+                async move {
+                    let mut token = families[worker % families.len()].lock().await;
+                    let answer = http
+                        .post(format!("{base}/token"))
+                        .basic_auth(CLIENT, Some(SECRET))
+                        .form(&[
+                            ("grant_type", "refresh_token"),
+                            ("refresh_token", token.as_str()),
+                        ])
+                        .send()
+                        .await;
+                    let Ok(answer) = answer
+                        .map_err(|_| ())
+                        .and_then(|a| a.status().is_success().then_some(a).ok_or(()))
+                    else {
+                        return false;
+                    };
+                    let body: serde_json::Value = answer.json().await.unwrap_or_default();
+                    match body["refresh_token"].as_str() {
+                        Some(next) => {
+                            *token = next.to_owned();
+                            true
+                        }
+                        None => false,
+                    }
+                }
+            }
+        })
+        .await;
+        report("POST token (refresh)", r);
+    }
+    if o.wants("sign-in") {
+        let r = run(o.seconds, o.sign_in_concurrency, {
+            let (http, base) = (http.clone(), base.clone());
+            move |_| {
+                let (http, base) = (http.clone(), base.clone());
+                async move { sign_in(&http, &base).await.is_ok() }
+            }
+        })
+        .await;
+        report("full sign-in", r);
+    }
+    println!(
+        "guildgate resident memory: idle {idle:.1} MiB, peak {:.1} MiB",
+        server.memory("VmHWM")
+    );
     Ok(())
 }
 
-fn ok(r: Result<reqwest::Response, reqwest::Error>) -> bool {
+/// One core's RSA-2048 signatures per second (aws-lc, the library guildgate signs with), over
+/// about two seconds on this thread.
+fn rsa_signatures_per_second() -> anyhow::Result<f64> {
+    use aws_lc_rs::{rand::SystemRandom, rsa::KeySize, signature};
+    let key = signature::RsaKeyPair::generate(KeySize::Rsa2048)
+        .map_err(|_| anyhow::anyhow!("cannot generate an RSA key"))?;
+    let rng = SystemRandom::new();
+    let mut out = vec![0; key.public_modulus_len()];
+    let started = Instant::now();
+    let mut count = 0u32;
+    while started.elapsed() < Duration::from_secs(2) {
+        key.sign(
+            &signature::RSA_PKCS1_SHA256,
+            &rng,
+            b"header.payload",
+            &mut out,
+        )
+        .map_err(|_| anyhow::anyhow!("cannot sign"))?;
+        count += 1;
+    }
+    Ok(f64::from(count) / started.elapsed().as_secs_f64())
+}
+
+/// Drops and re-creates the public schema, so each run starts empty.
+async fn empty_postgres(url: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    sqlx::raw_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+async fn wait_ready(http: &reqwest::Client, issuer: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("{issuer}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("guildgate did not become ready within 60 s")
+}
+
+fn success(r: Result<reqwest::Response, reqwest::Error>) -> bool {
     r.is_ok_and(|r| r.status().is_success())
 }
 
@@ -210,7 +376,7 @@ async fn sign_in(http: &reqwest::Client, issuer: &str) -> anyhow::Result<(String
         .find(|(k, _)| k == "code")
         .map(|(_, v)| v.into_owned())
         .ok_or_else(|| anyhow::anyhow!("no code in {app}"))?;
-    let body: serde_json::Value = http
+    let answer = http
         .post(format!("{issuer}/token"))
         .basic_auth(CLIENT, Some(SECRET))
         .form(&[
@@ -219,9 +385,9 @@ async fn sign_in(http: &reqwest::Client, issuer: &str) -> anyhow::Result<(String
             ("redirect_uri", REDIRECT),
         ])
         .send()
-        .await?
-        .json()
         .await?;
+    anyhow::ensure!(answer.status().is_success(), "token: {}", answer.status());
+    let body: serde_json::Value = answer.json().await?;
     Ok((
         body["access_token"].as_str().unwrap_or_default().to_owned(),
         body["refresh_token"]
@@ -239,23 +405,33 @@ fn location(r: &reqwest::Response) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("expected a redirect, got {}", r.status()))
 }
 
-/// Runs `make()` futures from `concurrency` tasks for `seconds`; prints the numbers.
-async fn run<F, Fut>(name: &str, seconds: u64, concurrency: usize, make: F)
+/// Throughput and latency of one path.
+struct Outcome {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+/// Runs `make(worker)` in a loop from `concurrency` tasks for `seconds`.
+async fn run<F, Fut>(seconds: u64, concurrency: usize, make: F) -> Outcome
 where
-    F: Fn() -> Fut + Clone + Send + 'static,
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
+    let ids = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (make, stop) = (make.clone(), stop.clone());
+        let (make, stop, ids) = (make.clone(), stop.clone(), ids.clone());
         tasks.push(tokio::spawn(async move {
+            let worker = ids.fetch_add(1, Ordering::Relaxed);
             let mut latencies = Vec::new();
             let mut errors = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                if make().await {
+                if make(worker).await {
                     latencies.push(t.elapsed());
                 } else {
                     errors += 1;
@@ -280,23 +456,10 @@ where
         all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
             .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
-    println!(
-        "{:<28} {:>10.0} {:>10.2} {:>10.2} {:>10}",
-        name,
-        all.len() as f64 / elapsed,
-        pct(0.50),
-        pct(0.99),
-        errors
-    );
-}
-
-fn rss() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS"))
-                .map(|l| l.trim_start_matches("VmRSS:").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
+    Outcome {
+        per_second: all.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        errors,
+    }
 }
