@@ -44,13 +44,13 @@ macro_rules! with_lifecycle_methods {
                 sqlx::query_as::<_, SessionRecord>(LIST_USER_SESSIONS)
                     .bind(user)
                     .bind(to_unix(now))
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.reader())
                     .await?
             }
             None => {
                 sqlx::query_as::<_, SessionRecord>(LIST_SESSIONS)
                     .bind(to_unix(now))
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.reader())
                     .await?
             }
         };
@@ -93,7 +93,7 @@ macro_rules! with_lifecycle_methods {
         let grants = sqlx::query_as::<_, GrantRecord>(LIST_USER_GRANTS)
             .bind(user_id)
             .bind(to_unix(now))
-            .fetch_all(&self.pool)
+            .fetch_all(self.reader())
             .await?;
         Ok(grants)
     }
@@ -106,7 +106,7 @@ macro_rules! with_lifecycle_methods {
         let scopes = sqlx::query_scalar::<_, String>(GET_CONSENT)
             .bind(user_id)
             .bind(client_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await?;
         Ok(scopes)
     }
@@ -123,7 +123,7 @@ macro_rules! with_lifecycle_methods {
             .bind(client_id)
             .bind(scopes)
             .bind(to_unix(now))
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -132,7 +132,7 @@ macro_rules! with_lifecycle_methods {
         let done = sqlx::query(REVOKE_CONSENT)
             .bind(user_id)
             .bind(client_id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -183,7 +183,7 @@ macro_rules! with_lifecycle_methods {
     async fn finish_logout_delivery(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query(FINISH_LOGOUT)
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -198,7 +198,7 @@ macro_rules! with_lifecycle_methods {
             .bind(id)
             .bind(i64::from(attempts))
             .bind(to_unix(next_attempt_at))
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -209,7 +209,7 @@ macro_rules! with_lifecycle_methods {
     ) -> Result<Option<MembershipSnapshot>, StoreError> {
         let row = sqlx::query_as::<_, (Option<String>, Option<i64>)>(GET_MEMBERSHIP)
             .bind(user_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await?;
         Ok(match row {
             Some((Some(snapshot), Some(at))) => Some(MembershipSnapshot {
@@ -229,7 +229,7 @@ macro_rules! with_lifecycle_methods {
             .bind(user_id)
             .bind(&snapshot.snapshot)
             .bind(to_unix(snapshot.fetched_at))
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -240,7 +240,7 @@ macro_rules! with_lifecycle_methods {
     ) -> Result<Option<StoredUpstreamTokens>, StoreError> {
         let row = sqlx::query_as::<_, (Option<Vec<u8>>, Option<i64>)>(GET_UPSTREAM_TOKENS)
             .bind(user_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await?;
         Ok(match row {
             Some((Some(ciphertext), Some(at))) => Some(StoredUpstreamTokens {
@@ -260,7 +260,7 @@ macro_rules! with_lifecycle_methods {
             .bind(user_id)
             .bind(tokens.map(|t| t.ciphertext.as_slice()))
             .bind(tokens.map(|t| to_unix(t.access_expires_at)))
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -277,7 +277,7 @@ macro_rules! with_lifecycle_methods {
             .bind(holder)
             .bind(to_unix(until))
             .bind(to_unix(now))
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -286,7 +286,7 @@ macro_rules! with_lifecycle_methods {
         sqlx::query(RELEASE_RECHECK)
             .bind(user_id)
             .bind(holder)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }

@@ -68,6 +68,16 @@ impl PgStore {
         &MIGRATOR
     }
 
+    /// Every statement uses the one pool: Postgres runs concurrent writers itself.
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The same pool as [`reader`](Self::reader).
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// A writing transaction (row locks do the serialising on Postgres).
     async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
         Ok(self.pool.begin().await?)

@@ -1,6 +1,7 @@
 //! The `Store` implementation, written once: both engines run the same SQL (`sql.rs`) and decode
 //! the same rows (`rows.rs`), so the methods are macro text that each backend expands with its
-//! own types. A backend provides only `pool`, `begin_write()` (how a writing transaction starts),
+//! own types. A backend provides only `reader()` and `writer()` (its pools for reads and for
+//! writes), `begin_write()` (how a writing transaction starts),
 //! `migrator()` (which migrations) and `CLAIM_LOGOUTS` (the one statement that differs).
 //!
 //! Why macros and not a generic `impl<DB: Database> Store`: sqlx's generic bounds (an executor
@@ -16,12 +17,12 @@ macro_rules! impl_store {
         $crate::store::lifecycle::with_lifecycle_methods! { $ty, $db;
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(self.reader()).await?;
         Ok(())
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        Ok(Self::migrator().run(&self.pool).await?)
+        Ok(Self::migrator().run(self.writer()).await?)
     }
 
     async fn upsert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
@@ -34,7 +35,7 @@ macro_rules! impl_store {
             .bind(user.email_verified)
             .bind(&user.locale)
             .bind(to_unix(user.updated_at))
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -42,7 +43,7 @@ macro_rules! impl_store {
     async fn get_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
         let row = sqlx::query_as::<_, UserRecord>(GET_USER)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await?;
         Ok(row)
     }
@@ -55,7 +56,7 @@ macro_rules! impl_store {
             .bind(&login.request)
             .bind(to_unix(login.created_at))
             .bind(to_unix(login.expires_at))
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -70,7 +71,7 @@ macro_rules! impl_store {
             .bind(state_hash.as_str())
             .bind(binding_hash.as_str())
             .bind(to_unix(now))
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.writer())
             .await?;
         Ok(row)
     }
@@ -84,7 +85,7 @@ macro_rules! impl_store {
             .bind(to_unix(session.created_at))
             .bind(to_unix(session.expires_at))
             .bind(to_unix(session.last_seen_at))
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -97,7 +98,7 @@ macro_rules! impl_store {
         let row = sqlx::query_as::<_, SessionRecord>(FIND_SESSION)
             .bind(secret_hash.as_str())
             .bind(to_unix(now))
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await?;
         Ok(row)
     }
@@ -106,7 +107,7 @@ macro_rules! impl_store {
         sqlx::query(TOUCH_SESSION)
             .bind(id)
             .bind(to_unix(now))
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -121,7 +122,7 @@ macro_rules! impl_store {
             .bind(session_id)
             .bind(client_id)
             .bind(to_unix(now))
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -140,7 +141,7 @@ macro_rules! impl_store {
             .bind(to_unix(code.auth_time))
             .bind(to_unix(code.created_at))
             .bind(to_unix(code.expires_at))
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -154,7 +155,7 @@ macro_rules! impl_store {
         let spent = sqlx::query_as::<_, AuthCodeRecord>(SPEND_AUTH_CODE)
             .bind(code_hash.as_str())
             .bind(to_unix(now))
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.writer())
             .await?;
         if let Some(code) = spent {
             return Ok(CodeRedemption::Redeemed(Box::new(code)));
@@ -165,7 +166,7 @@ macro_rules! impl_store {
             .bind(code_hash.as_str())
             .bind(to_unix(now))
             .bind(REPLAY_TOMBSTONE_SECS)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.writer())
             .await?;
         Ok(match revoked {
             Some(grant_id) => CodeRedemption::Replayed { grant_id },
@@ -201,7 +202,7 @@ macro_rules! impl_store {
     async fn get_grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
         let row = sqlx::query_as::<_, GrantRecord>(GET_GRANT)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await?;
         Ok(row)
     }
@@ -259,7 +260,7 @@ macro_rules! impl_store {
         let row = sqlx::query_as::<_, GrantRecord>(FIND_REFRESH_GRANT)
             .bind(token_hash.as_str())
             .bind(to_unix(now))
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await?;
         Ok(row)
     }
@@ -268,7 +269,7 @@ macro_rules! impl_store {
         let done = sqlx::query(REVOKE_LIVE_GRANT)
             .bind(grant_id)
             .bind(to_unix(now))
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -281,7 +282,7 @@ macro_rules! impl_store {
         sqlx::query(REVOKE_ACCESS_TOKEN)
             .bind(jti)
             .bind(to_unix(expires_at))
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -296,7 +297,7 @@ macro_rules! impl_store {
             .bind(grant_id)
             .bind(jti)
             .bind(to_unix(now))
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await?;
         Ok(match user {
             Some(user_id) => AccessCheck::Active { user_id },
@@ -310,7 +311,7 @@ macro_rules! impl_store {
             let done = sqlx::query(*statement)
                 .bind(to_unix(now) - grace_secs)
                 .bind(i64::from(batch))
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
             deleted += done.rows_affected();
         }
