@@ -78,7 +78,18 @@ pub async fn load(
     state: &AppState,
     user_id: &str,
 ) -> Result<(Membership, Option<OffsetDateTime>), OAuthError> {
-    Ok(match state.store.get_membership(user_id).await? {
+    Ok(read(
+        state.store.get_membership(user_id).await?.as_ref(),
+        user_id,
+    ))
+}
+
+/// Decodes a stored snapshot (empty and never taken when there is none).
+pub fn read(
+    stored: Option<&MembershipSnapshot>,
+    user_id: &str,
+) -> (Membership, Option<OffsetDateTime>) {
+    match stored {
         Some(s) => match serde_json::from_str(&s.snapshot) {
             Ok(membership) => (membership, Some(s.fetched_at)),
             // Unreadable (written by an incompatible release): treat as never taken, so the
@@ -89,7 +100,7 @@ pub async fn load(
             }
         },
         None => (Membership::default(), None),
-    })
+    }
 }
 
 /// Stores a fresh snapshot.
@@ -145,12 +156,27 @@ pub async fn claims_for(
     scopes: &crate::domain::Scopes,
     client: Option<&ValidClient>,
 ) -> Result<Map<String, Value>, OAuthError> {
+    let snapshot = if scopes.contains("groups") {
+        load(state, &user.id).await?.0
+    } else {
+        Membership::default()
+    };
+    Ok(claims_with(state, user, &snapshot, scopes, client))
+}
+
+/// [`claims_for`] with the snapshot already in hand.
+pub fn claims_with(
+    state: &AppState,
+    user: &UserRecord,
+    snapshot: &Membership,
+    scopes: &crate::domain::Scopes,
+    client: Option<&ValidClient>,
+) -> Map<String, Value> {
     let mut claims = crate::claims::user_claims(user, scopes);
     if scopes.contains("groups") {
-        let (snapshot, _) = load(state, &user.id).await?;
         let visible = client.map(|c| c.groups.as_slice()).unwrap_or_default();
-        let groups = crate::claims::groups(&state.config.groups, visible, &facts(&snapshot, user));
+        let groups = crate::claims::groups(&state.config.groups, visible, &facts(snapshot, user));
         claims.insert("groups".into(), json!(groups));
     }
-    Ok(claims)
+    claims
 }

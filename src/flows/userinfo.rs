@@ -3,7 +3,6 @@
 use crate::domain::Scopes;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::state::AppState;
-use crate::store::AccessCheck;
 use crate::tokens;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
@@ -21,26 +20,21 @@ pub async fn claims_for(
             tokens::TokenError::Expired => invalid("the access token has expired"),
             _ => invalid("the access token is not valid"),
         })?;
-    let AccessCheck::Active { user_id } = state
+    // One statement: is the grant live and the token not revoked, who is it, which servers.
+    let holder = state
         .store
-        .check_access(&token.gid, &token.jti, now)
+        .find_token_holder(&token.gid, &token.jti, now)
         .await?
-    else {
-        return Err(invalid("the access token has been revoked"));
-    };
-    let user = state
-        .store
-        .get_user(&user_id)
-        .await?
-        .ok_or_else(|| invalid("the person no longer exists"))?;
+        .ok_or_else(|| invalid("the access token has been revoked"))?;
+    let (snapshot, _) = super::membership::read(holder.membership.as_ref(), &holder.user.id);
     let client = state.clients.get(&token.client_id);
-    let mut out = super::membership::claims_for(
+    let mut out = super::membership::claims_with(
         state,
-        &user,
+        &holder.user,
+        &snapshot,
         &Scopes::parse_request(&token.scope),
         client.as_deref(),
-    )
-    .await?;
+    );
     // The token's own `sub` (already this client's view, pairwise or not).
     out.insert("sub".into(), json!(token.sub));
     Ok(out)

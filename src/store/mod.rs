@@ -150,6 +150,14 @@ pub trait Store: Send + Sync {
         jti: &str,
         now: OffsetDateTime,
     ) -> Result<AccessCheck, StoreError>;
+    /// Like [`check_access`](Self::check_access), answering with the person and their
+    /// membership snapshot in the same statement (the hot path of `/userinfo`).
+    async fn find_token_holder(
+        &self,
+        grant_id: &str,
+        jti: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<TokenHolder>, StoreError>;
 
     /// Ends every live session of a person and revokes every grant of theirs (with or without a
     /// session), in one transaction; returns the ended sessions with their clients.

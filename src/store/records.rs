@@ -190,6 +190,15 @@ pub enum AccessCheck {
     Inactive,
 }
 
+/// The person behind a live access token, with their membership snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenHolder {
+    /// The grant's person.
+    pub user: UserRecord,
+    /// Their last membership snapshot, if one was taken.
+    pub membership: Option<MembershipSnapshot>,
+}
+
 /// A back-channel logout token waiting to be POSTed to a client (OIDC Back-Channel Logout §2.5).
 #[derive(Clone, PartialEq, Eq)]
 pub struct LogoutDelivery {

@@ -2,8 +2,8 @@
 //! its stored text, and the `FromRow` impls below hold for any sqlx row that decodes those.
 
 use super::{
-    AuthCodeRecord, GrantRecord, LogoutDelivery, SessionRecord, UpstreamLogin, UserRecord,
-    from_unix,
+    AuthCodeRecord, GrantRecord, LogoutDelivery, MembershipSnapshot, SessionRecord, TokenHolder,
+    UpstreamLogin, UserRecord, from_unix,
 };
 use crate::domain::TokenHash;
 use sqlx::{ColumnIndex, Decode, FromRow, Row, Type};
@@ -75,6 +75,25 @@ impl<R: Row + Columns> FromRow<'_, R> for UserRecord {
             email_verified: r.flag("email_verified")?,
             locale: r.opt_text("locale")?,
             updated_at: r.time("updated_at")?,
+        })
+    }
+}
+
+impl<R: Row + Columns> FromRow<'_, R> for TokenHolder {
+    fn from_row(r: &R) -> Result<Self, sqlx::Error> {
+        let membership = match (
+            r.opt_text("membership")?,
+            r.opt_time("membership_fetched_at")?,
+        ) {
+            (Some(snapshot), Some(fetched_at)) => Some(MembershipSnapshot {
+                snapshot,
+                fetched_at,
+            }),
+            _ => None,
+        };
+        Ok(Self {
+            user: UserRecord::from_row(r)?,
+            membership,
         })
     }
 }

@@ -305,6 +305,20 @@ macro_rules! impl_store {
         })
     }
 
+    async fn find_token_holder(
+        &self,
+        grant_id: &str,
+        jti: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<TokenHolder>, StoreError> {
+        Ok(sqlx::query_as::<_, TokenHolder>(TOKEN_HOLDER)
+            .bind(grant_id)
+            .bind(jti)
+            .bind(to_unix(now))
+            .fetch_optional(self.reader())
+            .await?)
+    }
+
     async fn gc(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {
         let mut deleted = 0;
         for (statement, grace_secs) in GC {
@@ -332,7 +346,7 @@ macro_rules! emit_store_impl {
             use $crate::store::{
                 AccessCheck, AuthCodeRecord, CodeRedemption, EndedSession, GrantRecord,
                 LogoutDelivery, MembershipSnapshot, NewRefreshToken, Rotation, SessionRecord,
-                Store, StoreError, StoredUpstreamTokens, UpstreamLogin, UserRecord, from_unix,
+                Store, StoreError, StoredUpstreamTokens, TokenHolder, UpstreamLogin, UserRecord, from_unix,
                 to_unix,
             };
             use time::OffsetDateTime;

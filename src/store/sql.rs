@@ -123,6 +123,16 @@ pub(super) const CHECK_ACCESS: &str = "SELECT g.user_id FROM grants g \
         WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $3)) \
     AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = $2)";
 
+/// [`CHECK_ACCESS`] joined with the person and their membership snapshot: what `/userinfo`
+/// needs, in one statement.
+pub(super) const TOKEN_HOLDER: &str = "SELECT u.id, u.username, u.global_name, u.avatar, \
+    u.email, u.email_verified, u.locale, u.updated_at, u.membership, u.membership_fetched_at \
+    FROM grants g JOIN users u ON u.id = g.user_id \
+    WHERE g.id = $1 AND g.revoked_at IS NULL AND g.expires_at > $3 \
+    AND (g.session_id IS NULL OR EXISTS (SELECT 1 FROM sessions s \
+        WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $3)) \
+    AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = $2)";
+
 // ---- Consents, membership snapshots, sealed Discord tokens.
 
 pub(super) const GET_CONSENT: &str =

@@ -299,3 +299,46 @@ async fn check_access_names_the_person_of_a_grant_without_a_session() {
         );
     }
 }
+
+#[tokio::test]
+async fn find_token_holder_answers_like_check_access_with_the_person_and_snapshot() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (g, _) = granted(&*t.store).await;
+        let snapshot = guildgate::store::MembershipSnapshot {
+            snapshot: r#"{"guilds":["1"],"roles":[]}"#.to_owned(),
+            fetched_at: NOW,
+        };
+
+        let before_snapshot = t.store.find_token_holder(&g.id, "j", NOW).await.unwrap();
+        t.store
+            .save_membership(&g.user_id, &snapshot)
+            .await
+            .unwrap();
+        let live = t.store.find_token_holder(&g.id, "j", NOW).await.unwrap();
+        t.store
+            .revoke_access_token("j", NOW + Duration::hours(1))
+            .await
+            .unwrap();
+        let revoked_jti = t.store.find_token_holder(&g.id, "j", NOW).await.unwrap();
+        let other_jti = t.store.find_token_holder(&g.id, "k", NOW).await.unwrap();
+        let expired = t
+            .store
+            .find_token_holder(&g.id, "k", g.expires_at)
+            .await
+            .unwrap();
+        t.store.revoke_grant(&g.id, NOW).await.unwrap();
+        let revoked = t.store.find_token_holder(&g.id, "k", NOW).await.unwrap();
+
+        let person = t.store.get_user(&g.user_id).await.unwrap().unwrap();
+        let before_snapshot = before_snapshot.expect("a live grant has a holder");
+        assert_eq!(before_snapshot.user, person);
+        assert_eq!(before_snapshot.membership, None, "no snapshot taken yet");
+        let live = live.expect("still live");
+        assert_eq!(live.membership, Some(snapshot), "the snapshot comes along");
+        assert_eq!(revoked_jti, None, "a revoked jti has no holder");
+        assert!(other_jti.is_some(), "only that jti is revoked");
+        assert_eq!(expired, None);
+        assert_eq!(revoked, None);
+    }
+}
