@@ -36,6 +36,8 @@ pub fn generate_key_file(
         ts += 1;
         path = dir.join(format!("{ts}.pem"));
     }
+    // The access-token companion first: a process that sees the RSA key finds it ready.
+    super::p256::create(&super::p256::companion_path(&path))?;
     write_private_file(&path, pem.as_bytes())?;
     let used = OffsetDateTime::from_unix_timestamp(ts).unwrap_or(activates_at);
     Ok((path, used))
@@ -59,6 +61,34 @@ fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
     file.write_all(contents).map_err(err)?;
     file.sync_all().map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Writes `contents` at `path` (mode 0600) unless a file is already there, atomically: a
+/// uniquely named temporary file is hard-linked into place, which fails rather than replaces.
+pub(super) fn write_new_private_file(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
+    let err = |source| KeyError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = (|| {
+        let mut file = options.open(&tmp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        match std::fs::hard_link(&tmp, path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        }
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    written.map_err(err)
 }
 
 /// `(path, activates_at, retired)` for every key file; other files are ignored.
@@ -109,7 +139,12 @@ pub(super) fn parse_key(
     let e = private.e().to_bytes_be();
     let kid = thumbprint(&n, &e);
     let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| corrupt(e.to_string()))?;
+    let der = private.to_pkcs8_der().map_err(|e| corrupt(e.to_string()))?;
+    // Parsed (and checked) once here: jsonwebtoken's signer would parse the DER per signature.
+    let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(der.as_bytes())
+        .map_err(|e| corrupt(e.to_string()))?;
     let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
+    let access = super::p256::load_or_create(&path, retired)?;
     let jwk = CoreJsonWebKey::new_rsa(n, e, Some(JsonWebKeyId::new(kid.clone())));
     Ok(SigningKey {
         kid,
@@ -121,8 +156,10 @@ pub(super) fn parse_key(
         },
         path,
         encoding,
+        pair,
         decoding,
         jwk,
+        access,
     })
 }
 

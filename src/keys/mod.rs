@@ -7,8 +7,10 @@
 //! relying party's JWKS cache.
 
 mod files;
+mod p256;
 
 pub use files::generate_key_file;
+pub use p256::AccessKey;
 
 use files::{list_key_files, parse_key};
 use jsonwebtoken::{DecodingKey, EncodingKey};
@@ -102,8 +104,11 @@ pub struct SigningKey {
     /// The file it came from.
     pub path: PathBuf,
     pub(super) encoding: EncodingKey,
+    pub(super) pair: aws_lc_rs::signature::RsaKeyPair,
     pub(super) decoding: DecodingKey,
     pub(super) jwk: CoreJsonWebKey,
+    /// Its ES256 companion for access tokens (absent only for a retired key without one).
+    pub access: Option<AccessKey>,
 }
 
 impl fmt::Debug for SigningKey {
@@ -124,6 +129,21 @@ impl SigningKey {
     /// The public key for verifying with jsonwebtoken.
     pub fn decoding_key(&self) -> &DecodingKey {
         &self.decoding
+    }
+
+    /// RS256 signature (RSASSA-PKCS1-v1_5 with SHA-256) of `message`, with the key pair parsed
+    /// once at load.
+    pub fn sign_rs256(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let mut signature = vec![0; self.pair.public_modulus_len()];
+        self.pair
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                message,
+                &mut signature,
+            )
+            .map_err(|_| KeyError::Generate("RS256 signing failed".into()))?;
+        Ok(signature)
     }
 }
 
@@ -201,6 +221,17 @@ impl KeySet {
             .cloned()
     }
 
+    /// A published ES256 access-token key by `kid`.
+    pub fn find_access(&self, kid: &str) -> Option<Arc<SigningKey>> {
+        self.current()
+            .keys
+            .iter()
+            .find(|k| {
+                k.state != KeyState::Retired && k.access.as_ref().is_some_and(|a| a.kid == kid)
+            })
+            .cloned()
+    }
+
     /// Every key, oldest first (for `keys list`).
     pub fn all(&self) -> Vec<Arc<SigningKey>> {
         self.current().keys.clone()
@@ -235,6 +266,16 @@ impl KeySet {
             let (old, next) = (&pair[0], &pair[1]);
             if old.state == KeyState::Previous && now - next.activates_at >= policy.retire_after {
                 let retired = old.path.with_extension("pem.retired");
+                let companion = p256::companion_path(&old.path);
+                // The companion first: it is the one a crash in between could leave published.
+                if let Err(e) = std::fs::rename(&companion, p256::companion_path(&retired))
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    return Err(KeyError::Write {
+                        path: companion,
+                        source: e,
+                    });
+                }
                 match std::fs::rename(&old.path, &retired) {
                     Ok(()) => tracing::info!(kid = %old.kid, "retired a signing key"),
                     // Another process sharing the folder got there first.
@@ -279,7 +320,8 @@ fn read_folder(dir: &Path, now: OffsetDateTime) -> Result<Loaded, KeyError> {
     let published: Vec<CoreJsonWebKey> = keys
         .iter()
         .filter(|k| k.state != KeyState::Retired)
-        .map(|k| k.jwk.clone())
+        .flat_map(|k| std::iter::once(&k.jwk).chain(k.access.as_ref().map(|a| &a.jwk)))
+        .cloned()
         .collect();
     let jwks = serde_json::to_vec(&CoreJsonWebKeySet::new(published))
         .map_err(|e| KeyError::Generate(e.to_string()))?
@@ -351,7 +393,11 @@ mod tests {
         assert_ne!(set.active().kid, first);
         assert_eq!(set.find(&first).unwrap().state, KeyState::Previous);
         let jwks: serde_json::Value = serde_json::from_slice(&set.jwks_json()).unwrap();
-        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            jwks["keys"].as_array().unwrap().len(),
+            4,
+            "each key and its access-token companion"
+        );
     }
 
     #[test]
@@ -395,7 +441,11 @@ mod rotation_tests {
             "the new key must not sign before it is published"
         );
         let jwks: serde_json::Value = serde_json::from_slice(&set.jwks_json()).unwrap();
-        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "published ahead");
+        assert_eq!(
+            jwks["keys"].as_array().unwrap().len(),
+            4,
+            "published ahead, with its companion"
+        );
         // After publish_ahead the new key signs; the old one still verifies.
         let t2 = t1 + time::Duration::minutes(11);
         set.reload(t2).unwrap();
@@ -406,6 +456,16 @@ mod rotation_tests {
         set.maintain(t3, policy).unwrap();
         assert!(set.find(&first).is_none());
         let jwks: serde_json::Value = serde_json::from_slice(&set.jwks_json()).unwrap();
-        assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            jwks["keys"].as_array().unwrap().len(),
+            2,
+            "the new key and its companion"
+        );
+        let retired_companions = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".p256.retired"))
+            .count();
+        assert_eq!(retired_companions, 1, "the companion retires with its key");
     }
 }

@@ -30,9 +30,19 @@ async fn an_rp_library_discovers_the_issuer_and_fetches_its_keys() {
         format!("{}/jwks.json", app.address)
     );
     let keys = metadata.jwks().keys();
-    assert_eq!(keys.len(), 1, "one generated key is published");
-    let kid = keys[0].key_id().expect("keys carry a kid");
-    assert_eq!(kid.as_str(), app.state.keys.active().kid);
+    assert_eq!(
+        keys.len(),
+        2,
+        "one generated key (ID tokens) and its P-256 companion (access tokens)"
+    );
+    let kids: Vec<&str> = keys
+        .iter()
+        .map(|k| k.key_id().expect("keys carry a kid").as_str())
+        .collect();
+    assert!(
+        kids.contains(&app.state.keys.active().kid.as_str()),
+        "{kids:?}"
+    );
 }
 
 #[tokio::test]
@@ -124,7 +134,7 @@ async fn the_issuer_is_byte_identical_to_the_configured_string() {
 }
 
 #[tokio::test]
-async fn jwks_publishes_public_rsa_keys_only() {
+async fn jwks_publishes_public_keys_only() {
     // Arrange
     let app = spawn_app().await;
 
@@ -135,15 +145,22 @@ async fn jwks_publishes_public_rsa_keys_only() {
     assert_eq!(response.status(), 200);
     let body = response.text().await.unwrap();
     let set: CoreJsonWebKeySet = serde_json::from_str(&body).expect("a JWK set");
-    assert_eq!(set.keys().len(), 1);
+    assert_eq!(set.keys().len(), 2);
     let raw: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let key = &raw["keys"][0];
-    assert_eq!(key["kty"], "RSA");
-    assert_eq!(key["use"], "sig");
-    for private in ["d", "p", "q", "dp", "dq", "qi"] {
-        assert!(
-            key.get(private).is_none(),
-            "private member {private} must not be published"
-        );
+    let kinds: Vec<(&str, &str)> = raw["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kty"].as_str().unwrap(), k["crv"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(kinds, [("RSA", ""), ("EC", "P-256")]);
+    for key in raw["keys"].as_array().unwrap() {
+        assert_eq!(key["use"], "sig");
+        for private in ["d", "p", "q", "dp", "dq", "qi"] {
+            assert!(
+                key.get(private).is_none(),
+                "private member {private} must not be published"
+            );
+        }
     }
 }

@@ -33,7 +33,7 @@ async fn tokens_signed_before_a_key_rotation_still_verify_after_it() {
     let jwks: serde_json::Value = app.get("/jwks.json").await.json().await.unwrap();
     assert_eq!(
         jwks["keys"].as_array().unwrap().len(),
-        2,
-        "both keys are published"
+        4,
+        "both keys are published, each with its access-token companion"
     );
 }
