@@ -2,7 +2,7 @@
 //! Both take their work from the store, so several processes share it and a restart loses none.
 
 use crate::state::AppState;
-use crate::store::LogoutDelivery;
+use crate::store::{LogoutDelivery, StoreError};
 use crate::tokens::{self, LogoutTokenClaims};
 use actix_web::web;
 use std::time::Duration;
@@ -36,25 +36,28 @@ pub fn spawn(state: web::Data<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
 
 /// Rotation and reload: keeps every process on the same keys as the shared folder.
 async fn maintain_keys(state: web::Data<AppState>) {
+    loop {
+        tokio::time::sleep(KEYS_EVERY).await;
+        if let Err(e) = maintain_keys_now(&state).await {
+            tracing::error!(error = %e, "key maintenance failed; the keys in use stay in use");
+        }
+    }
+}
+
+/// One round of key maintenance at the app clock's time: applies the rotation policy
+/// (pre-publish a successor, retire superseded keys) and reloads the shared folder.
+pub async fn maintain_keys_now(state: &AppState) -> anyhow::Result<()> {
     let lifetimes = state.config.lifetimes;
     let policy = crate::keys::RotationPolicy {
         rotate_every: lifetimes.key_rotation,
         publish_ahead: lifetimes.key_publish_ahead,
         retire_after: lifetimes.id_token.max(lifetimes.access_token) + JWKS_CACHE_MARGIN,
     };
-    loop {
-        tokio::time::sleep(KEYS_EVERY).await;
-        // File I/O and RSA generation block: keep them off the async workers.
-        let keys = state.keys.clone();
-        let now = state.clock.now();
-        match tokio::task::spawn_blocking(move || keys.maintain(now, policy)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "key maintenance failed; the keys in use stay in use")
-            }
-            Err(e) => tracing::error!(error = %e, "key maintenance task failed"),
-        }
-    }
+    // File I/O and RSA generation block: keep them off the async workers.
+    let keys = state.keys.clone();
+    let now = state.clock.now();
+    tokio::task::spawn_blocking(move || keys.maintain(now, policy)).await??;
+    Ok(())
 }
 
 async fn deliver_logouts(state: web::Data<AppState>) {
@@ -63,22 +66,26 @@ async fn deliver_logouts(state: web::Data<AppState>) {
             () = state.logout_wakeup.notified() => {}
             () = tokio::time::sleep(DELIVERY_POLL) => {}
         }
-        let now = state.clock.now();
-        let due = match state
-            .store
-            .claim_logout_deliveries(now, DELIVERY_LEASE, 20)
-            .await
-        {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read queued back-channel logouts");
-                continue;
-            }
-        };
-        for delivery in due {
-            deliver(&state, delivery, now).await;
+        if let Err(e) = deliver_due_logouts(&state).await {
+            tracing::warn!(error = %e, "cannot read queued back-channel logouts");
         }
     }
+}
+
+/// One round of back-channel logout delivery: claims the deliveries due at the app clock's
+/// time (a lease keeps other processes off them) and attempts each once; returns how many
+/// were attempted.
+pub async fn deliver_due_logouts(state: &AppState) -> Result<usize, StoreError> {
+    let now = state.clock.now();
+    let due = state
+        .store
+        .claim_logout_deliveries(now, DELIVERY_LEASE, 20)
+        .await?;
+    let attempted = due.len();
+    for delivery in due {
+        deliver(state, delivery, now).await;
+    }
+    Ok(attempted)
 }
 
 /// One attempt: sign afresh, POST `logout_token` (Back-Channel Logout §2.5), record the result.
@@ -147,10 +154,15 @@ async fn attempt(
 async fn collect_garbage(state: web::Data<AppState>) {
     loop {
         tokio::time::sleep(GC_EVERY).await;
-        match state.store.gc(state.clock.now(), GC_BATCH).await {
+        match collect_garbage_now(&state).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "expired rows deleted"),
             Err(e) => tracing::warn!(error = %e, "clean-up failed"),
         }
     }
+}
+
+/// One round of clean-up at the app clock's time; returns how many rows went.
+pub async fn collect_garbage_now(state: &AppState) -> Result<u64, StoreError> {
+    state.store.gc(state.clock.now(), GC_BATCH).await
 }

@@ -714,7 +714,15 @@ async fn a_back_channel_receiver_that_fails_gets_the_logout_token_again() {
     let claims = verified_logout_claims(&app, &retried, BC_APP.id).await;
     assert_eq!(claims["sid"], sid);
     assert_eq!(claims["sub"], ALICE);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Drive the deliverer a day later, past any backoff: nothing is left to send.
+    app.state.clock.advance(Duration::from_secs(24 * 3600));
+    let attempted = guildgate::jobs::deliver_due_logouts(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(
+        attempted, 0,
+        "the queue is empty once one delivery succeeded"
+    );
     assert_eq!(
         seen.lock().unwrap().len(),
         2,
@@ -748,7 +756,10 @@ async fn back_channel_logout_reaches_only_the_apps_of_the_ended_session() {
         eventually(5, || !used.lock().unwrap().is_empty()).await,
         "the app she used is told"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let attempted = guildgate::jobs::deliver_due_logouts(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(attempted, 0, "nothing else was queued");
     let delivered = used.lock().unwrap().clone();
     assert_eq!(delivered.len(), 1, "one token, for Alice's session only");
     let claims = verified_logout_claims(&app, &delivered[0], BC_APP.id).await;
