@@ -1,5 +1,6 @@
 //! Key files on disk: naming, listing, parsing (kid = RFC 7638 thumbprint), writing new ones.
 
+use super::write::write_private_file;
 use super::{KeyError, KeyState, SigningKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -10,7 +11,6 @@ use rsa::RsaPrivateKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
@@ -41,54 +41,6 @@ pub fn generate_key_file(
     write_private_file(&path, pem.as_bytes())?;
     let used = OffsetDateTime::from_unix_timestamp(ts).unwrap_or(activates_at);
     Ok((path, used))
-}
-
-/// Writes via a temporary file and rename so a crash never leaves a half-written key.
-fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
-    let err = |source| KeyError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = path.with_extension("pem.tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&tmp).map_err(err)?;
-    file.write_all(contents).map_err(err)?;
-    file.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
-}
-
-/// Writes `contents` at `path` (mode 0600) unless a file is already there, atomically: a
-/// uniquely named temporary file is hard-linked into place, which fails rather than replaces.
-pub(super) fn write_new_private_file(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
-    let err = |source| KeyError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let written = (|| {
-        let mut file = options.open(&tmp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        match std::fs::hard_link(&tmp, path) {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            other => other,
-        }
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    written.map_err(err)
 }
 
 /// `(path, activates_at, retired)` for every key file; other files are ignored.

@@ -8,6 +8,7 @@
 
 mod files;
 mod p256;
+mod write;
 
 pub use files::generate_key_file;
 pub use p256::AccessKey;

@@ -9,7 +9,7 @@
 //! keep older releases, which ignore them, able to read the folder.
 
 use super::KeyError;
-use super::files::write_new_private_file;
+use super::write::write_new_private_file;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
