@@ -15,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod flows;
 pub mod jobs;
+pub mod jws;
 pub mod keyed_lock;
 pub mod keys;
 pub mod pages;
