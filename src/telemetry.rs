@@ -94,12 +94,15 @@ const MAX_LOGGED_NAME: usize = 40;
 /// is redacted too.
 pub fn redact_target(path: &str, query: &str) -> String {
     let mut target = String::with_capacity(path.len().min(MAX_LOGGED_PATH) + query.len().min(256));
-    match path.get(..MAX_LOGGED_PATH) {
-        Some(cut) if path.len() > MAX_LOGGED_PATH => {
-            target.push_str(cut);
-            target.push_str("...");
+    if path.len() > MAX_LOGGED_PATH {
+        let mut end = MAX_LOGGED_PATH;
+        while !path.is_char_boundary(end) {
+            end -= 1;
         }
-        _ => target.push_str(path),
+        target.push_str(&path[..end]);
+        target.push_str("...");
+    } else {
+        target.push_str(path);
     }
     let mut separator = '?';
     for piece in query.split('&').filter(|p| !p.is_empty()) {
@@ -227,5 +230,10 @@ mod tests {
         let logged = redact_target(&path, "");
         assert!(logged.len() < 300, "{}", logged.len());
         assert!(logged.ends_with("..."));
+        let wide = format!("/{}", "é".repeat(500));
+        assert!(
+            redact_target(&wide, "").len() < 300,
+            "cut on a character boundary"
+        );
     }
 }
