@@ -8,6 +8,7 @@ use crate::keys::{KeyError, KeySet};
 use crate::routes;
 use crate::state::{AppState, Clock};
 use crate::store::{self, StoreError};
+use crate::telemetry::RequestSpan;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
@@ -105,9 +106,13 @@ impl Application {
         let server_state = state.clone();
         let origins = Arc::new(browser_origins(&state.config));
         let server = HttpServer::new(move || {
+            // actix runs the last `wrap` first, so a request meets the request span (redacted
+            // target), then CORS (answers preflights), then the edge checks (methods, HEAD,
+            // UTF-8, sizes), then routing.
             App::new()
+                .wrap(actix_web::middleware::from_fn(routes::edge_checks))
                 .wrap(cors(origins.clone()))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(server_state.clone())
                 .configure(routes::configure)
         })
@@ -145,6 +150,7 @@ impl Application {
 
 /// Origins of registered redirect URIs: browser apps there may call the token, userinfo,
 /// revocation and introspection endpoints (a public client's token request is cross-origin).
+/// Origins of `post_logout_redirect_uris` are not added: no app fetches from those pages.
 fn browser_origins(config: &crate::config::ValidConfig) -> std::collections::HashSet<String> {
     config
         .clients
@@ -156,10 +162,18 @@ fn browser_origins(config: &crate::config::ValidConfig) -> std::collections::Has
         .collect()
 }
 
-/// CORS for registered app origins only; credentials (cookies) are never allowed cross-origin.
+/// CORS for registered app origins, and only on the endpoints a browser app calls with fetch
+/// (`CrossOrigin::RegisteredOrigins` in the endpoint table: token, userinfo, revocation,
+/// introspection). `/authorize`, `/logout`, `/consent` and `/callback/discord` are navigations:
+/// a cross-origin read of them would only help an attacker. Discovery and JWKS are public and
+/// answer any origin with `*` themselves. Credentials (cookies) are never allowed cross-origin.
 fn cors(origins: Arc<std::collections::HashSet<String>>) -> actix_cors::Cors {
     actix_cors::Cors::default()
-        .allowed_origin_fn(move |origin, _| origin.to_str().is_ok_and(|o| origins.contains(o)))
+        .allowed_origin_fn(move |origin, head| {
+            routes::endpoint_at(head.uri.path())
+                .is_some_and(|e| e.cross_origin == routes::CrossOrigin::RegisteredOrigins)
+                && origin.to_str().is_ok_and(|o| origins.contains(o))
+        })
         .allowed_methods(["GET", "POST"])
         .allowed_headers([
             actix_web::http::header::AUTHORIZATION,

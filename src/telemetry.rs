@@ -1,7 +1,15 @@
-//! Logging: tracing-subscriber, human-readable at a terminal or JSON for collectors.
+//! Logging: tracing-subscriber, human-readable at a terminal or JSON for collectors, and the
+//! request span, whose target never carries a query value (codes, states, hints, tokens).
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::{Error, HttpMessage};
+use tracing::Span;
+use tracing::field::Empty;
+use tracing_actix_web::{RequestId, RootSpanBuilder};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Output shape of log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,9 +31,12 @@ impl LogFormat {
     }
 }
 
-/// Installs the global subscriber; `RUST_LOG`, when set, wins over `level`.
-/// Calling it twice is harmless (the second call is ignored), which tests rely on.
-pub fn init<W>(level: &str, format: LogFormat, sink: W)
+/// The subscriber [`init`] installs; `RUST_LOG`, when set, wins over `level`.
+pub fn subscriber<W>(
+    level: &str,
+    format: LogFormat,
+    sink: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
@@ -35,16 +46,26 @@ where
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(sink);
-    let result = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
-        LogFormat::Pretty => builder.with_target(false).try_init(),
-    };
+    match format {
+        LogFormat::Json => Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .finish(),
+        ),
+        LogFormat::Pretty => Box::new(builder.with_target(false).finish()),
+    }
+}
+
+/// Installs the global subscriber (and the `log` bridge); returns whether it was installed.
+/// Calling it twice is harmless (the second call is ignored), which tests rely on.
+pub fn init<W>(level: &str, format: LogFormat, sink: W) -> bool
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     // Err only means a subscriber is already installed.
-    let _ = result;
+    subscriber(level, format, sink).try_init().is_ok()
 }
 
 /// Runs CPU-heavy work (argon2, RSA key generation) off the async threads, keeping the span.
@@ -55,4 +76,164 @@ where
 {
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || span.in_scope(f)).await
+}
+
+/// What replaces every query value in logs.
+const REDACTED: &str = "[redacted]";
+/// Paths longer than this are cut in logs (scanners send very long ones).
+const MAX_LOGGED_PATH: usize = 256;
+/// Parameter names longer than this are not kept (a token sent as a bare name is still a token).
+const MAX_LOGGED_NAME: usize = 40;
+
+/// The request target as logged: the path, then each query parameter's name with its value
+/// replaced by `[redacted]` (`/callback/discord?code=[redacted]&state=[redacted]`).
+///
+/// Query values are where codes, states, `id_token_hint`s and misplaced bearer tokens travel, so
+/// none is ever logged. Names are kept when they look like protocol parameter names (lowercase
+/// letters, digits and `_`, at most 40 bytes); anything else (a token sent as a bare name, say)
+/// is redacted too.
+pub fn redact_target(path: &str, query: &str) -> String {
+    let mut target = String::with_capacity(path.len().min(MAX_LOGGED_PATH) + query.len().min(256));
+    if path.len() > MAX_LOGGED_PATH {
+        let mut end = MAX_LOGGED_PATH;
+        while !path.is_char_boundary(end) {
+            end -= 1;
+        }
+        target.push_str(&path[..end]);
+        target.push_str("...");
+    } else {
+        target.push_str(path);
+    }
+    let mut separator = '?';
+    for piece in query.split('&').filter(|p| !p.is_empty()) {
+        target.push(separator);
+        separator = '&';
+        let (name, value) = match piece.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (piece, None),
+        };
+        let plain_name = name.len() <= MAX_LOGGED_NAME
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        target.push_str(if plain_name { name } else { REDACTED });
+        match value {
+            Some("") => target.push('='),
+            Some(_) => {
+                target.push('=');
+                target.push_str(REDACTED);
+            }
+            None => {}
+        }
+    }
+    target
+}
+
+/// The root span of every request (tracing-actix-web): method, route, redacted target, client,
+/// request id, then status and the error's public text. Unlike the default builder it never
+/// records the raw query, and records an error by its `Display` only (never its `Debug`, which
+/// may hold internal causes).
+pub struct RequestSpan;
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let route = request.match_pattern();
+        let user_agent = request
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let client_ip = request
+            .connection_info()
+            .realip_remote_addr()
+            .unwrap_or("")
+            .to_owned();
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %request.method(),
+            http.route = route.as_deref().unwrap_or("default"),
+            http.target = %redact_target(request.path(), request.query_string()),
+            http.client_ip = %client_ip,
+            http.user_agent = %user_agent,
+            http.status_code = Empty,
+            request_id = %request_id,
+            exception.message = Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        let (status, error) = match outcome {
+            Ok(response) => (
+                response.status(),
+                response.response().error().map(ToString::to_string),
+            ),
+            Err(error) => (
+                error.as_response_error().status_code(),
+                Some(error.to_string()),
+            ),
+        };
+        span.record("http.status_code", status.as_u16());
+        if let Some(message) = error {
+            span.record("exception.message", message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_redacted_and_names_kept() {
+        assert_eq!(
+            redact_target(
+                "/callback/discord",
+                "code=abc123&state=xyz&iss=https%3A%2F%2Fx"
+            ),
+            "/callback/discord?code=[redacted]&state=[redacted]&iss=[redacted]"
+        );
+        assert_eq!(
+            redact_target("/userinfo", "access_token=eyJhbGciOi.eyJzdWIi.sig"),
+            "/userinfo?access_token=[redacted]"
+        );
+        assert_eq!(redact_target("/authorize", ""), "/authorize");
+        assert_eq!(
+            redact_target("/authorize", "prompt=&flag"),
+            "/authorize?prompt=&flag"
+        );
+    }
+
+    #[test]
+    fn a_token_sent_as_a_bare_name_is_redacted_too() {
+        let token = "k3J9-pQ_xY7zL2mN8vB4cR6tW1sD5fG0hJ3kE9uA2i";
+        assert_eq!(
+            redact_target("/userinfo", token),
+            "/userinfo?[redacted]",
+            "a name that does not look like a parameter name"
+        );
+        assert_eq!(
+            redact_target("/userinfo", &format!("{token}=x")),
+            "/userinfo?[redacted]=[redacted]"
+        );
+        let jwt_name = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+        assert!(!redact_target("/logout", jwt_name).contains("eyJ"));
+    }
+
+    #[test]
+    fn very_long_paths_are_cut() {
+        let path = format!("/{}", "a".repeat(1000));
+        let logged = redact_target(&path, "");
+        assert!(logged.len() < 300, "{}", logged.len());
+        assert!(logged.ends_with("..."));
+        let wide = format!("/{}", "é".repeat(500));
+        assert!(
+            redact_target(&wide, "").len() < 300,
+            "cut on a character boundary"
+        );
+    }
 }

@@ -298,10 +298,10 @@ fn oauth_error(answer: &Answer) -> DiscordError {
         Ok(e) => DiscordError::Rejected {
             status: answer.status.as_u16(),
             code: None,
-            message: match e.error_description {
+            message: loggable(&match e.error_description {
                 Some(d) => format!("{}: {d}", e.error),
                 None => e.error,
-            },
+            }),
         },
         Err(_) => json_error(answer),
     }
@@ -317,7 +317,7 @@ pub(super) fn rest_error(answer: &Answer) -> DiscordError {
 
 fn json_error(answer: &Answer) -> DiscordError {
     let (code, message) = match serde_json::from_slice::<api::ErrorBody>(&answer.body) {
-        Ok(e) => (Some(e.code), e.message),
+        Ok(e) => (Some(e.code), loggable(&e.message)),
         Err(_) => (None, "error without a JSON body".to_owned()),
     };
     DiscordError::Rejected {
@@ -325,6 +325,43 @@ fn json_error(answer: &Answer) -> DiscordError {
         code,
         message,
     }
+}
+
+/// The longest piece of Discord's error text kept in an error (and so in the log).
+const MAX_UPSTREAM_TEXT: usize = 200;
+/// A run of this many token-like characters in Discord's text is taken for an echoed secret.
+const SECRET_RUN: usize = 20;
+
+/// Discord's own error text made safe to log: control characters dropped, at most 200
+/// characters, and any run of 20 or more token-like characters (letters, digits, `-`, `_`, `.`:
+/// an echoed code or token) replaced by `[redacted]`. Discord's messages are short sentences
+/// ("Invalid \"code\" in request."), so nothing useful is lost.
+fn loggable(text: &str) -> String {
+    let token_like = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let mut out = String::new();
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.chars().count() >= SECRET_RUN {
+            out.push_str("[redacted]");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_UPSTREAM_TEXT)
+    {
+        if token_like(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 /// Parses JSON; the error names the position, never echoes the body (it may hold tokens).
@@ -368,4 +405,25 @@ fn query_encode(value: &str) -> String {
 fn token_tag(token: &SecretString) -> String {
     let digest = Sha256::digest(token.expose_secret().as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discord_error_text_is_kept_short_and_without_echoed_secrets() {
+        assert_eq!(
+            loggable("Invalid \"code\" in request."),
+            "Invalid \"code\" in request."
+        );
+        assert_eq!(
+            loggable("bad code qWErTy1234567890AsDfGhJkLz given\n"),
+            "bad code [redacted] given"
+        );
+        assert_eq!(
+            loggable(&"x ".repeat(500)).chars().count(),
+            MAX_UPSTREAM_TEXT
+        );
+    }
 }

@@ -8,6 +8,8 @@
 //! - One 5xx or connection failure is retried after a short pause; other 4xx never are
 //!   (Discord bans IPs that keep sending invalid requests).
 //! - Every request has the client's timeout; calls, 429s and latencies are counted per route.
+//! - Every answer's body is read in chunks and refused past [`MAX_BODY_BYTES`], so a broken or
+//!   hostile upstream cannot make us buffer megabytes.
 
 use super::{DiscordError, DiscordRoute, DiscordStats, api};
 use reqwest::StatusCode;
@@ -22,6 +24,9 @@ const QUICK_RETRY: Duration = Duration::from_millis(200);
 const MAX_RATE_LIMIT_RETRIES: u32 = 5;
 /// Bucket entries kept before expired ones are pruned.
 const MAX_TRACKED_BUCKETS: usize = 4096;
+/// The largest answer body read from Discord. Its real answers are a few KiB (a member of 200
+/// guilds is about 60 KiB), so 1 MiB is generous and still bounds memory per call.
+pub(super) const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// One HTTP client plus the rate-limit state and counters shared by every call.
 pub(super) struct Transport {
@@ -81,20 +86,32 @@ impl Transport {
             let started = Instant::now();
             let result = match build().send().await {
                 Ok(resp) => read_answer(resp).await,
-                Err(e) => Err(e),
+                Err(e) => Err(ReadError::Http(e)),
             };
             self.stats.record_call(route, started.elapsed());
             let answer = match result {
                 Ok(answer) => answer,
-                Err(e) if e.is_timeout() => return Err(DiscordError::Timeout),
-                Err(e) => {
-                    tracing::warn!(route = route.as_str(), error = %e, "Discord request failed");
+                Err(ReadError::TooLarge) => {
+                    tracing::warn!(
+                        route = route.as_str(),
+                        limit = MAX_BODY_BYTES,
+                        "Discord's answer is larger than the limit; not reading it"
+                    );
+                    return Err(DiscordError::Malformed(format!(
+                        "the answer is larger than {MAX_BODY_BYTES} bytes"
+                    )));
+                }
+                Err(ReadError::Http(e)) if e.is_timeout() => return Err(DiscordError::Timeout),
+                Err(ReadError::Http(e)) => {
+                    // reqwest's own text names the URL; `describe` leaves it out.
+                    let why = describe(e);
+                    tracing::warn!(route = route.as_str(), error = %why, "Discord request failed");
                     if !quick_retry_used {
                         quick_retry_used = true;
                         tokio::time::sleep(QUICK_RETRY).await;
                         continue;
                     }
-                    return Err(DiscordError::Unavailable(describe(e)));
+                    return Err(DiscordError::Unavailable(why));
                 }
             };
             self.lock_buckets()
@@ -174,10 +191,33 @@ pub(super) struct Answer {
     pub(super) body: Vec<u8>,
 }
 
-async fn read_answer(resp: reqwest::Response) -> Result<Answer, reqwest::Error> {
+/// Why an answer could not be read.
+enum ReadError {
+    /// Sending or reading failed (connection, timeout).
+    Http(reqwest::Error),
+    /// The body is larger than [`MAX_BODY_BYTES`] (declared or while streaming).
+    TooLarge,
+}
+
+/// Reads status, headers and the body chunk by chunk, stopping as soon as the body passes
+/// [`MAX_BODY_BYTES`]: a declared `Content-Length` over the limit is refused before reading, and a
+/// chunked body is cut off once it grows past it (the connection is then dropped).
+async fn read_answer(mut resp: reqwest::Response) -> Result<Answer, ReadError> {
     let status = resp.status();
     let limits = RateLimitHeaders::from_headers(resp.headers());
-    let body = resp.bytes().await?.to_vec();
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(ReadError::Http)? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
     Ok(Answer {
         status,
         limits,

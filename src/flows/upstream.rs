@@ -108,6 +108,14 @@ pub enum CallbackError {
         /// The person was refused by the access rules (rather than a failure upstream).
         refused: bool,
     },
+    /// Discord asked us to wait longer than a person should: 503 with `Retry-After`
+    /// (RFC 9110 §15.6.4); `redirect` carries `temporarily_unavailable` to the app.
+    Busy {
+        /// The app's redirect URI with the error.
+        redirect: String,
+        /// How long Discord asked us to wait.
+        retry_after: std::time::Duration,
+    },
     /// Our own failure (store): server error page.
     Internal(OAuthError),
 }
@@ -254,6 +262,16 @@ fn discord_failure(
     e: &DiscordError,
 ) -> CallbackError {
     tracing::warn!(error = %e, "Discord call failed during the callback");
+    if let DiscordError::RateLimited { retry_after } = e {
+        let error = OAuthError::new(
+            OAuthErrorCode::TemporarilyUnavailable,
+            "Discord is limiting sign-ins right now",
+        );
+        return CallbackError::Busy {
+            redirect: error_redirect(state, request, &error),
+            retry_after: *retry_after,
+        };
+    }
     let (code, description, page) = if e.is_temporary() {
         (
             OAuthErrorCode::TemporarilyUnavailable,

@@ -82,6 +82,10 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
                 label: "Return to the app",
             },
         )),
+        Err(CallbackError::Busy {
+            redirect,
+            retry_after,
+        }) => super::upstream_busy(&redirect, retry_after),
         Err(CallbackError::Internal(e)) => {
             tracing::error!(cause = ?e.internal, "callback failed");
             page(

@@ -31,8 +31,9 @@ pub fn is_form(req: &HttpRequest) -> bool {
         })
 }
 
-/// Parses a form body: wrong content type, a query string, or a repeated parameter is
-/// `invalid_request` (RFC 6749 §3.2 and §3.1: parameters must not be included more than once).
+/// Parses a form body: wrong content type, a query string, a repeated parameter or one that does
+/// not decode to UTF-8 is `invalid_request` (RFC 6749 §3.2 and §3.1: parameters must not be
+/// included more than once; Appendix B: UTF-8).
 pub fn parse(req: &HttpRequest, body: &Bytes) -> Result<FormParams, OAuthError> {
     let bad = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidRequest, why);
     if !req.query_string().is_empty() {
@@ -43,12 +44,11 @@ pub fn parse(req: &HttpRequest, body: &Bytes) -> Result<FormParams, OAuthError> 
     if !is_form(req) {
         return Err(bad("the body must be application/x-www-form-urlencoded"));
     }
+    let pairs = decode_strict(body)
+        .map_err(|NotUtf8| bad("a parameter does not percent-decode to valid UTF-8"))?;
     let mut params = HashMap::new();
-    for (name, value) in url::form_urlencoded::parse(body) {
-        if params
-            .insert(name.into_owned(), value.into_owned())
-            .is_some()
-        {
+    for (name, value) in pairs {
+        if params.insert(name, value).is_some() {
             return Err(bad("a parameter was sent more than once"));
         }
     }
@@ -56,8 +56,61 @@ pub fn parse(req: &HttpRequest, body: &Bytes) -> Result<FormParams, OAuthError> 
 }
 
 /// All pairs of a query string or form body, in order, duplicates kept (for `/authorize`).
+/// Undecodable bytes would become U+FFFD here, but the edge checks (`edges.rs`) have already
+/// refused every query and form body that does not decode to UTF-8.
 pub fn pairs(raw: &[u8]) -> Vec<(String, String)> {
     url::form_urlencoded::parse(raw)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
+}
+
+/// A name or value whose percent-decoding is not valid UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotUtf8;
+
+/// Decodes `application/x-www-form-urlencoded` pairs (WHATWG URL §5.1: `&`-separated, `+` is a
+/// space, `%XX` escapes) and refuses, rather than replaces, bytes that are not UTF-8.
+pub fn decode_strict(raw: &[u8]) -> Result<Vec<(String, String)>, NotUtf8> {
+    raw.split(|b| *b == b'&')
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| {
+            let (name, value) = match piece.iter().position(|b| *b == b'=') {
+                Some(at) => (&piece[..at], &piece[at + 1..]),
+                None => (piece, &b""[..]),
+            };
+            Ok((decode_component(name)?, decode_component(value)?))
+        })
+        .collect()
+}
+
+fn decode_component(raw: &[u8]) -> Result<String, NotUtf8> {
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    let decoded: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    String::from_utf8(decoded).map_err(|_| NotUtf8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_decoding_matches_the_lenient_one_on_valid_input() {
+        let raw = b"a=1&b=x+y&c=caf%C3%A9&&d&e=%2B&f=%zz";
+        let lenient: Vec<(String, String)> = pairs(raw);
+        assert_eq!(decode_strict(raw), Ok(lenient));
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused_not_replaced() {
+        assert_eq!(decode_strict(b"state=%FF"), Err(NotUtf8));
+        assert_eq!(decode_strict(b"st%E9=1"), Err(NotUtf8));
+        assert_eq!(
+            decode_strict(&[b'x', b'=', 0xFF]),
+            Err(NotUtf8),
+            "a raw byte"
+        );
+    }
 }

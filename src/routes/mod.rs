@@ -5,6 +5,7 @@ mod callback;
 mod consent;
 mod cookies;
 mod discovery;
+mod edges;
 mod form;
 mod health;
 mod logout;
@@ -13,6 +14,10 @@ mod token;
 mod userinfo;
 
 pub use discovery::build_metadata;
+pub use edges::{
+    Audience, CrossOrigin, ENDPOINTS, Endpoint, MAX_FORM_BYTES, MAX_QUERY_BYTES, MAX_VALUE_BYTES,
+    edge_checks, endpoint_at,
+};
 
 use crate::error::PageError;
 use actix_web::http::StatusCode;
@@ -29,9 +34,41 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     revocation::configure(cfg);
     logout::configure(cfg);
     health::configure(cfg);
+    // A mounted path with the wrong method is 405 with `Allow`; an unknown path is 404.
+    cfg.default_service(web::to(edges::not_routed));
 }
 
 /// A readable HTML page for a person.
 fn page(status: StatusCode, title: &'static str, message: &'static str) -> HttpResponse {
     PageError::new(status, title, message).error_response()
+}
+
+/// Discord is rate limiting us beyond what a person should wait: 503 with `Retry-After` (RFC 9110
+/// §15.6.4, §10.2.3; whole seconds, at least 1) and a link that tells the app
+/// `temporarily_unavailable`.
+fn upstream_busy(redirect: &str, retry_after: std::time::Duration) -> HttpResponse {
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    let seconds = seconds.max(1);
+    let message = format!(
+        "Discord is limiting how fast people can sign in right now. Please try again in {}.",
+        if seconds == 1 {
+            "a second".to_owned()
+        } else if seconds < 120 {
+            format!("{seconds} seconds")
+        } else {
+            format!("{} minutes", seconds.div_ceil(60))
+        }
+    );
+    HttpResponse::ServiceUnavailable()
+        .insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .content_type("text/html; charset=utf-8")
+        .body(crate::pages::message_page_with_link(
+            "Discord is busy",
+            &message,
+            crate::pages::Link {
+                href: redirect,
+                label: "Return to the app",
+            },
+        ))
 }

@@ -31,7 +31,18 @@ async fn userinfo(
 }
 
 /// RFC 6750 §2.1 (header, scheme case-insensitive) or §2.2 (form body); exactly one.
+/// §2.3 (the URI query) is optional and declined: a token in a URL ends up in browser history,
+/// proxy logs and `Referer` headers, so it is refused outright rather than ignored.
 fn bearer_token(req: &HttpRequest, body: &Bytes) -> Result<String, OAuthError> {
+    if form::pairs(req.query_string().as_bytes())
+        .iter()
+        .any(|(name, _)| name == "access_token")
+    {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidRequest,
+            "access tokens are not accepted in the URL; send them in the Authorization header",
+        ));
+    }
     let from_header = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -183,3 +183,30 @@ async fn with_only_the_openid_scope_userinfo_returns_just_sub() {
     assert_eq!(names, ["sub"], "only sub for scope openid: {claims:?}");
     assert_eq!(claims["sub"], ALICE);
 }
+
+#[tokio::test]
+async fn an_access_token_in_the_query_string_is_refused_with_invalid_request() {
+    // Arrange: a valid token, sent where RFC 6750 §2.3 allows it but we do not.
+    let app = spawn_app().await;
+    let tokens = tokens_for(&app, "openid").await;
+    let access = tokens["access_token"].as_str().unwrap();
+
+    for method in [reqwest::Method::GET, reqwest::Method::POST] {
+        // Act
+        let response = app
+            .http
+            .request(
+                method.clone(),
+                format!("{}/userinfo?access_token={access}", app.address),
+            )
+            .send()
+            .await
+            .unwrap();
+
+        // Assert
+        let answer = json_answer(response).await;
+        assert_eq!(answer.status, 400, "{method}: {:?}", answer.body);
+        assert_eq!(answer.error(), "invalid_request", "{method}");
+        assert!(answer.body.get("sub").is_none(), "{method}: no claims");
+    }
+}

@@ -2,9 +2,13 @@
 
 use super::state::{RateInfo, State};
 use super::{FakeRoute, Fault, lock};
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
 use actix_web::{HttpResponse, HttpResponseBuilder};
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 
 /// What the injected fault (if any) leaves for the handler to do.
 pub(super) enum Prelude {
@@ -45,6 +49,14 @@ pub(super) async fn prelude(state: &Mutex<State>, route: FakeRoute) -> Prelude {
                 .json(serde_json::json!({"message": "500: Internal Server Error", "code": 0})),
         ),
         Some(Fault::MalformedJson { .. }) => Prelude::Continue { malformed: true },
+        Some(Fault::OversizedBody { json, padding, .. }) => Prelude::Respond(
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(Padded {
+                    json: Some(Bytes::from(json.to_string())),
+                    left: padding,
+                }),
+        ),
         Some(Fault::WrongIssuer) | None => Prelude::Continue { malformed: false },
     }
 }
@@ -115,4 +127,34 @@ pub(super) fn count_window(
         return Err(too_many_requests(&info, retry_after, "user"));
     }
     Ok(info)
+}
+
+/// A JSON document, then `left` bytes of whitespace in 64 KiB chunks, with no declared size
+/// (chunked transfer encoding), for [`Fault::OversizedBody`].
+struct Padded {
+    json: Option<Bytes>,
+    left: usize,
+}
+
+impl MessageBody for Padded {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        if let Some(json) = self.json.take() {
+            return Poll::Ready(Some(Ok(json)));
+        }
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.left.min(64 * 1024);
+        self.left -= n;
+        Poll::Ready(Some(Ok(Bytes::from(vec![b' '; n]))))
+    }
 }

@@ -80,6 +80,17 @@ pub enum Fault {
     /// Put another issuer than `https://discord.com` in `iss` on authorization responses,
     /// until [`FakeDiscordHandle::clear_faults`].
     WrongIssuer,
+    /// Answer 200 with `json` followed by `padding` bytes of whitespace (still valid JSON),
+    /// streamed in chunks without a `Content-Length`: only a client that counts while reading
+    /// stops early; one that reads it whole finds a usable answer.
+    OversizedBody {
+        /// The answer itself.
+        json: serde_json::Value,
+        /// Whitespace after it.
+        padding: usize,
+        /// How many calls get it.
+        times: u32,
+    },
 }
 
 /// Starts fake Discord servers.

@@ -129,7 +129,8 @@ impl State {
             Fault::RateLimited { times, .. }
             | Fault::ServerError { times }
             | Fault::Slow { times, .. }
-            | Fault::MalformedJson { times } => times,
+            | Fault::MalformedJson { times }
+            | Fault::OversizedBody { times, .. } => times,
             Fault::WrongIssuer => return None,
         };
         let left = times.saturating_sub(1);
