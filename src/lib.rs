@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod keys;
 pub mod pages;
 pub mod policy;
+pub mod report;
 pub mod routes;
 pub mod sealed;
 pub mod startup;
