@@ -13,6 +13,7 @@ mod token;
 mod userinfo;
 
 pub use discovery::build_metadata;
+pub use health::configure_starting;
 
 use crate::error::PageError;
 use actix_web::http::StatusCode;
