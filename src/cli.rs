@@ -1,10 +1,11 @@
-//! The bodies of the CLI commands other than `serve`: migrate, keys, hash-secret, dev.
+//! The bodies of the CLI commands other than `serve`: migrate, keys, hash-secret, dev; and the
+//! exit status an error maps to.
 
 use crate::config::{ClientSettings, GroupSettings, Settings};
 use crate::demo::{self, DemoConfig};
 use crate::discord::fake::{FakeData, FakeDiscord};
 use crate::keys::{self, KeySet};
-use crate::startup::Application;
+use crate::startup::{Application, StartupError};
 use crate::state::Clock;
 use crate::store;
 use anyhow::Context;
@@ -13,18 +14,60 @@ use std::io::{BufRead, IsTerminal};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// `guildgate migrate`: applies pending migrations to the configured database.
+/// Exit status: the command did what it was asked.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: the configuration, the arguments or the input are wrong; fix them first.
+pub const EXIT_INVALID: u8 = 1;
+/// Exit status: a dependency is unavailable (the database cannot be reached, the listen port
+/// is taken); running again later may work.
+pub const EXIT_UNAVAILABLE: u8 = 2;
+
+/// The exit status for a failed command: [`EXIT_UNAVAILABLE`] when any error in the chain is
+/// a dependency that is only unavailable, [`EXIT_INVALID`] otherwise.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    let unavailable = error.chain().any(|e| {
+        e.downcast_ref::<StartupError>()
+            .is_some_and(StartupError::is_unavailable)
+            || e.downcast_ref::<store::StoreError>()
+                .is_some_and(store::StoreError::is_unavailable)
+    });
+    if unavailable {
+        EXIT_UNAVAILABLE
+    } else {
+        EXIT_INVALID
+    }
+}
+
+/// `guildgate migrate`: applies pending migrations to the configured database, waiting up to
+/// `database.connect_timeout` for it to come up.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let url = settings.database.url.expose_secret();
-    let store = store::connect(url, 1).await?;
+    let wait = settings
+        .database
+        .connect_timeout()
+        .map_err(|problem| StartupError::Config(vec![problem]))?;
+    let store = store::connect_waiting(url, 1, wait).await?;
     store.migrate().await?;
     println!("migrations applied to {}", store::redact_url(url));
     Ok(())
 }
 
+/// `guildgate check-config`: "configuration is valid" on stdout, warnings on stderr; every
+/// problem, one per line, in the error.
+pub fn check_config(settings: &Settings) -> anyhow::Result<()> {
+    let config = settings.validate().map_err(StartupError::Config)?;
+    for warning in &config.warnings {
+        eprintln!("warning: {warning}");
+    }
+    println!("configuration is valid");
+    Ok(())
+}
+
 /// `guildgate keys list`: kid, activation time and state of each key file.
 pub fn keys_list(settings: &Settings) -> anyhow::Result<()> {
-    let set = KeySet::load(&settings.keys.dir, OffsetDateTime::now_utc())?;
+    // Through StartupError, so an unreadable file is named with its mode as at start-up.
+    let set =
+        KeySet::load(&settings.keys.dir, OffsetDateTime::now_utc()).map_err(StartupError::from)?;
     println!("{:<45} {:<22} STATE", "KID", "ACTIVATES");
     for key in set.all() {
         let when = key.activates_at.format(&Rfc3339).unwrap_or_default();
@@ -38,7 +81,7 @@ pub fn keys_rotate(settings: &Settings) -> anyhow::Result<()> {
     let dir = &settings.keys.dir;
     let now = OffsetDateTime::now_utc();
     // Refuse to rotate over a corrupt folder: the admin must see that first.
-    KeySet::load_or_generate(dir, now)?;
+    KeySet::load_or_generate(dir, now).map_err(StartupError::from)?;
     let (path, active_from) = keys::generate_key_file(dir, now)?;
     let set = KeySet::load(dir, active_from)?;
     println!(
@@ -137,9 +180,19 @@ pub async fn healthcheck(url: &str) -> anyhow::Result<()> {
 /// `port + 2`, all in this process with nothing to configure.
 pub async fn dev(mut settings: Settings, port: u16) -> anyhow::Result<()> {
     let issuer = format!("http://127.0.0.1:{port}");
-    let demo_port = port.checked_add(2).context("--port is too high")?;
+    let demo_port = port
+        .checked_add(2)
+        .context("--port must be at most 65533 (the demo app takes --port + 2)")?;
     let demo_base = format!("http://127.0.0.1:{demo_port}");
 
+    // The demo app's port is bound first, so a busy one is reported before anything starts.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", demo_port)).map_err(|cause| {
+        StartupError::Bind {
+            addr: format!("127.0.0.1:{demo_port} (the demo app, at --port + 2)"),
+            setting: "--port",
+            cause,
+        }
+    })?;
     let mut data = FakeData::demo().context("the built-in demo data is invalid")?;
     data.redirect_uris = vec![format!("{issuer}/callback/discord")];
     let fake = FakeDiscord::start(data.clone()).context("cannot start the fake Discord")?;
@@ -183,9 +236,9 @@ pub async fn dev(mut settings: Settings, port: u16) -> anyhow::Result<()> {
         subject_type: "public".to_owned(),
     });
 
-    let app = Application::build(settings, Clock::default()).await?;
-    let listener = std::net::TcpListener::bind(("127.0.0.1", demo_port))
-        .with_context(|| format!("cannot listen on {demo_base} for the demo app"))?;
+    let app = Application::build(settings, Clock::default())
+        .await
+        .map_err(|e| e.listen_set_by("--port"))?;
     let demo = demo::start(
         DemoConfig {
             issuer: issuer.clone(),

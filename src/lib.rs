@@ -20,6 +20,7 @@ pub mod keyed_lock;
 pub mod keys;
 pub mod pages;
 pub mod policy;
+pub mod report;
 pub mod routes;
 pub mod sealed;
 pub mod startup;

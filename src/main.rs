@@ -3,15 +3,38 @@
 use clap::{Parser, Subcommand};
 use guildgate::cli;
 use guildgate::config::Settings;
-use guildgate::startup::{Application, format_problems};
+use guildgate::report;
+use guildgate::startup::Application;
 use guildgate::state::Clock;
 use guildgate::telemetry::{self, LogFormat};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Printed after `guildgate --help`: examples, and what the exit status means.
+const TOP_HELP: &str = "\
+Examples:
+  guildgate dev                                     try it locally, nothing to configure
+  guildgate check-config -c guildgate.toml          list every problem in a configuration
+  guildgate serve -c /etc/guildgate/guildgate.toml  run it
+
+Exit status:
+  0  success
+  1  invalid configuration, arguments or input, or an unreadable key file: fix it and run
+     again (`healthcheck` also exits 1 when guildgate is not ready, as Docker expects)
+  2  a dependency is unavailable: the database could not be reached within
+     database.connect_timeout, or the listen port is taken; running again later may work
+
+Results go to standard output, problems to standard error.";
+
 /// An OpenID Connect provider that signs people in with Discord.
 #[derive(Parser)]
-#[command(name = "guildgate", version, about, long_about = None)]
+#[command(
+    name = "guildgate",
+    version,
+    about,
+    long_about = None,
+    after_help = TOP_HELP
+)]
 struct Cli {
     /// Configuration file (TOML), layered over the built-in defaults; GUILDGATE__SECTION__KEY
     /// environment variables override both.
@@ -31,37 +54,82 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the identity provider (the default when no command is given).
+    ///
+    /// Waits up to database.connect_timeout (30s by default) for the database, answering
+    /// /healthz (200) and /readyz (503) meanwhile, then applies migrations and serves.
+    #[command(after_help = concat!(
+        "Example:\n",
+        "  GUILDGATE__DATABASE__URL=postgres://guildgate:secret@db/guildgate \\\n",
+        "    guildgate serve -c /etc/guildgate/guildgate.toml\n\n",
+        "Exit status:\n",
+        "  0  stopped by SIGINT/SIGTERM\n",
+        "  1  invalid configuration or an unreadable key file\n",
+        "  2  the database could not be reached within database.connect_timeout, or the\n",
+        "     listen port (server.listen) is taken"
+    ))]
     Serve,
     /// Run everything locally with nothing to configure: SQLite, generated keys, a fake Discord
     /// with demo users, and a demo app to sign in to.
+    #[command(after_help = concat!(
+        "Example:\n",
+        "  guildgate dev --port 9000      guildgate on :9000, the demo app on :9002\n\n",
+        "Exit status: 0 ok, 1 invalid input, 2 a port is taken (choose another with --port)."
+    ))]
     Dev {
-        /// Port for guildgate; the fake Discord and the demo app take the next two.
+        /// Port for guildgate; the demo app takes this port + 2 (the fake Discord a free one).
         #[arg(long, default_value_t = 8080)]
         port: u16,
     },
     /// Apply database migrations and exit.
+    #[command(after_help = concat!(
+        "Example:\n",
+        "  guildgate migrate -c /etc/guildgate/guildgate.toml\n\n",
+        "Waits up to database.connect_timeout for the database.\n",
+        "Exit status: 0 ok, 1 invalid configuration, 2 the database could not be reached."
+    ))]
     Migrate,
     /// Inspect or rotate signing keys.
+    #[command(after_help = "Example:\n  guildgate keys list\n  guildgate keys rotate")]
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
     },
     /// List live sign-in sessions.
+    #[command(after_help = "Example:\n  guildgate sessions list --user 318172463195504640")]
     Sessions {
         #[command(subcommand)]
         command: SessionsCommand,
     },
     /// Act on a person's access.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  guildgate users revoke 318172463195504640\n",
+        "  guildgate users forget-consent 318172463195504640 wiki"
+    ))]
     Users {
         #[command(subcommand)]
         command: UsersCommand,
     },
     /// Read a client secret from standard input (not echoed at a terminal) and print its
     /// argon2id hash for `secret_hash` in [[clients]].
+    #[command(
+        after_help = "Example:\n  openssl rand -base64 32 | tee wiki.secret | guildgate hash-secret"
+    )]
     HashSecret,
     /// Validate the configuration, print every problem with its key, exit 1 if there are any.
+    #[command(after_help = concat!(
+        "Example:\n",
+        "  guildgate check-config -c /etc/guildgate/guildgate.toml\n\n",
+        "Prints \"configuration is valid\" on standard output, warnings and problems on\n",
+        "standard error. Exit status: 0 valid, 1 problems found."
+    ))]
     CheckConfig,
     /// Exit 0 when a running guildgate answers its readiness check (for container health checks).
+    #[command(after_help = concat!(
+        "Example (Dockerfile):\n",
+        "  HEALTHCHECK CMD [\"guildgate\", \"healthcheck\", \"--url\", \"http://127.0.0.1:8080/readyz\"]\n\n",
+        "Exit status: 0 ready, 1 not ready or not answering (Docker reserves 2)."
+    ))]
     Healthcheck {
         /// Readiness URL to probe.
         #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
@@ -72,6 +140,7 @@ enum Command {
 #[derive(Subcommand)]
 enum SessionsCommand {
     /// Show live sessions, newest first: id (the `sid` claim), user, signed in, last used, ends.
+    #[command(after_help = "Example:\n  guildgate sessions list --user 318172463195504640")]
     List {
         /// Only this Discord user id's sessions.
         #[arg(long)]
@@ -83,11 +152,13 @@ enum SessionsCommand {
 enum UsersCommand {
     /// End every session of a Discord user id and revoke all their tokens; apps with a
     /// back-channel logout URI are told (by the running guildgate processes).
+    #[command(after_help = "Example:\n  guildgate users revoke 318172463195504640")]
     Revoke {
         /// The Discord user id.
         id: String,
     },
     /// Forget a person's remembered consent for one app (`consent = "once"` asks again).
+    #[command(after_help = "Example:\n  guildgate users forget-consent 318172463195504640 wiki")]
     ForgetConsent {
         /// The Discord user id.
         id: String,
@@ -99,18 +170,32 @@ enum UsersCommand {
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Show each key's kid, activation time and state.
+    #[command(after_help = "Example:\n  guildgate keys list -c /etc/guildgate/guildgate.toml")]
     List,
     /// Add a new active signing key; older keys stay published so issued tokens still verify.
+    #[command(after_help = "Example:\n  guildgate keys rotate -c /etc/guildgate/guildgate.toml")]
     Rotate,
 }
 
 fn main() -> ExitCode {
-    let args = Cli::parse();
+    let args = match Cli::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            // Help and version go to stdout with status 0; usage errors to stderr with 1
+            // (clap's own default, 2, is ours for "a dependency is unavailable").
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                cli::EXIT_INVALID
+            } else {
+                cli::EXIT_OK
+            });
+        }
+    };
     let settings = match Settings::load(args.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("guildgate: {e}");
-            return ExitCode::FAILURE;
+            eprintln!("guildgate: {}", report::render(&e));
+            return ExitCode::from(cli::EXIT_INVALID);
         }
     };
     let quiet = !matches!(
@@ -151,26 +236,13 @@ fn main() -> ExitCode {
         Command::Healthcheck { url } => {
             actix_web::rt::System::new().block_on(cli::healthcheck(&url))
         }
-        Command::CheckConfig => match settings.validate() {
-            Ok(config) => {
-                for w in &config.warnings {
-                    println!("warning: {w}");
-                }
-                println!("configuration is valid");
-                Ok(())
-            }
-            Err(problems) => Err(anyhow::anyhow!(
-                "{} problem(s) in the configuration:\n{}",
-                problems.len(),
-                format_problems(&problems)
-            )),
-        },
+        Command::CheckConfig => cli::check_config(&settings),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(cli::EXIT_OK),
         Err(e) => {
-            eprintln!("guildgate: {e:#}");
-            ExitCode::FAILURE
+            eprintln!("guildgate: {}", report::render_anyhow(&e));
+            ExitCode::from(cli::exit_code(&e))
         }
     }
 }

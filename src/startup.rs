@@ -1,13 +1,13 @@
 //! Application::build: validates settings, connects the store, loads keys, binds, mounts routes.
 
 use crate::clients::Clients;
-use crate::config::{Problem, Settings};
+use crate::config::Settings;
 use crate::discord::{DiscordClient, DiscordClientConfig};
 use crate::keyed_lock::KeyedLocks;
-use crate::keys::{KeyError, KeySet};
+use crate::keys::KeySet;
 use crate::routes;
 use crate::state::{AppState, Clock};
-use crate::store::{self, StoreError};
+use crate::store;
 use crate::telemetry::RequestSpan;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
@@ -20,40 +20,10 @@ use tracing_actix_web::TracingLogger;
 /// `temporarily_unavailable`: a person at a browser will not wait longer.
 const MAX_DISCORD_RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Why guildgate could not start; each variant prints as one clear line.
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    /// Settings failed validation.
-    #[error("invalid configuration:\n{}", format_problems(.0))]
-    Config(Vec<Problem>),
-    /// The database could not be reached or migrated.
-    #[error("{0}")]
-    Store(#[from] StoreError),
-    /// Keys could not be loaded.
-    #[error("{0}")]
-    Keys(#[from] KeyError),
-    /// The listen address is taken or not allowed.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Anything else while assembling the app.
-    #[error("{0:#}")]
-    Other(#[from] anyhow::Error),
-}
+mod error;
 
-/// One problem per line, indented, for humans and scripts alike.
-pub fn format_problems(problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(|p| format!("  - {p}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use error::LISTEN_SETTING;
+pub use error::{StartupError, format_problems};
 
 /// A built, bound, not yet running guildgate.
 pub struct Application {
@@ -86,22 +56,24 @@ impl Application {
         clock: Clock,
         listener: Option<TcpListener>,
     ) -> Result<Self, StartupError> {
-        let state = web::Data::new(build_state(settings, clock).await?);
-        let config = &state.config;
+        let config = validated(&settings)?;
+        let wait = connect_timeout(&settings)?;
+        // Bind before waiting for the database: a taken port is reported at once, and probes
+        // get answers (alive, not ready) while the database comes up.
+        let bind_error = |cause| StartupError::Bind {
+            addr: config.listen.to_string(),
+            setting: LISTEN_SETTING,
+            cause,
+        };
         let listener = match listener {
             Some(l) => l,
-            None => TcpListener::bind(config.listen).map_err(|source| StartupError::Bind {
-                addr: config.listen.to_string(),
-                source,
-            })?,
+            None => TcpListener::bind(config.listen).map_err(bind_error)?,
         };
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind {
-                addr: config.listen.to_string(),
-                source,
-            })?
-            .port();
+        let port = listener.local_addr().map_err(bind_error)?.port();
+        let waiting = WaitingServer::start(&listener).map_err(bind_error)?;
+        let state = assemble_state(settings, config, clock, wait).await;
+        waiting.stop().await;
+        let state = web::Data::new(state?);
 
         let server_state = state.clone();
         let origins = Arc::new(browser_origins(&state.config));
@@ -117,9 +89,10 @@ impl Application {
                 .configure(routes::configure)
         })
         .listen(listener)
-        .map_err(|source| StartupError::Bind {
+        .map_err(|cause| StartupError::Bind {
             addr: format!("port {port}"),
-            source,
+            setting: LISTEN_SETTING,
+            cause,
         })?
         .run();
         tracing::info!(port, issuer = %state.config.issuer, "guildgate is listening");
@@ -185,15 +158,76 @@ fn cors(origins: Arc<std::collections::HashSet<String>>) -> actix_cors::Cors {
         .block_on_origin_mismatch(false)
 }
 
-/// Everything but the listener: validated config, connected and migrated store, keys, clients,
-/// the Discord client. The CLI's admin commands use it without serving.
-pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, StartupError> {
+/// Answers `/healthz` (alive) and `/readyz` (503, starting) on the real listener while start-up
+/// waits for the database, so orchestrators neither restart nor route to a process that is
+/// only waiting. Stopped, without keep-alive connections to drain, before the app takes over.
+struct WaitingServer {
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl WaitingServer {
+    fn start(listener: &TcpListener) -> std::io::Result<Self> {
+        let server = HttpServer::new(|| App::new().configure(routes::configure_starting))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(0)
+            .keep_alive(actix_web::http::KeepAlive::Disabled)
+            .listen(listener.try_clone()?)?
+            .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Ok(Self { handle })
+    }
+
+    /// Returns once it no longer accepts; the listener stays open (the app's copy), so
+    /// connections arriving meanwhile wait in its backlog for the app.
+    async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+/// A start-up abandoned half way (an error, a cancelled task) must not leave it serving.
+impl Drop for WaitingServer {
+    fn drop(&mut self) {
+        // The stop command is sent at once; the returned future only reports completion.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// Validates, logging each warning once.
+fn validated(settings: &Settings) -> Result<crate::config::ValidConfig, StartupError> {
     let config = settings.validate().map_err(StartupError::Config)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    Ok(config)
+}
+
+/// `database.connect_timeout` (already checked by `validate`).
+fn connect_timeout(settings: &Settings) -> Result<std::time::Duration, StartupError> {
+    settings
+        .database
+        .connect_timeout()
+        .map_err(|problem| StartupError::Config(vec![problem]))
+}
+
+/// Everything but the listener: validated config, connected and migrated store, keys, clients,
+/// the Discord client. The CLI's admin commands use it without serving; they try the database
+/// once rather than waiting for it.
+pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, StartupError> {
+    let config = validated(&settings)?;
+    assemble_state(settings, config, clock, std::time::Duration::ZERO).await
+}
+
+/// The state from validated settings, waiting up to `wait` for the database.
+async fn assemble_state(
+    settings: Settings,
+    config: crate::config::ValidConfig,
+    clock: Clock,
+    wait: std::time::Duration,
+) -> Result<AppState, StartupError> {
     let url = settings.database.url.expose_secret();
-    let store = store::connect(url, settings.database.max_connections).await?;
+    let store = store::connect_waiting(url, settings.database.max_connections, wait).await?;
     store.migrate().await?;
     let keys = KeySet::load_or_generate(&settings.keys.dir, clock.now())?;
     tracing::info!(kid = %keys.active().kid, "signing key loaded");

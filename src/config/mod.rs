@@ -74,6 +74,21 @@ pub struct DatabaseSettings {
     pub url: SecretString,
     /// Pool size.
     pub max_connections: u32,
+    /// How long start-up (`serve`, `migrate`) keeps retrying an unreachable database.
+    pub connect_timeout: String,
+}
+
+impl DatabaseSettings {
+    /// `connect_timeout` parsed; `"0s"` is allowed and means a single attempt.
+    pub fn connect_timeout(&self) -> Result<std::time::Duration, Problem> {
+        humantime::parse_duration(&self.connect_timeout).map_err(|e| Problem {
+            key: "database.connect_timeout".to_owned(),
+            message: format!(
+                "{:?} is not a duration like \"30s\" or \"2m\" ({e})",
+                self.connect_timeout
+            ),
+        })
+    }
 }
 
 /// `[keys]`.

@@ -130,6 +130,9 @@ impl Settings {
         if self.database.max_connections == 0 {
             c.problem("database.max_connections", "must be at least 1");
         }
+        if let Err(problem) = self.database.connect_timeout() {
+            c.problems.push(problem);
+        }
         let lifetimes = Lifetimes {
             code: c.duration("tokens.code_ttl", &self.tokens.code_ttl),
             access_token: c.duration("tokens.access_token_ttl", &self.tokens.access_token_ttl),

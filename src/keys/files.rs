@@ -45,15 +45,15 @@ pub fn generate_key_file(
 
 /// `(path, activates_at, retired)` for every key file; other files are ignored.
 pub(super) fn list_key_files(dir: &Path) -> Result<Vec<(PathBuf, OffsetDateTime, bool)>, KeyError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| KeyError::Folder {
+    let entries = std::fs::read_dir(dir).map_err(|cause| KeyError::Folder {
         path: dir.to_path_buf(),
-        source,
+        cause,
     })?;
     let mut out = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| KeyError::Folder {
+        let entry = entry.map_err(|cause| KeyError::Folder {
             path: dir.to_path_buf(),
-            source,
+            cause,
         })?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let (stem, retired) = if let Some(stem) = name.strip_suffix(".pem.retired") {

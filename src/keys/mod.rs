@@ -26,22 +26,20 @@ use time::OffsetDateTime;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The folder could not be read or created.
-    #[error("cannot use key folder {path}: {source}")]
+    #[error("cannot use key folder {path}: {cause}")]
     Folder {
         /// The folder.
         path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// Why (in the message, not `source()`, so a rendered chain shows it once).
+        cause: std::io::Error,
     },
     /// A key file could not be read.
-    #[error("cannot read key file {path}: {source}")]
+    #[error("cannot read key file {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A key file is not an RSA PKCS#8 PEM key (corrupt or foreign).
     #[error(
@@ -54,13 +52,12 @@ pub enum KeyError {
         reason: String,
     },
     /// Writing a new key failed.
-    #[error("cannot write key file {path}: {source}")]
+    #[error("cannot write key file {path}: {cause}")]
     Write {
         /// The file.
         path: PathBuf,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Key generation or encoding failed.
     #[error("cannot generate an RSA key: {0}")]
@@ -179,9 +176,9 @@ pub struct RotationPolicy {
 impl KeySet {
     /// Loads the folder, generating a first key when it holds none.
     pub fn load_or_generate(dir: &Path, now: OffsetDateTime) -> Result<Self, KeyError> {
-        std::fs::create_dir_all(dir).map_err(|source| KeyError::Folder {
+        std::fs::create_dir_all(dir).map_err(|cause| KeyError::Folder {
             path: dir.to_path_buf(),
-            source,
+            cause,
         })?;
         if list_key_files(dir)?.is_empty() {
             generate_key_file(dir, now)?;
@@ -274,17 +271,17 @@ impl KeySet {
                 {
                     return Err(KeyError::Write {
                         path: companion,
-                        source: e,
+                        cause: e,
                     });
                 }
                 match std::fs::rename(&old.path, &retired) {
                     Ok(()) => tracing::info!(kid = %old.kid, "retired a signing key"),
                     // Another process sharing the folder got there first.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(source) => {
+                    Err(cause) => {
                         return Err(KeyError::Write {
                             path: old.path.clone(),
-                            source,
+                            cause,
                         });
                     }
                 }
@@ -297,9 +294,9 @@ impl KeySet {
 fn read_folder(dir: &Path, now: OffsetDateTime) -> Result<Loaded, KeyError> {
     let mut keys = Vec::new();
     for (path, activates_at, retired) in list_key_files(dir)? {
-        let pem = std::fs::read_to_string(&path).map_err(|source| KeyError::Read {
+        let pem = std::fs::read_to_string(&path).map_err(|cause| KeyError::Read {
             path: path.clone(),
-            source,
+            cause,
         })?;
         keys.push(parse_key(path, &pem, activates_at, retired)?);
     }

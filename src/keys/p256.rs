@@ -81,7 +81,7 @@ pub(super) fn load_or_create(
     }
     let pem = std::fs::read_to_string(&path).map_err(|e| KeyError::Read {
         path: path.clone(),
-        source: e,
+        cause: e,
     })?;
     parse(&path, &pem).map(Some)
 }

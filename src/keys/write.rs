@@ -48,8 +48,8 @@ fn write(path: &Path, contents: &[u8], placing: Placing) -> Result<(), KeyError>
     })();
     // After a rename there is nothing left to remove; otherwise the temporary file goes.
     let _ = std::fs::remove_file(&tmp);
-    written.map_err(|source| KeyError::Write {
+    written.map_err(|cause| KeyError::Write {
         path: path.to_path_buf(),
-        source,
+        cause,
     })
 }

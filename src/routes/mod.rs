@@ -18,6 +18,7 @@ pub use edges::{
     Audience, CrossOrigin, ENDPOINTS, Endpoint, MAX_FORM_BYTES, MAX_QUERY_BYTES, MAX_VALUE_BYTES,
     edge_checks, endpoint_at,
 };
+pub use health::configure_starting;
 
 use crate::error::PageError;
 use actix_web::http::StatusCode;

@@ -4,6 +4,7 @@
 //! app and every flow compile once. Times cross this boundary as `OffsetDateTime` and are stored
 //! as Unix seconds (`BIGINT`/`INTEGER`) in both backends, which keeps comparisons identical.
 
+mod connect;
 mod errors;
 mod lifecycle;
 mod postgres;
@@ -13,38 +14,48 @@ mod shared;
 mod sql;
 mod sqlite;
 
+pub use connect::{connect, connect_waiting, redact_url};
+pub use errors::{ConnectError, ConnectFailure};
 pub use postgres::PgStore;
 pub use records::*;
 pub use sqlite::SqliteStore;
 
 use crate::domain::TokenHash;
 use async_trait::async_trait;
-use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// What can go wrong talking to the database; callers map it to `server_error` or a 503.
+///
+/// Each variant writes its cause into its own message and does not also expose it as
+/// `source()`, so a rendered chain shows every cause once (see `crate::report`).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The URL names no supported backend.
-    #[error("unsupported database URL scheme (expected sqlite:// or postgres://): {0}")]
+    #[error(
+        "database.url ({0}) names no supported database: write sqlite://PATH or postgres://user:password@host/dbname"
+    )]
     UnsupportedUrl(String),
+    /// The database could not be connected to (at start-up or by an admin command).
+    #[error("{0}")]
+    Connect(ConnectError),
     /// A unique constraint refused the write (e.g. a duplicate primary key).
     #[error("conflicting record: {0}")]
     Conflict(String),
     /// Migrations could not be applied.
     #[error("database migration failed: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
-    /// Anything else the driver reports (connection refused, I/O, bad SQL).
+    Migration(sqlx::migrate::MigrateError),
+    /// Anything else the driver reports (connection lost, I/O, bad SQL).
     #[error("database error: {0}")]
-    Backend(#[source] sqlx::Error),
+    Backend(sqlx::Error),
     /// Creating the SQLite file's folder failed.
-    #[error("cannot create database folder {path}: {source}")]
+    #[error(
+        "cannot create the database folder {path} (database.url): {cause}; create it, or point database.url at a writable place"
+    )]
     Folder {
         /// The folder that could not be created.
         path: String,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -250,29 +261,6 @@ pub trait Store: Send + Sync {
     /// back-channel logout deliveries abandoned for three days, at most `batch` rows of each
     /// kind; returns how many rows went.
     async fn gc(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError>;
-}
-
-/// Connects to the backend named by the URL's scheme; SQLite creates its file and folder.
-pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Arc::new(PgStore::connect(url, max_connections).await?))
-    } else {
-        Err(StoreError::UnsupportedUrl(redact_url(url)))
-    }
-}
-
-/// The URL with any password replaced, fit for an error message or a log line.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "<unparseable URL>".to_owned(),
-    }
 }
 
 /// Seconds since the Unix epoch, the stored form of every time.

@@ -7,7 +7,7 @@
 //! re-checks its `WHERE` after a concurrent winner commits, which is what makes the shared
 //! single-use gates exclusive here.
 
-use super::StoreError;
+use super::{ConnectError, StoreError};
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -27,17 +27,19 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects to `url`, failing within about five seconds with the driver's reason.
+    /// Connects to `url` once, failing within about five seconds with the driver's reason
+    /// (see [`connect_waiting`](super::connect_waiting) for the start-up wait).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?;
+        let failed = |cause| StoreError::Connect(ConnectError::new(url, cause));
+        let options = PgConnectOptions::from_str(url).map_err(failed)?;
         // The pool retries a refused connection until its deadline and then reports only
         // "pool timed out"; one direct attempt first surfaces the real reason (refused, bad
         // password, no such database) as one clear start-up line.
         match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await {
-            Ok(Ok(probe)) => probe.close().await?,
-            Ok(Err(error)) => return Err(StoreError::Backend(error)),
+            Ok(Ok(probe)) => probe.close().await.map_err(failed)?,
+            Ok(Err(error)) => return Err(failed(error)),
             Err(_elapsed) => {
-                return Err(StoreError::Backend(sqlx::Error::Io(std::io::Error::new(
+                return Err(failed(sqlx::Error::Io(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     format!(
                         "no answer from the database within {}s",
@@ -50,7 +52,8 @@ impl PgStore {
             .max_connections(max_connections.max(1))
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(failed)?;
         Ok(Self { pool })
     }
 

@@ -5,7 +5,7 @@
 //! connects, how a writing transaction starts, which migrations apply, and how the back-channel
 //! logout queue is claimed.
 
-use super::StoreError;
+use super::{ConnectError, StoreError};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -40,7 +40,9 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens the file named by `url` (WAL, foreign keys on), creating it and its folder if missing.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let failed = |cause| StoreError::Connect(ConnectError::new(url, cause));
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(failed)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // Durability, chosen deliberately: in WAL mode NORMAL syncs at checkpoints, not at
@@ -56,12 +58,14 @@ impl SqliteStore {
             .max_connections(1)
             .acquire_timeout(BUSY_TIMEOUT)
             .connect_with(options.clone())
-            .await?;
+            .await
+            .map_err(failed)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(max_connections.saturating_sub(1).max(1))
             .acquire_timeout(BUSY_TIMEOUT)
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(failed)?;
         Ok(Self { reader, writer })
     }
 
@@ -100,9 +104,9 @@ async fn create_parent_folder(file: &Path) -> Result<(), StoreError> {
         Some(dir) if !dir.as_os_str().is_empty() => {
             tokio::fs::create_dir_all(dir)
                 .await
-                .map_err(|source| StoreError::Folder {
+                .map_err(|cause| StoreError::Folder {
                     path: dir.display().to_string(),
-                    source,
+                    cause,
                 })
         }
         _ => Ok(()),
