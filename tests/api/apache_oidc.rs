@@ -1,6 +1,7 @@
 //! A real relying party: Apache httpd with Debian's mod_auth_openidc signs people in through
-//! guildgate, exactly as `docs/integrations/apache-mod-auth-openidc.md` tells operators to set
-//! it up. Skipped (with a printed reason) where `apache2` or the module is not installed;
+//! guildgate. The guildgate and Apache configuration are the two marked blocks of
+//! `docs/integrations/apache-mod-auth-openidc.md`, read at build time, so the guide is what is
+//! tested. Skipped (with a printed reason) where `apache2` or the module is not installed;
 //! `.ci/run` installs both.
 
 use crate::browser::{Browser, Page};
@@ -14,15 +15,19 @@ use std::time::{Duration, Instant};
 const APACHE: &str = "/usr/sbin/apache2";
 /// Debian's module folder (apache2 and libapache2-mod-auth-openidc).
 const MODULES: &str = "/usr/lib/apache2/modules";
-/// The client id guildgate knows Apache by.
-const CLIENT: &str = "apache";
-/// Its secret (guildgate stores only its argon2id hash).
-const SECRET: &str = "apache-secret-apache-secret-apache";
+/// The guide under test.
+const GUIDE: &str = include_str!("../../docs/integrations/apache-mod-auth-openidc.md");
+/// The guide's issuer, site and passphrase file, replaced by the test's own.
+const GUIDE_ISSUER: &str = "https://id.example.com";
+const GUIDE_SITE: &str = "https://intranet.example.com";
+const GUIDE_PASSPHRASE_FILE: &str = "/etc/apache2/oidc-passphrase";
+/// The client id the guide registers.
+const CLIENT: &str = "intranet";
+/// Its secret: guildgate stores only its argon2id hash, Apache reads it from the environment
+/// variable the guide names.
+const SECRET: &str = "intranet-secret-intranet-secret-x";
 /// A member of no Discord server: refused by the client's guild rule.
 const CAROL: &str = "1090417266934861824";
-/// The demo community server and its Staff role.
-const COMMUNITY: &str = "812345678901234567";
-const STAFF_ROLE: &str = "845611301132730378";
 /// What only signed-in people may read.
 const MEMBERS_TEXT: &str = "members-only notes";
 const STAFF_TEXT: &str = "staff-only runbook";
@@ -31,7 +36,9 @@ const STAFF_TEXT: &str = "staff-only runbook";
 fn missing_apache() -> Option<String> {
     let module = Path::new(MODULES).join("mod_auth_openidc.so");
     if !Path::new(APACHE).exists() {
-        return Some(format!("{APACHE} is not installed (apt-get install apache2)"));
+        return Some(format!(
+            "{APACHE} is not installed (apt-get install apache2)"
+        ));
     }
     if !module.exists() {
         return Some(format!(
@@ -61,35 +68,40 @@ fn running_as_root() -> bool {
     })
 }
 
-/// guildgate's side, as the guide has it: groups, and a confidential client for Apache whose
-/// only redirect URI is mod_auth_openidc's `OIDCRedirectURI`, admitting the community server.
+/// The fenced block after the guide's `<!-- tested by tests/api/apache_oidc.rs: NAME -->`.
+fn guide_block(name: &str) -> &'static str {
+    let marker = format!("<!-- tested by tests/api/apache_oidc.rs: {name} -->");
+    let (_, after) = GUIDE
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("the guide marks its {name} block"));
+    let (_, fenced) = after.split_once("```").expect("a fenced block");
+    let (_, body) = fenced.split_once('\n').expect("a fence line");
+    body.split_once("```").expect("a closing fence").0
+}
+
+/// guildgate's side, from the guide: its `secret_hash` placeholder filled in, the site at
+/// `base`, and the encryption key the guide asks for in the environment.
 fn guildgate_config(base: &str) -> String {
     let hash = guildgate::clients::hash_secret(SECRET).expect("hash the secret");
+    let block = guide_block("guildgate").replace(GUIDE_SITE, base);
+    assert!(
+        block.contains(&format!("id = \"{CLIENT}\"")),
+        "the guide registers {CLIENT}"
+    );
+    let lines: Vec<String> = block
+        .lines()
+        .map(|line| {
+            if line.starts_with("secret_hash = ") {
+                format!("secret_hash = \"{hash}\"")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
     format!(
-        r#"
-[[groups]]
-name = "community"
-guild = "{COMMUNITY}"
-
-[[groups]]
-name = "staff"
-guild = "{COMMUNITY}"
-role = "{STAFF_ROLE}"
-
-[[clients]]
-id = "{CLIENT}"
-name = "Intranet (Apache)"
-secret_hash = "{hash}"
-redirect_uris = ["{base}/oidc/callback"]
-post_logout_redirect_uris = ["{base}/signed-out.html"]
-backchannel_logout_uri = "{base}/oidc/callback?logout=backchannel"
-allowed_guilds = ["{COMMUNITY}"]
-groups = ["community", "staff"]
-
-[secrets]
-encryption_key = "{key}"
-"#,
-        key = "ab".repeat(32)
+        "{}\n[secrets]\nencryption_key = \"{}\"\n",
+        lines.join("\n"),
+        "ab".repeat(32)
     )
 }
 
@@ -110,9 +122,15 @@ impl Apache {
         write_site(&root);
         let conf = root.join("httpd.conf");
         std::fs::write(&conf, httpd_conf(&root, issuer, port)).expect("write httpd.conf");
+        std::fs::write(
+            root.join("oidc-passphrase"),
+            "test-passphrase-not-for-production\n",
+        )
+        .expect("write the passphrase");
         // The workers run as www-data when we are root: let them read the site.
         allow_reading(&root);
         let child = Command::new(APACHE)
+            .env("GUILDGATE_CLIENT_SECRET", SECRET)
             .arg("-f")
             .arg(&conf)
             .arg("-DFOREGROUND")
@@ -139,10 +157,7 @@ impl Apache {
                 if let Some(mut pipe) = self.child.stderr.take() {
                     let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
                 }
-                panic!(
-                    "apache2 exited ({status}): {stderr}\n{}",
-                    self.error_log()
-                );
+                panic!("apache2 exited ({status}): {stderr}\n{}", self.error_log());
             }
             assert!(
                 Instant::now() < deadline,
@@ -202,12 +217,23 @@ fn write_site(root: &Path) {
         std::fs::create_dir_all(&dir).expect("site folder");
         std::fs::write(dir.join("index.shtml"), page(text)).expect("page");
     }
-    std::fs::write(root.join("htdocs").join("signed-out.html"), "you are signed out\n")
-        .expect("signed-out page");
+    std::fs::write(
+        root.join("htdocs").join("signed-out.html"),
+        "you are signed out\n",
+    )
+    .expect("signed-out page");
 }
 
-/// The guide's Apache configuration, made self-contained: its own folder, port and modules.
+/// A self-contained Apache (its own folder, port and modules; server-side includes to print
+/// what the module passes on) around the guide's block, pointed at `issuer` and `port`.
 fn httpd_conf(root: &Path, issuer: &str, port: u16) -> String {
+    let guide = guide_block("apache")
+        .replace(GUIDE_ISSUER, issuer)
+        .replace(GUIDE_SITE, &format!("http://127.0.0.1:{port}"))
+        .replace(
+            GUIDE_PASSPHRASE_FILE,
+            &root.join("oidc-passphrase").display().to_string(),
+        );
     let root = root.display();
     let user = if running_as_root() {
         "User www-data\nGroup www-data\n"
@@ -236,35 +262,12 @@ ErrorLog "{root}/error.log"
 LogLevel warn auth_openidc:info
 {user}{modules}
 DocumentRoot "{root}/htdocs"
-
-OIDCProviderMetadataURL {issuer}/.well-known/openid-configuration
-OIDCClientID {CLIENT}
-OIDCClientSecret {SECRET}
-OIDCRedirectURI http://127.0.0.1:{port}/oidc/callback
-OIDCCryptoPassphrase test-passphrase-not-for-production
-OIDCScope "openid profile email groups"
-OIDCPKCEMethod S256
-OIDCRemoteUserClaim preferred_username
-
-<Location /oidc/callback>
-    AuthType openid-connect
-    Require valid-user
-</Location>
-
-<Directory "{root}/htdocs/members">
+<Directory "{root}/htdocs">
     Options +Includes
     SetOutputFilter INCLUDES
-    AuthType openid-connect
-    Require valid-user
 </Directory>
 
-<Directory "{root}/htdocs/staff">
-    Options +Includes
-    SetOutputFilter INCLUDES
-    AuthType openid-connect
-    Require claim groups:staff
-</Directory>
-"#
+{guide}"#
     )
 }
 
@@ -284,7 +287,7 @@ fn allow_reading(root: &Path) {
     }
 }
 
-/// guildgate with the Apache client, and Apache in front of a protected site.
+/// guildgate with the guide's client, and Apache with the guide's configuration.
 async fn guildgate_and_apache() -> (TestApp, Apache) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -330,6 +333,28 @@ async fn follow(apache: &Apache, browser: &mut Browser, url: &str) -> Page {
 }
 
 #[tokio::test]
+async fn the_apache_guides_guildgate_block_registers_a_client_that_signs_in() {
+    // Arrange: the guide's block as an operator pastes it (runs without Apache).
+    let app = spawn_app_with(&guildgate_config(GUIDE_SITE)).await;
+    let redirect = format!("{GUIDE_SITE}/oidc/callback");
+
+    // Act
+    let page = Browser::new()
+        .get(&app.authorize_url(CLIENT, &redirect, &[("scope", "openid groups")]))
+        .await;
+
+    // Assert: guildgate accepts the client and its redirect URI and sends the browser to Discord.
+    assert_eq!(page.status, 302, "{}", page.body);
+    assert!(
+        page.location
+            .as_deref()
+            .is_some_and(|l| l.starts_with(app.discord.base_url().as_str())),
+        "{:?}",
+        page.location
+    );
+}
+
+#[tokio::test]
 async fn apache_with_mod_auth_openidc_signs_a_member_in_and_shows_her_claims() {
     if let Some(reason) = missing_apache() {
         println!("skipped: {reason}");
@@ -340,13 +365,18 @@ async fn apache_with_mod_auth_openidc_signs_a_member_in_and_shows_her_claims() {
     let mut browser = Browser::new();
 
     // Act: Alice opens the members' page, goes through guildgate and Discord, and comes back.
-    let page = visit_signing_in_as(&app, &apache, &mut browser, "/members/index.shtml", ALICE).await;
+    let page =
+        visit_signing_in_as(&app, &apache, &mut browser, "/members/index.shtml", ALICE).await;
 
     // Assert
     assert_eq!(page.status, 200, "{}\n{}", page.body, apache.error_log());
     assert!(page.body.contains(MEMBERS_TEXT), "{}", page.body);
     assert!(page.body.contains("user=alice"), "{}", page.body);
-    assert!(page.body.contains("email=alice@example.com"), "{}", page.body);
+    assert!(
+        page.body.contains("email=alice@example.com"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("groups=community<"), "{}", page.body);
 }
 
@@ -374,7 +404,11 @@ async fn apache_admits_only_the_staff_group_where_it_requires_the_groups_claim()
     assert!(!member.body.contains(STAFF_TEXT), "{}", member.body);
     assert_eq!(staff.status, 200, "{}\n{}", staff.body, apache.error_log());
     assert!(staff.body.contains(STAFF_TEXT), "{}", staff.body);
-    assert!(staff.body.contains("groups=community,staff"), "{}", staff.body);
+    assert!(
+        staff.body.contains("groups=community,staff"),
+        "{}",
+        staff.body
+    );
 }
 
 #[tokio::test]
@@ -388,7 +422,8 @@ async fn a_person_outside_the_clients_guilds_never_reaches_apaches_pages() {
     let mut browser = Browser::new();
 
     // Act: Carol (in no Discord server) opens the members' page.
-    let page = visit_signing_in_as(&app, &apache, &mut browser, "/members/index.shtml", CAROL).await;
+    let page =
+        visit_signing_in_as(&app, &apache, &mut browser, "/members/index.shtml", CAROL).await;
 
     // Assert: guildgate's refusal page, not Apache's content.
     assert_eq!(page.status, 403, "{}", page.body);
@@ -405,14 +440,16 @@ async fn signing_out_through_mod_auth_openidc_ends_the_guildgate_session_too() {
     // Arrange: Alice is signed in to Apache.
     let (app, apache) = guildgate_and_apache().await;
     let mut browser = Browser::new();
-    let page = visit_signing_in_as(&app, &apache, &mut browser, "/members/index.shtml", ALICE).await;
+    let page =
+        visit_signing_in_as(&app, &apache, &mut browser, "/members/index.shtml", ALICE).await;
     assert_eq!(page.status, 200, "{}", page.body);
 
     // Act: the logout link of the guide (mod_auth_openidc → guildgate's end_session_endpoint
     // with an id_token_hint → back to the registered post-logout URI).
     let logout = format!(
         "/oidc/callback?logout={}",
-        url::form_urlencoded::byte_serialize(apache.url("/signed-out.html").as_bytes()).collect::<String>()
+        url::form_urlencoded::byte_serialize(apache.url("/signed-out.html").as_bytes())
+            .collect::<String>()
     );
     let after = follow(&apache, &mut browser, &apache.url(&logout)).await;
     let again = browser.get(&apache.url("/members/index.shtml")).await;
@@ -448,7 +485,8 @@ async fn revoking_a_person_in_guildgate_signs_them_out_of_apache_by_back_channel
     let (app, apache) = guildgate_and_apache().await;
     let mut browser = Browser::new();
     let members = apache.url("/members/index.shtml");
-    let page = visit_signing_in_as(&app, &apache, &mut browser, "/members/index.shtml", ALICE).await;
+    let page =
+        visit_signing_in_as(&app, &apache, &mut browser, "/members/index.shtml", ALICE).await;
     assert_eq!(page.status, 200, "{}", page.body);
 
     // Act: `guildgate users revoke` (its flow) ends her sessions and queues logout tokens.
