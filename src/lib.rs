@@ -16,6 +16,7 @@ pub mod error;
 pub mod flows;
 pub mod jobs;
 pub mod keys;
+pub mod limits;
 pub mod pages;
 pub mod policy;
 pub mod routes;

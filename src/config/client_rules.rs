@@ -132,6 +132,7 @@ pub(super) fn check_client(
         groups: s.groups.clone(),
         consent: consent?,
         refresh_tokens: s.refresh_tokens,
+        offline_access: s.offline_access,
         pairwise_subject: pairwise?,
     })
 }

@@ -98,8 +98,8 @@ pub async fn finish(
             sid: session.id.clone(),
             request: request.clone(),
         };
-        let ticket =
-            tokens::sign(&state.keys, "consent+jwt", &ticket).map_err(OAuthError::internal)?;
+        let ticket = tokens::sign(&state.keys, tokens::TokenKind::ConsentTicket, &ticket)
+            .map_err(OAuthError::internal)?;
         return Ok(Finish::AskConsent {
             client_name: client.name.clone(),
             scopes: request.scopes(),
@@ -142,7 +142,7 @@ pub async fn answer_consent(
         &state.keys,
         state.config.issuer.as_str(),
         ticket,
-        "consent+jwt",
+        tokens::TokenKind::ConsentTicket,
     ) else {
         return Ok(None);
     };

@@ -48,8 +48,7 @@ async fn logout_endpoint(
         get("state"),
     );
     let now = state.clock.now();
-    let cookie = req.cookie(&state.settings.session.cookie_name);
-    let secret = cookie.as_ref().map(|c| c.value().to_owned());
+    let secret = cookies::session_value(&req, &state);
     let current = match session::current(&state, secret.as_deref(), now).await {
         Ok(s) => s,
         Err(e) => {
