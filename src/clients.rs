@@ -429,10 +429,12 @@ impl PreparedHash {
     }
 }
 
-/// Runs argon2 on the blocking pool, at most one verification per core at a time, each in a
-/// memory area kept for reuse: memory use is `permits × m_cost` whatever the request rate
-/// (a fresh 19 MiB per request, freed to the allocator's per-thread arenas, is what grew the
-/// process to gigabytes under a flood of wrong secrets).
+/// Runs argon2 on the blocking pool, at most one verification per two cores at a time (at
+/// least one), each in a memory area kept for reuse: memory use is `slots × m_cost` whatever
+/// the request rate (a fresh 19 MiB per request, freed to the allocator's per-thread arenas, is
+/// what grew the process to gigabytes under a flood of wrong secrets). Half the cores, because
+/// argon2 is only needed for a client's first request after start-up (verified secrets are
+/// cached) and for failures: a flood of those must leave the other half serving everyone else.
 struct Argon2Runner {
     permits: Arc<Semaphore>,
     areas: Arc<Mutex<Vec<Vec<Block>>>>,
@@ -441,9 +443,9 @@ struct Argon2Runner {
 
 impl Argon2Runner {
     fn new(block_count: usize) -> Self {
-        let permits = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
-            permits: Arc::new(Semaphore::new(permits.max(1))),
+            permits: Arc::new(Semaphore::new((cores / 2).max(1))),
             areas: Arc::new(Mutex::new(Vec::new())),
             block_count,
         }
