@@ -524,6 +524,27 @@ mod tests {
     }
 
     #[test]
+    fn a_prepared_hash_accepts_its_secret_in_a_reused_area_and_the_decoy_accepts_nothing() {
+        let phc = hash_secret("the secret").unwrap();
+        let prepared = PreparedHash::parse(&phc).unwrap();
+        let decoy = PreparedHash::decoy(prepared.params.clone());
+        let mut area = vec![Block::default(); prepared.params.block_count()];
+        assert!(prepared.matches(b"the secret", &mut area));
+        assert!(!prepared.matches(b"the secret!", &mut area));
+        assert!(prepared.matches(b"the secret", &mut area), "the area is reusable");
+        assert!(!decoy.matches(b"the secret", &mut area));
+        assert!(!decoy.matches(b"", &mut area));
+    }
+
+    #[test]
+    fn malformed_basic_headers_are_client_authentication_failures() {
+        for header in ["Basic", "Basic ", "Basic !!!", "Bearer abc", "Basic Og=="] {
+            let got = ClientCredentials::from_parts(Some(header), None, None);
+            assert!(matches!(got, Err(ClientAuthError::BadHeader(_))), "{header:?}: {got:?}");
+        }
+    }
+
+    #[test]
     fn scheme_is_case_insensitive() {
         let raw = STANDARD.encode("a:b");
         assert!(ClientCredentials::from_parts(Some(&format!("bAsIc {raw}")), None, None).is_ok());

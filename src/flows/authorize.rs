@@ -340,3 +340,54 @@ pub fn decide(
         (None, false) => Ok(Decision::SignInUpstream),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TokenHash;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2030-01-01 12:00:00.500 UTC);
+
+    fn request(max_age: Option<i64>) -> AuthorizationRequest {
+        AuthorizationRequest {
+            client_id: "app".into(),
+            redirect_uri: "https://app.example.com/cb".into(),
+            scope: "openid".into(),
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            prompt: Prompt::default(),
+            max_age,
+            hint_sub: None,
+        }
+    }
+
+    fn session_authenticated_at(auth_time: OffsetDateTime) -> SessionRecord {
+        SessionRecord {
+            id: "sid".into(),
+            secret_hash: TokenHash::of("secret"),
+            user_id: "1".into(),
+            auth_time,
+            created_at: auth_time,
+            expires_at: auth_time + time::Duration::hours(12),
+            last_seen_at: auth_time,
+        }
+    }
+
+    #[test]
+    fn max_age_zero_asks_discord_even_for_a_sign_in_of_this_very_second() {
+        let session = session_authenticated_at(datetime!(2030-01-01 12:00:00 UTC));
+        let decision = decide(&request(Some(0)), Some(session), NOW, str::to_owned);
+        assert!(matches!(decision, Ok(Decision::SignInUpstream)), "{decision:?}");
+    }
+
+    #[test]
+    fn max_age_admits_a_sign_in_exactly_that_old_and_no_older() {
+        let at = |secs| session_authenticated_at(NOW - time::Duration::seconds(secs));
+        let young = decide(&request(Some(60)), Some(at(60)), NOW, str::to_owned);
+        let old = decide(&request(Some(60)), Some(at(61)), NOW, str::to_owned);
+        assert!(matches!(young, Ok(Decision::UseSession(_))), "{young:?}");
+        assert!(matches!(old, Ok(Decision::SignInUpstream)), "{old:?}");
+    }
+}
