@@ -531,7 +531,10 @@ mod tests {
         let mut area = vec![Block::default(); prepared.params.block_count()];
         assert!(prepared.matches(b"the secret", &mut area));
         assert!(!prepared.matches(b"the secret!", &mut area));
-        assert!(prepared.matches(b"the secret", &mut area), "the area is reusable");
+        assert!(
+            prepared.matches(b"the secret", &mut area),
+            "the area is reusable"
+        );
         assert!(!decoy.matches(b"the secret", &mut area));
         assert!(!decoy.matches(b"", &mut area));
     }
@@ -540,7 +543,10 @@ mod tests {
     fn malformed_basic_headers_are_client_authentication_failures() {
         for header in ["Basic", "Basic ", "Basic !!!", "Bearer abc", "Basic Og=="] {
             let got = ClientCredentials::from_parts(Some(header), None, None);
-            assert!(matches!(got, Err(ClientAuthError::BadHeader(_))), "{header:?}: {got:?}");
+            assert!(
+                matches!(got, Err(ClientAuthError::BadHeader(_))),
+                "{header:?}: {got:?}"
+            );
         }
     }
 

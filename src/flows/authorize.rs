@@ -379,7 +379,10 @@ mod tests {
     fn max_age_zero_asks_discord_even_for_a_sign_in_of_this_very_second() {
         let session = session_authenticated_at(datetime!(2030-01-01 12:00:00 UTC));
         let decision = decide(&request(Some(0)), Some(session), NOW, str::to_owned);
-        assert!(matches!(decision, Ok(Decision::SignInUpstream)), "{decision:?}");
+        assert!(
+            matches!(decision, Ok(Decision::SignInUpstream)),
+            "{decision:?}"
+        );
     }
 
     #[test]
