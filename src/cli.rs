@@ -233,6 +233,7 @@ pub async fn dev(mut settings: Settings, port: u16) -> anyhow::Result<()> {
         groups: vec!["community".to_owned(), "staff".to_owned()],
         consent: "never".to_owned(),
         refresh_tokens: true,
+        offline_access: false,
         subject_type: "public".to_owned(),
     });
 

@@ -2,13 +2,23 @@
 
 use crate::config::{ClientSecret, ValidClient};
 use crate::domain::constant_time_eq;
-use crate::telemetry::spawn_blocking_with_tracing;
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use crate::limits::{KeyedLimiter, Limits, source_key};
+use argon2::Params;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::OwnedSemaphorePermit;
+
+mod secret_hash;
+
+pub use secret_hash::hash_secret;
+use secret_hash::{Argon2Runner, PreparedHash};
 
 /// How a request presented client credentials; exactly one method per request (RFC 6749 §2.3).
 #[derive(PartialEq, Eq)]
@@ -44,14 +54,22 @@ impl std::fmt::Debug for ClientCredentials {
     }
 }
 
-/// Why client authentication failed; every variant becomes the same `invalid_client` answer
-/// except a malformed request, which is `invalid_request`.
+/// Why client authentication failed (RFC 6749 §5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuthError {
-    /// Credentials were malformed or sent by more than one method.
+    /// The request is malformed (two methods at once, a `client_id` contradicting the header,
+    /// a secret without `client_id`): `invalid_request`.
     Malformed(&'static str),
-    /// Unknown client, wrong secret, or the wrong method for this client.
+    /// The `Authorization` header cannot be read as Basic credentials (no colon, bad base64,
+    /// empty, another scheme): `invalid_client`, 401, like any failed authentication.
+    BadHeader(&'static str),
+    /// Unknown client, wrong secret, or the wrong method for this client: `invalid_client`.
     Failed,
+    /// Too many failed attempts from this source or against this client: 429, try later.
+    TooManyFailures {
+        /// How long until an attempt will be considered again.
+        retry_after: Duration,
+    },
 }
 
 impl ClientCredentials {
@@ -98,11 +116,11 @@ impl ClientCredentials {
 
 /// RFC 6749 §2.3.1: Basic credentials are form-urlencoded before base64.
 fn parse_basic(header: &str) -> Result<(String, String), ClientAuthError> {
-    let malformed = ClientAuthError::Malformed("malformed Basic credentials");
+    let malformed = ClientAuthError::BadHeader("malformed Basic credentials");
     let (scheme, value) = header.trim().split_once(' ').ok_or(malformed)?;
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(ClientAuthError::Malformed(
-            "unsupported Authorization scheme",
+        return Err(ClientAuthError::BadHeader(
+            "client authentication must use the Basic scheme",
         ));
     }
     let decoded = STANDARD.decode(value.trim()).map_err(|_| malformed)?;
@@ -114,30 +132,83 @@ fn parse_basic(header: &str) -> Result<(String, String), ClientAuthError> {
             .map(|v| v.into_owned())
             .map_err(|_| malformed)
     };
-    Ok((unescape(id)?, unescape(secret)?))
+    let (id, secret) = (unescape(id)?, unescape(secret)?);
+    if id.is_empty() {
+        return Err(ClientAuthError::BadHeader(
+            "the Basic credentials name no client",
+        ));
+    }
+    Ok((id, secret))
 }
 
-/// The registered clients, with a cache of secrets already verified by argon2.
+/// The limits one authentication is checked against, and who is asking.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthAttempt {
+    /// The address the request came from.
+    pub source: IpAddr,
+    /// `[limits]` from config.
+    pub limits: Limits,
+    /// The app clock's now.
+    pub now: OffsetDateTime,
+}
+
+/// The registered clients, with a cache of secrets already verified by argon2, the bounded
+/// argon2 runner and the failed-authentication limiters.
 pub struct Clients {
     by_id: HashMap<String, Arc<ValidClient>>,
+    /// Each `secret_hash`, parsed once.
+    hashes: HashMap<String, Arc<PreparedHash>>,
     /// client id → SHA-256 of the secret that last passed argon2, so argon2 runs once per
     /// secret rather than on every token request.
     verified: RwLock<HashMap<String, [u8; 32]>>,
-    /// A real argon2 hash checked for unknown clients, so they take as long as wrong secrets.
-    decoy_hash: String,
+    /// Checked for unknown clients with the cost of a real hash, so they take as long as wrong
+    /// secrets; it matches no secret.
+    decoy: Arc<PreparedHash>,
+    argon2: Argon2Runner,
+    failures_by_source: KeyedLimiter<IpAddr>,
+    failures_by_client: KeyedLimiter<String>,
 }
 
 impl Clients {
     /// Builds the registry from validated config.
     pub fn new(clients: &[ValidClient]) -> Self {
-        let by_id = clients
+        let by_id: HashMap<String, Arc<ValidClient>> = clients
             .iter()
             .map(|c| (c.id.as_str().to_owned(), Arc::new(c.clone())))
             .collect();
+        let hashes: HashMap<String, Arc<PreparedHash>> = clients
+            .iter()
+            .filter_map(|c| match &c.secret {
+                ClientSecret::Hash(phc) => match PreparedHash::parse(phc) {
+                    Some(prepared) => Some((c.id.as_str().to_owned(), Arc::new(prepared))),
+                    None => {
+                        tracing::error!(client_id = %c.id, "secret_hash cannot be used; this client cannot authenticate");
+                        None
+                    }
+                },
+                _ => None,
+            })
+            .collect();
+        // The decoy costs what the registered hashes cost (the first one's parameters).
+        let decoy_params = hashes
+            .values()
+            .next()
+            .map_or_else(Params::default, |h| h.params.clone());
+        let decoy = Arc::new(PreparedHash::decoy(decoy_params));
+        let block_count = hashes
+            .values()
+            .map(|h| h.params.block_count())
+            .chain(std::iter::once(decoy.params.block_count()))
+            .max()
+            .unwrap_or_default();
         Self {
             by_id,
+            hashes,
             verified: RwLock::new(HashMap::new()),
-            decoy_hash: hash_secret("guildgate-decoy-secret-for-timing").unwrap_or_default(),
+            decoy,
+            argon2: Argon2Runner::new(block_count),
+            failures_by_source: KeyedLimiter::default(),
+            failures_by_client: KeyedLimiter::default(),
         }
     }
 
@@ -148,85 +219,160 @@ impl Clients {
 
     /// Authenticates a token-endpoint request. Unknown clients and wrong secrets fail alike,
     /// after the same argon2 work.
+    ///
+    /// Failed attempts are counted per source address and per registered client id, and argon2
+    /// never runs for a source or client over its budget: the answer is `TooManyFailures`
+    /// instead. A source over budget is refused before anything else (no oracle on the secret);
+    /// a client over budget still accepts a secret that needs no argon2 (one verified earlier,
+    /// or a plain dev secret), so strangers failing against a client id cannot lock out the
+    /// app that holds the real secret once it has authenticated since start-up.
     pub async fn authenticate(
         &self,
         credentials: ClientCredentials,
+        attempt: AuthAttempt,
     ) -> Result<Arc<ValidClient>, ClientAuthError> {
-        let Some(client) = self.get(credentials.id()) else {
-            self.burn_decoy(&credentials).await;
-            return Err(ClientAuthError::Failed);
-        };
-        let ok = match (&client.secret, &credentials) {
-            (ClientSecret::Public, ClientCredentials::None { .. }) => true,
-            (ClientSecret::Public, _) | (_, ClientCredentials::None { .. }) => false,
-            (ClientSecret::Plain(expected), ClientCredentials::Basic { secret, .. })
-            | (ClientSecret::Plain(expected), ClientCredentials::Post { secret, .. }) => {
-                use secrecy::ExposeSecret;
-                constant_time_eq(expected.expose_secret().as_bytes(), secret.as_bytes())
+        let source = source_key(attempt.source);
+        let limits = attempt.limits;
+        let now = attempt.now;
+        if let Some(wait) = self
+            .failures_by_source
+            .wait(&source, limits.failed_auth_per_ip, now)
+        {
+            return Err(ClientAuthError::TooManyFailures { retry_after: wait });
+        }
+        let outcome = self.check(&credentials, source, attempt).await;
+        match outcome {
+            Check::Passed(client) => Ok(client),
+            Check::Throttled(retry_after) => Err(ClientAuthError::TooManyFailures { retry_after }),
+            Check::Failed { client } => {
+                self.failures_by_source
+                    .spend(&source, limits.failed_auth_per_ip, now);
+                if let Some(id) = client {
+                    self.failures_by_client
+                        .spend(&id, limits.failed_auth_per_client, now);
+                }
+                Err(ClientAuthError::Failed)
             }
-            (ClientSecret::Hash(hash), ClientCredentials::Basic { secret, .. })
-            | (ClientSecret::Hash(hash), ClientCredentials::Post { secret, .. }) => {
-                self.verify_hashed(client.id.as_str(), hash, secret).await
-            }
-        };
-        if ok {
-            Ok(client)
-        } else {
-            Err(ClientAuthError::Failed)
         }
     }
 
-    async fn verify_hashed(&self, id: &str, hash: &str, secret: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        let cached = self
-            .verified
+    async fn check(
+        &self,
+        credentials: &ClientCredentials,
+        source: IpAddr,
+        attempt: AuthAttempt,
+    ) -> Check {
+        let secret = match credentials {
+            ClientCredentials::Basic { secret, .. } | ClientCredentials::Post { secret, .. } => {
+                Some(secret.as_str())
+            }
+            ClientCredentials::None { .. } => None,
+        };
+        let Some(client) = self.get(credentials.id()) else {
+            if let Some(secret) = secret {
+                match self.argon2_slot(source, None, attempt).await {
+                    Err(wait) => return Check::Throttled(wait),
+                    Ok(Some(slot)) => {
+                        let _ = self.argon2.verify(slot, self.decoy.clone(), secret).await;
+                    }
+                    Ok(None) => {}
+                }
+            }
+            return Check::Failed { client: None };
+        };
+        let id = client.id.as_str().to_owned();
+        let failed = Check::Failed {
+            client: Some(id.clone()),
+        };
+        match (&client.secret, secret) {
+            (ClientSecret::Public, None) => Check::Passed(client),
+            (ClientSecret::Public, Some(_)) | (_, None) => failed,
+            (ClientSecret::Plain(expected), Some(secret)) => {
+                if constant_time_eq(expected.expose_secret().as_bytes(), secret.as_bytes()) {
+                    Check::Passed(client)
+                } else if let Some(wait) = self.client_wait(&id, attempt) {
+                    Check::Throttled(wait)
+                } else {
+                    failed
+                }
+            }
+            (ClientSecret::Hash(_), Some(secret)) => {
+                let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+                if self.is_cached(&id, &digest) {
+                    return Check::Passed(client);
+                }
+                let slot = match self.argon2_slot(source, Some(&id), attempt).await {
+                    Err(wait) => return Check::Throttled(wait),
+                    Ok(slot) => slot,
+                };
+                // Another request may have verified this secret while we waited our turn.
+                if self.is_cached(&id, &digest) {
+                    return Check::Passed(client);
+                }
+                let (Some(slot), Some(hash)) = (slot, self.hashes.get(&id).cloned()) else {
+                    return failed;
+                };
+                if self.argon2.verify(slot, hash, secret).await {
+                    if let Ok(mut map) = self.verified.write() {
+                        map.insert(id, digest);
+                    }
+                    Check::Passed(client)
+                } else {
+                    failed
+                }
+            }
+        }
+    }
+
+    fn is_cached(&self, id: &str, digest: &[u8; 32]) -> bool {
+        self.verified
             .read()
             .ok()
             .and_then(|m| m.get(id).copied())
-            .is_some_and(|known| constant_time_eq(&known, &digest));
-        if cached {
-            return true;
-        }
-        let ok = argon2_verify(hash.to_owned(), secret.to_owned()).await;
-        if ok {
-            if let Ok(mut map) = self.verified.write() {
-                map.insert(id.to_owned(), digest);
-            }
-        }
-        ok
+            .is_some_and(|known| constant_time_eq(&known, digest))
     }
 
-    async fn burn_decoy(&self, credentials: &ClientCredentials) {
-        let secret = match credentials {
-            ClientCredentials::Basic { secret, .. } | ClientCredentials::Post { secret, .. } => {
-                secret.clone()
-            }
-            ClientCredentials::None { .. } => return,
+    fn client_wait(&self, id: &str, attempt: AuthAttempt) -> Option<Duration> {
+        self.failures_by_client.wait(
+            &id.to_owned(),
+            attempt.limits.failed_auth_per_client,
+            attempt.now,
+        )
+    }
+
+    /// Takes an argon2 slot, then re-checks the budgets: requests queued behind failures of
+    /// the same source or client are refused without running argon2.
+    async fn argon2_slot(
+        &self,
+        source: IpAddr,
+        client: Option<&str>,
+        attempt: AuthAttempt,
+    ) -> Result<Option<OwnedSemaphorePermit>, Duration> {
+        let budget = |s: &Self| {
+            s.failures_by_source
+                .wait(&source, attempt.limits.failed_auth_per_ip, attempt.now)
+                .or_else(|| client.and_then(|id| s.client_wait(id, attempt)))
         };
-        let _ = argon2_verify(self.decoy_hash.clone(), secret).await;
+        if let Some(wait) = budget(self) {
+            return Err(wait);
+        }
+        let permit = self.argon2.slot().await;
+        match budget(self) {
+            Some(wait) => Err(wait),
+            None => Ok(permit),
+        }
     }
 }
 
-/// argon2id PHC string with the crate's defaults (OWASP's m=19 MiB, t=2, p=1).
-pub fn hash_secret(secret: &str) -> anyhow::Result<String> {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    argon2::Argon2::default()
-        .hash_password(secret.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("cannot hash the secret: {e}"))
-}
-
-async fn argon2_verify(hash: String, secret: String) -> bool {
-    spawn_blocking_with_tracing(move || {
-        PasswordHash::new(&hash)
-            .and_then(|parsed| {
-                argon2::Argon2::default().verify_password(secret.as_bytes(), &parsed)
-            })
-            .is_ok()
-    })
-    .await
-    .unwrap_or(false)
+/// What checking one set of credentials found.
+enum Check {
+    Passed(Arc<ValidClient>),
+    /// Refused before argon2: the source or the client is over its failure budget.
+    Throttled(Duration),
+    /// Wrong credentials (for this registered client id, if it is one).
+    Failed {
+        client: Option<String>,
+    },
 }
 
 #[cfg(test)]
@@ -254,6 +400,17 @@ mod tests {
         let err =
             ClientCredentials::from_parts(Some(&format!("Basic {raw}")), Some("a"), Some("b"));
         assert!(matches!(err, Err(ClientAuthError::Malformed(_))));
+    }
+
+    #[test]
+    fn malformed_basic_headers_are_client_authentication_failures() {
+        for header in ["Basic", "Basic ", "Basic !!!", "Bearer abc", "Basic Og=="] {
+            let got = ClientCredentials::from_parts(Some(header), None, None);
+            assert!(
+                matches!(got, Err(ClientAuthError::BadHeader(_))),
+                "{header:?}: {got:?}"
+            );
+        }
     }
 
     #[test]

@@ -86,6 +86,9 @@ pub struct OAuthError {
     pub description: Cow<'static, str>,
     /// The internal cause of a `server_error`, logged with its chain, never sent.
     pub internal: Option<anyhow::Error>,
+    /// Set for a request refused by a rate limit: the answer is 429 Too Many Requests with
+    /// `Retry-After` (RFC 6585 §4, RFC 9110 §10.2.3) and `temporarily_unavailable`.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl OAuthError {
@@ -95,6 +98,18 @@ impl OAuthError {
             code,
             description: description.into(),
             internal: None,
+            retry_after: None,
+        }
+    }
+
+    /// A request refused by a rate limit, to be tried again after `retry_after`.
+    pub fn rate_limited(
+        description: impl Into<Cow<'static, str>>,
+        retry_after: std::time::Duration,
+    ) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(OAuthErrorCode::TemporarilyUnavailable, description)
         }
     }
 
@@ -110,6 +125,7 @@ impl OAuthError {
             code: OAuthErrorCode::ServerError,
             description: Cow::Borrowed("the server could not complete the request"),
             internal: Some(cause.into()),
+            retry_after: None,
         }
     }
 }
@@ -130,6 +146,9 @@ impl From<crate::store::StoreError> for OAuthError {
 
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
+        if self.retry_after.is_some() {
+            return StatusCode::TOO_MANY_REQUESTS;
+        }
         match self.code {
             OAuthErrorCode::InvalidClient | OAuthErrorCode::InvalidToken => {
                 StatusCode::UNAUTHORIZED
@@ -150,6 +169,11 @@ impl ResponseError for OAuthError {
         response
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((header::PRAGMA, "no-cache"));
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, rounded up so a client that waits exactly this long is let in.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.insert_header((header::RETRY_AFTER, secs.max(1).to_string()));
+        }
         match self.code {
             // RFC 6749 §5.2: a 401 for client authentication names the scheme we accept.
             OAuthErrorCode::InvalidClient => {

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod jws;
 pub mod keyed_lock;
 pub mod keys;
+pub mod limits;
 pub mod pages;
 pub mod policy;
 pub mod report;

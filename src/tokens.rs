@@ -1,4 +1,9 @@
-//! JWTs we mint and verify: ID tokens (OIDC Core §2), access tokens (RFC 9068), at_hash.
+//! JWTs we mint and verify: ID tokens (OIDC Core §2), access tokens (RFC 9068), logout tokens
+//! (Back-Channel Logout §2.4), consent tickets; at_hash.
+//!
+//! All of them are signed by the same keys, so each kind carries its own `typ` header and every
+//! verification names the kind it expects (RFC 8725 §3.11, explicit typing): an access token or
+//! a logout token can never pass as an ID token hint, nor the reverse.
 
 use crate::keys::KeySet;
 use base64::Engine;
@@ -9,8 +14,38 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+/// The kinds of JWT guildgate signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// OIDC Core §2. `typ: JWT`, which is what relying parties expect; since that type is
+    /// generic, verification also requires the ID token's shape (see [`verify_id_token_hint`]).
+    IdToken,
+    /// RFC 9068 §2.1: `typ: at+jwt`.
+    AccessToken,
+    /// Back-Channel Logout §2.4: `typ: logout+jwt`.
+    LogoutToken,
+    /// The pending request sealed into the consent form: `typ: consent+jwt`.
+    ConsentTicket,
+}
+
+impl TokenKind {
+    /// The `typ` header value of this kind.
+    pub fn typ(self) -> &'static str {
+        match self {
+            Self::IdToken => "JWT",
+            Self::AccessToken => ACCESS_TOKEN_TYP,
+            Self::LogoutToken => "logout+jwt",
+            Self::ConsentTicket => "consent+jwt",
+        }
+    }
+}
+
 /// The RFC 9068 §2.1 media type of our access tokens.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Claims only other kinds carry: access tokens (`scope`, `client_id`, `gid`, `jti`), logout
+/// tokens (`events`, `jti`) and consent tickets (`request`). An ID token has none of them.
+const NOT_IN_ID_TOKENS: [&str; 6] = ["events", "scope", "client_id", "gid", "jti", "request"];
 
 /// Why a token could not be minted or accepted.
 #[derive(Debug, thiserror::Error)]
@@ -54,18 +89,22 @@ pub struct AccessTokenClaims {
     pub gid: String,
 }
 
-/// Signs claims with the active key: RS256, `kid` set, `typ` as given.
-pub fn sign<T: Serialize>(keys: &KeySet, typ: &str, claims: &T) -> Result<String, TokenError> {
+/// Signs claims with the active key: RS256, `kid` set, `typ` of the kind.
+pub fn sign<T: Serialize>(
+    keys: &KeySet,
+    kind: TokenKind,
+    claims: &T,
+) -> Result<String, TokenError> {
     let key = keys.active();
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(key.kid.clone());
-    header.typ = Some(typ.to_owned());
+    header.typ = Some(kind.typ().to_owned());
     jsonwebtoken::encode(&header, claims, key.encoding_key()).map_err(TokenError::Sign)
 }
 
 /// Signs an ID token from a prepared claim set (`iss`, `sub`, `aud`, … already inside).
 pub fn sign_id_token(keys: &KeySet, claims: &Map<String, Value>) -> Result<String, TokenError> {
-    sign(keys, "JWT", claims)
+    sign(keys, TokenKind::IdToken, claims)
 }
 
 /// Verifies signature (any published key), `typ`, `iss` and `exp` against our clock.
@@ -75,52 +114,67 @@ pub fn verify_access_token(
     token: &str,
     now: OffsetDateTime,
 ) -> Result<AccessTokenClaims, TokenError> {
-    let claims: AccessTokenClaims = verify(keys, issuer, token, Some(ACCESS_TOKEN_TYP))?;
+    let claims: AccessTokenClaims = verify(keys, issuer, token, TokenKind::AccessToken)?;
     if claims.exp <= now.unix_timestamp() {
         return Err(TokenError::Expired);
     }
     Ok(claims)
 }
 
-/// Verifies one of our ID tokens ignoring expiry (for `id_token_hint`, OIDC Core §3.1.2.1).
+/// Verifies one of our ID tokens ignoring expiry (for `id_token_hint`, OIDC Core §3.1.2.1):
+/// `typ: JWT`, and the ID token's shape (`sub`, `aud`, `iat`, `exp`, none of the claims that
+/// only other kinds carry), so no other token we sign passes.
 pub fn verify_id_token_hint(
     keys: &KeySet,
     issuer: &str,
     token: &str,
 ) -> Result<Map<String, Value>, TokenError> {
-    verify(keys, issuer, token, None)
+    let claims: Map<String, Value> = verify(keys, issuer, token, TokenKind::IdToken)?;
+    let has_string = |name: &str| claims.get(name).is_some_and(Value::is_string);
+    let has_number = |name: &str| claims.get(name).is_some_and(Value::is_number);
+    let id_token_shaped = has_string("sub")
+        && claims.contains_key("aud")
+        && has_number("iat")
+        && has_number("exp")
+        && !NOT_IN_ID_TOKENS
+            .iter()
+            .any(|name| claims.contains_key(*name));
+    if id_token_shaped {
+        Ok(claims)
+    } else {
+        Err(TokenError::Invalid("not an ID token"))
+    }
 }
 
-/// Verifies one of our own JWTs of the given `typ` (e.g. consent tickets), ignoring `exp`
+/// Verifies one of our own JWTs of the given kind (e.g. consent tickets), ignoring `exp`
 /// (callers compare it with the app clock).
 pub fn verify_typed<T: serde::de::DeserializeOwned>(
     keys: &KeySet,
     issuer: &str,
     token: &str,
-    typ: &str,
+    kind: TokenKind,
 ) -> Result<T, TokenError> {
-    verify(keys, issuer, token, Some(typ))
+    verify(keys, issuer, token, kind)
 }
 
 fn verify<T: serde::de::DeserializeOwned>(
     keys: &KeySet,
     issuer: &str,
     token: &str,
-    typ: Option<&str>,
+    kind: TokenKind,
 ) -> Result<T, TokenError> {
     let header =
         jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid("malformed token"))?;
     if header.alg != Algorithm::RS256 {
         return Err(TokenError::Invalid("unexpected algorithm"));
     }
-    if let Some(expected) = typ {
-        if !header
-            .typ
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case(expected))
-        {
-            return Err(TokenError::Invalid("not an access token"));
-        }
+    // RFC 8725 §3.11: the type is part of the signed header, so it cannot be swapped.
+    if !header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case(kind.typ()))
+    {
+        return Err(TokenError::Invalid("unexpected token type"));
     }
     let kid = header.kid.ok_or(TokenError::Invalid("no kid"))?;
     let key = keys
@@ -164,7 +218,7 @@ pub struct LogoutTokenClaims {
 
 /// Signs a logout token with `typ: logout+jwt` (Back-Channel Logout §2.4, recommended type).
 pub fn sign_logout_token(keys: &KeySet, claims: &LogoutTokenClaims) -> Result<String, TokenError> {
-    sign(keys, "logout+jwt", claims)
+    sign(keys, TokenKind::LogoutToken, claims)
 }
 
 /// OIDC Core §3.1.3.6: base64url of the left half of SHA-256 of the access token.
@@ -201,7 +255,7 @@ mod tests {
             sid: None,
             gid: "g".into(),
         };
-        let token = sign(&keys, ACCESS_TOKEN_TYP, &claims).unwrap();
+        let token = sign(&keys, TokenKind::AccessToken, &claims).unwrap();
         let back = verify_access_token(&keys, "https://id.example.com", &token, now).unwrap();
         assert_eq!(back, claims);
         let later = now + time::Duration::seconds(61);
@@ -211,7 +265,43 @@ mod tests {
         ));
         assert!(verify_access_token(&keys, "https://other.example", &token, now).is_err());
         // An ID token (typ JWT) is not accepted as an access token.
-        let id = sign(&keys, "JWT", &claims).unwrap();
+        let id = sign(&keys, TokenKind::IdToken, &claims).unwrap();
         assert!(verify_access_token(&keys, "https://id.example.com", &id, now).is_err());
+    }
+
+    #[test]
+    fn only_an_id_token_is_accepted_as_an_id_token_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let keys = KeySet::load_or_generate(dir.path(), now).unwrap();
+        let iss = "https://id.example.com";
+        let id_claims = serde_json::json!({
+            "iss": iss, "sub": "1", "aud": "app", "azp": "app", "iat": now.unix_timestamp(),
+            "exp": now.unix_timestamp() + 60, "auth_time": now.unix_timestamp(), "sid": "s",
+        });
+        let id_token = sign(&keys, TokenKind::IdToken, &id_claims).unwrap();
+        assert!(verify_id_token_hint(&keys, iss, &id_token).is_ok());
+
+        // The same claims under another kind's type, and other kinds' claims under `JWT`.
+        for kind in [
+            TokenKind::AccessToken,
+            TokenKind::LogoutToken,
+            TokenKind::ConsentTicket,
+        ] {
+            let other = sign(&keys, kind, &id_claims).unwrap();
+            assert!(
+                verify_id_token_hint(&keys, iss, &other).is_err(),
+                "{kind:?} accepted as an ID token"
+            );
+        }
+        for extra in NOT_IN_ID_TOKENS {
+            let mut claims = id_claims.clone();
+            claims[extra] = serde_json::json!("x");
+            let forged_shape = sign(&keys, TokenKind::IdToken, &claims).unwrap();
+            assert!(
+                verify_id_token_hint(&keys, iss, &forged_shape).is_err(),
+                "an ID token with {extra} accepted"
+            );
+        }
     }
 }

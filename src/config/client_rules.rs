@@ -7,6 +7,20 @@ use crate::domain::{ClientId, RedirectUri};
 use std::collections::HashSet;
 use url::Url;
 
+/// An argon2 PHC string guildgate can verify: argon2 algorithm, valid parameters, salt, output.
+fn check_argon2_hash(phc: &str) -> Result<(), String> {
+    let not_phc = |e: argon2::password_hash::Error| {
+        format!("is not an argon2 PHC string from `guildgate hash-secret` ({e})")
+    };
+    let parsed = argon2::PasswordHash::new(phc).map_err(not_phc)?;
+    argon2::Algorithm::try_from(parsed.algorithm).map_err(not_phc)?;
+    argon2::Params::try_from(&parsed).map_err(not_phc)?;
+    if parsed.salt.is_none() || parsed.hash.is_none() {
+        return Err("is missing its salt or hash (use `guildgate hash-secret`)".to_owned());
+    }
+    Ok(())
+}
+
 /// Checks client `i`, recording problems; `seen` catches duplicate ids.
 pub(super) fn check_client(
     c: &mut Checker,
@@ -33,12 +47,7 @@ pub(super) fn check_client(
             None
         }
         (false, Some(hash), None) => c
-            .check(
-                key("secret_hash"),
-                argon2::PasswordHash::new(hash)
-                    .map(|_| ())
-                    .map_err(|e| format!("is not a PHC string from `guildgate hash-secret` ({e})")),
-            )
+            .check(key("secret_hash"), check_argon2_hash(hash))
             .map(|()| ClientSecret::Hash(hash.clone())),
         (false, None, Some(plain)) => {
             c.warnings.push(format!(
@@ -132,6 +141,7 @@ pub(super) fn check_client(
         groups: s.groups.clone(),
         consent: consent?,
         refresh_tokens: s.refresh_tokens,
+        offline_access: s.offline_access,
         pairwise_subject: pairwise?,
     })
 }

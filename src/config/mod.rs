@@ -40,6 +40,8 @@ pub struct Settings {
     pub access: AccessSettings,
     /// Secrets for data at rest.
     pub secrets: SecretSettings,
+    /// Per-source and per-client limits.
+    pub limits: LimitSettings,
     /// Names for guild memberships and roles (`groups` claim).
     #[serde(default)]
     pub groups: Vec<GroupSettings>,
@@ -182,6 +184,18 @@ pub struct SecretSettings {
     pub encryption_key: SecretString,
 }
 
+/// `[limits]`: rates are strings like `"10/min"` (see [`crate::limits::Rate`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Failed client authentications per source address.
+    pub failed_auth_per_ip: String,
+    /// Failed client authentications per registered client id.
+    pub failed_auth_per_client: String,
+    /// Discord logins started and not yet back, per source address.
+    pub pending_logins_per_ip: u32,
+}
+
 /// One `[[groups]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -241,6 +255,9 @@ pub struct ClientSettings {
     /// Issue refresh tokens without `offline_access`.
     #[serde(default)]
     pub refresh_tokens: bool,
+    /// May receive `offline_access` grants (consent still required, OIDC Core §11).
+    #[serde(default)]
+    pub offline_access: bool,
     /// `public` | `pairwise`.
     #[serde(default = "default_subject_type")]
     pub subject_type: String,

@@ -106,6 +106,8 @@ pub struct ValidClient {
     pub consent: Consent,
     /// Issue refresh tokens without `offline_access`.
     pub refresh_tokens: bool,
+    /// May receive `offline_access` grants, with consent (OIDC Core §11).
+    pub offline_access: bool,
     /// Pairwise `sub` (OIDC Core §8.1).
     pub pairwise_subject: bool,
 }
@@ -140,6 +142,8 @@ pub struct ValidConfig {
     pub groups: Vec<ValidGroup>,
     /// Clients, in config order.
     pub clients: Vec<ValidClient>,
+    /// `[limits]`.
+    pub limits: crate::limits::Limits,
     /// 32-byte key for data at rest, when configured.
     pub encryption_key: Option<[u8; 32]>,
     /// Key for pairwise subjects, derived from the encryption key (never used for both jobs).

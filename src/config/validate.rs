@@ -3,6 +3,7 @@
 use super::Settings;
 use super::types::{AccessRules, Lifetimes, ValidClient, ValidConfig, ValidGroup};
 use crate::domain::{DiscordId, Issuer, RedirectUri};
+use crate::limits::{Limits, Rate};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashSet;
 use std::fmt;
@@ -190,6 +191,7 @@ impl Settings {
                 super::client_rules::check_client(&mut c, i, client, &group_names, &mut seen)
             })
             .collect();
+        let limits = self.check_limits(&mut c);
         let encryption_key = check_encryption_key(&mut c, &self.secrets.encryption_key);
         if clients.iter().any(|cl| cl.pairwise_subject) && encryption_key.is_none() {
             c.problem(
@@ -216,6 +218,7 @@ impl Settings {
                     access,
                     groups,
                     clients,
+                    limits,
                     encryption_key,
                     pairwise_key: encryption_key
                         .map(|k| derive_key(&k, b"guildgate pairwise subject v1")),
@@ -333,6 +336,23 @@ impl Settings {
             );
         }
         (role_guilds, needs)
+    }
+
+    fn check_limits(&self, c: &mut Checker) -> Limits {
+        let l = &self.limits;
+        let mut rate = |key: &str, raw: &str| {
+            c.check(format!("limits.{key}"), Rate::parse(raw))
+                .unwrap_or(Rate::PLACEHOLDER)
+        };
+        let limits = Limits {
+            failed_auth_per_ip: rate("failed_auth_per_ip", &l.failed_auth_per_ip),
+            failed_auth_per_client: rate("failed_auth_per_client", &l.failed_auth_per_client),
+            pending_logins_per_ip: l.pending_logins_per_ip,
+        };
+        if l.pending_logins_per_ip == 0 {
+            c.problem("limits.pending_logins_per_ip", "must be at least 1");
+        }
+        limits
     }
 
     fn check_groups(&self, c: &mut Checker) -> Vec<ValidGroup> {

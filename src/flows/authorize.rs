@@ -54,6 +54,20 @@ impl AuthorizationRequest {
     pub fn scopes(&self) -> Scopes {
         Scopes::parse_request(&self.scope)
     }
+
+    /// The same request without one scope.
+    pub fn without_scope(&self, scope: &str) -> Self {
+        Self {
+            scope: without_scope(&self.scopes(), scope).to_string(),
+            ..self.clone()
+        }
+    }
+}
+
+/// `scopes` less `scope`, in canonical order.
+fn without_scope(scopes: &Scopes, scope: &str) -> Scopes {
+    let kept: Vec<&str> = scopes.iter().filter(|s| *s != scope).collect();
+    Scopes::parse_request(&kept.join(" "))
 }
 
 /// Why a request cannot proceed, and where the answer goes.
@@ -188,9 +202,14 @@ pub fn validate(
             "only response_mode=query is supported",
         ));
     }
-    let scopes = Scopes::parse_request(first(params, "scope").unwrap_or_default());
+    let mut scopes = Scopes::parse_request(first(params, "scope").unwrap_or_default());
     if !scopes.contains("openid") {
         return Err(fail(C::InvalidScope, "the openid scope is required"));
+    }
+    // OIDC Core §11: offline_access is only for clients allowed it; for others the scope is
+    // ignored like any scope we do not grant (consent is settled when the code is issued).
+    if !client.offline_access {
+        scopes = without_scope(&scopes, "offline_access");
     }
     let code_challenge = match (
         first(params, "code_challenge"),
@@ -229,17 +248,29 @@ pub fn validate(
             "public clients must use PKCE (code_challenge with S256)",
         ));
     }
+    // OIDC Core §3.1.2.1 defines four values; anything else is a malformed request.
     let mut prompt = Prompt::default();
-    for value in first(params, "prompt").unwrap_or_default().split(' ') {
+    let mut prompt_count = 0;
+    for value in first(params, "prompt")
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|v| !v.is_empty())
+    {
+        prompt_count += 1;
         match value {
             "none" => prompt.none = true,
             "login" => prompt.login = true,
             "consent" => prompt.consent = true,
-            _ => {}
+            // Accounts are chosen at Discord: a fresh Discord login is the way to offer it.
+            "select_account" => prompt.login = true,
+            _ => {
+                return Err(fail(
+                    C::InvalidRequest,
+                    "prompt must be none, login, consent or select_account",
+                ));
+            }
         }
     }
-    let prompt_count =
-        first(params, "prompt").map_or(0, |p| p.split(' ').filter(|v| !v.is_empty()).count());
     if prompt.none && prompt_count > 1 {
         return Err(fail(
             C::InvalidRequest,
@@ -292,9 +323,11 @@ pub fn decide(
     subject_of: impl Fn(&str) -> String,
 ) -> Result<Decision, OAuthErrorCode> {
     let usable = session.filter(|s| {
+        // OIDC Core §3.1.2.1: max_age=0 always re-authenticates (like prompt=login); with
+        // whole seconds, a sign-in earlier within the same second would otherwise pass.
         let fresh_enough = request
             .max_age
-            .is_none_or(|max| (now - s.auth_time).whole_seconds() <= max);
+            .is_none_or(|max| max > 0 && (now - s.auth_time).whole_seconds() <= max);
         let same_person = request
             .hint_sub
             .as_ref()
@@ -305,5 +338,59 @@ pub fn decide(
         (Some(session), _) => Ok(Decision::UseSession(session)),
         (None, true) => Err(OAuthErrorCode::LoginRequired),
         (None, false) => Ok(Decision::SignInUpstream),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TokenHash;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2030-01-01 12:00:00.500 UTC);
+
+    fn request(max_age: Option<i64>) -> AuthorizationRequest {
+        AuthorizationRequest {
+            client_id: "app".into(),
+            redirect_uri: "https://app.example.com/cb".into(),
+            scope: "openid".into(),
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            prompt: Prompt::default(),
+            max_age,
+            hint_sub: None,
+        }
+    }
+
+    fn session_authenticated_at(auth_time: OffsetDateTime) -> SessionRecord {
+        SessionRecord {
+            id: "sid".into(),
+            secret_hash: TokenHash::of("secret"),
+            user_id: "1".into(),
+            auth_time,
+            created_at: auth_time,
+            expires_at: auth_time + time::Duration::hours(12),
+            last_seen_at: auth_time,
+        }
+    }
+
+    #[test]
+    fn max_age_zero_asks_discord_even_for_a_sign_in_of_this_very_second() {
+        let session = session_authenticated_at(datetime!(2030-01-01 12:00:00 UTC));
+        let decision = decide(&request(Some(0)), Some(session), NOW, str::to_owned);
+        assert!(
+            matches!(decision, Ok(Decision::SignInUpstream)),
+            "{decision:?}"
+        );
+    }
+
+    #[test]
+    fn max_age_admits_a_sign_in_exactly_that_old_and_no_older() {
+        let at = |secs| session_authenticated_at(NOW - time::Duration::seconds(secs));
+        let young = decide(&request(Some(60)), Some(at(60)), NOW, str::to_owned);
+        let old = decide(&request(Some(60)), Some(at(61)), NOW, str::to_owned);
+        assert!(matches!(young, Ok(Decision::UseSession(_))), "{young:?}");
+        assert!(matches!(old, Ok(Decision::SignInUpstream)), "{old:?}");
     }
 }

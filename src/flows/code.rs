@@ -78,10 +78,21 @@ pub async fn redeem(
     if record.expires_at <= now {
         return Err(invalid("the authorization code has expired"));
     }
-    if grant.redirect_uri != Some(record.redirect_uri.as_str()) {
-        return Err(invalid(
-            "redirect_uri does not match the authorization request",
-        ));
+    // RFC 6749 §4.1.3: required when the authorization request had one (ours always do);
+    // missing is a malformed request, different is a grant that does not fit.
+    match grant.redirect_uri {
+        None => {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidRequest,
+                "redirect_uri is required: the authorization request had one",
+            ));
+        }
+        Some(uri) if uri != record.redirect_uri => {
+            return Err(invalid(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+        Some(_) => {}
     }
     check_pkce(
         client,
@@ -95,13 +106,15 @@ pub async fn redeem(
         .await?
         .ok_or_else(|| invalid("the person no longer exists"))?;
     let scopes = crate::domain::Scopes::parse_request(&record.scopes);
-    let issue_refresh = client.refresh_tokens || scopes.contains("offline_access");
+    // offline_access (OIDC Core §11) asks for access that outlives the sign-in session; the
+    // authorization step only lets it through with consent, for a client allowed it.
+    let offline = client.offline_access && scopes.contains("offline_access");
+    let issue_refresh = client.refresh_tokens || offline;
     let grant_record = GrantRecord {
         id: record.grant_id.clone(),
         client_id: record.client_id.clone(),
         user_id: record.user_id.clone(),
-        // offline_access (OIDC Core §11) asks for access that outlives the sign-in session.
-        session_id: (!scopes.contains("offline_access")).then(|| record.session_id.clone()),
+        session_id: (!offline).then(|| record.session_id.clone()),
         scopes: record.scopes.clone(),
         auth_time: record.auth_time,
         created_at: now,
@@ -138,8 +151,10 @@ fn check_pkce(
         )),
         (Some(_), None) => Err(invalid("code_verifier is required")),
         (Some(challenge), Some(verifier)) => {
+            // RFC 7636 §4.6: a verifier of the wrong length or alphabet cannot match the
+            // challenge, so the grant fails like any other mismatch.
             let verifier = PkceVerifier::parse(verifier).map_err(|_| {
-                OAuthError::new(OAuthErrorCode::InvalidRequest, "code_verifier is malformed")
+                invalid("code_verifier is malformed (43-128 characters of [A-Za-z0-9-._~])")
             })?;
             if PkceChallenge::from_stored(challenge.to_owned()).is_satisfied_by(&verifier) {
                 Ok(())

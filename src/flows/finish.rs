@@ -46,6 +46,9 @@ pub enum Finish {
     },
 }
 
+/// The scope that asks for access outliving the session (OIDC Core §11).
+const OFFLINE_ACCESS: &str = "offline_access";
+
 /// How long the person may look at the consent page.
 const CONSENT_TICKET_TTL: i64 = 600;
 
@@ -104,7 +107,10 @@ pub async fn finish(
             explanation: denial.explanation(),
         });
     }
-    if needs_consent(state, client, request, session).await? {
+    let remembered = remembered_consent(state, client, request, session).await?;
+    let (request, ask) = plan_consent(client, request, remembered.as_ref());
+    let request = &request;
+    if ask {
         if request.prompt.none {
             let error = OAuthError::new(
                 OAuthErrorCode::ConsentRequired,
@@ -118,8 +124,8 @@ pub async fn finish(
             sid: session.id.clone(),
             request: request.clone(),
         };
-        let ticket =
-            tokens::sign(&state.keys, "consent+jwt", &ticket).map_err(OAuthError::internal)?;
+        let ticket = tokens::sign(&state.keys, tokens::TokenKind::ConsentTicket, &ticket)
+            .map_err(OAuthError::internal)?;
         return Ok(Finish::AskConsent {
             client_name: client.name.clone(),
             scopes: request.scopes(),
@@ -167,24 +173,56 @@ fn stale_membership(
     }
 }
 
-async fn needs_consent(
+/// The consent remembered for this person and client, read only when it can matter: for
+/// `consent = "once"`, and for an `offline_access` request.
+async fn remembered_consent(
     state: &AppState,
     client: &ValidClient,
     request: &AuthorizationRequest,
     session: &SessionRecord,
-) -> Result<bool, OAuthError> {
-    Ok(match client.consent {
+) -> Result<Option<Scopes>, OAuthError> {
+    let matters = client.consent == Consent::Once || request.scopes().contains(OFFLINE_ACCESS);
+    if !matters {
+        return Ok(None);
+    }
+    let given = state
+        .store
+        .get_consent(&session.user_id, client.id.as_str())
+        .await?;
+    Ok(given.map(|g| Scopes::parse_request(&g)))
+}
+
+/// Whether to show the consent page, and the request as it will be granted.
+///
+/// The client's mode decides for the ordinary scopes (`never` | `once`, which `prompt=consent`
+/// re-asks | `always`). `offline_access` (OIDC Core §11) is granted only to a client allowed it
+/// (`offline_access = true`; `validate` drops it otherwise) and only with consent: asked on this
+/// request (`prompt=consent`, or a page shown anyway) or remembered for it. Otherwise it is
+/// dropped without a word and the grant stays tied to the session.
+fn plan_consent(
+    client: &ValidClient,
+    request: &AuthorizationRequest,
+    remembered: Option<&Scopes>,
+) -> (AuthorizationRequest, bool) {
+    let scopes = request.scopes();
+    let covered = |wanted: &Scopes| remembered.is_some_and(|r| wanted.is_subset_of(r));
+    let without_offline = request.without_scope(OFFLINE_ACCESS);
+    let ask = match client.consent {
         Consent::Never => false,
         Consent::Always => true,
-        Consent::Once if request.prompt.consent => true,
-        Consent::Once => {
-            let given = state
-                .store
-                .get_consent(&session.user_id, client.id.as_str())
-                .await?;
-            !given.is_some_and(|g| request.scopes().is_subset_of(&Scopes::parse_request(&g)))
-        }
-    })
+        Consent::Once => request.prompt.consent || !covered(&without_offline.scopes()),
+    };
+    if !scopes.contains(OFFLINE_ACCESS) || !client.offline_access {
+        return (without_offline, ask);
+    }
+    if ask || request.prompt.consent {
+        (request.clone(), true)
+    } else if covered(&scopes) {
+        (request.clone(), false)
+    } else {
+        tracing::info!(client_id = %client.id, "offline_access without consent; dropped");
+        (without_offline, false)
+    }
 }
 
 /// The person answered the consent page: record it (for `once`) and finish, or refuse.
@@ -199,7 +237,7 @@ pub async fn answer_consent(
         &state.keys,
         state.config.issuer.as_str(),
         ticket,
-        "consent+jwt",
+        tokens::TokenKind::ConsentTicket,
     ) else {
         return Ok(None);
     };
@@ -217,7 +255,9 @@ pub async fn answer_consent(
         );
         return Ok(Some(error_redirect(state, &request, &error)));
     }
-    if client.consent == Consent::Once {
+    // Remembered for `once`, and for an approved offline_access, whatever the mode: later
+    // requests may then have it without asking again (OIDC Core §11).
+    if client.consent == Consent::Once || request.scopes().contains(OFFLINE_ACCESS) {
         state
             .store
             .save_consent(&session.user_id, client.id.as_str(), &request.scope, now)

@@ -6,7 +6,7 @@ use crate::domain::{OpaqueToken, Scopes};
 use crate::error::OAuthError;
 use crate::state::AppState;
 use crate::store::{GrantRecord, NewRefreshToken, StoreError, UserRecord};
-use crate::tokens::{self, ACCESS_TOKEN_TYP, AccessTokenClaims};
+use crate::tokens::{self, AccessTokenClaims, TokenKind};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -98,7 +98,7 @@ pub async fn mint(
         sid: grant.session_id.clone(),
         gid: grant.id.clone(),
     };
-    let access_token = tokens::sign(&state.keys, ACCESS_TOKEN_TYP, &access_claims)
+    let access_token = tokens::sign(&state.keys, TokenKind::AccessToken, &access_claims)
         .map_err(OAuthError::internal)?;
 
     let scopes = Scopes::parse_request(&grant.scopes);

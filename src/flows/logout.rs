@@ -32,26 +32,46 @@ pub struct LogoutRequest {
     pub state: Option<String>,
 }
 
+/// A logout request that must not be acted on: shown as a page, never redirected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutError {
+    /// `client_id` names another client than the `id_token_hint`'s audience.
+    ClientMismatch,
+}
+
 /// Reads the parameters: an expired hint is accepted (it only identifies), a foreign or
-/// tampered one is ignored, and a redirect URI is kept only when registered for the client.
+/// tampered one (or any other kind of token) is ignored, and a redirect URI is kept only when
+/// registered for the client. A `client_id` contradicting the hint's audience is an error
+/// (RP-Initiated Logout §2: the OP must verify they agree), so whoever built the link cannot
+/// borrow one client's hint to be redirected to another client's URI.
 pub fn parse(
     state: &AppState,
     id_token_hint: Option<&str>,
     client_id: Option<&str>,
     post_logout_redirect_uri: Option<&str>,
     logout_state: Option<&str>,
-) -> LogoutRequest {
+) -> Result<LogoutRequest, LogoutError> {
     let hint = id_token_hint.and_then(|h| {
         tokens::verify_id_token_hint(&state.keys, state.config.issuer.as_str(), h).ok()
     });
-    let hint_aud = hint.as_ref().and_then(|c| match c.get("aud") {
-        Some(Value::String(a)) => Some(a.clone()),
-        Some(Value::Array(a)) => a.first().and_then(|v| v.as_str()).map(str::to_owned),
-        _ => None,
-    });
-    // A client_id that contradicts the hint's audience is ignored with the hint's winning.
+    let hint_aud: Vec<String> = match hint.as_ref().and_then(|c| c.get("aud")) {
+        Some(Value::String(a)) => vec![a.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str())
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+    if let Some(id) = client_id {
+        if hint.is_some() && !hint_aud.iter().any(|aud| aud == id) {
+            tracing::info!("logout client_id does not match the id_token_hint's audience");
+            return Err(LogoutError::ClientMismatch);
+        }
+    }
     let client = hint_aud
-        .as_deref()
+        .first()
+        .map(String::as_str)
         .or(client_id)
         .and_then(|id| state.clients.get(id));
     let redirect = post_logout_redirect_uri.filter(|uri| {
@@ -70,13 +90,13 @@ pub fn parse(
             .and_then(|v| v.as_str())
             .map(str::to_owned)
     };
-    LogoutRequest {
+    Ok(LogoutRequest {
         hint_sub: claim("sub"),
         hint_sid: claim("sid"),
         client,
         redirect: redirect.map(str::to_owned),
         state: logout_state.map(str::to_owned),
-    }
+    })
 }
 
 /// Whether the request proves the app asked for this person's logout, so no confirmation

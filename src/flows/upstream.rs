@@ -12,8 +12,10 @@ use super::session;
 use crate::discord::{DiscordError, DiscordTokens, api};
 use crate::domain::{OpaqueToken, PkceChallenge, PkceVerifier};
 use crate::error::{OAuthError, OAuthErrorCode};
+use crate::limits::source_key;
 use crate::state::AppState;
-use crate::store::{SessionRecord, StoreError, UpstreamLogin, UserRecord};
+use crate::store::{PendingLoginCap, SessionRecord, StoreError, UpstreamLogin, UserRecord};
+use std::net::IpAddr;
 use time::OffsetDateTime;
 use url::Url;
 
@@ -23,40 +25,77 @@ pub const UPSTREAM_LOGIN_TTL: time::Duration = time::Duration::minutes(10);
 /// Discord's issuer identifier, sent as `iss` on its authorization responses (RFC 9207).
 pub const DISCORD_ISSUER: &str = "https://discord.com";
 
-/// Where to send the browser, and the binding cookie to set when the browser had none.
+/// How long a browser over the pending-login cap is asked to wait: pending logins expire within
+/// [`UPSTREAM_LOGIN_TTL`], and most are finished or abandoned much sooner.
+pub const PENDING_CAP_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Where to send the browser, and the binding cookie to set.
 pub struct UpstreamStart {
     /// Discord's authorize URL with our parameters.
     pub redirect_to: Url,
-    /// The browser-binding cookie value (existing or new).
+    /// The browser-binding cookie value: always freshly generated.
     pub binding: OpaqueToken,
 }
 
+/// The browser starting a Discord login.
+#[derive(Debug, Clone, Copy)]
+pub struct StartingBrowser<'a> {
+    /// The binding cookie it presented, naming its previous pending login (which this one
+    /// replaces); never reused as the new binding.
+    pub previous_binding: Option<&'a str>,
+    /// Its source address, for the cap on pending logins.
+    pub source: IpAddr,
+}
+
 /// Stores the pending login and builds Discord's authorize URL.
+///
+/// The binding is generated here for every login and never taken from the request: a value a
+/// browser presents may have been planted by a sibling subdomain or a plain-http page, and an
+/// attacker who knows the binding can finish a login in another browser (login CSRF). A
+/// browser has one pending login at a time (a new one replaces the previous), and one source
+/// address at most `limits.pending_logins_per_ip`: beyond that the answer is a rate limit.
 pub async fn begin(
     state: &AppState,
     request: &AuthorizationRequest,
-    binding_cookie: Option<&str>,
+    browser: StartingBrowser<'_>,
     now: OffsetDateTime,
 ) -> Result<UpstreamStart, OAuthError> {
-    // One binding per browser, reused by parallel logins in several tabs.
-    let binding = binding_cookie
-        .filter(|v| v.len() == 43)
-        .map(OpaqueToken::from_presented)
-        .unwrap_or_else(OpaqueToken::generate);
+    let binding = OpaqueToken::generate();
     let upstream_state = OpaqueToken::generate();
     let verifier = PkceVerifier::generate();
     let serialized = serde_json::to_string(request).map_err(OAuthError::internal)?;
-    state
+    let previous = browser
+        .previous_binding
+        .map(|b| OpaqueToken::from_presented(b).hash());
+    let source = source_key(browser.source).to_string();
+    let stored = state
         .store
-        .insert_upstream_login(&UpstreamLogin {
-            state_hash: upstream_state.hash(),
-            binding_hash: binding.hash(),
-            pkce_verifier: verifier.expose().to_owned(),
-            request: serialized,
-            created_at: now,
-            expires_at: now + UPSTREAM_LOGIN_TTL,
-        })
+        .insert_upstream_login(
+            &UpstreamLogin {
+                state_hash: upstream_state.hash(),
+                binding_hash: binding.hash(),
+                pkce_verifier: verifier.expose().to_owned(),
+                request: serialized,
+                created_at: now,
+                expires_at: now + UPSTREAM_LOGIN_TTL,
+            },
+            &PendingLoginCap {
+                source: &source,
+                max_per_source: state.config.limits.pending_logins_per_ip,
+                replaces: previous.as_ref(),
+            },
+        )
         .await?;
+    if !stored {
+        tracing::warn!(
+            source,
+            "too many pending Discord logins from one source; refusing another"
+        );
+        return Err(OAuthError::rate_limited(
+            "too many sign-ins in progress from this address",
+            PENDING_CAP_RETRY,
+        ));
+    }
     // prompt=none: Discord skips its consent screen for a person who already authorized us.
     let redirect_to = state.discord.authorize_url(
         upstream_state.expose(),
@@ -105,8 +144,8 @@ pub enum CallbackError {
         redirect: String,
         /// Page heading and text when the person deserves an explanation before returning.
         explain: Option<(&'static str, &'static str)>,
-        /// The person was refused by the access rules (rather than a failure upstream).
-        refused: bool,
+        /// Why it failed, which decides the status of the explanation page.
+        failure: Failure,
     },
     /// Discord asked us to wait longer than a person should: 503 with `Retry-After`
     /// (RFC 9110 §15.6.4); `redirect` carries `temporarily_unavailable` to the app.
@@ -118,6 +157,17 @@ pub enum CallbackError {
     },
     /// Our own failure (store): server error page.
     Internal(OAuthError),
+}
+
+/// Why a login failed after its app was known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The callback itself is not acceptable (e.g. the wrong `iss`): 400.
+    BadRequest,
+    /// The access rules refuse the person: 403.
+    Refused,
+    /// Discord failed or refused: 502.
+    Upstream,
 }
 
 impl From<StoreError> for CallbackError {
@@ -147,12 +197,15 @@ pub async fn complete(
         .ok_or(CallbackError::Unmatched)?;
     let request: AuthorizationRequest = serde_json::from_str(&login.request)
         .map_err(|e| CallbackError::Internal(OAuthError::internal(e)))?;
-    let to_app = |code: OAuthErrorCode, description: &'static str, explain| CallbackError::ToApp {
-        redirect: error_redirect(state, &request, &OAuthError::new(code, description)),
-        explain,
-        refused: false,
-    };
+    let to_app =
+        |code: OAuthErrorCode, description: &'static str, explain, failure| CallbackError::ToApp {
+            redirect: error_redirect(state, &request, &OAuthError::new(code, description)),
+            explain,
+            failure,
+        };
 
+    // RFC 9207 §2.4: a response naming another issuer is refused (a mix-up attack); the
+    // request is at fault, not Discord, so the page is a 400.
     if params
         .iss
         .as_deref()
@@ -166,6 +219,7 @@ pub async fn complete(
                 "Sign-in refused",
                 "The answer from Discord could not be trusted, so the sign-in was stopped for your safety.",
             )),
+            Failure::BadRequest,
         ));
     }
     if let Some(error) = params.error.as_deref() {
@@ -175,6 +229,7 @@ pub async fn complete(
                 OAuthErrorCode::AccessDenied,
                 "the person declined to sign in with Discord",
                 None,
+                Failure::Upstream,
             )
         } else {
             to_app(
@@ -184,6 +239,7 @@ pub async fn complete(
                     "Discord refused the sign-in",
                     "Discord did not accept the sign-in request. Please try again later.",
                 )),
+                Failure::Upstream,
             )
         });
     }
@@ -195,6 +251,7 @@ pub async fn complete(
                 "Sign-in failed",
                 "Discord's answer was incomplete. Please try again.",
             )),
+            Failure::Upstream,
         ));
     };
 
@@ -225,7 +282,7 @@ pub async fn complete(
                 ),
             ),
             explain: Some(("You cannot sign in here", denial.explanation())),
-            refused: true,
+            failure: Failure::Refused,
         });
     }
 
@@ -294,6 +351,6 @@ fn discord_failure(
     CallbackError::ToApp {
         redirect: error_redirect(state, request, &OAuthError::new(code, description)),
         explain: Some(page),
-        refused: false,
+        failure: Failure::Upstream,
     }
 }

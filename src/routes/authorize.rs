@@ -5,7 +5,7 @@ use super::{cookies, form, page};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::flows::authorize::{self, AuthorizeError, Decision};
 use crate::flows::finish::{self, Finish};
-use crate::flows::{response, session, upstream};
+use crate::flows::{response, session};
 use crate::state::AppState;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::web::Bytes;
@@ -59,8 +59,8 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
     };
     tracing::Span::current().record("client_id", request.client_id.as_str());
     let now = state.clock.now();
-    let cookie = req.cookie(&state.settings.session.cookie_name);
-    let current = match session::current(&state, cookie.as_ref().map(|c| c.value()), now).await {
+    let cookie = cookies::session_value(&req, &state);
+    let current = match session::current(&state, cookie.as_deref(), now).await {
         Ok(s) => s,
         Err(e) => return server_error(e.into()),
     };
@@ -70,12 +70,16 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
                 tracing::warn!(error = %e, "could not record session use");
             }
             match finish::finish(&state, &client, &request, &s, now).await {
-                Ok(Finish::SignInAgain) => sign_in_upstream(&req, &state, &request, now).await,
+                Ok(Finish::SignInAgain) => {
+                    super::callback::to_discord(&req, &state, &request, now).await
+                }
                 Ok(next) => render_finish(&req, &state, next),
                 Err(e) => server_error(e),
             }
         }
-        Ok(Decision::SignInUpstream) => sign_in_upstream(&req, &state, &request, now).await,
+        Ok(Decision::SignInUpstream) => {
+            super::callback::to_discord(&req, &state, &request, now).await
+        }
         Err(code) => {
             let error = OAuthError::new(
                 code,
@@ -86,26 +90,6 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
             );
             redirect(&req, &response::error_redirect(&state, &request, &error))
         }
-    }
-}
-
-/// Sends the browser to Discord, bound to this browser by a cookie.
-async fn sign_in_upstream(
-    req: &HttpRequest,
-    state: &AppState,
-    request: &authorize::AuthorizationRequest,
-    now: time::OffsetDateTime,
-) -> HttpResponse {
-    let binding = req.cookie(cookies::BINDING_COOKIE);
-    match upstream::begin(state, request, binding.as_ref().map(|c| c.value()), now).await {
-        Ok(start) => {
-            let mut response = redirect(req, start.redirect_to.as_str());
-            if let Err(e) = response.add_cookie(&cookies::binding(state, start.binding.expose())) {
-                tracing::error!(error = %e, "cannot set the binding cookie");
-            }
-            response
-        }
-        Err(e) => server_error(e),
     }
 }
 

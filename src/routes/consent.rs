@@ -24,8 +24,8 @@ async fn consent(req: HttpRequest, body: Bytes, state: web::Data<AppState>) -> H
             .map(|(_, v)| v.as_str())
     };
     let now = state.clock.now();
-    let cookie = req.cookie(&state.settings.session.cookie_name);
-    let session = match session::current(&state, cookie.as_ref().map(|c| c.value()), now).await {
+    let cookie = super::cookies::session_value(&req, &state);
+    let session = match session::current(&state, cookie.as_deref(), now).await {
         Ok(Some(s)) => s,
         Ok(None) => return expired(),
         Err(e) => return server_error(e.into()),

@@ -40,16 +40,24 @@ async fn logout_endpoint(
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     };
-    let request = logout::parse(
+    let request = match logout::parse(
         &state,
         get("id_token_hint"),
         get("client_id"),
         get("post_logout_redirect_uri"),
         get("state"),
-    );
+    ) {
+        Ok(request) => request,
+        Err(logout::LogoutError::ClientMismatch) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "This sign-out link is not valid",
+                "The app that sent you here does not match the sign-in it refers to, so nothing was changed.",
+            );
+        }
+    };
     let now = state.clock.now();
-    let cookie = req.cookie(&state.settings.session.cookie_name);
-    let secret = cookie.as_ref().map(|c| c.value().to_owned());
+    let secret = cookies::session_value(&req, &state);
     let current = match session::current(&state, secret.as_deref(), now).await {
         Ok(s) => s,
         Err(e) => {

@@ -1,7 +1,7 @@
 //! `POST /token`: client authentication, then the grant's flow.
 
 use super::form;
-use crate::clients::{ClientAuthError, ClientCredentials};
+use crate::clients::{AuthAttempt, ClientAuthError, ClientCredentials};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::flows::code::{self, CodeGrant};
 use crate::flows::refresh;
@@ -9,6 +9,7 @@ use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, post, web};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Mounts the token endpoint.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -84,10 +85,12 @@ async fn authenticate(
     params: &form::FormParams,
     state: &AppState,
 ) -> Result<std::sync::Arc<crate::config::ValidClient>, OAuthError> {
+    // A header that is not visible ASCII is still an attempt at client authentication: it
+    // reads as empty, which fails as malformed credentials rather than being ignored.
     let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+        .map(|v| v.to_str().unwrap_or_default());
     let credentials = ClientCredentials::from_parts(
         authorization,
         params.get("client_id"),
@@ -95,19 +98,41 @@ async fn authenticate(
     )
     .map_err(client_error)?;
     tracing::Span::current().record("client_id", credentials.id());
+    let attempt = AuthAttempt {
+        source: source_address(req),
+        limits: state.config.limits,
+        now: state.clock.now(),
+    };
     state
         .clients
-        .authenticate(credentials)
+        .authenticate(credentials, attempt)
         .await
         .map_err(client_error)
+}
+
+/// The address limits are counted under: the TCP peer (a proxy in front of guildgate should
+/// be the only peer; until trusted proxies are configurable, everyone behind it shares it).
+pub(super) fn source_address(req: &HttpRequest) -> IpAddr {
+    req.peer_addr()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
 }
 
 fn client_error(e: ClientAuthError) -> OAuthError {
     match e {
         ClientAuthError::Malformed(why) => OAuthError::new(OAuthErrorCode::InvalidRequest, why),
+        // RFC 6749 §5.2: a failed client authentication, however it failed, is 401
+        // invalid_client with a WWW-Authenticate challenge.
+        ClientAuthError::BadHeader(why) => OAuthError::new(OAuthErrorCode::InvalidClient, why),
         ClientAuthError::Failed => OAuthError::new(
             OAuthErrorCode::InvalidClient,
             "client authentication failed",
         ),
+        ClientAuthError::TooManyFailures { retry_after } => {
+            tracing::warn!(
+                retry_after_secs = retry_after.as_secs(),
+                "client authentication refused: too many failed attempts"
+            );
+            OAuthError::rate_limited("too many failed attempts; retry later", retry_after)
+        }
     }
 }

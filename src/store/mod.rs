@@ -72,8 +72,14 @@ pub trait Store: Send + Sync {
     /// Reads a person by Discord id.
     async fn get_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
 
-    /// Stores a pending Discord login.
-    async fn insert_upstream_login(&self, login: &UpstreamLogin) -> Result<(), StoreError>;
+    /// Stores a pending Discord login, first deleting the browser's previous one (`replaces`),
+    /// unless its source already has `max_per_source` unexpired ones: then nothing is written
+    /// and the answer is `false`. The count and the insert are one statement.
+    async fn insert_upstream_login(
+        &self,
+        login: &UpstreamLogin,
+        cap: &PendingLoginCap<'_>,
+    ) -> Result<bool, StoreError>;
     /// Deletes and returns the pending login whose state *and* browser binding match and which
     /// has not expired; a second call with the same state returns `None`.
     async fn take_upstream_login(

@@ -51,6 +51,17 @@ impl std::fmt::Debug for UpstreamLogin {
     }
 }
 
+/// The cap a new pending login is inserted under (so no script can fill the table).
+#[derive(Debug, Clone, Copy)]
+pub struct PendingLoginCap<'a> {
+    /// Where the login comes from (the source address as limits key it).
+    pub source: &'a str,
+    /// At most this many unexpired pending logins from one source.
+    pub max_per_source: u32,
+    /// The binding of the browser's previous pending login, which this one replaces.
+    pub replaces: Option<&'a TokenHash>,
+}
+
 /// An SSO session: the browser holds the secret, ID tokens carry the public `id` as `sid`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRecord {

@@ -48,17 +48,29 @@ macro_rules! impl_store {
         Ok(row)
     }
 
-    async fn insert_upstream_login(&self, login: &UpstreamLogin) -> Result<(), StoreError> {
-        sqlx::query(INSERT_UPSTREAM_LOGIN)
+    async fn insert_upstream_login(
+        &self,
+        login: &UpstreamLogin,
+        cap: &PendingLoginCap<'_>,
+    ) -> Result<bool, StoreError> {
+        if let Some(previous) = cap.replaces {
+            sqlx::query(FORGET_UPSTREAM_LOGINS)
+                .bind(previous.as_str())
+                .execute(self.writer())
+                .await?;
+        }
+        let inserted = sqlx::query(INSERT_UPSTREAM_LOGIN)
             .bind(login.state_hash.as_str())
             .bind(login.binding_hash.as_str())
             .bind(&login.pkce_verifier)
             .bind(&login.request)
             .bind(to_unix(login.created_at))
             .bind(to_unix(login.expires_at))
+            .bind(cap.source)
+            .bind(i64::from(cap.max_per_source))
             .execute(self.writer())
             .await?;
-        Ok(())
+        Ok(inserted.rows_affected() == 1)
     }
 
     async fn take_upstream_login(
@@ -345,8 +357,9 @@ macro_rules! emit_store_impl {
             use $crate::store::sql::*;
             use $crate::store::{
                 AccessCheck, AuthCodeRecord, CodeRedemption, EndedSession, GrantRecord,
-                LogoutDelivery, MembershipSnapshot, NewRefreshToken, Rotation, SessionRecord,
-                Store, StoreError, StoredUpstreamTokens, TokenHolder, UpstreamLogin, UserRecord, from_unix,
+                LogoutDelivery, MembershipSnapshot, NewRefreshToken, PendingLoginCap, Rotation,
+                SessionRecord, Store, StoreError, StoredUpstreamTokens, TokenHolder, UpstreamLogin,
+                UserRecord, from_unix,
                 to_unix,
             };
             use time::OffsetDateTime;

@@ -17,9 +17,13 @@ pub(super) const UPSERT_USER: &str = "INSERT INTO users (id, username, global_na
 pub(super) const GET_USER: &str = "SELECT id, username, global_name, avatar, email, \
     email_verified, locale, updated_at FROM users WHERE id = $1";
 
+/// Inserts only while the source has fewer than `$8` unexpired pending logins.
 pub(super) const INSERT_UPSTREAM_LOGIN: &str = "INSERT INTO upstream_logins (state_hash, \
-    binding_hash, pkce_verifier, request, created_at, expires_at) \
-    VALUES ($1, $2, $3, $4, $5, $6)";
+    binding_hash, pkce_verifier, request, created_at, expires_at, source) \
+    SELECT $1, $2, $3, $4, $5, $6, $7 \
+    WHERE (SELECT COUNT(*) FROM upstream_logins WHERE source = $7 AND expires_at > $5) < $8";
+pub(super) const FORGET_UPSTREAM_LOGINS: &str =
+    "DELETE FROM upstream_logins WHERE binding_hash = $1";
 pub(super) const TAKE_UPSTREAM_LOGIN: &str = "DELETE FROM upstream_logins \
     WHERE state_hash = $1 AND binding_hash = $2 AND expires_at > $3 \
     RETURNING state_hash, binding_hash, pkce_verifier, request, created_at, expires_at";

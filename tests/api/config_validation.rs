@@ -90,6 +90,15 @@ fn each_rule_reports_its_key() {
         ("bad encryption key", "[secrets]\nencryption_key = \"abc\"".into(), "secrets.encryption_key"),
         ("unknown log format", "[log]\nformat = \"xml\"".into(), "log.format"),
         ("unsupported database", "[database]\nurl = \"mysql://x\"".into(), "database.url"),
+        ("rate without a period", "[limits]\nfailed_auth_per_ip = \"10\"".into(), "limits.failed_auth_per_ip"),
+        ("rate with an unknown unit", "[limits]\nfailed_auth_per_client = \"10/fortnight\"".into(), "limits.failed_auth_per_client"),
+        ("zero rate", "[limits]\nfailed_auth_per_ip = \"0/min\"".into(), "limits.failed_auth_per_ip"),
+        ("no pending logins at all", "[limits]\npending_logins_per_ip = 0".into(), "limits.pending_logins_per_ip"),
+        (
+            "secret_hash that is not argon2",
+            "[[clients]]\nid = \"x\"\nsecret_hash = \"$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2g\"\nredirect_uris = [\"https://a.example/cb\"]".into(),
+            "clients[0].secret_hash",
+        ),
     ];
     for (name, toml, key) in cases {
         let keys = problem_keys(&toml);

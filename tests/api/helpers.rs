@@ -107,24 +107,24 @@ pub fn settings_for(
 
 /// Starts guildgate (with the test clients and `extra_toml`) and a fake Discord.
 pub async fn spawn_app_with(extra_toml: &str) -> TestApp {
+    spawn_app_as("http", extra_toml).await
+}
+
+/// As [`spawn_app_with`], with an issuer of the given scheme: `"https"` gives the cookie rules
+/// of an https deployment (the issuer and every URL guildgate hands out say https), while the
+/// test still talks plain http to `address`.
+pub async fn spawn_app_as(scheme: &str, extra_toml: &str) -> TestApp {
     let db = fresh_database(backend()).await;
     let keys_dir = tempfile::tempdir().expect("keys dir");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     let port = listener.local_addr().expect("local addr").port();
     let address = format!("http://127.0.0.1:{port}");
+    let issuer = format!("{scheme}://127.0.0.1:{port}");
     let mut data = FakeData::demo().expect("demo data");
-    data.redirect_uris = vec![format!("{address}/callback/discord")];
+    data.redirect_uris = vec![format!("{issuer}/callback/discord")];
     let discord = FakeDiscord::start(data.clone()).expect("fake Discord starts");
     let toml = format!("{}\n{extra_toml}", clients_toml());
-    let (state, http) = start(
-        &db.url,
-        keys_dir.path(),
-        &address,
-        &toml,
-        &discord,
-        listener,
-    )
-    .await;
+    let (state, http) = start(&db.url, keys_dir.path(), &issuer, &toml, &discord, listener).await;
     TestApp {
         address,
         state,

@@ -35,6 +35,25 @@ pub const APP_RP: Rp = Rp {
     redirect: APP_REDIRECT,
 };
 
+/// `offline`: plain secret, allowed `offline_access`, consent `never` (so offline access needs
+/// `prompt=consent` or a remembered consent).
+pub const OFFLINE_RP: Rp = Rp {
+    id: "offline",
+    secret: "offline-secret-offline-secret",
+    redirect: "https://offline.example.com/cb",
+};
+
+/// The `[[clients]]` table of [`OFFLINE_RP`], with extra lines.
+pub fn offline_client_toml(extra_lines: &str) -> String {
+    client_toml(
+        OFFLINE_RP,
+        &format!(
+            "offline_access = true
+{extra_lines}"
+        ),
+    )
+}
+
 /// A `[[clients]]` TOML table for `rp` with extra `key = value` lines.
 pub fn client_toml(rp: Rp, extra_lines: &str) -> String {
     format!(
@@ -120,6 +139,34 @@ pub async fn tokens_via(
         .get("code")
         .cloned()
         .unwrap_or_else(|| panic!("no code: {:?} {}", page.location, page.body));
+    let reply = redeem_as(app, rp, &code).await;
+    assert_eq!(reply.status, 200, "the code is redeemed: {}", reply.body);
+    reply
+}
+
+/// Signs `user` in to `rp` asking for `openid offline_access` with `prompt=consent`, allows on
+/// the consent page and redeems the code: how an app gets offline access (OIDC Core §11).
+pub async fn offline_tokens_via(app: &TestApp, browser: &mut Browser, rp: Rp, user: &str) -> Reply {
+    let url = app.authorize_url(
+        rp.id,
+        rp.redirect,
+        &[("scope", "openid offline_access"), ("prompt", "consent")],
+    );
+    let page = authorize_page(app, browser, &url, user).await;
+    let ticket = hidden_field(&page.body, "ticket")
+        .unwrap_or_else(|| panic!("the consent page: {} {}", page.status, page.body));
+    let allowed = post_as_browser(
+        app,
+        browser,
+        "/consent",
+        &[("ticket", &ticket), ("answer", "allow")],
+    )
+    .await;
+    let to_app = location(&allowed).expect("consent redirects to the app");
+    let code = query_of(&to_app)
+        .get("code")
+        .cloned()
+        .unwrap_or_else(|| panic!("no code in {to_app}"));
     let reply = redeem_as(app, rp, &code).await;
     assert_eq!(reply.status, 200, "the code is redeemed: {}", reply.body);
     reply

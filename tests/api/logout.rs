@@ -6,8 +6,9 @@ use crate::browser::{Browser, query_of};
 use crate::flow::decode_payload;
 use crate::helpers::{ALICE, BOB, OTHER, OTHER_REDIRECT, TestApp, spawn_app_with};
 use crate::lifecycle_helpers::{
-    OTHER_RP, Reply, Rp, SESSION_COOKIE, client_toml, eventually, hidden_field, location,
-    post_as_browser, redirect_params, refresh_as, session_cookie, tokens_via, userinfo_status,
+    OFFLINE_RP, OTHER_RP, Reply, Rp, SESSION_COOKIE, client_toml, eventually, hidden_field,
+    location, offline_client_toml, offline_tokens_via, post_as_browser, redirect_params,
+    refresh_as, session_cookie, tokens_via, userinfo_status,
 };
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -447,16 +448,9 @@ async fn an_id_token_hint_from_an_earlier_session_asks_before_ending_the_current
 async fn an_offline_access_id_token_from_an_earlier_session_asks_before_ending_the_current_one() {
     // Arrange: an ID token issued with offline_access (its grant is not bound to the session,
     // so it carries no sid); that session ended and Alice signed in again.
-    let app = spawn_app_with(&config()).await;
+    let app = spawn_app_with(&format!("{}{}", config(), offline_client_toml(""))).await;
     let mut browser = Browser::new();
-    let old = tokens_via(
-        &app,
-        &mut browser,
-        crate::lifecycle_helpers::APP_RP,
-        &[("scope", "openid offline_access")],
-        ALICE,
-    )
-    .await;
+    let old = offline_tokens_via(&app, &mut browser, OFFLINE_RP, ALICE).await;
     let old_hint = old.text("id_token");
     let ended = browser
         .get(&logout_url(&app, &[("id_token_hint", &old_hint)]))
@@ -514,18 +508,11 @@ async fn a_client_id_that_contradicts_the_hint_cannot_choose_the_return_address(
 
 #[tokio::test]
 async fn an_offline_access_grant_outlives_logout_but_a_session_grant_does_not() {
-    // Arrange: `rp` holds a session-bound grant; `app` asked for offline_access.
-    let app = spawn_app_with(&config()).await;
+    // Arrange: `rp` holds a session-bound grant; `offline` was granted offline_access.
+    let app = spawn_app_with(&format!("{}{}", config(), offline_client_toml(""))).await;
     let mut browser = Browser::new();
     let (session_bound, _) = signed_in_to(&app, &mut browser, RP).await;
-    let offline = tokens_via(
-        &app,
-        &mut browser,
-        crate::lifecycle_helpers::APP_RP,
-        &[("scope", "openid offline_access")],
-        ALICE,
-    )
-    .await;
+    let offline = offline_tokens_via(&app, &mut browser, OFFLINE_RP, ALICE).await;
 
     // Act
     browser
@@ -538,13 +525,7 @@ async fn an_offline_access_grant_outlives_logout_but_a_session_grant_does_not() 
     // Assert
     let bound = refresh_as(&app, RP, &session_bound.text("refresh_token"), None).await;
     assert_eq!((bound.status, bound.error()), (400, "invalid_grant"));
-    let kept = refresh_as(
-        &app,
-        crate::lifecycle_helpers::APP_RP,
-        &offline.text("refresh_token"),
-        None,
-    )
-    .await;
+    let kept = refresh_as(&app, OFFLINE_RP, &offline.text("refresh_token"), None).await;
     assert_eq!(
         kept.status, 200,
         "offline_access outlives the sign-in session (OIDC Core §11): {}",
@@ -779,27 +760,16 @@ async fn back_channel_logout_reaches_only_the_apps_of_the_ended_session() {
 async fn revoking_a_person_tells_the_apps_of_their_sessions_and_of_their_offline_grants() {
     // Arrange: one app through a session, another holding only an offline_access grant.
     let (bc, seen) = receiver(0).await;
-    let offline = Rp {
-        id: "offline",
-        secret: "offline-secret-offline-secret",
-        redirect: "https://offline.example.com/cb",
-    };
+    let offline = OFFLINE_RP;
     let app = spawn_app_with(&format!(
         "{}{}",
         bc_client(BC_APP, &bc),
-        bc_client(offline, &bc)
+        offline_client_toml(&format!("backchannel_logout_uri = \"{bc}\""))
     ))
     .await;
     let mut browser = Browser::new();
     tokens_via(&app, &mut browser, BC_APP, &[], ALICE).await;
-    let kept = tokens_via(
-        &app,
-        &mut browser,
-        offline,
-        &[("scope", "openid offline_access")],
-        ALICE,
-    )
-    .await;
+    let kept = offline_tokens_via(&app, &mut browser, offline, ALICE).await;
 
     // Act: what `guildgate users revoke` does.
     let now = app.state.clock.now();

@@ -6,7 +6,8 @@ use crate::browser::Browser;
 use crate::flow::decode_payload;
 use crate::helpers::{ALICE, TestApp, spawn_app, spawn_app_with};
 use crate::lifecycle_helpers::{
-    APP_RP, OTHER_RP, Reply, introspect_as, refresh_as, tokens_via, userinfo_status,
+    APP_RP, OFFLINE_RP, OTHER_RP, Reply, introspect_as, offline_client_toml, offline_tokens_via,
+    refresh_as, tokens_via, userinfo_status,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -364,20 +365,13 @@ async fn a_client_without_refresh_permission_gets_no_refresh_token_without_offli
 
 #[tokio::test]
 async fn offline_access_gets_a_refresh_token_for_a_client_without_refresh_permission() {
-    // Arrange
-    let app = spawn_app().await;
-    let tokens = tokens_via(
-        &app,
-        &mut Browser::new(),
-        APP_RP,
-        &[("scope", "openid offline_access")],
-        ALICE,
-    )
-    .await;
+    // Arrange: `offline` has refresh_tokens = false but may have offline_access, with consent.
+    let app = spawn_app_with(&offline_client_toml("")).await;
+    let tokens = offline_tokens_via(&app, &mut Browser::new(), OFFLINE_RP, ALICE).await;
 
     // Act
     let token = tokens.text("refresh_token");
-    let refreshed = refresh_as(&app, APP_RP, &token, None).await;
+    let refreshed = refresh_as(&app, OFFLINE_RP, &token, None).await;
 
     // Assert
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);

@@ -1,6 +1,6 @@
 //! Clean-up: what `gc` deletes, what it keeps, and its batch bound.
 
-use super::{CLIENT, NOW, code, fixture, grant, pending_login, session, user};
+use super::{CLIENT, NO_CAP, NOW, code, fixture, grant, pending_login, session, user};
 use crate::test_db::backends;
 use guildgate::domain::TokenHash;
 use guildgate::store::{AccessCheck, CodeRedemption, GrantRecord, LogoutDelivery};
@@ -36,7 +36,12 @@ async fn gc_removes_expired_rows_and_keeps_live_ones() {
             .await
             .unwrap();
         let login = pending_login("s", "b");
-        t.store.insert_upstream_login(&login).await.unwrap();
+        assert!(
+            t.store
+                .insert_upstream_login(&login, &NO_CAP)
+                .await
+                .unwrap()
+        );
 
         let deleted = t.store.gc(later, 100).await.unwrap();
 

@@ -15,8 +15,8 @@ mod sessions;
 use crate::test_db::{Backend, TestDb, fresh_database};
 use guildgate::domain::{OpaqueToken, TokenHash};
 use guildgate::store::{
-    AuthCodeRecord, GrantRecord, NewRefreshToken, SessionRecord, Store, UpstreamLogin, UserRecord,
-    connect,
+    AuthCodeRecord, GrantRecord, NewRefreshToken, PendingLoginCap, SessionRecord, Store,
+    UpstreamLogin, UserRecord, connect,
 };
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime, macros::datetime};
@@ -112,6 +112,13 @@ fn refresh(expires_at: OffsetDateTime) -> (TokenHash, NewRefreshToken) {
 }
 
 /// A Discord login pending for 10 minutes, keyed by the hashes of `state` and `binding`.
+/// A pending-login cap no test reaches.
+const NO_CAP: PendingLoginCap<'static> = PendingLoginCap {
+    source: "192.0.2.1",
+    max_per_source: 1000,
+    replaces: None,
+};
+
 fn pending_login(state: &str, binding: &str) -> UpstreamLogin {
     UpstreamLogin {
         state_hash: TokenHash::of(state),

@@ -1,10 +1,12 @@
 //! What is kept about a person: the profile, pending Discord logins, consents, the membership
 //! snapshot and the sealed Discord tokens.
 
-use super::{CLIENT, NOW, fixture, pending_login, user};
+use super::{CLIENT, NO_CAP, NOW, fixture, pending_login, user};
 use crate::test_db::backends;
 use guildgate::domain::TokenHash;
-use guildgate::store::{MembershipSnapshot, StoredUpstreamTokens, UserRecord};
+use guildgate::store::{
+    MembershipSnapshot, PendingLoginCap, StoredUpstreamTokens, UpstreamLogin, UserRecord,
+};
 use time::Duration;
 
 #[tokio::test]
@@ -35,7 +37,12 @@ async fn take_upstream_login_needs_matching_state_and_binding_and_is_single_use(
         let t = fixture(backend).await;
         let (state, binding) = (TokenHash::of("state"), TokenHash::of("binding"));
         let login = pending_login("state", "binding");
-        t.store.insert_upstream_login(&login).await.unwrap();
+        assert!(
+            t.store
+                .insert_upstream_login(&login, &NO_CAP)
+                .await
+                .unwrap()
+        );
 
         let other_browser = t
             .store
@@ -73,7 +80,12 @@ async fn take_upstream_login_refuses_an_expired_login() {
         let t = fixture(backend).await;
         let (state, binding) = (TokenHash::of("state"), TokenHash::of("binding"));
         let login = pending_login("state", "binding");
-        t.store.insert_upstream_login(&login).await.unwrap();
+        assert!(
+            t.store
+                .insert_upstream_login(&login, &NO_CAP)
+                .await
+                .unwrap()
+        );
 
         let late = NOW + Duration::minutes(10);
         let taken = t
@@ -83,6 +95,124 @@ async fn take_upstream_login_refuses_an_expired_login() {
             .unwrap();
 
         assert_eq!(taken, None);
+    }
+}
+
+#[tokio::test]
+async fn pending_logins_are_capped_per_source_and_expired_ones_do_not_count() {
+    for backend in backends() {
+        // Arrange: two live logins and one expired from one source, under a cap of three.
+        let t = fixture(backend).await;
+        let cap = |source| PendingLoginCap {
+            source,
+            max_per_source: 3,
+            replaces: None,
+        };
+        let expired = UpstreamLogin {
+            created_at: NOW - Duration::minutes(20),
+            expires_at: NOW - Duration::minutes(10),
+            ..pending_login("old", "b0")
+        };
+        assert!(
+            t.store
+                .insert_upstream_login(&expired, &cap("a"))
+                .await
+                .unwrap()
+        );
+        for (state, binding) in [("s1", "b1"), ("s2", "b2")] {
+            let login = pending_login(state, binding);
+            assert!(
+                t.store
+                    .insert_upstream_login(&login, &cap("a"))
+                    .await
+                    .unwrap()
+            );
+        }
+
+        // Act: a third and a fourth from the same source, and one from another source.
+        let third = t
+            .store
+            .insert_upstream_login(&pending_login("s3", "b3"), &cap("a"))
+            .await
+            .unwrap();
+        let fourth = t
+            .store
+            .insert_upstream_login(&pending_login("s4", "b4"), &cap("a"))
+            .await
+            .unwrap();
+        let elsewhere = t
+            .store
+            .insert_upstream_login(&pending_login("s5", "b5"), &cap("b"))
+            .await
+            .unwrap();
+
+        // Assert
+        assert!(third, "the expired login does not count against the cap");
+        assert!(!fourth, "a fourth live login from one source is refused");
+        assert!(elsewhere, "other sources are not affected");
+        let (s4, b4) = (TokenHash::of("s4"), TokenHash::of("b4"));
+        assert_eq!(
+            t.store.take_upstream_login(&s4, &b4, NOW).await.unwrap(),
+            None,
+            "a refused login is not stored"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_new_pending_login_replaces_the_one_of_the_same_browser() {
+    for backend in backends() {
+        // Arrange: one browser's pending login, and another browser's.
+        let t = fixture(backend).await;
+        assert!(
+            t.store
+                .insert_upstream_login(&pending_login("s1", "b1"), &NO_CAP)
+                .await
+                .unwrap()
+        );
+        assert!(
+            t.store
+                .insert_upstream_login(&pending_login("s2", "b2"), &NO_CAP)
+                .await
+                .unwrap()
+        );
+
+        // Act: the first browser starts again, naming its previous binding.
+        let replaces = TokenHash::of("b1");
+        let again = PendingLoginCap {
+            replaces: Some(&replaces),
+            ..NO_CAP
+        };
+        let stored = t
+            .store
+            .insert_upstream_login(&pending_login("s3", "b3"), &again)
+            .await
+            .unwrap();
+
+        // Assert
+        assert!(stored);
+        let take = |s: &str, b: &str| (TokenHash::of(s), TokenHash::of(b));
+        let (s1, b1) = take("s1", "b1");
+        assert_eq!(
+            t.store.take_upstream_login(&s1, &b1, NOW).await.unwrap(),
+            None
+        );
+        let (s2, b2) = take("s2", "b2");
+        assert!(
+            t.store
+                .take_upstream_login(&s2, &b2, NOW)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let (s3, b3) = take("s3", "b3");
+        assert!(
+            t.store
+                .take_upstream_login(&s3, &b3, NOW)
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 }
 
