@@ -81,7 +81,7 @@ redirect_uris = ["https://app.example.com/cb"]
         let http = reqwest::Client::new();
         while started.elapsed() < Duration::from_secs(30) {
             let ready = http
-                .get(format!("{}/healthz", self.address))
+                .get(format!("{}/readyz", self.address))
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success());
@@ -90,7 +90,7 @@ redirect_uris = ["https://app.example.com/cb"]
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("guildgate did not answer /healthz within 30 s");
+        panic!("guildgate did not answer /readyz within 30 s");
     }
 
     /// The peak resident set size so far (`VmHWM`), in bytes.
