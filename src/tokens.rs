@@ -5,10 +5,11 @@
 //! verification names the kind it expects (RFC 8725 §3.11, explicit typing): an access token or
 //! a logout token can never pass as an ID token hint, nor the reverse.
 
+use crate::jws::Alg;
 use crate::keys::KeySet;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, Header, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -52,7 +53,7 @@ const NOT_IN_ID_TOKENS: [&str; 6] = ["events", "scope", "client_id", "gid", "jti
 pub enum TokenError {
     /// Signing failed (a key problem: an internal error).
     #[error("cannot sign token: {0}")]
-    Sign(#[source] jsonwebtoken::errors::Error),
+    Sign(String),
     /// Malformed, wrong type, unknown key, bad signature, wrong issuer.
     #[error("token is not valid: {0}")]
     Invalid(&'static str),
@@ -95,11 +96,25 @@ pub fn sign<T: Serialize>(
     kind: TokenKind,
     claims: &T,
 ) -> Result<String, TokenError> {
-    let key = keys.active();
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(key.kid.clone());
-    header.typ = Some(kind.typ().to_owned());
-    jsonwebtoken::encode(&header, claims, key.encoding_key()).map_err(TokenError::Sign)
+    sign_as(keys, Alg::RS256, kind, claims)
+}
+
+/// Signs an access token (RFC 9068) with the configured algorithm (`tokens.access_token_alg`).
+pub fn sign_access_token(
+    keys: &KeySet,
+    alg: Alg,
+    claims: &AccessTokenClaims,
+) -> Result<String, TokenError> {
+    sign_as(keys, alg, TokenKind::AccessToken, claims)
+}
+
+fn sign_as<T: Serialize>(
+    keys: &KeySet,
+    alg: Alg,
+    kind: TokenKind,
+    claims: &T,
+) -> Result<String, TokenError> {
+    crate::jws::sign(keys, alg, kind.typ(), claims).map_err(|e| TokenError::Sign(e.to_string()))
 }
 
 /// Signs an ID token from a prepared claim set (`iss`, `sub`, `aud`, … already inside).
@@ -165,7 +180,11 @@ fn verify<T: serde::de::DeserializeOwned>(
 ) -> Result<T, TokenError> {
     let header =
         jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid("malformed token"))?;
-    if header.alg != Algorithm::RS256 {
+    // RFC 8725 §3.1: the algorithm is the one we sign this kind with, never the token's say-so.
+    // Access tokens may be ES256 (the default) or RS256 (before a switch, or by configuration).
+    let allowed = header.alg == Algorithm::RS256
+        || (header.alg == Algorithm::ES256 && kind == TokenKind::AccessToken);
+    if !allowed {
         return Err(TokenError::Invalid("unexpected algorithm"));
     }
     // RFC 8725 §3.11: the type is part of the signed header, so it cannot be swapped.
@@ -177,16 +196,23 @@ fn verify<T: serde::de::DeserializeOwned>(
         return Err(TokenError::Invalid("unexpected token type"));
     }
     let kid = header.kid.ok_or(TokenError::Invalid("no kid"))?;
-    let key = keys
-        .find(&kid)
-        .ok_or(TokenError::Invalid("unknown signing key"))?;
-    let mut validation = Validation::new(Algorithm::RS256);
+    let unknown = TokenError::Invalid("unknown signing key");
+    let key = match header.alg {
+        Algorithm::ES256 => keys.find_access(&kid).ok_or(unknown)?,
+        _ => keys.find(&kid).ok_or(unknown)?,
+    };
+    let decoding = match (header.alg, &key.access) {
+        (Algorithm::ES256, Some(access)) => access.decoding_key(),
+        (Algorithm::ES256, None) => return Err(TokenError::Invalid("unknown signing key")),
+        _ => key.decoding_key(),
+    };
+    let mut validation = Validation::new(header.alg);
     // Expiry is checked against the app clock by the callers; audience by the endpoint.
     validation.validate_exp = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
     validation.set_issuer(&[issuer]);
-    jsonwebtoken::decode::<T>(token, key.decoding_key(), &validation)
+    jsonwebtoken::decode::<T>(token, decoding, &validation)
         .map(|data| data.claims)
         .map_err(|_| TokenError::Invalid("bad signature or claims"))
 }

@@ -141,6 +141,8 @@ pub struct TokenSettings {
     pub refresh_token_ttl: String,
     /// Refresh-token idle timeout.
     pub refresh_token_idle_ttl: String,
+    /// How access tokens are signed: "ES256" (default) or "RS256".
+    pub access_token_alg: String,
 }
 
 /// `[session]`.

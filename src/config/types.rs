@@ -132,6 +132,8 @@ pub struct ValidConfig {
     pub listen: SocketAddr,
     /// Lifetimes.
     pub lifetimes: Lifetimes,
+    /// How access tokens are signed.
+    pub access_token_alg: crate::jws::Alg,
     /// Discord authorize endpoint.
     pub discord_authorize_url: Url,
     /// Discord REST base.

@@ -192,6 +192,17 @@ impl Settings {
             })
             .collect();
         let limits = self.check_limits(&mut c);
+        let access_token_alg = match self.tokens.access_token_alg.as_str() {
+            "ES256" => crate::jws::Alg::ES256,
+            "RS256" => crate::jws::Alg::RS256,
+            other => {
+                c.problem(
+                    "tokens.access_token_alg",
+                    format!("{other:?} is not \"ES256\" or \"RS256\""),
+                );
+                crate::jws::Alg::ES256
+            }
+        };
         let encryption_key = check_encryption_key(&mut c, &self.secrets.encryption_key);
         if clients.iter().any(|cl| cl.pairwise_subject) && encryption_key.is_none() {
             c.problem(
@@ -213,6 +224,7 @@ impl Settings {
                     issuer,
                     listen,
                     lifetimes,
+                    access_token_alg,
                     discord_authorize_url: authorize,
                     discord_api_base_url: api,
                     access,

@@ -6,7 +6,7 @@ use crate::domain::{OpaqueToken, Scopes};
 use crate::error::OAuthError;
 use crate::state::AppState;
 use crate::store::{GrantRecord, NewRefreshToken, StoreError, UserRecord};
-use crate::tokens::{self, AccessTokenClaims, TokenKind};
+use crate::tokens::{self, AccessTokenClaims};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -98,8 +98,9 @@ pub async fn mint(
         sid: grant.session_id.clone(),
         gid: grant.id.clone(),
     };
-    let access_token = tokens::sign(&state.keys, TokenKind::AccessToken, &access_claims)
-        .map_err(OAuthError::internal)?;
+    let access_token =
+        tokens::sign_access_token(&state.keys, state.config.access_token_alg, &access_claims)
+            .map_err(OAuthError::internal)?;
 
     let scopes = Scopes::parse_request(&grant.scopes);
     let mut id_claims = super::membership::claims_for(state, user, &scopes, Some(client)).await?;

@@ -57,6 +57,11 @@ fn each_rule_reports_its_key() {
         ("zero duration", "[session]\nttl = \"0s\"".into(), "session.ttl"),
         ("code lives too long", "[tokens]\ncode_ttl = \"1h\"".into(), "tokens.code_ttl"),
         (
+            "unknown access token algorithm",
+            "[tokens]\naccess_token_alg = \"HS256\"".into(),
+            "tokens.access_token_alg",
+        ),
+        (
             "duplicate client id",
             format!("{}{}", client_with_redirect("https://a.example/cb"), client_with_redirect("https://b.example/cb")),
             "clients[1].id",

@@ -1,6 +1,7 @@
 //! One integration-test binary (fast to link): a real server, a real database, the fake Discord.
 
 mod access;
+mod access_token_alg;
 mod apache_oidc;
 mod authorize;
 mod browser;
