@@ -1,54 +1,18 @@
 //! The Discord leg in HTTP: sending the browser to Discord with a fresh binding cookie, and
 //! `GET /callback/discord`, Discord's redirect back to us.
 
+use super::respond;
 use super::{cookies, page};
-use crate::flows::authorize::AuthorizationRequest;
 use crate::flows::finish;
-use crate::flows::upstream::{self, CallbackError, CallbackParams, Failure, StartingBrowser};
+use crate::flows::upstream::{self, CallbackError, CallbackParams, Failure};
 use crate::pages::{self, Link};
 use crate::state::AppState;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use time::OffsetDateTime;
 
 /// Mounts the callback.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(callback);
-}
-
-/// Starts a Discord login for `request`: the redirect to Discord, setting a freshly generated
-/// binding cookie; or a 429 page when too many logins are pending from this address.
-pub(super) async fn to_discord(
-    req: &HttpRequest,
-    state: &AppState,
-    request: &AuthorizationRequest,
-    now: OffsetDateTime,
-) -> HttpResponse {
-    let previous = cookies::binding_value(req, state);
-    let browser = StartingBrowser {
-        previous_binding: previous.as_deref(),
-        source: super::token::source_address(req),
-    };
-    match upstream::begin(state, request, browser, now).await {
-        Ok(start) => {
-            let mut response = super::authorize::redirect(req, start.redirect_to.as_str());
-            if let Err(e) = response.add_cookie(&cookies::binding(state, start.binding.expose())) {
-                tracing::error!(error = %e, "cannot set the binding cookie");
-            }
-            response
-        }
-        Err(e) => match e.retry_after {
-            Some(wait) => HttpResponse::TooManyRequests()
-                .insert_header((header::RETRY_AFTER, wait.as_secs().max(1).to_string()))
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .content_type("text/html; charset=utf-8")
-                .body(pages::message_page(
-                    "Too many sign-ins in progress",
-                    "Too many sign-ins were started from your network and not finished. Please wait a minute, then go back to the app and try again.",
-                )),
-            None => super::authorize::server_error(e),
-        },
-    }
 }
 
 #[get("/callback/discord")]
@@ -82,8 +46,8 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
                 )),
             };
             let mut response = match next {
-                Ok(next) => super::authorize::render_finish(&req, &state, next),
-                Err(e) => super::authorize::server_error(e),
+                Ok(next) => respond::render_finish(&req, &state, next),
+                Err(e) => respond::server_error(e),
             };
             if let Err(e) =
                 response.add_cookie(&cookies::session(&state, done.session_secret.expose()))

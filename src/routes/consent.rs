@@ -1,6 +1,6 @@
 //! `POST /consent`: the person's answer on the consent page.
 
-use super::authorize::{redirect, server_error};
+use super::respond::{redirect, server_error};
 use super::{form, page};
 use crate::flows::{finish, session};
 use crate::state::AppState;

@@ -2,6 +2,7 @@
 
 mod authorize;
 mod callback;
+mod client_auth;
 mod consent;
 mod cookies;
 mod discovery;
@@ -9,6 +10,7 @@ mod edges;
 mod form;
 mod health;
 mod logout;
+mod respond;
 mod revocation;
 mod token;
 mod userinfo;

@@ -1,7 +1,7 @@
 //! `POST /revoke` (RFC 7009) and `POST /introspect` (RFC 7662).
 
+use super::client_auth::authenticated_form;
 use super::form;
-use super::token::authenticated_form;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::flows::revocation;
 use crate::state::AppState;

@@ -1,0 +1,144 @@
+//! How the browser-facing endpoints answer: the redirect to Discord with its binding cookie,
+//! the pages and redirects an authorization ends in, and the generic error page. Shared by
+//! `/authorize`, `/callback/discord` and `/consent`; not an endpoint itself.
+
+use super::{client_auth, cookies, page};
+use crate::error::OAuthError;
+use crate::flows::authorize::AuthorizationRequest;
+use crate::flows::finish::Finish;
+use crate::flows::upstream::{self, StartingBrowser};
+use crate::pages;
+use crate::state::AppState;
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse};
+use time::OffsetDateTime;
+
+/// Starts a Discord login for `request`: the redirect to Discord, setting a freshly generated
+/// binding cookie; or a 429 page when too many logins are pending from this address.
+pub(super) async fn to_discord(
+    req: &HttpRequest,
+    state: &AppState,
+    request: &AuthorizationRequest,
+    now: OffsetDateTime,
+) -> HttpResponse {
+    let previous = cookies::binding_value(req, state);
+    let browser = StartingBrowser {
+        previous_binding: previous.as_deref(),
+        source: client_auth::source_address(req),
+    };
+    match upstream::begin(state, request, browser, now).await {
+        Ok(start) => {
+            let mut response = redirect(req, start.redirect_to.as_str());
+            if let Err(e) = response.add_cookie(&cookies::binding(state, start.binding.expose())) {
+                tracing::error!(error = %e, "cannot set the binding cookie");
+            }
+            response
+        }
+        Err(e) => match e.retry_after {
+            Some(wait) => HttpResponse::TooManyRequests()
+                .insert_header((header::RETRY_AFTER, wait.as_secs().max(1).to_string()))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .content_type("text/html; charset=utf-8")
+                .body(pages::message_page(
+                    "Too many sign-ins in progress",
+                    "Too many sign-ins were started from your network and not finished. Please wait a minute, then go back to the app and try again.",
+                )),
+            None => server_error(e),
+        },
+    }
+}
+
+/// A redirect to the app, or the consent page.
+pub(super) fn render_finish(req: &HttpRequest, state: &AppState, next: Finish) -> HttpResponse {
+    match next {
+        Finish::Redirect(location) => redirect(req, &location),
+        Finish::Denied {
+            redirect,
+            explanation,
+        } => HttpResponse::Forbidden()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .content_type("text/html; charset=utf-8")
+            .body(crate::pages::message_page_with_link(
+                "You cannot use this app",
+                explanation,
+                crate::pages::Link {
+                    href: &redirect,
+                    label: "Return to the app",
+                },
+            )),
+        Finish::Unavailable { redirect } => HttpResponse::ServiceUnavailable()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::RETRY_AFTER, "30"))
+            .content_type("text/html; charset=utf-8")
+            .body(crate::pages::message_page_with_link(
+                "Discord cannot be reached",
+                "Your access to this app has to be confirmed with Discord, and Discord is not answering right now. Please try again in a minute.",
+                crate::pages::Link {
+                    href: &redirect,
+                    label: "Return to the app",
+                },
+            )),
+        // Only the single sign-on path asks for this, and it starts the Discord sign-in itself.
+        Finish::SignInAgain => page(
+            StatusCode::BAD_REQUEST,
+            "Please sign in again",
+            "Your Discord sign-in could not be confirmed. Go back to the app and sign in again.",
+        ),
+        Finish::AskConsent {
+            client_name,
+            scopes,
+            ticket,
+        } => {
+            let claims: Vec<&str> = scopes.iter().map(describe_scope).collect();
+            let html = crate::pages::render(
+                "consent.html",
+                minijinja::context! {
+                    title => format!("Allow {client_name}?"),
+                    app => client_name,
+                    claims => claims,
+                    ticket => ticket,
+                    action => state.config.issuer.endpoint("/consent"),
+                },
+            );
+            HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header(("X-Frame-Options", "DENY"))
+                .content_type("text/html; charset=utf-8")
+                .body(html)
+        }
+    }
+}
+
+/// What a scope releases, in words for the consent page.
+fn describe_scope(scope: &str) -> &'static str {
+    match scope {
+        "openid" => "your Discord user id",
+        "profile" => "your Discord username, display name, avatar and language",
+        "email" => "your email address and whether Discord has verified it",
+        "groups" => "the server roles the administrator maps to groups",
+        "offline_access" => "access while you are away (it stays signed in)",
+        _ => "other information",
+    }
+}
+
+/// 302 for GET; 303 after POST so the browser follows with GET.
+pub(super) fn redirect(req: &HttpRequest, location: &str) -> HttpResponse {
+    let status = if req.method() == Method::POST {
+        StatusCode::SEE_OTHER
+    } else {
+        StatusCode::FOUND
+    };
+    HttpResponse::build(status)
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+pub(super) fn server_error(e: OAuthError) -> HttpResponse {
+    tracing::error!(cause = ?e.internal, "authorization failed");
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "The sign-in service could not complete your request. Please try again in a moment.",
+    )
+}
