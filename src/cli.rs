@@ -121,7 +121,7 @@ pub async fn users_revoke(settings: Settings, id: &str) -> anyhow::Result<()> {
     let id = crate::domain::DiscordId::parse(id).map_err(anyhow::Error::msg)?;
     let state = crate::startup::build_state(settings, Clock::default()).await?;
     let now = state.clock.now();
-    let ended = crate::flows::logout::revoke_user(&state, id.as_str(), now).await?;
+    let ended = crate::flows::logout::revoke_user(&state.context(), id.as_str(), now).await?;
     println!(
         "ended {} session(s) and revoked every token of user {id}; apps with a back-channel logout URI will be told",
         ended.len()

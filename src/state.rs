@@ -58,6 +58,20 @@ impl Clock {
 }
 
 impl AppState {
+    /// What the protocol flows may use of this state.
+    pub fn context(&self) -> crate::flows::Context<'_> {
+        crate::flows::Context {
+            config: &self.config,
+            store: self.store.as_ref(),
+            keys: &self.keys,
+            clients: &self.clients,
+            discord: &self.discord,
+            clock: &self.clock,
+            logout_wakeup: &self.logout_wakeup,
+            rechecks: &self.rechecks,
+        }
+    }
+
     /// The `sub` a client sees for a person (pairwise when the client asks for it).
     pub fn subject(&self, client: &crate::config::ValidClient, user_id: &str) -> String {
         crate::claims::subject(

@@ -155,6 +155,8 @@ pub struct ValidConfig {
     pub member_guilds: Vec<String>,
     /// Whether any rule or group depends on guild membership (then it is re-checked).
     pub needs_membership: bool,
+    /// Whether the person's guild list is read (`guilds` is among `discord.scopes`).
+    pub discord_guild_list: bool,
     /// Things that work but deserve a loud line at start-up.
     pub warnings: Vec<String>,
 }

@@ -236,6 +236,7 @@ impl Settings {
                         .map(|k| derive_key(&k, b"guildgate pairwise subject v1")),
                     member_guilds,
                     needs_membership,
+                    discord_guild_list: self.discord.scopes.iter().any(|s| s == "guilds"),
                     warnings: c.warnings,
                 })
             }

@@ -1,29 +1,27 @@
 //! Authorization codes: issue one for a session, and redeem it at the token endpoint (the
 //! single-use gate, RFC 6749 §4.1.2 and §4.1.3, PKCE per RFC 7636 §4.6).
 
+use super::Context;
 use super::authorize::AuthorizationRequest;
 use super::grant::{self, Refresh, TokenResponse};
 use crate::config::{ClientSecret, ValidClient};
 use crate::domain::{OpaqueToken, PkceChallenge, PkceVerifier};
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::state::AppState;
 use crate::store::{AuthCodeRecord, CodeRedemption, GrantRecord, SessionRecord, StoreError};
 use time::OffsetDateTime;
 
 /// Issues a code for `request` under `session` and records the client in the session.
 pub async fn issue(
-    state: &AppState,
+    ctx: &Context<'_>,
     request: &AuthorizationRequest,
     session: &SessionRecord,
     now: OffsetDateTime,
 ) -> Result<OpaqueToken, StoreError> {
-    state
-        .store
+    ctx.store
         .add_session_client(&session.id, &request.client_id, now)
         .await?;
     let code = OpaqueToken::generate();
-    state
-        .store
+    ctx.store
         .insert_auth_code(&AuthCodeRecord {
             code_hash: code.hash(),
             client_id: request.client_id.clone(),
@@ -36,7 +34,7 @@ pub async fn issue(
             code_challenge: request.code_challenge.clone(),
             auth_time: session.auth_time,
             created_at: now,
-            expires_at: now + state.config.lifetimes.code,
+            expires_at: now + ctx.config.lifetimes.code,
         })
         .await?;
     Ok(code)
@@ -55,14 +53,14 @@ pub struct CodeGrant<'a> {
 /// Redeems a code for tokens. A replayed code has already revoked the first redemption's grant
 /// inside the store before this answers `invalid_grant`.
 pub async fn redeem(
-    state: &AppState,
+    ctx: &Context<'_>,
     client: &ValidClient,
     grant: CodeGrant<'_>,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthError> {
     let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidGrant, why);
     let hash = OpaqueToken::from_presented(grant.code).hash();
-    let record = match state.store.consume_auth_code(&hash, now).await? {
+    let record = match ctx.store.consume_auth_code(&hash, now).await? {
         CodeRedemption::Redeemed(record) => record,
         CodeRedemption::Replayed { grant_id } => {
             tracing::warn!(client_id = %client.id, grant_id, "authorization code replayed; its tokens were revoked");
@@ -100,7 +98,7 @@ pub async fn redeem(
         grant.code_verifier,
     )?;
 
-    let user = state
+    let user = ctx
         .store
         .get_user(&record.user_id)
         .await?
@@ -118,12 +116,12 @@ pub async fn redeem(
         scopes: record.scopes.clone(),
         auth_time: record.auth_time,
         created_at: now,
-        expires_at: now + state.config.lifetimes.refresh_token,
+        expires_at: now + ctx.config.lifetimes.refresh_token,
         revoked_at: None,
     };
     let refresh = Refresh::NewGrant(issue_refresh.then(OpaqueToken::generate));
     grant::mint(
-        state,
+        ctx,
         client,
         &user,
         &grant_record,

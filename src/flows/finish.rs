@@ -1,6 +1,7 @@
 //! The last step of every authorization: with a session in hand, apply the client's consent
 //! rule and issue the code. Shared by the SSO path and the Discord callback.
 
+use super::Context;
 use super::authorize::AuthorizationRequest;
 use super::recheck::{self, RecheckError};
 use super::response::{error_redirect, success_redirect};
@@ -8,7 +9,6 @@ use super::{code, logout, membership};
 use crate::config::{Consent, ValidClient};
 use crate::domain::Scopes;
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::state::AppState;
 use crate::store::SessionRecord;
 use crate::tokens;
 use serde::{Deserialize, Serialize};
@@ -65,49 +65,45 @@ struct ConsentTicket {
 /// depends on it), consent as configured
 /// (`never` | `once` | `always`, `prompt=consent`), then the code.
 pub async fn finish(
-    state: &AppState,
+    ctx: &Context<'_>,
     client: &ValidClient,
     request: &AuthorizationRequest,
     session: &SessionRecord,
     now: OffsetDateTime,
 ) -> Result<Finish, OAuthError> {
-    let user = state
-        .store
-        .get_user(&session.user_id)
-        .await?
-        .ok_or_else(|| {
-            OAuthError::new(
-                OAuthErrorCode::ServerError,
-                "the session's person is unknown",
-            )
-        })?;
+    let user = ctx.store.get_user(&session.user_id).await?.ok_or_else(|| {
+        OAuthError::new(
+            OAuthErrorCode::ServerError,
+            "the session's person is unknown",
+        )
+    })?;
     // An app whose rules or groups do not involve guilds never reads the snapshot; for the
     // others a snapshot older than discord.membership_ttl is brought up to date first, so a
     // person removed from a server cannot walk into new apps on an old sign-in.
-    let snapshot = if membership::matters_for(state, client) {
-        match recheck::current(state, &user, now).await {
+    let snapshot = if membership::matters_for(ctx, client) {
+        match recheck::current(ctx, &user, now).await {
             Ok(m) => m,
-            Err(e) => return stale_membership(state, request, e),
+            Err(e) => return stale_membership(ctx, request, e),
         }
     } else {
         membership::Membership::default()
     };
-    if let Err(denial) = membership::check(state, Some(client), &user, &snapshot) {
+    if let Err(denial) = membership::check(ctx, Some(client), &user, &snapshot) {
         tracing::info!(user = %user.id, client_id = %client.id, reason = denial.as_str(), "access refused by the access rules");
         // The global rules no longer admit the person: the session must not open other apps.
-        if membership::check(state, None, &user, &snapshot).is_err() {
-            logout::end_session(state, &session.id, now).await?;
+        if membership::check(ctx, None, &user, &snapshot).is_err() {
+            logout::end_session(ctx, &session.id, now).await?;
         }
         let error = OAuthError::new(
             OAuthErrorCode::AccessDenied,
             "the access rules do not admit this person",
         );
         return Ok(Finish::Denied {
-            redirect: error_redirect(state, request, &error),
+            redirect: error_redirect(ctx, request, &error),
             explanation: denial.explanation(),
         });
     }
-    let remembered = remembered_consent(state, client, request, session).await?;
+    let remembered = remembered_consent(ctx, client, request, session).await?;
     let (request, ask) = plan_consent(client, request, remembered.as_ref());
     let request = &request;
     if ask {
@@ -116,15 +112,15 @@ pub async fn finish(
                 OAuthErrorCode::ConsentRequired,
                 "the person must consent first",
             );
-            return Ok(Finish::Redirect(error_redirect(state, request, &error)));
+            return Ok(Finish::Redirect(error_redirect(ctx, request, &error)));
         }
         let ticket = ConsentTicket {
-            iss: state.config.issuer.as_str().to_owned(),
+            iss: ctx.config.issuer.as_str().to_owned(),
             exp: now.unix_timestamp() + CONSENT_TICKET_TTL,
             sid: session.id.clone(),
             request: request.clone(),
         };
-        let ticket = tokens::sign(&state.keys, tokens::TokenKind::ConsentTicket, &ticket)
+        let ticket = tokens::sign(ctx.keys, tokens::TokenKind::ConsentTicket, &ticket)
             .map_err(OAuthError::internal)?;
         return Ok(Finish::AskConsent {
             client_name: client.name.clone(),
@@ -132,19 +128,19 @@ pub async fn finish(
             ticket,
         });
     }
-    let code = code::issue(state, request, session, now).await?;
-    Ok(Finish::Redirect(success_redirect(state, request, &code)))
+    let code = code::issue(ctx, request, session, now).await?;
+    Ok(Finish::Redirect(success_redirect(ctx, request, &code)))
 }
 
 /// What the browser gets when the stale membership could not be renewed.
 fn stale_membership(
-    state: &AppState,
+    ctx: &Context<'_>,
     request: &AuthorizationRequest,
     e: RecheckError,
 ) -> Result<Finish, OAuthError> {
     let to_app = |code, description| {
         Finish::Redirect(error_redirect(
-            state,
+            ctx,
             request,
             &OAuthError::new(code, description),
         ))
@@ -166,7 +162,7 @@ fn stale_membership(
             }
             let error = OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, description);
             Ok(Finish::Unavailable {
-                redirect: error_redirect(state, request, &error),
+                redirect: error_redirect(ctx, request, &error),
             })
         }
         RecheckError::Internal(e) => Err(e),
@@ -176,7 +172,7 @@ fn stale_membership(
 /// The consent remembered for this person and client, read only when it can matter: for
 /// `consent = "once"`, and for an `offline_access` request.
 async fn remembered_consent(
-    state: &AppState,
+    ctx: &Context<'_>,
     client: &ValidClient,
     request: &AuthorizationRequest,
     session: &SessionRecord,
@@ -185,7 +181,7 @@ async fn remembered_consent(
     if !matters {
         return Ok(None);
     }
-    let given = state
+    let given = ctx
         .store
         .get_consent(&session.user_id, client.id.as_str())
         .await?;
@@ -227,15 +223,15 @@ fn plan_consent(
 
 /// The person answered the consent page: record it (for `once`) and finish, or refuse.
 pub async fn answer_consent(
-    state: &AppState,
+    ctx: &Context<'_>,
     ticket: &str,
     session: &SessionRecord,
     approved: bool,
     now: OffsetDateTime,
 ) -> Result<Option<String>, OAuthError> {
     let Ok(ticket) = tokens::verify_typed::<ConsentTicket>(
-        &state.keys,
-        state.config.issuer.as_str(),
+        ctx.keys,
+        ctx.config.issuer.as_str(),
         ticket,
         tokens::TokenKind::ConsentTicket,
     ) else {
@@ -244,7 +240,7 @@ pub async fn answer_consent(
     if ticket.exp <= now.unix_timestamp() || ticket.sid != session.id {
         return Ok(None);
     }
-    let Some(client) = state.clients.get(&ticket.request.client_id) else {
+    let Some(client) = ctx.clients.get(&ticket.request.client_id) else {
         return Ok(None);
     };
     let request = ticket.request;
@@ -253,16 +249,15 @@ pub async fn answer_consent(
             OAuthErrorCode::AccessDenied,
             "the person declined to share their information",
         );
-        return Ok(Some(error_redirect(state, &request, &error)));
+        return Ok(Some(error_redirect(ctx, &request, &error)));
     }
     // Remembered for `once`, and for an approved offline_access, whatever the mode: later
     // requests may then have it without asking again (OIDC Core §11).
     if client.consent == Consent::Once || request.scopes().contains(OFFLINE_ACCESS) {
-        state
-            .store
+        ctx.store
             .save_consent(&session.user_id, client.id.as_str(), &request.scope, now)
             .await?;
     }
-    let code = code::issue(state, &request, session, now).await?;
-    Ok(Some(success_redirect(state, &request, &code)))
+    let code = code::issue(ctx, &request, session, now).await?;
+    Ok(Some(success_redirect(ctx, &request, &code)))
 }

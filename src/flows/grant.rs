@@ -1,10 +1,10 @@
 //! Minting a token response: access token (RFC 9068), ID token (OIDC Core §3.1.3.3), and an
 //! optional refresh token, for a grant that is new or being refreshed.
 
+use super::Context;
 use crate::config::ValidClient;
 use crate::domain::{OpaqueToken, Scopes};
 use crate::error::OAuthError;
-use crate::state::AppState;
 use crate::store::{GrantRecord, NewRefreshToken, StoreError, UserRecord};
 use crate::tokens::{self, AccessTokenClaims};
 use serde::Serialize;
@@ -41,16 +41,16 @@ pub enum Refresh {
 
 /// The idle expiry of a refresh token issued now (never past its grant's absolute end).
 pub fn refresh_expiry(
-    state: &AppState,
+    ctx: &Context<'_>,
     grant: &GrantRecord,
     now: OffsetDateTime,
 ) -> OffsetDateTime {
-    (now + state.config.lifetimes.refresh_token_idle).min(grant.expires_at)
+    (now + ctx.config.lifetimes.refresh_token_idle).min(grant.expires_at)
 }
 
 /// Signs the tokens for `grant` and, for a new grant, stores it first.
 pub async fn mint(
-    state: &AppState,
+    ctx: &Context<'_>,
     client: &ValidClient,
     user: &UserRecord,
     grant: &GrantRecord,
@@ -63,13 +63,13 @@ pub async fn mint(
         Refresh::NewGrant(token) => {
             let stored = token.as_ref().map(|t| NewRefreshToken {
                 token_hash: t.hash(),
-                expires_at: refresh_expiry(state, grant, now),
+                expires_at: refresh_expiry(ctx, grant, now),
             });
             // A replay that raced this redemption has already written the grant as revoked
             // (RFC 6749 §4.1.2: a reused code revokes what it issued). This request was the
             // first use, so it is answered, but its tokens are already dead and no refresh
             // token was stored.
-            match state.store.insert_grant(grant, stored.as_ref()).await {
+            match ctx.store.insert_grant(grant, stored.as_ref()).await {
                 Ok(()) => token,
                 Err(StoreError::Conflict(_)) => {
                     tracing::warn!(grant_id = %grant.id, "code replayed during its redemption; the grant is revoked");
@@ -80,11 +80,11 @@ pub async fn mint(
         }
         Refresh::Rotated(token) => Some(token),
     };
-    let issuer = state.config.issuer.as_str();
-    let lifetimes = state.config.lifetimes;
+    let issuer = ctx.config.issuer.as_str();
+    let lifetimes = ctx.config.lifetimes;
     let access_ttl = lifetimes.access_token.as_secs();
     let iat = now.unix_timestamp();
-    let sub = state.subject(client, &user.id);
+    let sub = ctx.subject(client, &user.id);
     let access_claims = AccessTokenClaims {
         iss: issuer.to_owned(),
         sub: sub.clone(),
@@ -99,11 +99,11 @@ pub async fn mint(
         gid: grant.id.clone(),
     };
     let access_token =
-        tokens::sign_access_token(&state.keys, state.config.access_token_alg, &access_claims)
+        tokens::sign_access_token(ctx.keys, ctx.config.access_token_alg, &access_claims)
             .map_err(OAuthError::internal)?;
 
     let scopes = Scopes::parse_request(&grant.scopes);
-    let mut id_claims = super::membership::claims_for(state, user, &scopes, Some(client)).await?;
+    let mut id_claims = super::membership::claims_for(ctx, user, &scopes, Some(client)).await?;
     id_claims.insert("iss".into(), json!(issuer));
     id_claims.insert("sub".into(), json!(sub));
     id_claims.insert("aud".into(), json!(client.id.as_str()));
@@ -121,7 +121,7 @@ pub async fn mint(
     if let Some(nonce) = nonce {
         id_claims.insert("nonce".into(), json!(nonce));
     }
-    let id_token = tokens::sign_id_token(&state.keys, &id_claims).map_err(OAuthError::internal)?;
+    let id_token = tokens::sign_id_token(ctx.keys, &id_claims).map_err(OAuthError::internal)?;
 
     Ok(TokenResponse {
         access_token,

@@ -1,10 +1,10 @@
 //! RP-initiated logout (OIDC RP-Initiated Logout 1.0) and back-channel logout fan-out
 //! (OIDC Back-Channel Logout 1.0): end the session, then tell every app that took part.
 
+use super::Context;
 use crate::config::ValidClient;
 use crate::domain::OpaqueToken;
 use crate::error::OAuthError;
-use crate::state::AppState;
 use crate::store::{EndedSession, LogoutDelivery, SessionRecord, StoreError};
 use crate::tokens::{self, BACKCHANNEL_LOGOUT_EVENT, LogoutTokenClaims};
 use base64::Engine;
@@ -45,15 +45,14 @@ pub enum LogoutError {
 /// (RP-Initiated Logout §2: the OP must verify they agree), so whoever built the link cannot
 /// borrow one client's hint to be redirected to another client's URI.
 pub fn parse(
-    state: &AppState,
+    ctx: &Context<'_>,
     id_token_hint: Option<&str>,
     client_id: Option<&str>,
     post_logout_redirect_uri: Option<&str>,
     logout_state: Option<&str>,
 ) -> Result<LogoutRequest, LogoutError> {
-    let hint = id_token_hint.and_then(|h| {
-        tokens::verify_id_token_hint(&state.keys, state.config.issuer.as_str(), h).ok()
-    });
+    let hint = id_token_hint
+        .and_then(|h| tokens::verify_id_token_hint(ctx.keys, ctx.config.issuer.as_str(), h).ok());
     let hint_aud: Vec<String> = match hint.as_ref().and_then(|c| c.get("aud")) {
         Some(Value::String(a)) => vec![a.clone()],
         Some(Value::Array(a)) => a
@@ -73,7 +72,7 @@ pub fn parse(
         .first()
         .map(String::as_str)
         .or(client_id)
-        .and_then(|id| state.clients.get(id));
+        .and_then(|id| ctx.clients.get(id));
     let redirect = post_logout_redirect_uri.filter(|uri| {
         client.as_ref().is_some_and(|c| {
             c.post_logout_redirect_uris
@@ -102,7 +101,7 @@ pub fn parse(
 /// Whether the request proves the app asked for this person's logout, so no confirmation
 /// page is needed: a valid hint naming the session's person.
 pub fn is_confirmed_by_hint(
-    state: &AppState,
+    ctx: &Context<'_>,
     request: &LogoutRequest,
     session: &SessionRecord,
 ) -> bool {
@@ -110,9 +109,7 @@ pub fn is_confirmed_by_hint(
     // hint without `sid` (an offline_access ID token) cannot show which session it is from.
     let same_session = request.hint_sid.as_deref() == Some(session.id.as_str());
     match (&request.hint_sub, &request.client) {
-        (Some(sub), Some(client)) => {
-            same_session && *sub == state.subject(client, &session.user_id)
-        }
+        (Some(sub), Some(client)) => same_session && *sub == ctx.subject(client, &session.user_id),
         _ => false,
     }
 }
@@ -135,27 +132,27 @@ pub fn redirect_after(request: &LogoutRequest) -> Option<String> {
 
 /// Ends a session (revoking its grants) and queues back-channel logout for its clients.
 pub async fn end_session(
-    state: &AppState,
+    ctx: &Context<'_>,
     session_id: &str,
     now: OffsetDateTime,
 ) -> Result<Option<EndedSession>, OAuthError> {
-    let Some(ended) = state.store.end_session(session_id, now).await? else {
+    let Some(ended) = ctx.store.end_session(session_id, now).await? else {
         return Ok(None);
     };
-    notify_clients(state, &ended, now).await?;
+    notify_clients(ctx, &ended, now).await?;
     tracing::info!(sid = %ended.session.id, user = %ended.session.user_id, "session ended");
     Ok(Some(ended))
 }
 
 /// Queues one logout token per participating client that has a back-channel URI.
 pub async fn notify_clients(
-    state: &AppState,
+    ctx: &Context<'_>,
     ended: &EndedSession,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     let session = &ended.session;
     queue(
-        state,
+        ctx,
         &ended.clients,
         &session.user_id,
         Some(&session.id),
@@ -168,11 +165,11 @@ pub async fn notify_clients(
 /// every app involved: those of the sessions (with `sid`) and those holding session-less
 /// `offline_access` grants (with `sub` only, Back-Channel Logout §2.4).
 pub async fn revoke_user(
-    state: &AppState,
+    ctx: &Context<'_>,
     user_id: &str,
     now: OffsetDateTime,
 ) -> Result<Vec<EndedSession>, StoreError> {
-    let offline_clients: Vec<String> = state
+    let offline_clients: Vec<String> = ctx
         .store
         .list_user_grants(user_id, now)
         .await?
@@ -180,19 +177,19 @@ pub async fn revoke_user(
         .filter(|g| g.session_id.is_none())
         .map(|g| g.client_id)
         .collect();
-    let ended = state.store.end_user_sessions(user_id, now).await?;
+    let ended = ctx.store.end_user_sessions(user_id, now).await?;
     for session in &ended {
-        notify_clients(state, session, now).await?;
+        notify_clients(ctx, session, now).await?;
     }
     let mut offline_clients = offline_clients;
     offline_clients.sort();
     offline_clients.dedup();
-    queue(state, &offline_clients, user_id, None, now).await?;
+    queue(ctx, &offline_clients, user_id, None, now).await?;
     Ok(ended)
 }
 
 async fn queue(
-    state: &AppState,
+    ctx: &Context<'_>,
     client_ids: &[String],
     user_id: &str,
     sid: Option<&str>,
@@ -200,22 +197,22 @@ async fn queue(
 ) -> Result<(), StoreError> {
     let deliveries: Vec<LogoutDelivery> = client_ids
         .iter()
-        .filter_map(|id| state.clients.get(id))
+        .filter_map(|id| ctx.clients.get(id))
         .filter_map(|client| {
             let uri = client.backchannel_logout_uri.as_ref()?;
-            Some(delivery(state, &client, user_id, sid, uri.as_str(), now))
+            Some(delivery(ctx, &client, user_id, sid, uri.as_str(), now))
         })
         .collect();
     if deliveries.is_empty() {
         return Ok(());
     }
-    state.store.enqueue_logout_deliveries(&deliveries).await?;
-    state.logout_wakeup.notify_one();
+    ctx.store.enqueue_logout_deliveries(&deliveries).await?;
+    ctx.logout_wakeup.notify_one();
     Ok(())
 }
 
 fn delivery(
-    state: &AppState,
+    ctx: &Context<'_>,
     client: &ValidClient,
     user_id: &str,
     sid: Option<&str>,
@@ -225,12 +222,12 @@ fn delivery(
     let mut events = Map::new();
     events.insert(BACKCHANNEL_LOGOUT_EVENT.into(), json!({}));
     let claims = LogoutTokenClaims {
-        iss: state.config.issuer.as_str().to_owned(),
+        iss: ctx.config.issuer.as_str().to_owned(),
         aud: client.id.as_str().to_owned(),
         iat: now.unix_timestamp(),
         exp: now.unix_timestamp() + LOGOUT_TOKEN_TTL,
         jti: uuid::Uuid::new_v4().simple().to_string(),
-        sub: state.subject(client, user_id),
+        sub: ctx.subject(client, user_id),
         sid: sid.map(str::to_owned),
         events,
     };

@@ -2,12 +2,12 @@
 //! [`super::recheck`] once older than `discord.membership_ttl`), and turned into policy facts
 //! and groups.
 
+use super::Context;
 use crate::config::ValidClient;
 use crate::discord::{DiscordError, DiscordTokens, kept_tokens};
 use crate::error::OAuthError;
 use crate::policy::{self, Denial, Facts};
 use crate::sealed::Sealer;
-use crate::state::AppState;
 use crate::store::{MembershipSnapshot, StoredUpstreamTokens, UserRecord};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
@@ -28,22 +28,21 @@ pub fn facts<'a>(membership: &'a Membership, user: &'a UserRecord) -> Facts<'a> 
 /// Asks Discord for exactly what the configured rules and groups need (cached per person and
 /// guild for `discord.membership_ttl` inside the Discord client).
 pub async fn fetch(
-    state: &AppState,
+    ctx: &Context<'_>,
     user_id: &str,
     access_token: &SecretString,
 ) -> Result<Membership, DiscordError> {
-    if !state.config.needs_membership {
+    if !ctx.config.needs_membership {
         return Ok(Membership::default());
     }
-    let with_guild_list = state.settings.discord.scopes.iter().any(|s| s == "guilds");
-    state
-        .discord
+    let with_guild_list = ctx.config.discord_guild_list;
+    ctx.discord
         .fetch_membership(
             user_id,
             access_token,
-            &state.config.member_guilds,
+            &ctx.config.member_guilds,
             with_guild_list,
-            state.clock.now(),
+            ctx.clock.now(),
         )
         .await
 }
@@ -51,35 +50,35 @@ pub async fn fetch(
 /// Whether this client's answer depends on guild membership: the global rules or its own name a
 /// guild or role, or it may see groups. Only then is a stale snapshot re-checked for it, so an
 /// app without such rules never waits for Discord.
-pub fn matters_for(state: &AppState, client: &ValidClient) -> bool {
+pub fn matters_for(ctx: &Context<'_>, client: &ValidClient) -> bool {
     let names_guilds = |rules: &crate::config::AccessRules| {
         !rules.allowed_guilds.is_empty() || !rules.required_roles.is_empty()
     };
-    state.config.needs_membership
-        && (names_guilds(&state.config.access)
+    ctx.config.needs_membership
+        && (names_guilds(&ctx.config.access)
             || names_guilds(&client.access)
             || !client.groups.is_empty())
 }
 
 /// The global and the client's rules against a membership.
 pub fn check(
-    state: &AppState,
+    ctx: &Context<'_>,
     client: Option<&ValidClient>,
     user: &UserRecord,
     membership: &Membership,
 ) -> Result<(), Denial> {
     let none = crate::config::AccessRules::default();
     let client_rules = client.map_or(&none, |c| &c.access);
-    policy::evaluate(&state.config.access, client_rules, &facts(membership, user))
+    policy::evaluate(&ctx.config.access, client_rules, &facts(membership, user))
 }
 
 /// The stored snapshot (empty when none was taken).
 pub async fn load(
-    state: &AppState,
+    ctx: &Context<'_>,
     user_id: &str,
 ) -> Result<(Membership, Option<OffsetDateTime>), OAuthError> {
     Ok(read(
-        state.store.get_membership(user_id).await?.as_ref(),
+        ctx.store.get_membership(user_id).await?.as_ref(),
         user_id,
     ))
 }
@@ -105,7 +104,7 @@ pub fn read(
 
 /// Stores a fresh snapshot.
 pub async fn save(
-    state: &AppState,
+    ctx: &Context<'_>,
     user_id: &str,
     membership: &Membership,
     now: OffsetDateTime,
@@ -114,17 +113,17 @@ pub async fn save(
         snapshot: serde_json::to_string(membership).map_err(OAuthError::internal)?,
         fetched_at: now,
     };
-    Ok(state.store.save_membership(user_id, &snapshot).await?)
+    Ok(ctx.store.save_membership(user_id, &snapshot).await?)
 }
 
 /// Keeps the person's Discord tokens, sealed, for later re-checks (when a key is configured).
 pub async fn keep_tokens(
-    state: &AppState,
+    ctx: &Context<'_>,
     user_id: &str,
     tokens: &DiscordTokens,
     now: OffsetDateTime,
 ) -> Result<(), OAuthError> {
-    let Some(sealer) = sealer(state) else {
+    let Some(sealer) = sealer(ctx) else {
         return Ok(());
     };
     let (ciphertext, access_expires_at) =
@@ -133,16 +132,15 @@ pub async fn keep_tokens(
         ciphertext,
         access_expires_at,
     };
-    Ok(state
+    Ok(ctx
         .store
         .save_upstream_tokens(user_id, Some(&stored))
         .await?)
 }
 
 /// The sealer for kept Discord tokens, when `secrets.encryption_key` is set.
-pub(super) fn sealer(state: &AppState) -> Option<Sealer> {
-    state
-        .config
+pub(super) fn sealer(ctx: &Context<'_>) -> Option<Sealer> {
+    ctx.config
         .encryption_key
         .as_ref()
         .and_then(|k| Sealer::new(k).ok())
@@ -151,22 +149,22 @@ pub(super) fn sealer(state: &AppState) -> Option<Sealer> {
 /// The claims a scope set releases about `user` to `client`, including `groups` from the
 /// stored snapshot: one definition for the ID token, `/userinfo` and introspection.
 pub async fn claims_for(
-    state: &AppState,
+    ctx: &Context<'_>,
     user: &UserRecord,
     scopes: &crate::domain::Scopes,
     client: Option<&ValidClient>,
 ) -> Result<Map<String, Value>, OAuthError> {
     let snapshot = if scopes.contains("groups") {
-        load(state, &user.id).await?.0
+        load(ctx, &user.id).await?.0
     } else {
         Membership::default()
     };
-    Ok(claims_with(state, user, &snapshot, scopes, client))
+    Ok(claims_with(ctx, user, &snapshot, scopes, client))
 }
 
 /// [`claims_for`] with the snapshot already in hand.
 pub fn claims_with(
-    state: &AppState,
+    ctx: &Context<'_>,
     user: &UserRecord,
     snapshot: &Membership,
     scopes: &crate::domain::Scopes,
@@ -175,7 +173,7 @@ pub fn claims_with(
     let mut claims = crate::claims::user_claims(user, scopes);
     if scopes.contains("groups") {
         let visible = client.map(|c| c.groups.as_slice()).unwrap_or_default();
-        let groups = crate::claims::groups(&state.config.groups, visible, &facts(snapshot, user));
+        let groups = crate::claims::groups(&ctx.config.groups, visible, &facts(snapshot, user));
         claims.insert("groups".into(), json!(groups));
     }
     claims

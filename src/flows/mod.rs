@@ -2,6 +2,7 @@
 
 pub mod authorize;
 pub mod code;
+mod context;
 pub mod finish;
 pub mod grant;
 pub mod logout;
@@ -13,3 +14,5 @@ pub mod revocation;
 pub mod session;
 pub mod upstream;
 pub mod userinfo;
+
+pub use context::Context;

@@ -10,10 +10,10 @@
 //! in Discord's settings, or Discord revoked it), every grant and session of the person ends at
 //! once, with back-channel logouts, instead of one app at a time.
 
+use super::Context;
 use super::{logout, membership};
 use crate::discord::{DiscordError, Membership, kept_tokens};
 use crate::error::OAuthError;
-use crate::state::AppState;
 use crate::store::{StoredUpstreamTokens, UserRecord};
 use secrecy::SecretString;
 use std::time::{Duration, Instant};
@@ -51,38 +51,38 @@ impl From<crate::store::StoreError> for RecheckError {
 /// than `discord.membership_ttl`. Discord being unreachable fails closed unless
 /// `discord.membership_grace` lets the last snapshot stand in.
 pub async fn current(
-    state: &AppState,
+    ctx: &Context<'_>,
     user: &UserRecord,
     now: OffsetDateTime,
 ) -> Result<Membership, RecheckError> {
-    let (snapshot, fetched_at) = membership::load(state, &user.id).await?;
-    if !state.config.needs_membership || is_fresh(state, fetched_at, now) {
+    let (snapshot, fetched_at) = membership::load(ctx, &user.id).await?;
+    if !ctx.config.needs_membership || is_fresh(ctx, fetched_at, now) {
         return Ok(snapshot);
     }
     // One re-check per person in this process; whoever waited reads what the first one saved.
-    let _turn = state.rechecks.lock(&user.id).await;
-    let (snapshot, fetched_at) = membership::load(state, &user.id).await?;
-    if is_fresh(state, fetched_at, now) {
+    let _turn = ctx.rechecks.lock(&user.id).await;
+    let (snapshot, fetched_at) = membership::load(ctx, &user.id).await?;
+    if is_fresh(ctx, fetched_at, now) {
         return Ok(snapshot);
     }
     let holder = uuid::Uuid::new_v4().simple().to_string();
-    match claim_lease(state, &user.id, &holder, fetched_at).await? {
+    match claim_lease(ctx, &user.id, &holder, fetched_at).await? {
         Lease::Renewed(membership) => return Ok(membership),
         Lease::Held => {}
-        Lease::TimedOut if within_grace(state, fetched_at, now) => return Ok(snapshot),
+        Lease::TimedOut if within_grace(ctx, fetched_at, now) => return Ok(snapshot),
         Lease::TimedOut => {
             return Err(RecheckError::Unavailable(
                 "another re-check of this person did not finish in time".into(),
             ));
         }
     }
-    let result = with_discord(state, user, now).await;
-    if let Err(e) = state.store.release_recheck(&user.id, &holder).await {
+    let result = with_discord(ctx, user, now).await;
+    if let Err(e) = ctx.store.release_recheck(&user.id, &holder).await {
         // The lease runs out on its own; the next re-check only waits for that.
         tracing::warn!(error = %e, user = %user.id, "cannot release the membership re-check lease");
     }
     match result {
-        Err(RecheckError::Unavailable(why)) if within_grace(state, fetched_at, now) => {
+        Err(RecheckError::Unavailable(why)) if within_grace(ctx, fetched_at, now) => {
             tracing::warn!(reason = %why, user = %user.id, "Discord unreachable; using the last snapshot within discord.membership_grace");
             Ok(snapshot)
         }
@@ -90,13 +90,17 @@ pub async fn current(
     }
 }
 
-fn is_fresh(state: &AppState, fetched_at: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
-    fetched_at.is_some_and(|at| now - at < state.config.lifetimes.membership)
+fn is_fresh(ctx: &Context<'_>, fetched_at: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    fetched_at.is_some_and(|at| now - at < ctx.config.lifetimes.membership)
 }
 
 /// Whether a snapshot taken at `fetched_at` may stand in while Discord is down.
-fn within_grace(state: &AppState, fetched_at: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
-    let limits = state.config.lifetimes;
+fn within_grace(
+    ctx: &Context<'_>,
+    fetched_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> bool {
+    let limits = ctx.config.lifetimes;
     !limits.membership_grace.is_zero()
         && fetched_at.is_some_and(|at| now - at < limits.membership + limits.membership_grace)
 }
@@ -113,31 +117,31 @@ enum Lease {
 
 /// The longest one re-check can take: a token refresh, the guild list and member look-ups, each
 /// bounded by `discord.timeout`, plus the rate-limit wait budget.
-fn lease_length(state: &AppState) -> Duration {
-    state.config.lifetimes.discord_timeout * 3 + Duration::from_secs(3)
+fn lease_length(ctx: &Context<'_>) -> Duration {
+    ctx.config.lifetimes.discord_timeout * 3 + Duration::from_secs(3)
 }
 
 /// Takes the person's re-check lease, waiting (polling, with backoff) while another process
 /// holds it; stops waiting as soon as that process has saved a newer snapshot.
 async fn claim_lease(
-    state: &AppState,
+    ctx: &Context<'_>,
     user_id: &str,
     holder: &str,
     seen_fetched_at: Option<OffsetDateTime>,
 ) -> Result<Lease, RecheckError> {
-    let length = lease_length(state);
+    let length = lease_length(ctx);
     let deadline = Instant::now() + length;
     let mut pause = Duration::from_millis(20);
     loop {
-        let now = state.clock.now();
-        if state
+        let now = ctx.clock.now();
+        if ctx
             .store
             .claim_recheck(user_id, holder, now + length, now)
             .await?
         {
             return Ok(Lease::Held);
         }
-        let (snapshot, fetched_at) = membership::load(state, user_id).await?;
+        let (snapshot, fetched_at) = membership::load(ctx, user_id).await?;
         if fetched_at.is_some() && fetched_at > seen_fetched_at {
             return Ok(Lease::Renewed(snapshot));
         }
@@ -152,32 +156,32 @@ async fn claim_lease(
 /// Asks Discord with the person's kept tokens (renewing them when the access token has
 /// expired or is refused) and saves the new snapshot. Called with the lease held.
 async fn with_discord(
-    state: &AppState,
+    ctx: &Context<'_>,
     user: &UserRecord,
     now: OffsetDateTime,
 ) -> Result<Membership, RecheckError> {
-    let mut tokens = Kept::load(state, &user.id).await?;
+    let mut tokens = Kept::load(ctx, &user.id).await?;
     if tokens.access_expires_at <= now {
-        tokens = renew(state, user, tokens, now).await?;
+        tokens = renew(ctx, user, tokens, now).await?;
     }
     // The snapshot is stale: ask Discord, not this process's cache of the same age.
-    state.discord.forget_membership(&user.id);
-    let fetched = match membership::fetch(state, &user.id, &tokens.access).await {
+    ctx.discord.forget_membership(&user.id);
+    let fetched = match membership::fetch(ctx, &user.id, &tokens.access).await {
         // An access token refused before its expiry: renew once, then believe Discord.
         Err(DiscordError::Unauthorized) => {
-            tokens = renew(state, user, tokens, now).await?;
-            membership::fetch(state, &user.id, &tokens.access).await
+            tokens = renew(ctx, user, tokens, now).await?;
+            membership::fetch(ctx, &user.id, &tokens.access).await
         }
         other => other,
     };
     let membership = match fetched {
         Ok(m) => m,
         Err(DiscordError::Unauthorized) => {
-            return Err(authorization_gone(state, &user.id, "access token refused", now).await);
+            return Err(authorization_gone(ctx, &user.id, "access token refused", now).await);
         }
         Err(e) => return Err(RecheckError::Unavailable(e.to_string())),
     };
-    membership::save(state, &user.id, &membership, now).await?;
+    membership::save(ctx, &user.id, &membership, now).await?;
     Ok(membership)
 }
 
@@ -190,9 +194,9 @@ struct Kept {
 }
 
 impl Kept {
-    async fn load(state: &AppState, user_id: &str) -> Result<Self, RecheckError> {
-        let sealer = membership::sealer(state).ok_or(RecheckError::NoKeptTokens)?;
-        let stored = state
+    async fn load(ctx: &Context<'_>, user_id: &str) -> Result<Self, RecheckError> {
+        let sealer = membership::sealer(ctx).ok_or(RecheckError::NoKeptTokens)?;
+        let stored = ctx
             .store
             .get_upstream_tokens(user_id)
             .await?
@@ -219,25 +223,25 @@ const RENEW_ATTEMPTS: usize = 3;
 /// is believed: if the stored tokens changed meanwhile, someone else won the race and their
 /// tokens are used; only the refusal of the current token means the authorization is gone.
 async fn renew(
-    state: &AppState,
+    ctx: &Context<'_>,
     user: &UserRecord,
     mut tokens: Kept,
     now: OffsetDateTime,
 ) -> Result<Kept, RecheckError> {
     for _ in 0..RENEW_ATTEMPTS {
         let Some(refresh) = tokens.refresh.clone() else {
-            return Err(authorization_gone(state, &user.id, "no refresh token kept", now).await);
+            return Err(authorization_gone(ctx, &user.id, "no refresh token kept", now).await);
         };
-        match state.discord.refresh(&refresh).await {
+        match ctx.discord.refresh(&refresh).await {
             Ok(renewed) => {
-                membership::keep_tokens(state, &user.id, &renewed, now).await?;
-                return Kept::load(state, &user.id).await;
+                membership::keep_tokens(ctx, &user.id, &renewed, now).await?;
+                return Kept::load(ctx, &user.id).await;
             }
             Err(DiscordError::InvalidGrant | DiscordError::Unauthorized) => {
-                let latest = Kept::load(state, &user.id).await?;
+                let latest = Kept::load(ctx, &user.id).await?;
                 if latest.stored.ciphertext == tokens.stored.ciphertext {
                     return Err(
-                        authorization_gone(state, &user.id, "refresh token refused", now).await,
+                        authorization_gone(ctx, &user.id, "refresh token refused", now).await,
                     );
                 }
                 tracing::info!(user = %user.id, "Discord tokens were renewed by another re-check; using those");
@@ -257,14 +261,14 @@ async fn renew(
 /// The person's authorization of guildgate at Discord is gone: forget their Discord tokens, end
 /// every session and grant, and tell every app by back-channel logout.
 async fn authorization_gone(
-    state: &AppState,
+    ctx: &Context<'_>,
     user_id: &str,
     why: &'static str,
     now: OffsetDateTime,
 ) -> RecheckError {
     let ended = async {
-        state.store.save_upstream_tokens(user_id, None).await?;
-        logout::revoke_user(state, user_id, now).await
+        ctx.store.save_upstream_tokens(user_id, None).await?;
+        logout::revoke_user(ctx, user_id, now).await
     }
     .await;
     match ended {

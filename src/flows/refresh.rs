@@ -1,19 +1,19 @@
 //! The `refresh_token` grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2).
 
+use super::Context;
 use super::grant::{self, Refresh, TokenResponse};
 use super::recheck::{self, RecheckError};
 use super::{logout, membership};
 use crate::config::ValidClient;
 use crate::domain::{OpaqueToken, Scopes};
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::state::AppState;
 use crate::store::{NewRefreshToken, Rotation};
 use time::OffsetDateTime;
 
 /// Trades a refresh token for new tokens. Every use rotates; presenting a rotated token
 /// revokes the whole grant (committed by the store) before this answers `invalid_grant`.
 pub async fn refresh(
-    state: &AppState,
+    ctx: &Context<'_>,
     client: &ValidClient,
     presented: &str,
     requested_scope: Option<&str>,
@@ -22,8 +22,8 @@ pub async fn refresh(
     let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidGrant, why);
     let old_hash = OpaqueToken::from_presented(presented).hash();
     // Scope is checked before rotating, so a refused request does not spend the token.
-    let Some(current) = state.store.find_refresh_grant(&old_hash, now).await? else {
-        return rotate_or_explain(state, client, &old_hash, now).await;
+    let Some(current) = ctx.store.find_refresh_grant(&old_hash, now).await? else {
+        return rotate_or_explain(ctx, client, &old_hash, now).await;
     };
     if current.client_id != client.id.as_str() {
         return Err(invalid("the refresh token was issued to another client"));
@@ -44,20 +44,20 @@ pub async fn refresh(
     };
 
     // Membership older than discord.membership_ttl is re-checked with Discord (fail closed).
-    if membership::matters_for(state, client) {
-        let user = state
+    if membership::matters_for(ctx, client) {
+        let user = ctx
             .store
             .get_user(&current.user_id)
             .await?
             .ok_or_else(|| invalid("the person no longer exists"))?;
-        let membership = recheck::current(state, &user, now)
+        let membership = recheck::current(ctx, &user, now)
             .await
             .map_err(refresh_error)?;
-        if let Err(denial) = membership::check(state, Some(client), &user, &membership) {
+        if let Err(denial) = membership::check(ctx, Some(client), &user, &membership) {
             tracing::info!(user = %user.id, client_id = %client.id, reason = denial.as_str(), "access lost at refresh; ending the grant");
-            state.store.revoke_grant(&current.id, now).await?;
+            ctx.store.revoke_grant(&current.id, now).await?;
             if let Some(sid) = &current.session_id {
-                logout::end_session(state, sid, now).await?;
+                logout::end_session(ctx, sid, now).await?;
             }
             return Err(invalid(
                 "the person no longer meets this app's access rules",
@@ -68,9 +68,9 @@ pub async fn refresh(
     let new_token = OpaqueToken::generate();
     let new = NewRefreshToken {
         token_hash: new_token.hash(),
-        expires_at: grant::refresh_expiry(state, &current, now),
+        expires_at: grant::refresh_expiry(ctx, &current, now),
     };
-    let grant = match state
+    let grant = match ctx
         .store
         .rotate_refresh_token(&old_hash, client.id.as_str(), &new, now)
         .await?
@@ -82,7 +82,7 @@ pub async fn refresh(
         }
         Rotation::Invalid => return Err(invalid("the refresh token is not valid")),
     };
-    let user = state
+    let user = ctx
         .store
         .get_user(&grant.user_id)
         .await?
@@ -91,7 +91,7 @@ pub async fn refresh(
     let mut issued = grant.clone();
     issued.scopes = scopes.to_string();
     grant::mint(
-        state,
+        ctx,
         client,
         &user,
         &issued,
@@ -104,7 +104,7 @@ pub async fn refresh(
 
 /// The token is not live: let the store classify it (a rotated token is reuse and revokes).
 async fn rotate_or_explain(
-    state: &AppState,
+    ctx: &Context<'_>,
     client: &ValidClient,
     old_hash: &crate::domain::TokenHash,
     now: OffsetDateTime,
@@ -114,7 +114,7 @@ async fn rotate_or_explain(
         token_hash: OpaqueToken::generate().hash(),
         expires_at: now,
     };
-    match state
+    match ctx
         .store
         .rotate_refresh_token(old_hash, client.id.as_str(), &probe, now)
         .await?

@@ -1,13 +1,13 @@
 //! Authorization responses to the app: success and error redirects (RFC 6749 §4.1.2, RFC 9207).
 
+use super::Context;
 use super::authorize::AuthorizationRequest;
 use crate::domain::OpaqueToken;
 use crate::error::OAuthError;
-use crate::state::AppState;
 
 /// `redirect_uri?code=…&state=…&iss=…` (RFC 6749 §4.1.2, RFC 9207 §2).
 pub fn success_redirect(
-    state: &AppState,
+    ctx: &Context<'_>,
     request: &AuthorizationRequest,
     code: &OpaqueToken,
 ) -> String {
@@ -15,13 +15,13 @@ pub fn success_redirect(
     if let Some(s) = &request.state {
         params.push(("state", s));
     }
-    params.push(("iss", state.config.issuer.as_str()));
+    params.push(("iss", ctx.config.issuer.as_str()));
     with_query(&request.redirect_uri, &params)
 }
 
 /// `redirect_uri?error=…&error_description=…&state=…&iss=…` (RFC 6749 §4.1.2.1).
 pub fn error_redirect(
-    state: &AppState,
+    ctx: &Context<'_>,
     request: &AuthorizationRequest,
     error: &OAuthError,
 ) -> String {
@@ -29,7 +29,7 @@ pub fn error_redirect(
         &request.redirect_uri,
         request.state.as_deref(),
         error,
-        state.config.issuer.as_str(),
+        ctx.config.issuer.as_str(),
     )
 }
 

@@ -1,9 +1,9 @@
 //! Token revocation (RFC 7009) and introspection (RFC 7662) for the client that holds a token.
 
+use super::Context;
 use crate::config::ValidClient;
 use crate::domain::OpaqueToken;
 use crate::error::OAuthError;
-use crate::state::AppState;
 use crate::store::AccessCheck;
 use crate::tokens;
 use serde_json::{Map, Value, json};
@@ -12,28 +12,27 @@ use time::OffsetDateTime;
 /// Revokes a refresh token (its whole grant, so its access tokens too) or an access token
 /// (by `jti`). Unknown tokens and other clients' tokens are ignored: RFC 7009 §2.2 answers 200.
 pub async fn revoke(
-    state: &AppState,
+    ctx: &Context<'_>,
     client: &ValidClient,
     token: &str,
     now: OffsetDateTime,
 ) -> Result<(), OAuthError> {
-    if let Some(grant) = state
+    if let Some(grant) = ctx
         .store
         .find_refresh_grant(&OpaqueToken::from_presented(token).hash(), now)
         .await?
     {
         if grant.client_id == client.id.as_str() {
-            state.store.revoke_grant(&grant.id, now).await?;
+            ctx.store.revoke_grant(&grant.id, now).await?;
             tracing::info!(client_id = %client.id, grant_id = %grant.id, "refresh token revoked");
         }
         return Ok(());
     }
     if let Ok(claims) =
-        tokens::verify_access_token(&state.keys, state.config.issuer.as_str(), token, now)
+        tokens::verify_access_token(ctx.keys, ctx.config.issuer.as_str(), token, now)
     {
         if claims.client_id == client.id.as_str() {
-            state
-                .store
+            ctx.store
                 .revoke_access_token(
                     &claims.jti,
                     OffsetDateTime::from_unix_timestamp(claims.exp).unwrap_or(now),
@@ -47,17 +46,16 @@ pub async fn revoke(
 
 /// RFC 7662 §2.2: `{"active": false}` unless the token is live and belongs to the caller.
 pub async fn introspect(
-    state: &AppState,
+    ctx: &Context<'_>,
     client: &ValidClient,
     token: &str,
     now: OffsetDateTime,
 ) -> Result<Map<String, Value>, OAuthError> {
-    let issuer = state.config.issuer.as_str();
+    let issuer = ctx.config.issuer.as_str();
     let mut out = Map::new();
-    if let Ok(claims) = tokens::verify_access_token(&state.keys, issuer, token, now) {
+    if let Ok(claims) = tokens::verify_access_token(ctx.keys, issuer, token, now) {
         let live = matches!(
-            state
-                .store
+            ctx.store
                 .check_access(&claims.gid, &claims.jti, now)
                 .await?,
             AccessCheck::Active { .. }
@@ -78,7 +76,7 @@ pub async fn introspect(
             }
             return Ok(out);
         }
-    } else if let Some(grant) = state
+    } else if let Some(grant) = ctx
         .store
         .find_refresh_grant(&OpaqueToken::from_presented(token).hash(), now)
         .await?
@@ -88,7 +86,7 @@ pub async fn introspect(
             out.insert("token_type".into(), json!("refresh_token"));
             out.insert("scope".into(), json!(grant.scopes));
             out.insert("client_id".into(), json!(grant.client_id));
-            out.insert("sub".into(), json!(state.subject(client, &grant.user_id)));
+            out.insert("sub".into(), json!(ctx.subject(client, &grant.user_id)));
             out.insert("aud".into(), json!(grant.client_id));
             out.insert("iss".into(), json!(issuer));
             out.insert("exp".into(), json!(grant.expires_at.unix_timestamp()));

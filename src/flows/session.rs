@@ -1,13 +1,13 @@
 //! SSO sessions: find the browser's live session, open a new one after a Discord login.
 
+use super::Context;
 use crate::domain::OpaqueToken;
-use crate::state::AppState;
 use crate::store::{SessionRecord, StoreError};
 use time::OffsetDateTime;
 
 /// The live session behind a cookie value, if any; a used session is marked as seen.
 pub async fn current(
-    state: &AppState,
+    ctx: &Context<'_>,
     cookie_value: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<Option<SessionRecord>, StoreError> {
@@ -15,8 +15,8 @@ pub async fn current(
         return Ok(None);
     };
     let hash = OpaqueToken::from_presented(value).hash();
-    let idle = state.config.lifetimes.session_idle;
-    Ok(state
+    let idle = ctx.config.lifetimes.session_idle;
+    Ok(ctx
         .store
         .find_session(&hash, now)
         .await?
@@ -26,7 +26,7 @@ pub async fn current(
 /// Opens a session for a person who just authenticated at Discord. The secret goes into the
 /// cookie; only its hash is stored, and the public `sid` is an unrelated random value.
 pub async fn open(
-    state: &AppState,
+    ctx: &Context<'_>,
     user_id: &str,
     now: OffsetDateTime,
 ) -> Result<(SessionRecord, OpaqueToken), StoreError> {
@@ -37,9 +37,9 @@ pub async fn open(
         user_id: user_id.to_owned(),
         auth_time: now,
         created_at: now,
-        expires_at: now + state.config.lifetimes.session,
+        expires_at: now + ctx.config.lifetimes.session,
         last_seen_at: now,
     };
-    state.store.insert_session(&session).await?;
+    ctx.store.insert_session(&session).await?;
     Ok((session, secret))
 }

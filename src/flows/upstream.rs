@@ -5,6 +5,7 @@
 //! is refused before Discord is called. Nothing about the person is written until Discord has
 //! answered every call: a failure leaves no half-made session.
 
+use super::Context;
 use super::authorize::AuthorizationRequest;
 use super::membership::{self, Membership};
 use super::response::error_redirect;
@@ -13,7 +14,6 @@ use crate::discord::{DiscordError, DiscordTokens, api};
 use crate::domain::{OpaqueToken, PkceChallenge, PkceVerifier};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::limits::source_key;
-use crate::state::AppState;
 use crate::store::{PendingLoginCap, SessionRecord, StoreError, UpstreamLogin, UserRecord};
 use std::net::IpAddr;
 use time::OffsetDateTime;
@@ -55,7 +55,7 @@ pub struct StartingBrowser<'a> {
 /// browser has one pending login at a time (a new one replaces the previous), and one source
 /// address at most `limits.pending_logins_per_ip`: beyond that the answer is a rate limit.
 pub async fn begin(
-    state: &AppState,
+    ctx: &Context<'_>,
     request: &AuthorizationRequest,
     browser: StartingBrowser<'_>,
     now: OffsetDateTime,
@@ -68,7 +68,7 @@ pub async fn begin(
         .previous_binding
         .map(|b| OpaqueToken::from_presented(b).hash());
     let source = source_key(browser.source).to_string();
-    let stored = state
+    let stored = ctx
         .store
         .insert_upstream_login(
             &UpstreamLogin {
@@ -81,7 +81,7 @@ pub async fn begin(
             },
             &PendingLoginCap {
                 source: &source,
-                max_per_source: state.config.limits.pending_logins_per_ip,
+                max_per_source: ctx.config.limits.pending_logins_per_ip,
                 replaces: previous.as_ref(),
             },
         )
@@ -97,7 +97,7 @@ pub async fn begin(
         ));
     }
     // prompt=none: Discord skips its consent screen for a person who already authorized us.
-    let redirect_to = state.discord.authorize_url(
+    let redirect_to = ctx.discord.authorize_url(
         upstream_state.expose(),
         PkceChallenge::of(&verifier).as_str(),
         Some("none"),
@@ -178,7 +178,7 @@ impl From<StoreError> for CallbackError {
 
 /// Completes a login: checks binding and state before anything else, then talks to Discord.
 pub async fn complete(
-    state: &AppState,
+    ctx: &Context<'_>,
     params: CallbackParams,
     binding_cookie: Option<&str>,
     now: OffsetDateTime,
@@ -186,7 +186,7 @@ pub async fn complete(
     let (Some(binding), Some(upstream_state)) = (binding_cookie, params.state.as_deref()) else {
         return Err(CallbackError::Unmatched);
     };
-    let login = state
+    let login = ctx
         .store
         .take_upstream_login(
             &OpaqueToken::from_presented(upstream_state).hash(),
@@ -199,7 +199,7 @@ pub async fn complete(
         .map_err(|e| CallbackError::Internal(OAuthError::internal(e)))?;
     let to_app =
         |code: OAuthErrorCode, description: &'static str, explain, failure| CallbackError::ToApp {
-            redirect: error_redirect(state, &request, &OAuthError::new(code, description)),
+            redirect: error_redirect(ctx, &request, &OAuthError::new(code, description)),
             explain,
             failure,
         };
@@ -255,9 +255,9 @@ pub async fn complete(
         ));
     };
 
-    let (tokens, user, membership) = fetch_identity(state, discord_code, &login.pkce_verifier)
+    let (tokens, user, membership) = fetch_identity(ctx, discord_code, &login.pkce_verifier)
         .await
-        .map_err(|e| discord_failure(state, &request, &e))?;
+        .map_err(|e| discord_failure(ctx, &request, &e))?;
     let record = UserRecord {
         id: user.id.clone(),
         username: user.username.clone(),
@@ -270,11 +270,11 @@ pub async fn complete(
     };
     // The global rules decide whether a session may exist at all; the app's own rules are
     // checked when the session is used for it.
-    if let Err(denial) = membership::check(state, None, &record, &membership) {
+    if let Err(denial) = membership::check(ctx, None, &record, &membership) {
         tracing::info!(user = %record.id, reason = denial.as_str(), "sign-in refused by the access rules");
         return Err(CallbackError::ToApp {
             redirect: error_redirect(
-                state,
+                ctx,
                 &request,
                 &OAuthError::new(
                     OAuthErrorCode::AccessDenied,
@@ -287,14 +287,14 @@ pub async fn complete(
     }
 
     // Discord has answered everything: now the person, the session and the code are written.
-    state.store.upsert_user(&record).await?;
-    membership::save(state, &record.id, &membership, now)
+    ctx.store.upsert_user(&record).await?;
+    membership::save(ctx, &record.id, &membership, now)
         .await
         .map_err(CallbackError::Internal)?;
-    membership::keep_tokens(state, &record.id, &tokens, now)
+    membership::keep_tokens(ctx, &record.id, &tokens, now)
         .await
         .map_err(CallbackError::Internal)?;
-    let (session, session_secret) = session::open(state, &record.id, now).await?;
+    let (session, session_secret) = session::open(ctx, &record.id, now).await?;
     Ok(Completed {
         request,
         session,
@@ -303,18 +303,18 @@ pub async fn complete(
 }
 
 async fn fetch_identity(
-    state: &AppState,
+    ctx: &Context<'_>,
     discord_code: &str,
     verifier: &str,
 ) -> Result<(DiscordTokens, api::User, Membership), DiscordError> {
-    let tokens = state.discord.exchange_code(discord_code, verifier).await?;
-    let user = state.discord.fetch_user(&tokens.access_token).await?;
-    let membership = membership::fetch(state, &user.id, &tokens.access_token).await?;
+    let tokens = ctx.discord.exchange_code(discord_code, verifier).await?;
+    let user = ctx.discord.fetch_user(&tokens.access_token).await?;
+    let membership = membership::fetch(ctx, &user.id, &tokens.access_token).await?;
     Ok((tokens, user, membership))
 }
 
 fn discord_failure(
-    state: &AppState,
+    ctx: &Context<'_>,
     request: &AuthorizationRequest,
     e: &DiscordError,
 ) -> CallbackError {
@@ -325,7 +325,7 @@ fn discord_failure(
             "Discord is limiting sign-ins right now",
         );
         return CallbackError::Busy {
-            redirect: error_redirect(state, request, &error),
+            redirect: error_redirect(ctx, request, &error),
             retry_after: *retry_after,
         };
     }
@@ -349,7 +349,7 @@ fn discord_failure(
         )
     };
     CallbackError::ToApp {
-        redirect: error_redirect(state, request, &OAuthError::new(code, description)),
+        redirect: error_redirect(ctx, request, &OAuthError::new(code, description)),
         explain: Some(page),
         failure: Failure::Upstream,
     }

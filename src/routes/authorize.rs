@@ -61,7 +61,7 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
     tracing::Span::current().record("client_id", request.client_id.as_str());
     let now = state.clock.now();
     let cookie = cookies::session_value(&req, &state);
-    let current = match session::current(&state, cookie.as_deref(), now).await {
+    let current = match session::current(&state.context(), cookie.as_deref(), now).await {
         Ok(s) => s,
         Err(e) => return server_error(e.into()),
     };
@@ -70,7 +70,7 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
             if let Err(e) = state.store.touch_session(&s.id, now).await {
                 tracing::warn!(error = %e, "could not record session use");
             }
-            match finish::finish(&state, &client, &request, &s, now).await {
+            match finish::finish(&state.context(), &client, &request, &s, now).await {
                 Ok(Finish::SignInAgain) => respond::to_discord(&req, &state, &request, now).await,
                 Ok(next) => render_finish(&req, &state, next),
                 Err(e) => server_error(e),
@@ -85,7 +85,10 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
                     _ => "interaction is required",
                 },
             );
-            redirect(&req, &response::error_redirect(&state, &request, &error))
+            redirect(
+                &req,
+                &response::error_redirect(&state.context(), &request, &error),
+            )
         }
     }
 }

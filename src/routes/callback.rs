@@ -33,12 +33,13 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     }
     let binding = cookies::binding_value(&req, &state);
     let now = state.clock.now();
-    match upstream::complete(&state, params, binding.as_deref(), now).await {
+    match upstream::complete(&state.context(), params, binding.as_deref(), now).await {
         Ok(done) => {
             tracing::info!(user = %done.session.user_id, sid = %done.session.id, "signed in with Discord");
             let next = match state.clients.get(&done.request.client_id) {
                 Some(client) => {
-                    finish::finish(&state, &client, &done.request, &done.session, now).await
+                    finish::finish(&state.context(), &client, &done.request, &done.session, now)
+                        .await
                 }
                 None => Err(crate::error::OAuthError::new(
                     crate::error::OAuthErrorCode::ServerError,

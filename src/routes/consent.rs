@@ -25,7 +25,7 @@ async fn consent(req: HttpRequest, body: Bytes, state: web::Data<AppState>) -> H
     };
     let now = state.clock.now();
     let cookie = super::cookies::session_value(&req, &state);
-    let session = match session::current(&state, cookie.as_deref(), now).await {
+    let session = match session::current(&state.context(), cookie.as_deref(), now).await {
         Ok(Some(s)) => s,
         Ok(None) => return expired(),
         Err(e) => return server_error(e.into()),
@@ -33,7 +33,7 @@ async fn consent(req: HttpRequest, body: Bytes, state: web::Data<AppState>) -> H
     let approved = get("answer") == Some("allow");
     // The ticket is signed and bound to this session, which also makes the form CSRF-safe.
     match finish::answer_consent(
-        &state,
+        &state.context(),
         get("ticket").unwrap_or_default(),
         &session,
         approved,

@@ -41,7 +41,7 @@ async fn logout_endpoint(
             .filter(|v| !v.is_empty())
     };
     let request = match logout::parse(
-        &state,
+        &state.context(),
         get("id_token_hint"),
         get("client_id"),
         get("post_logout_redirect_uri"),
@@ -58,7 +58,7 @@ async fn logout_endpoint(
     };
     let now = state.clock.now();
     let secret = cookies::session_value(&req, &state);
-    let current = match session::current(&state, secret.as_deref(), now).await {
+    let current = match session::current(&state.context(), secret.as_deref(), now).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the session");
@@ -77,7 +77,7 @@ async fn logout_endpoint(
         && secret
             .as_deref()
             .is_some_and(|s| get("csrf") == Some(logout::csrf_token(s).as_str()));
-    if !confirmed_by_form && !logout::is_confirmed_by_hint(&state, &request, &current) {
+    if !confirmed_by_form && !logout::is_confirmed_by_hint(&state.context(), &request, &current) {
         return confirm_page(
             &state,
             &request,
@@ -85,7 +85,7 @@ async fn logout_endpoint(
             &params,
         );
     }
-    if let Err(e) = logout::end_session(&state, &current.id, now).await {
+    if let Err(e) = logout::end_session(&state.context(), &current.id, now).await {
         tracing::error!(cause = ?e.internal, "cannot end the session");
         return page(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -26,7 +26,7 @@ pub(super) async fn to_discord(
         previous_binding: previous.as_deref(),
         source: client_auth::source_address(req),
     };
-    match upstream::begin(state, request, browser, now).await {
+    match upstream::begin(&state.context(), request, browser, now).await {
         Ok(start) => {
             let mut response = redirect(req, start.redirect_to.as_str());
             if let Err(e) = response.add_cookie(&cookies::binding(state, start.binding.expose())) {

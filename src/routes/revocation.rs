@@ -29,7 +29,13 @@ async fn revoke(
 ) -> Result<HttpResponse, OAuthError> {
     let (params, client) = authenticated_form(&req, &body, &state).await?;
     // token_type_hint is only a hint (RFC 7009 §2.1): both kinds are tried regardless.
-    revocation::revoke(&state, &client, token_param(&params)?, state.clock.now()).await?;
+    revocation::revoke(
+        &state.context(),
+        &client,
+        token_param(&params)?,
+        state.clock.now(),
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())
@@ -43,8 +49,13 @@ async fn introspect(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
     let (params, client) = authenticated_form(&req, &body, &state).await?;
-    let answer =
-        revocation::introspect(&state, &client, token_param(&params)?, state.clock.now()).await?;
+    let answer = revocation::introspect(
+        &state.context(),
+        &client,
+        token_param(&params)?,
+        state.clock.now(),
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(answer))

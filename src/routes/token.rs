@@ -32,13 +32,13 @@ async fn token(
                 redirect_uri: params.get("redirect_uri"),
                 code_verifier: params.get("code_verifier"),
             };
-            code::redeem(&state, &client, grant, now).await?
+            code::redeem(&state.context(), &client, grant, now).await?
         }
         "refresh_token" => {
             let token = params
                 .get("refresh_token")
                 .ok_or_else(|| missing("refresh_token"))?;
-            refresh::refresh(&state, &client, token, params.get("scope"), now).await?
+            refresh::refresh(&state.context(), &client, token, params.get("scope"), now).await?
         }
         "" => return Err(missing("grant_type")),
         _ => {

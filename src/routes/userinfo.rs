@@ -24,7 +24,7 @@ async fn userinfo(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
     let token = bearer_token(&req, &body)?;
-    let claims = flows::userinfo::claims_for(&state, &token, state.clock.now()).await?;
+    let claims = flows::userinfo::claims_for(&state.context(), &token, state.clock.now()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(claims))

@@ -773,7 +773,7 @@ async fn revoking_a_person_tells_the_apps_of_their_sessions_and_of_their_offline
 
     // Act: what `guildgate users revoke` does.
     let now = app.state.clock.now();
-    let ended = guildgate::flows::logout::revoke_user(&app.state, ALICE, now)
+    let ended = guildgate::flows::logout::revoke_user(&app.state.context(), ALICE, now)
         .await
         .unwrap();
 

@@ -1,0 +1,46 @@
+//! What the protocol flows work with, and nothing more: the validated configuration, the store,
+//! the signing keys, the registered clients, the Discord client, the clock and the per-person
+//! re-check locks. No HTTP, no raw settings. Routes and jobs borrow one from the app ctx
+//! ([`crate::state::AppState::context`]); tests can build one from parts.
+
+use crate::clients::Clients;
+use crate::config::{ValidClient, ValidConfig};
+use crate::discord::DiscordClient;
+use crate::keyed_lock::KeyedLocks;
+use crate::keys::KeySet;
+use crate::state::Clock;
+use crate::store::Store;
+use tokio::sync::Notify;
+
+/// The flows' view of the running service.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// The typed, validated configuration.
+    pub config: &'a ValidConfig,
+    /// Persistent ctx.
+    pub store: &'a dyn Store,
+    /// Signing keys.
+    pub keys: &'a KeySet,
+    /// Registered clients.
+    pub clients: &'a Clients,
+    /// The upstream Discord client.
+    pub discord: &'a DiscordClient,
+    /// Time source (flows also take `now`, read once per request).
+    pub clock: &'a Clock,
+    /// Wakes the back-channel logout deliverer when work is queued.
+    pub logout_wakeup: &'a Notify,
+    /// One membership re-check per person at a time in this process.
+    pub rechecks: &'a KeyedLocks,
+}
+
+impl Context<'_> {
+    /// The `sub` a client sees for a person (pairwise when the client asks for it).
+    pub fn subject(&self, client: &ValidClient, user_id: &str) -> String {
+        crate::claims::subject(
+            self.config.pairwise_key.as_ref(),
+            client.id.as_str(),
+            client.pairwise_subject,
+            user_id,
+        )
+    }
+}
