@@ -262,5 +262,6 @@ async fn assemble_state(
         discovery,
         clock,
         rechecks: KeyedLocks::default(),
+        verified: crate::tokens::VerifiedTokens::default(),
     })
 }

@@ -35,6 +35,8 @@ pub struct AppState {
     /// One Discord membership re-check per person at a time in this process (the store's
     /// lease extends the rule across processes).
     pub rechecks: KeyedLocks,
+    /// Access tokens whose signature was already checked (see [`crate::tokens::VerifiedTokens`]).
+    pub verified: crate::tokens::VerifiedTokens,
 }
 
 /// Wall-clock time plus an adjustable offset, so tests can move time forward without sleeping.
@@ -69,6 +71,7 @@ impl AppState {
             clock: &self.clock,
             logout_wakeup: &self.logout_wakeup,
             rechecks: &self.rechecks,
+            verified: &self.verified,
         }
     }
 

@@ -10,6 +10,7 @@ use crate::keyed_lock::KeyedLocks;
 use crate::keys::KeySet;
 use crate::state::Clock;
 use crate::store::Store;
+use crate::tokens::VerifiedTokens;
 use tokio::sync::Notify;
 
 /// The flows' view of the running service.
@@ -31,6 +32,8 @@ pub struct Context<'a> {
     pub logout_wakeup: &'a Notify,
     /// One membership re-check per person at a time in this process.
     pub rechecks: &'a KeyedLocks,
+    /// Access tokens whose signature was already checked.
+    pub verified: &'a VerifiedTokens,
 }
 
 impl Context<'_> {

@@ -5,7 +5,6 @@ use crate::config::ValidClient;
 use crate::domain::OpaqueToken;
 use crate::error::OAuthError;
 use crate::store::AccessCheck;
-use crate::tokens;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
@@ -28,8 +27,9 @@ pub async fn revoke(
         }
         return Ok(());
     }
-    if let Ok(claims) =
-        tokens::verify_access_token(ctx.keys, ctx.config.issuer.as_str(), token, now)
+    if let Ok(claims) = ctx
+        .verified
+        .verify(ctx.keys, ctx.config.issuer.as_str(), token, now)
     {
         if claims.client_id == client.id.as_str() {
             ctx.store
@@ -53,7 +53,7 @@ pub async fn introspect(
 ) -> Result<Map<String, Value>, OAuthError> {
     let issuer = ctx.config.issuer.as_str();
     let mut out = Map::new();
-    if let Ok(claims) = tokens::verify_access_token(ctx.keys, issuer, token, now) {
+    if let Ok(claims) = ctx.verified.verify(ctx.keys, issuer, token, now) {
         let live = matches!(
             ctx.store
                 .check_access(&claims.gid, &claims.jti, now)

@@ -14,12 +14,13 @@ pub async fn claims_for(
     now: OffsetDateTime,
 ) -> Result<Map<String, Value>, OAuthError> {
     let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidToken, why);
-    let token =
-        tokens::verify_access_token(ctx.keys, ctx.config.issuer.as_str(), access_token, now)
-            .map_err(|e| match e {
-                tokens::TokenError::Expired => invalid("the access token has expired"),
-                _ => invalid("the access token is not valid"),
-            })?;
+    let token = ctx
+        .verified
+        .verify(ctx.keys, ctx.config.issuer.as_str(), access_token, now)
+        .map_err(|e| match e {
+            tokens::TokenError::Expired => invalid("the access token has expired"),
+            _ => invalid("the access token is not valid"),
+        })?;
     // One statement: is the grant live and the token not revoked, who is it, which servers.
     let holder = ctx
         .store
