@@ -200,7 +200,14 @@ async fn queue(
         .filter_map(|id| ctx.clients.get(id))
         .filter_map(|client| {
             let uri = client.backchannel_logout_uri.as_ref()?;
-            Some(delivery(ctx, &client, user_id, sid, uri.as_str(), now))
+            match delivery(ctx, &client, user_id, sid, uri.as_str(), now) {
+                Ok(delivery) => Some(delivery),
+                // Never queue an empty message that would fail for a day: say so instead.
+                Err(e) => {
+                    tracing::error!(error = %e, client_id = %client.id, "cannot prepare a back-channel logout; this app is not told");
+                    None
+                }
+            }
         })
         .collect();
     if deliveries.is_empty() {
@@ -218,7 +225,7 @@ fn delivery(
     sid: Option<&str>,
     uri: &str,
     now: OffsetDateTime,
-) -> LogoutDelivery {
+) -> Result<LogoutDelivery, serde_json::Error> {
     let mut events = Map::new();
     events.insert(BACKCHANNEL_LOGOUT_EVENT.into(), json!({}));
     let claims = LogoutTokenClaims {
@@ -231,15 +238,15 @@ fn delivery(
         sid: sid.map(str::to_owned),
         events,
     };
-    LogoutDelivery {
+    Ok(LogoutDelivery {
         id: OpaqueToken::generate().expose().to_owned(),
         client_id: client.id.as_str().to_owned(),
         session_id: sid.map(str::to_owned),
         user_id: user_id.to_owned(),
         uri: uri.to_owned(),
-        logout_token: serde_json::to_string(&claims).unwrap_or_default(),
+        logout_token: serde_json::to_string(&claims)?,
         attempts: 0,
         next_attempt_at: now,
         created_at: now,
-    }
+    })
 }

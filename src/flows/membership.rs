@@ -140,10 +140,16 @@ pub async fn keep_tokens(
 
 /// The sealer for kept Discord tokens, when `secrets.encryption_key` is set.
 pub(super) fn sealer(ctx: &Context<'_>) -> Option<Sealer> {
-    ctx.config
-        .encryption_key
-        .as_ref()
-        .and_then(|k| Sealer::new(k).ok())
+    let key = ctx.config.encryption_key.as_ref()?;
+    match Sealer::new(key) {
+        Ok(sealer) => Some(sealer),
+        // The key was checked at start-up, so this is the crypto library refusing it: say so
+        // rather than silently keeping no Discord tokens (re-checks would then sign people out).
+        Err(e) => {
+            tracing::error!(error = %e, "secrets.encryption_key cannot be used; Discord tokens are not kept");
+            None
+        }
+    }
 }
 
 /// The claims a scope set releases about `user` to `client`, including `groups` from the

@@ -29,10 +29,13 @@ pub(super) async fn to_discord(
     match upstream::begin(&state.context(), request, browser, now).await {
         Ok(start) => {
             let mut response = redirect(req, start.redirect_to.as_str());
-            if let Err(e) = response.add_cookie(&cookies::binding(state, start.binding.expose())) {
-                tracing::error!(error = %e, "cannot set the binding cookie");
+            // Without its binding cookie the login could never be completed: stop here.
+            match response.add_cookie(&cookies::binding(state, start.binding.expose())) {
+                Ok(()) => response,
+                Err(e) => server_error(crate::error::OAuthError::internal(anyhow::anyhow!(
+                    "cannot set the binding cookie: {e}"
+                ))),
             }
-            response
         }
         Err(e) => match e.retry_after {
             Some(wait) => HttpResponse::TooManyRequests()

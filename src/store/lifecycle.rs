@@ -188,6 +188,13 @@ macro_rules! with_lifecycle_methods {
         Ok(())
     }
 
+    async fn logout_queue_depth(&self) -> Result<u64, StoreError> {
+        let count = sqlx::query_scalar::<_, i64>(COUNT_LOGOUTS)
+            .fetch_one(self.reader())
+            .await?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
     async fn retry_logout_delivery(
         &self,
         id: &str,

@@ -222,6 +222,8 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<LogoutDelivery>, StoreError>;
     /// Removes a delivered (or abandoned) delivery.
     async fn finish_logout_delivery(&self, id: &str) -> Result<(), StoreError>;
+    /// How many back-channel logouts are queued (due or not): the queue depth.
+    async fn logout_queue_depth(&self) -> Result<u64, StoreError>;
     /// Records a failed attempt and when to try again.
     async fn retry_logout_delivery(
         &self,

@@ -166,6 +166,7 @@ pub(super) const ENQUEUE_LOGOUT: &str = "INSERT INTO logout_deliveries (id, clie
     session_id, user_id, uri, logout_token, attempts, next_attempt_at, created_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 pub(super) const FINISH_LOGOUT: &str = "DELETE FROM logout_deliveries WHERE id = $1";
+pub(super) const COUNT_LOGOUTS: &str = "SELECT COUNT(*) FROM logout_deliveries";
 pub(super) const RETRY_LOGOUT: &str =
     "UPDATE logout_deliveries SET attempts = $2, next_attempt_at = $3 WHERE id = $1";
 

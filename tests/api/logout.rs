@@ -695,7 +695,17 @@ async fn a_back_channel_receiver_that_fails_gets_the_logout_token_again() {
     let claims = verified_logout_claims(&app, &retried, BC_APP.id).await;
     assert_eq!(claims["sid"], sid);
     assert_eq!(claims["sub"], ALICE);
-    // Drive the deliverer a day later, past any backoff: nothing is left to send.
+    // Once the deliverer has recorded the success the queue is empty; then drive it a day
+    // later, past any backoff: nothing is left to send.
+    let mut depth = 1;
+    for _ in 0..50 {
+        depth = app.state.store.logout_queue_depth().await.unwrap();
+        if depth == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(depth, 0, "the delivered logout leaves the queue");
     app.state.clock.advance(Duration::from_secs(24 * 3600));
     let attempted = guildgate::jobs::deliver_due_logouts(&app.state)
         .await

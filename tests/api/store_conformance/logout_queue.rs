@@ -97,11 +97,18 @@ async fn claim_takes_at_most_limit_deliveries_the_longest_due_first() {
 async fn retry_reschedules_a_delivery_and_finish_removes_it() {
     for backend in backends() {
         let t = fixture(backend).await;
+        let empty = t.store.logout_queue_depth().await.unwrap();
         t.store
             .enqueue_logout_deliveries(&[delivery("a", NOW)])
             .await
             .unwrap();
         claim(&*t.store, NOW, 10).await;
+        let queued = t.store.logout_queue_depth().await.unwrap();
+        assert_eq!(
+            (empty, queued),
+            (0, 1),
+            "the depth counts leased deliveries too"
+        );
         let retry_at = NOW + Duration::minutes(5);
 
         t.store
@@ -117,6 +124,7 @@ async fn retry_reschedules_a_delivery_and_finish_removes_it() {
         t.store.finish_logout_delivery("a").await.unwrap();
         let much_later = claim(&*t.store, NOW + Duration::days(1), 10).await;
         assert_eq!(much_later, vec![], "a finished delivery is gone");
+        assert_eq!(t.store.logout_queue_depth().await.unwrap(), 0);
         t.store
             .finish_logout_delivery("a")
             .await
