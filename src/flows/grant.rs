@@ -31,8 +31,6 @@ pub struct TokenResponse {
 
 /// How the refresh token of a response came about.
 pub enum Refresh {
-    /// None is issued.
-    None,
     /// A new grant: store it with this first refresh token (if any).
     NewGrant(Option<OpaqueToken>),
     /// An existing grant whose token the store has just rotated to this one.
@@ -59,7 +57,6 @@ pub async fn mint(
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthError> {
     let refresh = match refresh {
-        Refresh::None => None,
         Refresh::NewGrant(token) => {
             let stored = token.as_ref().map(|t| NewRefreshToken {
                 token_hash: t.hash(),

@@ -16,3 +16,6 @@ pub mod upstream;
 pub mod userinfo;
 
 pub use context::Context;
+
+#[cfg(test)]
+mod tests;
