@@ -7,12 +7,13 @@ FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 # Dependencies first, so source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src tests/api && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs tests/api/main.rs \
-    && cargo build --release --locked --bin guildgate \
-    && rm -rf src tests
+# --no-default-features: a production build, without `guildgate dev`'s fake Discord and demo app.
+RUN mkdir -p src tests/api examples && echo 'fn main() {}' > src/main.rs \
+    && cp src/main.rs examples/load.rs && touch src/lib.rs tests/api/main.rs \
+    && cargo build --release --locked --no-default-features --bin guildgate \
+    && rm -rf src tests examples
 COPY . .
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin guildgate \
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked --no-default-features --bin guildgate \
     && install -D -m 0755 target/release/guildgate /out/guildgate
 
 FROM debian:bookworm-slim

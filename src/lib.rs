@@ -9,7 +9,10 @@ pub mod claims;
 pub mod cli;
 pub mod clients;
 pub mod config;
+#[cfg(feature = "dev")]
 pub mod demo;
+#[cfg(feature = "dev")]
+pub mod dev;
 pub mod discord;
 pub mod domain;
 pub mod error;

@@ -215,7 +215,7 @@ fn main() -> ExitCode {
 
     let result = match args.command.unwrap_or(Command::Serve) {
         Command::Serve => actix_web::rt::System::new().block_on(serve(settings)),
-        Command::Dev { port } => actix_web::rt::System::new().block_on(cli::dev(settings, port)),
+        Command::Dev { port } => dev(settings, port),
         Command::Migrate => actix_web::rt::System::new().block_on(cli::migrate(&settings)),
         Command::Keys {
             command: KeysCommand::List,
@@ -245,6 +245,20 @@ fn main() -> ExitCode {
             ExitCode::from(cli::exit_code(&e))
         }
     }
+}
+
+/// `guildgate dev`, in a build with the `dev` feature (the default).
+#[cfg(feature = "dev")]
+fn dev(settings: Settings, port: u16) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(guildgate::dev::run(settings, port))
+}
+
+/// A production build (`--no-default-features`) has no fake Discord and no demo app.
+#[cfg(not(feature = "dev"))]
+fn dev(_settings: Settings, _port: u16) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this guildgate was built without the `dev` feature (a production build), so `dev` is not available; use a default build (`cargo run -- dev`) to try guildgate locally"
+    )
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cache;
 mod client;
+#[cfg(feature = "dev")]
 pub mod fake;
 mod identity;
 pub mod kept_tokens;

@@ -1,0 +1,111 @@
+//! `guildgate dev`: guildgate, a fake Discord with demo users and a demo app in one process,
+//! with nothing to configure. Compiled only with the `dev` cargo feature (on by default); a
+//! production build (`--no-default-features`, as the Dockerfile does) carries none of it.
+
+use crate::config::{ClientSettings, GroupSettings, Settings};
+use crate::demo::{self, DemoConfig};
+use crate::discord::fake::{FakeData, FakeDiscord};
+use crate::startup::{Application, StartupError};
+use crate::state::Clock;
+use anyhow::Context;
+
+/// `guildgate dev`: guildgate on `port`, a fake Discord with demo users, and a demo app on
+/// `port + 2`, all in this process with nothing to configure.
+pub async fn run(mut settings: Settings, port: u16) -> anyhow::Result<()> {
+    let issuer = format!("http://127.0.0.1:{port}");
+    let demo_port = port
+        .checked_add(2)
+        .context("--port must be at most 65533 (the demo app takes --port + 2)")?;
+    let demo_base = format!("http://127.0.0.1:{demo_port}");
+
+    // The demo app's port is bound first, so a busy one is reported before anything starts.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", demo_port)).map_err(|cause| {
+        StartupError::Bind {
+            addr: format!("127.0.0.1:{demo_port} (the demo app, at --port + 2)"),
+            setting: "--port",
+            cause,
+        }
+    })?;
+    let mut data = FakeData::demo().context("the built-in demo data is invalid")?;
+    data.redirect_uris = vec![format!("{issuer}/callback/discord")];
+    let fake = FakeDiscord::start(data.clone()).context("cannot start the fake Discord")?;
+
+    settings.issuer = issuer.clone();
+    settings.server.listen = format!("127.0.0.1:{port}");
+    settings.database.url = "sqlite://data/dev.db".to_owned().into();
+    settings.keys.dir = "keys/dev".into();
+    settings.discord.client_id = data.client_id.clone();
+    settings.discord.client_secret = data.client_secret.clone().into();
+    settings.discord.authorize_url = fake.authorize_url().to_string();
+    settings.discord.api_base_url = fake.api_base_url().to_string();
+    // Demo access rules: the demo app admits members of the community server (Carol, in no
+    // server, is refused) and sees who is staff through the `groups` claim.
+    for (name, role) in [("community", None), ("staff", Some(DEMO_STAFF_ROLE))] {
+        settings.groups.push(GroupSettings {
+            name: name.to_owned(),
+            guild: DEMO_GUILD.to_owned(),
+            role: role.map(str::to_owned),
+        });
+    }
+    // A fixed key is fine for local development only: it seals demo Discord tokens.
+    settings.secrets.encryption_key = DEV_ENCRYPTION_KEY.to_owned().into();
+    settings.clients.push(ClientSettings {
+        id: DEMO_CLIENT_ID.to_owned(),
+        name: Some("Demo app".to_owned()),
+        secret_hash: Some(crate::clients::hash_secret(DEMO_CLIENT_SECRET)?),
+        secret: None,
+        public: false,
+        redirect_uris: vec![format!("{demo_base}/callback")],
+        post_logout_redirect_uris: vec![format!("{demo_base}/")],
+        backchannel_logout_uri: None,
+        allowed_guilds: vec![DEMO_GUILD.to_owned()],
+        required_roles: vec![],
+        require_verified_email: false,
+        allow_users: vec![],
+        deny_users: vec![],
+        groups: vec!["community".to_owned(), "staff".to_owned()],
+        consent: "never".to_owned(),
+        refresh_tokens: true,
+        offline_access: false,
+        subject_type: "public".to_owned(),
+    });
+
+    let app = Application::build(settings, Clock::default())
+        .await
+        .map_err(|e| e.listen_set_by("--port"))?;
+    let demo = demo::start(
+        DemoConfig {
+            issuer: issuer.clone(),
+            client_id: DEMO_CLIENT_ID.to_owned(),
+            client_secret: DEMO_CLIENT_SECRET.to_owned(),
+            redirect_uri: format!("{demo_base}/callback"),
+        },
+        listener,
+    )?;
+    println!();
+    println!("  guildgate (issuer)   {issuer}");
+    println!("  fake Discord         {}", fake.base_url());
+    println!("  demo app             {demo_base}   <- open this and press \"Sign in\"");
+    println!();
+    println!("  The demo app is client \"{DEMO_CLIENT_ID}\" with secret \"{DEMO_CLIENT_SECRET}\".");
+    println!("  It admits members of the demo server: sign in as carol to see a refusal, as");
+    println!("  bob.staff to see the \"staff\" group in the groups claim.");
+    println!("  Data: data/dev.db, keys: keys/dev/. Stop with Ctrl-C.");
+    println!();
+    let (a, b) = tokio::join!(app.run_until_stopped(), demo);
+    a?;
+    b?;
+    Ok(())
+}
+
+/// The demo data's community server and its Staff role (config/dev-discord.toml).
+const DEMO_GUILD: &str = "812345678901234567";
+/// The Staff role.
+const DEMO_STAFF_ROLE: &str = "845611301132730378";
+/// `dev` only: seals the demo Discord tokens.
+const DEV_ENCRYPTION_KEY: &str = "6465762d6f6e6c792d6b65792d6e657665722d7573652d696e2d70726f642121";
+
+/// The demo app's registration in `dev`.
+const DEMO_CLIENT_ID: &str = "demo-app";
+/// Its secret; `dev` only, never a real deployment.
+const DEMO_CLIENT_SECRET: &str = "demo-app-secret";
