@@ -173,5 +173,3 @@ pub async fn healthcheck(url: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-
