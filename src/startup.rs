@@ -79,11 +79,13 @@ impl Application {
         let origins = Arc::new(browser_origins(&state.config));
         let server = HttpServer::new(move || {
             // actix runs the last `wrap` first, so a request meets the request span (redacted
-            // target), then CORS (answers preflights), then the edge checks (methods, HEAD,
-            // UTF-8, sizes), then routing.
+            // target), then the security headers (added to every answer from below), then CORS
+            // (answers preflights), then the edge checks (methods, HEAD, UTF-8, sizes), then
+            // routing.
             App::new()
                 .wrap(actix_web::middleware::from_fn(routes::edge_checks))
                 .wrap(cors(origins.clone()))
+                .wrap(actix_web::middleware::from_fn(routes::security_headers))
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(server_state.clone())
                 .configure(routes::configure)

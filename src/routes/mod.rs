@@ -8,6 +8,7 @@ mod cookies;
 mod discovery;
 mod edges;
 mod form;
+mod headers;
 mod health;
 mod logout;
 mod respond;
@@ -20,6 +21,7 @@ pub use edges::{
     Audience, CrossOrigin, ENDPOINTS, Endpoint, MAX_FORM_BYTES, MAX_QUERY_BYTES, MAX_VALUE_BYTES,
     edge_checks, endpoint_at,
 };
+pub use headers::security_headers;
 pub use health::configure_starting;
 
 use crate::error::PageError;

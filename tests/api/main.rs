@@ -28,6 +28,7 @@ mod protocol_answers;
 mod recheck;
 mod refresh;
 mod revocation;
+mod security_headers;
 mod startup_errors;
 mod startup_wait;
 mod store_conformance;
