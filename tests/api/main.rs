@@ -26,6 +26,7 @@ mod memory;
 mod offline_access;
 mod protocol_answers;
 mod recheck;
+mod recheck_processes;
 mod refresh;
 mod revocation;
 mod security_headers;
