@@ -257,13 +257,9 @@ pub fn at_hash(access_token: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn remembered_tokens_still_expire_and_need_a_published_key() {
-        // Arrange: an ES256 access token, verified once.
-        let dir = tempfile::tempdir().unwrap();
-        let now = OffsetDateTime::now_utc();
-        let keys = KeySet::load_or_generate(dir.path(), now).unwrap();
-        let claims = AccessTokenClaims {
+    /// An access token's claims issued at `now`, valid for a minute.
+    fn access_claims(now: OffsetDateTime) -> AccessTokenClaims {
+        AccessTokenClaims {
             iss: "https://id.example.com".into(),
             sub: "1".into(),
             aud: "app".into(),
@@ -275,7 +271,16 @@ mod tests {
             auth_time: now.unix_timestamp(),
             sid: None,
             gid: "g".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn remembered_tokens_still_expire_and_need_a_published_key() {
+        // Arrange: an ES256 access token, verified once.
+        let dir = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let keys = KeySet::load_or_generate(dir.path(), now).unwrap();
+        let claims = access_claims(now);
         let token = sign_access_token(&keys, Alg::ES256, &claims).unwrap();
         let verified = VerifiedTokens::default();
         let issuer = "https://id.example.com";
@@ -312,19 +317,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now = OffsetDateTime::now_utc();
         let keys = KeySet::load_or_generate(dir.path(), now).unwrap();
-        let claims = AccessTokenClaims {
-            iss: "https://id.example.com".into(),
-            sub: "1".into(),
-            aud: "app".into(),
-            exp: now.unix_timestamp() + 60,
-            iat: now.unix_timestamp(),
-            jti: "j".into(),
-            client_id: "app".into(),
-            scope: "openid".into(),
-            auth_time: now.unix_timestamp(),
-            sid: None,
-            gid: "g".into(),
-        };
+        let claims = access_claims(now);
         let token = sign(&keys, TokenKind::AccessToken, &claims).unwrap();
         let back = verify_access_token(&keys, "https://id.example.com", &token, now).unwrap();
         assert_eq!(back, claims);
