@@ -235,6 +235,14 @@ async fn assemble_state(
     tracing::info!(kid = %keys.active().kid, "signing key loaded");
     let discovery = routes::build_metadata(&config)?;
     let clients = Arc::new(Clients::new(&config.clients));
+    // Built once: a key the crypto library refuses stops start-up rather than silently
+    // keeping no Discord tokens (re-checks would then sign everyone out).
+    let sealer = config
+        .encryption_key
+        .as_ref()
+        .map(crate::sealed::Sealer::new)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("secrets.encryption_key cannot be used: {e}"))?;
     let discord = DiscordClient::new(DiscordClientConfig {
         client_id: settings.discord.client_id.clone(),
         client_secret: settings.discord.client_secret.clone(),
@@ -265,5 +273,6 @@ async fn assemble_state(
         clock,
         rechecks: KeyedLocks::default(),
         verified: crate::tokens::VerifiedTokens::default(),
+        sealer,
     })
 }

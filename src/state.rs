@@ -37,6 +37,8 @@ pub struct AppState {
     pub rechecks: KeyedLocks,
     /// Access tokens whose signature was already checked (see [`crate::tokens::VerifiedTokens`]).
     pub verified: crate::tokens::VerifiedTokens,
+    /// Seals kept Discord tokens, built once from `secrets.encryption_key`.
+    pub sealer: Option<crate::sealed::Sealer>,
 }
 
 /// Wall-clock time plus an adjustable offset, so tests can move time forward without sleeping.
@@ -72,6 +74,7 @@ impl AppState {
             logout_wakeup: &self.logout_wakeup,
             rechecks: &self.rechecks,
             verified: &self.verified,
+            sealer: self.sealer.as_ref(),
         }
     }
 

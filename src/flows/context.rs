@@ -1,6 +1,6 @@
 //! What the protocol flows work with, and nothing more: the validated configuration, the store,
 //! the signing keys, the registered clients, the Discord client, the clock and the per-person
-//! re-check locks. No HTTP, no raw settings. Routes and jobs borrow one from the app ctx
+//! re-check locks and the sealer for kept Discord tokens. No HTTP, no raw settings. Routes and jobs borrow one from the app ctx
 //! ([`crate::state::AppState::context`]); tests can build one from parts.
 
 use crate::clients::Clients;
@@ -8,6 +8,7 @@ use crate::config::{ValidClient, ValidConfig};
 use crate::discord::DiscordClient;
 use crate::keyed_lock::KeyedLocks;
 use crate::keys::KeySet;
+use crate::sealed::Sealer;
 use crate::state::Clock;
 use crate::store::Store;
 use crate::tokens::VerifiedTokens;
@@ -34,6 +35,8 @@ pub struct Context<'a> {
     pub rechecks: &'a KeyedLocks,
     /// Access tokens whose signature was already checked.
     pub verified: &'a VerifiedTokens,
+    /// Seals kept Discord tokens; `None` without `secrets.encryption_key`.
+    pub sealer: Option<&'a Sealer>,
 }
 
 impl Context<'_> {

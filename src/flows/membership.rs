@@ -7,7 +7,6 @@ use crate::config::ValidClient;
 use crate::discord::{DiscordError, DiscordTokens, kept_tokens};
 use crate::error::OAuthError;
 use crate::policy::{self, Denial, Facts};
-use crate::sealed::Sealer;
 use crate::store::{MembershipSnapshot, StoredUpstreamTokens, UserRecord};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
@@ -116,40 +115,27 @@ pub async fn save(
     Ok(ctx.store.save_membership(user_id, &snapshot).await?)
 }
 
-/// Keeps the person's Discord tokens, sealed, for later re-checks (when a key is configured).
+/// Keeps the person's Discord tokens, sealed, for later re-checks (when a key is configured);
+/// returns what was stored.
 pub async fn keep_tokens(
     ctx: &Context<'_>,
     user_id: &str,
     tokens: &DiscordTokens,
     now: OffsetDateTime,
-) -> Result<(), OAuthError> {
-    let Some(sealer) = sealer(ctx) else {
-        return Ok(());
+) -> Result<Option<StoredUpstreamTokens>, OAuthError> {
+    let Some(sealer) = ctx.sealer else {
+        return Ok(None);
     };
     let (ciphertext, access_expires_at) =
-        kept_tokens::seal_tokens(&sealer, user_id, tokens, now).map_err(OAuthError::internal)?;
+        kept_tokens::seal_tokens(sealer, user_id, tokens, now).map_err(OAuthError::internal)?;
     let stored = StoredUpstreamTokens {
         ciphertext,
         access_expires_at,
     };
-    Ok(ctx
-        .store
+    ctx.store
         .save_upstream_tokens(user_id, Some(&stored))
-        .await?)
-}
-
-/// The sealer for kept Discord tokens, when `secrets.encryption_key` is set.
-pub(super) fn sealer(ctx: &Context<'_>) -> Option<Sealer> {
-    let key = ctx.config.encryption_key.as_ref()?;
-    match Sealer::new(key) {
-        Ok(sealer) => Some(sealer),
-        // The key was checked at start-up, so this is the crypto library refusing it: say so
-        // rather than silently keeping no Discord tokens (re-checks would then sign people out).
-        Err(e) => {
-            tracing::error!(error = %e, "secrets.encryption_key cannot be used; Discord tokens are not kept");
-            None
-        }
-    }
+        .await?;
+    Ok(Some(stored))
 }
 
 /// The claims a scope set releases about `user` to `client`, including `groups` from the

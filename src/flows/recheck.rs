@@ -118,7 +118,11 @@ enum Lease {
 /// The longest one re-check can take: a token refresh, the guild list and member look-ups, each
 /// bounded by `discord.timeout`, plus the rate-limit wait budget.
 fn lease_length(ctx: &Context<'_>) -> Duration {
-    ctx.config.lifetimes.discord_timeout * 3 + Duration::from_secs(3)
+    ctx.config
+        .lifetimes
+        .discord_timeout
+        .saturating_mul(3)
+        .saturating_add(Duration::from_secs(3))
 }
 
 /// Takes the person's re-check lease, waiting (polling, with backoff) while another process
@@ -130,15 +134,16 @@ async fn claim_lease(
     seen_fetched_at: Option<OffsetDateTime>,
 ) -> Result<Lease, RecheckError> {
     let length = lease_length(ctx);
-    let deadline = Instant::now() + length;
+    let deadline = Instant::now() + length.min(Duration::from_secs(24 * 3600));
     let mut pause = Duration::from_millis(20);
     loop {
         let now = ctx.clock.now();
-        if ctx
-            .store
-            .claim_recheck(user_id, holder, now + length, now)
-            .await?
-        {
+        // An absurd `discord.timeout` must not overflow the clock: cap the lease at a day.
+        let until = time::Duration::try_from(length)
+            .ok()
+            .and_then(|l| now.checked_add(l.min(time::Duration::DAY)))
+            .unwrap_or(now);
+        if ctx.store.claim_recheck(user_id, holder, until, now).await? {
             return Ok(Lease::Held);
         }
         let (snapshot, fetched_at) = membership::load(ctx, user_id).await?;
@@ -194,15 +199,25 @@ struct Kept {
 }
 
 impl Kept {
+    /// The person's stored tokens, opened.
     async fn load(ctx: &Context<'_>, user_id: &str) -> Result<Self, RecheckError> {
-        let sealer = membership::sealer(ctx).ok_or(RecheckError::NoKeptTokens)?;
         let stored = ctx
             .store
             .get_upstream_tokens(user_id)
             .await?
             .ok_or(RecheckError::NoKeptTokens)?;
+        Self::open(ctx, user_id, stored)
+    }
+
+    /// Opens what is (or was just) stored for `user_id`.
+    fn open(
+        ctx: &Context<'_>,
+        user_id: &str,
+        stored: StoredUpstreamTokens,
+    ) -> Result<Self, RecheckError> {
+        let sealer = ctx.sealer.ok_or(RecheckError::NoKeptTokens)?;
         let opened =
-            kept_tokens::open_tokens(&sealer, user_id, &stored.ciphertext).map_err(|_| {
+            kept_tokens::open_tokens(sealer, user_id, &stored.ciphertext).map_err(|_| {
                 // A changed encryption key or a damaged row: a new sign-in stores fresh tokens.
                 tracing::warn!(user = %user_id, "kept Discord tokens cannot be opened (was secrets.encryption_key changed?)");
                 RecheckError::NoKeptTokens
@@ -234,8 +249,10 @@ async fn renew(
         };
         match ctx.discord.refresh(&refresh).await {
             Ok(renewed) => {
-                membership::keep_tokens(ctx, &user.id, &renewed, now).await?;
-                return Kept::load(ctx, &user.id).await;
+                let stored = membership::keep_tokens(ctx, &user.id, &renewed, now)
+                    .await?
+                    .ok_or(RecheckError::NoKeptTokens)?;
+                return Kept::open(ctx, &user.id, stored);
             }
             Err(DiscordError::InvalidGrant | DiscordError::Unauthorized) => {
                 let latest = Kept::load(ctx, &user.id).await?;
