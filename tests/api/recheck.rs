@@ -482,3 +482,113 @@ async fn without_kept_discord_tokens_a_stale_sso_goes_back_through_discord() {
     let page = enter(&test, &mut browser, FORUM, BOB).await;
     assert!(code_in(&page).is_some(), "{} {}", page.status, page.body);
 }
+
+/// What another guildgate (one without the lease, say an older release during a rolling
+/// upgrade) does: spend the kept Discord refresh token itself and store what Discord returns.
+async fn renew_behind_guildgates_back(test: &TestApp, user: &str) {
+    let key = [0xcd_u8; 32];
+    let sealer = guildgate::sealed::Sealer::new(&key).unwrap();
+    let stored = test
+        .state
+        .store
+        .get_upstream_tokens(user)
+        .await
+        .unwrap()
+        .expect("kept tokens");
+    let kept = guildgate::discord::kept_tokens::open_tokens(&sealer, user, &stored.ciphertext)
+        .expect("opens with the configured key");
+    use secrecy::ExposeSecret;
+    let refresh_token = kept.refresh_token.expect("a refresh token");
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/oauth2/token", test.discord.api_base_url()))
+        .basic_auth(test.discord.client_id(), Some(test.discord.client_secret()))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose_secret()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tokens = guildgate::discord::DiscordTokens {
+        access_token: answer["access_token"].as_str().unwrap().to_owned().into(),
+        refresh_token: answer["refresh_token"]
+            .as_str()
+            .map(|t| t.to_owned().into()),
+        expires_in: Duration::from_secs(answer["expires_in"].as_u64().unwrap()),
+        scopes: vec![],
+    };
+    let now = test.state.clock.now();
+    let (ciphertext, access_expires_at) =
+        guildgate::discord::kept_tokens::seal_tokens(&sealer, user, &tokens, now).unwrap();
+    test.state
+        .store
+        .save_upstream_tokens(
+            user,
+            Some(&guildgate::store::StoredUpstreamTokens {
+                ciphertext,
+                access_expires_at,
+            }),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_refresh_token_refused_because_another_renewal_won_the_race_uses_the_new_tokens() {
+    // Arrange: Bob's Discord access token has expired; guildgate's refresh at Discord is slow,
+    // and another renewal spends the same refresh token and stores new tokens meanwhile.
+    let test = spawn(None, "").await;
+    let mut browser = Browser::new();
+    let wiki = refresh_token_for(&test, &mut browser, WIKI, BOB).await;
+    test.state.clock.advance(LATER);
+    test.discord.inject(
+        FakeRoute::Token,
+        Fault::Slow {
+            delay: Duration::from_millis(500),
+            times: 1,
+        },
+    );
+    let calls = test.discord.calls(FakeRoute::Token);
+
+    // Act
+    let refreshing = tokio::spawn({
+        let (address, token) = (test.address.clone(), wiki.clone());
+        async move {
+            reqwest::Client::new()
+                .post(format!("{address}/token"))
+                .basic_auth(WIKI.id, Some(WIKI.secret))
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", &token)])
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    // Once guildgate's call is held at Discord, the other renewal goes through first.
+    for _ in 0..50 {
+        if test.discord.calls(FakeRoute::Token) > calls {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    renew_behind_guildgates_back(&test, BOB).await;
+    let answer = refreshing.await.unwrap();
+
+    // Assert: Discord refused guildgate's (now stale) refresh token, and that ended nothing.
+    let status = answer.status().as_u16();
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(status, 200, "the renewed tokens are used: {body}");
+    assert_eq!(
+        test.discord.refresh_token_uses(),
+        2,
+        "guildgate's refused use and the other renewal"
+    );
+    let again = enter(&test, &mut browser, FORUM, BOB).await;
+    assert!(
+        code_in(&again).is_some(),
+        "the session lives on: {}",
+        again.body
+    );
+}
