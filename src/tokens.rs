@@ -99,13 +99,20 @@ pub fn sign<T: Serialize>(
     sign_as(keys, Alg::RS256, kind, claims)
 }
 
-/// Signs an access token (RFC 9068) with the configured algorithm (`tokens.access_token_alg`).
+/// Signs an access token (RFC 9068) with the configured algorithm (`tokens.access_token_alg`);
+/// ES256 falls back to RS256 for a key without a P-256 companion (a read-only keys folder).
 pub fn sign_access_token(
     keys: &KeySet,
     alg: Alg,
     claims: &AccessTokenClaims,
 ) -> Result<String, TokenError> {
-    sign_as(keys, alg, TokenKind::AccessToken, claims)
+    let key = keys.active();
+    let alg = match alg {
+        Alg::ES256 if key.access.is_none() => Alg::RS256,
+        other => other,
+    };
+    crate::jws::sign_with(&key, alg, TokenKind::AccessToken.typ(), claims)
+        .map_err(|e| TokenError::Sign(e.to_string()))
 }
 
 fn sign_as<T: Serialize>(

@@ -4,7 +4,7 @@ use super::write::write_private_file;
 use super::{KeyError, KeyState, SigningKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use jsonwebtoken::DecodingKey;
 use openidconnect::JsonWebKeyId;
 use openidconnect::core::CoreJsonWebKey;
 use rsa::RsaPrivateKey;
@@ -90,7 +90,6 @@ pub(super) fn parse_key(
     let n = private.n().to_bytes_be();
     let e = private.e().to_bytes_be();
     let kid = thumbprint(&n, &e);
-    let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| corrupt(e.to_string()))?;
     let der = private.to_pkcs8_der().map_err(|e| corrupt(e.to_string()))?;
     // Parsed (and checked) once here: jsonwebtoken's signer would parse the DER per signature.
     let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(der.as_bytes())
@@ -107,7 +106,6 @@ pub(super) fn parse_key(
             KeyState::Active
         },
         path,
-        encoding,
         pair,
         decoding,
         jwk,

@@ -14,7 +14,7 @@ pub use files::generate_key_file;
 pub use p256::AccessKey;
 
 use files::{list_key_files, parse_key};
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use jsonwebtoken::DecodingKey;
 use openidconnect::core::{CoreJsonWebKey, CoreJsonWebKeySet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -41,9 +41,9 @@ pub enum KeyError {
         /// Why.
         cause: std::io::Error,
     },
-    /// A key file is not an RSA PKCS#8 PEM key (corrupt or foreign).
+    /// A key file is not a usable PKCS#8 PEM key (RSA, or P-256 for a `.p256` companion).
     #[error(
-        "key file {path} is not a valid RSA private key ({reason}); restore it from backup or move it away deliberately — it is never replaced automatically"
+        "key file {path} is not a usable private key ({reason}); restore it from backup or move it away deliberately — it is never replaced automatically"
     )]
     Corrupt {
         /// The file.
@@ -101,7 +101,6 @@ pub struct SigningKey {
     pub state: KeyState,
     /// The file it came from.
     pub path: PathBuf,
-    pub(super) encoding: EncodingKey,
     pub(super) pair: aws_lc_rs::signature::RsaKeyPair,
     pub(super) decoding: DecodingKey,
     pub(super) jwk: CoreJsonWebKey,
@@ -119,11 +118,6 @@ impl fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// The private key for signing with jsonwebtoken.
-    pub fn encoding_key(&self) -> &EncodingKey {
-        &self.encoding
-    }
-
     /// The public key for verifying with jsonwebtoken.
     pub fn decoding_key(&self) -> &DecodingKey {
         &self.decoding

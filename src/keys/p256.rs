@@ -67,7 +67,8 @@ pub(super) fn companion_path(rsa_path: &Path) -> PathBuf {
 }
 
 /// The companion of a live RSA key, created when missing (keys from releases before access
-/// tokens were ES256); a retired key's companion is read if present and never created.
+/// tokens were ES256) where the folder is writable; a retired key's companion is read if
+/// present and never created.
 pub(super) fn load_or_create(
     rsa_path: &Path,
     retired: bool,
@@ -77,7 +78,12 @@ pub(super) fn load_or_create(
         if retired {
             return Ok(None);
         }
-        create(&path)?;
+        // A read-only folder (a secret mount holding keys from an earlier release) cannot take
+        // a companion: that key then signs access tokens with RSA, as before.
+        if let Err(e) = create(&path) {
+            tracing::warn!(error = %e, "no P-256 companion for this key; its access tokens are signed RS256");
+            return Ok(None);
+        }
     }
     let pem = std::fs::read_to_string(&path).map_err(|e| KeyError::Read {
         path: path.clone(),
@@ -164,6 +170,15 @@ mod tests {
             companion_path(Path::new("/k/1700000000.pem.retired")),
             Path::new("/k/1700000000.p256.retired")
         );
+    }
+
+    #[test]
+    fn a_companion_that_cannot_be_written_leaves_the_key_without_one() {
+        // A folder guildgate cannot write into (here: one that does not exist) is not an error:
+        // that key keeps signing access tokens with RSA.
+        let dir = tempfile::tempdir().unwrap();
+        let rsa = dir.path().join("missing").join("1700000000.pem");
+        assert!(load_or_create(&rsa, false).unwrap().is_none());
     }
 
     #[test]
