@@ -43,13 +43,13 @@ pub async fn refresh(
         }
     };
 
+    let user = ctx
+        .store
+        .get_user(&current.user_id)
+        .await?
+        .ok_or_else(|| invalid("the person no longer exists"))?;
     // Membership older than discord.membership_ttl is re-checked with Discord (fail closed).
     if membership::matters_for(ctx, client) {
-        let user = ctx
-            .store
-            .get_user(&current.user_id)
-            .await?
-            .ok_or_else(|| invalid("the person no longer exists"))?;
         let membership = recheck::current(ctx, &user, now)
             .await
             .map_err(refresh_error)?;
@@ -82,11 +82,6 @@ pub async fn refresh(
         }
         Rotation::Invalid => return Err(invalid("the refresh token is not valid")),
     };
-    let user = ctx
-        .store
-        .get_user(&grant.user_id)
-        .await?
-        .ok_or_else(|| invalid("the person no longer exists"))?;
     // The narrowed scope applies to these tokens only; the grant keeps what was consented.
     let mut issued = grant.clone();
     issued.scopes = scopes.to_string();
