@@ -38,8 +38,9 @@ impl KeyedLocks {
         }
     }
 
-    /// How many keys have a holder or a waiter (for tests and metrics).
-    pub fn in_use(&self) -> usize {
+    /// How many keys have a holder or a waiter.
+    #[cfg(test)]
+    fn in_use(&self) -> usize {
         self.slots
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-/// A number of events per period, written `"10/min"`, `"50/s"`, `"100/h"`, `"1000/d"` or with a
+/// A number of events per period (at most a day), written `"10/min"`, `"50/s"`, `"100/h"`, `"1000/d"` or with a
 /// duration, `"5/30s"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rate {
@@ -45,6 +45,11 @@ impl Rate {
             humantime::parse_duration(&format!("1{per}"))
         }
         .map_err(|_| expected())?;
+        // Budgets refill within a day at most; a longer period is almost surely a typo, and
+        // the limiter's clock arithmetic stays far from overflowing.
+        if per > Duration::from_secs(24 * 3600) {
+            return Err(format!("{raw:?}: the period must be at most a day"));
+        }
         Self::new(count, per)
             .ok_or_else(|| format!("{raw:?}: the count and the period must be above zero"))
     }
@@ -173,6 +178,8 @@ mod tests {
             "0/min",
             "10/0s",
             "-1/s",
+            "1/1000000y",
+            "10/2d",
         ] {
             assert!(Rate::parse(bad).is_err(), "{bad:?} should be refused");
         }

@@ -226,7 +226,8 @@ async fn apps_refreshing_at_once_after_discord_tokens_expired_all_succeed_with_o
 }
 
 #[tokio::test]
-async fn two_guildgate_processes_refreshing_one_person_at_once_spend_the_discord_token_once() {
+async fn two_guildgate_instances_on_one_database_refreshing_one_person_spend_the_discord_token_once()
+ {
     // Arrange: two processes of one deployment (one database, no shared memory).
     let test = spawn(None, "").await;
     let mut browser = Browser::new();
