@@ -56,12 +56,11 @@ pub fn parse(req: &HttpRequest, body: &Bytes) -> Result<FormParams, OAuthError> 
 }
 
 /// All pairs of a query string or form body, in order, duplicates kept (for `/authorize`).
-/// Undecodable bytes would become U+FFFD here, but the edge checks (`edges.rs`) have already
-/// refused every query and form body that does not decode to UTF-8.
+/// The edge checks (`edges.rs`) have already refused every query and form body that does not
+/// decode to UTF-8, so the one decoder here never fails for a routed request; if it did, the
+/// request reads as carrying no parameters (and is refused as such), never as altered ones.
 pub fn pairs(raw: &[u8]) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(raw)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+    decode_strict(raw).unwrap_or_default()
 }
 
 /// A name or value whose percent-decoding is not valid UTF-8.
@@ -99,7 +98,9 @@ mod tests {
     #[test]
     fn strict_decoding_matches_the_lenient_one_on_valid_input() {
         let raw = b"a=1&b=x+y&c=caf%C3%A9&&d&e=%2B&f=%zz";
-        let lenient: Vec<(String, String)> = pairs(raw);
+        let lenient: Vec<(String, String)> = url::form_urlencoded::parse(raw)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         assert_eq!(decode_strict(raw), Ok(lenient));
     }
 
