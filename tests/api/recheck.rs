@@ -593,3 +593,27 @@ async fn a_refresh_token_refused_because_another_renewal_won_the_race_uses_the_n
         again.body
     );
 }
+
+#[tokio::test]
+async fn discord_down_at_a_silent_sso_after_the_ttl_returns_temporarily_unavailable_to_the_app() {
+    // Arrange
+    let test = spawn(None, "").await;
+    let mut browser = Browser::new();
+    refresh_token_for(&test, &mut browser, WIKI, BOB).await;
+    test.state.clock.advance(LATER);
+    for route in [FakeRoute::Token, FakeRoute::Guilds, FakeRoute::Member] {
+        test.discord.inject(route, Fault::ServerError { times: 50 });
+    }
+
+    // Act: prompt=none allows no page (OIDC Core §3.1.2.1).
+    let page = enter_with(&test, &mut browser, FORUM, BOB, &[("prompt", "none")]).await;
+
+    // Assert
+    assert_eq!(page.status, 302, "{}", page.body);
+    let back = query_of(&page.location.unwrap_or_default());
+    assert_eq!(
+        back.get("error").map(String::as_str),
+        Some("temporarily_unavailable")
+    );
+    assert_eq!(back.get("state").map(String::as_str), Some("st"));
+}
