@@ -174,6 +174,23 @@ async fn refresh_token_for(test: &TestApp, browser: &mut Browser, app: App, user
         .to_owned()
 }
 
+/// Bob signed in to the wiki, and the membership TTL (and his Discord access token) has since
+/// run out.
+async fn bob_in_the_wiki_after_the_ttl(extra: &str) -> (TestApp, Browser) {
+    let test = spawn(None, extra).await;
+    let mut browser = Browser::new();
+    refresh_token_for(&test, &mut browser, WIKI, BOB).await;
+    test.state.clock.advance(LATER);
+    (test, browser)
+}
+
+/// Every Discord route guildgate re-checks with answers 500.
+fn discord_down(test: &TestApp) {
+    for route in [FakeRoute::Token, FakeRoute::Guilds, FakeRoute::Member] {
+        test.discord.inject(route, Fault::ServerError { times: 50 });
+    }
+}
+
 fn refresh_form(token: &str) -> [(&'static str, &str); 2] {
     [("grant_type", "refresh_token"), ("refresh_token", token)]
 }
@@ -397,13 +414,8 @@ async fn discord_down_at_sso_after_the_ttl_shows_a_page_and_the_grace_setting_le
         ("[discord]\nmembership_grace = \"1h\"\n", true),
     ] {
         // Arrange
-        let test = spawn(None, grace).await;
-        let mut browser = Browser::new();
-        refresh_token_for(&test, &mut browser, WIKI, BOB).await;
-        test.state.clock.advance(LATER);
-        for route in [FakeRoute::Token, FakeRoute::Guilds, FakeRoute::Member] {
-            test.discord.inject(route, Fault::ServerError { times: 50 });
-        }
+        let (test, mut browser) = bob_in_the_wiki_after_the_ttl(grace).await;
+        discord_down(&test);
 
         // Act
         let page = enter(&test, &mut browser, FORUM, BOB).await;
@@ -430,10 +442,7 @@ async fn discord_down_at_sso_after_the_ttl_shows_a_page_and_the_grace_setting_le
 #[tokio::test]
 async fn an_app_without_membership_rules_is_entered_by_sso_without_asking_discord() {
     // Arrange
-    let test = spawn(None, "").await;
-    let mut browser = Browser::new();
-    refresh_token_for(&test, &mut browser, WIKI, BOB).await;
-    test.state.clock.advance(LATER);
+    let (test, mut browser) = bob_in_the_wiki_after_the_ttl("").await;
     let calls = |route| test.discord.calls(route);
     let before = [FakeRoute::Token, FakeRoute::Guilds, FakeRoute::Member].map(calls);
 
@@ -597,13 +606,8 @@ async fn a_refresh_token_refused_because_another_renewal_won_the_race_uses_the_n
 #[tokio::test]
 async fn discord_down_at_a_silent_sso_after_the_ttl_returns_temporarily_unavailable_to_the_app() {
     // Arrange
-    let test = spawn(None, "").await;
-    let mut browser = Browser::new();
-    refresh_token_for(&test, &mut browser, WIKI, BOB).await;
-    test.state.clock.advance(LATER);
-    for route in [FakeRoute::Token, FakeRoute::Guilds, FakeRoute::Member] {
-        test.discord.inject(route, Fault::ServerError { times: 50 });
-    }
+    let (test, mut browser) = bob_in_the_wiki_after_the_ttl("").await;
+    discord_down(&test);
 
     // Act: prompt=none allows no page (OIDC Core §3.1.2.1).
     let page = enter_with(&test, &mut browser, FORUM, BOB, &[("prompt", "none")]).await;
