@@ -73,11 +73,21 @@ fn serve_with_an_unreachable_database_exits_2_naming_the_masked_url_and_the_caus
 fn dev_on_a_taken_port_exits_2_and_names_the_port_flag() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port().to_string();
+    // `dev` binds the demo app's port (--port + 2) first: pick a taken port whose demo port
+    // is free, so the failure is the one under test and not another test's ephemeral port.
+    let (taken, port) = (0..20)
+        .find_map(|_| {
+            let taken = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+            let port = taken.local_addr().ok()?.port();
+            let demo = port.checked_add(2)?;
+            std::net::TcpListener::bind(("127.0.0.1", demo)).ok()?;
+            Some((taken, port.to_string()))
+        })
+        .expect("a taken port with a free demo port");
 
     // Act
     let output = run_guildgate(dir.path(), &["dev", "--port", &port], &[]);
+    drop(taken);
 
     // Assert
     let stderr = stderr_of(&output);
