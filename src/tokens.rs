@@ -125,8 +125,96 @@ fn sign_as<T: Serialize>(
 }
 
 /// Signs an ID token from a prepared claim set (`iss`, `sub`, `aud`, … already inside).
-pub fn sign_id_token(keys: &KeySet, claims: &Map<String, Value>) -> Result<String, TokenError> {
+pub fn sign_id_token(keys: &KeySet, claims: &IdTokenClaims) -> Result<String, TokenError> {
     sign(keys, TokenKind::IdToken, claims)
+}
+
+/// Claims of an ID token (OIDC Core §2): the fixed members, plus the scope-dependent person
+/// claims (`profile`, `email`, `groups`, …) flattened in beside them.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IdTokenClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Subject as this client sees it.
+    pub sub: String,
+    /// Audience: the client.
+    pub aud: String,
+    /// Authorized party: the client (OIDC Core §2, single audience).
+    pub azp: String,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Expiry.
+    pub exp: i64,
+    /// Time of authentication at Discord.
+    pub auth_time: i64,
+    /// Left half of SHA-256 of the access token issued with it.
+    pub at_hash: String,
+    /// SSO session id, when issued under one (Front/Back-Channel Logout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// The `nonce` of the authorization request, when it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// The person's claims for the granted scopes. The fixed members above always win: the
+    /// person claims never carry those names (see `claims.rs`).
+    #[serde(flatten)]
+    pub person: Map<String, Value>,
+}
+
+/// An RFC 7662 §2.2 introspection answer: `{"active": false}` alone, or an active token's
+/// description.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Introspection {
+    /// Whether the token is live and was issued to the asking client.
+    pub active: bool,
+    /// The rest, present only for an active token.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub token: Option<IntrospectedToken>,
+}
+
+/// What introspection tells about an active token (RFC 7662 §2.2).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct IntrospectedToken {
+    /// `Bearer` for access tokens, `refresh_token` for refresh tokens.
+    pub token_type: &'static str,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// Subject as this client sees it.
+    pub sub: String,
+    /// Audience: the client.
+    pub aud: String,
+    /// Issuer.
+    pub iss: String,
+    /// Expiry (Unix seconds).
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Unique id (access tokens only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// SSO session id (access tokens issued under one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+impl Introspection {
+    /// The answer for a token that is not live, not ours, or not the caller's.
+    pub fn inactive() -> Self {
+        Self {
+            active: false,
+            token: None,
+        }
+    }
+
+    /// The answer for a live token.
+    pub fn active(token: IntrospectedToken) -> Self {
+        Self {
+            active: true,
+            token: Some(token),
+        }
+    }
 }
 
 /// Verifies signature (any published key), `typ`, `iss` and `exp` against our clock.
@@ -263,6 +351,42 @@ pub fn at_hash(access_token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_token_claims_put_person_claims_beside_the_protocol_ones() {
+        let mut person = Map::new();
+        person.insert("preferred_username".into(), Value::from("bob"));
+        let claims = IdTokenClaims {
+            iss: "https://id.example.com".into(),
+            sub: "1".into(),
+            aud: "app".into(),
+            azp: "app".into(),
+            iat: 10,
+            exp: 70,
+            auth_time: 5,
+            at_hash: "h".into(),
+            sid: None,
+            nonce: Some("n".into()),
+            person,
+        };
+        let json = serde_json::to_value(&claims).unwrap();
+        assert_eq!(json["preferred_username"], "bob");
+        assert_eq!(json["nonce"], "n");
+        assert!(
+            json.get("sid").is_none(),
+            "no session, no sid member: {json}"
+        );
+        assert!(
+            json.get("person").is_none(),
+            "person claims are flattened: {json}"
+        );
+    }
+
+    #[test]
+    fn an_inactive_introspection_says_nothing_else() {
+        let json = serde_json::to_value(Introspection::inactive()).unwrap();
+        assert_eq!(json, serde_json::json!({"active": false}));
+    }
 
     /// An access token's claims issued at `now`, valid for a minute.
     fn access_claims(now: OffsetDateTime) -> AccessTokenClaims {

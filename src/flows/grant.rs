@@ -6,9 +6,8 @@ use crate::config::ValidClient;
 use crate::domain::{OpaqueToken, Scopes};
 use crate::error::OAuthError;
 use crate::store::{GrantRecord, NewRefreshToken, StoreError, UserRecord};
-use crate::tokens::{self, AccessTokenClaims};
+use crate::tokens::{self, AccessTokenClaims, IdTokenClaims};
 use serde::Serialize;
-use serde_json::json;
 use time::OffsetDateTime;
 
 /// The JSON body of a successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
@@ -100,24 +99,19 @@ pub async fn mint(
             .map_err(OAuthError::internal)?;
 
     let scopes = Scopes::parse_request(&grant.scopes);
-    let mut id_claims = super::membership::claims_for(ctx, user, &scopes, Some(client)).await?;
-    id_claims.insert("iss".into(), json!(issuer));
-    id_claims.insert("sub".into(), json!(sub));
-    id_claims.insert("aud".into(), json!(client.id.as_str()));
-    id_claims.insert("azp".into(), json!(client.id.as_str()));
-    id_claims.insert("iat".into(), json!(iat));
-    id_claims.insert(
-        "exp".into(),
-        json!(iat + i64::try_from(lifetimes.id_token.as_secs()).unwrap_or(i64::MAX / 2)),
-    );
-    id_claims.insert("auth_time".into(), json!(grant.auth_time.unix_timestamp()));
-    id_claims.insert("at_hash".into(), json!(tokens::at_hash(&access_token)));
-    if let Some(sid) = &grant.session_id {
-        id_claims.insert("sid".into(), json!(sid));
-    }
-    if let Some(nonce) = nonce {
-        id_claims.insert("nonce".into(), json!(nonce));
-    }
+    let id_claims = IdTokenClaims {
+        iss: issuer.to_owned(),
+        sub,
+        aud: client.id.as_str().to_owned(),
+        azp: client.id.as_str().to_owned(),
+        iat,
+        exp: iat + i64::try_from(lifetimes.id_token.as_secs()).unwrap_or(i64::MAX / 2),
+        auth_time: grant.auth_time.unix_timestamp(),
+        at_hash: tokens::at_hash(&access_token),
+        sid: grant.session_id.clone(),
+        nonce: nonce.map(str::to_owned),
+        person: super::membership::claims_for(ctx, user, &scopes, Some(client)).await?,
+    };
     let id_token = tokens::sign_id_token(ctx.keys, &id_claims).map_err(OAuthError::internal)?;
 
     Ok(TokenResponse {

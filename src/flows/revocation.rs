@@ -5,7 +5,7 @@ use crate::config::ValidClient;
 use crate::domain::OpaqueToken;
 use crate::error::OAuthError;
 use crate::store::AccessCheck;
-use serde_json::{Map, Value, json};
+use crate::tokens::{IntrospectedToken, Introspection};
 use time::OffsetDateTime;
 
 /// Revokes a refresh token (its whole grant, so its access tokens too) or an access token
@@ -50,9 +50,8 @@ pub async fn introspect(
     client: &ValidClient,
     token: &str,
     now: OffsetDateTime,
-) -> Result<Map<String, Value>, OAuthError> {
+) -> Result<Introspection, OAuthError> {
     let issuer = ctx.config.issuer.as_str();
-    let mut out = Map::new();
     if let Ok(claims) = ctx.verified.verify(ctx.keys, issuer, token, now) {
         let live = matches!(
             ctx.store
@@ -61,20 +60,18 @@ pub async fn introspect(
             AccessCheck::Active { .. }
         );
         if live && claims.client_id == client.id.as_str() {
-            out.insert("active".into(), json!(true));
-            out.insert("token_type".into(), json!("Bearer"));
-            out.insert("scope".into(), json!(claims.scope));
-            out.insert("client_id".into(), json!(claims.client_id));
-            out.insert("sub".into(), json!(claims.sub));
-            out.insert("aud".into(), json!(claims.aud));
-            out.insert("iss".into(), json!(claims.iss));
-            out.insert("exp".into(), json!(claims.exp));
-            out.insert("iat".into(), json!(claims.iat));
-            out.insert("jti".into(), json!(claims.jti));
-            if let Some(sid) = claims.sid {
-                out.insert("sid".into(), json!(sid));
-            }
-            return Ok(out);
+            return Ok(Introspection::active(IntrospectedToken {
+                token_type: "Bearer",
+                scope: claims.scope,
+                client_id: claims.client_id,
+                sub: claims.sub,
+                aud: claims.aud,
+                iss: claims.iss,
+                exp: claims.exp,
+                iat: claims.iat,
+                jti: Some(claims.jti),
+                sid: claims.sid,
+            }));
         }
     } else if let Some(grant) = ctx
         .store
@@ -82,18 +79,19 @@ pub async fn introspect(
         .await?
     {
         if grant.client_id == client.id.as_str() {
-            out.insert("active".into(), json!(true));
-            out.insert("token_type".into(), json!("refresh_token"));
-            out.insert("scope".into(), json!(grant.scopes));
-            out.insert("client_id".into(), json!(grant.client_id));
-            out.insert("sub".into(), json!(ctx.subject(client, &grant.user_id)));
-            out.insert("aud".into(), json!(grant.client_id));
-            out.insert("iss".into(), json!(issuer));
-            out.insert("exp".into(), json!(grant.expires_at.unix_timestamp()));
-            out.insert("iat".into(), json!(grant.created_at.unix_timestamp()));
-            return Ok(out);
+            return Ok(Introspection::active(IntrospectedToken {
+                token_type: "refresh_token",
+                sub: ctx.subject(client, &grant.user_id),
+                scope: grant.scopes,
+                aud: grant.client_id.clone(),
+                client_id: grant.client_id,
+                iss: issuer.to_owned(),
+                exp: grant.expires_at.unix_timestamp(),
+                iat: grant.created_at.unix_timestamp(),
+                jti: None,
+                sid: None,
+            }));
         }
     }
-    out.insert("active".into(), json!(false));
-    Ok(out)
+    Ok(Introspection::inactive())
 }
