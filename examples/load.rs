@@ -148,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
             .stdout(Stdio::null())
             .spawn()?,
     };
-    let http = reqwest::Client::builder()
+    let http = guildgate::tls::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(o.concurrency.max(o.sign_in_concurrency))
         .build()?;

@@ -162,7 +162,8 @@ pub fn hash_secret() -> anyhow::Result<()> {
 
 /// `guildgate healthcheck`: succeeds when the readiness endpoint answers 200 within 3 s.
 pub async fn healthcheck(url: &str) -> anyhow::Result<()> {
-    let response = reqwest::Client::new()
+    let response = crate::tls::client_builder()
+        .build()?
         .get(url)
         .timeout(std::time::Duration::from_secs(3))
         .send()

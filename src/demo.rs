@@ -37,7 +37,7 @@ struct Demo {
 
 /// Starts the demo app on `listener`; returns once it is bound.
 pub fn start(config: DemoConfig, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
-    let http = openidconnect::reqwest::ClientBuilder::new()
+    let http = crate::tls::client_builder()
         .redirect(openidconnect::reqwest::redirect::Policy::none())
         .build()
         .map_err(std::io::Error::other)?;

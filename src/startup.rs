@@ -264,7 +264,7 @@ async fn assemble_state(
         clients,
         discord,
         logout_wakeup: Arc::new(tokio::sync::Notify::new()),
-        http: reqwest::Client::builder()
+        http: crate::tls::client_builder()
             .timeout(std::time::Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()

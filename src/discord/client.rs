@@ -119,7 +119,7 @@ impl DiscordClient {
         let mut basic_auth = HeaderValue::from_str(&format!("Basic {encoded}"))
             .map_err(|_| DiscordError::Config("client credentials are not header-safe".into()))?;
         basic_auth.set_sensitive(true);
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder()
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout)
             .user_agent(USER_AGENT)
