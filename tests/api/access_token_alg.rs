@@ -2,8 +2,7 @@
 //! both verify against the published JWKS, and ID tokens stay RS256.
 
 use crate::browser::Browser;
-use crate::helpers::{ALICE, spawn_app_with};
-use crate::lifecycle_helpers::{OTHER_RP, tokens_via, userinfo_status};
+use crate::helpers::{ALICE, OTHER_RP, spawn_app_with, tokens_via, userinfo_status};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 
 /// Verifies `token` as a resource server would: the key named by `kid` in `/jwks.json`.

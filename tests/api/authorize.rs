@@ -2,9 +2,9 @@
 //! errors go back to the app, and when the SSO session answers instead of Discord.
 
 use crate::browser::{Browser, query_of};
-use crate::endpoint_helpers::{cookie_value, goes_to_discord, pkce, set_cookie};
 use crate::helpers::{
-    ALICE, APP, APP_REDIRECT, APP_SECRET, BOB, SPA, SPA_REDIRECT, TestApp, spawn_app,
+    ALICE, APP, APP_REDIRECT, APP_SECRET, BOB, SPA, SPA_REDIRECT, TestApp, cookie_value,
+    goes_to_discord, pkce, set_cookie, spawn_app,
 };
 use guildgate::discord::fake::FakeRoute;
 use std::time::Duration;

@@ -2,11 +2,10 @@
 //! called; Discord's refusals and failures reach the app as errors and leave no session.
 
 use crate::browser::{Browser, Page, query_of};
-use crate::endpoint_helpers::{
-    callback_url_after_discord, cookie_value, first_link, goes_to_discord, link_back_params,
-    set_cookie, unescape_html,
+use crate::helpers::{
+    ALICE, APP, APP_REDIRECT, TestApp, callback_url_after_discord, cookie_value, first_link,
+    goes_to_discord, link_back_params, set_cookie, spawn_app, unescape_html,
 };
-use crate::helpers::{ALICE, APP, APP_REDIRECT, TestApp, spawn_app};
 use guildgate::discord::fake::{FakeRoute, Fault};
 
 const BINDING: &str = "guildgate_login";

@@ -2,8 +2,7 @@
 //! client id before argon2 runs (429 with `Retry-After`), the app holding the real secret is not
 //! locked out, and malformed credentials are `invalid_client` (RFC 6749 §5.2).
 
-use crate::endpoint_helpers::{JsonAnswer, json_answer};
-use crate::helpers::{APP, APP_SECRET, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{APP, APP_SECRET, Reply, TestApp, spawn_app, spawn_app_with};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ fn client_from(source: Ipv4Addr) -> reqwest::Client {
 }
 
 /// `POST /introspect` authenticated as `id` with `secret` (Basic), from `http`.
-async fn introspect(app: &TestApp, http: &reqwest::Client, id: &str, secret: &str) -> JsonAnswer {
+async fn introspect(app: &TestApp, http: &reqwest::Client, id: &str, secret: &str) -> Reply {
     let response = http
         .post(format!("{}/introspect", app.address))
         .basic_auth(id, Some(secret))
@@ -27,10 +26,10 @@ async fn introspect(app: &TestApp, http: &reqwest::Client, id: &str, secret: &st
         .send()
         .await
         .expect("the app answers");
-    json_answer(response).await
+    Reply::read(response).await
 }
 
-fn assert_too_many(answer: &JsonAnswer, context: &str) {
+fn assert_too_many(answer: &Reply, context: &str) {
     assert_eq!(answer.status, 429, "{context}: {:?}", answer.body);
     assert_eq!(answer.error(), "temporarily_unavailable", "{context}");
     assert_eq!(answer.body["error_description"], TOO_MANY, "{context}");
@@ -159,7 +158,7 @@ async fn malformed_client_credentials_are_invalid_client_with_a_challenge() {
             .send()
             .await
             .expect("the app answers");
-        let answer = json_answer(response).await;
+        let answer = Reply::read(response).await;
 
         // Assert
         assert_eq!(answer.status, 401, "{what} at {path}: {:?}", answer.body);

@@ -4,10 +4,9 @@
 use crate::browser::query_of;
 use crate::browser::{Browser, Page};
 use crate::flow::decode_payload;
-use crate::helpers::{ALICE, TestApp, spawn_app_with};
-use crate::lifecycle_helpers::{
-    APP_RP, Rp, authorize_page, client_toml, display_name, hidden_field, location, post_as_browser,
-    redeem_as, redirect_params, tokens_via,
+use crate::helpers::{
+    ALICE, APP_RP, Rp, TestApp, authorize_page, client_toml, display_name, hidden_field, location,
+    post_as_browser, redeem_as, redirect_params, spawn_app_with, tokens_via,
 };
 
 const NEVER: Rp = Rp {
@@ -293,7 +292,7 @@ async fn the_consent_page_cannot_be_framed() {
     let app = spawn_app_with(&config()).await;
     let mut browser = Browser::new();
     tokens_via(&app, &mut browser, APP_RP, &[], ALICE).await;
-    let cookie = crate::lifecycle_helpers::session_cookie(&app, &browser).expect("a session");
+    let cookie = crate::helpers::session_cookie(&app, &browser).expect("a session");
 
     // Act: the consent page fetched directly, to read its headers.
     let response = app
@@ -301,7 +300,7 @@ async fn the_consent_page_cannot_be_framed() {
         .get(app.authorize_url(ALWAYS.id, ALWAYS.redirect, &[("scope", "openid")]))
         .header(
             "cookie",
-            format!("{}={cookie}", crate::lifecycle_helpers::SESSION_COOKIE),
+            format!("{}={cookie}", crate::helpers::SESSION_COOKIE),
         )
         .send()
         .await

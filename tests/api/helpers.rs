@@ -1,11 +1,16 @@
-//! spawn_app(): a real guildgate on port 0 with a fresh database and key folder.
+//! The one set of test helpers: `spawn_app()` (a real guildgate on port 0 with a fresh
+//! database, key folder and fake Discord), the registered clients as tests drive them, one way
+//! through the fake Discord's sign-in, one way to redeem a code, one reply type, and the bits
+//! of pages and cookies tests read.
 
-use crate::browser::{Browser, query_of};
+use crate::browser::{Browser, Page, query_of};
 use crate::test_db::{Backend, TestDb, fresh_database};
 use guildgate::config::Settings;
 use guildgate::discord::fake::{FakeData, FakeDiscord, FakeDiscordHandle};
 use guildgate::startup::Application;
 use guildgate::state::{AppState, Clock};
+use serde_json::Value;
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::OnceLock;
 
@@ -253,6 +258,26 @@ impl TestApp {
         format!("{}/authorize?{}", self.address, query.finish())
     }
 
+    /// Opens `discord_url` (our redirect to the fake Discord's authorize page) as `user`, who
+    /// approves; returns the callback URL Discord sends the browser back to, not yet opened.
+    /// Every sign-in helper goes through the fake Discord here.
+    pub async fn discord_approves(
+        &self,
+        browser: &mut Browser,
+        discord_url: &str,
+        user: &str,
+    ) -> String {
+        assert!(goes_to_discord(self, discord_url), "{discord_url}");
+        self.discord.sign_in_as(Some(user));
+        let back = browser.get(discord_url).await;
+        let callback = back.location.expect("Discord redirects back");
+        assert!(
+            callback.starts_with(&format!("{}/callback/discord", self.address)),
+            "{callback}"
+        );
+        callback
+    }
+
     /// Drives `browser` from an authorization URL through the fake Discord (signed in as
     /// `user`) back to the app; returns the final redirect to the app.
     pub async fn sign_in(&self, browser: &mut Browser, authorize_url: &str, user: &str) -> String {
@@ -263,13 +288,7 @@ impl TestApp {
             to_discord.body
         );
         let discord_url = to_discord.location.expect("location");
-        self.discord.sign_in_as(Some(user));
-        let back = browser.get(&discord_url).await;
-        let callback = back.location.expect("Discord redirects back");
-        assert!(
-            callback.starts_with(&format!("{}/callback/discord", self.address)),
-            "{callback}"
-        );
+        let callback = self.discord_approves(browser, &discord_url, user).await;
         let done = browser.get(&callback).await;
         assert!(
             matches!(done.status, 302 | 303),
@@ -317,15 +336,11 @@ impl TestApp {
         redirect_uri: &str,
         verifier: Option<&str>,
     ) -> reqwest::Response {
-        let mut form = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", redirect_uri),
-        ];
-        if let Some(v) = verifier {
-            form.push(("code_verifier", v));
-        }
-        self.token(Some((APP, APP_SECRET)), &form).await
+        self.token(
+            Some((APP, APP_SECRET)),
+            &redemption(code, redirect_uri, verifier),
+        )
+        .await
     }
 
     /// GET /userinfo with a bearer token.
@@ -337,4 +352,382 @@ impl TestApp {
             .await
             .expect("userinfo request")
     }
+}
+
+// ---- Registered clients as the tests drive them --------------------------------------------
+
+/// The session cookie's name (config/default.toml `[session] cookie_name`).
+pub const SESSION_COOKIE: &str = "guildgate_session";
+
+/// A confidential client as a test drives it.
+#[derive(Clone, Copy, Debug)]
+pub struct Rp {
+    /// `client_id`.
+    pub id: &'static str,
+    /// Its plain secret (sent with HTTP Basic).
+    pub secret: &'static str,
+    /// Its registered redirect URI.
+    pub redirect: &'static str,
+}
+
+/// `other`: plain secret, `refresh_tokens = true`.
+pub const OTHER_RP: Rp = Rp {
+    id: OTHER,
+    secret: OTHER_SECRET,
+    redirect: OTHER_REDIRECT,
+};
+
+/// `app`: argon2 secret, no refresh tokens unless `offline_access` is asked for.
+pub const APP_RP: Rp = Rp {
+    id: APP,
+    secret: APP_SECRET,
+    redirect: APP_REDIRECT,
+};
+
+/// `offline`: plain secret, allowed `offline_access`, consent `never` (so offline access needs
+/// `prompt=consent` or a remembered consent).
+pub const OFFLINE_RP: Rp = Rp {
+    id: "offline",
+    secret: "offline-secret-offline-secret",
+    redirect: "https://offline.example.com/cb",
+};
+
+/// The `[[clients]]` table of [`OFFLINE_RP`], with extra lines.
+pub fn offline_client_toml(extra_lines: &str) -> String {
+    client_toml(
+        OFFLINE_RP,
+        &format!(
+            "offline_access = true
+{extra_lines}"
+        ),
+    )
+}
+
+/// A `[[clients]]` TOML table for `rp` with extra `key = value` lines.
+pub fn client_toml(rp: Rp, extra_lines: &str) -> String {
+    format!(
+        "\n[[clients]]\nid = \"{}\"\nname = \"{}\"\nsecret = \"{}\"\nredirect_uris = [\"{}\"]\n{extra_lines}\n",
+        rp.id,
+        display_name(rp),
+        rp.secret,
+        rp.redirect
+    )
+}
+
+/// The display name `client_toml` gives a client.
+pub fn display_name(rp: Rp) -> String {
+    format!("The {} app", rp.id)
+}
+
+/// Status, headers and JSON body of an endpoint's answer: the one reply type of the tests.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body as JSON (`Null` when it is not JSON).
+    pub body: Value,
+}
+
+impl Reply {
+    /// Reads a response whose body should be JSON.
+    pub async fn read(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        Self {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        }
+    }
+
+    /// The `error` code, or `""`.
+    pub fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or_default()
+    }
+
+    /// A header as text, or `""`.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// A string member of the body; panics with the body when it is missing.
+    pub fn text(&self, name: &str) -> String {
+        self.body[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name} in {}", self.body))
+            .to_owned()
+    }
+}
+
+/// The `authorization_code` grant's form.
+fn redemption<'a>(
+    code: &'a str,
+    redirect_uri: &'a str,
+    verifier: Option<&'a str>,
+) -> Vec<(&'static str, &'a str)> {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+    ];
+    if let Some(v) = verifier {
+        form.push(("code_verifier", v));
+    }
+    form
+}
+
+/// Redeems `code` as `rp` (Basic auth).
+pub async fn redeem_as(app: &TestApp, rp: Rp, code: &str) -> Reply {
+    Reply::read(
+        app.token(
+            Some((rp.id, rp.secret)),
+            &redemption(code, rp.redirect, None),
+        )
+        .await,
+    )
+    .await
+}
+
+/// Signs `user` in to `rp` in `browser` (authorize `extra` parameters; at Discord only when
+/// the browser has no session) and redeems the code; returns the token response.
+pub async fn tokens_via(
+    app: &TestApp,
+    browser: &mut Browser,
+    rp: Rp,
+    extra: &[(&str, &str)],
+    user: &str,
+) -> Reply {
+    let url = app.authorize_url(rp.id, rp.redirect, extra);
+    let page = authorize_page(app, browser, &url, user).await;
+    let code = redirect_params(&page)
+        .get("code")
+        .cloned()
+        .unwrap_or_else(|| panic!("no code: {:?} {}", page.location, page.body));
+    let reply = redeem_as(app, rp, &code).await;
+    assert_eq!(reply.status, 200, "the code is redeemed: {}", reply.body);
+    reply
+}
+
+/// Signs `user` in to `rp` asking for `openid offline_access` with `prompt=consent`, allows on
+/// the consent page and redeems the code: how an app gets offline access (OIDC Core §11).
+pub async fn offline_tokens_via(app: &TestApp, browser: &mut Browser, rp: Rp, user: &str) -> Reply {
+    let url = app.authorize_url(
+        rp.id,
+        rp.redirect,
+        &[("scope", "openid offline_access"), ("prompt", "consent")],
+    );
+    let page = authorize_page(app, browser, &url, user).await;
+    let ticket = hidden_field(&page.body, "ticket")
+        .unwrap_or_else(|| panic!("the consent page: {} {}", page.status, page.body));
+    let allowed = post_as_browser(
+        app,
+        browser,
+        "/consent",
+        &[("ticket", &ticket), ("answer", "allow")],
+    )
+    .await;
+    let to_app = location(&allowed).expect("consent redirects to the app");
+    let code = query_of(&to_app)
+        .get("code")
+        .cloned()
+        .unwrap_or_else(|| panic!("no code in {to_app}"));
+    let reply = redeem_as(app, rp, &code).await;
+    assert_eq!(reply.status, 200, "the code is redeemed: {}", reply.body);
+    reply
+}
+
+/// The `refresh_token` grant as `rp`, with an optional `scope`.
+pub async fn refresh_as(app: &TestApp, rp: Rp, refresh_token: &str, scope: Option<&str>) -> Reply {
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+    ];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    Reply::read(app.token(Some((rp.id, rp.secret)), &form).await).await
+}
+
+async fn client_post(app: &TestApp, path: &str, rp: Option<Rp>, token: &str) -> Reply {
+    let mut request = app
+        .http
+        .post(format!("{}{path}", app.address))
+        .form(&[("token", token)]);
+    if let Some(rp) = rp {
+        request = request.basic_auth(rp.id, Some(rp.secret));
+    }
+    Reply::read(request.send().await.expect("the app answers")).await
+}
+
+/// `POST /introspect` as `rp` (or without client authentication).
+pub async fn introspect_as(app: &TestApp, rp: Option<Rp>, token: &str) -> Reply {
+    client_post(app, "/introspect", rp, token).await
+}
+
+/// `POST /revoke` as `rp` (or without client authentication).
+pub async fn revoke_as(app: &TestApp, rp: Option<Rp>, token: &str) -> Reply {
+    client_post(app, "/revoke", rp, token).await
+}
+
+/// The status `/userinfo` gives an access token.
+pub async fn userinfo_status(app: &TestApp, access_token: &str) -> u16 {
+    app.userinfo(access_token).await.status().as_u16()
+}
+
+/// The value of the form field `<input … name="NAME" value="…">` on a page.
+pub fn hidden_field(body: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body.find(&marker)? + marker.len();
+    let end = start + body[start..].find('"')?;
+    Some(unescape_html(&body[start..end]))
+}
+
+/// The browser's session cookie at the app, if it has one.
+pub fn session_cookie(app: &TestApp, browser: &Browser) -> Option<String> {
+    browser.cookie(&app.address, SESSION_COOKIE)
+}
+
+/// POSTs a form to the app as `browser` would: with its session cookie (if any).
+pub async fn post_as_browser(
+    app: &TestApp,
+    browser: &Browser,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = app.http.post(format!("{}{path}", app.address)).form(form);
+    if let Some(secret) = session_cookie(app, browser) {
+        request = request.header("cookie", format!("{SESSION_COOKIE}={secret}"));
+    }
+    request.send().await.expect("the app answers")
+}
+
+/// The `Location` of a redirect.
+pub fn location(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Sends `browser` to `authorize_url`; when that goes to Discord, signs in there as `user`
+/// and opens the callback. Returns the last page (a redirect to the app, or the consent page).
+pub async fn authorize_page(
+    app: &TestApp,
+    browser: &mut Browser,
+    authorize_url: &str,
+    user: &str,
+) -> Page {
+    let first = browser.get(authorize_url).await;
+    let Some(discord_url) = first.location.clone().filter(|l| goes_to_discord(app, l)) else {
+        return first;
+    };
+    let callback = app.discord_approves(browser, &discord_url, user).await;
+    browser.get(&callback).await
+}
+
+/// The query of a page's redirect; panics with the page when it is not one.
+pub fn redirect_params(page: &Page) -> HashMap<String, String> {
+    let location = page
+        .location
+        .as_deref()
+        .unwrap_or_else(|| panic!("expected a redirect, got {} {}", page.status, page.body));
+    query_of(location)
+}
+
+/// Waits (polling every 100 ms, at most `seconds`) until `ready` holds; returns whether it did.
+pub async fn eventually(seconds: u64, mut ready: impl FnMut() -> bool) -> bool {
+    for _ in 0..seconds * 10 {
+        if ready() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    ready()
+}
+
+// ---- Endpoint and page helpers -------------------------------------------------------------
+
+/// A fresh PKCE S256 pair: `(code_challenge, code_verifier)`.
+pub fn pkce() -> (String, String) {
+    let (challenge, verifier) = openidconnect::PkceCodeChallenge::new_random_sha256();
+    (challenge.as_str().to_owned(), verifier.secret().to_owned())
+}
+
+/// Alice signs in to `app` (the confidential client) with `scope`; the code is redeemed and the
+/// token response returned.
+pub async fn tokens_for(app: &TestApp, scope: &str) -> Value {
+    tokens_via(app, &mut Browser::new(), APP_RP, &[("scope", scope)], ALICE)
+        .await
+        .body
+}
+
+/// Whether `location` sends the browser to the fake Discord's authorization endpoint.
+pub fn goes_to_discord(app: &TestApp, location: &str) -> bool {
+    location.starts_with(app.discord.authorize_url().as_str())
+}
+
+/// Starts a login for the `app` client in `browser` (which gets the binding cookie) and lets
+/// the fake Discord approve it as Alice; returns the callback URL Discord sent the browser to,
+/// not yet opened.
+pub async fn callback_url_after_discord(
+    app: &TestApp,
+    browser: &mut Browser,
+    state: &str,
+) -> String {
+    let start = browser
+        .get(&app.authorize_url(APP, APP_REDIRECT, &[("state", state)]))
+        .await;
+    let to_discord = start.location.expect("authorize redirects to Discord");
+    app.discord_approves(browser, &to_discord, ALICE).await
+}
+
+/// Undoes HTML escaping the way a browser reads an attribute value.
+pub fn unescape_html(text: &str) -> String {
+    text.replace("&#x2f;", "/")
+        .replace("&#x2F;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The first link (`href`) on an HTML page, unescaped; `None` when the page has none.
+pub fn first_link(body: &str) -> Option<String> {
+    let start = body.find("href=\"")? + "href=\"".len();
+    let end = start + body[start..].find('"')?;
+    Some(unescape_html(&body[start..end]))
+}
+
+/// The query of the first link on a page that must carry one back to the app.
+pub fn link_back_params(body: &str) -> HashMap<String, String> {
+    let link = first_link(body).unwrap_or_else(|| panic!("no link on the page: {body}"));
+    query_of(&link)
+}
+
+/// The raw `Set-Cookie` line that sets `name`, if any.
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|line| line.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// The value part of a `Set-Cookie` line (`name=value; …` → `value`).
+pub fn cookie_value(set_cookie_line: &str) -> String {
+    let first = set_cookie_line.split(';').next().unwrap_or_default();
+    first
+        .split_once('=')
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default()
 }

@@ -2,8 +2,7 @@
 //! parameters that are not UTF-8, and oversized queries, values and bodies. Apps get OAuth2 JSON
 //! errors, people get readable pages; nobody gets an empty body.
 
-use crate::endpoint_helpers::json_answer;
-use crate::helpers::{APP, APP_REDIRECT, APP_SECRET, TestApp, spawn_app};
+use crate::helpers::{APP, APP_REDIRECT, APP_SECRET, Reply, TestApp, spawn_app};
 use guildgate::routes::{ENDPOINTS, MAX_FORM_BYTES, MAX_QUERY_BYTES};
 use reqwest::Method;
 
@@ -40,7 +39,7 @@ async fn assert_page(response: reqwest::Response, status: u16, why: &str) {
 
 /// Asserts an OAuth2 JSON `invalid_request` with `status`.
 async fn assert_invalid_request(response: reqwest::Response, status: u16, why: &str) {
-    let answer = json_answer(response).await;
+    let answer = Reply::read(response).await;
     assert_eq!(answer.status, status, "{why}: {:?}", answer.body);
     assert_eq!(
         answer.error(),

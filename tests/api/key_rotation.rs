@@ -1,8 +1,7 @@
 //! Key rotation while guildgate runs: old tokens keep verifying, new ones use the new key.
 
 use crate::browser::Browser;
-use crate::helpers::{ALICE, spawn_app};
-use crate::lifecycle_helpers::{OTHER_RP, tokens_via, userinfo_status};
+use crate::helpers::{ALICE, OTHER_RP, spawn_app, tokens_via, userinfo_status};
 use std::time::Duration;
 
 #[tokio::test]

@@ -2,9 +2,10 @@
 //! per login, `__Host-` cookies on https, duplicate cookies ignored, and pending logins capped.
 
 use crate::browser::{Browser, query_of};
-use crate::endpoint_helpers::{callback_url_after_discord, cookie_value, set_cookie};
-use crate::helpers::{ALICE, APP, APP_REDIRECT, TestApp, spawn_app, spawn_app_as, spawn_app_with};
-use crate::lifecycle_helpers::location;
+use crate::helpers::{
+    ALICE, APP, APP_REDIRECT, TestApp, callback_url_after_discord, cookie_value, location,
+    set_cookie, spawn_app, spawn_app_as, spawn_app_with,
+};
 
 const BINDING: &str = "guildgate_login";
 const SESSION: &str = "guildgate_session";

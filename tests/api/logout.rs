@@ -4,11 +4,11 @@
 
 use crate::browser::{Browser, query_of};
 use crate::flow::decode_payload;
-use crate::helpers::{ALICE, BOB, OTHER, OTHER_REDIRECT, TestApp, spawn_app_with};
-use crate::lifecycle_helpers::{
-    OFFLINE_RP, OTHER_RP, Reply, Rp, SESSION_COOKIE, client_toml, eventually, hidden_field,
-    location, offline_client_toml, offline_tokens_via, post_as_browser, redirect_params,
-    refresh_as, session_cookie, tokens_via, userinfo_status,
+use crate::helpers::{
+    ALICE, BOB, OFFLINE_RP, OTHER, OTHER_REDIRECT, OTHER_RP, Reply, Rp, SESSION_COOKIE, TestApp,
+    client_toml, eventually, hidden_field, location, offline_client_toml, offline_tokens_via,
+    post_as_browser, redirect_params, refresh_as, session_cookie, spawn_app_with, tokens_via,
+    userinfo_status,
 };
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

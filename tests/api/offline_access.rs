@@ -3,10 +3,9 @@
 //! dropped and the grant ends with the session like any other.
 
 use crate::browser::{Browser, query_of};
-use crate::helpers::{ALICE, spawn_app, spawn_app_with};
-use crate::lifecycle_helpers::{
-    APP_RP, OFFLINE_RP, OTHER_RP, Reply, authorize_page, hidden_field, offline_client_toml,
-    offline_tokens_via, redeem_as, refresh_as, tokens_via,
+use crate::helpers::{
+    ALICE, APP_RP, OFFLINE_RP, OTHER_RP, Reply, authorize_page, hidden_field, offline_client_toml,
+    offline_tokens_via, redeem_as, refresh_as, spawn_app, spawn_app_with, tokens_via,
 };
 
 const OFFLINE_SCOPE: &[(&str, &str)] = &[("scope", "openid offline_access")];
@@ -115,7 +114,7 @@ async fn the_consent_page_names_offline_access_and_declining_grants_nothing() {
     // Act
     let page = authorize_page(&app, &mut browser, &url, ALICE).await;
     let ticket = hidden_field(&page.body, "ticket").expect("the consent page");
-    let declined = crate::lifecycle_helpers::post_as_browser(
+    let declined = crate::helpers::post_as_browser(
         &app,
         &browser,
         "/consent",
@@ -129,7 +128,7 @@ async fn the_consent_page_names_offline_access_and_declining_grants_nothing() {
         page.body.contains("access while you are away"),
         "the page says what offline access means"
     );
-    let to_app = crate::lifecycle_helpers::location(&declined).expect("back to the app");
+    let to_app = crate::helpers::location(&declined).expect("back to the app");
     assert_eq!(query_of(&to_app)["error"], "access_denied");
     assert_no_offline_grant(&silent_again, "after declining");
 }

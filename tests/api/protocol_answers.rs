@@ -4,10 +4,10 @@
 //! RFC 7636 §4.6), and bad upstream callbacks (400 pages, not 502).
 
 use crate::browser::{Browser, query_of};
-use crate::endpoint_helpers::{callback_url_after_discord, goes_to_discord, pkce};
-use crate::helpers::{ALICE, APP, APP_REDIRECT, APP_SECRET, TestApp, spawn_app, spawn_app_with};
-use crate::lifecycle_helpers::{
-    OTHER_RP, Reply, Rp, authorize_page, client_toml, redirect_params, tokens_via,
+use crate::helpers::{
+    ALICE, APP, APP_REDIRECT, APP_SECRET, OTHER_RP, Reply, Rp, TestApp, authorize_page,
+    callback_url_after_discord, client_toml, goes_to_discord, pkce, redirect_params, spawn_app,
+    spawn_app_with, tokens_via,
 };
 
 /// Alice's code for `app` in `browser` (via Discord the first time, from the session after).
@@ -211,7 +211,7 @@ async fn a_callback_with_the_wrong_iss_or_another_browser_s_state_is_a_400_page(
     // Assert
     assert_eq!(wrong_browser.status, 400, "{}", wrong_browser.body);
     assert_eq!(wrong_iss.status, 400, "{}", wrong_iss.body);
-    let link = crate::endpoint_helpers::first_link(&wrong_iss.body);
+    let link = crate::helpers::first_link(&wrong_iss.body);
     assert!(
         link.is_none_or(|l| !query_of(&l).contains_key("code")),
         "no code for the app"

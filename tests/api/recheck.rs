@@ -3,8 +3,7 @@
 //! authorization, and the re-check when the SSO session opens another app.
 
 use crate::browser::{Browser, Page, query_of};
-use crate::helpers::{BOB, TestApp, spawn_app_with};
-use crate::lifecycle_helpers::eventually;
+use crate::helpers::{BOB, TestApp, eventually, spawn_app_with};
 use crate::logout::receiver;
 use guildgate::discord::fake::{FakeRoute, Fault};
 use std::time::Duration;

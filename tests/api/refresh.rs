@@ -4,10 +4,9 @@
 
 use crate::browser::Browser;
 use crate::flow::decode_payload;
-use crate::helpers::{ALICE, TestApp, spawn_app, spawn_app_with};
-use crate::lifecycle_helpers::{
-    APP_RP, OFFLINE_RP, OTHER_RP, Reply, introspect_as, offline_client_toml, offline_tokens_via,
-    refresh_as, tokens_via, userinfo_status,
+use crate::helpers::{
+    ALICE, APP_RP, OFFLINE_RP, OTHER_RP, Reply, TestApp, introspect_as, offline_client_toml,
+    offline_tokens_via, refresh_as, spawn_app, spawn_app_with, tokens_via, userinfo_status,
 };
 use std::sync::Arc;
 use std::time::Duration;

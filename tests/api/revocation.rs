@@ -4,9 +4,9 @@
 
 use crate::browser::Browser;
 use crate::flow::decode_payload;
-use crate::helpers::{ALICE, OTHER, TestApp, spawn_app};
-use crate::lifecycle_helpers::{
-    APP_RP, OTHER_RP, Reply, introspect_as, refresh_as, revoke_as, tokens_via, userinfo_status,
+use crate::helpers::{
+    ALICE, APP_RP, OTHER, OTHER_RP, Reply, TestApp, introspect_as, refresh_as, revoke_as,
+    spawn_app, tokens_via, userinfo_status,
 };
 use serde_json::json;
 use std::time::Duration;
@@ -156,7 +156,7 @@ async fn revoke_and_introspect_without_client_authentication_are_invalid_client(
     // Arrange
     let app = spawn_app().await;
     let access = signed_in(&app).await.text("access_token");
-    let wrong_secret = crate::lifecycle_helpers::Rp {
+    let wrong_secret = crate::helpers::Rp {
         secret: "not-the-secret-of-other",
         ..OTHER_RP
     };

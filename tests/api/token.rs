@@ -2,10 +2,9 @@
 //! redirect URI and PKCE, client authentication, and the shape of every error answer.
 
 use crate::browser::Browser;
-use crate::endpoint_helpers::{JsonAnswer, json_answer, pkce};
 use crate::helpers::{
-    ALICE, APP, APP_REDIRECT, APP_SECRET, OTHER, OTHER_REDIRECT, OTHER_SECRET, SPA, SPA_REDIRECT,
-    TestApp, spawn_app,
+    ALICE, APP, APP_REDIRECT, APP_SECRET, OTHER, OTHER_REDIRECT, OTHER_SECRET, Reply, SPA,
+    SPA_REDIRECT, TestApp, pkce, spawn_app,
 };
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ fn code_form(code: &str) -> Vec<(&'static str, String)> {
 }
 
 /// Asserts an OAuth error answer: status, `error` code, and the RFC 6749 §5.1 headers.
-fn assert_oauth_error(answer: &JsonAnswer, status: u16, error: &str, why: &str) {
+fn assert_oauth_error(answer: &Reply, status: u16, error: &str, why: &str) {
     assert_eq!(answer.status, status, "{why}: {:?}", answer.body);
     assert_eq!(answer.error(), error, "{why}: {:?}", answer.body);
 }
@@ -38,12 +37,12 @@ async fn a_reused_code_gets_invalid_grant_and_revokes_the_first_access_token() {
     // Arrange
     let app = spawn_app().await;
     let code = app_code(&app, &[]).await;
-    let first = json_answer(app.redeem(&code, APP_REDIRECT, None).await).await;
+    let first = Reply::read(app.redeem(&code, APP_REDIRECT, None).await).await;
     assert_eq!(first.status, 200);
     let access = first.body["access_token"].as_str().unwrap().to_owned();
 
     // Act
-    let second = json_answer(app.redeem(&code, APP_REDIRECT, None).await).await;
+    let second = Reply::read(app.redeem(&code, APP_REDIRECT, None).await).await;
 
     // Assert
     assert_oauth_error(&second, 400, "invalid_grant", "second redemption");
@@ -62,7 +61,7 @@ async fn an_expired_code_gets_invalid_grant() {
     app.state.clock.advance(Duration::from_secs(61));
 
     // Act
-    let answer = json_answer(app.redeem(&code, APP_REDIRECT, None).await).await;
+    let answer = Reply::read(app.redeem(&code, APP_REDIRECT, None).await).await;
 
     // Assert
     assert_oauth_error(&answer, 400, "invalid_grant", "61 s after issue");
@@ -75,7 +74,7 @@ async fn another_client_s_code_gets_invalid_grant() {
     let code = app_code(&app, &[]).await;
 
     // Act: `other` authenticates correctly and presents `app`'s code.
-    let answer = json_answer(
+    let answer = Reply::read(
         app.token(
             Some((OTHER, OTHER_SECRET)),
             &[
@@ -99,7 +98,7 @@ async fn a_different_redirect_uri_gets_invalid_grant() {
     let code = app_code(&app, &[]).await;
 
     // Act
-    let answer = json_answer(
+    let answer = Reply::read(
         app.redeem(&code, "https://app.example.com/second?keep=1", None)
             .await,
     )
@@ -125,7 +124,7 @@ async fn a_wrong_pkce_verifier_gets_invalid_grant() {
     .await;
 
     // Act
-    let answer = json_answer(
+    let answer = Reply::read(
         app.redeem(&code, APP_REDIRECT, Some(&someone_elses_verifier))
             .await,
     )
@@ -143,7 +142,7 @@ async fn a_verifier_without_a_challenge_gets_invalid_grant() {
     let (_, verifier) = pkce();
 
     // Act
-    let answer = json_answer(app.redeem(&code, APP_REDIRECT, Some(&verifier)).await).await;
+    let answer = Reply::read(app.redeem(&code, APP_REDIRECT, Some(&verifier)).await).await;
 
     // Assert
     assert_oauth_error(&answer, 400, "invalid_grant", "verifier without challenge");
@@ -168,7 +167,7 @@ async fn a_public_client_redeems_with_pkce_and_its_client_id_only() {
         .await;
 
     // Act: no Authorization header, no secret (token_endpoint_auth_method "none").
-    let answer = json_answer(
+    let answer = Reply::read(
         app.token(
             None,
             &[
@@ -250,7 +249,7 @@ async fn a_wrong_secret_and_an_unknown_client_look_the_same_and_take_comparable_
         let app = &app;
         async move {
             let started = Instant::now();
-            let answer = json_answer(app.token(Some((id, secret)), &form).await).await;
+            let answer = Reply::read(app.token(Some((id, secret)), &form).await).await;
             (answer, started.elapsed())
         }
     };
@@ -297,7 +296,7 @@ async fn client_secret_post_authenticates_the_client() {
     let code = app_code(&app, &[]).await;
 
     // Act
-    let answer = json_answer(
+    let answer = Reply::read(
         app.token(
             None,
             &[
@@ -324,7 +323,7 @@ async fn basic_and_post_credentials_at_once_get_invalid_request() {
     let code = app_code(&app, &[]).await;
 
     // Act
-    let answer = json_answer(
+    let answer = Reply::read(
         app.token(
             Some((APP, APP_SECRET)),
             &[
@@ -367,7 +366,7 @@ async fn parameters_in_the_query_string_get_invalid_request() {
         .send()
         .await
         .unwrap();
-    let answer = json_answer(response).await;
+    let answer = Reply::read(response).await;
 
     // Assert
     assert_oauth_error(&answer, 400, "invalid_request", "query-string parameters");
@@ -392,7 +391,7 @@ async fn a_json_body_gets_invalid_request() {
         .send()
         .await
         .unwrap();
-    let answer = json_answer(response).await;
+    let answer = Reply::read(response).await;
 
     // Assert
     assert_oauth_error(&answer, 400, "invalid_request", "JSON body");
@@ -404,7 +403,7 @@ async fn an_unsupported_grant_type_gets_unsupported_grant_type() {
     let app = spawn_app().await;
 
     // Act
-    let answer = json_answer(
+    let answer = Reply::read(
         app.token(
             Some((OTHER, OTHER_SECRET)),
             &[
@@ -471,7 +470,7 @@ async fn every_token_error_is_json_with_no_store() {
 
     for (case, request) in requests {
         // Act
-        let answer = json_answer(request.send().await.unwrap()).await;
+        let answer = Reply::read(request.send().await.unwrap()).await;
 
         // Assert
         assert!(

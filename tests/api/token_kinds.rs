@@ -3,9 +3,9 @@
 
 use crate::browser::{Browser, query_of};
 use crate::flow::decode_payload;
-use crate::helpers::{ALICE, OTHER, OTHER_REDIRECT, TestApp, spawn_app};
-use crate::lifecycle_helpers::{
-    OTHER_RP, Reply, SESSION_COOKIE, hidden_field, location, session_cookie, tokens_via,
+use crate::helpers::{
+    ALICE, OTHER, OTHER_REDIRECT, OTHER_RP, Reply, SESSION_COOKIE, TestApp, hidden_field, location,
+    session_cookie, spawn_app, tokens_via,
 };
 use guildgate::tokens::{BACKCHANNEL_LOGOUT_EVENT, LogoutTokenClaims, sign_logout_token};
 

@@ -2,8 +2,7 @@
 //! than a person should wait. Both end the login cleanly, with a page that leads back to the app.
 
 use crate::browser::{Browser, Page, query_of};
-use crate::endpoint_helpers::{callback_url_after_discord, link_back_params};
-use crate::helpers::{ALICE, TestApp, spawn_app};
+use crate::helpers::{ALICE, TestApp, callback_url_after_discord, link_back_params, spawn_app};
 use guildgate::discord::fake::{FakeRoute, Fault};
 
 const TEN_MIB: usize = 10 * 1024 * 1024;

@@ -1,8 +1,7 @@
 //! `/userinfo` (OIDC Core §5.3, RFC 6750): where the bearer token may be, which tokens are
 //! refused with an `invalid_token` challenge, and which claims a scope releases.
 
-use crate::endpoint_helpers::{json_answer, tokens_for};
-use crate::helpers::{ALICE, TestApp, spawn_app};
+use crate::helpers::{ALICE, Reply, TestApp, spawn_app, tokens_for};
 use std::time::Duration;
 
 /// GET /userinfo with a raw `Authorization` header value.
@@ -81,7 +80,7 @@ async fn the_access_token_may_be_sent_in_a_form_body() {
         .unwrap();
 
     // Assert
-    let answer = json_answer(response).await;
+    let answer = Reply::read(response).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     assert_eq!(answer.body["sub"], ALICE);
 }
@@ -174,7 +173,7 @@ async fn with_only_the_openid_scope_userinfo_returns_just_sub() {
     let access = tokens["access_token"].as_str().unwrap();
 
     // Act
-    let answer = json_answer(app.userinfo(access).await).await;
+    let answer = Reply::read(app.userinfo(access).await).await;
 
     // Assert
     assert_eq!(answer.status, 200);
@@ -204,7 +203,7 @@ async fn an_access_token_in_the_query_string_is_refused_with_invalid_request() {
             .unwrap();
 
         // Assert
-        let answer = json_answer(response).await;
+        let answer = Reply::read(response).await;
         assert_eq!(answer.status, 400, "{method}: {:?}", answer.body);
         assert_eq!(answer.error(), "invalid_request", "{method}");
         assert!(answer.body.get("sub").is_none(), "{method}: no claims");
