@@ -2,11 +2,14 @@
 
 mod access;
 mod access_token_alg;
+mod account;
 mod apache_oidc;
 mod authorize;
 mod browser;
+mod browser_e2e;
 mod callback;
 mod cli;
+mod cli_admin;
 mod client_auth_limits;
 mod config_validation;
 mod consent;
@@ -38,3 +41,4 @@ mod token;
 mod token_kinds;
 mod upstream_limits;
 mod userinfo;
+mod webdriver;
