@@ -3,7 +3,7 @@
 //! comes back here.
 //!
 //! Every action is a POST carrying a CSRF token derived from the session cookie (checked in
-//! constant time), refused when the browser says it comes from another origin (`Origin`), and
+//! constant time), refused when the browser names another origin in `Origin`, and
 //! the session cookie is `SameSite=Lax`, so no other site can make a browser act here.
 
 use super::respond::{self, redirect};
@@ -88,9 +88,13 @@ async fn authorized_action(
     state: &AppState,
     now: OffsetDateTime,
 ) -> Result<(SessionRecord, form::FormParams), HttpResponse> {
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
+    // Our pages' `Referrer-Policy: no-referrer` makes browsers send `Origin: null` with their
+    // own form posts (Fetch §3.2), so `null` proves nothing either way and is left to the
+    // CSRF token; a named origin must be the issuer's.
+    let origin = req.headers().get(header::ORIGIN).map(|v| v.to_str().ok());
+    if let Some(origin) = origin.filter(|o| *o != Some("null")) {
         let expected = state.config.issuer.origin();
-        if origin.to_str().ok() != Some(expected.as_str()) {
+        if origin != Some(expected.as_str()) {
             tracing::warn!("account action from another origin refused");
             return Err(refused());
         }

@@ -40,6 +40,8 @@ fn config(backchannel: Option<&str>) -> String {
             &format!("consent = \"once\"\nrefresh_tokens = true\n{bc}"),
         ),
         client_toml(CLUB, &format!("allowed_guilds = [\"{COMMUNITY}\"]")),
+        // Guild rules keep the person's Discord tokens (sealed with this key) for re-checks.
+        format!("\n[secrets]\nencryption_key = \"{}\"\n", "ab".repeat(32)),
     ]
     .concat()
 }
@@ -177,7 +179,7 @@ async fn without_a_session_the_account_page_signs_in_through_discord_and_comes_b
 
     // Assert
     assert_eq!(status, 200);
-    assert!(body.contains("/account/sign-in"), "{body}");
+    assert!(unescape_html(&body).contains("/account/sign-in"), "{body}");
     assert!(
         discord.starts_with(app.discord.authorize_url().as_str()),
         "{discord}"
@@ -401,7 +403,7 @@ async fn signing_out_one_session_leaves_the_others_and_sign_out_everywhere_ends_
         .filter_map(|v| v.to_str().ok())
         .any(|c| c.starts_with(&format!("{SESSION_COOKIE}=;")) || c.contains("Max-Age=0"));
     assert!(cleared, "the session cookie is cleared");
-    let body = all.text().await.expect("body");
+    let body = unescape_html(&all.text().await.expect("body"));
     assert!(
         body.contains("signed out") && body.contains("/account"),
         "{body}"
@@ -509,7 +511,8 @@ async fn ui_branding_reaches_every_page_and_its_content_security_policy() {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let body = response.text().await.expect("body");
+    let raw = response.text().await.expect("body");
+    let body = unescape_html(&raw);
     assert!(
         body.contains("<p class=\"custom\">"),
         "the override: {body}"
@@ -524,11 +527,11 @@ async fn ui_branding_reaches_every_page_and_its_content_security_policy() {
         csp.contains("img-src 'self' https://cdn.discordapp.com https://static.acme.test;"),
         "{csp}"
     );
-    let start = body.find("<style>").expect("a stylesheet") + "<style>".len();
-    let end = start + body[start..].find("</style>").expect("its end");
+    let start = raw.find("<style>").expect("a stylesheet") + "<style>".len();
+    let end = start + raw[start..].find("</style>").expect("its end");
     let hash = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
-        <sha2::Sha256 as sha2::Digest>::digest(&body.as_bytes()[start..end]),
+        <sha2::Sha256 as sha2::Digest>::digest(&raw.as_bytes()[start..end]),
     );
     assert!(
         csp.contains(&format!("'sha256-{hash}'")),

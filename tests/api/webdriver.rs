@@ -123,6 +123,18 @@ impl Driver {
 }
 
 async fn send(http: &reqwest::Client, method: &str, url: &str, body: Option<Value>) -> Value {
+    try_send(http, method, url, body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A WebDriver command; `Err` describes a refused one (e.g. an element gone with its page).
+async fn try_send(
+    http: &reqwest::Client,
+    method: &str,
+    url: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
     let mut request = http.request(method, url);
     if let Some(body) = body {
@@ -131,16 +143,11 @@ async fn send(http: &reqwest::Client, method: &str, url: &str, body: Option<Valu
     let response = request.send().await.expect("chromedriver answers");
     let status = response.status();
     let value: Value = response.json().await.expect("a JSON answer");
-    assert!(
-        status.is_success(),
-        "WebDriver {url} failed ({status}): {value}"
-    );
-    // W3C answers wrap results in `value`; new-session answers carry `sessionId` inside it.
-    match value.get("value") {
-        Some(inner) if inner.get("sessionId").is_some() => inner.clone(),
-        Some(inner) => inner.clone(),
-        None => value,
+    if !status.is_success() {
+        return Err(format!("WebDriver {url} failed ({status}): {value}"));
     }
+    // W3C answers wrap results in `value`.
+    Ok(value.get("value").cloned().unwrap_or(value))
 }
 
 /// One browser window.
@@ -168,14 +175,31 @@ impl Session {
             .to_owned()
     }
 
-    /// The visible text of the page.
+    /// The visible text of the page; empty while a navigation replaces it (callers poll).
     pub async fn text(&self) -> String {
-        let body = self.find("body").await;
-        self.call("GET", &format!("/element/{body}/text"), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        let found = try_send(
+            &self.http,
+            "POST",
+            &format!("{}/element", self.base),
+            Some(json!({ "using": "css selector", "value": "body" })),
+        )
+        .await;
+        let Some(body) = found
+            .ok()
+            .and_then(|v| v[ELEMENT].as_str().map(str::to_owned))
+        else {
+            return String::new();
+        };
+        try_send(
+            &self.http,
+            "GET",
+            &format!("{}/element/{body}/text", self.base),
+            None,
+        )
+        .await
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
     }
 
     /// The first element matching a CSS selector; panics (with the page) when there is none.
