@@ -234,7 +234,11 @@ mod tests {
         assert!(html.contains("Custom: Hi"), "{html}");
         assert!(html.contains("#ff0066"), "{html}");
         assert!(html.contains("Acme SSO"), "{html}");
-        assert!(html.contains("https://static.acme.test/logo.svg"), "{html}");
+        // Autoescaped: `/` is written `&#x2f;`.
+        assert!(
+            html.contains("src=\"https:&#x2f;&#x2f;static.acme.test&#x2f;logo.svg\""),
+            "{html}"
+        );
         let policy = pages.content_security_policy();
         assert!(policy.contains(&style_hash(&html).unwrap()), "{policy}");
         assert!(
