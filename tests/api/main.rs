@@ -14,6 +14,7 @@ mod client_auth_limits;
 mod config_validation;
 mod consent;
 mod cors;
+mod denial_and_branding;
 mod discovery;
 mod endpoint_helpers;
 mod flow;
