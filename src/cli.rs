@@ -1,6 +1,8 @@
 //! The bodies of the CLI commands other than `serve` and `dev`: migrate, keys, hash-secret,
 //! sessions, users, check-config; and the exit status an error maps to.
 
+pub mod admin;
+
 use crate::config::Settings;
 use crate::keys::{self, KeySet};
 use crate::startup::StartupError;

@@ -100,9 +100,20 @@ enum Command {
         #[command(subcommand)]
         command: SessionsCommand,
     },
-    /// Act on a person's access.
+    /// Register apps (print a new client's TOML) and list the registered ones.
     #[command(after_help = concat!(
         "Examples:\n",
+        "  guildgate clients add \"Team wiki\" --redirect-uri https://wiki.example.com/oidc/callback\n",
+        "  guildgate clients list -c /etc/guildgate/guildgate.toml"
+    ))]
+    Clients {
+        #[command(subcommand)]
+        command: ClientsCommand,
+    },
+    /// Show or act on a person's access.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  guildgate users show 318172463195504640\n",
         "  guildgate users revoke 318172463195504640\n",
         "  guildgate users forget-consent 318172463195504640 wiki"
     ))]
@@ -149,7 +160,44 @@ enum SessionsCommand {
 }
 
 #[derive(Subcommand)]
+enum ClientsCommand {
+    /// Generate a registration: a new secret, printed once, and the [[clients]] block with its
+    /// argon2id hash to paste into the configuration. No secret is ever taken from the command
+    /// line (it would stay in the shell history).
+    #[command(after_help = concat!(
+        "Example:\n",
+        "  guildgate clients add \"Team wiki\" --redirect-uri https://wiki.example.com/oidc/callback\n",
+        "  guildgate clients add cli-tool --public --redirect-uri http://127.0.0.1/callback\n\n",
+        "The secret goes to the app; guildgate keeps only the hash. Restart (or reload)\n",
+        "guildgate after adding the block."
+    ))]
+    Add {
+        /// The app's display name; the client id is derived from it (lower case, `-`).
+        name: String,
+        /// Exact redirect URI; repeat for several.
+        #[arg(long = "redirect-uri", value_name = "URI", required = true)]
+        redirect_uris: Vec<String>,
+        /// A public client (a browser or native app): no secret, PKCE required.
+        #[arg(long)]
+        public: bool,
+        /// Use this client id instead of one derived from the name.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Show every registered client: kind, redirect URIs, access rules, groups, consent.
+    #[command(after_help = "Example:\n  guildgate clients list -c /etc/guildgate/guildgate.toml")]
+    List,
+}
+
+#[derive(Subcommand)]
 enum UsersCommand {
+    /// Show a person: profile, live sessions (with browser and address), live grants,
+    /// remembered consents and the last membership snapshot taken from Discord.
+    #[command(after_help = "Example:\n  guildgate users show 318172463195504640")]
+    Show {
+        /// The Discord user id.
+        id: String,
+    },
     /// End every session of a Discord user id and revoke all their tokens; apps with a
     /// back-channel logout URI are told (by the running guildgate processes).
     #[command(after_help = "Example:\n  guildgate users revoke 318172463195504640")]
@@ -226,6 +274,23 @@ fn main() -> ExitCode {
         Command::Sessions {
             command: SessionsCommand::List { user },
         } => actix_web::rt::System::new().block_on(cli::sessions_list(settings, user.as_deref())),
+        Command::Clients {
+            command:
+                ClientsCommand::Add {
+                    name,
+                    redirect_uris,
+                    public,
+                    id,
+                },
+        } => clients_add(&settings, &name, id.as_deref(), &redirect_uris, public),
+        Command::Clients {
+            command: ClientsCommand::List,
+        } => cli::admin::list_clients(&settings).map(|text| print!("{text}")),
+        Command::Users {
+            command: UsersCommand::Show { id },
+        } => actix_web::rt::System::new()
+            .block_on(cli::admin::show_user(settings, &id))
+            .map(|text| print!("{text}")),
         Command::Users {
             command: UsersCommand::Revoke { id },
         } => actix_web::rt::System::new().block_on(cli::users_revoke(settings, &id)),
@@ -245,6 +310,42 @@ fn main() -> ExitCode {
             ExitCode::from(cli::exit_code(&e))
         }
     }
+}
+
+/// `guildgate clients add`: the secret once, then the block to paste.
+fn clients_add(
+    settings: &Settings,
+    name: &str,
+    id: Option<&str>,
+    redirect_uris: &[String],
+    public: bool,
+) -> anyhow::Result<()> {
+    let registration = cli::admin::add_client(
+        settings,
+        &cli::admin::NewClient {
+            name,
+            id,
+            redirect_uris,
+            public,
+        },
+    )?;
+    match &registration.secret {
+        Some(secret) => {
+            println!("client id:     {}", registration.id);
+            println!("client secret: {secret}");
+            println!("(shown once: give it to the app now; guildgate keeps only its hash)");
+        }
+        None => println!(
+            "client id: {} (public: no secret, PKCE required)",
+            registration.id
+        ),
+    }
+    println!(
+        "
+# Add to the guildgate configuration, then restart or reload:"
+    );
+    print!("{}", registration.toml);
+    Ok(())
 }
 
 /// `guildgate dev`, in a build with the `dev` feature (the default).

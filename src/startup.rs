@@ -256,7 +256,9 @@ async fn assemble_state(
     })
     .map_err(|e| anyhow::anyhow!("cannot set up the Discord client: {e}"))?;
 
+    let pages = Arc::new(crate::pages::Pages::new(&config.ui));
     Ok(AppState {
+        pages,
         settings: Arc::new(settings),
         config: Arc::new(config),
         store,

@@ -39,6 +39,8 @@ pub struct AppState {
     pub verified: crate::tokens::VerifiedTokens,
     /// Seals kept Discord tokens, built once from `secrets.encryption_key`.
     pub sealer: Option<crate::sealed::Sealer>,
+    /// The pages, branded by `[ui]`, and their Content-Security-Policy.
+    pub pages: Arc<crate::pages::Pages>,
 }
 
 /// Wall-clock time plus an adjustable offset, so tests can move time forward without sleeping.

@@ -2,11 +2,13 @@
 
 mod client_rules;
 mod types;
+mod ui;
 mod validate;
 
 pub use types::{
     AccessRules, ClientSecret, Consent, Lifetimes, ValidClient, ValidConfig, ValidGroup,
 };
+pub use ui::{UiSettings, ValidUi, is_css_colour};
 pub use validate::Problem;
 
 use secrecy::SecretString;
@@ -42,6 +44,8 @@ pub struct Settings {
     pub secrets: SecretSettings,
     /// Per-source and per-client limits.
     pub limits: LimitSettings,
+    /// Branding of the pages.
+    pub ui: UiSettings,
     /// Names for guild memberships and roles (`groups` claim).
     #[serde(default)]
     pub groups: Vec<GroupSettings>,

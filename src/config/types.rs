@@ -157,6 +157,8 @@ pub struct ValidConfig {
     pub needs_membership: bool,
     /// Whether the person's guild list is read (`guilds` is among `discord.scopes`).
     pub discord_guild_list: bool,
+    /// `[ui]`: branding and template overrides.
+    pub ui: super::ValidUi,
     /// Things that work but deserve a loud line at start-up.
     pub warnings: Vec<String>,
 }

@@ -192,6 +192,7 @@ impl Settings {
             })
             .collect();
         let limits = self.check_limits(&mut c);
+        let ui = super::ui::check(&mut c, &self.ui);
         let access_token_alg = match self.tokens.access_token_alg.as_str() {
             "ES256" => crate::jws::Alg::ES256,
             "RS256" => crate::jws::Alg::RS256,
@@ -237,6 +238,7 @@ impl Settings {
                     member_guilds,
                     needs_membership,
                     discord_guild_list: self.discord.scopes.iter().any(|s| s == "guilds"),
+                    ui,
                     warnings: c.warnings,
                 })
             }

@@ -52,6 +52,13 @@ impl Issuer {
         self.secure
     }
 
+    /// The origin (`scheme://host[:port]`, RFC 6454) browsers send in `Origin` from our pages.
+    pub fn origin(&self) -> String {
+        Url::parse(&self.raw)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default()
+    }
+
     /// The path component (for cookie scoping), always starting with `/`.
     pub fn path(&self) -> String {
         Url::parse(&self.raw)

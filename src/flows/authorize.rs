@@ -372,6 +372,7 @@ mod tests {
             created_at: auth_time,
             expires_at: auth_time + time::Duration::hours(12),
             last_seen_at: auth_time,
+            device: Default::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 use super::Context;
 use super::authorize::AuthorizationRequest;
 use super::recheck::{self, RecheckError};
+use super::refusal::Refusal;
 use super::response::{error_redirect, success_redirect};
 use super::{code, logout, membership};
 use crate::config::{Consent, ValidClient};
@@ -19,13 +20,9 @@ use time::OffsetDateTime;
 pub enum Finish {
     /// Back to the app (with a code or an error).
     Redirect(String),
-    /// The access rules refuse this person for this app: explain, then return with the error.
-    Denied {
-        /// The app's redirect URI carrying `error=access_denied`.
-        redirect: String,
-        /// Which requirement was not met, in words for the person.
-        explanation: &'static str,
-    },
+    /// The access rules refuse this person for this app: explain, then return with the error
+    /// or sign in with another Discord account.
+    Denied(Refusal),
     /// The session's membership is stale and only a new Discord sign-in can renew it (no kept
     /// Discord tokens, or Discord ended the authorization): send the browser to Discord again.
     SignInAgain,
@@ -94,14 +91,13 @@ pub async fn finish(
         if membership::check(ctx, None, &user, &snapshot).is_err() {
             logout::end_session(ctx, &session.id, now).await?;
         }
-        let error = OAuthError::new(
-            OAuthErrorCode::AccessDenied,
-            "the access rules do not admit this person",
-        );
-        return Ok(Finish::Denied {
-            redirect: error_redirect(ctx, request, &error),
-            explanation: denial.explanation(),
-        });
+        return Ok(Finish::Denied(Refusal::for_app(
+            ctx,
+            &client.name,
+            request,
+            &user.username,
+            denial.explanation(),
+        )));
     }
     let remembered = remembered_consent(ctx, client, request, session).await?;
     let (request, ask) = plan_consent(client, request, remembered.as_ref());

@@ -188,7 +188,9 @@ pub async fn revoke_user(
     Ok(ended)
 }
 
-async fn queue(
+/// Queues a logout token (with `sid` when about one session, else `sub` only) for each of
+/// these clients that has a back-channel URI, and wakes the deliverer.
+pub(super) async fn queue(
     ctx: &Context<'_>,
     client_ids: &[String],
     user_id: &str,

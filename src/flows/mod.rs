@@ -1,5 +1,6 @@
 //! The protocol state machine: no HTTP types, time passed in. Routes call one function here.
 
+pub mod account;
 pub mod authorize;
 pub mod code;
 mod context;
@@ -9,6 +10,7 @@ pub mod logout;
 pub mod membership;
 pub mod recheck;
 pub mod refresh;
+pub mod refusal;
 pub mod response;
 pub mod revocation;
 pub mod session;

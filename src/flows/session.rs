@@ -2,7 +2,7 @@
 
 use super::Context;
 use crate::domain::OpaqueToken;
-use crate::store::{SessionRecord, StoreError};
+use crate::store::{SessionDevice, SessionRecord, StoreError};
 use time::OffsetDateTime;
 
 /// The live session behind a cookie value, if any; a used session is marked as seen.
@@ -28,6 +28,7 @@ pub async fn current(
 pub async fn open(
     ctx: &Context<'_>,
     user_id: &str,
+    device: SessionDevice,
     now: OffsetDateTime,
 ) -> Result<(SessionRecord, OpaqueToken), StoreError> {
     let secret = OpaqueToken::generate();
@@ -39,6 +40,7 @@ pub async fn open(
         created_at: now,
         expires_at: now + ctx.config.lifetimes.session,
         last_seen_at: now,
+        device,
     };
     ctx.store.insert_session(&session).await?;
     Ok((session, secret))

@@ -87,7 +87,9 @@ fn request(scope: &str) -> AuthorizationRequest {
 /// A session opened at `at` and a code issued in it.
 async fn code_at(state: &AppState, at: OffsetDateTime) -> (SessionRecord, String) {
     let ctx = state.context();
-    let (session, _) = session::open(&ctx, ALICE, at).await.expect("session");
+    let (session, _) = session::open(&ctx, ALICE, Default::default(), at)
+        .await
+        .expect("session");
     let code = code::issue(&ctx, &request("openid profile"), &session, at)
         .await
         .expect("code");
@@ -227,7 +229,9 @@ async fn a_refresh_may_narrow_but_not_widen_and_a_refused_widening_spends_nothin
 async fn the_session_answers_unless_login_max_age_or_another_person_says_otherwise() {
     let t = fixture().await;
     let ctx = t.state.context();
-    let (session, _) = session::open(&ctx, ALICE, at(0)).await.expect("session");
+    let (session, _) = session::open(&ctx, ALICE, Default::default(), at(0))
+        .await
+        .expect("session");
     let same = |sub: &str| sub.to_owned();
     let with = |f: fn(&mut AuthorizationRequest)| {
         let mut r = request("openid");
@@ -275,7 +279,9 @@ async fn the_session_answers_unless_login_max_age_or_another_person_says_otherwi
 async fn logout_ends_the_session_at_once_only_for_a_hint_from_that_session() {
     let t = fixture().await;
     let ctx = t.state.context();
-    let (current, _) = session::open(&ctx, ALICE, at(0)).await.expect("session");
+    let (current, _) = session::open(&ctx, ALICE, Default::default(), at(0))
+        .await
+        .expect("session");
     let hint_from = |sid: Option<&str>| logout::LogoutRequest {
         client: Some(wiki(&t.state)),
         hint_sub: Some(ALICE.into()),

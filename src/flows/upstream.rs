@@ -8,13 +8,17 @@
 use super::Context;
 use super::authorize::AuthorizationRequest;
 use super::membership::{self, Membership};
+use super::refusal::Refusal;
 use super::response::error_redirect;
 use super::session;
 use crate::discord::{DiscordError, DiscordTokens, api};
 use crate::domain::{OpaqueToken, PkceChallenge, PkceVerifier};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::limits::source_key;
-use crate::store::{PendingLoginCap, SessionRecord, StoreError, UpstreamLogin, UserRecord};
+use crate::store::{
+    PendingLoginCap, SessionDevice, SessionRecord, StoreError, UpstreamLogin, UserRecord,
+};
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use time::OffsetDateTime;
 use url::Url;
@@ -28,6 +32,60 @@ pub const DISCORD_ISSUER: &str = "https://discord.com";
 /// How long a browser over the pending-login cap is asked to wait: pending logins expire within
 /// [`UPSTREAM_LOGIN_TTL`], and most are finished or abandoned much sooner.
 pub const PENDING_CAP_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What a Discord sign-in is for; stored (as JSON) with the pending login.
+///
+/// Untagged so that pending logins stored before the account page existed (a bare
+/// authorization request) still complete after an upgrade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SignInFor {
+    /// An app's authorization request, finished after the callback.
+    App(AuthorizationRequest),
+    /// The account page: after the callback the browser goes back to `/account`.
+    Account(AccountSignIn),
+}
+
+/// The marker of a sign-in for the account page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSignIn {
+    /// Always `true`: what tells this variant apart in the stored JSON.
+    pub account: bool,
+    /// Ask Discord to show its account screen ("use another Discord account").
+    #[serde(default)]
+    pub another: bool,
+}
+
+impl SignInFor {
+    /// The sign-in for the account page; `another` shows Discord's account screen.
+    pub fn account(another: bool) -> Self {
+        Self::Account(AccountSignIn {
+            account: true,
+            another,
+        })
+    }
+
+    /// Where an error goes: the app's redirect URI with the error, or back to the account page.
+    fn error_redirect(&self, ctx: &Context<'_>, error: &OAuthError) -> String {
+        match self {
+            Self::App(request) => error_redirect(ctx, request, error),
+            Self::Account(_) => ctx.config.issuer.endpoint("/account"),
+        }
+    }
+
+    /// Discord's `prompt`: `none` skips its consent screen for a person who already authorized
+    /// us; `consent` shows it, and with it Discord's choice of account. An app asking for
+    /// `prompt=login` (OIDC Core §3.1.2.1: re-authenticate) gets the latter, which is also how
+    /// the denial page's "use another Discord account" works.
+    fn discord_prompt(&self) -> &'static str {
+        match self {
+            Self::App(request) if request.prompt.login => "consent",
+            Self::Account(AccountSignIn { another: true, .. }) => "consent",
+            _ => "none",
+        }
+    }
+}
 
 /// Where to send the browser, and the binding cookie to set.
 pub struct UpstreamStart {
@@ -56,7 +114,7 @@ pub struct StartingBrowser<'a> {
 /// address at most `limits.pending_logins_per_ip`: beyond that the answer is a rate limit.
 pub async fn begin(
     ctx: &Context<'_>,
-    request: &AuthorizationRequest,
+    request: &SignInFor,
     browser: StartingBrowser<'_>,
     now: OffsetDateTime,
 ) -> Result<UpstreamStart, OAuthError> {
@@ -96,11 +154,10 @@ pub async fn begin(
             PENDING_CAP_RETRY,
         ));
     }
-    // prompt=none: Discord skips its consent screen for a person who already authorized us.
     let redirect_to = ctx.discord.authorize_url(
         upstream_state.expose(),
         PkceChallenge::of(&verifier).as_str(),
-        Some("none"),
+        Some(request.discord_prompt()),
     );
     Ok(UpstreamStart {
         redirect_to,
@@ -123,8 +180,9 @@ pub struct CallbackParams {
 
 /// A finished login: the session to set and where the browser goes next.
 pub struct Completed {
-    /// The request to finish (consent, code) now that a session exists.
-    pub request: AuthorizationRequest,
+    /// What to finish now that a session exists: the app's request (consent, code) or the
+    /// account page.
+    pub request: SignInFor,
     /// The new SSO session.
     pub session: SessionRecord,
     /// Its cookie value.
@@ -147,6 +205,8 @@ pub enum CallbackError {
         /// Why it failed, which decides the status of the explanation page.
         failure: Failure,
     },
+    /// The global access rules refuse the person: the denial page (403).
+    Refused(Refusal),
     /// Discord asked us to wait longer than a person should: 503 with `Retry-After`
     /// (RFC 9110 §15.6.4); `redirect` carries `temporarily_unavailable` to the app.
     Busy {
@@ -164,8 +224,6 @@ pub enum CallbackError {
 pub enum Failure {
     /// The callback itself is not acceptable (e.g. the wrong `iss`): 400.
     BadRequest,
-    /// The access rules refuse the person: 403.
-    Refused,
     /// Discord failed or refused: 502.
     Upstream,
 }
@@ -181,6 +239,7 @@ pub async fn complete(
     ctx: &Context<'_>,
     params: CallbackParams,
     binding_cookie: Option<&str>,
+    device: SessionDevice,
     now: OffsetDateTime,
 ) -> Result<Completed, CallbackError> {
     let (Some(binding), Some(upstream_state)) = (binding_cookie, params.state.as_deref()) else {
@@ -195,11 +254,11 @@ pub async fn complete(
         )
         .await?
         .ok_or(CallbackError::Unmatched)?;
-    let request: AuthorizationRequest = serde_json::from_str(&login.request)
+    let request: SignInFor = serde_json::from_str(&login.request)
         .map_err(|e| CallbackError::Internal(OAuthError::internal(e)))?;
     let to_app =
         |code: OAuthErrorCode, description: &'static str, explain, failure| CallbackError::ToApp {
-            redirect: error_redirect(ctx, &request, &OAuthError::new(code, description)),
+            redirect: request.error_redirect(ctx, &OAuthError::new(code, description)),
             explain,
             failure,
         };
@@ -272,18 +331,20 @@ pub async fn complete(
     // checked when the session is used for it.
     if let Err(denial) = membership::check(ctx, None, &record, &membership) {
         tracing::info!(user = %record.id, reason = denial.as_str(), "sign-in refused by the access rules");
-        return Err(CallbackError::ToApp {
-            redirect: error_redirect(
+        return Err(CallbackError::Refused(match &request {
+            SignInFor::App(app_request) => Refusal::for_app(
                 ctx,
-                &request,
-                &OAuthError::new(
-                    OAuthErrorCode::AccessDenied,
-                    "the access rules do not admit this person",
-                ),
+                &ctx.clients
+                    .get(&app_request.client_id)
+                    .map_or_else(|| app_request.client_id.clone(), |c| c.name.clone()),
+                app_request,
+                &record.username,
+                denial.explanation(),
             ),
-            explain: Some(("You cannot sign in here", denial.explanation())),
-            failure: Failure::Refused,
-        });
+            SignInFor::Account(_) => {
+                Refusal::for_account(ctx, &record.username, denial.explanation())
+            }
+        }));
     }
 
     // Discord has answered everything: now the person, the session and the code are written.
@@ -294,7 +355,7 @@ pub async fn complete(
     membership::keep_tokens(ctx, &record.id, &tokens, now)
         .await
         .map_err(CallbackError::Internal)?;
-    let (session, session_secret) = session::open(ctx, &record.id, now).await?;
+    let (session, session_secret) = session::open(ctx, &record.id, device, now).await?;
     Ok(Completed {
         request,
         session,
@@ -313,11 +374,7 @@ async fn fetch_identity(
     Ok((tokens, user, membership))
 }
 
-fn discord_failure(
-    ctx: &Context<'_>,
-    request: &AuthorizationRequest,
-    e: &DiscordError,
-) -> CallbackError {
+fn discord_failure(ctx: &Context<'_>, request: &SignInFor, e: &DiscordError) -> CallbackError {
     tracing::warn!(error = %e, "Discord call failed during the callback");
     if let DiscordError::RateLimited { retry_after } = e {
         let error = OAuthError::new(
@@ -325,7 +382,7 @@ fn discord_failure(
             "Discord is limiting sign-ins right now",
         );
         return CallbackError::Busy {
-            redirect: error_redirect(ctx, request, &error),
+            redirect: request.error_redirect(ctx, &error),
             retry_after: *retry_after,
         };
     }
@@ -349,7 +406,7 @@ fn discord_failure(
         )
     };
     CallbackError::ToApp {
-        redirect: error_redirect(ctx, request, &OAuthError::new(code, description)),
+        redirect: request.error_redirect(ctx, &OAuthError::new(code, description)),
         explain: Some(page),
         failure: Failure::Upstream,
     }

@@ -6,6 +6,7 @@ use super::{cookies, form, page};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::flows::authorize::{self, AuthorizeError, Decision};
 use crate::flows::finish::{self, Finish};
+use crate::flows::upstream::SignInFor;
 use crate::flows::{response, session};
 use crate::state::AppState;
 use actix_web::http::{Method, StatusCode};
@@ -71,12 +72,16 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
                 tracing::warn!(error = %e, "could not record session use");
             }
             match finish::finish(&state.context(), &client, &request, &s, now).await {
-                Ok(Finish::SignInAgain) => respond::to_discord(&req, &state, &request, now).await,
+                Ok(Finish::SignInAgain) => {
+                    respond::to_discord(&req, &state, &SignInFor::App(request), now).await
+                }
                 Ok(next) => render_finish(&req, &state, next),
                 Err(e) => server_error(e),
             }
         }
-        Ok(Decision::SignInUpstream) => respond::to_discord(&req, &state, &request, now).await,
+        Ok(Decision::SignInUpstream) => {
+            respond::to_discord(&req, &state, &SignInFor::App(request), now).await
+        }
         Err(code) => {
             let error = OAuthError::new(
                 code,

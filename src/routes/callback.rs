@@ -2,11 +2,12 @@
 //! `GET /callback/discord`, Discord's redirect back to us.
 
 use super::respond;
-use super::{cookies, page};
+use super::{client_auth, cookies, page};
 use crate::flows::finish;
-use crate::flows::upstream::{self, CallbackError, CallbackParams, Failure};
+use crate::flows::upstream::{self, CallbackError, CallbackParams, Failure, SignInFor};
 use crate::pages::{self, Link};
 use crate::state::AppState;
+use crate::store::SessionDevice;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
@@ -33,22 +34,35 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     }
     let binding = cookies::binding_value(&req, &state);
     let now = state.clock.now();
-    match upstream::complete(&state.context(), params, binding.as_deref(), now).await {
+    let device = SessionDevice::new(
+        req.headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        Some(client_auth::source_address(&req).to_string()),
+    );
+    match upstream::complete(&state.context(), params, binding.as_deref(), device, now).await {
         Ok(done) => {
             tracing::info!(user = %done.session.user_id, sid = %done.session.id, "signed in with Discord");
-            let next = match state.clients.get(&done.request.client_id) {
-                Some(client) => {
-                    finish::finish(&state.context(), &client, &done.request, &done.session, now)
-                        .await
+            let mut response = match &done.request {
+                SignInFor::App(request) => {
+                    let next = match state.clients.get(&request.client_id) {
+                        Some(client) => {
+                            finish::finish(&state.context(), &client, request, &done.session, now)
+                                .await
+                        }
+                        None => Err(crate::error::OAuthError::new(
+                            crate::error::OAuthErrorCode::ServerError,
+                            "the client is no longer registered",
+                        )),
+                    };
+                    match next {
+                        Ok(next) => respond::render_finish(&req, &state, next),
+                        Err(e) => respond::server_error(e),
+                    }
                 }
-                None => Err(crate::error::OAuthError::new(
-                    crate::error::OAuthErrorCode::ServerError,
-                    "the client is no longer registered",
-                )),
-            };
-            let mut response = match next {
-                Ok(next) => respond::render_finish(&req, &state, next),
-                Err(e) => respond::server_error(e),
+                SignInFor::Account(_) => {
+                    respond::redirect(&req, &state.config.issuer.endpoint("/account"))
+                }
             };
             if let Err(e) =
                 response.add_cookie(&cookies::session(&state, done.session_secret.expose()))
@@ -58,6 +72,7 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
             response
         }
         Err(CallbackError::Unmatched) => unmatched(),
+        Err(CallbackError::Refused(refusal)) => respond::denied(&state, &refusal),
         Err(CallbackError::ToApp {
             redirect,
             explain: None,
@@ -72,7 +87,6 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
             failure,
         }) => HttpResponse::build(match failure {
             Failure::BadRequest => StatusCode::BAD_REQUEST,
-            Failure::Refused => StatusCode::FORBIDDEN,
             Failure::Upstream => StatusCode::BAD_GATEWAY,
         })
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -110,6 +110,31 @@ pub const ENDPOINTS: &[Endpoint] = &[
         CrossOrigin::RegisteredOrigins,
     ),
     endpoint("/logout", GET_POST, Audience::Person, CrossOrigin::Never),
+    endpoint("/account", GET, Audience::Person, CrossOrigin::Never),
+    endpoint(
+        "/account/sign-in",
+        GET,
+        Audience::Person,
+        CrossOrigin::Never,
+    ),
+    endpoint(
+        "/account/revoke",
+        POST,
+        Audience::Person,
+        CrossOrigin::Never,
+    ),
+    endpoint(
+        "/account/end-session",
+        POST,
+        Audience::Person,
+        CrossOrigin::Never,
+    ),
+    endpoint(
+        "/account/sign-out-everywhere",
+        POST,
+        Audience::Person,
+        CrossOrigin::Never,
+    ),
     endpoint("/healthz", GET, Audience::App, CrossOrigin::Never),
     endpoint("/readyz", GET, Audience::App, CrossOrigin::Never),
 ];

@@ -106,9 +106,13 @@ fn signed_out(state: &AppState, request: &logout::LogoutRequest) -> HttpResponse
         None => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .content_type("text/html; charset=utf-8")
-            .body(pages::message_page(
+            .body(pages::message_page_with_link(
                 "You are signed out",
                 "You have been signed out of guildgate. You can close this window.",
+                pages::Link {
+                    href: &state.config.issuer.endpoint("/account"),
+                    label: "Your account",
+                },
             )),
     };
     let mut removal = cookies::session(state, "");

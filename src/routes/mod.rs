@@ -1,5 +1,6 @@
 //! HTTP routes: thin handlers that extract, parse, call one flow and render. The mount list.
 
+mod account;
 mod authorize;
 mod callback;
 mod client_auth;
@@ -31,6 +32,7 @@ use actix_web::{HttpResponse, ResponseError, web};
 /// Mounts every endpoint family.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     discovery::configure(cfg);
+    account::configure(cfg);
     authorize::configure(cfg);
     callback::configure(cfg);
     consent::configure(cfg);

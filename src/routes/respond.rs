@@ -4,21 +4,21 @@
 
 use super::{client_auth, cookies, page};
 use crate::error::OAuthError;
-use crate::flows::authorize::AuthorizationRequest;
 use crate::flows::finish::Finish;
-use crate::flows::upstream::{self, StartingBrowser};
+use crate::flows::refusal::Refusal;
+use crate::flows::upstream::{self, SignInFor, StartingBrowser};
 use crate::pages;
 use crate::state::AppState;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
 use time::OffsetDateTime;
 
-/// Starts a Discord login for `request`: the redirect to Discord, setting a freshly generated
+/// Starts a Discord login for `request` (an app's, or the account page's): the redirect to Discord, setting a freshly generated
 /// binding cookie; or a 429 page when too many logins are pending from this address.
 pub(super) async fn to_discord(
     req: &HttpRequest,
     state: &AppState,
-    request: &AuthorizationRequest,
+    request: &SignInFor,
     now: OffsetDateTime,
 ) -> HttpResponse {
     let previous = cookies::binding_value(req, state);
@@ -55,20 +55,7 @@ pub(super) async fn to_discord(
 pub(super) fn render_finish(req: &HttpRequest, state: &AppState, next: Finish) -> HttpResponse {
     match next {
         Finish::Redirect(location) => redirect(req, &location),
-        Finish::Denied {
-            redirect,
-            explanation,
-        } => HttpResponse::Forbidden()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .content_type("text/html; charset=utf-8")
-            .body(crate::pages::message_page_with_link(
-                "You cannot use this app",
-                explanation,
-                crate::pages::Link {
-                    href: &redirect,
-                    label: "Return to the app",
-                },
-            )),
+        Finish::Denied(refusal) => denied(state, &refusal),
         Finish::Unavailable { redirect } => HttpResponse::ServiceUnavailable()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((header::RETRY_AFTER, "30"))
@@ -110,6 +97,30 @@ pub(super) fn render_finish(req: &HttpRequest, state: &AppState, next: Finish) -
                 .body(html)
         }
     }
+}
+
+/// The denial page (403): names the app and the refused Discord account, offers another
+/// account or the way back; never lists guilds.
+pub(super) fn denied(state: &AppState, refusal: &Refusal) -> HttpResponse {
+    let html = pages::render(
+        "denied.html",
+        minijinja::context! {
+            title => match &refusal.app {
+                Some(app) => format!("You cannot use {app}"),
+                None => "You cannot sign in here".to_owned(),
+            },
+            app => refusal.app,
+            signed_in_as => refusal.signed_in_as,
+            explanation => refusal.explanation,
+            back => refusal.back,
+            switch_account => refusal.switch_account,
+            account => state.config.issuer.endpoint("/account"),
+        },
+    );
+    HttpResponse::Forbidden()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type("text/html; charset=utf-8")
+        .body(html)
 }
 
 /// What a scope releases, in words for the consent page.

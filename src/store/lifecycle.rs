@@ -137,6 +137,40 @@ macro_rules! with_lifecycle_methods {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        let mut consents = sqlx::query_as::<_, ConsentRecord>(LIST_USER_CONSENTS)
+            .bind(user_id)
+            .fetch_all(self.reader())
+            .await?;
+        consents.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Ok(consents)
+    }
+
+    async fn last_sign_ins(&self, user_id: &str) -> Result<Vec<ClientSignIn>, StoreError> {
+        let mut sign_ins = sqlx::query_as::<_, ClientSignIn>(LAST_SIGN_INS)
+            .bind(user_id)
+            .fetch_all(self.reader())
+            .await?;
+        sign_ins.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Ok(sign_ins)
+    }
+
+    async fn revoke_client_grants(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut ids = sqlx::query_scalar::<_, String>(REVOKE_CLIENT_GRANTS)
+            .bind(user_id)
+            .bind(client_id)
+            .bind(to_unix(now))
+            .fetch_all(self.writer())
+            .await?;
+        ids.sort();
+        Ok(ids)
+    }
+
     async fn enqueue_logout_deliveries(
         &self,
         deliveries: &[LogoutDelivery],

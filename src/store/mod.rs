@@ -206,6 +206,18 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Forgets a consent; whether there was one.
     async fn revoke_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError>;
+    /// Every consent a person has given, by client id.
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<ConsentRecord>, StoreError>;
+    /// When each client last signed the person in (grants not yet collected), by client id.
+    async fn last_sign_ins(&self, user_id: &str) -> Result<Vec<ClientSignIn>, StoreError>;
+    /// Revokes every grant of a person for one client (with a session or without); returns
+    /// the revoked grant ids, sorted. The person's sessions stay open for other apps.
+    async fn revoke_client_grants(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Queues back-channel logout deliveries (one transaction).
     async fn enqueue_logout_deliveries(

@@ -79,6 +79,54 @@ pub struct SessionRecord {
     pub expires_at: OffsetDateTime,
     /// Last time the session was used (for idle timeout).
     pub last_seen_at: OffsetDateTime,
+    /// The browser it was opened from, as the person may recognise it on the account page.
+    pub device: SessionDevice,
+}
+
+/// What a session remembers of the browser that opened it (shown on the account page only).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionDevice {
+    /// The `User-Agent` header, cut to [`SessionDevice::MAX_USER_AGENT`] bytes.
+    pub user_agent: Option<String>,
+    /// The source address as guildgate saw it (after trusted proxies).
+    pub ip: Option<String>,
+}
+
+impl SessionDevice {
+    /// Longest User-Agent kept: enough to name a browser, too short to store a payload.
+    pub const MAX_USER_AGENT: usize = 512;
+
+    /// A device from what the request showed; an over-long User-Agent is cut on a char boundary.
+    pub fn new(user_agent: Option<&str>, ip: Option<String>) -> Self {
+        let user_agent = user_agent.map(|ua| {
+            let mut end = ua.len().min(Self::MAX_USER_AGENT);
+            while !ua.is_char_boundary(end) {
+                end -= 1;
+            }
+            ua[..end].to_owned()
+        });
+        Self { user_agent, ip }
+    }
+}
+
+/// A remembered consent (client `consent = "once"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsentRecord {
+    /// The client consented to.
+    pub client_id: String,
+    /// The scopes consented to, space-separated.
+    pub scopes: String,
+    /// When.
+    pub granted_at: OffsetDateTime,
+}
+
+/// When a client last signed a person in (its newest grant still kept).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientSignIn {
+    /// The client.
+    pub client_id: String,
+    /// The newest grant's creation time.
+    pub last_sign_in: OffsetDateTime,
 }
 
 /// A session that was just ended, with the clients that took part (for back-channel logout).

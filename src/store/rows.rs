@@ -2,8 +2,8 @@
 //! its stored text, and the `FromRow` impls below hold for any sqlx row that decodes those.
 
 use super::{
-    AuthCodeRecord, GrantRecord, LogoutDelivery, MembershipSnapshot, SessionRecord, TokenHolder,
-    UpstreamLogin, UserRecord, from_unix,
+    AuthCodeRecord, ClientSignIn, ConsentRecord, GrantRecord, LogoutDelivery, MembershipSnapshot,
+    SessionDevice, SessionRecord, TokenHolder, UpstreamLogin, UserRecord, from_unix,
 };
 use crate::domain::TokenHash;
 use sqlx::{ColumnIndex, Decode, FromRow, Row, Type};
@@ -121,6 +121,10 @@ impl<R: Row + Columns> FromRow<'_, R> for SessionRecord {
             created_at: r.time("created_at")?,
             expires_at: r.time("expires_at")?,
             last_seen_at: r.time("last_seen_at")?,
+            device: SessionDevice {
+                user_agent: r.opt_text("user_agent")?,
+                ip: r.opt_text("ip")?,
+            },
         })
     }
 }
@@ -173,6 +177,25 @@ impl<R: Row + Columns> FromRow<'_, R> for LogoutDelivery {
             attempts: u32::try_from(r.int("attempts")?).unwrap_or(u32::MAX),
             next_attempt_at: r.time("next_attempt_at")?,
             created_at: r.time("created_at")?,
+        })
+    }
+}
+
+impl<R: Row + Columns> FromRow<'_, R> for ConsentRecord {
+    fn from_row(r: &R) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            client_id: r.text("client_id")?,
+            scopes: r.text("scopes")?,
+            granted_at: r.time("granted_at")?,
+        })
+    }
+}
+
+impl<R: Row + Columns> FromRow<'_, R> for ClientSignIn {
+    fn from_row(r: &R) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            client_id: r.text("client_id")?,
+            last_sign_in: r.time("last_sign_in")?,
         })
     }
 }

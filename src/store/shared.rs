@@ -97,6 +97,8 @@ macro_rules! impl_store {
             .bind(to_unix(session.created_at))
             .bind(to_unix(session.expires_at))
             .bind(to_unix(session.last_seen_at))
+            .bind(session.device.user_agent.as_deref())
+            .bind(session.device.ip.as_deref())
             .execute(self.writer())
             .await?;
         Ok(())
@@ -356,7 +358,8 @@ macro_rules! emit_store_impl {
             use $crate::domain::TokenHash;
             use $crate::store::sql::*;
             use $crate::store::{
-                AccessCheck, AuthCodeRecord, CodeRedemption, EndedSession, GrantRecord,
+                AccessCheck, AuthCodeRecord, ClientSignIn, CodeRedemption, ConsentRecord,
+                EndedSession, GrantRecord,
                 LogoutDelivery, MembershipSnapshot, NewRefreshToken, PendingLoginCap, Rotation,
                 SessionRecord, Store, StoreError, StoredUpstreamTokens, TokenHolder, UpstreamLogin,
                 UserRecord, from_unix,

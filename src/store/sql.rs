@@ -31,9 +31,10 @@ pub(super) const TAKE_UPSTREAM_LOGIN: &str = "DELETE FROM upstream_logins \
 // ---- Sessions.
 
 pub(super) const INSERT_SESSION: &str = "INSERT INTO sessions (id, secret_hash, user_id, \
-    auth_time, created_at, expires_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    auth_time, created_at, expires_at, last_seen_at, user_agent, ip) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 pub(super) const FIND_SESSION: &str = "SELECT id, secret_hash, user_id, auth_time, created_at, \
-    expires_at, last_seen_at FROM sessions \
+    expires_at, last_seen_at, user_agent, ip FROM sessions \
     WHERE secret_hash = $1 AND ended_at IS NULL AND expires_at > $2";
 pub(super) const TOUCH_SESSION: &str =
     "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND ended_at IS NULL";
@@ -41,11 +42,13 @@ pub(super) const ADD_SESSION_CLIENT: &str = "INSERT INTO session_clients (sessio
     first_seen_at) VALUES ($1, $2, $3) ON CONFLICT (session_id, client_id) DO NOTHING";
 pub(super) const END_SESSION: &str = "UPDATE sessions SET ended_at = $2 \
     WHERE id = $1 AND ended_at IS NULL AND expires_at > $2 \
-    RETURNING id, secret_hash, user_id, auth_time, created_at, expires_at, last_seen_at";
+    RETURNING id, secret_hash, user_id, auth_time, created_at, expires_at, last_seen_at, \
+    user_agent, ip";
 /// Ends every live session of a person (`$1`), returning them.
 pub(super) const END_USER_SESSIONS: &str = "UPDATE sessions SET ended_at = $2 \
     WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2 \
-    RETURNING id, secret_hash, user_id, auth_time, created_at, expires_at, last_seen_at";
+    RETURNING id, secret_hash, user_id, auth_time, created_at, expires_at, last_seen_at, \
+    user_agent, ip";
 pub(super) const REVOKE_SESSION_GRANTS: &str =
     "UPDATE grants SET revoked_at = $2 WHERE session_id = $1 AND revoked_at IS NULL";
 /// Every grant of a person, with a session or without (`offline_access`).
@@ -55,10 +58,10 @@ pub(super) const REVOKE_USER_GRANTS: &str =
 pub(super) const SESSION_CLIENTS: &str =
     "SELECT client_id FROM session_clients WHERE session_id = $1";
 pub(super) const LIST_USER_SESSIONS: &str = "SELECT id, secret_hash, user_id, auth_time, \
-    created_at, expires_at, last_seen_at FROM sessions WHERE user_id = $1 AND ended_at IS NULL \
-    AND expires_at > $2 ORDER BY created_at DESC, id DESC";
+    created_at, expires_at, last_seen_at, user_agent, ip FROM sessions \
+    WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id DESC";
 pub(super) const LIST_SESSIONS: &str = "SELECT id, secret_hash, user_id, auth_time, created_at, \
-    expires_at, last_seen_at FROM sessions WHERE ended_at IS NULL AND expires_at > $1 \
+    expires_at, last_seen_at, user_agent, ip FROM sessions WHERE ended_at IS NULL AND expires_at > $1 \
     ORDER BY created_at DESC, id DESC";
 
 // ---- Authorization codes.
@@ -146,6 +149,16 @@ pub(super) const SAVE_CONSENT: &str = "INSERT INTO consents (user_id, client_id,
     DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at";
 pub(super) const REVOKE_CONSENT: &str =
     "DELETE FROM consents WHERE user_id = $1 AND client_id = $2";
+/// Unordered: callers sort in Rust.
+pub(super) const LIST_USER_CONSENTS: &str =
+    "SELECT client_id, scopes, granted_at FROM consents WHERE user_id = $1";
+/// When each client last signed the person in: a grant is created at every code redemption
+/// (refreshes keep their grant), so its `created_at` is a sign-in. Rows are kept until GC.
+pub(super) const LAST_SIGN_INS: &str = "SELECT client_id, MAX(created_at) AS last_sign_in \
+    FROM grants WHERE user_id = $1 GROUP BY client_id";
+/// Every still-unrevoked grant of one person for one client, session or not; returns the ids.
+pub(super) const REVOKE_CLIENT_GRANTS: &str = "UPDATE grants SET revoked_at = $3 \
+    WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL RETURNING id";
 pub(super) const GET_MEMBERSHIP: &str =
     "SELECT membership, membership_fetched_at FROM users WHERE id = $1";
 pub(super) const SAVE_MEMBERSHIP: &str =

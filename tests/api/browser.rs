@@ -40,6 +40,18 @@ impl Browser {
         }
     }
 
+    /// A browser that sends this `User-Agent` header.
+    pub fn with_user_agent(user_agent: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(user_agent)
+                .build()
+                .expect("client"),
+            cookies: HashMap::new(),
+        }
+    }
+
     /// GETs `url`, storing any cookies it sets (a `Max-Age=0` deletes).
     pub async fn get(&mut self, url: &str) -> Page {
         let host = host_of(url);

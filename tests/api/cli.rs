@@ -16,11 +16,11 @@ pub fn run_guildgate(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output 
     command.output().expect("the guildgate binary runs")
 }
 
-fn stderr_of(output: &Output) -> String {
+pub fn stderr_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn stdout_of(output: &Output) -> String {
+pub fn stdout_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -169,6 +169,9 @@ fn help_lists_the_exit_codes_and_every_command_shows_an_example() {
         &["sessions", "list"],
         &["users", "revoke"],
         &["users", "forget-consent"],
+        &["users", "show"],
+        &["clients", "add"],
+        &["clients", "list"],
         &["hash-secret"],
         &["check-config"],
         &["healthcheck"],

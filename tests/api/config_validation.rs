@@ -53,6 +53,10 @@ fn each_rule_reports_its_key() {
         ("issuer with query", r#"issuer = "https://id.example.com/?a=b""#.into(), "issuer"),
         ("issuer with fragment", r#"issuer = "https://id.example.com/#x""#.into(), "issuer"),
         ("listen address", "[server]\nlisten = \"localhost\"".into(), "server.listen"),
+        ("accent that is not a colour", "[ui]\naccent = \"red; } body { display: none\"".into(), "ui.accent"),
+        ("logo over plain http", "[ui]\nlogo_url = \"http://cdn.example.com/logo.png\"".into(), "ui.logo_url"),
+        ("empty page title", "[ui]\ntitle = \" \"".into(), "ui.title"),
+        ("missing templates folder", "[ui]\ntemplates_dir = \"/nonexistent/guildgate-templates\"".into(), "ui.templates_dir"),
         ("bad duration", "[tokens]\ncode_ttl = \"sixty\"".into(), "tokens.code_ttl"),
         ("zero duration", "[session]\nttl = \"0s\"".into(), "session.ttl"),
         ("code lives too long", "[tokens]\ncode_ttl = \"1h\"".into(), "tokens.code_ttl"),
@@ -192,4 +196,20 @@ fn secrets_never_appear_in_debug_output() {
     for secret in ["super-secret-value", "another-secret-value", "db-password"] {
         assert!(!debug.contains(secret), "{secret} leaked into Debug");
     }
+}
+
+#[test]
+fn a_template_that_does_not_compile_is_a_problem_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("denied.html"), "{% if %}broken").unwrap();
+    let toml = format!(
+        "[ui]\ntemplates_dir = {:?}\n",
+        dir.path().display().to_string()
+    );
+
+    let problems = load(&toml, &[]).expect("loads").validate().unwrap_err();
+
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].key, "ui.templates_dir");
+    assert!(problems[0].message.contains("denied.html"), "{problems:?}");
 }

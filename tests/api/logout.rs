@@ -591,7 +591,11 @@ const BC_IDLE: Rp = Rp {
 
 /// Verifies a logout token the way a receiving app does: signature against `/jwks.json`,
 /// `iss` and `aud`; returns its claims.
-async fn verified_logout_claims(app: &TestApp, token: &str, audience: &str) -> serde_json::Value {
+pub async fn verified_logout_claims(
+    app: &TestApp,
+    token: &str,
+    audience: &str,
+) -> serde_json::Value {
     let jwks: jsonwebtoken::jwk::JwkSet = app
         .get("/jwks.json")
         .await

@@ -2,15 +2,19 @@
 
 mod access;
 mod access_token_alg;
+mod account;
 mod apache_oidc;
 mod authorize;
 mod browser;
+mod browser_e2e;
 mod callback;
 mod cli;
+mod cli_admin;
 mod client_auth_limits;
 mod config_validation;
 mod consent;
 mod cors;
+mod denial_and_branding;
 mod discovery;
 mod flow;
 mod health;
@@ -36,3 +40,4 @@ mod token;
 mod token_kinds;
 mod upstream_limits;
 mod userinfo;
+mod webdriver;

@@ -4,6 +4,7 @@
 //! first, so a failure's captured output says which one broke. This file holds the fixtures;
 //! the tests are grouped by what they exercise.
 
+mod account;
 mod codes;
 mod connect;
 mod gc;
@@ -15,8 +16,8 @@ mod sessions;
 use crate::test_db::{Backend, TestDb, fresh_database};
 use guildgate::domain::{OpaqueToken, TokenHash};
 use guildgate::store::{
-    AuthCodeRecord, GrantRecord, NewRefreshToken, PendingLoginCap, SessionRecord, Store,
-    UpstreamLogin, UserRecord, connect,
+    AuthCodeRecord, GrantRecord, NewRefreshToken, PendingLoginCap, SessionDevice, SessionRecord,
+    Store, UpstreamLogin, UserRecord, connect,
 };
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime, macros::datetime};
@@ -63,6 +64,7 @@ fn session(user_id: &str, expires_at: OffsetDateTime) -> (OpaqueToken, SessionRe
         created_at: NOW,
         expires_at,
         last_seen_at: NOW,
+        device: SessionDevice::default(),
     };
     (secret, record)
 }

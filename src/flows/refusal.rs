@@ -1,0 +1,89 @@
+//! A refusal by the access rules, as the person sees it: which app, which Discord account, why
+//! (never which guilds), back to the app, or a new sign-in with another Discord account.
+
+use super::Context;
+use super::authorize::AuthorizationRequest;
+use super::response::error_redirect;
+use crate::error::{OAuthError, OAuthErrorCode};
+
+/// What the denial page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The app's display name; `None` for the account page.
+    pub app: Option<String>,
+    /// The Discord username that was refused ("signed in as carol").
+    pub signed_in_as: String,
+    /// Which requirement was not met, in words for the person; never names a guild.
+    pub explanation: &'static str,
+    /// Back to the app with `error=access_denied` (or to the account page).
+    pub back: String,
+    /// The same sign-in again, asking Discord to show its account screen.
+    pub switch_account: String,
+}
+
+impl Refusal {
+    /// A refusal for an app's authorization request.
+    pub fn for_app(
+        ctx: &Context<'_>,
+        app: &str,
+        request: &AuthorizationRequest,
+        username: &str,
+        explanation: &'static str,
+    ) -> Self {
+        let error = OAuthError::new(
+            OAuthErrorCode::AccessDenied,
+            "the access rules do not admit this person",
+        );
+        Self {
+            app: Some(app.to_owned()),
+            signed_in_as: username.to_owned(),
+            explanation,
+            back: error_redirect(ctx, request, &error),
+            switch_account: switch_account_url(ctx, request),
+        }
+    }
+
+    /// A refusal of a sign-in to the account page.
+    pub fn for_account(ctx: &Context<'_>, username: &str, explanation: &'static str) -> Self {
+        Self {
+            app: None,
+            signed_in_as: username.to_owned(),
+            explanation,
+            back: ctx.config.issuer.endpoint("/account"),
+            switch_account: ctx.config.issuer.endpoint("/account/sign-in?another=1"),
+        }
+    }
+}
+
+/// The app's request again with `prompt=login`, which sends the browser to Discord's account
+/// screen (`prompt=consent` there) instead of reusing the refused account. Every parameter
+/// comes from the validated request, so the link can only lead back to a registered URI.
+fn switch_account_url(ctx: &Context<'_>, request: &AuthorizationRequest) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &request.client_id)
+        .append_pair("redirect_uri", &request.redirect_uri)
+        .append_pair("scope", &request.scope);
+    let prompt = if request.prompt.consent {
+        "login consent"
+    } else {
+        "login"
+    };
+    query.append_pair("prompt", prompt);
+    for (name, value) in [
+        ("state", request.state.as_deref()),
+        ("nonce", request.nonce.as_deref()),
+        ("code_challenge", request.code_challenge.as_deref()),
+    ] {
+        if let Some(value) = value {
+            query.append_pair(name, value);
+        }
+    }
+    if request.code_challenge.is_some() {
+        query.append_pair("code_challenge_method", "S256");
+    }
+    ctx.config
+        .issuer
+        .endpoint(&format!("/authorize?{}", query.finish()))
+}
