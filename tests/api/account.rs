@@ -2,11 +2,10 @@
 //! its three POST actions with their CSRF and origin checks.
 
 use crate::browser::{Browser, query_of};
-use crate::endpoint_helpers::unescape_html;
-use crate::helpers::{ALICE, BOB, TestApp, spawn_app_with};
-use crate::lifecycle_helpers::{
-    Reply, Rp, SESSION_COOKIE, authorize_page, client_toml, eventually, hidden_field,
-    post_as_browser, redeem_as, redirect_params, refresh_as, session_cookie, userinfo_status,
+use crate::helpers::{
+    ALICE, BOB, Reply, Rp, SESSION_COOKIE, TestApp, authorize_page, client_toml, eventually,
+    hidden_field, post_as_browser, redeem_as, redirect_params, refresh_as, session_cookie,
+    spawn_app_with, unescape_html, userinfo_status,
 };
 use crate::logout::{receiver, verified_logout_claims};
 
@@ -45,7 +44,7 @@ async fn wiki_tokens(app: &TestApp, browser: &mut Browser, user: &str) -> Reply 
             .await;
             crate::browser::Page {
                 status: allowed.status().as_u16(),
-                location: crate::lifecycle_helpers::location(&allowed),
+                location: crate::helpers::location(&allowed),
                 body: String::new(),
             }
         }

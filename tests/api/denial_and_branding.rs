@@ -3,9 +3,7 @@
 //! template overrides under the Content-Security-Policy.
 
 use crate::browser::{Browser, query_of};
-use crate::endpoint_helpers::unescape_html;
-use crate::helpers::{BOB, spawn_app_with};
-use crate::lifecycle_helpers::{Rp, authorize_page, client_toml};
+use crate::helpers::{BOB, Rp, authorize_page, client_toml, spawn_app_with, unescape_html};
 
 const CAROL: &str = "1090417266934861824";
 const COMMUNITY: &str = "812345678901234567";
