@@ -35,8 +35,9 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
     } else {
         form::pairs(req.query_string().as_bytes())
     };
-    let issuer = state.config.issuer.as_str();
-    let (request, client) = match authorize::validate(&params, &state.clients, &state.keys, issuer)
+    let config = state.config();
+    let issuer = config.issuer.as_str();
+    let (request, client) = match authorize::validate(&params, &state.clients(), &state.keys, issuer)
     {
         Ok(valid) => valid,
         Err(AuthorizeError::Page { title, message }) => {

@@ -36,7 +36,7 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     match upstream::complete(&state.context(), params, binding.as_deref(), now).await {
         Ok(done) => {
             tracing::info!(user = %done.session.user_id, sid = %done.session.id, "signed in with Discord");
-            let next = match state.clients.get(&done.request.client_id) {
+            let next = match state.clients().get(&done.request.client_id) {
                 Some(client) => {
                     finish::finish(&state.context(), &client, &done.request, &done.session, now)
                         .await

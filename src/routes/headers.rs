@@ -53,7 +53,7 @@ pub async fn security_headers(
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
     let https = req
         .app_data::<web::Data<AppState>>()
-        .is_some_and(|state| state.config.issuer.is_https());
+        .is_some_and(|state| state.config().issuer.is_https());
     let mut response = next.call(req).await?;
     let headers = response.headers_mut();
     headers.insert(

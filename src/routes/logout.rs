@@ -139,7 +139,7 @@ fn confirm_page(
         minijinja::context! {
             title => "Sign out?",
             app => request.client.as_ref().map(|c| c.name.clone()),
-            action => state.config.issuer.endpoint("/logout"),
+            action => state.config().issuer.endpoint("/logout"),
             csrf => logout::csrf_token(secret),
             fields => fields,
         },

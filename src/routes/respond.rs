@@ -100,7 +100,7 @@ pub(super) fn render_finish(req: &HttpRequest, state: &AppState, next: Finish) -
                     app => client_name,
                     claims => claims,
                     ticket => ticket,
-                    action => state.config.issuer.endpoint("/consent"),
+                    action => state.config().issuer.endpoint("/consent"),
                 },
             );
             HttpResponse::Ok()
