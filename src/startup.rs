@@ -32,6 +32,9 @@ pub struct Application {
     state: web::Data<AppState>,
 }
 
+/// Seconds the HTTP server itself gives connections once the requests in flight are done.
+const FLUSH_AFTER_DRAIN_SECS: u64 = 2;
+
 /// How long a stop waits for the back-channel deliverer to finish its current attempt (the
 /// outbound HTTP timeout is 5 s).
 const DELIVERER_STOP: std::time::Duration = std::time::Duration::from_secs(10);
@@ -84,8 +87,8 @@ impl Application {
         // app state.
         let trusted_proxies = state.config().trusted_proxies.clone();
         let server = HttpServer::new(move || {
-            // actix runs the last `wrap` first, so a request meets the request span (redacted
-            // target), then the security headers (added to every answer from below), then CORS
+            // actix runs the last `wrap` first, so a request is first counted as in flight (a
+            // stop waits for it), then meets the request span (redacted target), then the security headers (added to every answer from below), then CORS
             // (answers preflights), then the edge checks (methods, HEAD, UTF-8, sizes), then
             // routing.
             App::new()
@@ -93,6 +96,7 @@ impl Application {
                 .wrap(cors(server_state.clone()))
                 .wrap(actix_web::middleware::from_fn(routes::security_headers))
                 .wrap(TracingLogger::<RequestSpan>::new())
+                .wrap(actix_web::middleware::from_fn(signals::count_in_flight))
                 .app_data(server_state.clone())
                 .app_data(trusted_proxies.clone())
                 .configure(routes::configure)
@@ -100,7 +104,9 @@ impl Application {
         // Signals are ours (`serve_until_signalled`): actix's own would stop SIGINT without
         // waiting for requests in flight, and would stop test processes that embed the app.
         .disable_signals()
-        .shutdown_timeout(state.config().shutdown_timeout.as_secs())
+        // After the stop has waited for the requests it counted: long enough to flush their
+        // answers, while idle keep-alive connections are closed at once.
+        .shutdown_timeout(FLUSH_AFTER_DRAIN_SECS)
         .listen(listener)
         .map_err(|cause| StartupError::Bind {
             addr: format!("port {port}"),

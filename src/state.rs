@@ -43,6 +43,51 @@ pub struct AppState {
     pub limiters: crate::limits::RequestLimiters,
     /// Set when the process is stopping: background jobs hand back work they claimed.
     pub stopping: StopFlag,
+    /// Requests being served now (a stop waits for them).
+    pub in_flight: InFlight,
+}
+
+/// Counts requests being served, so a stop can wait until none is left.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// One request being served; dropping it (the answer is ready, or the client went away)
+/// ends it.
+pub struct InFlightGuard<'a>(&'a InFlight);
+
+impl InFlight {
+    /// Counts a request until the guard is dropped.
+    pub fn enter(&self) -> InFlightGuard<'_> {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self)
+    }
+
+    /// How many requests are being served.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Returns once no request is being served.
+    pub async fn drained(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.count() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 /// The part of the configuration a reload replaces, swapped as one piece so a request never
@@ -158,6 +203,7 @@ impl AppState {
             sealer: parts.sealer,
             limiters: crate::limits::RequestLimiters::default(),
             stopping: StopFlag::default(),
+            in_flight: InFlight::default(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Signals of a serving process: SIGTERM and SIGINT stop it gracefully (no new connections,
-//! requests in flight get `server.shutdown_timeout`), SIGHUP reloads the configuration.
+//! requests in flight get `server.shutdown_timeout`), SIGHUP reloads the configuration; and the
+//! middleware that counts requests in flight for the stop.
 
 use crate::state::AppState;
 use actix_web::dev::ServerHandle;
@@ -36,8 +37,30 @@ pub(super) async fn watch(
         );
         state.stopping.stop();
         state.logout_wakeup.notify_one();
-        // Returns once the server has stopped (in-flight requests done or timed out).
+        // Accept nothing new, wait for the requests being served, then close everything. We
+        // count requests ourselves rather than rely on the server's own graceful stop, which
+        // was seen to close a connection whose request had just begun.
+        server.pause().await;
+        if tokio::time::timeout(timeout, state.in_flight.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                requests = state.in_flight.count(),
+                "server.shutdown_timeout passed; the requests still in flight are cut off"
+            );
+        }
         server.stop(true).await;
         return Ok(());
     }
+}
+
+/// Counts each request while it is served (see [`crate::state::InFlight`]).
+pub(super) async fn count_in_flight(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let _serving = state.as_ref().map(|s| s.in_flight.enter());
+    next.call(req).await
 }

@@ -5,7 +5,7 @@
 use crate::helpers::{OTHER, spawn_app_with};
 use crate::serve_process::ServeProcess;
 use guildgate::store::LogoutDelivery;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -29,40 +29,15 @@ async fn read_response(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&raw).into_owned()
 }
 
-/// Waits (up to 20 s) until new connections to `port` are refused.
-async fn refuses_connections(port: u16) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 #[tokio::test]
 async fn sigterm_lets_the_token_request_in_flight_finish_and_exits_0() {
-    // Arrange: a signed-in code, and a connection the server has already served once (so it
-    // is accepted, not waiting in the backlog) on which a token request has begun: its
-    // headers and half its body are sent, the rest is held back by the test.
+    // Arrange: a signed-in code, and a token request in flight: its head is sent with
+    // `Expect: 100-continue` and the server has answered "100 Continue" (so it has parsed the
+    // head and is waiting for the body), which the test holds back.
     let mut process = ServeProcess::start(&wiki_toml()).await;
     let code = process
         .code_for(WIKI.0, WIKI_REDIRECT, crate::helpers::ALICE)
         .await;
-    let mut stream = TcpStream::connect(("127.0.0.1", process.port))
-        .await
-        .expect("connects");
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        .await
-        .unwrap();
-    let mut first = [0u8; 12];
-    stream.read_exact(&mut first).await.unwrap();
-    assert_eq!(&first, b"HTTP/1.1 200");
-    let mut rest = vec![0u8; 4096];
-    // The rest of the small health answer (its body is a few bytes).
-    let _ = tokio::time::timeout(Duration::from_millis(100), stream.read(&mut rest)).await;
     let body = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("grant_type", "authorization_code")
         .append_pair("code", &code)
@@ -73,39 +48,62 @@ async fn sigterm_lets_the_token_request_in_flight_finish_and_exits_0() {
     let head = format!(
         "POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {basic}\r\n\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
+         Expect: 100-continue\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    let (sent, held) = body.split_at(body.len() / 2);
-    stream
-        .write_all(format!("{head}{sent}").as_bytes())
+    let mut stream = TcpStream::connect(("127.0.0.1", process.port))
         .await
-        .unwrap();
+        .expect("connects");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut interim = Vec::new();
+    let mut byte = [0u8; 1];
+    while !interim.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.expect("an interim answer");
+        interim.push(byte[0]);
+    }
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
 
-    // Act: SIGTERM; once the listener is closed, the rest of the body.
+    // Act: SIGTERM; a new request arrives while the old one is still in flight; then the rest
+    // of the old one's body.
     process.signal("TERM");
-    let stopped_accepting = refuses_connections(process.port).await;
-    stream.write_all(held.as_bytes()).await.unwrap();
+    let stopping = process.log_shows("stopping: no new connections").await;
+    let address = process.address.clone();
+    let newcomer = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(format!("{address}/healthz"))
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+    });
+    stream.write_all(body.as_bytes()).await.unwrap();
     let answer = read_response(&mut stream).await;
     let status = process.exited().await;
+    let newcomer = newcomer.await.expect("the task ends");
+    let refused_after = TcpStream::connect(("127.0.0.1", process.port)).await.is_err();
 
     // Assert
-    assert!(
-        stopped_accepting,
-        "new connections are refused: {}",
-        process.log()
-    );
+    assert!(stopping, "{}", process.log());
     assert!(
         answer.starts_with("HTTP/1.1 200"),
-        "the request in flight completes: {answer}"
+        "the request in flight completes: {answer} {}",
+        process.log()
     );
     assert!(answer.contains("\"id_token\""), "{answer}");
+    assert!(
+        newcomer.is_err(),
+        "a connection made after SIGTERM is not served: {newcomer:?}"
+    );
     assert_eq!(
         status.and_then(|s| s.code()),
         Some(0),
         "exits 0: {}",
         process.log()
     );
+    assert!(refused_after);
 }
 
 #[tokio::test]
