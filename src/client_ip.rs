@@ -22,7 +22,11 @@ impl Cidr {
         let network: IpAddr = addr.parse().map_err(|_| expected())?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(expected)?,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(expected)?,
             None => max,
         };
         Ok(Self { network, prefix })
@@ -32,9 +36,12 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         match (self.network, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_eq(u128::from(net.to_bits()), u128::from(ip.to_bits()), 32, self.prefix)
-            }
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
+                u128::from(net.to_bits()),
+                u128::from(ip.to_bits()),
+                32,
+                self.prefix,
+            ),
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
                 prefix_eq(net.to_bits(), ip.to_bits(), 128, self.prefix)
             }
@@ -181,7 +188,11 @@ mod tests {
         assert!(net.contains(ip("::ffff:10.0.0.1")), "mapped IPv4 is IPv4");
         assert!(Cidr::parse("::1").unwrap().contains(ip("::1")));
         assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("192.0.2.1")));
-        assert!(Cidr::parse("2001:db8::/32").unwrap().contains(ip("2001:db8:ffff::1")));
+        assert!(
+            Cidr::parse("2001:db8::/32")
+                .unwrap()
+                .contains(ip("2001:db8:ffff::1"))
+        );
         for bad in ["", "10.0.0.0/33", "::/129", "proxy.local", "10.0.0.0/x"] {
             assert!(Cidr::parse(bad).is_err(), "{bad:?} should be refused");
         }
@@ -190,7 +201,10 @@ mod tests {
     #[test]
     fn headers_from_an_untrusted_peer_are_ignored() {
         let h = headers(&[("x-forwarded-for", "203.0.113.9")]);
-        assert_eq!(proxies(&[]).client_ip(ip("198.51.100.1"), &h), ip("198.51.100.1"));
+        assert_eq!(
+            proxies(&[]).client_ip(ip("198.51.100.1"), &h),
+            ip("198.51.100.1")
+        );
         assert_eq!(
             proxies(&["10.0.0.0/8"]).client_ip(ip("198.51.100.1"), &h),
             ip("198.51.100.1")

@@ -108,8 +108,12 @@ async fn release(state: &AppState, delivery: &LogoutDelivery, now: OffsetDateTim
         .retry_logout_delivery(&delivery.id, delivery.attempts, now)
         .await
     {
-        Ok(()) => tracing::info!(client_id = %delivery.client_id, "back-channel logout handed back: stopping"),
-        Err(e) => tracing::warn!(error = %e, "cannot hand back a back-channel logout; its lease expires on its own"),
+        Ok(()) => {
+            tracing::info!(client_id = %delivery.client_id, "back-channel logout handed back: stopping")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot hand back a back-channel logout; its lease expires on its own")
+        }
     }
 }
 

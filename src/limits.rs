@@ -214,7 +214,12 @@ impl RequestLimiters {
 
     /// Spends one token-endpoint-style request of an authenticated client, or says how long
     /// to wait.
-    pub fn client(&self, client_id: &str, limits: &Limits, now: OffsetDateTime) -> Result<(), Duration> {
+    pub fn client(
+        &self,
+        client_id: &str,
+        limits: &Limits,
+        now: OffsetDateTime,
+    ) -> Result<(), Duration> {
         self.by_client
             .take(&client_id.to_owned(), limits.token_per_client, now)
     }
@@ -313,8 +318,15 @@ mod tests {
         let rate = Rate::parse("2/s").unwrap();
         assert_eq!(limiter.take(&"a", rate, T0), Ok(()));
         assert_eq!(limiter.take(&"a", rate, T0), Ok(()));
-        assert_eq!(limiter.take(&"a", rate, T0), Err(Duration::from_millis(500)));
-        assert_eq!(limiter.take(&"a", rate, T0), Err(Duration::from_millis(500)), "refusals cost nothing");
+        assert_eq!(
+            limiter.take(&"a", rate, T0),
+            Err(Duration::from_millis(500))
+        );
+        assert_eq!(
+            limiter.take(&"a", rate, T0),
+            Err(Duration::from_millis(500)),
+            "refusals cost nothing"
+        );
         let later = T0 + time::Duration::milliseconds(500);
         assert_eq!(limiter.take(&"a", rate, later), Ok(()));
     }
@@ -327,7 +339,11 @@ mod tests {
             limiter.spend(&i, rate, T0);
         }
         limiter.spend(&u32::MAX, rate, T0);
-        assert_eq!(limiter.tracked(), MAX_KEYS, "no room while every key is live");
+        assert_eq!(
+            limiter.tracked(),
+            MAX_KEYS,
+            "no room while every key is live"
+        );
         let later = T0 + time::Duration::seconds(2);
         limiter.spend(&u32::MAX, rate, later);
         assert_eq!(limiter.tracked(), 1, "refilled keys are forgotten");

@@ -94,7 +94,11 @@ enum Command {
     ))]
     Reload {
         /// The process id of the running guildgate.
-        #[arg(long, conflicts_with = "pid_file", required_unless_present = "pid_file")]
+        #[arg(
+            long,
+            conflicts_with = "pid_file",
+            required_unless_present = "pid_file"
+        )]
         pid: Option<i32>,
         /// A file holding it (as written by `guildgate serve --pid-file`).
         #[arg(long, value_name = "PATH")]
@@ -247,11 +251,9 @@ fn main() -> ExitCode {
 
     let config_file = args.config.clone();
     let result = match args.command.unwrap_or(Command::Serve { pid_file: None }) {
-        Command::Serve { pid_file } => actix_web::rt::System::new().block_on(serve(
-            settings,
-            config_file,
-            pid_file,
-        )),
+        Command::Serve { pid_file } => {
+            actix_web::rt::System::new().block_on(serve(settings, config_file, pid_file))
+        }
         Command::Reload { pid, pid_file } => cli::reload(pid, pid_file.as_deref()),
         Command::Dev { port } => dev(settings, port),
         Command::Migrate => actix_web::rt::System::new().block_on(cli::migrate(&settings)),

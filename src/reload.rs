@@ -73,7 +73,8 @@ fn apply(
     file: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Reloaded, ReloadError> {
-    let mut new = Settings::load_with(file, env).map_err(|e| ReloadError::Unreadable(e.to_string()))?;
+    let mut new =
+        Settings::load_with(file, env).map_err(|e| ReloadError::Unreadable(e.to_string()))?;
     // The file as written must be valid on its own, restart-only keys included: the next
     // start will read exactly it.
     new.validate().map_err(ReloadError::Invalid)?;
@@ -137,7 +138,13 @@ const RESTART_ONLY: &[RestartOnly] = &[
     },
     RestartOnly {
         key: "discord",
-        read: |s| format!("{:?} {}", s.discord, s.discord.client_secret.expose_secret()),
+        read: |s| {
+            format!(
+                "{:?} {}",
+                s.discord,
+                s.discord.client_secret.expose_secret()
+            )
+        },
         keep: |n, o| n.discord = o.discord.clone(),
     },
     RestartOnly {

@@ -100,7 +100,10 @@ impl Settings {
     pub fn validate(&self) -> Result<ValidConfig, Vec<Problem>> {
         let mut c = Checker::default();
         for key in &self.unknown_keys {
-            c.problem(key.clone(), "unknown key (a typo, or a setting this version does not have)");
+            c.problem(
+                key.clone(),
+                "unknown key (a typo, or a setting this version does not have)",
+            );
         }
         let issuer = c.check("issuer", Issuer::parse(&self.issuer));
         let listen = c.check(

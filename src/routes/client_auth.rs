@@ -21,11 +21,11 @@ pub async fn authenticated_form(
     let client = authenticate(req, &params, state).await?;
     // Counted once the client is known to be who it says (strangers cannot spend an app's
     // budget) and before the grant's flow runs: a refused refresh keeps its refresh token.
-    if let Err(wait) =
-        state
-            .limiters
-            .client(client.id.as_str(), &state.config().limits, state.clock.now())
-    {
+    if let Err(wait) = state.limiters.client(
+        client.id.as_str(),
+        &state.config().limits,
+        state.clock.now(),
+    ) {
         tracing::warn!(
             retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
             "request refused: the client is over limits.token_per_client"

@@ -161,14 +161,22 @@ fn unknown_keys_are_rejected_together_with_every_other_problem() {
         "isuer = \"https://x\"\n[server]\nlisten = \"127.0.0.1:8080\"\nlistne = \"x\"\n\
          [tokens]\ncode_ttl = \"1h\"\n[[clients]]\nid = \"a\"\npublik = true\n",
     );
-    for key in ["isuer", "server.listne", "tokens.code_ttl", "clients[0].publik"] {
+    for key in [
+        "isuer",
+        "server.listne",
+        "tokens.code_ttl",
+        "clients[0].publik",
+    ] {
         assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
     }
     let env_typo = load("", &[("GUILDGATE__SERVER__LISTNE", "x")])
         .expect("loads")
         .validate()
         .expect_err("an unknown key from the environment is a problem too");
-    assert!(env_typo.iter().any(|p| p.key == "server.listne"), "{env_typo:?}");
+    assert!(
+        env_typo.iter().any(|p| p.key == "server.listne"),
+        "{env_typo:?}"
+    );
 }
 
 #[test]

@@ -27,7 +27,12 @@ async fn authorize(app: &TestApp, http: &reqwest::Client, headers: &[(&str, &str
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    request.send().await.expect("the app answers").status().as_u16()
+    request
+        .send()
+        .await
+        .expect("the app answers")
+        .status()
+        .as_u16()
 }
 
 fn retry_after(answer: &JsonAnswer) -> u64 {
@@ -50,7 +55,11 @@ async fn authorize_beyond_the_per_address_limit_gets_a_429_page_with_retry_after
     let app = spawn_app_with("[limits]\nauthorize_per_ip = \"2/min\"\n").await;
     let first = client_from(2);
     for i in 0..2 {
-        assert_eq!(authorize(&app, &first, &[]).await, 302, "request {i} is served");
+        assert_eq!(
+            authorize(&app, &first, &[]).await,
+            302,
+            "request {i} is served"
+        );
     }
 
     // Act
@@ -75,7 +84,10 @@ async fn authorize_beyond_the_per_address_limit_gets_a_429_page_with_retry_after
         .unwrap()
         .parse()
         .unwrap();
-    assert!((1..=30).contains(&wait), "one request refills in 30 s: {wait}");
+    assert!(
+        (1..=30).contains(&wait),
+        "one request refills in 30 s: {wait}"
+    );
     assert!(
         refused.headers()["content-type"]
             .to_str()
@@ -83,7 +95,11 @@ async fn authorize_beyond_the_per_address_limit_gets_a_429_page_with_retry_after
             .starts_with("text/html")
     );
     assert!(refused.text().await.unwrap().contains("Too many requests"));
-    assert_eq!(callback.status(), 429, "the Discord callback shares the budget");
+    assert_eq!(
+        callback.status(),
+        429,
+        "the Discord callback shares the budget"
+    );
     assert_eq!(elsewhere, 302, "another address has its own budget");
     assert_eq!(later, 302, "the budget refills");
 }
@@ -91,8 +107,8 @@ async fn authorize_beyond_the_per_address_limit_gets_a_429_page_with_retry_after
 #[tokio::test]
 async fn app_endpoints_beyond_the_per_address_limit_answer_oauth_json_429() {
     // Arrange
-    let app = spawn_app_with("[limits]\ntoken_per_ip = \"1/min\"\nuserinfo_per_ip = \"1/min\"\n")
-        .await;
+    let app =
+        spawn_app_with("[limits]\ntoken_per_ip = \"1/min\"\nuserinfo_per_ip = \"1/min\"\n").await;
     let http = client_from(4);
     let introspect = || {
         http.post(format!("{}/introspect", app.address))
@@ -154,7 +170,10 @@ async fn a_refresh_refused_by_the_per_client_limit_does_not_spend_the_refresh_to
     assert_eq!(refused.status, 429, "{}", refused.body);
     assert_eq!(refused.error(), "temporarily_unavailable");
     assert!(refused.headers.contains_key("retry-after"));
-    assert_eq!(other_client.status, 200, "other clients have their own budget");
+    assert_eq!(
+        other_client.status, 200,
+        "other clients have their own budget"
+    );
     assert_eq!(
         later.status, 200,
         "the refresh token was not spent by the refused request: {}",
@@ -191,7 +210,10 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
     assert_eq!(other_client, 302);
     assert_eq!(forwarded, 302, "Forwarded (RFC 7239) is read too");
     assert_eq!(spoofing_first, 302);
-    assert_eq!(spoofing_again, 429, "an untrusted peer cannot pick its address");
+    assert_eq!(
+        spoofing_again, 429,
+        "an untrusted peer cannot pick its address"
+    );
 }
 
 #[tokio::test]
@@ -264,7 +286,10 @@ async fn a_one_megabyte_form_is_refused_with_413_before_it_is_read_or_parsed() {
 
     // Assert
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(answer.contains("invalid_request"), "an OAuth2 JSON error: {answer}");
+    assert!(
+        answer.contains("invalid_request"),
+        "an OAuth2 JSON error: {answer}"
+    );
     assert_eq!(
         after.status, 200,
         "the refused request did not reach the grant: {}",

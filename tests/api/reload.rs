@@ -55,13 +55,9 @@ async fn a_client_removed_by_reload_gets_invalid_client() {
 
     // Act: the new file registers only `late`.
     reload_from(&app, &client_toml(LATE, "")).expect("valid");
-    let refresh = crate::lifecycle_helpers::refresh_as(
-        &app,
-        OTHER_RP,
-        &before.text("refresh_token"),
-        None,
-    )
-    .await;
+    let refresh =
+        crate::lifecycle_helpers::refresh_as(&app, OTHER_RP, &before.text("refresh_token"), None)
+            .await;
     let introspect = introspect_as(&app, Some(OTHER_RP), "t").await;
 
     // Assert
@@ -91,8 +87,16 @@ async fn a_broken_file_changes_nothing_and_reports_every_problem_with_unknown_ke
     assert!(has("tokens.acess_token_ttl"), "the unknown key: {found:?}");
     assert!(has("tokens.code_ttl"), "the bad lifetime: {found:?}");
     assert!(has("redirect_uris"), "the bad redirect URI: {found:?}");
-    assert_eq!(late.error(), "invalid_client", "the new client is not registered");
-    assert_eq!(other.status, 200, "the old clients still work: {}", other.body);
+    assert_eq!(
+        late.error(),
+        "invalid_client",
+        "the new client is not registered"
+    );
+    assert_eq!(
+        other.status, 200,
+        "the old clients still work: {}",
+        other.body
+    );
 }
 
 #[tokio::test]
@@ -186,8 +190,14 @@ async fn sighup_through_guildgate_reload_applies_a_good_file_and_keeps_running_o
     );
     let log = process.log();
     assert!(refused, "{log}");
-    assert!(log.contains("tokens.acess_token_ttl"), "every problem is logged: {log}");
-    assert!(log.contains("tokens.code_ttl"), "every problem is logged: {log}");
+    assert!(
+        log.contains("tokens.acess_token_ttl"),
+        "every problem is logged: {log}"
+    );
+    assert!(
+        log.contains("tokens.code_ttl"),
+        "every problem is logged: {log}"
+    );
     assert_eq!(late_after_bad, 401, "nothing changed");
     assert_eq!(other_after_bad, 200, "the old clients still work");
     assert!(applied, "{log}");

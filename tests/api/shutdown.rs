@@ -58,7 +58,10 @@ async fn sigterm_lets_the_token_request_in_flight_finish_and_exits_0() {
     let mut interim = Vec::new();
     let mut byte = [0u8; 1];
     while !interim.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).await.expect("an interim answer");
+        stream
+            .read_exact(&mut byte)
+            .await
+            .expect("an interim answer");
         interim.push(byte[0]);
     }
     assert!(
@@ -83,7 +86,9 @@ async fn sigterm_lets_the_token_request_in_flight_finish_and_exits_0() {
     let answer = read_response(&mut stream).await;
     let status = process.exited().await;
     let newcomer = newcomer.await.expect("the task ends");
-    let refused_after = TcpStream::connect(("127.0.0.1", process.port)).await.is_err();
+    let refused_after = TcpStream::connect(("127.0.0.1", process.port))
+        .await
+        .is_err();
 
     // Assert
     assert!(stopping, "{}", process.log());
