@@ -144,11 +144,12 @@ impl Application {
     /// it claimed. SIGHUP reloads the configuration from `config_file` and the environment.
     pub async fn serve_until_signalled(self, config_file: Option<PathBuf>) -> std::io::Result<()> {
         let mut jobs = Jobs(crate::jobs::spawn(self.state.clone()));
-        let signals = tokio::spawn(signals::watch(
-            self.server.handle(),
-            self.state.clone(),
-            config_file,
-        ));
+        let watch = signals::watch(self.server.handle(), self.state.clone(), config_file);
+        let signals = tokio::spawn(async move {
+            if let Err(e) = watch.await {
+                tracing::error!(error = %e, "cannot listen for signals; stop the process with SIGKILL");
+            }
+        });
         let served = self.server.await;
         signals.abort();
         self.state.stopping.stop();
