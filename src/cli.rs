@@ -1,5 +1,6 @@
 //! The bodies of the CLI commands other than `serve` and `dev`: migrate, keys, hash-secret,
-//! sessions, users, check-config; and the exit status an error maps to.
+//! sessions, users, check-config, reload (and serve's pid file); and the exit status an error
+//! maps to.
 
 pub mod admin;
 
@@ -174,5 +175,53 @@ pub async fn healthcheck(url: &str) -> anyhow::Result<()> {
     if !response.status().is_success() {
         anyhow::bail!("{url} answered {}", response.status());
     }
+    Ok(())
+}
+
+/// `guildgate serve --pid-file PATH`: the file holding this process's id, removed on drop.
+pub struct PidFile(std::path::PathBuf);
+
+impl PidFile {
+    /// Writes the current process id to `path`.
+    pub fn write(path: std::path::PathBuf) -> anyhow::Result<Self> {
+        std::fs::write(&path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("cannot write the pid file {}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `guildgate reload`: sends SIGHUP to the process given by `pid` or named in `pid_file`.
+pub fn reload(pid: Option<i32>, pid_file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let pid = match (pid, pid_file) {
+        (Some(pid), _) => pid,
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the pid file {}", path.display()))?;
+            text.trim().parse().with_context(|| {
+                format!("the pid file {} does not hold a process id", path.display())
+            })?
+        }
+        (None, None) => anyhow::bail!("give --pid or --pid-file"),
+    };
+    if pid <= 0 {
+        anyhow::bail!("{pid} is not a process id");
+    }
+    // SAFETY: kill(2) with a positive pid and a valid signal number reads no memory of ours;
+    // its only effect is the signal (or an error in errno).
+    #[allow(unsafe_code)]
+    let sent = unsafe { libc::kill(pid, libc::SIGHUP) };
+    if sent != 0 {
+        let cause = std::io::Error::last_os_error();
+        anyhow::bail!("cannot signal process {pid}: {cause}");
+    }
+    println!(
+        "sent SIGHUP to process {pid}: it reloads its configuration and logs the outcome (a configuration with problems changes nothing)"
+    );
     Ok(())
 }

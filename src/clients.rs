@@ -165,13 +165,16 @@ pub struct Clients {
     /// secrets; it matches no secret.
     decoy: Arc<PreparedHash>,
     argon2: Argon2Runner,
-    failures_by_source: KeyedLimiter<IpAddr>,
-    failures_by_client: KeyedLimiter<String>,
+    /// Shared with the registry a reload replaces, so failures keep counting across reloads.
+    failures_by_source: Arc<KeyedLimiter<IpAddr>>,
+    failures_by_client: Arc<KeyedLimiter<String>>,
 }
 
 impl Clients {
-    /// Builds the registry from validated config.
-    pub fn new(clients: &[ValidClient]) -> Self {
+    /// Builds the registry from validated config; `previous` (the registry a reload replaces)
+    /// lends its failed-authentication budgets. Verified secrets are not carried over: a
+    /// reload may have changed them.
+    pub fn new(clients: &[ValidClient], previous: Option<&Clients>) -> Self {
         let by_id: HashMap<String, Arc<ValidClient>> = clients
             .iter()
             .map(|c| (c.id.as_str().to_owned(), Arc::new(c.clone())))
@@ -207,8 +210,10 @@ impl Clients {
             verified: RwLock::new(HashMap::new()),
             decoy,
             argon2: Argon2Runner::new(block_count),
-            failures_by_source: KeyedLimiter::default(),
-            failures_by_client: KeyedLimiter::default(),
+            failures_by_source: previous
+                .map_or_else(Default::default, |p| p.failures_by_source.clone()),
+            failures_by_client: previous
+                .map_or_else(Default::default, |p| p.failures_by_client.clone()),
         }
     }
 

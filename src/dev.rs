@@ -92,7 +92,7 @@ pub async fn run(mut settings: Settings, port: u16) -> anyhow::Result<()> {
     println!("  bob.staff to see the \"staff\" group in the groups claim.");
     println!("  Data: data/dev.db, keys: keys/dev/. Stop with Ctrl-C.");
     println!();
-    let (a, b) = tokio::join!(app.run_until_stopped(), demo);
+    let (a, b) = tokio::join!(app.serve_until_signalled(None), demo);
     a?;
     b?;
     Ok(())

@@ -25,7 +25,8 @@ const KEYS_EVERY: Duration = Duration::from_secs(60);
 /// How long relying parties may cache the JWKS (the `max-age` we send) plus margin.
 const JWKS_CACHE_MARGIN: Duration = Duration::from_secs(600);
 
-/// Starts the background tasks; they end when the returned handles are aborted.
+/// Starts the background tasks; they end when the returned handles are aborted. The first is
+/// the back-channel deliverer, which also ends by itself once the process is stopping.
 pub fn spawn(state: web::Data<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
     vec![
         tokio::spawn(deliver_logouts(state.clone())),
@@ -47,7 +48,7 @@ async fn maintain_keys(state: web::Data<AppState>) {
 /// One round of key maintenance at the app clock's time: applies the rotation policy
 /// (pre-publish a successor, retire superseded keys) and reloads the shared folder.
 pub async fn maintain_keys_now(state: &AppState) -> anyhow::Result<()> {
-    let lifetimes = state.config.lifetimes;
+    let lifetimes = state.config().lifetimes;
     let policy = crate::keys::RotationPolicy {
         rotate_every: lifetimes.key_rotation,
         publish_ahead: lifetimes.key_publish_ahead,
@@ -61,7 +62,7 @@ pub async fn maintain_keys_now(state: &AppState) -> anyhow::Result<()> {
 }
 
 async fn deliver_logouts(state: web::Data<AppState>) {
-    loop {
+    while !state.stopping.is_set() {
         tokio::select! {
             () = state.logout_wakeup.notified() => {}
             () = tokio::time::sleep(DELIVERY_POLL) => {}
@@ -75,17 +76,45 @@ async fn deliver_logouts(state: web::Data<AppState>) {
 /// One round of back-channel logout delivery: claims the deliveries due at the app clock's
 /// time (a lease keeps other processes off them) and attempts each once; returns how many
 /// were attempted.
+///
+/// Once the process is stopping ([`AppState::stopping`]) nothing new is claimed, and what was
+/// claimed but not yet attempted is handed back (due at once, attempts unchanged) so another
+/// process, or this one after its restart, sends it without waiting out the lease.
 pub async fn deliver_due_logouts(state: &AppState) -> Result<usize, StoreError> {
+    if state.stopping.is_set() {
+        return Ok(0);
+    }
     let now = state.clock.now();
     let due = state
         .store
         .claim_logout_deliveries(now, DELIVERY_LEASE, 20)
         .await?;
-    let attempted = due.len();
+    let mut attempted = 0;
     for delivery in due {
+        if state.stopping.is_set() {
+            release(state, &delivery, now).await;
+            continue;
+        }
+        attempted += 1;
         deliver(state, delivery, now).await;
     }
     Ok(attempted)
+}
+
+/// Hands a claimed delivery back to the queue, due at `now`, without counting an attempt.
+async fn release(state: &AppState, delivery: &LogoutDelivery, now: OffsetDateTime) {
+    match state
+        .store
+        .retry_logout_delivery(&delivery.id, delivery.attempts, now)
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(client_id = %delivery.client_id, "back-channel logout handed back: stopping")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot hand back a back-channel logout; its lease expires on its own")
+        }
+    }
 }
 
 /// One attempt: sign afresh, POST `logout_token` (Back-Channel Logout §2.5), record the result.

@@ -7,6 +7,7 @@
 
 pub mod claims;
 pub mod cli;
+pub mod client_ip;
 pub mod clients;
 pub mod config;
 #[cfg(feature = "dev")]
@@ -24,6 +25,7 @@ pub mod keys;
 pub mod limits;
 pub mod pages;
 pub mod policy;
+pub mod reload;
 pub mod report;
 pub mod routes;
 pub mod sealed;

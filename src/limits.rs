@@ -85,42 +85,143 @@ impl fmt::Display for Rate {
 /// not tracked, so an attacker spraying addresses cannot grow memory without bound.
 const MAX_KEYS: usize = 100_000;
 
+/// When full, refilled keys are looked for at most this often: a scan of every key on every
+/// request would make a full limiter an attack of its own.
+const PRUNE_EVERY: time::Duration = time::Duration::seconds(1);
+
 /// Per-key budgets for one kind of event (GCRA, one "theoretical arrival time" per key).
 pub struct KeyedLimiter<K> {
-    arrivals: Mutex<HashMap<K, OffsetDateTime>>,
+    inner: Mutex<Arrivals<K>>,
+}
+
+struct Arrivals<K> {
+    by_key: HashMap<K, OffsetDateTime>,
+    pruned_at: Option<OffsetDateTime>,
 }
 
 impl<K: Hash + Eq + Clone> Default for KeyedLimiter<K> {
     fn default() -> Self {
         Self {
-            arrivals: Mutex::new(HashMap::new()),
+            inner: Mutex::new(Arrivals {
+                by_key: HashMap::new(),
+                pruned_at: None,
+            }),
         }
+    }
+}
+
+impl<K: Hash + Eq + Clone> Arrivals<K> {
+    /// Whether `key` has (or may get) a slot; forgets refilled keys first when full.
+    fn room_for(&mut self, key: &K, now: OffsetDateTime) -> bool {
+        if self.by_key.len() < MAX_KEYS || self.by_key.contains_key(key) {
+            return true;
+        }
+        if self.pruned_at.is_none_or(|at| now - at >= PRUNE_EVERY) {
+            self.pruned_at = Some(now);
+            self.by_key.retain(|_, tat| *tat > now);
+        }
+        if self.by_key.len() >= MAX_KEYS {
+            tracing::warn!("rate limiter full; a new key is not tracked");
+            return false;
+        }
+        true
+    }
+
+    fn wait(&self, key: &K, rate: Rate, now: OffsetDateTime) -> Option<Duration> {
+        let tat = self.by_key.get(key).copied()?.max(now);
+        let earliest = tat - rate.tolerance();
+        (earliest > now).then(|| Duration::try_from(earliest - now).unwrap_or_default())
+    }
+
+    fn spend(&mut self, key: &K, rate: Rate, now: OffsetDateTime) {
+        if !self.room_for(key, now) {
+            return;
+        }
+        let tat = self.by_key.get(key).copied().unwrap_or(now).max(now);
+        self.by_key.insert(key.clone(), tat + rate.interval());
     }
 }
 
 impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
     /// How long `key` must wait before it may spend one more event; `None` when it may now.
     pub fn wait(&self, key: &K, rate: Rate, now: OffsetDateTime) -> Option<Duration> {
-        let arrivals = self.arrivals.lock().ok()?;
-        let tat = arrivals.get(key).copied()?.max(now);
-        let earliest = tat - rate.tolerance();
-        (earliest > now).then(|| Duration::try_from(earliest - now).unwrap_or_default())
+        self.inner.lock().ok()?.wait(key, rate, now)
     }
 
     /// Spends one event for `key` (even past its budget: events that happened count).
     pub fn spend(&self, key: &K, rate: Rate, now: OffsetDateTime) {
-        let Ok(mut arrivals) = self.arrivals.lock() else {
-            return;
+        if let Ok(mut arrivals) = self.inner.lock() {
+            arrivals.spend(key, rate, now);
+        }
+    }
+
+    /// Spends one event for `key` if its budget allows it now; otherwise spends nothing (a
+    /// refused request is not an event) and says how long to wait.
+    pub fn take(&self, key: &K, rate: Rate, now: OffsetDateTime) -> Result<(), Duration> {
+        let Ok(mut arrivals) = self.inner.lock() else {
+            return Ok(());
         };
-        if arrivals.len() >= MAX_KEYS && !arrivals.contains_key(key) {
-            arrivals.retain(|_, tat| *tat > now);
-            if arrivals.len() >= MAX_KEYS {
-                tracing::warn!("rate limiter full; a new key is not tracked");
-                return;
+        match arrivals.wait(key, rate, now) {
+            Some(wait) => Err(wait),
+            None => {
+                arrivals.spend(key, rate, now);
+                Ok(())
             }
         }
-        let tat = arrivals.get(key).copied().unwrap_or(now).max(now);
-        arrivals.insert(key.clone(), tat + rate.interval());
+    }
+
+    /// How many keys are tracked (tests check that memory stays bounded).
+    pub fn tracked(&self) -> usize {
+        self.inner.lock().map_or(0, |a| a.by_key.len())
+    }
+}
+
+/// The request-rate groups of `[limits]`: which endpoints share a budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    /// `/authorize`, `/callback/discord` (people's browsers).
+    Authorize,
+    /// `/token`, `/revoke`, `/introspect` (apps with client credentials).
+    Token,
+    /// `/userinfo` (apps with an access token).
+    Userinfo,
+}
+
+/// The request-rate budgets of this process, kept across config reloads (a reload changes the
+/// rates, not what was already spent).
+#[derive(Default)]
+pub struct RequestLimiters {
+    by_source: KeyedLimiter<(RequestKind, IpAddr)>,
+    by_client: KeyedLimiter<String>,
+}
+
+impl RequestLimiters {
+    /// Spends one request of `kind` from `source` (IPv6 by its /64), or says how long to wait.
+    pub fn source(
+        &self,
+        kind: RequestKind,
+        source: IpAddr,
+        limits: &Limits,
+        now: OffsetDateTime,
+    ) -> Result<(), Duration> {
+        let rate = match kind {
+            RequestKind::Authorize => limits.authorize_per_ip,
+            RequestKind::Token => limits.token_per_ip,
+            RequestKind::Userinfo => limits.userinfo_per_ip,
+        };
+        self.by_source.take(&(kind, source_key(source)), rate, now)
+    }
+
+    /// Spends one token-endpoint-style request of an authenticated client, or says how long
+    /// to wait.
+    pub fn client(
+        &self,
+        client_id: &str,
+        limits: &Limits,
+        now: OffsetDateTime,
+    ) -> Result<(), Duration> {
+        self.by_client
+            .take(&client_id.to_owned(), limits.token_per_client, now)
     }
 }
 
@@ -149,6 +250,14 @@ pub struct Limits {
     pub failed_auth_per_client: Rate,
     /// Discord logins started and not yet back, per source address.
     pub pending_logins_per_ip: u32,
+    /// `/authorize` and `/callback/discord` requests per source address.
+    pub authorize_per_ip: Rate,
+    /// `/token`, `/revoke`, `/introspect` requests per source address.
+    pub token_per_ip: Rate,
+    /// `/token`, `/revoke`, `/introspect` requests per authenticated client id.
+    pub token_per_client: Rate,
+    /// `/userinfo` requests per source address.
+    pub userinfo_per_ip: Rate,
 }
 
 #[cfg(test)]
@@ -201,6 +310,43 @@ mod tests {
         );
         let later = T0 + time::Duration::seconds(20);
         assert_eq!(limiter.wait(&"a", rate, later), None);
+    }
+
+    #[test]
+    fn take_refuses_past_the_burst_without_spending() {
+        let limiter = KeyedLimiter::default();
+        let rate = Rate::parse("2/s").unwrap();
+        assert_eq!(limiter.take(&"a", rate, T0), Ok(()));
+        assert_eq!(limiter.take(&"a", rate, T0), Ok(()));
+        assert_eq!(
+            limiter.take(&"a", rate, T0),
+            Err(Duration::from_millis(500))
+        );
+        assert_eq!(
+            limiter.take(&"a", rate, T0),
+            Err(Duration::from_millis(500)),
+            "refusals cost nothing"
+        );
+        let later = T0 + time::Duration::milliseconds(500);
+        assert_eq!(limiter.take(&"a", rate, later), Ok(()));
+    }
+
+    #[test]
+    fn a_full_limiter_forgets_refilled_keys_and_stays_bounded() {
+        let limiter = KeyedLimiter::default();
+        let rate = Rate::parse("1/s").unwrap();
+        for i in 0..MAX_KEYS as u32 {
+            limiter.spend(&i, rate, T0);
+        }
+        limiter.spend(&u32::MAX, rate, T0);
+        assert_eq!(
+            limiter.tracked(),
+            MAX_KEYS,
+            "no room while every key is live"
+        );
+        let later = T0 + time::Duration::seconds(2);
+        limiter.spend(&u32::MAX, rate, later);
+        assert_eq!(limiter.tracked(), 1, "refilled keys are forgotten");
     }
 
     #[test]

@@ -61,13 +61,49 @@ enum Command {
         "Example:\n",
         "  GUILDGATE__DATABASE__URL=postgres://guildgate:secret@db/guildgate \\\n",
         "    guildgate serve -c /etc/guildgate/guildgate.toml\n\n",
+        "Signals:\n",
+        "  SIGTERM, SIGINT  stop accepting connections, let requests in flight finish (within\n",
+        "                   server.shutdown_timeout), then exit 0\n",
+        "  SIGHUP           reload the configuration file and environment (see `reload --help`)\n\n",
         "Exit status:\n",
         "  0  stopped by SIGINT/SIGTERM\n",
         "  1  invalid configuration or an unreadable key file\n",
         "  2  the database could not be reached within database.connect_timeout, or the\n",
         "     listen port (server.listen) is taken"
     ))]
-    Serve,
+    Serve {
+        /// Write this process's id to PATH (for `guildgate reload --pid-file PATH`); removed
+        /// again when guildgate stops.
+        #[arg(long, value_name = "PATH")]
+        pid_file: Option<PathBuf>,
+    },
+    /// Tell a running guildgate to reload its configuration (sends it SIGHUP).
+    ///
+    /// The process re-reads its config file and GUILDGATE__* environment and checks the whole
+    /// result. Clients, access rules, groups, lifetimes and limits change at once; a
+    /// configuration with any problem changes nothing (every problem is logged). Settings that
+    /// need a restart (issuer, [server], [log], [database], keys.dir, [discord], [secrets],
+    /// tokens.access_token_alg, session.cookie_name) keep their running values and are logged.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  guildgate serve --pid-file /run/guildgate.pid &\n",
+        "  guildgate reload --pid-file /run/guildgate.pid\n",
+        "  kill -HUP $(pidof guildgate)          the same, without this command\n\n",
+        "Check a file first with `guildgate check-config -c FILE`: the running process only logs\n",
+        "what it found. Exit status: 0 signal sent, 1 no such process or pid file."
+    ))]
+    Reload {
+        /// The process id of the running guildgate.
+        #[arg(
+            long,
+            conflicts_with = "pid_file",
+            required_unless_present = "pid_file"
+        )]
+        pid: Option<i32>,
+        /// A file holding it (as written by `guildgate serve --pid-file`).
+        #[arg(long, value_name = "PATH")]
+        pid_file: Option<PathBuf>,
+    },
     /// Run everything locally with nothing to configure: SQLite, generated keys, a fake Discord
     /// with demo users, and a demo app to sign in to.
     #[command(after_help = concat!(
@@ -248,7 +284,7 @@ fn main() -> ExitCode {
     };
     let quiet = !matches!(
         args.command,
-        None | Some(Command::Serve) | Some(Command::Dev { .. })
+        None | Some(Command::Serve { .. }) | Some(Command::Dev { .. })
     );
     let level = if quiet {
         "warn"
@@ -261,8 +297,12 @@ fn main() -> ExitCode {
         std::io::stderr,
     );
 
-    let result = match args.command.unwrap_or(Command::Serve) {
-        Command::Serve => actix_web::rt::System::new().block_on(serve(settings)),
+    let config_file = args.config.clone();
+    let result = match args.command.unwrap_or(Command::Serve { pid_file: None }) {
+        Command::Serve { pid_file } => {
+            actix_web::rt::System::new().block_on(serve(settings, config_file, pid_file))
+        }
+        Command::Reload { pid, pid_file } => cli::reload(pid, pid_file.as_deref()),
         Command::Dev { port } => dev(settings, port),
         Command::Migrate => actix_web::rt::System::new().block_on(cli::migrate(&settings)),
         Command::Keys {
@@ -362,8 +402,13 @@ fn dev(_settings: Settings, _port: u16) -> anyhow::Result<()> {
     )
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+async fn serve(
+    settings: Settings,
+    config_file: Option<PathBuf>,
+    pid_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let app = Application::build(settings, Clock::default()).await?;
-    app.run_until_stopped().await?;
+    let _pid_file = pid_file.map(cli::PidFile::write).transpose()?;
+    app.serve_until_signalled(config_file).await?;
     Ok(())
 }

@@ -1,18 +1,17 @@
 //! Application::build: validates settings, connects the store, loads keys, binds, mounts routes.
 
-use crate::clients::Clients;
 use crate::config::Settings;
 use crate::discord::{DiscordClient, DiscordClientConfig};
-use crate::keyed_lock::KeyedLocks;
 use crate::keys::KeySet;
 use crate::routes;
-use crate::state::{AppState, Clock};
+use crate::state::{AppState, Clock, Parts};
 use crate::store;
 use crate::telemetry::RequestSpan;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tracing_actix_web::TracingLogger;
 
@@ -21,6 +20,7 @@ use tracing_actix_web::TracingLogger;
 const MAX_DISCORD_RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 mod error;
+mod signals;
 
 use error::LISTEN_SETTING;
 pub use error::{StartupError, format_problems};
@@ -31,6 +31,13 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
 }
+
+/// Seconds the HTTP server itself gives connections once the requests in flight are done.
+const FLUSH_AFTER_DRAIN_SECS: u64 = 2;
+
+/// How long a stop waits for the back-channel deliverer to finish its current attempt (the
+/// outbound HTTP timeout is 5 s).
+const DELIVERER_STOP: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Background tasks are started with the server and stopped with it.
 struct Jobs(Vec<tokio::task::JoinHandle<()>>);
@@ -76,20 +83,30 @@ impl Application {
         let state = web::Data::new(state?);
 
         let server_state = state.clone();
-        let origins = Arc::new(browser_origins(&state.config));
+        // Restart-only (a `[server]` setting), so the request span can read it without the
+        // app state.
+        let trusted_proxies = state.config().trusted_proxies.clone();
         let server = HttpServer::new(move || {
-            // actix runs the last `wrap` first, so a request meets the request span (redacted
-            // target), then the security headers (added to every answer from below), then CORS
+            // actix runs the last `wrap` first, so a request is first counted as in flight (a
+            // stop waits for it), then meets the request span (redacted target), then the security headers (added to every answer from below), then CORS
             // (answers preflights), then the edge checks (methods, HEAD, UTF-8, sizes), then
             // routing.
             App::new()
                 .wrap(actix_web::middleware::from_fn(routes::edge_checks))
-                .wrap(cors(origins.clone()))
+                .wrap(cors(server_state.clone()))
                 .wrap(actix_web::middleware::from_fn(routes::security_headers))
                 .wrap(TracingLogger::<RequestSpan>::new())
+                .wrap(actix_web::middleware::from_fn(signals::count_in_flight))
                 .app_data(server_state.clone())
+                .app_data(trusted_proxies.clone())
                 .configure(routes::configure)
         })
+        // Signals are ours (`serve_until_signalled`): actix's own would stop SIGINT without
+        // waiting for requests in flight, and would stop test processes that embed the app.
+        .disable_signals()
+        // After the stop has waited for the requests it counted: long enough to flush their
+        // answers, while idle keep-alive connections are closed at once.
+        .shutdown_timeout(FLUSH_AFTER_DRAIN_SECS)
         .listen(listener)
         .map_err(|cause| StartupError::Bind {
             addr: format!("port {port}"),
@@ -97,7 +114,7 @@ impl Application {
             cause,
         })?
         .run();
-        tracing::info!(port, issuer = %state.config.issuer, "guildgate is listening");
+        tracing::info!(port, issuer = %state.config().issuer, "guildgate is listening");
         Ok(Self {
             port,
             server,
@@ -115,26 +132,44 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until the process is told to stop (SIGINT/SIGTERM are handled by actix), with
-    /// the background jobs running alongside.
+    /// Serves until the server is stopped through its handle, with the background jobs
+    /// running alongside; installs no signal handlers (tests embed the app in their process).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let _jobs = Jobs(crate::jobs::spawn(self.state.clone()));
         self.server.await
     }
-}
 
-/// Origins of registered redirect URIs: browser apps there may call the token, userinfo,
-/// revocation and introspection endpoints (a public client's token request is cross-origin).
-/// Origins of `post_logout_redirect_uris` are not added: no app fetches from those pages.
-fn browser_origins(config: &crate::config::ValidConfig) -> std::collections::HashSet<String> {
-    config
-        .clients
-        .iter()
-        .flat_map(|c| c.redirect_uris.iter())
-        .filter_map(|u| url::Url::parse(u.as_str()).ok())
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .map(|u| u.origin().ascii_serialization())
-        .collect()
+    /// Serves until SIGTERM or SIGINT, then stops gracefully: no new connections, requests in
+    /// flight get `server.shutdown_timeout`, the back-channel deliverer hands back deliveries
+    /// it claimed. SIGHUP reloads the configuration from `config_file` and the environment.
+    pub async fn serve_until_signalled(self, config_file: Option<PathBuf>) -> std::io::Result<()> {
+        let mut jobs = Jobs(crate::jobs::spawn(self.state.clone()));
+        let watch = signals::watch(self.server.handle(), self.state.clone(), config_file);
+        let signals = tokio::spawn(async move {
+            if let Err(e) = watch.await {
+                tracing::error!(error = %e, "cannot listen for signals; stop the process with SIGKILL");
+            }
+        });
+        let served = self.server.await;
+        signals.abort();
+        self.state.stopping.stop();
+        self.state.logout_wakeup.notify_one();
+        // The deliverer finishes the attempt it is making (the outbound timeout bounds it) and
+        // releases the rest; the other jobs hold nothing and are simply stopped.
+        let mut deliverer = jobs.0.remove(0);
+        if tokio::time::timeout(DELIVERER_STOP, &mut deliverer)
+            .await
+            .is_err()
+        {
+            deliverer.abort();
+            tracing::warn!(
+                "the back-channel deliverer did not stop in time; its leases expire on their own"
+            );
+        }
+        drop(jobs);
+        tracing::info!("stopped");
+        served
+    }
 }
 
 /// CORS for registered app origins, and only on the endpoints a browser app calls with fetch
@@ -142,12 +177,15 @@ fn browser_origins(config: &crate::config::ValidConfig) -> std::collections::Has
 /// introspection). `/authorize`, `/logout`, `/consent` and `/callback/discord` are navigations:
 /// a cross-origin read of them would only help an attacker. Discovery and JWKS are public and
 /// answer any origin with `*` themselves. Credentials (cookies) are never allowed cross-origin.
-fn cors(origins: Arc<std::collections::HashSet<String>>) -> actix_cors::Cors {
+/// The origins are those of the configuration in force (a reload may add an app).
+fn cors(state: web::Data<AppState>) -> actix_cors::Cors {
     actix_cors::Cors::default()
         .allowed_origin_fn(move |origin, head| {
             routes::endpoint_at(head.uri.path())
                 .is_some_and(|e| e.cross_origin == routes::CrossOrigin::RegisteredOrigins)
-                && origin.to_str().is_ok_and(|o| origins.contains(o))
+                && origin
+                    .to_str()
+                    .is_ok_and(|o| state.live().origins.contains(o))
         })
         .allowed_methods(["GET", "POST"])
         .allowed_headers([
@@ -234,7 +272,6 @@ async fn assemble_state(
     let keys = KeySet::load_or_generate(&settings.keys.dir, clock.now())?;
     tracing::info!(kid = %keys.active().kid, "signing key loaded");
     let discovery = routes::build_metadata(&config)?;
-    let clients = Arc::new(Clients::new(&config.clients));
     // Built once: a key the crypto library refuses stops start-up rather than silently
     // keeping no Discord tokens (re-checks would then sign everyone out).
     let sealer = config
@@ -257,15 +294,12 @@ async fn assemble_state(
     .map_err(|e| anyhow::anyhow!("cannot set up the Discord client: {e}"))?;
 
     let pages = Arc::new(crate::pages::Pages::new(&config.ui));
-    Ok(AppState {
+    let parts = Parts {
         pages,
         settings: Arc::new(settings),
-        config: Arc::new(config),
         store,
         keys: Arc::new(keys),
-        clients,
         discord,
-        logout_wakeup: Arc::new(tokio::sync::Notify::new()),
         http: crate::tls::client_builder()
             .timeout(std::time::Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
@@ -273,8 +307,7 @@ async fn assemble_state(
             .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?,
         discovery,
         clock,
-        rechecks: KeyedLocks::default(),
-        verified: crate::tokens::VerifiedTokens::default(),
         sealer,
-    })
+    };
+    Ok(AppState::new(parts, config))
 }

@@ -148,11 +148,12 @@ impl RootSpanBuilder for RequestSpan {
             .get::<RequestId>()
             .map(ToString::to_string)
             .unwrap_or_default();
-        let client_ip = request
-            .connection_info()
-            .realip_remote_addr()
-            .unwrap_or("")
-            .to_owned();
+        // The same address the limits count (forwarding headers only from trusted proxies).
+        let client_ip = crate::client_ip::resolve(
+            request.peer_addr(),
+            request.headers(),
+            request.app_data::<crate::client_ip::TrustedProxies>(),
+        );
         tracing::info_span!(
             "HTTP request",
             http.method = %request.method(),

@@ -20,7 +20,6 @@ pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// Everything configurable, as written by the admin (validated by [`Settings::validate`]).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Public base URL; `iss` of every token.
     pub issuer: String,
@@ -52,19 +51,26 @@ pub struct Settings {
     /// Registered apps.
     #[serde(default)]
     pub clients: Vec<ClientSettings>,
+    /// Keys the file or environment set that guildgate does not know (typos, removed
+    /// settings): collected while loading and reported by `validate` with every other problem.
+    #[serde(skip)]
+    pub unknown_keys: Vec<String>,
 }
 
 /// `[server]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// `host:port` to bind; port 0 picks a free one (tests).
     pub listen: String,
+    /// Peers (IPs or CIDR ranges) whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// How long SIGTERM/SIGINT waits for in-flight requests.
+    pub shutdown_timeout: String,
 }
 
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     /// A tracing filter directive.
     pub level: String,
@@ -74,7 +80,6 @@ pub struct LogSettings {
 
 /// `[database]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `sqlite://…` or `postgres://…`; may hold a password, hence secret.
     pub url: SecretString,
@@ -99,7 +104,6 @@ impl DatabaseSettings {
 
 /// `[keys]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct KeySettings {
     /// Folder of PEM keys.
     pub dir: PathBuf,
@@ -111,7 +115,6 @@ pub struct KeySettings {
 
 /// `[discord]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DiscordSettings {
     /// OAuth2 application id.
     pub client_id: String,
@@ -133,7 +136,6 @@ pub struct DiscordSettings {
 
 /// `[tokens]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TokenSettings {
     /// Authorization code lifetime.
     pub code_ttl: String,
@@ -151,7 +153,6 @@ pub struct TokenSettings {
 
 /// `[session]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SessionSettings {
     /// SSO session lifetime.
     pub ttl: String,
@@ -163,7 +164,6 @@ pub struct SessionSettings {
 
 /// `[access]` and the per-client narrowing rules share these fields.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AccessSettings {
     /// Guild ids; member of at least one.
     #[serde(default)]
@@ -184,7 +184,6 @@ pub struct AccessSettings {
 
 /// `[secrets]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SecretSettings {
     /// 64 hex chars.
     pub encryption_key: SecretString,
@@ -192,7 +191,6 @@ pub struct SecretSettings {
 
 /// `[limits]`: rates are strings like `"10/min"` (see [`crate::limits::Rate`]).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LimitSettings {
     /// Failed client authentications per source address.
     pub failed_auth_per_ip: String,
@@ -200,11 +198,18 @@ pub struct LimitSettings {
     pub failed_auth_per_client: String,
     /// Discord logins started and not yet back, per source address.
     pub pending_logins_per_ip: u32,
+    /// `/authorize` and `/callback/discord` requests per source address.
+    pub authorize_per_ip: String,
+    /// `/token`, `/revoke` and `/introspect` requests per source address.
+    pub token_per_ip: String,
+    /// `/token`, `/revoke` and `/introspect` requests per authenticated client id.
+    pub token_per_client: String,
+    /// `/userinfo` requests per source address.
+    pub userinfo_per_ip: String,
 }
 
 /// One `[[groups]]` entry.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GroupSettings {
     /// The name in the `groups` claim.
     pub name: String,
@@ -216,7 +221,6 @@ pub struct GroupSettings {
 
 /// One `[[clients]]` entry.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ClientSettings {
     /// `client_id`.
     pub id: String,
@@ -277,6 +281,22 @@ fn default_subject_type() -> String {
     "public".to_owned()
 }
 
+/// A key path as the other problems name theirs: `server.listne`, `clients[0].publik`.
+fn key_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", key_path(parent)),
+        Path::Map { parent, key } => match key_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => key_path(parent),
+    }
+}
+
 /// Why settings could not be read at all (syntax, unknown key, wrong type).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -318,6 +338,7 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("discord.scopes")
+                .with_list_parse_key("server.trusted_proxies")
                 .with_list_parse_key("access.allowed_guilds")
                 .with_list_parse_key("access.required_roles")
                 .with_list_parse_key("access.allow_users")
@@ -328,8 +349,14 @@ impl Settings {
         let merged = builder
             .build()
             .map_err(|e| LoadError(format!("cannot read configuration: {e}")))?;
-        merged
-            .try_deserialize()
-            .map_err(|e| LoadError(format!("invalid configuration: {e}")))
+        // Unknown keys are collected rather than refused at the first one, so `check-config`
+        // and reload report them together with every other problem (`validate`).
+        let mut unknown_keys = Vec::new();
+        let mut settings: Self = serde_ignored::deserialize(merged, |path| {
+            unknown_keys.push(key_path(&path));
+        })
+        .map_err(|e| LoadError(format!("invalid configuration: {e}")))?;
+        settings.unknown_keys = unknown_keys;
+        Ok(settings)
     }
 }

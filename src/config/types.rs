@@ -130,6 +130,10 @@ pub struct ValidConfig {
     pub issuer: Issuer,
     /// Listen address.
     pub listen: SocketAddr,
+    /// Peers whose forwarding headers name the client (`server.trusted_proxies`).
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
+    /// How long a stop waits for in-flight requests (`server.shutdown_timeout`).
+    pub shutdown_timeout: Duration,
     /// Lifetimes.
     pub lifetimes: Lifetimes,
     /// How access tokens are signed.

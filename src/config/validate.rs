@@ -99,6 +99,12 @@ impl Settings {
     /// Checks everything and returns the typed config, or every problem found.
     pub fn validate(&self) -> Result<ValidConfig, Vec<Problem>> {
         let mut c = Checker::default();
+        for key in &self.unknown_keys {
+            c.problem(
+                key.clone(),
+                "unknown key (a typo, or a setting this version does not have)",
+            );
+        }
         let issuer = c.check("issuer", Issuer::parse(&self.issuer));
         let listen = c.check(
             "server.listen",
@@ -109,6 +115,30 @@ impl Settings {
                 )
             }),
         );
+        let trusted_proxies = crate::client_ip::TrustedProxies::new(
+            self.server
+                .trusted_proxies
+                .iter()
+                .enumerate()
+                .filter_map(|(i, raw)| {
+                    c.check(
+                        format!("server.trusted_proxies[{i}]"),
+                        crate::client_ip::Cidr::parse(raw),
+                    )
+                })
+                .collect(),
+        );
+        let shutdown_timeout = c
+            .check(
+                "server.shutdown_timeout",
+                humantime::parse_duration(&self.server.shutdown_timeout).map_err(|e| {
+                    format!(
+                        "{:?} is not a duration like \"20s\" ({e})",
+                        self.server.shutdown_timeout
+                    )
+                }),
+            )
+            .unwrap_or_default();
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             c.problem(
                 "log.format",
@@ -224,6 +254,8 @@ impl Settings {
                 Ok(ValidConfig {
                     issuer,
                     listen,
+                    trusted_proxies,
+                    shutdown_timeout,
                     lifetimes,
                     access_token_alg,
                     discord_authorize_url: authorize,
@@ -363,6 +395,10 @@ impl Settings {
             failed_auth_per_ip: rate("failed_auth_per_ip", &l.failed_auth_per_ip),
             failed_auth_per_client: rate("failed_auth_per_client", &l.failed_auth_per_client),
             pending_logins_per_ip: l.pending_logins_per_ip,
+            authorize_per_ip: rate("authorize_per_ip", &l.authorize_per_ip),
+            token_per_ip: rate("token_per_ip", &l.token_per_ip),
+            token_per_client: rate("token_per_client", &l.token_per_client),
+            userinfo_per_ip: rate("userinfo_per_ip", &l.userinfo_per_ip),
         };
         if l.pending_logins_per_ip == 0 {
             c.problem("limits.pending_logins_per_ip", "must be at least 1");

@@ -12,19 +12,21 @@ use crate::sealed::Sealer;
 use crate::state::Clock;
 use crate::store::Store;
 use crate::tokens::VerifiedTokens;
+use std::sync::Arc;
 use tokio::sync::Notify;
 
 /// The flows' view of the running service.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Context<'a> {
-    /// The typed, validated configuration.
-    pub config: &'a ValidConfig,
+    /// The typed, validated configuration (one snapshot: a reload does not change it under a
+    /// running flow).
+    pub config: Arc<ValidConfig>,
     /// Persistent ctx.
     pub store: &'a dyn Store,
     /// Signing keys.
     pub keys: &'a KeySet,
-    /// Registered clients.
-    pub clients: &'a Clients,
+    /// Registered clients (of the same snapshot).
+    pub clients: Arc<Clients>,
     /// The upstream Discord client.
     pub discord: &'a DiscordClient,
     /// Time source (flows also take `now`, read once per request).

@@ -67,7 +67,7 @@ async fn fixture() -> Fixture {
 }
 
 fn wiki(state: &AppState) -> Arc<ValidClient> {
-    state.clients.get("wiki").expect("registered")
+    state.clients().get("wiki").expect("registered")
 }
 
 fn request(scope: &str) -> AuthorizationRequest {
@@ -155,7 +155,7 @@ async fn a_code_expires_after_code_ttl_by_the_given_clock() {
     let t = fixture().await;
     let ctx = t.state.context();
     let (_, code) = code_at(&t.state, at(0)).await;
-    let ttl = i64::try_from(t.state.config.lifetimes.code.as_secs()).expect("seconds");
+    let ttl = i64::try_from(t.state.config().lifetimes.code.as_secs()).expect("seconds");
 
     let late = code::redeem(
         &ctx,

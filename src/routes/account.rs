@@ -93,7 +93,7 @@ async fn authorized_action(
     // CSRF token; a named origin must be the issuer's.
     let origin = req.headers().get(header::ORIGIN).map(|v| v.to_str().ok());
     if let Some(origin) = origin.filter(|o| *o != Some("null")) {
-        let expected = state.config.issuer.origin();
+        let expected = state.config().issuer.origin();
         if origin != Some(expected.as_str()) {
             tracing::warn!("account action from another origin refused");
             return Err(refused());
@@ -102,7 +102,7 @@ async fn authorized_action(
     let params = form::parse(req, body).map_err(|_| refused())?;
     let (session, secret) = match signed_in(req, state, now).await? {
         Some(found) => found,
-        None => return Err(redirect(req, &state.config.issuer.endpoint("/account"))),
+        None => return Err(redirect(req, &state.config().issuer.endpoint("/account"))),
     };
     if !account::csrf_matches(&secret, params.get("csrf").unwrap_or_default()) {
         tracing::warn!(sid = %session.id, "account action with a wrong CSRF token refused");
@@ -122,7 +122,7 @@ async fn revoke(req: HttpRequest, body: Bytes, state: web::Data<AppState>) -> Ht
         return refused();
     };
     match account::revoke_app(&state.context(), &session.user_id, client_id, now).await {
-        Ok(_) => redirect(&req, &state.config.issuer.endpoint("/account")),
+        Ok(_) => redirect(&req, &state.config().issuer.endpoint("/account")),
         Err(e) => {
             tracing::error!(error = %e, "cannot revoke the app");
             failed()
@@ -142,7 +142,7 @@ async fn end_session(req: HttpRequest, body: Bytes, state: web::Data<AppState>) 
     };
     match account::sign_out_session(&state.context(), &session.user_id, target, now).await {
         Ok(()) if target == session.id => signed_out(&state),
-        Ok(()) => redirect(&req, &state.config.issuer.endpoint("/account")),
+        Ok(()) => redirect(&req, &state.config().issuer.endpoint("/account")),
         Err(AccountError::NotYourSession) => page(
             StatusCode::NOT_FOUND,
             "No such session",
@@ -219,16 +219,16 @@ fn account_page(state: &AppState, overview: &Overview, secret: &str) -> HttpResp
             apps => apps,
             sessions => sessions,
             csrf => account::csrf_token(secret),
-            revoke_action => state.config.issuer.endpoint("/account/revoke"),
-            end_session_action => state.config.issuer.endpoint("/account/end-session"),
-            everywhere_action => state.config.issuer.endpoint("/account/sign-out-everywhere"),
+            revoke_action => state.config().issuer.endpoint("/account/revoke"),
+            end_session_action => state.config().issuer.endpoint("/account/end-session"),
+            everywhere_action => state.config().issuer.endpoint("/account/sign-out-everywhere"),
         },
     );
     html_response(StatusCode::OK, html)
 }
 
 fn sign_in_page(state: &AppState) -> HttpResponse {
-    let href = state.config.issuer.endpoint("/account/sign-in");
+    let href = state.config().issuer.endpoint("/account/sign-in");
     html_response(
         StatusCode::OK,
         pages::message_page_with_link(
@@ -244,7 +244,7 @@ fn sign_in_page(state: &AppState) -> HttpResponse {
 
 /// The signed-out page, clearing the cookie of a session that no longer exists.
 fn signed_out(state: &AppState) -> HttpResponse {
-    let href = state.config.issuer.endpoint("/account");
+    let href = state.config().issuer.endpoint("/account");
     let mut response = html_response(
         StatusCode::OK,
         pages::message_page_with_link(

@@ -36,29 +36,30 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
     } else {
         form::pairs(req.query_string().as_bytes())
     };
-    let issuer = state.config.issuer.as_str();
-    let (request, client) = match authorize::validate(&params, &state.clients, &state.keys, issuer)
-    {
-        Ok(valid) => valid,
-        Err(AuthorizeError::Page { title, message }) => {
-            tracing::info!(
-                title,
-                "authorization request refused before the client was verified"
-            );
-            return page(StatusCode::BAD_REQUEST, title, message);
-        }
-        Err(AuthorizeError::Redirect {
-            redirect_uri,
-            state: st,
-            error,
-        }) => {
-            tracing::info!(error = %error, "authorization request refused");
-            return redirect(
-                &req,
-                &response::redirect_error(&redirect_uri, st.as_deref(), &error, issuer),
-            );
-        }
-    };
+    let config = state.config();
+    let issuer = config.issuer.as_str();
+    let (request, client) =
+        match authorize::validate(&params, &state.clients(), &state.keys, issuer) {
+            Ok(valid) => valid,
+            Err(AuthorizeError::Page { title, message }) => {
+                tracing::info!(
+                    title,
+                    "authorization request refused before the client was verified"
+                );
+                return page(StatusCode::BAD_REQUEST, title, message);
+            }
+            Err(AuthorizeError::Redirect {
+                redirect_uri,
+                state: st,
+                error,
+            }) => {
+                tracing::info!(error = %error, "authorization request refused");
+                return redirect(
+                    &req,
+                    &response::redirect_error(&redirect_uri, st.as_deref(), &error, issuer),
+                );
+            }
+        };
     tracing::Span::current().record("client_id", request.client_id.as_str());
     let now = state.clock.now();
     let cookie = cookies::session_value(&req, &state);

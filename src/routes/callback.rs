@@ -45,7 +45,7 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
             tracing::info!(user = %done.session.user_id, sid = %done.session.id, "signed in with Discord");
             let mut response = match &done.request {
                 SignInFor::App(request) => {
-                    let next = match state.clients.get(&request.client_id) {
+                    let next = match state.clients().get(&request.client_id) {
                         Some(client) => {
                             finish::finish(&state.context(), &client, request, &done.session, now)
                                 .await
@@ -61,7 +61,7 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
                     }
                 }
                 SignInFor::Account(_) => {
-                    respond::redirect(&req, &state.config.issuer.endpoint("/account"))
+                    respond::redirect(&req, &state.config().issuer.endpoint("/account"))
                 }
             };
             if let Err(e) =

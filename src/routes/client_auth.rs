@@ -8,7 +8,7 @@ use crate::state::AppState;
 use actix_web::HttpRequest;
 use actix_web::http::header;
 use actix_web::web::Bytes;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 /// Parses the form and authenticates the client of a token-endpoint-style request (token,
 /// revoke, introspect).
@@ -19,6 +19,22 @@ pub async fn authenticated_form(
 ) -> Result<(form::FormParams, std::sync::Arc<crate::config::ValidClient>), OAuthError> {
     let params = form::parse(req, body)?;
     let client = authenticate(req, &params, state).await?;
+    // Counted once the client is known to be who it says (strangers cannot spend an app's
+    // budget) and before the grant's flow runs: a refused refresh keeps its refresh token.
+    if let Err(wait) = state.limiters.client(
+        client.id.as_str(),
+        &state.config().limits,
+        state.clock.now(),
+    ) {
+        tracing::warn!(
+            retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            "request refused: the client is over limits.token_per_client"
+        );
+        return Err(OAuthError::rate_limited(
+            "too many requests from this client; retry later",
+            wait,
+        ));
+    }
     Ok((params, client))
 }
 
@@ -42,21 +58,24 @@ async fn authenticate(
     tracing::Span::current().record("client_id", credentials.id());
     let attempt = AuthAttempt {
         source: source_address(req),
-        limits: state.config.limits,
+        limits: state.config().limits,
         now: state.clock.now(),
     };
     state
-        .clients
+        .clients()
         .authenticate(credentials, attempt)
         .await
         .map_err(client_error)
 }
 
-/// The address limits are counted under: the TCP peer (a proxy in front of guildgate should
-/// be the only peer; until trusted proxies are configurable, everyone behind it shares it).
+/// The address limits are counted under and logs name: the TCP peer, or behind a trusted
+/// proxy (`server.trusted_proxies`) the client it forwarded for (see [`crate::client_ip`]).
 pub(super) fn source_address(req: &HttpRequest) -> IpAddr {
-    req.peer_addr()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
+    crate::client_ip::resolve(
+        req.peer_addr(),
+        req.headers(),
+        req.app_data::<crate::client_ip::TrustedProxies>(),
+    )
 }
 
 fn client_error(e: ClientAuthError) -> OAuthError {

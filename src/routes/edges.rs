@@ -5,6 +5,8 @@
 
 use super::form;
 use crate::error::{OAuthError, OAuthErrorCode, PageError};
+use crate::limits::RequestKind;
+use crate::state::AppState;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
@@ -43,6 +45,8 @@ pub struct Endpoint {
     pub audience: Audience,
     /// Its CORS rule.
     pub cross_origin: CrossOrigin,
+    /// The per-source request budget it spends (`[limits]`), if any.
+    pub limit: Option<RequestKind>,
 }
 
 impl Endpoint {
@@ -77,38 +81,44 @@ pub const ENDPOINTS: &[Endpoint] = &[
         CrossOrigin::AnyOrigin,
     ),
     endpoint("/jwks.json", GET, Audience::App, CrossOrigin::AnyOrigin),
-    endpoint("/authorize", GET_POST, Audience::Person, CrossOrigin::Never),
+    endpoint("/authorize", GET_POST, Audience::Person, CrossOrigin::Never)
+        .limited(RequestKind::Authorize),
     endpoint(
         "/callback/discord",
         GET,
         Audience::Person,
         CrossOrigin::Never,
-    ),
+    )
+    .limited(RequestKind::Authorize),
     endpoint("/consent", POST, Audience::Person, CrossOrigin::Never),
     endpoint(
         "/token",
         POST,
         Audience::App,
         CrossOrigin::RegisteredOrigins,
-    ),
+    )
+    .limited(RequestKind::Token),
     endpoint(
         "/userinfo",
         GET_POST,
         Audience::App,
         CrossOrigin::RegisteredOrigins,
-    ),
+    )
+    .limited(RequestKind::Userinfo),
     endpoint(
         "/revoke",
         POST,
         Audience::App,
         CrossOrigin::RegisteredOrigins,
-    ),
+    )
+    .limited(RequestKind::Token),
     endpoint(
         "/introspect",
         POST,
         Audience::App,
         CrossOrigin::RegisteredOrigins,
-    ),
+    )
+    .limited(RequestKind::Token),
     endpoint("/logout", GET_POST, Audience::Person, CrossOrigin::Never),
     endpoint("/account", GET, Audience::Person, CrossOrigin::Never),
     endpoint(
@@ -150,6 +160,16 @@ const fn endpoint(
         methods,
         audience,
         cross_origin,
+        limit: None,
+    }
+}
+
+impl Endpoint {
+    const fn limited(self, kind: RequestKind) -> Self {
+        Self {
+            limit: Some(kind),
+            ..self
+        }
     }
 }
 
@@ -259,11 +279,60 @@ pub async fn edge_checks(
     if *req.method() == Method::HEAD {
         req.head_mut().method = Method::GET;
     }
+    // Before the body is read: a source over its budget costs as little as possible.
+    if let Some(wait) = over_source_limit(&req, endpoint) {
+        let response = too_many_requests(endpoint.audience, wait);
+        return Ok(req.into_response(response).map_into_right_body());
+    }
     if let Err(refusal) = check_request(&mut req).await {
         let response = refusal.respond(endpoint.audience);
         return Ok(req.into_response(response).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// How long the request's source must wait, when the endpoint's per-source budget is spent.
+fn over_source_limit(req: &ServiceRequest, endpoint: &Endpoint) -> Option<std::time::Duration> {
+    let kind = endpoint.limit?;
+    let state = req.app_data::<actix_web::web::Data<AppState>>()?;
+    let source = crate::client_ip::resolve(
+        req.peer_addr(),
+        req.headers(),
+        req.app_data::<crate::client_ip::TrustedProxies>(),
+    );
+    let wait = state
+        .limiters
+        .source(kind, source, &state.config().limits, state.clock.now())
+        .err()?;
+    tracing::warn!(
+        %source,
+        ?kind,
+        retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        "request refused: the source is over its [limits] rate"
+    );
+    Some(wait)
+}
+
+/// 429 with `Retry-After` (RFC 6585 §4): an OAuth2 JSON error for apps, a page for people.
+fn too_many_requests(audience: Audience, wait: std::time::Duration) -> HttpResponse {
+    match audience {
+        Audience::App => {
+            OAuthError::rate_limited("too many requests; retry later", wait).error_response()
+        }
+        Audience::Person => {
+            let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+            let mut response = PageError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+                "Too many sign-in requests came from your network. Please wait a few seconds, then go back to the app and try again.",
+            )
+            .error_response();
+            if let Ok(value) = header::HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+    }
 }
 
 async fn check_request(req: &mut ServiceRequest) -> Result<(), Refusal> {

@@ -25,7 +25,7 @@ pub async fn security_headers(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
     let (https, pages) = match req.app_data::<web::Data<AppState>>() {
-        Some(state) => (state.config.issuer.is_https(), state.pages.clone()),
+        Some(state) => (state.config().issuer.is_https(), state.pages.clone()),
         None => (false, Pages::built_in()),
     };
     // Handlers render pages inside this scope, so they carry this app's branding.

@@ -110,7 +110,7 @@ fn signed_out(state: &AppState, request: &logout::LogoutRequest) -> HttpResponse
                 "You are signed out",
                 "You have been signed out of guildgate. You can close this window.",
                 pages::Link {
-                    href: &state.config.issuer.endpoint("/account"),
+                    href: &state.config().issuer.endpoint("/account"),
                     label: "Your account",
                 },
             )),
@@ -143,7 +143,7 @@ fn confirm_page(
         minijinja::context! {
             title => "Sign out?",
             app => request.client.as_ref().map(|c| c.name.clone()),
-            action => state.config.issuer.endpoint("/logout"),
+            action => state.config().issuer.endpoint("/logout"),
             csrf => logout::csrf_token(secret),
             fields => fields,
         },

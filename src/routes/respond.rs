@@ -87,7 +87,7 @@ pub(super) fn render_finish(req: &HttpRequest, state: &AppState, next: Finish) -
                     app => client_name,
                     claims => claims,
                     ticket => ticket,
-                    action => state.config.issuer.endpoint("/consent"),
+                    action => state.config().issuer.endpoint("/consent"),
                 },
             );
             HttpResponse::Ok()
@@ -114,7 +114,7 @@ pub(super) fn denied(state: &AppState, refusal: &Refusal) -> HttpResponse {
             explanation => refusal.explanation,
             back => refusal.back,
             switch_account => refusal.switch_account,
-            account => state.config.issuer.endpoint("/account"),
+            account => state.config().issuer.endpoint("/account"),
         },
     );
     HttpResponse::Forbidden()

@@ -103,6 +103,10 @@ fn each_rule_reports_its_key() {
         ("rate with an unknown unit", "[limits]\nfailed_auth_per_client = \"10/fortnight\"".into(), "limits.failed_auth_per_client"),
         ("zero rate", "[limits]\nfailed_auth_per_ip = \"0/min\"".into(), "limits.failed_auth_per_ip"),
         ("no pending logins at all", "[limits]\npending_logins_per_ip = 0".into(), "limits.pending_logins_per_ip"),
+        ("request rate that is not a rate", "[limits]\ntoken_per_client = \"fast\"".into(), "limits.token_per_client"),
+        ("request rate of zero", "[limits]\nauthorize_per_ip = \"0/s\"".into(), "limits.authorize_per_ip"),
+        ("trusted proxy that is not an address", "[server]\ntrusted_proxies = [\"proxy.local\"]".into(), "server.trusted_proxies[0]"),
+        ("shutdown timeout that is not a duration", "[server]\nshutdown_timeout = \"soon\"".into(), "server.shutdown_timeout"),
         (
             "secret_hash that is not argon2",
             "[[clients]]\nid = \"x\"\nsecret_hash = \"$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2g\"\nredirect_uris = [\"https://a.example/cb\"]".into(),
@@ -156,11 +160,27 @@ fn a_plain_secret_is_accepted_with_a_loud_warning() {
 }
 
 #[test]
-fn unknown_keys_are_rejected() {
-    let err = load("[server]\nlisten = \"127.0.0.1:8080\"\nlistne = \"x\"", &[]).unwrap_err();
-    assert!(err.contains("listne"), "{err}");
-    let err = load("isuer = \"https://x\"", &[]).unwrap_err();
-    assert!(err.contains("isuer"), "{err}");
+fn unknown_keys_are_rejected_together_with_every_other_problem() {
+    let keys = problem_keys(
+        "isuer = \"https://x\"\n[server]\nlisten = \"127.0.0.1:8080\"\nlistne = \"x\"\n\
+         [tokens]\ncode_ttl = \"1h\"\n[[clients]]\nid = \"a\"\npublik = true\n",
+    );
+    for key in [
+        "isuer",
+        "server.listne",
+        "tokens.code_ttl",
+        "clients[0].publik",
+    ] {
+        assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
+    }
+    let env_typo = load("", &[("GUILDGATE__SERVER__LISTNE", "x")])
+        .expect("loads")
+        .validate()
+        .expect_err("an unknown key from the environment is a problem too");
+    assert!(
+        env_typo.iter().any(|p| p.key == "server.listne"),
+        "{env_typo:?}"
+    );
 }
 
 #[test]

@@ -221,6 +221,11 @@ impl TestApp {
         }
     }
 
+    /// The TOML it was started with (the test clients and the test's extra lines).
+    pub fn config_toml(&self) -> &str {
+        &self.toml
+    }
+
     /// GET a path on the app.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http

@@ -1,0 +1,183 @@
+//! Config reload without a restart (SIGHUP, `guildgate reload`): re-reads the config file and
+//! the environment, validates the whole result, and only then puts clients, access rules,
+//! groups, lifetimes and limits in force. A bad file changes nothing. Settings a running process
+//! cannot change (listen address, database, keys folder, Discord application, …) keep their
+//! start-up values and are reported as needing a restart.
+
+use crate::config::{Problem, Settings};
+use crate::state::{AppState, Live};
+use secrecy::ExposeSecret;
+use std::path::Path;
+
+/// What a successful reload did.
+#[derive(Debug, Default)]
+pub struct Reloaded {
+    /// Keys that changed but only take effect after a restart (their old values stay).
+    pub needs_restart: Vec<&'static str>,
+    /// Number of registered clients now in force.
+    pub clients: usize,
+}
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file or environment could not be read at all (syntax, wrong type).
+    #[error("{0}")]
+    Unreadable(String),
+    /// The configuration was read and has these problems (unknown keys included).
+    #[error("{} problem(s) in the new configuration", .0.len())]
+    Invalid(Vec<Problem>),
+}
+
+/// Reloads from `file` and the process environment; logs the outcome (every problem on
+/// failure, every restart-only change on success).
+pub fn reload(state: &AppState, file: Option<&Path>) -> Result<Reloaded, ReloadError> {
+    reload_with(state, file, std::env::vars())
+}
+
+/// As [`reload`], with the environment given explicitly (tests).
+pub fn reload_with(
+    state: &AppState,
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Reloaded, ReloadError> {
+    let outcome = apply(state, file, env);
+    match &outcome {
+        Ok(done) => {
+            for key in &done.needs_restart {
+                tracing::warn!(
+                    key,
+                    "configuration reloaded without this change: it needs a restart"
+                );
+            }
+            tracing::info!(clients = done.clients, "configuration reloaded");
+        }
+        Err(ReloadError::Unreadable(why)) => {
+            tracing::error!(problem = %why, "configuration not reloaded; the running one stays");
+        }
+        Err(ReloadError::Invalid(problems)) => {
+            for problem in problems {
+                tracing::error!(key = %problem.key, problem = %problem.message, "configuration problem");
+            }
+            tracing::error!(
+                problems = problems.len(),
+                "configuration not reloaded; the running one stays"
+            );
+        }
+    }
+    outcome
+}
+
+fn apply(
+    state: &AppState,
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Reloaded, ReloadError> {
+    let mut new =
+        Settings::load_with(file, env).map_err(|e| ReloadError::Unreadable(e.to_string()))?;
+    // The file as written must be valid on its own, restart-only keys included: the next
+    // start will read exactly it.
+    new.validate().map_err(ReloadError::Invalid)?;
+    let needs_restart = keep_restart_only(&mut new, &state.settings);
+    // With the running values for the restart-only keys it may still fail (say, new clients
+    // that need an encryption key the running process was started without).
+    let config = new.validate().map_err(ReloadError::Invalid)?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let clients = config.clients.len();
+    let previous = state.clients();
+    state.replace_live(Live::new(config, Some(&previous)));
+    Ok(Reloaded {
+        needs_restart,
+        clients,
+    })
+}
+
+/// A setting a running process cannot change, and how to read it for comparison.
+struct RestartOnly {
+    key: &'static str,
+    read: fn(&Settings) -> String,
+    keep: fn(&mut Settings, &Settings),
+}
+
+/// Everything that is bound, connected, loaded or published once at start-up. Values are only
+/// compared, never logged (some are secrets).
+const RESTART_ONLY: &[RestartOnly] = &[
+    RestartOnly {
+        key: "issuer",
+        read: |s| s.issuer.clone(),
+        keep: |n, o| n.issuer = o.issuer.clone(),
+    },
+    RestartOnly {
+        key: "server",
+        read: |s| format!("{:?}", s.server),
+        keep: |n, o| n.server = o.server.clone(),
+    },
+    RestartOnly {
+        key: "log",
+        read: |s| format!("{:?}", s.log),
+        keep: |n, o| n.log = o.log.clone(),
+    },
+    RestartOnly {
+        key: "database",
+        read: |s| {
+            format!(
+                "{} {} {}",
+                s.database.url.expose_secret(),
+                s.database.max_connections,
+                s.database.connect_timeout
+            )
+        },
+        keep: |n, o| n.database = o.database.clone(),
+    },
+    RestartOnly {
+        key: "keys.dir",
+        read: |s| s.keys.dir.display().to_string(),
+        keep: |n, o| n.keys.dir = o.keys.dir.clone(),
+    },
+    RestartOnly {
+        key: "discord",
+        read: |s| {
+            format!(
+                "{:?} {}",
+                s.discord,
+                s.discord.client_secret.expose_secret()
+            )
+        },
+        keep: |n, o| n.discord = o.discord.clone(),
+    },
+    RestartOnly {
+        key: "secrets.encryption_key",
+        read: |s| s.secrets.encryption_key.expose_secret().to_owned(),
+        keep: |n, o| n.secrets = o.secrets.clone(),
+    },
+    RestartOnly {
+        key: "tokens.access_token_alg",
+        read: |s| s.tokens.access_token_alg.clone(),
+        keep: |n, o| n.tokens.access_token_alg = o.tokens.access_token_alg.clone(),
+    },
+    RestartOnly {
+        // The pages (branding, template overrides, their CSP hashes) are built at start-up.
+        key: "ui",
+        read: |s| format!("{:?}", s.ui),
+        keep: |n, o| n.ui = o.ui.clone(),
+    },
+    RestartOnly {
+        key: "session.cookie_name",
+        read: |s| s.session.cookie_name.clone(),
+        keep: |n, o| n.session.cookie_name = o.session.cookie_name.clone(),
+    },
+];
+
+/// Puts the running values of restart-only settings into `new`; the keys that differed.
+fn keep_restart_only(new: &mut Settings, running: &Settings) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    for setting in RESTART_ONLY {
+        if (setting.read)(new) != (setting.read)(running) {
+            changed.push(setting.key);
+        }
+        (setting.keep)(new, running);
+    }
+    changed
+}

@@ -1,0 +1,66 @@
+//! Signals of a serving process: SIGTERM and SIGINT stop it gracefully (no new connections,
+//! requests in flight get `server.shutdown_timeout`), SIGHUP reloads the configuration; and the
+//! middleware that counts requests in flight for the stop.
+
+use crate::state::AppState;
+use actix_web::dev::ServerHandle;
+use actix_web::web;
+use std::path::PathBuf;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Waits for signals until a stop signal arrives, then tells the server to stop gracefully
+/// and the background jobs to hand back what they claimed.
+pub(super) async fn watch(
+    server: ServerHandle,
+    state: web::Data<AppState>,
+    config_file: Option<PathBuf>,
+) -> std::io::Result<()> {
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    loop {
+        let name = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                // Problems are logged by `reload`; the running configuration stays.
+                let _ = crate::reload::reload(&state, config_file.as_deref());
+                continue;
+            }
+        };
+        let timeout = state.config().shutdown_timeout;
+        tracing::info!(
+            signal = name,
+            timeout_secs = timeout.as_secs(),
+            "stopping: no new connections; requests in flight may finish"
+        );
+        state.stopping.stop();
+        state.logout_wakeup.notify_one();
+        // Accept nothing new, wait for the requests being served, then close everything. We
+        // count requests ourselves rather than rely on the server's own graceful stop, which
+        // was seen to close a connection whose request had just begun.
+        server.pause().await;
+        if tokio::time::timeout(timeout, state.in_flight.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                requests = state.in_flight.count(),
+                "server.shutdown_timeout passed; the requests still in flight are cut off"
+            );
+        }
+        server.stop(true).await;
+        return Ok(());
+    }
+}
+
+/// Counts each request while it is served (see [`crate::state::InFlight`]).
+pub(super) async fn count_in_flight(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let _serving = state.as_ref().map(|s| s.in_flight.enter());
+    next.call(req).await
+}
