@@ -29,6 +29,8 @@ pub use error::{StartupError, format_problems};
 pub struct Application {
     port: u16,
     server: Server,
+    /// The scrape's own server, when `server.metrics_listen` is set: its port and server.
+    metrics: Option<(u16, Server)>,
     state: web::Data<AppState>,
 }
 
@@ -75,6 +77,12 @@ impl Application {
         waiting.stop().await;
         let state = web::Data::new(state?);
 
+        let metrics = match state.config.metrics_listen {
+            Some(addr) => Some(metrics_server(addr, state.clone())?),
+            None => None,
+        };
+        // Without a metrics listener the scrape is served here, beside the app.
+        let scrape_here = metrics.is_none();
         let server_state = state.clone();
         let origins = Arc::new(browser_origins(&state.config));
         let server = HttpServer::new(move || {
@@ -87,8 +95,15 @@ impl Application {
                 .wrap(cors(origins.clone()))
                 .wrap(actix_web::middleware::from_fn(routes::security_headers))
                 .wrap(TracingLogger::<RequestSpan>::new())
+                // Outermost: counts and times every answer, refusals at the edge included.
+                .wrap(actix_web::middleware::from_fn(routes::record_requests))
                 .app_data(server_state.clone())
                 .configure(routes::configure)
+                .configure(|cfg| {
+                    if scrape_here {
+                        routes::configure_metrics(cfg);
+                    }
+                })
         })
         .listen(listener)
         .map_err(|cause| StartupError::Bind {
@@ -101,8 +116,14 @@ impl Application {
         Ok(Self {
             port,
             server,
+            metrics,
             state,
         })
+    }
+
+    /// The port of the metrics listener, when `server.metrics_listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// The bound port.
@@ -119,8 +140,44 @@ impl Application {
     /// the background jobs running alongside.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let _jobs = Jobs(crate::jobs::spawn(self.state.clone()));
-        self.server.await
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
+        let served = self.server.await;
+        if let Some(handle) = metrics {
+            handle.stop(true).await;
+        }
+        served
     }
+}
+
+/// The scrape alone on `server.metrics_listen`, so it can stay on an address the public
+/// cannot reach while the app listens on one it can.
+fn metrics_server(
+    addr: std::net::SocketAddr,
+    state: web::Data<AppState>,
+) -> Result<(u16, Server), StartupError> {
+    let bind_error = |cause| StartupError::Bind {
+        addr: addr.to_string(),
+        setting: "server.metrics_listen",
+        cause,
+    };
+    let listener = TcpListener::bind(addr).map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::from_fn(routes::security_headers))
+            .app_data(state.clone())
+            .configure(routes::configure_metrics)
+    })
+    .workers(1)
+    .listen(listener)
+    .map_err(bind_error)?
+    .run();
+    tracing::info!(port, "metrics are served on their own listener");
+    Ok((port, server))
 }
 
 /// Origins of registered redirect URIs: browser apps there may call the token, userinfo,
@@ -256,7 +313,9 @@ async fn assemble_state(
     })
     .map_err(|e| anyhow::anyhow!("cannot set up the Discord client: {e}"))?;
 
+    let metrics = Arc::new(crate::metrics::Metrics::new(discord.stats().metrics()));
     Ok(AppState {
+        metrics,
         settings: Arc::new(settings),
         config: Arc::new(config),
         store,

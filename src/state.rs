@@ -39,6 +39,8 @@ pub struct AppState {
     pub verified: crate::tokens::VerifiedTokens,
     /// Seals kept Discord tokens, built once from `secrets.encryption_key`.
     pub sealer: Option<crate::sealed::Sealer>,
+    /// Prometheus metrics (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Wall-clock time plus an adjustable offset, so tests can move time forward without sleeping.
@@ -75,6 +77,8 @@ impl AppState {
             rechecks: &self.rechecks,
             verified: &self.verified,
             sealer: self.sealer.as_ref(),
+            metrics: &self.metrics,
+            request: crate::audit::RequestInfo::NONE,
         }
     }
 

@@ -56,6 +56,9 @@ pub struct Settings {
 pub struct ServerSettings {
     /// `host:port` to bind; port 0 picks a free one (tests).
     pub listen: String,
+    /// `host:port` serving only `/metrics`; unset: `/metrics` is on `listen`.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
 }
 
 /// `[log]`.

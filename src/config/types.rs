@@ -130,6 +130,8 @@ pub struct ValidConfig {
     pub issuer: Issuer,
     /// Listen address.
     pub listen: SocketAddr,
+    /// The metrics-only listener, when `/metrics` is kept off `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Lifetimes.
     pub lifetimes: Lifetimes,
     /// How access tokens are signed.

@@ -13,7 +13,9 @@ use super::session;
 use crate::discord::{DiscordError, DiscordTokens, api};
 use crate::domain::{OpaqueToken, PkceChallenge, PkceVerifier};
 use crate::error::{OAuthError, OAuthErrorCode};
+use crate::audit::{Event, RuleLevel};
 use crate::limits::source_key;
+use crate::metrics::SignIn;
 use crate::store::{PendingLoginCap, SessionRecord, StoreError, UpstreamLogin, UserRecord};
 use std::net::IpAddr;
 use time::OffsetDateTime;
@@ -164,10 +166,12 @@ pub enum CallbackError {
 pub enum Failure {
     /// The callback itself is not acceptable (e.g. the wrong `iss`): 400.
     BadRequest,
-    /// The access rules refuse the person: 403.
-    Refused,
+    /// The access rules refuse the person (the unmet rule): 403.
+    Refused(&'static str),
     /// Discord failed or refused: 502.
     Upstream,
+    /// The person declined at Discord: straight back to the app, no page.
+    Cancelled,
 }
 
 impl From<StoreError> for CallbackError {
@@ -177,7 +181,46 @@ impl From<StoreError> for CallbackError {
 }
 
 /// Completes a login: checks binding and state before anything else, then talks to Discord.
+/// A login that fails here is counted as a sign-in by its outcome; one that succeeds is
+/// counted when the app gets its code (`code::issue`) or is refused (`finish`).
 pub async fn complete(
+    ctx: &Context<'_>,
+    params: CallbackParams,
+    binding_cookie: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Completed, CallbackError> {
+    let result = complete_login(ctx, params, binding_cookie, now).await;
+    if let Err(e) = &result {
+        let outcome = match e {
+            CallbackError::Unmatched
+            | CallbackError::ToApp {
+                failure: Failure::BadRequest,
+                ..
+            } => Some(SignIn::Invalid),
+            CallbackError::ToApp {
+                failure: Failure::Refused(rule),
+                ..
+            } => Some(SignIn::Denied(rule)),
+            CallbackError::ToApp {
+                failure: Failure::Cancelled,
+                ..
+            } => Some(SignIn::Cancelled),
+            CallbackError::ToApp {
+                failure: Failure::Upstream,
+                ..
+            }
+            | CallbackError::Busy { .. } => Some(SignIn::UpstreamError),
+            // Our own failure: counted as a 500 by the HTTP metrics.
+            CallbackError::Internal(_) => None,
+        };
+        if let Some(outcome) = outcome {
+            ctx.metrics.sign_in(outcome);
+        }
+    }
+    result
+}
+
+async fn complete_login(
     ctx: &Context<'_>,
     params: CallbackParams,
     binding_cookie: Option<&str>,
@@ -229,7 +272,7 @@ pub async fn complete(
                 OAuthErrorCode::AccessDenied,
                 "the person declined to sign in with Discord",
                 None,
-                Failure::Upstream,
+                Failure::Cancelled,
             )
         } else {
             to_app(
@@ -271,7 +314,12 @@ pub async fn complete(
     // The global rules decide whether a session may exist at all; the app's own rules are
     // checked when the session is used for it.
     if let Err(denial) = membership::check(ctx, None, &record, &membership) {
-        tracing::info!(user = %record.id, reason = denial.as_str(), "sign-in refused by the access rules");
+        ctx.audit(&Event::AccessDenied {
+            client_id: Some(&request.client_id),
+            user_id: &record.id,
+            rule: denial.as_str(),
+            level: RuleLevel::Global,
+        });
         return Err(CallbackError::ToApp {
             redirect: error_redirect(
                 ctx,
@@ -282,7 +330,7 @@ pub async fn complete(
                 ),
             ),
             explain: Some(("You cannot sign in here", denial.explanation())),
-            failure: Failure::Refused,
+            failure: Failure::Refused(denial.as_str()),
         });
     }
 
@@ -295,6 +343,10 @@ pub async fn complete(
         .await
         .map_err(CallbackError::Internal)?;
     let (session, session_secret) = session::open(ctx, &record.id, now).await?;
+    ctx.audit(&Event::SignIn {
+        client_id: &request.client_id,
+        user_id: &record.id,
+    });
     Ok(Completed {
         request,
         session,

@@ -33,13 +33,13 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     }
     let binding = cookies::binding_value(&req, &state);
     let now = state.clock.now();
-    match upstream::complete(&state.context(), params, binding.as_deref(), now).await {
+    let ctx = super::flow_context(&state, &req);
+    match upstream::complete(&ctx, params, binding.as_deref(), now).await {
         Ok(done) => {
             tracing::info!(user = %done.session.user_id, sid = %done.session.id, "signed in with Discord");
             let next = match state.clients.get(&done.request.client_id) {
                 Some(client) => {
-                    finish::finish(&state.context(), &client, &done.request, &done.session, now)
-                        .await
+                    finish::finish(&ctx, &client, &done.request, &done.session, now).await
                 }
                 None => Err(crate::error::OAuthError::new(
                     crate::error::OAuthErrorCode::ServerError,
@@ -72,8 +72,8 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
             failure,
         }) => HttpResponse::build(match failure {
             Failure::BadRequest => StatusCode::BAD_REQUEST,
-            Failure::Refused => StatusCode::FORBIDDEN,
-            Failure::Upstream => StatusCode::BAD_GATEWAY,
+            Failure::Refused(_) => StatusCode::FORBIDDEN,
+            Failure::Upstream | Failure::Cancelled => StatusCode::BAD_GATEWAY,
         })
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .content_type("text/html; charset=utf-8")

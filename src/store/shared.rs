@@ -357,7 +357,7 @@ macro_rules! emit_store_impl {
             use $crate::store::sql::*;
             use $crate::store::{
                 AccessCheck, AuthCodeRecord, CodeRedemption, EndedSession, GrantRecord,
-                LogoutDelivery, MembershipSnapshot, NewRefreshToken, PendingLoginCap, Rotation,
+                LogoutDelivery, MembershipSnapshot, NewRefreshToken, PendingLoginCap, PoolUsage, Rotation,
                 SessionRecord, Store, StoreError, StoredUpstreamTokens, TokenHolder, UpstreamLogin,
                 UserRecord, from_unix,
                 to_unix,

@@ -53,6 +53,11 @@ fn each_rule_reports_its_key() {
         ("issuer with query", r#"issuer = "https://id.example.com/?a=b""#.into(), "issuer"),
         ("issuer with fragment", r#"issuer = "https://id.example.com/#x""#.into(), "issuer"),
         ("listen address", "[server]\nlisten = \"localhost\"".into(), "server.listen"),
+        (
+            "metrics listen address",
+            "[server]\nmetrics_listen = \"localhost\"".into(),
+            "server.metrics_listen",
+        ),
         ("bad duration", "[tokens]\ncode_ttl = \"sixty\"".into(), "tokens.code_ttl"),
         ("zero duration", "[session]\nttl = \"0s\"".into(), "session.ttl"),
         ("code lives too long", "[tokens]\ncode_ttl = \"1h\"".into(), "tokens.code_ttl"),
