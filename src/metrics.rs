@@ -148,6 +148,12 @@ impl DiscordMetrics {
             .observe(latency.as_secs_f64());
     }
 
+    /// Creates the route's 429 counter at zero, so dashboards see the series before the first
+    /// 429 (a `rate()` over an absent series shows nothing, not 0).
+    pub fn declare_route(&self, route: &'static str) {
+        self.rate_limited.get_or_create(&RouteLabel { route });
+    }
+
     /// One 429 answer.
     pub fn record_rate_limited(&self, route: &'static str) {
         self.rate_limited.get_or_create(&RouteLabel { route }).inc();
@@ -264,6 +270,23 @@ impl Metrics {
             "429 answers from Discord, by route",
             discord.rate_limited.clone(),
         );
+        // The closed label sets start at zero: a series that exists before its first event
+        // makes `rate()` and `increase()` show 0 rather than nothing.
+        for outcome in ["ok", "upstream_error", "cancelled", "invalid"] {
+            signins.get_or_create(&SignInLabels { outcome, rule: "" });
+        }
+        for grant_type in ["authorization_code", "refresh_token"] {
+            grants.get_or_create(&GrantLabels {
+                grant_type,
+                outcome: "ok",
+            });
+        }
+        for kind in ["refresh_token", "access_token"] {
+            revocations.get_or_create(&KindLabel { kind });
+        }
+        for outcome in ["delivered", "retry", "abandoned"] {
+            backchannel.get_or_create(&OutcomeLabel { outcome });
+        }
         Self {
             registry,
             http_requests,

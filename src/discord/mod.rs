@@ -140,10 +140,23 @@ pub struct RouteStats {
 
 /// Calls, 429s and latencies per upstream route, readable via [`DiscordClient::stats`], and the
 /// same calls by status for the Prometheus scrape ([`DiscordStats::metrics`]).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DiscordStats {
     routes: [RouteCounters; 5],
     metrics: crate::metrics::DiscordMetrics,
+}
+
+impl Default for DiscordStats {
+    fn default() -> Self {
+        let metrics = crate::metrics::DiscordMetrics::default();
+        for route in DiscordRoute::ALL {
+            metrics.declare_route(route.as_str());
+        }
+        Self {
+            routes: Default::default(),
+            metrics,
+        }
+    }
 }
 
 impl DiscordStats {

@@ -178,7 +178,7 @@ async fn each_security_event_of_a_session_is_one_audit_line_with_its_fields() {
     let by_event = |name: &str| lines.iter().find(|l| l["event"] == name).unwrap();
     assert_eq!(by_event("access_denied")["client_id"], AUDITED_GATED.id);
     assert_eq!(by_event("access_denied")["outcome"], "denied");
-    assert_eq!(by_event("access_denied")["reason"], "app:deny_users");
+    assert_eq!(by_event("access_denied")["reason"], "app:blocked");
     assert_eq!(by_event("refresh_reuse")["outcome"], "revoked");
     assert_eq!(by_event("refresh_reuse")["level"], "WARN");
     assert_eq!(by_event("revocation")["reason"], "refresh_token");

@@ -183,7 +183,8 @@ async fn raw_paths_never_become_labels() {
 async fn a_refused_sign_in_is_counted_as_denied_with_the_unmet_rule() {
     // Arrange: only members of the community may sign in; Carol is in no server.
     let app = spawn_app_with(&format!(
-        "[access]\nallowed_guilds = [\"{COMMUNITY}\"]\n"
+        "[access]\nallowed_guilds = [\"{COMMUNITY}\"]\n[secrets]\nencryption_key = \"{}\"\n",
+        "ab".repeat(32)
     ))
     .await;
     let mut browser = Browser::new();
@@ -200,7 +201,7 @@ async fn a_refused_sign_in_is_counted_as_denied_with_the_unmet_rule() {
     // Assert
     assert_eq!(refused.status, 403);
     assert_eq!(
-        scrape.value(r#"guildgate_signins_total{outcome="denied",rule="allowed_guilds"}"#),
+        scrape.value(r#"guildgate_signins_total{outcome="denied",rule="not_in_guild"}"#),
         1.0,
         "{}",
         scrape.text
