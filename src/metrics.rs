@@ -151,7 +151,7 @@ impl DiscordMetrics {
     /// Creates the route's 429 counter at zero, so dashboards see the series before the first
     /// 429 (a `rate()` over an absent series shows nothing, not 0).
     pub fn declare_route(&self, route: &'static str) {
-        self.rate_limited.get_or_create(&RouteLabel { route });
+        drop(self.rate_limited.get_or_create(&RouteLabel { route }));
     }
 
     /// One 429 answer.
@@ -273,19 +273,19 @@ impl Metrics {
         // The closed label sets start at zero: a series that exists before its first event
         // makes `rate()` and `increase()` show 0 rather than nothing.
         for outcome in ["ok", "upstream_error", "cancelled", "invalid"] {
-            signins.get_or_create(&SignInLabels { outcome, rule: "" });
+            drop(signins.get_or_create(&SignInLabels { outcome, rule: "" }));
         }
         for grant_type in ["authorization_code", "refresh_token"] {
-            grants.get_or_create(&GrantLabels {
+            drop(grants.get_or_create(&GrantLabels {
                 grant_type,
                 outcome: "ok",
-            });
+            }));
         }
         for kind in ["refresh_token", "access_token"] {
-            revocations.get_or_create(&KindLabel { kind });
+            drop(revocations.get_or_create(&KindLabel { kind }));
         }
         for outcome in ["delivered", "retry", "abandoned"] {
-            backchannel.get_or_create(&OutcomeLabel { outcome });
+            drop(backchannel.get_or_create(&OutcomeLabel { outcome }));
         }
         Self {
             registry,
@@ -421,8 +421,12 @@ mod tests {
         discord.record_call("token", None, Duration::from_millis(5));
         let text = metrics.encode().expect("encodes");
         assert!(text.contains(r#"guildgate_http_requests_total{route="/token",status="200"} 1"#));
-        assert!(text.contains(r#"guildgate_signins_total{outcome="denied",rule="allowed_guilds"} 1"#));
-        assert!(text.contains(r#"guildgate_discord_requests_total{route="token",status="none"} 1"#));
+        assert!(
+            text.contains(r#"guildgate_signins_total{outcome="denied",rule="allowed_guilds"} 1"#)
+        );
+        assert!(
+            text.contains(r#"guildgate_discord_requests_total{route="token",status="none"} 1"#)
+        );
         assert!(text.contains("guildgate_http_request_duration_seconds_bucket"));
         assert!(text.ends_with("# EOF\n"));
     }

@@ -4,6 +4,7 @@
 //! id and source address, for the audit log). No HTTP, no raw settings. Routes and jobs borrow one from the app ctx
 //! ([`crate::state::AppState::context`]); tests can build one from parts.
 
+use crate::audit::RequestInfo;
 use crate::clients::Clients;
 use crate::config::{ValidClient, ValidConfig};
 use crate::discord::DiscordClient;
@@ -14,7 +15,6 @@ use crate::sealed::Sealer;
 use crate::state::Clock;
 use crate::store::Store;
 use crate::tokens::VerifiedTokens;
-use crate::audit::RequestInfo;
 use tokio::sync::Notify;
 
 /// The flows' view of the running service.

@@ -90,7 +90,12 @@ async fn full_session(rp: Rp, gated: Rp) -> (TestApp, Session) {
     let sso_code = redirect_params(&page)["code"].clone();
     let third = redeem_as(&app, rp, &sso_code).await;
     assert_eq!(third.status, 200, "{}", third.body);
-    assert_eq!(revoke_as(&app, Some(rp), &third.text("refresh_token")).await.status, 200);
+    assert_eq!(
+        revoke_as(&app, Some(rp), &third.text("refresh_token"))
+            .await
+            .status,
+        200
+    );
 
     // The gated app refuses Alice on her session.
     let refused = browser
@@ -165,14 +170,20 @@ async fn each_security_event_of_a_session_is_one_audit_line_with_its_fields() {
         assert_eq!(line["user_id"], ALICE, "{what}");
         assert_eq!(line["source_ip"], "127.0.0.1", "{what}");
         let request_id = line["request_id"].as_str().unwrap_or_default();
-        assert!(uuid::Uuid::parse_str(request_id).is_ok(), "{what}: {request_id:?}");
+        assert!(
+            uuid::Uuid::parse_str(request_id).is_ok(),
+            "{what}: {request_id:?}"
+        );
         // ... the same request id as the request's own log context.
         let spans = line["spans"].as_array().expect("the span list");
         assert!(
             spans.iter().any(|s| s["request_id"] == request_id),
             "{what}: {line}"
         );
-        assert!(line["outcome"].as_str().is_some_and(|o| !o.is_empty()), "{what}");
+        assert!(
+            line["outcome"].as_str().is_some_and(|o| !o.is_empty()),
+            "{what}"
+        );
         assert!(line.get("reason").is_some(), "{what}");
     }
     let by_event = |name: &str| lines.iter().find(|l| l["event"] == name).unwrap();
@@ -199,10 +210,16 @@ async fn a_full_session_logs_none_of_its_secrets() {
     // ... and holds none of the secrets, nor any part of a JWT.
     for (what, secret) in &session.secrets {
         assert!(secret.len() >= 12, "{what} is long enough to look for");
-        assert!(!session.log.contains(secret.as_str()), "{what} is in the log");
+        assert!(
+            !session.log.contains(secret.as_str()),
+            "{what} is in the log"
+        );
         if secret.starts_with("eyJ") {
             for part in secret.split('.').skip(1) {
-                assert!(!session.log.contains(part), "a part of {what} is in the log");
+                assert!(
+                    !session.log.contains(part),
+                    "a part of {what} is in the log"
+                );
             }
         }
     }
@@ -231,7 +248,12 @@ async fn a_scheduled_key_rotation_is_audited() {
         .into_iter()
         .max_by_key(|k| k.activates_at)
         .expect("keys");
-    let file = newest.path.file_name().unwrap().to_string_lossy().into_owned();
+    let file = newest
+        .path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let lines: Vec<Value> = log
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

@@ -4,7 +4,9 @@
 //! listener; the Grafana dashboard queries only metrics a scrape has.
 
 use crate::browser::Browser;
-use crate::helpers::{ALICE, OTHER, OTHER_REDIRECT, OTHER_SECRET, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{
+    ALICE, OTHER, OTHER_REDIRECT, OTHER_SECRET, TestApp, spawn_app, spawn_app_with,
+};
 use std::collections::{HashMap, HashSet};
 
 const CAROL: &str = "1090417266934861824";
@@ -125,7 +127,8 @@ async fn a_scrape_after_a_sign_in_and_a_refresh_shows_the_sign_in_the_grants_and
         scrape.text
     );
     assert_eq!(
-        scrape.value(r#"guildgate_token_grants_total{grant_type="authorization_code",outcome="ok"}"#),
+        scrape
+            .value(r#"guildgate_token_grants_total{grant_type="authorization_code",outcome="ok"}"#),
         1.0
     );
     assert_eq!(
@@ -137,8 +140,12 @@ async fn a_scrape_after_a_sign_in_and_a_refresh_shows_the_sign_in_the_grants_and
         scrape.value(r#"guildgate_discord_requests_total{route="token",status="200"}"#),
         1.0
     );
-    assert!(scrape.value(r#"guildgate_discord_requests_total{route="users_me",status="200"}"#) >= 1.0);
-    assert!(scrape.value(r#"guildgate_discord_request_duration_seconds_count{route="token"}"#) >= 1.0);
+    assert!(
+        scrape.value(r#"guildgate_discord_requests_total{route="users_me",status="200"}"#) >= 1.0
+    );
+    assert!(
+        scrape.value(r#"guildgate_discord_request_duration_seconds_count{route="token"}"#) >= 1.0
+    );
     // HTTP requests by mounted route and status, with latencies.
     assert_eq!(
         scrape.value(r#"guildgate_http_requests_total{route="/token",status="200"}"#),
@@ -146,7 +153,8 @@ async fn a_scrape_after_a_sign_in_and_a_refresh_shows_the_sign_in_the_grants_and
     );
     assert_eq!(
         scrape.value(r#"guildgate_http_requests_total{route="/callback/discord",status="303"}"#)
-            + scrape.value(r#"guildgate_http_requests_total{route="/callback/discord",status="302"}"#),
+            + scrape
+                .value(r#"guildgate_http_requests_total{route="/callback/discord",status="302"}"#),
         1.0
     );
     assert_eq!(
@@ -156,8 +164,16 @@ async fn a_scrape_after_a_sign_in_and_a_refresh_shows_the_sign_in_the_grants_and
     // Store and key gauges, read at scrape time.
     assert_eq!(scrape.value("guildgate_sessions_live"), 1.0);
     assert_eq!(scrape.value("guildgate_backchannel_logout_queue"), 0.0);
-    assert!(scrape.samples.contains_key(r#"guildgate_store_pool_connections{state="idle"}"#));
-    assert!(scrape.samples.contains_key("guildgate_signing_key_age_seconds"));
+    assert!(
+        scrape
+            .samples
+            .contains_key(r#"guildgate_store_pool_connections{state="idle"}"#)
+    );
+    assert!(
+        scrape
+            .samples
+            .contains_key("guildgate_signing_key_age_seconds")
+    );
 }
 
 #[tokio::test]
@@ -195,7 +211,9 @@ async fn a_refused_sign_in_is_counted_as_denied_with_the_unmet_rule() {
     let back = browser.get(&start.location.expect("to Discord")).await;
 
     // Act
-    let refused = browser.get(&back.location.expect("back from Discord")).await;
+    let refused = browser
+        .get(&back.location.expect("back from Discord"))
+        .await;
     let scrape = Scrape::of(&app).await;
 
     // Assert
@@ -206,7 +224,10 @@ async fn a_refused_sign_in_is_counted_as_denied_with_the_unmet_rule() {
         "{}",
         scrape.text
     );
-    assert_eq!(scrape.value(r#"guildgate_signins_total{outcome="ok",rule=""}"#), 0.0);
+    assert_eq!(
+        scrape.value(r#"guildgate_signins_total{outcome="ok",rule=""}"#),
+        0.0
+    );
 }
 
 #[tokio::test]
@@ -225,7 +246,9 @@ async fn a_reused_refresh_token_is_counted() {
     assert_eq!(reused.status(), 400);
     assert_eq!(scrape.value("guildgate_refresh_token_reuse_total"), 1.0);
     assert_eq!(
-        scrape.value(r#"guildgate_token_grants_total{grant_type="refresh_token",outcome="invalid_grant"}"#),
+        scrape.value(
+            r#"guildgate_token_grants_total{grant_type="refresh_token",outcome="invalid_grant"}"#
+        ),
         1.0
     );
 }
@@ -241,7 +264,9 @@ async fn with_metrics_listen_the_scrape_is_only_on_that_listener() {
 
     // Act
     let on_main = app.get("/metrics").await.status();
-    let token = app.token(None, &[("grant_type", "client_credentials")]).await;
+    let token = app
+        .token(None, &[("grant_type", "client_credentials")])
+        .await;
     let scrape = Scrape::at(&metrics).await;
 
     // Assert: 404 on the app's listener; the metrics listener counts the app's requests.
@@ -254,7 +279,9 @@ async fn with_metrics_listen_the_scrape_is_only_on_that_listener() {
         scrape.text
     );
     assert_eq!(
-        scrape.value(r#"guildgate_token_grants_total{grant_type="unknown",outcome="invalid_client"}"#),
+        scrape.value(
+            r#"guildgate_token_grants_total{grant_type="unknown",outcome="invalid_client"}"#
+        ),
         1.0
     );
 }
@@ -262,10 +289,9 @@ async fn with_metrics_listen_the_scrape_is_only_on_that_listener() {
 #[tokio::test]
 async fn the_grafana_dashboard_queries_only_metrics_a_scrape_has() {
     // Arrange
-    let dashboard: serde_json::Value = serde_json::from_str(include_str!(
-        "../../docs/grafana-dashboard.json"
-    ))
-    .expect("the dashboard is valid JSON");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/grafana-dashboard.json"))
+            .expect("the dashboard is valid JSON");
     let app = spawn_app().await;
     sign_in_and_redeem(&app).await;
     let scrape = Scrape::of(&app).await;
@@ -274,10 +300,7 @@ async fn the_grafana_dashboard_queries_only_metrics_a_scrape_has() {
     // Act: every expression of every panel, and the metric names in them.
     let mut exprs = Vec::new();
     collect_exprs(&dashboard, &mut exprs);
-    let used: HashSet<String> = exprs
-        .iter()
-        .flat_map(|e| metric_names(e))
-        .collect();
+    let used: HashSet<String> = exprs.iter().flat_map(|e| metric_names(e)).collect();
 
     // Assert
     assert!(
@@ -289,7 +312,11 @@ async fn the_grafana_dashboard_queries_only_metrics_a_scrape_has() {
     assert!(exprs.len() >= 10, "{} queries", exprs.len());
     for panel in dashboard["panels"].as_array().expect("panels") {
         if panel["type"] != "row" {
-            assert_eq!(panel["datasource"]["uid"], "${DS_PROMETHEUS}", "{}", panel["title"]);
+            assert_eq!(
+                panel["datasource"]["uid"], "${DS_PROMETHEUS}",
+                "{}",
+                panel["title"]
+            );
         }
     }
     let unknown: Vec<&String> = used.iter().filter(|n| !known.contains(*n)).collect();
