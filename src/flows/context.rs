@@ -1,8 +1,9 @@
 //! What the protocol flows work with, and nothing more: the validated configuration, the store,
 //! the signing keys, the registered clients, the Discord client, the clock and the per-person
 //! re-check locks, the sealer for kept Discord tokens, the metrics, and who is asking (request
-//! id and source address, for the audit log). No HTTP, no raw settings. Routes and jobs borrow one from the app ctx
-//! ([`crate::state::AppState::context`]); tests can build one from parts.
+//! id and source address, for the audit log). No HTTP, no raw settings. Routes and jobs borrow
+//! one from the app state ([`crate::state::AppState::context`]; routes add the request with
+//! `routes::flow_context`); tests can build one from parts.
 
 use crate::audit::RequestInfo;
 use crate::clients::Clients;
