@@ -4,6 +4,7 @@
 
 pub mod admin;
 
+use crate::audit;
 use crate::config::Settings;
 use crate::keys::{self, KeySet};
 use crate::startup::StartupError;
@@ -85,6 +86,13 @@ pub fn keys_rotate(settings: &Settings) -> anyhow::Result<()> {
     KeySet::load_or_generate(dir, now).map_err(StartupError::from)?;
     let (path, active_from) = keys::generate_key_file(dir, now)?;
     let set = KeySet::load(dir, active_from)?;
+    audit::emit(
+        &audit::RequestInfo::NONE,
+        &audit::Event::KeyRotation {
+            by: "keys rotate",
+            key: &set.active().kid,
+        },
+    );
     println!(
         "new active key {} written to {}; restart or reload guildgate processes to sign with it",
         set.active().kid,
@@ -123,6 +131,15 @@ pub async fn users_revoke(settings: Settings, id: &str) -> anyhow::Result<()> {
     let state = crate::startup::build_state(settings, Clock::default()).await?;
     let now = state.clock.now();
     let ended = crate::flows::logout::revoke_user(&state.context(), id.as_str(), now).await?;
+    audit::emit(
+        &audit::RequestInfo::NONE,
+        &audit::Event::Admin {
+            action: "users revoke",
+            user_id: id.as_str(),
+            client_id: None,
+            changed: true,
+        },
+    );
     println!(
         "ended {} session(s) and revoked every token of user {id}; apps with a back-channel logout URI will be told",
         ended.len()
@@ -133,7 +150,17 @@ pub async fn users_revoke(settings: Settings, id: &str) -> anyhow::Result<()> {
 /// `guildgate users forget-consent ID CLIENT`.
 pub async fn forget_consent(settings: Settings, id: &str, client: &str) -> anyhow::Result<()> {
     let state = crate::startup::build_state(settings, Clock::default()).await?;
-    if state.store.revoke_consent(id, client).await? {
+    let forgot = state.store.revoke_consent(id, client).await?;
+    audit::emit(
+        &audit::RequestInfo::NONE,
+        &audit::Event::Admin {
+            action: "users forget-consent",
+            user_id: id,
+            client_id: Some(client),
+            changed: forgot,
+        },
+    );
+    if forgot {
         println!("forgot {id}'s consent for {client}; they will be asked again");
     } else {
         println!("{id} had no remembered consent for {client}");

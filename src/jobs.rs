@@ -1,6 +1,8 @@
 //! Background work off the request path: back-channel logout delivery and store clean-up.
 //! Both take their work from the store, so several processes share it and a restart loses none.
 
+use crate::audit;
+use crate::metrics::Delivery;
 use crate::state::AppState;
 use crate::store::{LogoutDelivery, StoreError};
 use crate::tokens::{self, LogoutTokenClaims};
@@ -123,10 +125,19 @@ async fn deliver(state: &AppState, delivery: LogoutDelivery, now: OffsetDateTime
     let result = match outcome {
         Ok(()) => {
             tracing::info!(client_id = %delivery.client_id, "back-channel logout delivered");
+            state.metrics.backchannel(Delivery::Delivered);
             state.store.finish_logout_delivery(&delivery.id).await
         }
         Err(reason) if delivery.attempts + 1 >= MAX_ATTEMPTS => {
             tracing::error!(client_id = %delivery.client_id, %reason, "back-channel logout abandoned");
+            state.metrics.backchannel(Delivery::Abandoned);
+            audit::emit(
+                &audit::RequestInfo::NONE,
+                &audit::Event::BackchannelAbandoned {
+                    client_id: &delivery.client_id,
+                    user_id: &delivery.user_id,
+                },
+            );
             state.store.finish_logout_delivery(&delivery.id).await
         }
         Err(reason) => {
@@ -136,6 +147,7 @@ async fn deliver(state: &AppState, delivery: LogoutDelivery, now: OffsetDateTime
                 .unwrap_or(MAX_BACKOFF_SECS)
                 .min(MAX_BACKOFF_SECS);
             tracing::warn!(client_id = %delivery.client_id, %reason, attempts, backoff, "back-channel logout failed; will retry");
+            state.metrics.backchannel(Delivery::Retry);
             state
                 .store
                 .retry_logout_delivery(

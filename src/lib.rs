@@ -5,6 +5,7 @@
 )]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod claims;
 pub mod cli;
 pub mod client_ip;
@@ -23,6 +24,7 @@ pub mod jws;
 pub mod keyed_lock;
 pub mod keys;
 pub mod limits;
+pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod reload;

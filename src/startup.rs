@@ -29,6 +29,8 @@ pub use error::{StartupError, format_problems};
 pub struct Application {
     port: u16,
     server: Server,
+    /// The scrape's own server, when `server.metrics_listen` is set: its port and server.
+    metrics: Option<(u16, Server)>,
     state: web::Data<AppState>,
 }
 
@@ -82,6 +84,12 @@ impl Application {
         waiting.stop().await;
         let state = web::Data::new(state?);
 
+        let metrics = match state.config().metrics_listen {
+            Some(addr) => Some(metrics_server(addr, state.clone())?),
+            None => None,
+        };
+        // Without a metrics listener the scrape is served here, beside the app.
+        let scrape_here = metrics.is_none();
         let server_state = state.clone();
         // Restart-only (a `[server]` setting), so the request span can read it without the
         // app state.
@@ -96,10 +104,18 @@ impl Application {
                 .wrap(cors(server_state.clone()))
                 .wrap(actix_web::middleware::from_fn(routes::security_headers))
                 .wrap(TracingLogger::<RequestSpan>::new())
+                // Counts and times every answer, refusals at the edge included.
+                .wrap(actix_web::middleware::from_fn(routes::record_requests))
+                // Outermost: a stop waits for every request counted here.
                 .wrap(actix_web::middleware::from_fn(signals::count_in_flight))
                 .app_data(server_state.clone())
                 .app_data(trusted_proxies.clone())
                 .configure(routes::configure)
+                .configure(|cfg| {
+                    if scrape_here {
+                        routes::configure_metrics(cfg);
+                    }
+                })
         })
         // Signals are ours (`serve_until_signalled`): actix's own would stop SIGINT without
         // waiting for requests in flight, and would stop test processes that embed the app.
@@ -118,8 +134,14 @@ impl Application {
         Ok(Self {
             port,
             server,
+            metrics,
             state,
         })
+    }
+
+    /// The port of the metrics listener, when `server.metrics_listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// The bound port.
@@ -136,7 +158,16 @@ impl Application {
     /// running alongside; installs no signal handlers (tests embed the app in their process).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let _jobs = Jobs(crate::jobs::spawn(self.state.clone()));
-        self.server.await
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
+        let served = self.server.await;
+        if let Some(handle) = metrics {
+            handle.stop(true).await;
+        }
+        served
     }
 
     /// Serves until SIGTERM or SIGINT, then stops gracefully: no new connections, requests in
@@ -144,6 +175,11 @@ impl Application {
     /// it claimed. SIGHUP reloads the configuration from `config_file` and the environment.
     pub async fn serve_until_signalled(self, config_file: Option<PathBuf>) -> std::io::Result<()> {
         let mut jobs = Jobs(crate::jobs::spawn(self.state.clone()));
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let watch = signals::watch(self.server.handle(), self.state.clone(), config_file);
         let signals = tokio::spawn(async move {
             if let Err(e) = watch.await {
@@ -152,6 +188,9 @@ impl Application {
         });
         let served = self.server.await;
         signals.abort();
+        if let Some(handle) = metrics {
+            handle.stop(true).await;
+        }
         self.state.stopping.stop();
         self.state.logout_wakeup.notify_one();
         // The deliverer finishes the attempt it is making (the outbound timeout bounds it) and
@@ -170,6 +209,35 @@ impl Application {
         tracing::info!("stopped");
         served
     }
+}
+
+/// The scrape alone on `server.metrics_listen`, so it can stay on an address the public
+/// cannot reach while the app listens on one it can.
+fn metrics_server(
+    addr: std::net::SocketAddr,
+    state: web::Data<AppState>,
+) -> Result<(u16, Server), StartupError> {
+    let bind_error = |cause| StartupError::Bind {
+        addr: addr.to_string(),
+        setting: "server.metrics_listen",
+        cause,
+    };
+    let listener = TcpListener::bind(addr).map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::from_fn(routes::security_headers))
+            .app_data(state.clone())
+            .configure(routes::configure_metrics)
+    })
+    .workers(1)
+    // The main server's stop (ours, on SIGTERM) stops this one too.
+    .disable_signals()
+    .listen(listener)
+    .map_err(bind_error)?
+    .run();
+    tracing::info!(port, "metrics are served on their own listener");
+    Ok((port, server))
 }
 
 /// CORS for registered app origins, and only on the endpoints a browser app calls with fetch
@@ -294,8 +362,10 @@ async fn assemble_state(
     .map_err(|e| anyhow::anyhow!("cannot set up the Discord client: {e}"))?;
 
     let pages = Arc::new(crate::pages::Pages::new(&config.ui));
+    let metrics = Arc::new(crate::metrics::Metrics::new(discord.stats().metrics()));
     let parts = Parts {
         pages,
+        metrics,
         settings: Arc::new(settings),
         store,
         keys: Arc::new(keys),

@@ -39,6 +39,8 @@ pub struct AppState {
     pub verified: crate::tokens::VerifiedTokens,
     /// Seals kept Discord tokens, built once from `secrets.encryption_key`.
     pub sealer: Option<crate::sealed::Sealer>,
+    /// Prometheus metrics (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The pages, branded by `[ui]`, and their Content-Security-Policy.
     pub pages: Arc<crate::pages::Pages>,
     /// Request-rate budgets (`[limits]`), kept across reloads.
@@ -187,6 +189,8 @@ pub struct Parts {
     pub sealer: Option<crate::sealed::Sealer>,
     /// The pages, branded by `[ui]`.
     pub pages: Arc<crate::pages::Pages>,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -202,6 +206,7 @@ impl AppState {
             http: parts.http,
             discovery: parts.discovery,
             pages: parts.pages,
+            metrics: parts.metrics,
             clock: parts.clock,
             rechecks: KeyedLocks::default(),
             verified: crate::tokens::VerifiedTokens::default(),
@@ -255,6 +260,8 @@ impl AppState {
             rechecks: &self.rechecks,
             verified: &self.verified,
             sealer: self.sealer.as_ref(),
+            metrics: &self.metrics,
+            request: crate::audit::RequestInfo::NONE,
         }
     }
 

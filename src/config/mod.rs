@@ -67,6 +67,9 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<String>,
     /// How long SIGTERM/SIGINT waits for in-flight requests.
     pub shutdown_timeout: String,
+    /// `host:port` serving only `/metrics`; unset: `/metrics` is on `listen`.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
 }
 
 /// `[log]`.

@@ -134,6 +134,8 @@ pub struct ValidConfig {
     pub trusted_proxies: crate::client_ip::TrustedProxies,
     /// How long a stop waits for in-flight requests (`server.shutdown_timeout`).
     pub shutdown_timeout: Duration,
+    /// The metrics-only listener, when `/metrics` is kept off `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Lifetimes.
     pub lifetimes: Lifetimes,
     /// How access tokens are signed.

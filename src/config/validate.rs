@@ -139,6 +139,14 @@ impl Settings {
                 }),
             )
             .unwrap_or_default();
+        let metrics_listen = self.server.metrics_listen.as_deref().and_then(|raw| {
+            c.check(
+                "server.metrics_listen",
+                raw.parse::<SocketAddr>().map_err(|_| {
+                    format!("{raw:?} is not an address:port such as \"127.0.0.1:9090\"")
+                }),
+            )
+        });
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             c.problem(
                 "log.format",
@@ -256,6 +264,7 @@ impl Settings {
                     listen,
                     trusted_proxies,
                     shutdown_timeout,
+                    metrics_listen,
                     lifetimes,
                     access_token_alg,
                     discord_authorize_url: authorize,

@@ -138,10 +138,25 @@ pub struct RouteStats {
     pub latency_max: Duration,
 }
 
-/// Calls, 429s and latencies per upstream route, readable via [`DiscordClient::stats`].
-#[derive(Debug, Default)]
+/// Calls, 429s and latencies per upstream route, readable via [`DiscordClient::stats`], and the
+/// same calls by status for the Prometheus scrape ([`DiscordStats::metrics`]).
+#[derive(Debug)]
 pub struct DiscordStats {
     routes: [RouteCounters; 5],
+    metrics: crate::metrics::DiscordMetrics,
+}
+
+impl Default for DiscordStats {
+    fn default() -> Self {
+        let metrics = crate::metrics::DiscordMetrics::default();
+        for route in DiscordRoute::ALL {
+            metrics.declare_route(route.as_str());
+        }
+        Self {
+            routes: Default::default(),
+            metrics,
+        }
+    }
 }
 
 impl DiscordStats {
@@ -156,7 +171,14 @@ impl DiscordStats {
         }
     }
 
-    pub(crate) fn record_call(&self, route: DiscordRoute, latency: Duration) {
+    /// The Prometheus view of the calls, registered by [`crate::metrics::Metrics::new`].
+    pub fn metrics(&self) -> &crate::metrics::DiscordMetrics {
+        &self.metrics
+    }
+
+    /// One request sent; `status` is `None` when no answer came.
+    pub(crate) fn record_call(&self, route: DiscordRoute, status: Option<u16>, latency: Duration) {
+        self.metrics.record_call(route.as_str(), status, latency);
         let c = &self.routes[route.index()];
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         c.calls.fetch_add(1, Ordering::Relaxed);
@@ -165,6 +187,7 @@ impl DiscordStats {
     }
 
     pub(crate) fn record_rate_limited(&self, route: DiscordRoute) {
+        self.metrics.record_rate_limited(route.as_str());
         self.routes[route.index()]
             .rate_limited
             .fetch_add(1, Ordering::Relaxed);

@@ -88,7 +88,8 @@ impl Transport {
                 Ok(resp) => read_answer(resp).await,
                 Err(e) => Err(ReadError::Http(e)),
             };
-            self.stats.record_call(route, started.elapsed());
+            let status = result.as_ref().ok().map(|answer| answer.status.as_u16());
+            self.stats.record_call(route, status, started.elapsed());
             let answer = match result {
                 Ok(answer) => answer,
                 Err(ReadError::TooLarge) => {

@@ -10,7 +10,8 @@ use crate::error::{OAuthError, OAuthErrorCode};
 use crate::store::{AuthCodeRecord, CodeRedemption, GrantRecord, SessionRecord, StoreError};
 use time::OffsetDateTime;
 
-/// Issues a code for `request` under `session` and records the client in the session.
+/// Issues a code for `request` under `session` and records the client in the session. A code
+/// issued is a sign-in into the app that succeeded (`guildgate_signins_total{outcome="ok"}`).
 pub async fn issue(
     ctx: &Context<'_>,
     request: &AuthorizationRequest,
@@ -37,6 +38,7 @@ pub async fn issue(
             expires_at: now + ctx.config.lifetimes.code,
         })
         .await?;
+    ctx.metrics.sign_in(crate::metrics::SignIn::Ok);
     Ok(code)
 }
 

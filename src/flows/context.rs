@@ -1,13 +1,17 @@
 //! What the protocol flows work with, and nothing more: the validated configuration, the store,
 //! the signing keys, the registered clients, the Discord client, the clock and the per-person
-//! re-check locks and the sealer for kept Discord tokens. No HTTP, no raw settings. Routes and jobs borrow one from the app ctx
-//! ([`crate::state::AppState::context`]); tests can build one from parts.
+//! re-check locks, the sealer for kept Discord tokens, the metrics, and who is asking (request
+//! id and source address, for the audit log). No HTTP, no raw settings. Routes and jobs borrow
+//! one from the app state ([`crate::state::AppState::context`]; routes add the request with
+//! `routes::flow_context`); tests can build one from parts.
 
+use crate::audit::RequestInfo;
 use crate::clients::Clients;
 use crate::config::{ValidClient, ValidConfig};
 use crate::discord::DiscordClient;
 use crate::keyed_lock::KeyedLocks;
 use crate::keys::KeySet;
+use crate::metrics::Metrics;
 use crate::sealed::Sealer;
 use crate::state::Clock;
 use crate::store::Store;
@@ -39,9 +43,23 @@ pub struct Context<'a> {
     pub verified: &'a VerifiedTokens,
     /// Seals kept Discord tokens; `None` without `secrets.encryption_key`.
     pub sealer: Option<&'a Sealer>,
+    /// Counters of what the flows decide.
+    pub metrics: &'a Metrics,
+    /// The request being served (empty for jobs and the command line): audit lines carry it.
+    pub request: RequestInfo,
 }
 
 impl Context<'_> {
+    /// This context, serving the request described by `request`.
+    pub fn with_request(self, request: RequestInfo) -> Self {
+        Self { request, ..self }
+    }
+
+    /// Writes an audit line for `event`, with this request's id and source address.
+    pub fn audit(&self, event: &crate::audit::Event<'_>) {
+        crate::audit::emit(&self.request, event);
+    }
+
     /// The `sub` a client sees for a person (pairwise when the client asks for it).
     pub fn subject(&self, client: &ValidClient, user_id: &str) -> String {
         crate::claims::subject(

@@ -7,9 +7,11 @@ use super::recheck::{self, RecheckError};
 use super::refusal::Refusal;
 use super::response::{error_redirect, success_redirect};
 use super::{code, logout, membership};
+use crate::audit::{Event, RuleLevel};
 use crate::config::{Consent, ValidClient};
 use crate::domain::Scopes;
 use crate::error::{OAuthError, OAuthErrorCode};
+use crate::metrics::SignIn;
 use crate::store::SessionRecord;
 use crate::tokens;
 use serde::{Deserialize, Serialize};
@@ -86,7 +88,13 @@ pub async fn finish(
         membership::Membership::default()
     };
     if let Err(denial) = membership::check(ctx, Some(client), &user, &snapshot) {
-        tracing::info!(user = %user.id, client_id = %client.id, reason = denial.as_str(), "access refused by the access rules");
+        ctx.audit(&Event::AccessDenied {
+            client_id: Some(client.id.as_str()),
+            user_id: &user.id,
+            rule: denial.as_str(),
+            level: RuleLevel::App,
+        });
+        ctx.metrics.sign_in(SignIn::Denied(denial.as_str()));
         // The global rules no longer admit the person: the session must not open other apps.
         if membership::check(ctx, None, &user, &snapshot).is_err() {
             logout::end_session(ctx, &session.id, now).await?;
@@ -152,6 +160,7 @@ fn stale_membership(
         RecheckError::NoKeptTokens | RecheckError::AuthorizationGone => Ok(Finish::SignInAgain),
         RecheckError::Unavailable(why) => {
             tracing::warn!(reason = %why, client_id = %request.client_id, "cannot re-check Discord membership for single sign-on; refusing");
+            ctx.metrics.sign_in(SignIn::UpstreamError);
             let description = "Discord could not be asked to confirm access; try again shortly";
             if request.prompt.none {
                 return Ok(to_app(OAuthErrorCode::TemporarilyUnavailable, description));
@@ -241,6 +250,11 @@ pub async fn answer_consent(
     };
     let request = ticket.request;
     if !approved {
+        ctx.audit(&Event::ConsentDeclined {
+            client_id: client.id.as_str(),
+            user_id: &session.user_id,
+        });
+        ctx.metrics.sign_in(SignIn::Cancelled);
         let error = OAuthError::new(
             OAuthErrorCode::AccessDenied,
             "the person declined to share their information",
@@ -254,6 +268,10 @@ pub async fn answer_consent(
             .save_consent(&session.user_id, client.id.as_str(), &request.scope, now)
             .await?;
     }
+    ctx.audit(&Event::ConsentGiven {
+        client_id: client.id.as_str(),
+        user_id: &session.user_id,
+    });
     let code = code::issue(ctx, &request, session, now).await?;
     Ok(Some(success_redirect(ctx, &request, &code)))
 }

@@ -55,6 +55,10 @@ pub async fn mint(
     refresh: Refresh,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthError> {
+    let grant_type = match refresh {
+        Refresh::NewGrant(_) => "authorization_code",
+        Refresh::Rotated(_) => "refresh_token",
+    };
     let refresh = match refresh {
         Refresh::NewGrant(token) => {
             let stored = token.as_ref().map(|t| NewRefreshToken {
@@ -114,6 +118,11 @@ pub async fn mint(
     };
     let id_token = tokens::sign_id_token(ctx.keys, &id_claims).map_err(OAuthError::internal)?;
 
+    ctx.audit(&crate::audit::Event::TokenIssued {
+        client_id: client.id.as_str(),
+        user_id: &user.id,
+        grant_type,
+    });
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

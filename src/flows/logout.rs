@@ -144,6 +144,24 @@ pub async fn end_session(
     Ok(Some(ended))
 }
 
+/// RP-initiated logout confirmed: ends the session like [`end_session`] and writes the audit
+/// line (the app named by the request, the person).
+pub async fn sign_out(
+    ctx: &Context<'_>,
+    request: &LogoutRequest,
+    session_id: &str,
+    now: OffsetDateTime,
+) -> Result<Option<EndedSession>, OAuthError> {
+    let ended = end_session(ctx, session_id, now).await?;
+    if let Some(ended) = &ended {
+        ctx.audit(&crate::audit::Event::Logout {
+            client_id: request.client.as_ref().map(|c| c.id.as_str()),
+            user_id: &ended.session.user_id,
+        });
+    }
+    Ok(ended)
+}
+
 /// Queues one logout token per participating client that has a back-channel URI.
 pub async fn notify_clients(
     ctx: &Context<'_>,

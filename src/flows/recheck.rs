@@ -290,14 +290,11 @@ async fn authorization_gone(
     .await;
     match ended {
         Ok(sessions) => {
-            tracing::warn!(
-                target: "audit",
-                event = "discord_authorization_gone",
-                user = %user_id,
-                reason = why,
-                sessions_ended = sessions.len(),
-                "Discord no longer authorizes guildgate for this person; every session and grant ended"
-            );
+            tracing::info!(user = %user_id, sessions_ended = sessions.len(), "every session and grant of the person ended");
+            ctx.audit(&crate::audit::Event::DiscordAuthorizationGone {
+                user_id,
+                reason: why,
+            });
             RecheckError::AuthorizationGone
         }
         Err(e) => RecheckError::Internal(e.into()),

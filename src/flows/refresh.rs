@@ -4,6 +4,7 @@ use super::Context;
 use super::grant::{self, Refresh, TokenResponse};
 use super::recheck::{self, RecheckError};
 use super::{logout, membership};
+use crate::audit::Event;
 use crate::config::ValidClient;
 use crate::domain::{OpaqueToken, Scopes};
 use crate::error::{OAuthError, OAuthErrorCode};
@@ -76,10 +77,7 @@ pub async fn refresh(
         .await?
     {
         Rotation::Rotated(grant) => grant,
-        Rotation::Reused { grant_id } => {
-            tracing::warn!(client_id = %client.id, grant_id, "refresh token reused; grant revoked");
-            return Err(invalid("the refresh token was already used"));
-        }
+        Rotation::Reused { grant_id } => return Err(reused(ctx, client, &grant_id).await),
         Rotation::Invalid => return Err(invalid("the refresh token is not valid")),
     };
     // The narrowed scope applies to these tokens only; the grant keeps what was consented.
@@ -114,18 +112,29 @@ async fn rotate_or_explain(
         .rotate_refresh_token(old_hash, client.id.as_str(), &probe, now)
         .await?
     {
-        Rotation::Reused { grant_id } => {
-            tracing::warn!(client_id = %client.id, grant_id, "refresh token reused; grant revoked");
-            Err(OAuthError::new(
-                OAuthErrorCode::InvalidGrant,
-                "the refresh token was already used",
-            ))
-        }
+        Rotation::Reused { grant_id } => Err(reused(ctx, client, &grant_id).await),
         _ => Err(OAuthError::new(
             OAuthErrorCode::InvalidGrant,
             "the refresh token is not valid",
         )),
     }
+}
+
+/// A rotated token came back (RFC 9700 §4.14.2): the store has already revoked its grant.
+/// Counted, written to the audit log with the grant's person, and answered `invalid_grant`.
+async fn reused(ctx: &Context<'_>, client: &ValidClient, grant_id: &str) -> OAuthError {
+    ctx.metrics.refresh_reuse();
+    // Only for the audit line: a store failure here must not change the answer.
+    let grant = ctx.store.get_grant(grant_id).await.ok().flatten();
+    tracing::warn!(client_id = %client.id, grant_id, "refresh token reused; grant revoked");
+    ctx.audit(&Event::RefreshReuse {
+        client_id: client.id.as_str(),
+        user_id: grant.as_ref().map(|g| g.user_id.as_str()),
+    });
+    OAuthError::new(
+        OAuthErrorCode::InvalidGrant,
+        "the refresh token was already used",
+    )
 }
 
 /// What the app is told when membership could not be re-checked.

@@ -1,6 +1,7 @@
 //! Token revocation (RFC 7009) and introspection (RFC 7662) for the client that holds a token.
 
 use super::Context;
+use crate::audit::Event;
 use crate::config::ValidClient;
 use crate::domain::OpaqueToken;
 use crate::error::OAuthError;
@@ -24,6 +25,12 @@ pub async fn revoke(
         if grant.client_id == client.id.as_str() {
             ctx.store.revoke_grant(&grant.id, now).await?;
             tracing::info!(client_id = %client.id, grant_id = %grant.id, "refresh token revoked");
+            ctx.metrics.revocation("refresh_token");
+            ctx.audit(&Event::Revocation {
+                client_id: client.id.as_str(),
+                user_id: Some(&grant.user_id),
+                kind: "refresh_token",
+            });
         }
         return Ok(());
     }
@@ -39,6 +46,14 @@ pub async fn revoke(
                 )
                 .await?;
             tracing::info!(client_id = %client.id, jti = %claims.jti, "access token revoked");
+            ctx.metrics.revocation("access_token");
+            // Only for the audit line (`sub` may be pairwise): the grant names the person.
+            let grant = ctx.store.get_grant(&claims.gid).await.ok().flatten();
+            ctx.audit(&Event::Revocation {
+                client_id: client.id.as_str(),
+                user_id: grant.as_ref().map(|g| g.user_id.as_str()),
+                kind: "access_token",
+            });
         }
     }
     Ok(())

@@ -11,10 +11,12 @@ use super::membership::{self, Membership};
 use super::refusal::Refusal;
 use super::response::error_redirect;
 use super::session;
+use crate::audit::{Event, RuleLevel};
 use crate::discord::{DiscordError, DiscordTokens, api};
 use crate::domain::{OpaqueToken, PkceChallenge, PkceVerifier};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::limits::source_key;
+use crate::metrics::SignIn;
 use crate::store::{
     PendingLoginCap, SessionDevice, SessionRecord, StoreError, UpstreamLogin, UserRecord,
 };
@@ -58,6 +60,14 @@ pub struct AccountSignIn {
 }
 
 impl SignInFor {
+    /// The app this sign-in is for; `None` for the account page.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Self::App(request) => Some(request.client_id.as_str()),
+            Self::Account(_) => None,
+        }
+    }
+
     /// The sign-in for the account page; `another` shows Discord's account screen.
     pub fn account(another: bool) -> Self {
         Self::Account(AccountSignIn {
@@ -226,6 +236,8 @@ pub enum Failure {
     BadRequest,
     /// Discord failed or refused: 502.
     Upstream,
+    /// The person declined at Discord: straight back to the app, no page.
+    Cancelled,
 }
 
 impl From<StoreError> for CallbackError {
@@ -235,7 +247,45 @@ impl From<StoreError> for CallbackError {
 }
 
 /// Completes a login: checks binding and state before anything else, then talks to Discord.
+/// A login that fails here is counted as a sign-in by its outcome; one that succeeds is
+/// counted when the app gets its code (`code::issue`) or is refused (`finish`).
 pub async fn complete(
+    ctx: &Context<'_>,
+    params: CallbackParams,
+    binding_cookie: Option<&str>,
+    device: SessionDevice,
+    now: OffsetDateTime,
+) -> Result<Completed, CallbackError> {
+    let result = complete_login(ctx, params, binding_cookie, device, now).await;
+    if let Err(e) = &result {
+        let outcome = match e {
+            CallbackError::Unmatched
+            | CallbackError::ToApp {
+                failure: Failure::BadRequest,
+                ..
+            } => Some(SignIn::Invalid),
+            CallbackError::ToApp {
+                failure: Failure::Cancelled,
+                ..
+            } => Some(SignIn::Cancelled),
+            CallbackError::ToApp {
+                failure: Failure::Upstream,
+                ..
+            }
+            | CallbackError::Busy { .. } => Some(SignIn::UpstreamError),
+            // Counted where the rules refused, with the unmet rule.
+            CallbackError::Refused(_) => None,
+            // Our own failure: counted as a 500 by the HTTP metrics.
+            CallbackError::Internal(_) => None,
+        };
+        if let Some(outcome) = outcome {
+            ctx.metrics.sign_in(outcome);
+        }
+    }
+    result
+}
+
+async fn complete_login(
     ctx: &Context<'_>,
     params: CallbackParams,
     binding_cookie: Option<&str>,
@@ -288,7 +338,7 @@ pub async fn complete(
                 OAuthErrorCode::AccessDenied,
                 "the person declined to sign in with Discord",
                 None,
-                Failure::Upstream,
+                Failure::Cancelled,
             )
         } else {
             to_app(
@@ -330,6 +380,13 @@ pub async fn complete(
     // The global rules decide whether a session may exist at all; the app's own rules are
     // checked when the session is used for it.
     if let Err(denial) = membership::check(ctx, None, &record, &membership) {
+        ctx.metrics.sign_in(SignIn::Denied(denial.as_str()));
+        ctx.audit(&Event::AccessDenied {
+            client_id: request.client_id(),
+            user_id: &record.id,
+            rule: denial.as_str(),
+            level: RuleLevel::Global,
+        });
         tracing::info!(user = %record.id, reason = denial.as_str(), "sign-in refused by the access rules");
         return Err(CallbackError::Refused(match &request {
             SignInFor::App(app_request) => Refusal::for_app(
@@ -356,6 +413,10 @@ pub async fn complete(
         .await
         .map_err(CallbackError::Internal)?;
     let (session, session_secret) = session::open(ctx, &record.id, device, now).await?;
+    ctx.audit(&Event::SignIn {
+        client_id: request.client_id(),
+        user_id: &record.id,
+    });
     Ok(Completed {
         request,
         session,

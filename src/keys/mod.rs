@@ -252,6 +252,14 @@ impl KeySet {
         if newest.is_some_and(|k| now - k.activates_at >= policy.rotate_every) {
             let (path, at) = generate_key_file(&self.dir, now + policy.publish_ahead)?;
             tracing::info!(file = %path.display(), activates_at = %at, "pre-published a new signing key");
+            let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
+            crate::audit::emit(
+                &crate::audit::RequestInfo::NONE,
+                &crate::audit::Event::KeyRotation {
+                    by: "schedule",
+                    key: file.as_deref().unwrap_or_default(),
+                },
+            );
         }
         // A key is superseded when the next one activated; it retires `retire_after` later.
         for pair in loaded.keys.windows(2) {

@@ -72,7 +72,8 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
             if let Err(e) = state.store.touch_session(&s.id, now).await {
                 tracing::warn!(error = %e, "could not record session use");
             }
-            match finish::finish(&state.context(), &client, &request, &s, now).await {
+            let ctx = super::flow_context(&state, &req);
+            match finish::finish(&ctx, &client, &request, &s, now).await {
                 Ok(Finish::SignInAgain) => {
                     respond::to_discord(&req, &state, &SignInFor::App(request), now).await
                 }

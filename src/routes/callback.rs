@@ -34,21 +34,21 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     }
     let binding = cookies::binding_value(&req, &state);
     let now = state.clock.now();
+    let ctx = super::flow_context(&state, &req);
     let device = SessionDevice::new(
         req.headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok()),
         Some(client_auth::source_address(&req).to_string()),
     );
-    match upstream::complete(&state.context(), params, binding.as_deref(), device, now).await {
+    match upstream::complete(&ctx, params, binding.as_deref(), device, now).await {
         Ok(done) => {
             tracing::info!(user = %done.session.user_id, sid = %done.session.id, "signed in with Discord");
             let mut response = match &done.request {
                 SignInFor::App(request) => {
                     let next = match state.clients().get(&request.client_id) {
                         Some(client) => {
-                            finish::finish(&state.context(), &client, request, &done.session, now)
-                                .await
+                            finish::finish(&ctx, &client, request, &done.session, now).await
                         }
                         None => Err(crate::error::OAuthError::new(
                             crate::error::OAuthErrorCode::ServerError,
@@ -87,7 +87,7 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
             failure,
         }) => HttpResponse::build(match failure {
             Failure::BadRequest => StatusCode::BAD_REQUEST,
-            Failure::Upstream => StatusCode::BAD_GATEWAY,
+            Failure::Upstream | Failure::Cancelled => StatusCode::BAD_GATEWAY,
         })
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .content_type("text/html; charset=utf-8")

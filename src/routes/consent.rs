@@ -33,7 +33,7 @@ async fn consent(req: HttpRequest, body: Bytes, state: web::Data<AppState>) -> H
     let approved = get("answer") == Some("allow");
     // The ticket is signed and bound to this session, which also makes the form CSRF-safe.
     match finish::answer_consent(
-        &state.context(),
+        &super::flow_context(&state, &req),
         get("ticket").unwrap_or_default(),
         &session,
         approved,

@@ -85,7 +85,14 @@ async fn logout_endpoint(
             &params,
         );
     }
-    if let Err(e) = logout::end_session(&state.context(), &current.id, now).await {
+    if let Err(e) = logout::sign_out(
+        &super::flow_context(&state, &req),
+        &request,
+        &current.id,
+        now,
+    )
+    .await
+    {
         tracing::error!(cause = ?e.internal, "cannot end the session");
         return page(
             StatusCode::INTERNAL_SERVER_ERROR,

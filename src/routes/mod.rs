@@ -12,6 +12,7 @@ mod form;
 mod headers;
 mod health;
 mod logout;
+mod metrics;
 mod respond;
 mod revocation;
 mod token;
@@ -24,10 +25,13 @@ pub use edges::{
 };
 pub use headers::security_headers;
 pub use health::configure_starting;
+pub use metrics::{METRICS_PATH, configure as configure_metrics, record_requests};
 
+use crate::audit::RequestInfo;
 use crate::error::PageError;
+use crate::state::AppState;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 
 /// Mounts every endpoint family.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -43,6 +47,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
     // A mounted path with the wrong method is 405 with `Allow`; an unknown path is 404.
     cfg.default_service(web::to(edges::not_routed));
+}
+
+/// The flows' context for this request: audit lines get its request id (the request span's)
+/// and source address.
+fn flow_context<'a>(state: &'a AppState, req: &HttpRequest) -> crate::flows::Context<'a> {
+    state.context().with_request(RequestInfo {
+        request_id: req
+            .extensions()
+            .get::<tracing_actix_web::RequestId>()
+            .map(|id| **id),
+        source_ip: Some(client_auth::source_address(req)),
+    })
 }
 
 /// A readable HTML page for a person.

@@ -30,7 +30,7 @@ async fn revoke(
     let (params, client) = authenticated_form(&req, &body, &state).await?;
     // token_type_hint is only a hint (RFC 7009 §2.1): both kinds are tried regardless.
     revocation::revoke(
-        &state.context(),
+        &super::flow_context(&state, &req),
         &client,
         token_param(&params)?,
         state.clock.now(),

@@ -3,6 +3,7 @@
 use super::client_auth::authenticated_form;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::flows::code::{self, CodeGrant};
+use crate::flows::grant::TokenResponse;
 use crate::flows::refresh;
 use crate::state::AppState;
 use actix_web::http::header;
@@ -21,37 +22,61 @@ async fn token(
     body: Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let (params, client) = authenticated_form(&req, &body, &state).await?;
+    let mut grant_type = "unknown";
+    let result = grant(&req, &body, &state, &mut grant_type).await;
+    state.metrics.token_grant(
+        grant_type,
+        match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code.as_str(),
+        },
+    );
+    let response = result?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(response))
+}
+
+/// Authenticates the client and runs the grant, naming the grant type in `label` (a fixed
+/// set, for the metrics) as soon as it is known.
+async fn grant(
+    req: &HttpRequest,
+    body: &Bytes,
+    state: &AppState,
+    label: &mut &'static str,
+) -> Result<TokenResponse, OAuthError> {
+    let (params, client) = authenticated_form(req, body, state).await?;
     let grant_type = params.get("grant_type").unwrap_or_default();
     tracing::Span::current().record("grant_type", grant_type);
     let now = state.clock.now();
-    let response = match grant_type {
+    let ctx = super::flow_context(state, req);
+    match grant_type {
         "authorization_code" => {
+            *label = "authorization_code";
             let grant = CodeGrant {
                 code: params.get("code").ok_or_else(|| missing("code"))?,
                 redirect_uri: params.get("redirect_uri"),
                 code_verifier: params.get("code_verifier"),
             };
-            code::redeem(&state.context(), &client, grant, now).await?
+            code::redeem(&ctx, &client, grant, now).await
         }
         "refresh_token" => {
-            let token = params
+            *label = "refresh_token";
+            let presented = params
                 .get("refresh_token")
                 .ok_or_else(|| missing("refresh_token"))?;
-            refresh::refresh(&state.context(), &client, token, params.get("scope"), now).await?
+            refresh::refresh(&ctx, &client, presented, params.get("scope"), now).await
         }
-        "" => return Err(missing("grant_type")),
+        "" => Err(missing("grant_type")),
         _ => {
-            return Err(OAuthError::new(
+            *label = "other";
+            Err(OAuthError::new(
                 OAuthErrorCode::UnsupportedGrantType,
                 "supported grant types: authorization_code, refresh_token",
-            ));
+            ))
         }
-    };
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(response))
+    }
 }
 
 fn missing(name: &'static str) -> OAuthError {

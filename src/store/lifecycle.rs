@@ -229,6 +229,18 @@ macro_rules! with_lifecycle_methods {
         Ok(u64::try_from(count).unwrap_or_default())
     }
 
+    async fn count_live_sessions(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let count = sqlx::query_scalar::<_, i64>(COUNT_LIVE_SESSIONS)
+            .bind(to_unix(now))
+            .fetch_one(self.reader())
+            .await?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    fn pool_usage(&self) -> PoolUsage {
+        self.pools_in_use()
+    }
+
     async fn retry_logout_delivery(
         &self,
         id: &str,

@@ -236,6 +236,10 @@ pub trait Store: Send + Sync {
     async fn finish_logout_delivery(&self, id: &str) -> Result<(), StoreError>;
     /// How many back-channel logouts are queued (due or not): the queue depth.
     async fn logout_queue_depth(&self) -> Result<u64, StoreError>;
+    /// How many sessions are live (not ended, not past `expires_at`).
+    async fn count_live_sessions(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+    /// This process's database connections: open and idle (no query).
+    fn pool_usage(&self) -> PoolUsage;
     /// Records a failed attempt and when to try again.
     async fn retry_logout_delivery(
         &self,
@@ -281,6 +285,24 @@ pub trait Store: Send + Sync {
     /// back-channel logout deliveries abandoned for three days, at most `batch` rows of each
     /// kind; returns how many rows went.
     async fn gc(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError>;
+}
+
+/// A snapshot of this process's connection pool(s).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Connections open.
+    pub size: u64,
+    /// Of those, idle.
+    pub idle: u64,
+}
+
+impl PoolUsage {
+    fn of<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> Self {
+        Self {
+            size: u64::from(pool.size()),
+            idle: u64::try_from(pool.num_idle()).unwrap_or(u64::MAX),
+        }
+    }
 }
 
 /// Seconds since the Unix epoch, the stored form of every time.

@@ -81,6 +81,11 @@ impl PgStore {
         &self.pool
     }
 
+    /// The one pool's connections.
+    fn pools_in_use(&self) -> super::PoolUsage {
+        super::PoolUsage::of(&self.pool)
+    }
+
     /// A writing transaction (row locks do the serialising on Postgres).
     async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
         Ok(self.pool.begin().await?)

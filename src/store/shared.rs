@@ -360,7 +360,7 @@ macro_rules! emit_store_impl {
             use $crate::store::{
                 AccessCheck, AuthCodeRecord, ClientSignIn, CodeRedemption, ConsentRecord,
                 EndedSession, GrantRecord,
-                LogoutDelivery, MembershipSnapshot, NewRefreshToken, PendingLoginCap, Rotation,
+                LogoutDelivery, MembershipSnapshot, NewRefreshToken, PendingLoginCap, PoolUsage, Rotation,
                 SessionRecord, Store, StoreError, StoredUpstreamTokens, TokenHolder, UpstreamLogin,
                 UserRecord, from_unix,
                 to_unix,

@@ -180,6 +180,9 @@ pub(super) const ENQUEUE_LOGOUT: &str = "INSERT INTO logout_deliveries (id, clie
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 pub(super) const FINISH_LOGOUT: &str = "DELETE FROM logout_deliveries WHERE id = $1";
 pub(super) const COUNT_LOGOUTS: &str = "SELECT COUNT(*) FROM logout_deliveries";
+/// The sessions [`LIST_SESSIONS`] would list, counted (for the metrics scrape).
+pub(super) const COUNT_LIVE_SESSIONS: &str =
+    "SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL AND expires_at > $1";
 pub(super) const RETRY_LOGOUT: &str =
     "UPDATE logout_deliveries SET attempts = $2, next_attempt_at = $3 WHERE id = $1";
 

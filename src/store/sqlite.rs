@@ -74,6 +74,18 @@ impl SqliteStore {
         &self.reader
     }
 
+    /// The readers' and the writer's connections together.
+    fn pools_in_use(&self) -> super::PoolUsage {
+        let (reader, writer) = (
+            super::PoolUsage::of(&self.reader),
+            super::PoolUsage::of(&self.writer),
+        );
+        super::PoolUsage {
+            size: reader.size + writer.size,
+            idle: reader.idle + writer.idle,
+        }
+    }
+
     /// The one connection that writes.
     fn writer(&self) -> &SqlitePool {
         &self.writer

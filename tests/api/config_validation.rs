@@ -57,6 +57,11 @@ fn each_rule_reports_its_key() {
         ("logo over plain http", "[ui]\nlogo_url = \"http://cdn.example.com/logo.png\"".into(), "ui.logo_url"),
         ("empty page title", "[ui]\ntitle = \" \"".into(), "ui.title"),
         ("missing templates folder", "[ui]\ntemplates_dir = \"/nonexistent/guildgate-templates\"".into(), "ui.templates_dir"),
+        (
+            "metrics listen address",
+            "[server]\nmetrics_listen = \"localhost\"".into(),
+            "server.metrics_listen",
+        ),
         ("bad duration", "[tokens]\ncode_ttl = \"sixty\"".into(), "tokens.code_ttl"),
         ("zero duration", "[session]\nttl = \"0s\"".into(), "session.ttl"),
         ("code lives too long", "[tokens]\ncode_ttl = \"1h\"".into(), "tokens.code_ttl"),

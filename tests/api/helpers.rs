@@ -24,6 +24,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The fake Discord this app signs people in with.
     pub discord: FakeDiscordHandle,
+    /// `http://127.0.0.1:PORT` of the metrics listener, when `server.metrics_listen` is set.
+    pub metrics_address: Option<String>,
     /// The configuration it was started with (for [`TestApp::sibling`]).
     toml: String,
     _keys_dir: tempfile::TempDir,
@@ -129,12 +131,14 @@ pub async fn spawn_app_as(scheme: &str, extra_toml: &str) -> TestApp {
     data.redirect_uris = vec![format!("{issuer}/callback/discord")];
     let discord = FakeDiscord::start(data.clone()).expect("fake Discord starts");
     let toml = format!("{}\n{extra_toml}", clients_toml());
-    let (state, http) = start(&db.url, keys_dir.path(), &issuer, &toml, &discord, listener).await;
+    let (state, http, metrics_port) =
+        start(&db.url, keys_dir.path(), &issuer, &toml, &discord, listener).await;
     TestApp {
         address,
         state,
         http,
         discord,
+        metrics_address: metrics_port.map(|port| format!("http://127.0.0.1:{port}")),
         toml,
         _keys_dir: keys_dir,
         _db: db,
@@ -149,7 +153,7 @@ async fn start(
     toml: &str,
     discord: &FakeDiscordHandle,
     listener: TcpListener,
-) -> (actix_web::web::Data<AppState>, reqwest::Client) {
+) -> (actix_web::web::Data<AppState>, reqwest::Client, Option<u16>) {
     let mut settings = settings_for(db_url, keys_dir, issuer, toml);
     settings.discord.client_id = discord.client_id();
     settings.discord.client_secret = discord.client_secret().into();
@@ -159,12 +163,13 @@ async fn start(
         .await
         .expect("guildgate builds");
     let state = app.state();
+    let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("http client");
-    (state, http)
+    (state, http, metrics_port)
 }
 
 /// A second guildgate of the same deployment: see [`TestApp::sibling`].
@@ -201,7 +206,7 @@ impl TestApp {
     pub async fn sibling(&self) -> Sibling {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let port = listener.local_addr().expect("local addr").port();
-        let (state, http) = start(
+        let (state, http, _) = start(
             &self._db.url,
             self._keys_dir.path(),
             &self.address,

@@ -5,51 +5,12 @@
 
 use crate::browser::{Browser, query_of};
 use crate::helpers::{ALICE, OTHER, OTHER_REDIRECT, OTHER_SECRET, spawn_app};
-use guildgate::telemetry::{self, LogFormat};
-use std::io::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// What the subscriber wrote while [`CAPTURING`] was on (every test in the binary logs to it
-/// then, which is harmless: only this test's secrets are looked for).
-static CAPTURED: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-static CAPTURING: AtomicBool = AtomicBool::new(false);
-
-/// The subscriber's sink: appends to [`CAPTURED`] while capturing, discards otherwise.
-struct Capture;
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if CAPTURING.load(Ordering::SeqCst) {
-            CAPTURED
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        Capture
-    }
-}
+use crate::log_capture::Capture;
 
 #[tokio::test]
 async fn a_sign_in_token_exchange_refresh_userinfo_and_logout_log_no_secret() {
     // Arrange: the production subscriber, more verbose than production, into memory.
-    assert!(
-        telemetry::init("debug", LogFormat::Json, Capture),
-        "this test installs the process's only subscriber"
-    );
-    CAPTURING.store(true, Ordering::SeqCst);
+    let capture = Capture::start();
     let app = spawn_app().await;
     let app_state = "app-state-Zq8XkP3vLr";
     let nonce = "nonce-Hy7TmW2cQe9B";
@@ -120,8 +81,7 @@ async fn a_sign_in_token_exchange_refresh_userinfo_and_logout_log_no_secret() {
             app.address
         ))
         .await;
-    CAPTURING.store(false, Ordering::SeqCst);
-    let log = String::from_utf8_lossy(&CAPTURED.lock().unwrap()).into_owned();
+    let log = capture.stop();
 
     // Assert: the log was written, with redacted targets ...
     assert!(
