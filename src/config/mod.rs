@@ -42,6 +42,8 @@ pub struct Settings {
     pub secrets: SecretSettings,
     /// Per-source and per-client limits.
     pub limits: LimitSettings,
+    /// Background work shared by the processes of a deployment.
+    pub jobs: JobSettings,
     /// Names for guild memberships and roles (`groups` claim).
     #[serde(default)]
     pub groups: Vec<GroupSettings>,
@@ -103,6 +105,8 @@ pub struct KeySettings {
     pub rotate_every: String,
     /// How long a new key is published before it signs.
     pub publish_ahead: String,
+    /// How often each process re-reads the folder (picks up `keys rotate` and other processes' keys).
+    pub reload_every: String,
 }
 
 /// `[discord]`.
@@ -196,6 +200,16 @@ pub struct LimitSettings {
     pub failed_auth_per_client: String,
     /// Discord logins started and not yet back, per source address.
     pub pending_logins_per_ip: u32,
+}
+
+/// `[jobs]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    /// How long a back-channel logout being delivered is reserved for the process delivering it.
+    pub logout_lease: String,
+    /// How often expired rows are deleted.
+    pub gc_every: String,
 }
 
 /// One `[[groups]]` entry.
