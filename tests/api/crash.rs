@@ -33,7 +33,8 @@ async fn a_sign_in_started_on_a_process_killed_before_the_callback_completes_on_
     // Arrange: the browser is sent to Discord by A (the pending login is in the database).
     let receiver = Receiver::start(Answer::Ok);
     let deployment = deployment(&receiver).await;
-    let (mut a, b) = tokio::join!(deployment.start_at_issuer(), deployment.start(free_port()));
+    let mut a = deployment.start_at_issuer().await;
+    let b = deployment.start(free_port()).await;
     let mut browser = Browser::new();
     let authorize = deployment.authorize_url(WIKI.0, WIKI_REDIRECT, &[]);
     let to_discord = browser.get_through(&authorize, &a.address).await;

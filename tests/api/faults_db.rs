@@ -15,7 +15,6 @@ use crate::processes::{
 };
 use crate::test_db::{Backend, fresh_database};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
@@ -29,23 +28,29 @@ const NO_HANG: Duration = Duration::from_secs(8);
 /// A TCP proxy to one address that the test can cut and restore.
 struct Proxy {
     port: u16,
-    up: Arc<AtomicBool>,
+    target: SocketAddr,
     links: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
-    accept: tokio::task::JoinHandle<()>,
+    accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Proxy {
     async fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("local addr").port();
-        let up = Arc::new(AtomicBool::new(true));
-        let links = Arc::new(Mutex::new(Vec::new()));
-        let (is_up, open) = (up.clone(), links.clone());
+        let proxy = Self {
+            port,
+            target,
+            links: Arc::new(Mutex::new(Vec::new())),
+            accept: Mutex::new(None),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let (target, open) = (self.target, self.links.clone());
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
-                if !is_up.load(Ordering::SeqCst) {
-                    continue; // dropped: closed at once, like a server that is not there
-                }
                 let link = tokio::spawn(async move {
                     if let Ok(mut outbound) = TcpStream::connect(target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
@@ -54,32 +59,40 @@ impl Proxy {
                 open.lock().unwrap().push(link.abort_handle());
             }
         });
-        Self {
-            port,
-            up,
-            links,
-            accept,
-        }
+        *self.accept.lock().unwrap() = Some(accept);
     }
 
-    /// The database is gone: open connections close, new ones are closed at once.
+    /// The database is gone, as a stopped server is: open connections close, new ones are
+    /// refused (nothing listens on the port).
     fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
+        if let Some(accept) = self.accept.lock().unwrap().take() {
+            accept.abort();
+        }
         for link in self.links.lock().unwrap().drain(..) {
             link.abort();
         }
     }
 
-    /// The database is back.
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
+    /// The database is back, on the same port.
+    async fn restore(&self) {
+        let mut listener = None;
+        for _ in 0..50 {
+            match TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => {
+                    listener = Some(l);
+                    break;
+                }
+                // The aborted accept task may not have dropped its listener yet.
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        self.serve(listener.expect("the proxy's port again"));
     }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.cut();
-        self.accept.abort();
     }
 }
 
@@ -243,7 +256,7 @@ async fn a_postgres_outage_answers_503_without_hanging_and_loses_nothing_committ
         during.extend(mixed_round(&process, &refresh_token, &access).await);
     }
     receiver.answer(Answer::Ok);
-    proxy.restore();
+    proxy.restore().await;
     let back = Instant::now();
     let mut ready = false;
     while !ready && back.elapsed() < Duration::from_secs(10) {

@@ -26,6 +26,15 @@ async fn deployment(receiver: &Receiver) -> Deployment {
         .with_env("KEYS__RELOAD_EVERY", "1s")
 }
 
+/// Starts A (at the issuer's address), then B: A writes the first key before B starts. (Two
+/// processes started at the same moment on an empty keys folder each write a key, and each
+/// publishes the other's only after `keys.reload_every`.)
+async fn both(deployment: &Deployment) -> (Process, Process) {
+    let a = deployment.start_at_issuer().await;
+    let b = deployment.start(free_port()).await;
+    (a, b)
+}
+
 /// The `kid`s a process publishes in its JWKS.
 async fn published_kids(process: &Process) -> Vec<String> {
     let jwks: serde_json::Value = reqwest::get(format!("{}/jwks.json", process.address))
@@ -72,7 +81,7 @@ async fn a_sign_in_whose_every_step_lands_on_another_process_works_and_logs_out_
     // Arrange: A listens at the issuer's address, B elsewhere; the wiki's receiver answers.
     let receiver = Receiver::start(Answer::Ok);
     let deployment = deployment(&receiver).await;
-    let (a, b) = tokio::join!(deployment.start_at_issuer(), deployment.start(free_port()));
+    let (a, b) = both(&deployment).await;
     let mut browser = Browser::new();
     let authorize = deployment.authorize_url(WIKI.0, WIKI_REDIRECT, &[]);
 
@@ -97,6 +106,7 @@ async fn a_sign_in_whose_every_step_lands_on_another_process_works_and_logs_out_
     );
     let page = browser.get_through(&logout, &b.address).await;
     assert_eq!(page.status, 200, "the signed-out page: {}", page.body);
+    assert!(page.body.contains("signed out"), "B ends the session: {}", page.body);
 
     // Assert: one delivery, though both processes run the deliverer (each polls every second).
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -121,7 +131,7 @@ async fn a_key_added_by_keys_rotate_is_published_by_every_process_within_the_rel
     // Arrange
     let receiver = Receiver::start(Answer::Ok);
     let deployment = deployment(&receiver).await;
-    let (a, b) = tokio::join!(deployment.start_at_issuer(), deployment.start(free_port()));
+    let (a, b) = both(&deployment).await;
     let before = published_kids(&a).await;
     assert_eq!(before, published_kids(&b).await, "one key folder, one JWKS");
 
@@ -169,7 +179,7 @@ async fn one_refresh_token_sent_to_both_processes_at_once_succeeds_once_and_revo
     // Arrange
     let receiver = Receiver::start(Answer::Ok);
     let deployment = deployment(&receiver).await;
-    let (a, b) = tokio::join!(deployment.start_at_issuer(), deployment.start(free_port()));
+    let (a, b) = both(&deployment).await;
     let mut browser = Browser::new();
     let authorize = deployment.authorize_url(WIKI.0, WIKI_REDIRECT, &[]);
     let callback = to_callback(&deployment, &mut browser, &a, &authorize, BOB).await;
