@@ -13,8 +13,8 @@
 //! three userinfo calls, then either revokes its refresh token or logs out (RP-initiated, with
 //! a back-channel logout to a receiver in this process). Every 30 s a line gives the answers so
 //! far, guildgate's resident memory and the row count of each table. The summary at the end
-//! checks: zero 5xx, memory after the warm-up (the first fifth of the run) grew by less than
-//! 10 %, and each table's count in the last third of the run is at most 1.25 times its peak in
+//! checks: zero 5xx, memory after the warm-up (the first fifth of the run, at least 3 min 20 s:
+//! the longest lifetime plus a clean-up) grew by less than 10 %, and each table's count in the last third of the run is at most 1.25 times its peak in
 //! the middle third (flat, not climbing). It exits 1 when a check fails. Only 127.0.0.1 is
 //! contacted; every loop stops by itself.
 
@@ -89,7 +89,11 @@ impl Tally {
             Some(_) => 2,
             None => 3,
         };
-        self.by_op.lock().unwrap_or_else(|e| e.into_inner()).entry(op).or_default()[slot] += 1;
+        self.by_op
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(op)
+            .or_default()[slot] += 1;
     }
 
     fn totals(&self) -> [u64; 4] {
@@ -185,7 +189,13 @@ async fn main() -> anyhow::Result<()> {
     for w in workers {
         let _ = w.await;
     }
-    summarize(&o, &setup, &tally, &samples, delivered.load(Ordering::Relaxed))
+    summarize(
+        &o,
+        &setup,
+        &tally,
+        &samples,
+        delivered.load(Ordering::Relaxed),
+    )
 }
 
 /// One person's visit: sign in, refresh and read claims a few times, then revoke or log out.
@@ -230,7 +240,10 @@ async fn one_visit(
             && status == Some(200)
         {
             let body: serde_json::Value = a.json().await.unwrap_or_default();
-            refresh_token = body["refresh_token"].as_str().unwrap_or_default().to_owned();
+            refresh_token = body["refresh_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             access = body["access_token"].as_str().unwrap_or_default().to_owned();
         }
         let answer = http
@@ -274,22 +287,20 @@ async fn sample(setup: &Setup, at: Duration) -> anyhow::Result<Sample> {
             .read_only(true);
         let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
         for table in TABLES {
-            let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT COUNT(*) FROM {table}"
-            )))
-            .fetch_one(&mut conn)
-            .await?;
+            let (n,): (i64,) =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(&mut conn)
+                    .await?;
             rows.insert(*table, n);
         }
         conn.close().await?;
     } else {
         let mut conn = sqlx::PgConnection::connect(&setup.database).await?;
         for table in TABLES {
-            let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT COUNT(*) FROM {table}"
-            )))
-            .fetch_one(&mut conn)
-            .await?;
+            let (n,): (i64,) =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(&mut conn)
+                    .await?;
             rows.insert(*table, n);
         }
         conn.close().await?;
@@ -310,17 +321,32 @@ fn summarize(
     delivered: u64,
 ) -> anyhow::Result<()> {
     println!("\nsummary ({:.1} min):", o.minutes);
-    println!("{:<10} {:>9} {:>7} {:>7} {:>7}", "operation", "2xx/3xx", "4xx", "5xx", "none");
+    println!(
+        "{:<10} {:>9} {:>7} {:>7} {:>7}",
+        "operation", "2xx/3xx", "4xx", "5xx", "none"
+    );
     for (op, c) in tally.by_op.lock().unwrap_or_else(|e| e.into_inner()).iter() {
         println!("{op:<10} {:>9} {:>7} {:>7} {:>7}", c[0], c[1], c[2], c[3]);
     }
     println!("back-channel logouts received: {delivered}");
     let [_, _, server_errors, no_answer] = tally.totals();
     let n = samples.len();
-    anyhow::ensure!(n >= 3, "too short to judge: run at least 1.5 minutes");
-    let warm = samples.iter().position(|s| s.at.as_secs_f64() >= o.minutes * 12.0).unwrap_or(0);
+    anyhow::ensure!(
+        n >= 9,
+        "too short to judge: run at least 4.5 minutes (past the warm-up)"
+    );
+    // Warm-up: until the longest lifetime (grants, 3 min) and one clean-up have passed, or the
+    // first fifth of the run when that is longer.
+    let warm_up = (o.minutes * 12.0).max(200.0);
+    let warm = samples
+        .iter()
+        .position(|s| s.at.as_secs_f64() >= warm_up)
+        .unwrap_or(0);
     let after_warmup = samples[warm].rss_mib;
-    let peak_after = samples[warm..].iter().map(|s| s.rss_mib).fold(0.0, f64::max);
+    let peak_after = samples[warm..]
+        .iter()
+        .map(|s| s.rss_mib)
+        .fold(0.0, f64::max);
     let last = samples[n - 1].rss_mib;
     let growth = (peak_after - after_warmup) / after_warmup * 100.0;
     println!(

@@ -78,7 +78,9 @@ pub async fn start(
     client_extra: &str,
 ) -> anyhow::Result<Setup> {
     if !std::path::Path::new(binary).exists() {
-        anyhow::bail!("{binary} does not exist: run `cargo build --release` first or pass --binary");
+        anyhow::bail!(
+            "{binary} does not exist: run `cargo build --release` first or pass --binary"
+        );
     }
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?

@@ -89,7 +89,11 @@ async fn a_logout_claimed_by_a_process_that_died_is_delivered_by_another_after_t
     while receiver.seen().is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(receiver.seen().len(), 1, "A claimed the delivery and is sending it");
+    assert_eq!(
+        receiver.seen().len(),
+        1,
+        "A claimed the delivery and is sending it"
+    );
     let claimed = Instant::now();
 
     // Act: A is killed in the middle of its attempt (which it would give up after a quarter of

@@ -10,8 +10,8 @@
 use crate::browser::Browser;
 use crate::helpers::{ALICE, BOB};
 use crate::processes::{
-    Answer, Deployment, Process, Receiver, code_of, postgres_or_skip, redeem, refresh,
-    to_callback, userinfo,
+    Answer, Deployment, Process, Receiver, code_of, postgres_or_skip, redeem, refresh, to_callback,
+    userinfo,
 };
 use crate::test_db::{Backend, fresh_database};
 use std::net::SocketAddr;
@@ -167,14 +167,22 @@ async fn mixed_round(process: &Process, refresh_token: &str, access: &str) -> Ve
         "{}/authorize?client_id={}&redirect_uri={WIKI_REDIRECT}&response_type=code&scope=openid&state=s",
         process.address, WIKI.0
     );
-    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+    ];
     let results = tokio::join!(
         probe("readyz", http.get(at("/readyz"))),
-        probe("discovery", http.get(at("/.well-known/openid-configuration"))),
+        probe(
+            "discovery",
+            http.get(at("/.well-known/openid-configuration"))
+        ),
         probe("authorize", http.get(authorize)),
         probe(
             "refresh",
-            http.post(at("/token")).basic_auth(WIKI.0, Some(WIKI.1)).form(&form)
+            http.post(at("/token"))
+                .basic_auth(WIKI.0, Some(WIKI.1))
+                .form(&form)
         ),
         probe("userinfo", http.get(at("/userinfo")).bearer_auth(access)),
         probe(
@@ -184,7 +192,9 @@ async fn mixed_round(process: &Process, refresh_token: &str, access: &str) -> Ve
                 .form(&[("token", refresh_token)])
         ),
     );
-    vec![results.0, results.1, results.2, results.3, results.4, results.5]
+    vec![
+        results.0, results.1, results.2, results.3, results.4, results.5,
+    ]
 }
 
 /// What each request must get while the database is away.
@@ -195,7 +205,10 @@ fn check_during_outage(p: &Probe) {
         "discovery" => assert_eq!(p.status, 200, "discovery needs no database: {p:?}"),
         "authorize" => {
             assert!(p.status >= 500, "{p:?}");
-            assert!(p.content_type.starts_with("text/html"), "an error page: {p:?}");
+            assert!(
+                p.content_type.starts_with("text/html"),
+                "an error page: {p:?}"
+            );
             assert!(p.body.contains("try again"), "{p:?}");
         }
         _ => {
@@ -275,7 +288,10 @@ async fn a_postgres_outage_answers_503_without_hanging_and_loses_nothing_committ
     let (status, body) = userinfo(&process, &access).await;
     assert_eq!(status, 200, "Bob's grant is intact: {body}");
     let (status, body) = refresh(&process, WIKI, &refresh_token).await;
-    assert_eq!(status, 200, "Bob's refresh token was not spent by the outage: {body}");
+    assert_eq!(
+        status, 200,
+        "Bob's refresh token was not spent by the outage: {body}"
+    );
     let sso = bob
         .get(&deployment.authorize_url(WIKI.0, WIKI_REDIRECT, &[]))
         .await;
@@ -370,7 +386,11 @@ async fn a_full_disk_under_sqlite_gives_clear_errors_no_corruption_and_recovers_
     // Assert: clear errors while full, reads unaffected, recovery without a restart.
     assert_eq!(full_status, 503, "{full_body}");
     assert_eq!(full_body["error"], "temporarily_unavailable");
-    assert!(page.status >= 500, "a sign-in meets an error page: {}", page.status);
+    assert!(
+        page.status >= 500,
+        "a sign-in meets an error page: {}",
+        page.status
+    );
     assert!(page.body.contains("try again"), "{}", page.body);
     assert_eq!(read_status, 200, "reading needs no disk space");
     assert_eq!(

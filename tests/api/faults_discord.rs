@@ -84,10 +84,15 @@ async fn bob_tokens(app: &TestApp) -> serde_json::Value {
 }
 
 fn calls(app: &TestApp) -> u32 {
-    [FakeRoute::Token, FakeRoute::Me, FakeRoute::Guilds, FakeRoute::Member]
-        .into_iter()
-        .map(|r| app.discord.calls(r))
-        .sum()
+    [
+        FakeRoute::Token,
+        FakeRoute::Me,
+        FakeRoute::Guilds,
+        FakeRoute::Member,
+    ]
+    .into_iter()
+    .map(|r| app.discord.calls(r))
+    .sum()
 }
 
 #[tokio::test]
@@ -147,14 +152,18 @@ async fn a_refresh_while_discord_rate_limits_or_fails_is_temporarily_unavailable
     // refresh has passed) a minute's rate limit. A rate limit is remembered for its whole
     // `retry_after`, so it comes last.
     for route in [FakeRoute::Token, FakeRoute::Guilds, FakeRoute::Member] {
-        app.discord.inject(route, Fault::ServerError { times: 1000 });
+        app.discord
+            .inject(route, Fault::ServerError { times: 1000 });
     }
     let before = calls(&app);
     let failing = refresh(refresh_token.clone()).await;
     let failing_calls = calls(&app) - before;
     app.discord.clear_faults();
     let healed = refresh(refresh_token).await;
-    let next = healed.1["refresh_token"].as_str().unwrap_or_default().to_owned();
+    let next = healed.1["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     app.state.clock.advance(LATER);
     for route in [FakeRoute::Token, FakeRoute::Guilds, FakeRoute::Member] {
         app.discord.inject(

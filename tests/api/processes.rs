@@ -36,7 +36,11 @@ impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
         if std::thread::panicking() {
-            eprintln!("--- log of guildgate at {} ---\n{}", self.address, self.log());
+            eprintln!(
+                "--- log of guildgate at {} ---\n{}",
+                self.address,
+                self.log()
+            );
         }
     }
 }
@@ -118,7 +122,8 @@ impl Deployment {
 
     /// Sets `GUILDGATE__…` for every process started afterwards (e.g. `DISCORD__TIMEOUT`).
     pub fn with_env(mut self, key: &str, value: &str) -> Self {
-        self.env.push((format!("GUILDGATE__{key}"), value.to_owned()));
+        self.env
+            .push((format!("GUILDGATE__{key}"), value.to_owned()));
         self
     }
 

@@ -106,7 +106,11 @@ async fn a_sign_in_whose_every_step_lands_on_another_process_works_and_logs_out_
     );
     let page = browser.get_through(&logout, &b.address).await;
     assert_eq!(page.status, 200, "the signed-out page: {}", page.body);
-    assert!(page.body.contains("signed out"), "B ends the session: {}", page.body);
+    assert!(
+        page.body.contains("signed out"),
+        "B ends the session: {}",
+        page.body
+    );
 
     // Assert: one delivery, though both processes run the deliverer (each polls every second).
     let deadline = Instant::now() + Duration::from_secs(10);
