@@ -99,6 +99,9 @@ fn each_rule_reports_its_key() {
         ("rate with an unknown unit", "[limits]\nfailed_auth_per_client = \"10/fortnight\"".into(), "limits.failed_auth_per_client"),
         ("zero rate", "[limits]\nfailed_auth_per_ip = \"0/min\"".into(), "limits.failed_auth_per_ip"),
         ("no pending logins at all", "[limits]\npending_logins_per_ip = 0".into(), "limits.pending_logins_per_ip"),
+        ("keys never re-read", "[keys]\nreload_every = \"0s\"".into(), "keys.reload_every"),
+        ("no delivery lease", "[jobs]\nlogout_lease = \"soon\"".into(), "jobs.logout_lease"),
+        ("no clean-up interval", "[jobs]\ngc_every = \"0s\"".into(), "jobs.gc_every"),
         (
             "secret_hash that is not argon2",
             "[[clients]]\nid = \"x\"\nsecret_hash = \"$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2g\"\nredirect_uris = [\"https://a.example/cb\"]".into(),
