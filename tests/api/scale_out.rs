@@ -26,13 +26,9 @@ async fn deployment(receiver: &Receiver) -> Deployment {
         .with_env("KEYS__RELOAD_EVERY", "1s")
 }
 
-/// Starts A (at the issuer's address), then B: A writes the first key before B starts. (Two
-/// processes started at the same moment on an empty keys folder each write a key, and each
-/// publishes the other's only after `keys.reload_every`.)
+/// Starts A (at the issuer's address) and B at the same moment, on the empty keys folder.
 async fn both(deployment: &Deployment) -> (Process, Process) {
-    let a = deployment.start_at_issuer().await;
-    let b = deployment.start(free_port()).await;
-    (a, b)
+    tokio::join!(deployment.start_at_issuer(), deployment.start(free_port()))
 }
 
 /// The `kid`s a process publishes in its JWKS.
@@ -137,7 +133,11 @@ async fn a_key_added_by_keys_rotate_is_published_by_every_process_within_the_rel
     let deployment = deployment(&receiver).await;
     let (a, b) = both(&deployment).await;
     let before = published_kids(&a).await;
-    assert_eq!(before, published_kids(&b).await, "one key folder, one JWKS");
+    assert_eq!(
+        before,
+        published_kids(&b).await,
+        "one key folder, one JWKS, though both started on an empty folder at once"
+    );
 
     // Act: the admin rotates; both processes re-read the folder every second.
     deployment.keys_rotate();
