@@ -15,16 +15,12 @@
 //! busy one) compare by ratio. Point `--binary` at another build (an older commit) to compare
 //! two builds back to back. Every loop stops by itself; only 127.0.0.1 is contacted.
 
-use guildgate::discord::fake::{FakeData, FakeDiscord, FakeRoute};
-use std::process::{Child, Command, Stdio};
+mod harness;
+
+use harness::{CLIENT, SECRET, sign_in, success};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-const CLIENT: &str = "bench";
-const SECRET: &str = "bench-secret-bench-secret";
-const REDIRECT: &str = "https://bench.example.com/cb";
-const USER: &str = "318172463195504640";
 
 /// What to run, from the command line.
 struct Options {
@@ -67,92 +63,23 @@ impl Options {
     }
 }
 
-/// The guildgate process under test; killed when dropped.
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// `VmRSS` (now) or `VmHWM` (peak) of the process, in MiB.
-    fn memory(&self, field: &str) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with(field))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            })
-            .map_or(f64::NAN, |kib| kib / 1024.0)
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let o = Options::parse()?;
-    if !std::path::Path::new(&o.binary).exists() {
-        anyhow::bail!(
-            "{} does not exist: run `cargo build --release` first or pass --binary",
-            o.binary
-        );
-    }
     let signatures = rsa_signatures_per_second()?;
-    let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let issuer = format!("http://127.0.0.1:{port}");
-    let mut data = FakeData::demo()?;
-    data.redirect_uris = vec![format!("{issuer}/callback/discord")];
-    let discord = FakeDiscord::start(data.clone())?;
-    // The bench signs one Discord user in over and over: lift the fake's per-token limits.
-    for route in [FakeRoute::Me, FakeRoute::Token] {
-        discord.set_rate_limit(route, 1_000_000, Duration::from_secs(1));
-    }
-    discord.sign_in_as(Some(USER));
-    let database = match std::env::var("GUILDGATE_BENCH_POSTGRES_URL") {
-        Ok(url) => {
-            empty_postgres(&url).await?;
-            url
-        }
-        Err(_) => format!("sqlite://{}/bench.db", dir.path().display()),
-    };
-    let config = dir.path().join("bench.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "issuer = \"{issuer}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-             [log]\nlevel = \"error\"\n[database]\nurl = \"{database}\"\n\
-             [keys]\ndir = \"{keys}\"\n\
-             [discord]\nclient_id = \"{id}\"\nclient_secret = \"{secret}\"\n\
-             authorize_url = \"{authorize}\"\napi_base_url = \"{api}\"\n\
-             [[clients]]\nid = \"{CLIENT}\"\nsecret_hash = \"{hash}\"\n\
-             redirect_uris = [\"{REDIRECT}\"]\nrefresh_tokens = true\n",
-            keys = dir.path().join("keys").display(),
-            id = data.client_id,
-            secret = data.client_secret,
-            authorize = discord.authorize_url(),
-            api = discord.api_base_url(),
-            hash = guildgate::clients::hash_secret(SECRET)?,
-        ),
-    )?;
-    let server = Server {
-        child: Command::new(&o.binary)
-            .args(["--config", &config.display().to_string(), "serve"])
-            .stdout(Stdio::null())
-            .spawn()?,
-    };
+    let setup = harness::start(
+        &o.binary,
+        std::env::var("GUILDGATE_BENCH_POSTGRES_URL").ok(),
+        "",
+        "",
+    )
+    .await?;
+    let (server, issuer) = (&setup.server, setup.issuer.clone());
+    let database = setup.database.clone();
     let http = guildgate::tls::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(o.concurrency.max(o.sign_in_concurrency))
         .build()?;
-    wait_ready(&http, &issuer).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = server.memory("VmRSS");
 
@@ -223,7 +150,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     if o.wants("userinfo") {
-        let access: Arc<Vec<String>> = Arc::new(grants.iter().map(|g| g.0.clone()).collect());
+        let access: Arc<Vec<String>> = Arc::new(grants.iter().map(|g| g.access.clone()).collect());
         let r = run(o.seconds, o.concurrency, {
             let (http, base) = (http.clone(), base.clone());
             move |worker| {
@@ -246,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
         let families: Arc<Vec<tokio::sync::Mutex<String>>> = Arc::new(
             grants
                 .iter()
-                .map(|g| tokio::sync::Mutex::new(g.1.clone()))
+                .map(|g| tokio::sync::Mutex::new(g.refresh.clone()))
                 .collect(),
         );
         let r = run(o.seconds, o.concurrency, {
@@ -323,86 +250,6 @@ fn rsa_signatures_per_second() -> anyhow::Result<f64> {
         count += 1;
     }
     Ok(f64::from(count) / started.elapsed().as_secs_f64())
-}
-
-/// Drops and re-creates the public schema, so each run starts empty.
-async fn empty_postgres(url: &str) -> anyhow::Result<()> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(url).await?;
-    sqlx::raw_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-        .execute(&mut conn)
-        .await?;
-    Ok(())
-}
-
-async fn wait_ready(http: &reqwest::Client, issuer: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(r) = http.get(format!("{issuer}/readyz")).send().await
-            && r.status().is_success()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("guildgate did not become ready within 60 s")
-}
-
-fn success(r: Result<reqwest::Response, reqwest::Error>) -> bool {
-    r.is_ok_and(|r| r.status().is_success())
-}
-
-/// Authorize → fake Discord (signed in) → callback → token: returns (access, refresh).
-async fn sign_in(http: &reqwest::Client, issuer: &str) -> anyhow::Result<(String, String)> {
-    let url = format!(
-        "{issuer}/authorize?client_id={CLIENT}&redirect_uri={}&response_type=code&scope=openid%20profile&state=s",
-        url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
-    );
-    let to_discord = http.get(url).send().await?;
-    let cookie = to_discord
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let discord_url = location(&to_discord)?;
-    let back = http.get(discord_url).send().await?;
-    let callback = location(&back)?;
-    let done = http.get(callback).header("cookie", cookie).send().await?;
-    let app = location(&done)?;
-    let code = url::Url::parse(&app)?
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .ok_or_else(|| anyhow::anyhow!("no code in {app}"))?;
-    let answer = http
-        .post(format!("{issuer}/token"))
-        .basic_auth(CLIENT, Some(SECRET))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ])
-        .send()
-        .await?;
-    anyhow::ensure!(answer.status().is_success(), "token: {}", answer.status());
-    let body: serde_json::Value = answer.json().await?;
-    Ok((
-        body["access_token"].as_str().unwrap_or_default().to_owned(),
-        body["refresh_token"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    ))
-}
-
-fn location(r: &reqwest::Response) -> anyhow::Result<String> {
-    r.headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow::anyhow!("expected a redirect, got {}", r.status()))
 }
 
 /// Throughput and latency of one path.

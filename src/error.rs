@@ -140,6 +140,16 @@ impl std::error::Error for OAuthError {}
 
 impl From<crate::store::StoreError> for OAuthError {
     fn from(e: crate::store::StoreError) -> Self {
+        // A database that is down or full is the service's temporary state (RFC 6749 §4.1.2.1):
+        // apps may retry, and monitoring sees 503s rather than server faults.
+        if e.is_temporary() {
+            return Self {
+                code: OAuthErrorCode::TemporarilyUnavailable,
+                description: Cow::Borrowed("the service is temporarily unavailable; retry later"),
+                internal: Some(e.into()),
+                retry_after: None,
+            };
+        }
         Self::internal(e)
     }
 }

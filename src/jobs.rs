@@ -12,18 +12,19 @@ use time::OffsetDateTime;
 
 /// How often due deliveries are looked for when nothing wakes the deliverer.
 const DELIVERY_POLL: Duration = Duration::from_secs(1);
-/// How long a claimed delivery is reserved for this process.
-const DELIVERY_LEASE: Duration = Duration::from_secs(30);
+/// The longest one delivery attempt may take (a receiver that does not answer is given up on).
+const MAX_ATTEMPT_TIME: Duration = Duration::from_secs(5);
+/// The most deliveries claimed in one round.
+const MAX_BATCH: u32 = 20;
 /// After this many failed attempts a delivery is abandoned (about a day of backoff).
 const MAX_ATTEMPTS: u32 = 17;
 /// Longest wait between two attempts.
 const MAX_BACKOFF_SECS: i64 = 3600;
-/// How often expired rows are deleted, and how many of each kind per round.
-const GC_EVERY: Duration = Duration::from_secs(300);
+/// How many expired rows of each kind one clean-up statement deletes (short write locks).
 const GC_BATCH: u32 = 500;
+/// The most batches one clean-up pass runs, so a huge backlog is spread over several passes.
+const GC_MAX_ROUNDS: u32 = 200;
 
-/// How often the key folder is re-read and the rotation policy applied.
-const KEYS_EVERY: Duration = Duration::from_secs(60);
 /// How long relying parties may cache the JWKS (the `max-age` we send) plus margin.
 const JWKS_CACHE_MARGIN: Duration = Duration::from_secs(600);
 
@@ -40,7 +41,8 @@ pub fn spawn(state: web::Data<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
 /// Rotation and reload: keeps every process on the same keys as the shared folder.
 async fn maintain_keys(state: web::Data<AppState>) {
     loop {
-        tokio::time::sleep(KEYS_EVERY).await;
+        // `keys.reload_every`: how soon a key written by `keys rotate` or another process is used.
+        tokio::time::sleep(state.config().lifetimes.key_reload).await;
         if let Err(e) = maintain_keys_now(&state).await {
             tracing::error!(error = %e, "key maintenance failed; the keys in use stay in use");
         }
@@ -64,13 +66,45 @@ pub async fn maintain_keys_now(state: &AppState) -> anyhow::Result<()> {
 }
 
 async fn deliver_logouts(state: web::Data<AppState>) {
+    let mut backlog = false;
     while !state.stopping.is_set() {
-        tokio::select! {
-            () = state.logout_wakeup.notified() => {}
-            () = tokio::time::sleep(DELIVERY_POLL) => {}
+        // A full round means more may be due: go on at once rather than after the poll.
+        if !backlog {
+            tokio::select! {
+                () = state.logout_wakeup.notified() => {}
+                () = tokio::time::sleep(DELIVERY_POLL) => {}
+            }
         }
-        if let Err(e) = deliver_due_logouts(&state).await {
-            tracing::warn!(error = %e, "cannot read queued back-channel logouts");
+        backlog = match deliver_due_logouts(&state).await {
+            Ok(attempted) => attempted > 0 && attempted == Pace::of(&state).batch as usize,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read queued back-channel logouts");
+                false
+            }
+        };
+    }
+}
+
+/// How a round of deliveries fits in the lease (`jobs.logout_lease`): each attempt is cut off
+/// at a quarter of it (at most 5 s) and a round claims only as many as fit in half of it, so a
+/// round of unanswering receivers ends before its claims lapse and no other process delivers
+/// the same logout meanwhile.
+struct Pace {
+    lease: Duration,
+    attempt: Duration,
+    batch: u32,
+}
+
+impl Pace {
+    fn of(state: &AppState) -> Self {
+        let lease = state.config().lifetimes.logout_lease;
+        let attempt = (lease / 4).min(MAX_ATTEMPT_TIME);
+        let fit = (lease / 2).as_millis() / attempt.as_millis().max(1);
+        let batch = u32::try_from(fit).unwrap_or(MAX_BATCH).clamp(1, MAX_BATCH);
+        Self {
+            lease,
+            attempt,
+            batch,
         }
     }
 }
@@ -87,9 +121,10 @@ pub async fn deliver_due_logouts(state: &AppState) -> Result<usize, StoreError> 
         return Ok(0);
     }
     let now = state.clock.now();
+    let pace = Pace::of(state);
     let due = state
         .store
-        .claim_logout_deliveries(now, DELIVERY_LEASE, 20)
+        .claim_logout_deliveries(now, pace.lease, pace.batch)
         .await?;
     let mut attempted = 0;
     for delivery in due {
@@ -98,7 +133,7 @@ pub async fn deliver_due_logouts(state: &AppState) -> Result<usize, StoreError> 
             continue;
         }
         attempted += 1;
-        deliver(state, delivery, now).await;
+        deliver(state, delivery, now, pace.attempt).await;
     }
     Ok(attempted)
 }
@@ -120,8 +155,8 @@ async fn release(state: &AppState, delivery: &LogoutDelivery, now: OffsetDateTim
 }
 
 /// One attempt: sign afresh, POST `logout_token` (Back-Channel Logout §2.5), record the result.
-async fn deliver(state: &AppState, delivery: LogoutDelivery, now: OffsetDateTime) {
-    let outcome = attempt(state, &delivery, now).await;
+async fn deliver(state: &AppState, delivery: LogoutDelivery, now: OffsetDateTime, limit: Duration) {
+    let outcome = attempt(state, &delivery, now, limit).await;
     let result = match outcome {
         Ok(()) => {
             tracing::info!(client_id = %delivery.client_id, "back-channel logout delivered");
@@ -167,6 +202,7 @@ async fn attempt(
     state: &AppState,
     delivery: &LogoutDelivery,
     now: OffsetDateTime,
+    limit: Duration,
 ) -> Result<(), String> {
     let mut claims: LogoutTokenClaims = serde_json::from_str(&delivery.logout_token)
         .map_err(|e| format!("corrupt queued claims: {e}"))?;
@@ -181,6 +217,7 @@ async fn attempt(
         .post(&delivery.uri)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body)
+        .timeout(limit)
         .send()
         .await
         .map_err(|e| format!("request failed: {e}"))?;
@@ -194,11 +231,28 @@ async fn attempt(
 
 async fn collect_garbage(state: web::Data<AppState>) {
     loop {
-        tokio::time::sleep(GC_EVERY).await;
-        match collect_garbage_now(&state).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(rows = n, "expired rows deleted"),
-            Err(e) => tracing::warn!(error = %e, "clean-up failed"),
+        // `jobs.gc_every`.
+        tokio::time::sleep(state.config().lifetimes.gc_every).await;
+        // One batch per pass would cap clean-up at 500 rows of a kind per interval, below what
+        // a busy deployment creates: go on while rounds come back full, up to a bound.
+        let mut total = 0;
+        for _ in 0..GC_MAX_ROUNDS {
+            match collect_garbage_now(&state).await {
+                Ok(n) => {
+                    total += n;
+                    if n < u64::from(GC_BATCH) {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "clean-up failed");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::info!(rows = total, "expired rows deleted");
         }
     }
 }

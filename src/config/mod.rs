@@ -45,6 +45,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// Branding of the pages.
     pub ui: UiSettings,
+    /// Background work shared by the processes of a deployment.
+    pub jobs: JobSettings,
     /// Names for guild memberships and roles (`groups` claim).
     #[serde(default)]
     pub groups: Vec<GroupSettings>,
@@ -114,6 +116,8 @@ pub struct KeySettings {
     pub rotate_every: String,
     /// How long a new key is published before it signs.
     pub publish_ahead: String,
+    /// How often each process re-reads the folder (picks up `keys rotate` and other processes' keys).
+    pub reload_every: String,
 }
 
 /// `[discord]`.
@@ -209,6 +213,15 @@ pub struct LimitSettings {
     pub token_per_client: String,
     /// `/userinfo` requests per source address.
     pub userinfo_per_ip: String,
+}
+
+/// `[jobs]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobSettings {
+    /// How long a back-channel logout being delivered is reserved for the process delivering it.
+    pub logout_lease: String,
+    /// How often expired rows are deleted.
+    pub gc_every: String,
 }
 
 /// One `[[groups]]` entry.

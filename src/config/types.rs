@@ -34,6 +34,12 @@ pub struct Lifetimes {
     pub key_rotation: Duration,
     /// `keys.publish_ahead`.
     pub key_publish_ahead: Duration,
+    /// `keys.reload_every`.
+    pub key_reload: Duration,
+    /// `jobs.logout_lease`.
+    pub logout_lease: Duration,
+    /// `jobs.gc_every`.
+    pub gc_every: Duration,
 }
 
 /// Guild/role/user rules, global or per client (evaluated by `policy`).

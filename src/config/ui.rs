@@ -9,7 +9,6 @@ use url::Url;
 
 /// `[ui]` as written.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct UiSettings {
     /// Shown on every page (window title and footer).
     pub title: String,

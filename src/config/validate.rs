@@ -198,6 +198,9 @@ impl Settings {
                 .unwrap_or_default(),
             key_rotation: c.duration("keys.rotate_every", &self.keys.rotate_every),
             key_publish_ahead: c.duration("keys.publish_ahead", &self.keys.publish_ahead),
+            key_reload: c.duration("keys.reload_every", &self.keys.reload_every),
+            logout_lease: c.duration("jobs.logout_lease", &self.jobs.logout_lease),
+            gc_every: c.duration("jobs.gc_every", &self.jobs.gc_every),
         };
         // RP libraries cache the JWKS (we allow 5 minutes); a key must be visible before it signs.
         if lifetimes.key_publish_ahead < Duration::from_secs(300) {

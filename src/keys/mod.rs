@@ -175,8 +175,7 @@ impl KeySet {
             cause,
         })?;
         if list_key_files(dir)?.is_empty() {
-            generate_key_file(dir, now)?;
-            tracing::info!(dir = %dir.display(), "generated a first RSA-2048 signing key");
+            generate_first_key(dir, now)?;
         }
         Self::load(dir, now)
     }
@@ -333,6 +332,51 @@ fn read_folder(dir: &Path, now: OffsetDateTime) -> Result<Loaded, KeyError> {
     })
 }
 
+/// The file processes starting on an empty shared folder take turns with.
+const FIRST_KEY_LOCK: &str = ".first-key.lock";
+/// How long a process waits for another one writing the first key (RSA generation takes well
+/// under a second; a lock older than this is left over from a crash and ignored).
+const FIRST_KEY_WAIT: Duration = Duration::from_secs(10);
+
+/// Writes the first key of an empty folder, once however many processes of a deployment start
+/// at the same moment: each would otherwise write its own and publish the others' only at its
+/// next reload, so tokens signed by one would not verify against another's JWKS meanwhile.
+/// Whoever creates the lock file (`create_new`, atomic on a shared folder) writes the key if
+/// the folder is still empty; the others wait for the lock to go and then find the key.
+fn generate_first_key(dir: &Path, now: OffsetDateTime) -> Result<(), KeyError> {
+    let lock = dir.join(FIRST_KEY_LOCK);
+    let started = std::time::Instant::now();
+    let mut held = false;
+    while !held && started.elapsed() < FIRST_KEY_WAIT {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(_) => held = true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(cause) => {
+                return Err(KeyError::Folder {
+                    path: dir.to_path_buf(),
+                    cause,
+                });
+            }
+        }
+    }
+    let result = if list_key_files(dir)?.is_empty() {
+        generate_key_file(dir, now).map(|_| {
+            tracing::info!(dir = %dir.display(), "generated a first RSA-2048 signing key");
+        })
+    } else {
+        Ok(())
+    };
+    // Removed also after a wait that timed out: that lock was left by a process that died.
+    let _ = std::fs::remove_file(&lock);
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::files::thumbprint;
@@ -467,5 +511,31 @@ mod rotation_tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".p256.retired"))
             .count();
         assert_eq!(retired_companions, 1, "the companion retires with its key");
+    }
+
+    #[test]
+    fn processes_starting_at_once_on_an_empty_folder_write_one_first_key() {
+        // Arrange
+        let dir = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
+
+        // Act: four "processes" start at the same moment.
+        let kids: Vec<String> = std::thread::scope(|scope| {
+            let starts: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| KeySet::load_or_generate(dir.path(), now).unwrap()))
+                .collect();
+            starts
+                .into_iter()
+                .map(|s| s.join().unwrap().active().kid.clone())
+                .collect()
+        });
+
+        // Assert
+        assert!(kids.windows(2).all(|w| w[0] == w[1]), "one key: {kids:?}");
+        assert_eq!(list_key_files(dir.path()).unwrap().len(), 1);
+        assert!(
+            !dir.path().join(FIRST_KEY_LOCK).exists(),
+            "the lock is gone"
+        );
     }
 }

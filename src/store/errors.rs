@@ -43,6 +43,41 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// True when the same request may succeed later without anyone changing it: the database is
+    /// unavailable ([`is_unavailable`](Self::is_unavailable)), its connection was lost or it is
+    /// shutting down, or (SQLite) its disk is full, the file cannot be written or stays locked.
+    /// Requests answer these `temporarily_unavailable` (503) rather than `server_error`.
+    pub fn is_temporary(&self) -> bool {
+        if self.is_unavailable() {
+            return true;
+        }
+        let StoreError::Backend(error) = self else {
+            return false;
+        };
+        match error {
+            sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => {
+                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    // Extended result codes; the low byte is the primary code: SQLITE_BUSY 5,
+                    // SQLITE_LOCKED 6, SQLITE_READONLY 8, SQLITE_IOERR 10, SQLITE_FULL 13.
+                    let primary = db
+                        .code()
+                        .and_then(|c| c.parse::<i64>().ok())
+                        .map(|c| c & 0xff);
+                    return matches!(primary, Some(5 | 6 | 8 | 10 | 13));
+                }
+                // Postgres class 08 (connection exception), 57P01-57P03 (shutting down,
+                // crashed, starting), 53300 (too many connections).
+                db.code().is_some_and(|c| {
+                    c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300")
+                })
+            }
+            _ => false,
+        }
+    }
+}
+
 /// What a failed connection attempt means for the admin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectFailure {

@@ -57,6 +57,7 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(BUSY_TIMEOUT)
+            .after_release(|conn, _| Box::pin(discard_if_in_transaction(conn)))
             .connect_with(options.clone())
             .await
             .map_err(failed)?;
@@ -108,6 +109,20 @@ impl SqliteStore {
     async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, StoreError> {
         Ok(self.writer.begin_with(BEGIN_WRITE).await?)
     }
+}
+
+/// Keeps the writer usable after a failed commit. SQLite rolls a transaction back by itself
+/// when a write fails with a full disk or an I/O error; sqlx still counts it as open, its
+/// rollback then fails, and every later `BEGIN` on that connection would be refused ("non-zero
+/// transaction depth") until a restart. A connection released still counted inside a
+/// transaction (after its queued rollback has run: the ping waits for it) is closed instead,
+/// and the pool opens a fresh one.
+async fn discard_if_in_transaction(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    if conn.is_in_transaction() {
+        conn.ping().await?;
+    }
+    Ok(!conn.is_in_transaction())
 }
 
 /// `sqlite://data/guildgate.db` must work on a fresh checkout, so `data/` is made on demand.

@@ -54,8 +54,27 @@ impl Browser {
 
     /// GETs `url`, storing any cookies it sets (a `Max-Age=0` deletes).
     pub async fn get(&mut self, url: &str) -> Page {
+        self.get_via(url, None).await
+    }
+
+    /// GETs `url` as if a load balancer at its host sent it to the server at `address`
+    /// (`http://127.0.0.1:PORT`): cookies are those of `url`'s host, in both directions.
+    pub async fn get_through(&mut self, url: &str, address: &str) -> Page {
+        self.get_via(url, Some(address)).await
+    }
+
+    async fn get_via(&mut self, url: &str, address: Option<&str>) -> Page {
         let host = host_of(url);
-        let mut request = self.http.get(url);
+        let target = match address {
+            Some(address) => {
+                let mut routed = url::Url::parse(url).expect("absolute URL");
+                let server = url::Url::parse(address).expect("absolute address");
+                routed.set_port(server.port()).expect("a port");
+                routed.to_string()
+            }
+            None => url.to_owned(),
+        };
+        let mut request = self.http.get(target);
         if let Some(jar) = self.cookies.get(&host) {
             let header = jar
                 .iter()

@@ -112,6 +112,9 @@ fn each_rule_reports_its_key() {
         ("request rate of zero", "[limits]\nauthorize_per_ip = \"0/s\"".into(), "limits.authorize_per_ip"),
         ("trusted proxy that is not an address", "[server]\ntrusted_proxies = [\"proxy.local\"]".into(), "server.trusted_proxies[0]"),
         ("shutdown timeout that is not a duration", "[server]\nshutdown_timeout = \"soon\"".into(), "server.shutdown_timeout"),
+        ("keys never re-read", "[keys]\nreload_every = \"0s\"".into(), "keys.reload_every"),
+        ("no delivery lease", "[jobs]\nlogout_lease = \"soon\"".into(), "jobs.logout_lease"),
+        ("no clean-up interval", "[jobs]\ngc_every = \"0s\"".into(), "jobs.gc_every"),
         (
             "secret_hash that is not argon2",
             "[[clients]]\nid = \"x\"\nsecret_hash = \"$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2g\"\nredirect_uris = [\"https://a.example/cb\"]".into(),

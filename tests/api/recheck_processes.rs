@@ -4,9 +4,9 @@
 
 use crate::browser::{Browser, query_of};
 use crate::helpers::BOB;
-use crate::test_db::{Backend, POSTGRES_URL_VAR, TestDb, fresh_database};
-use guildgate::discord::fake::{FakeData, FakeDiscord, FakeDiscordHandle, FakeRoute, Fault};
-use std::process::{Child, Command, Stdio};
+use crate::processes::{Deployment, free_port, postgres_or_skip, redeem, refresh};
+use crate::test_db::Backend;
+use guildgate::discord::fake::{FakeRoute, Fault};
 use std::time::{Duration, Instant};
 
 const COMMUNITY: &str = "812345678901234567";
@@ -16,137 +16,36 @@ const APPS: [(&str, &str); 3] = [
     ("chat", "chat-secret-chat-secret"),
 ];
 
-/// One `guildgate serve` process, killed when dropped.
-struct Process {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The deployment: its config file, database, keys folder and fake Discord.
-struct Deployment {
-    issuer: String,
-    issuer_port: u16,
-    config: std::path::PathBuf,
-    discord: FakeDiscordHandle,
-    _db: TestDb,
-    _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-impl Deployment {
-    async fn new() -> Self {
-        let db = fresh_database(Backend::Postgres).await;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let issuer_port = free_port();
-        let issuer = format!("http://127.0.0.1:{issuer_port}");
-        let mut data = FakeData::demo().expect("demo data");
-        data.redirect_uris = vec![format!("{issuer}/callback/discord")];
-        let discord = FakeDiscord::start(data.clone()).expect("fake Discord");
-        // Discord access tokens that have expired by the time anyone refreshes.
-        discord.set_access_token_ttl(Duration::from_secs(1));
-        let clients: String = APPS
-            .iter()
-            .map(|(id, secret)| {
-                format!(
-                    "[[clients]]\nid = \"{id}\"\nsecret = \"{secret}\"\n\
-                     redirect_uris = [\"https://{id}.example.com/cb\"]\n\
-                     allowed_guilds = [\"{COMMUNITY}\"]\nrefresh_tokens = true\n"
-                )
-            })
-            .collect();
-        let config = format!(
-            "issuer = \"{issuer}\"\n[log]\nlevel = \"error\"\n\
-             [database]\nurl = \"{db}\"\n[keys]\ndir = \"{keys}\"\n\
-             [discord]\nclient_id = \"{id}\"\nclient_secret = \"{secret}\"\n\
-             authorize_url = \"{authorize}\"\napi_base_url = \"{api}\"\nmembership_ttl = \"1s\"\n\
-             [secrets]\nencryption_key = \"{key}\"\n{clients}",
-            db = db.url,
-            keys = dir.path().join("keys").display(),
-            id = data.client_id,
-            secret = data.client_secret,
-            authorize = discord.authorize_url(),
-            api = discord.api_base_url(),
-            key = "ef".repeat(32),
-        );
-        let file = dir.path().join("guildgate.toml");
-        std::fs::write(&file, config).expect("config");
-        Self {
-            issuer,
-            issuer_port,
-            config: file,
-            discord,
-            _db: db,
-            _dir: dir,
-        }
-    }
-
-    /// Starts a process listening on `port`, and waits until it is ready.
-    async fn start(&self, port: u16) -> Process {
-        let child = Command::new(env!("CARGO_BIN_EXE_guildgate"))
-            .arg("--config")
-            .arg(&self.config)
-            .arg("serve")
-            .env_remove("GUILDGATE_CONFIG")
-            .env("GUILDGATE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("guildgate starts");
-        let process = Process {
-            child,
-            address: format!("http://127.0.0.1:{port}"),
-        };
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            let ready = http
-                .get(format!("{}/readyz", process.address))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
-                return process;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("guildgate on port {port} did not become ready");
-    }
-}
-
-async fn refresh(process: &Process, app: (&str, &str), token: &str) -> (u16, serde_json::Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/token", process.address))
-        .basic_auth(app.0, Some(app.1))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
-        .send()
+/// The deployment of this test: three apps of one community, membership snapshots that age in
+/// a second, Discord access tokens that have expired by the time anyone refreshes.
+async fn deployment() -> Deployment {
+    let clients: String = APPS
+        .iter()
+        .map(|(id, secret)| {
+            format!(
+                "[[clients]]\nid = \"{id}\"\nsecret = \"{secret}\"\n\
+                 redirect_uris = [\"https://{id}.example.com/cb\"]\n\
+                 allowed_guilds = [\"{COMMUNITY}\"]\nrefresh_tokens = true\n"
+            )
+        })
+        .collect();
+    let deployment = Deployment::new(Backend::Postgres, &clients)
         .await
-        .expect("token request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or_default())
+        .with_env("DISCORD__MEMBERSHIP_TTL", "1s");
+    deployment
+        .discord
+        .set_access_token_ttl(Duration::from_secs(1));
+    deployment
 }
 
 #[tokio::test]
 async fn two_processes_refreshing_one_person_at_once_spend_the_discord_token_once() {
-    if std::env::var_os(POSTGRES_URL_VAR).is_none() {
-        println!("skipped: several processes need Postgres ({POSTGRES_URL_VAR} is not set)");
+    if !postgres_or_skip("several processes") {
         return;
     }
     // Arrange: process A serves the issuer's address, B another; Bob signs in to three apps.
-    let deployment = Deployment::new().await;
-    let a = deployment.start(deployment.issuer_port).await;
+    let deployment = deployment().await;
+    let a = deployment.start_at_issuer().await;
     let b = deployment.start(free_port()).await;
     let mut browser = Browser::new();
     let mut tokens = Vec::new();
@@ -172,18 +71,8 @@ async fn two_processes_refreshing_one_person_at_once_spend_the_discord_token_onc
             .location
             .unwrap_or_else(|| panic!("a redirect to {}: {} {}", app.0, page.status, page.body));
         let code = query_of(&location)["code"].clone();
-        let response = reqwest::Client::new()
-            .post(format!("{}/token", a.address))
-            .basic_auth(app.0, Some(app.1))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", redirect.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap();
-        let body: serde_json::Value = response.json().await.unwrap();
+        let (status, body) = redeem(&a, app, &code, &redirect).await;
+        assert_eq!(status, 200, "{body}");
         tokens.push(
             body["refresh_token"]
                 .as_str()
