@@ -111,6 +111,7 @@ async fn start_login(demo: &Demo) -> Result<String, String> {
         .add_scope(Scope::new("profile".into()))
         .add_scope(Scope::new("email".into()))
         .add_scope(Scope::new("groups".into()))
+        .add_scope(Scope::new("connections".into()))
         .set_pkce_challenge(challenge)
         .url();
     demo.pending

@@ -38,6 +38,10 @@ pub async fn run(mut settings: Settings, port: u16) -> anyhow::Result<()> {
     settings.discord.client_secret = data.client_secret.clone().into();
     settings.discord.authorize_url = fake.authorize_url().to_string();
     settings.discord.api_base_url = fake.api_base_url().to_string();
+    // The demo app shows the people's verified linked accounts (the `connections` claim).
+    if !settings.discord.scopes.iter().any(|s| s == "connections") {
+        settings.discord.scopes.push("connections".to_owned());
+    }
     // Demo access rules: the demo app admits members of the community server (Carol, in no
     // server, is refused) and sees who is staff through the `groups` claim.
     for (name, role) in [("community", None), ("staff", Some(DEMO_STAFF_ROLE))] {
@@ -68,6 +72,8 @@ pub async fn run(mut settings: Settings, port: u16) -> anyhow::Result<()> {
         refresh_tokens: true,
         offline_access: false,
         subject_type: "public".to_owned(),
+        connections: true,
+        required_connections: vec![],
     });
 
     let app = Application::build(settings, Clock::default())

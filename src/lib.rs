@@ -22,6 +22,7 @@ pub mod jws;
 pub mod keyed_lock;
 pub mod keys;
 pub mod limits;
+pub mod live;
 pub mod pages;
 pub mod policy;
 pub mod report;

@@ -74,6 +74,7 @@ impl Application {
         let state = assemble_state(settings, config, clock, wait).await;
         waiting.stop().await;
         let state = web::Data::new(state?);
+        check_bot_token(&state).await?;
 
         let server_state = state.clone();
         let origins = Arc::new(browser_origins(&state.config));
@@ -118,7 +119,9 @@ impl Application {
     /// Serves until the process is told to stop (SIGINT/SIGTERM are handled by actix), with
     /// the background jobs running alongside.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let _jobs = Jobs(crate::jobs::spawn(self.state.clone()));
+        let mut jobs = crate::jobs::spawn(self.state.clone());
+        jobs.extend(crate::live::spawn(self.state.clone()));
+        let _jobs = Jobs(jobs);
         self.server.await
     }
 }
@@ -253,6 +256,7 @@ async fn assemble_state(
         timeout: config.lifetimes.discord_timeout,
         max_retry_wait: MAX_DISCORD_RETRY_WAIT,
         membership_ttl: config.lifetimes.membership,
+        bot_token: config.bot.as_ref().map(|b| b.token.clone()),
     })
     .map_err(|e| anyhow::anyhow!("cannot set up the Discord client: {e}"))?;
 
@@ -274,5 +278,28 @@ async fn assemble_state(
         rechecks: KeyedLocks::default(),
         verified: crate::tokens::VerifiedTokens::default(),
         sealer,
+        live: Arc::default(),
     })
+}
+
+/// With a bot configured, asks Discord whether it accepts the token: a refused token stops
+/// start-up (nothing the bot should do could work); Discord being unreachable does not (the
+/// Gateway connection retries, and sign-ins never depend on it).
+async fn check_bot_token(state: &AppState) -> Result<(), StartupError> {
+    if state.config.bot.is_none() {
+        return Ok(());
+    }
+    match state.discord.check_bot_token().await {
+        Ok(bot) => {
+            tracing::info!(bot_user = %bot.id, "Discord accepts the bot token");
+            Ok(())
+        }
+        Err(crate::discord::DiscordError::Unauthorized) => Err(StartupError::Other(anyhow::anyhow!(
+            "discord.bot.token (GUILDGATE__DISCORD__BOT__TOKEN): Discord refused the bot token (401 Unauthorized); copy the token again from the Bot page of your application in the Discord Developer Portal, or remove [discord.bot] to run without a bot"
+        ))),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check the bot token with Discord now; live membership will keep trying");
+            Ok(())
+        }
+    }
 }

@@ -39,6 +39,8 @@ pub struct AppState {
     pub verified: crate::tokens::VerifiedTokens,
     /// Seals kept Discord tokens, built once from `secrets.encryption_key`.
     pub sealer: Option<crate::sealed::Sealer>,
+    /// The optional bot's Gateway connection: state and counters (`/readyz` details).
+    pub live: Arc<crate::discord::gateway::GatewayStatus>,
 }
 
 /// Wall-clock time plus an adjustable offset, so tests can move time forward without sleeping.

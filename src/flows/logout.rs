@@ -188,6 +188,18 @@ pub async fn revoke_user(
     Ok(ended)
 }
 
+/// Tells one app by back-channel logout that a person's grant ended (with `sid` when the grant
+/// belonged to a session), without ending the session for other apps.
+pub async fn notify_client(
+    ctx: &Context<'_>,
+    client_id: &str,
+    user_id: &str,
+    sid: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    queue(ctx, &[client_id.to_owned()], user_id, sid, now).await
+}
+
 async fn queue(
     ctx: &Context<'_>,
     client_ids: &[String],

@@ -3,6 +3,7 @@
 pub mod authorize;
 pub mod code;
 mod context;
+pub mod deprovision;
 pub mod finish;
 pub mod grant;
 pub mod logout;

@@ -100,6 +100,21 @@ fn each_rule_reports_its_key() {
         ("zero rate", "[limits]\nfailed_auth_per_ip = \"0/min\"".into(), "limits.failed_auth_per_ip"),
         ("no pending logins at all", "[limits]\npending_logins_per_ip = 0".into(), "limits.pending_logins_per_ip"),
         (
+            "connections claim without the Discord scope",
+            format!("{}connections = true", client_with_redirect("https://a.example/cb")),
+            "clients[0].connections",
+        ),
+        (
+            "required connection without the Discord scope",
+            format!("{}required_connections = [\"github\"]", client_with_redirect("https://a.example/cb")),
+            "clients[0].required_connections",
+        ),
+        (
+            "connection type that is no Discord service",
+            format!("[discord]\nscopes = [\"identify\", \"connections\"]\n{}required_connections = [\"GitHub!\"]", client_with_redirect("https://a.example/cb")),
+            "clients[0].required_connections[0]",
+        ),
+        (
             "secret_hash that is not argon2",
             "[[clients]]\nid = \"x\"\nsecret_hash = \"$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2g\"\nredirect_uris = [\"https://a.example/cb\"]".into(),
             "clients[0].secret_hash",
