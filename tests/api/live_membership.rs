@@ -7,7 +7,8 @@ use crate::flow::decode_payload;
 use crate::helpers::{ALICE, BOB, TestApp, settings_for, spawn_app_with};
 use crate::lifecycle_helpers::{Rp, client_toml, eventually, refresh_as, tokens_via};
 use crate::logout::receiver;
-use crate::test_db::fresh_database;
+use crate::recheck_processes::{Deployment, Process, free_port};
+use crate::test_db::{POSTGRES_URL_VAR, fresh_database};
 use guildgate::discord::fake::{FakeData, FakeDiscord, FakeRoute};
 use guildgate::discord::gateway::ConnectionState;
 use guildgate::startup::Application;
@@ -305,4 +306,114 @@ async fn a_bot_token_discord_refuses_stops_start_up_with_a_clear_message() {
         "{message}"
     );
     assert!(!message.contains("dGhlLWJvdA"), "the token is never shown: {message}");
+}
+
+/// The `live_membership.state` a process reports at `/readyz`.
+async fn live_state(process: &Process) -> String {
+    let body: serde_json::Value = reqwest::get(format!("{}/readyz", process.address))
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .unwrap_or_default();
+    body["live_membership"]["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Polls (every 100 ms, at most `seconds`) until the process reports `state`.
+async fn reaches(process: &Process, state: &str, seconds: u64) -> bool {
+    for _ in 0..seconds * 10 {
+        if live_state(process).await == state {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn on_postgres_one_process_holds_the_gateway_and_another_takes_over_when_it_dies() {
+    if std::env::var_os(POSTGRES_URL_VAR).is_none() {
+        println!("skipped: several processes need Postgres ({POSTGRES_URL_VAR} is not set)");
+        return;
+    }
+    // Arrange: two real processes of one deployment with a bot; an app with a back-channel URI.
+    let (bc, seen) = receiver(0).await;
+    let deployment = Deployment::with(|discord| {
+        format!(
+            "[[clients]]\nid = \"board\"\nsecret = \"board-secret-board-secret\"\n\
+             redirect_uris = [\"https://board.example.com/cb\"]\n\
+             allowed_guilds = [\"{COMMUNITY}\"]\nbackchannel_logout_uri = \"{bc}\"\n\
+             [discord.bot]\ntoken = \"{token}\"\ngateway_url = \"{url}\"\n",
+            token = discord.bot_token(),
+            url = discord.gateway_url(),
+        )
+    })
+    .await;
+    let mut a = deployment.start(deployment.issuer_port).await;
+    assert!(reaches(&a, "connected", 10).await, "A connects first");
+    let b = deployment.start(free_port()).await;
+    assert!(reaches(&b, "standby", 10).await, "B stands by");
+    assert_eq!(deployment.discord.gateway_counts().identifies, 1, "one connection");
+    let url = format!(
+        "{}/authorize?client_id=board&redirect_uri=https://board.example.com/cb\
+         &response_type=code&scope=openid&state=s",
+        deployment.issuer
+    );
+    let page = authorize_page_at(&deployment, &url, ALICE).await;
+    let location = page.location.clone().unwrap_or_default();
+    let code = crate::browser::query_of(&location)
+        .get("code")
+        .cloned()
+        .unwrap_or_else(|| panic!("Alice enters the board: {} {}", page.status, page.body));
+    let redeemed = reqwest::Client::new()
+        .post(format!("{}/token", b.address))
+        .basic_auth("board", Some("board-secret-board-secret"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "https://board.example.com/cb"),
+        ])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(redeemed.status(), 200, "the board redeems the code");
+
+    // Act: A dies without a word; B takes over; then a moderator kicks Alice.
+    a.kill();
+    assert!(reaches(&b, "connected", 10).await, "B takes over");
+    let kicked = Instant::now();
+    deployment.discord.kick(ALICE, COMMUNITY);
+
+    // Assert
+    told_within_deadline(&seen, "board", kicked).await;
+    assert_eq!(
+        deployment.discord.gateway_counts().identifies,
+        2,
+        "exactly one more connection: B's"
+    );
+}
+
+/// Sends a fresh browser to `url` at the deployment; signs in at the fake Discord as `user`.
+async fn authorize_page_at(
+    deployment: &Deployment,
+    url: &str,
+    user: &str,
+) -> crate::browser::Page {
+    let mut browser = Browser::new();
+    let first = browser.get(url).await;
+    let Some(to_discord) = first
+        .location
+        .clone()
+        .filter(|l| l.starts_with(deployment.discord.base_url().as_str()))
+    else {
+        return first;
+    };
+    deployment.discord.sign_in_as(Some(user));
+    let back = browser.get(&to_discord).await;
+    browser
+        .get(&back.location.expect("Discord redirects back"))
+        .await
 }

@@ -17,9 +17,18 @@ const APPS: [(&str, &str); 3] = [
 ];
 
 /// One `guildgate serve` process, killed when dropped.
-struct Process {
+pub struct Process {
     child: Child,
-    address: String,
+    /// `http://127.0.0.1:{port}`.
+    pub address: String,
+}
+
+impl Process {
+    /// Kills the process at once (SIGKILL: no clean shutdown, as when a machine dies).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Process {
@@ -30,16 +39,20 @@ impl Drop for Process {
 }
 
 /// The deployment: its config file, database, keys folder and fake Discord.
-struct Deployment {
-    issuer: String,
-    issuer_port: u16,
+pub struct Deployment {
+    /// The issuer (process A's address).
+    pub issuer: String,
+    /// Its port.
+    pub issuer_port: u16,
     config: std::path::PathBuf,
-    discord: FakeDiscordHandle,
+    /// The fake Discord every process uses.
+    pub discord: FakeDiscordHandle,
     _db: TestDb,
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -48,6 +61,11 @@ fn free_port() -> u16 {
 
 impl Deployment {
     async fn new() -> Self {
+        Self::with(|_| String::new()).await
+    }
+
+    /// A deployment whose config file ends with `extra(&fake_discord)` (more sections, keys).
+    pub async fn with(extra: impl FnOnce(&FakeDiscordHandle) -> String) -> Self {
         let db = fresh_database(Backend::Postgres).await;
         let dir = tempfile::tempdir().expect("temp dir");
         let issuer_port = free_port();
@@ -81,6 +99,7 @@ impl Deployment {
             api = discord.api_base_url(),
             key = "ef".repeat(32),
         );
+        let config = format!("{config}\n{}", extra(&discord));
         let file = dir.path().join("guildgate.toml");
         std::fs::write(&file, config).expect("config");
         Self {
@@ -94,7 +113,7 @@ impl Deployment {
     }
 
     /// Starts a process listening on `port`, and waits until it is ready.
-    async fn start(&self, port: u16) -> Process {
+    pub async fn start(&self, port: u16) -> Process {
         let child = Command::new(env!("CARGO_BIN_EXE_guildgate"))
             .arg("--config")
             .arg(&self.config)
