@@ -294,9 +294,11 @@ async fn check_bot_token(state: &AppState) -> Result<(), StartupError> {
             tracing::info!(bot_user = %bot.id, "Discord accepts the bot token");
             Ok(())
         }
-        Err(crate::discord::DiscordError::Unauthorized) => Err(StartupError::Other(anyhow::anyhow!(
-            "discord.bot.token (GUILDGATE__DISCORD__BOT__TOKEN): Discord refused the bot token (401 Unauthorized); copy the token again from the Bot page of your application in the Discord Developer Portal, or remove [discord.bot] to run without a bot"
-        ))),
+        Err(crate::discord::DiscordError::Unauthorized) => {
+            Err(StartupError::Other(anyhow::anyhow!(
+                "discord.bot.token (GUILDGATE__DISCORD__BOT__TOKEN): Discord refused the bot token (401 Unauthorized); copy the token again from the Bot page of your application in the Discord Developer Portal, or remove [discord.bot] to run without a bot"
+            )))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "cannot check the bot token with Discord now; live membership will keep trying");
             Ok(())

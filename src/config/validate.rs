@@ -213,15 +213,15 @@ impl Settings {
         }
         let needs_connections = self.check_connections(&mut c);
         let has_bot = !self.discord.bot.token.expose_secret().is_empty();
-        let sources = self.check_membership_sources(
-            &mut c,
-            &access,
-            &clients,
-            &groups,
-            encryption_key.is_some(),
-            needs_connections,
-            has_bot,
-        );
+        let sources = self.check_membership_sources(&mut c, &access, &clients, &groups, has_bot);
+        // Re-checks use the person's kept Discord tokens, except guild re-checks by the bot.
+        let needs_person_tokens = (sources.needs_guilds && !has_bot) || needs_connections;
+        if needs_person_tokens && encryption_key.is_none() && !self.discord.client_id.is_empty() {
+            c.problem(
+                "secrets.encryption_key",
+                "required when access rules or groups use guild membership or linked accounts: the Discord tokens kept to re-check them at refresh are encrypted with it",
+            );
+        }
         let bot = self.check_bot(&mut c, &sources.rule_guilds);
         let needs_guilds = sources.needs_guilds;
 
@@ -315,8 +315,6 @@ impl Settings {
         access: &AccessRules,
         clients: &[ValidClient],
         groups: &[ValidGroup],
-        have_key: bool,
-        needs_connections: bool,
         bot: bool,
     ) -> Sources {
         let has_scope = |s: &str| self.discord.scopes.iter().any(|x| x == s);
@@ -343,7 +341,8 @@ impl Settings {
                     .map(|g| g.guild.as_str().to_owned()),
             )
             .collect();
-        let mut rule_guilds: Vec<String> = role_guilds.iter().chain(&plain_guilds).cloned().collect();
+        let mut rule_guilds: Vec<String> =
+            role_guilds.iter().chain(&plain_guilds).cloned().collect();
         rule_guilds.sort();
         rule_guilds.dedup();
         // With a bot, memberships are read with its token: people need grant no guild scope.
@@ -369,14 +368,6 @@ impl Settings {
         role_guilds.sort();
         role_guilds.dedup();
         let needs = !role_guilds.is_empty() || !plain_guilds.is_empty();
-        // Re-checks use the person's kept Discord tokens, except guild re-checks by the bot.
-        let needs_person_tokens = (needs && !bot) || needs_connections;
-        if needs_person_tokens && !have_key && !self.discord.client_id.is_empty() {
-            c.problem(
-                "secrets.encryption_key",
-                "required when access rules or groups use guild membership or linked accounts: the Discord tokens kept to re-check them at refresh are encrypted with it",
-            );
-        }
         Sources {
             member_guilds: role_guilds,
             rule_guilds,
@@ -426,17 +417,21 @@ impl Settings {
                 "the bot watches no guild: list guilds here or name them in rules or groups",
             );
         }
-        let gateway_url = b.gateway_url.as_ref().filter(|u| !u.is_empty()).and_then(|raw| {
-            c.check(
-                "discord.bot.gateway_url",
-                Url::parse(raw)
-                    .map_err(|e| format!("{raw:?} is not an absolute URL ({e})"))
-                    .and_then(|u| match u.scheme() {
-                        "ws" | "wss" => Ok(raw.clone()),
-                        _ => Err("must be a ws:// or wss:// URL".into()),
-                    }),
-            )
-        });
+        let gateway_url = b
+            .gateway_url
+            .as_ref()
+            .filter(|u| !u.is_empty())
+            .and_then(|raw| {
+                c.check(
+                    "discord.bot.gateway_url",
+                    Url::parse(raw)
+                        .map_err(|e| format!("{raw:?} is not an absolute URL ({e})"))
+                        .and_then(|u| match u.scheme() {
+                            "ws" | "wss" => Ok(raw.clone()),
+                            _ => Err("must be a ws:// or wss:// URL".into()),
+                        }),
+                )
+            });
         Some(ValidBot {
             token: b.token.clone(),
             guilds,

@@ -303,8 +303,20 @@ mod tests {
         .expect("docs shape parses");
         assert_eq!(c.kind, "github");
         assert!(c.is_releasable());
-        assert!(!Connection { visibility: 0, ..c.clone() }.is_releasable());
-        assert!(!Connection { verified: false, ..c.clone() }.is_releasable());
+        assert!(
+            !Connection {
+                visibility: 0,
+                ..c.clone()
+            }
+            .is_releasable()
+        );
+        assert!(
+            !Connection {
+                verified: false,
+                ..c.clone()
+            }
+            .is_releasable()
+        );
         assert!(!Connection { revoked: true, ..c }.is_releasable());
     }
 

@@ -42,7 +42,10 @@ impl DiscordClient {
         }
         if answer.status == StatusCode::NOT_FOUND {
             if let Ok(body) = serde_json::from_slice::<api::ErrorBody>(&answer.body) {
-                if matches!(body.code, api::codes::UNKNOWN_MEMBER | api::codes::UNKNOWN_USER) {
+                if matches!(
+                    body.code,
+                    api::codes::UNKNOWN_MEMBER | api::codes::UNKNOWN_USER
+                ) {
                     return Ok(None);
                 }
             }

@@ -7,13 +7,13 @@
 //! `topics/opcodes-and-status-codes` (JSON error codes) and `reference` (image formatting).
 
 pub mod api;
+mod bot;
 pub mod cache;
 mod client;
 #[cfg(feature = "dev")]
 pub mod fake;
-mod identity;
-mod bot;
 pub mod gateway;
+mod identity;
 pub mod kept_tokens;
 mod ratelimit;
 

@@ -92,8 +92,14 @@ pub async fn enforce(
             continue;
         }
         if ctx.store.revoke_grant(&grant.id, now).await? {
-            logout::notify_client(ctx, &grant.client_id, user_id, grant.session_id.as_deref(), now)
-                .await?;
+            logout::notify_client(
+                ctx,
+                &grant.client_id,
+                user_id,
+                grant.session_id.as_deref(),
+                now,
+            )
+            .await?;
             tracing::info!(target: "audit", event = "live_deprovision", user = %user_id, client_id = %grant.client_id, "the app's rules no longer admit this person; grant revoked");
             if !out.apps.contains(&grant.client_id) {
                 out.apps.push(grant.client_id);

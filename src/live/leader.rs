@@ -35,11 +35,15 @@ pub async fn acquire(database_url: &SecretString) -> Leadership {
             }
             Ok(None) => {
                 if !logged {
-                    tracing::info!("another process holds the Discord Gateway connection; standing by");
+                    tracing::info!(
+                        "another process holds the Discord Gateway connection; standing by"
+                    );
                     logged = true;
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot try the Gateway leadership lock; retrying"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot try the Gateway leadership lock; retrying")
+            }
         }
         tokio::time::sleep(POLL).await;
     }

@@ -54,7 +54,9 @@ async fn handle(state: &AppState, received: &mut mpsc::Receiver<Signal>) {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::error!(error = %e, event = event.kind().as_str(), user = %event.user_id(), "live membership: cannot apply a member event");
-                    state.live.record_problem("cannot apply a member event (see the log)");
+                    state
+                        .live
+                        .record_problem("cannot apply a member event (see the log)");
                 }
             },
             Signal::NewSession => {

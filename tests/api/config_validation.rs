@@ -115,6 +115,26 @@ fn each_rule_reports_its_key() {
             "clients[0].required_connections[0]",
         ),
         (
+            "bot token that is no bot token",
+            "[discord.bot]\ntoken = \"Bot abc\"\nguilds = [\"812345678901234567\"]".into(),
+            "discord.bot.token",
+        ),
+        (
+            "rule guild the bot does not watch",
+            "[access]\nallowed_guilds = [\"812345678901234567\"]\n[discord.bot]\ntoken = \"MTIz.YWJj.ZGVm\"\nguilds = [\"903377456278183956\"]".into(),
+            "discord.bot.guilds",
+        ),
+        (
+            "bot watching nothing",
+            "[discord.bot]\ntoken = \"MTIz.YWJj.ZGVm\"".into(),
+            "discord.bot.guilds",
+        ),
+        (
+            "gateway URL that is not a WebSocket URL",
+            "[discord.bot]\ntoken = \"MTIz.YWJj.ZGVm\"\nguilds = [\"812345678901234567\"]\ngateway_url = \"https://gateway.example\"".into(),
+            "discord.bot.gateway_url",
+        ),
+        (
             "secret_hash that is not argon2",
             "[[clients]]\nid = \"x\"\nsecret_hash = \"$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2g\"\nredirect_uris = [\"https://a.example/cb\"]".into(),
             "clients[0].secret_hash",

@@ -3,9 +3,9 @@
 //! re-check at refresh once the membership snapshot is older than `discord.membership_ttl`.
 
 use crate::browser::Browser;
+use crate::endpoint_helpers::link_back_params;
 use crate::flow::decode_payload;
 use crate::helpers::{ALICE, BOB, TestApp, spawn_app_with};
-use crate::endpoint_helpers::link_back_params;
 use crate::lifecycle_helpers::{APP_RP, Rp, authorize_page, client_toml, refresh_as, tokens_via};
 use guildgate::discord::fake::{FakeConnection, FakeRoute};
 use serde_json::{Value, json};
@@ -44,7 +44,10 @@ encryption_key = "{key}"
 "#,
         key = "ab".repeat(32),
         links = client_toml(LINKS, "connections = true\nrefresh_tokens = true"),
-        devs = client_toml(DEVS, "required_connections = [\"github\"]\nrefresh_tokens = true"),
+        devs = client_toml(
+            DEVS,
+            "required_connections = [\"github\"]\nrefresh_tokens = true"
+        ),
     );
     spawn_app_with(&toml).await
 }
@@ -65,7 +68,10 @@ async fn claims_of(app: &TestApp, body: &Value) -> (Value, Value) {
         .json()
         .await
         .expect("userinfo JSON");
-    (id_token["connections"].clone(), userinfo["connections"].clone())
+    (
+        id_token["connections"].clone(),
+        userinfo["connections"].clone(),
+    )
 }
 
 #[tokio::test]
@@ -88,7 +94,10 @@ async fn the_connections_claim_lists_only_verified_visible_accounts_in_the_id_to
     assert_eq!(id_token, expected, "unverified accounts are left out");
     assert_eq!(userinfo, expected);
     assert!(
-        bob["scope"].as_str().unwrap_or_default().contains("connections"),
+        bob["scope"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("connections"),
         "the scope is granted: {bob}"
     );
 }
@@ -136,7 +145,9 @@ async fn required_connections_admit_a_person_with_a_verified_github_account_and_
         dave.body
     );
     assert_eq!(
-        link_back_params(&dave.body).get("error").map(String::as_str),
+        link_back_params(&dave.body)
+            .get("error")
+            .map(String::as_str),
         Some("access_denied")
     );
 }
@@ -162,7 +173,13 @@ async fn a_refresh_after_the_membership_ttl_picks_up_changed_connections() {
     let reads = app.discord.calls(FakeRoute::Connections);
 
     // Act 1: within the TTL the snapshot stands.
-    let early = refresh_as(&app, DEVS, devs["refresh_token"].as_str().unwrap_or_default(), None).await;
+    let early = refresh_as(
+        &app,
+        DEVS,
+        devs["refresh_token"].as_str().unwrap_or_default(),
+        None,
+    )
+    .await;
     // Act 2: past it, Discord is asked again.
     app.state.clock.advance(LATER);
     let renewed = refresh_as(
@@ -189,7 +206,11 @@ async fn a_refresh_after_the_membership_ttl_picks_up_changed_connections() {
         "the unverified account is no longer released"
     );
     assert_eq!(refused.status, 400, "{}", refused.body);
-    assert_eq!(refused.error(), "invalid_grant", "the GitHub rule no longer holds");
+    assert_eq!(
+        refused.error(),
+        "invalid_grant",
+        "the GitHub rule no longer holds"
+    );
 }
 
 #[tokio::test]

@@ -105,7 +105,12 @@ fn logged_out(seen: &Seen) -> Vec<String> {
     seen.lock()
         .expect("receiver lock")
         .iter()
-        .map(|t| decode_payload(t)["aud"].as_str().unwrap_or_default().to_owned())
+        .map(|t| {
+            decode_payload(t)["aud"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -183,7 +188,11 @@ async fn a_ban_ends_the_apps_of_that_server_only_within_five_seconds() {
     let wiki = refresh_as(&app, WIKI, &tokens[0], None).await;
     assert_eq!(wiki.error(), "invalid_grant", "{}", wiki.body);
     let lounge = refresh_as(&app, LOUNGE, &tokens[1], None).await;
-    assert_eq!(lounge.status, 200, "the partner app is unaffected: {}", lounge.body);
+    assert_eq!(
+        lounge.status, 200,
+        "the partner app is unaffected: {}",
+        lounge.body
+    );
     assert!(
         !logged_out(&seen).iter().any(|aud| aud == LOUNGE.id),
         "the lounge is not told"
@@ -268,7 +277,9 @@ async fn without_the_gateway_sign_ins_work_and_readyz_shows_the_state_while_read
     assert_eq!(tokens.len(), 1, "Bob signs in");
     assert_eq!(ready.status(), 200, "ready without the Gateway");
     let body: serde_json::Value = ready.json().await.expect("JSON");
-    let state = body["live_membership"]["state"].as_str().unwrap_or_default();
+    let state = body["live_membership"]["state"]
+        .as_str()
+        .unwrap_or_default();
     assert!(
         matches!(state, "connecting" | "disconnected"),
         "the connection state is a detail: {body}"
@@ -284,9 +295,8 @@ async fn a_bot_token_discord_refuses_stops_start_up_with_a_clear_message() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let discord = FakeDiscord::start(FakeData::demo().expect("demo")).expect("fake");
-    let toml = format!(
-        "[discord.bot]\ntoken = \"MTIz.bm90.dGhlLWJvdA\"\nguilds = [\"{COMMUNITY}\"]\n"
-    );
+    let toml =
+        format!("[discord.bot]\ntoken = \"MTIz.bm90.dGhlLWJvdA\"\nguilds = [\"{COMMUNITY}\"]\n");
     let mut settings = settings_for(&db.url, keys.path(), &issuer, &toml);
     settings.discord.client_id = discord.client_id();
     settings.discord.client_secret = discord.client_secret().into();
@@ -305,7 +315,10 @@ async fn a_bot_token_discord_refuses_stops_start_up_with_a_clear_message() {
         message.contains("discord.bot.token") && message.contains("refused"),
         "{message}"
     );
-    assert!(!message.contains("dGhlLWJvdA"), "the token is never shown: {message}");
+    assert!(
+        !message.contains("dGhlLWJvdA"),
+        "the token is never shown: {message}"
+    );
 }
 
 /// The `live_membership.state` a process reports at `/readyz`.
@@ -356,7 +369,11 @@ async fn on_postgres_one_process_holds_the_gateway_and_another_takes_over_when_i
     assert!(reaches(&a, "connected", 10).await, "A connects first");
     let b = deployment.start(free_port()).await;
     assert!(reaches(&b, "standby", 10).await, "B stands by");
-    assert_eq!(deployment.discord.gateway_counts().identifies, 1, "one connection");
+    assert_eq!(
+        deployment.discord.gateway_counts().identifies,
+        1,
+        "one connection"
+    );
     let url = format!(
         "{}/authorize?client_id=board&redirect_uri=https://board.example.com/cb\
          &response_type=code&scope=openid&state=s",
@@ -397,11 +414,7 @@ async fn on_postgres_one_process_holds_the_gateway_and_another_takes_over_when_i
 }
 
 /// Sends a fresh browser to `url` at the deployment; signs in at the fake Discord as `user`.
-async fn authorize_page_at(
-    deployment: &Deployment,
-    url: &str,
-    user: &str,
-) -> crate::browser::Page {
+async fn authorize_page_at(deployment: &Deployment, url: &str, user: &str) -> crate::browser::Page {
     let mut browser = Browser::new();
     let first = browser.get(url).await;
     let Some(to_discord) = first

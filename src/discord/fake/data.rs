@@ -281,7 +281,11 @@ impl FakeData {
         true
     }
 
-    pub(super) fn set_connections(&mut self, user_id: &str, connections: Vec<FakeConnection>) -> bool {
+    pub(super) fn set_connections(
+        &mut self,
+        user_id: &str,
+        connections: Vec<FakeConnection>,
+    ) -> bool {
         let Some(user) = self.users.iter_mut().find(|u| u.id == user_id) else {
             return false;
         };

@@ -188,7 +188,12 @@ async fn serve(hub: Arc<Mutex<Hub>>, mut ws: Ws) {
         h.counts.connections += 1;
         (h.heartbeat_interval_ms, h.controls.subscribe())
     };
-    if !send(&mut ws, &json!({"op": 10, "d": {"heartbeat_interval": interval}})).await {
+    if !send(
+        &mut ws,
+        &json!({"op": 10, "d": {"heartbeat_interval": interval}}),
+    )
+    .await
+    {
         return;
     }
     let Ok(Some(first)) = tokio::time::timeout(IDENTIFY_TIMEOUT, next_payload(&mut ws)).await

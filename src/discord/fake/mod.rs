@@ -5,13 +5,13 @@
 //! Discord's shapes, sends rate-limit headers on every API answer, and can be told to misbehave
 //! ([`Fault`]) or to change a user's memberships while a session is alive.
 
+mod bot;
 mod data;
 mod faults;
 mod gateway;
 mod oauth;
 mod pages;
 mod rest;
-mod bot;
 mod state;
 mod token;
 
@@ -22,10 +22,10 @@ mod membership_tests;
 #[cfg(test)]
 mod tests;
 
-pub use gateway::GatewayCounts;
 pub use data::{
     FakeConnection, FakeData, FakeDataError, FakeGuild, FakeMembership, FakeRole, FakeUser,
 };
+pub use gateway::GatewayCounts;
 
 use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, web};
 use state::State;

@@ -163,8 +163,7 @@ fn is_dispatch(text: &str, name: &str) -> bool {
         #[serde(default, borrow)]
         t: Option<&'a str>,
     }
-    text.contains(name)
-        && serde_json::from_str::<Head<'_>>(text).is_ok_and(|h| h.t == Some(name))
+    text.contains(name) && serde_json::from_str::<Head<'_>>(text).is_ok_and(|h| h.t == Some(name))
 }
 
 /// Capped exponential backoff with full jitter (a random pause up to the cap), so many
@@ -200,7 +199,13 @@ mod tests {
     #[test]
     fn ready_is_told_apart_from_other_dispatches() {
         assert!(is_dispatch(r#"{"op":0,"t":"READY","s":1,"d":{}}"#, "READY"));
-        assert!(!is_dispatch(r#"{"op":0,"t":"RESUMED","s":3,"d":{}}"#, "READY"));
-        assert!(!is_dispatch(r#"{"op":0,"t":"X","d":{"n":"READY"}}"#, "READY"));
+        assert!(!is_dispatch(
+            r#"{"op":0,"t":"RESUMED","s":3,"d":{}}"#,
+            "READY"
+        ));
+        assert!(!is_dispatch(
+            r#"{"op":0,"t":"X","d":{"n":"READY"}}"#,
+            "READY"
+        ));
     }
 }
