@@ -29,12 +29,21 @@ impl Deprovisioned {
 }
 
 /// Applies a Gateway member event to the person's snapshot, then enforces the rules.
-/// People guildgate never saw sign in are ignored.
+/// People guildgate never saw sign in, and guilds the bot does not watch (it may be in others),
+/// are ignored.
 pub async fn apply(
     ctx: &Context<'_>,
     event: &MemberEvent,
     now: OffsetDateTime,
 ) -> Result<Deprovisioned, OAuthError> {
+    let watched = ctx
+        .config
+        .bot
+        .as_ref()
+        .is_some_and(|b| b.guilds.iter().any(|g| g == event.guild_id()));
+    if !watched {
+        return Ok(Deprovisioned::default());
+    }
     let user_id = event.user_id();
     let stored = ctx.store.get_membership(user_id).await?;
     let Some(stored) = stored else {

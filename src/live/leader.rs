@@ -25,15 +25,15 @@ pub async fn acquire(database_url: &SecretString) -> Leadership {
         return Leadership { connection: None };
     }
     let mut logged = false;
+    // One connection for the polls too (reopened only after an error), not one per attempt.
+    let mut connection: Option<sqlx::PgConnection> = None;
     loop {
-        match try_lock(url).await {
-            Ok(Some(connection)) => {
+        match try_lock(url, &mut connection).await {
+            Ok(true) => {
                 tracing::info!("this process holds the Discord Gateway connection");
-                return Leadership {
-                    connection: Some(connection),
-                };
+                return Leadership { connection };
             }
-            Ok(None) => {
+            Ok(false) => {
                 if !logged {
                     tracing::info!(
                         "another process holds the Discord Gateway connection; standing by"
@@ -42,26 +42,30 @@ pub async fn acquire(database_url: &SecretString) -> Leadership {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot try the Gateway leadership lock; retrying")
+                connection = None;
+                tracing::warn!(error = %e, "cannot try the Gateway leadership lock; retrying");
             }
         }
         tokio::time::sleep(POLL).await;
     }
 }
 
-async fn try_lock(url: &str) -> Result<Option<sqlx::PgConnection>, sqlx::Error> {
-    let mut connection = sqlx::PgConnection::connect(url).await?;
+/// Tries the lock on `connection` (opened first when there is none); true when now held.
+async fn try_lock(
+    url: &str,
+    connection: &mut Option<sqlx::PgConnection>,
+) -> Result<bool, sqlx::Error> {
+    if connection.is_none() {
+        *connection = Some(sqlx::PgConnection::connect(url).await?);
+    }
+    let Some(conn) = connection.as_mut() else {
+        return Ok(false);
+    };
     let (held,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
         .bind(LOCK_KEY)
-        .fetch_one(&mut connection)
+        .fetch_one(conn)
         .await?;
-    if held {
-        Ok(Some(connection))
-    } else {
-        // Closing the connection costs nothing to the holder.
-        drop(connection.close().await);
-        Ok(None)
-    }
+    Ok(held)
 }
 
 impl Leadership {
