@@ -60,6 +60,12 @@ pub fn user_claims(user: &UserRecord, scopes: &Scopes) -> Map<String, Value> {
     claims
 }
 
+/// The `connections` claim: the verified, visible linked accounts as `{type, id, name}`
+/// (unverified and hidden ones never reach the snapshot).
+pub fn connections(facts: &Facts<'_>) -> Value {
+    json!(facts.connections)
+}
+
 /// The `groups` claim: configured group names whose guild (and role, if set) the person has,
 /// limited to the groups this client may see (`clients.groups`; none when empty).
 pub fn groups(groups: &[ValidGroup], visible: &[String], facts: &Facts<'_>) -> Vec<String> {
@@ -138,6 +144,7 @@ mod tests {
             email_verified: true,
             guilds: &in_guild,
             roles: &roles,
+            connections: &[],
         };
         let all = vec!["community".to_owned(), "staff".to_owned()];
         assert_eq!(groups(&defs, &all, &facts), vec!["community", "staff"]);

@@ -1,5 +1,7 @@
 //! The demo app for `guildgate dev`: a relying party built on the `openidconnect` crate that
-//! signs in through guildgate and shows the ID token's claims and the UserInfo answer.
+//! signs in through guildgate and shows the ID token's claims and the UserInfo answer. With the
+//! bot, it offers "kick me from the demo server" and receives back-channel logouts (verified
+//! against guildgate's JWKS), so its page shows the sign-out live.
 
 use crate::pages;
 use actix_web::http::header;
@@ -13,7 +15,32 @@ use openidconnect::{
 };
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// The demo's own session cookie.
+const DEMO_COOKIE: &str = "demo_session";
+/// OIDC Back-Channel Logout 1.0 §2.4: the `events` member a logout token carries.
+const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// Removes a person (by Discord id) from the demo server; `dev` passes the fake Discord's kick.
+#[derive(Clone)]
+pub struct Kick(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for Kick {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kick")
+    }
+}
+
+/// A person signed in to the demo app.
+struct DemoSession {
+    sub: String,
+    sid: Option<String>,
+    name: String,
+    claims: String,
+    userinfo: String,
+    signed_out: bool,
+}
 
 /// How the demo app is registered at guildgate.
 #[derive(Clone, Debug)]
@@ -26,6 +53,8 @@ pub struct DemoConfig {
     pub client_secret: String,
     /// The demo's redirect URI (`{base}/callback`).
     pub redirect_uri: String,
+    /// With the bot: "kick me from the demo server".
+    pub kick: Option<Kick>,
 }
 
 struct Demo {
@@ -33,6 +62,8 @@ struct Demo {
     http: openidconnect::reqwest::Client,
     /// csrf state → (nonce, PKCE verifier) of logins in progress.
     pending: Mutex<HashMap<String, (Nonce, PkceCodeVerifier)>>,
+    /// cookie value → signed-in person.
+    sessions: Mutex<HashMap<String, DemoSession>>,
 }
 
 /// Starts the demo app on `listener`; returns once it is bound.
@@ -45,6 +76,7 @@ pub fn start(config: DemoConfig, listener: TcpListener) -> std::io::Result<actix
         config,
         http,
         pending: Mutex::new(HashMap::new()),
+        sessions: Mutex::new(HashMap::new()),
     });
     Ok(HttpServer::new(move || {
         App::new()
@@ -52,6 +84,9 @@ pub fn start(config: DemoConfig, listener: TcpListener) -> std::io::Result<actix
             .route("/", web::get().to(home))
             .route("/login", web::get().to(login))
             .route("/callback", web::get().to(callback))
+            .route("/me", web::get().to(me))
+            .route("/kick", web::post().to(kick))
+            .route("/backchannel", web::post().to(backchannel))
     })
     .workers(1)
     .listen(listener)?
@@ -111,6 +146,7 @@ async fn start_login(demo: &Demo) -> Result<String, String> {
         .add_scope(Scope::new("profile".into()))
         .add_scope(Scope::new("email".into()))
         .add_scope(Scope::new("groups".into()))
+        .add_scope(Scope::new("connections".into()))
         .set_pkce_challenge(challenge)
         .url();
     demo.pending
@@ -125,10 +161,19 @@ async fn callback(
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
     match finish_login(&demo, &query).await {
-        Ok((name, claims, userinfo)) => render(
-            &demo,
-            minijinja::context! { title => "Signed in", name => name, claims => claims, userinfo => userinfo },
-        ),
+        Ok(session) => {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            if let Ok(mut sessions) = demo.sessions.lock() {
+                sessions.insert(id.clone(), session);
+            }
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/me"))
+                .insert_header((
+                    header::SET_COOKIE,
+                    format!("{DEMO_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax"),
+                ))
+                .finish()
+        }
         Err(e) => render(
             &demo,
             minijinja::context! { title => "Demo app", error => e },
@@ -136,10 +181,106 @@ async fn callback(
     }
 }
 
-async fn finish_login(
-    demo: &Demo,
-    query: &HashMap<String, String>,
-) -> Result<(String, String, String), String> {
+/// The signed-in page; it reloads every few seconds while the bot can sign people out live.
+async fn me(demo: web::Data<Demo>, req: actix_web::HttpRequest) -> HttpResponse {
+    let cookie = req.cookie(DEMO_COOKIE).map(|c| c.value().to_owned());
+    let live = demo.config.kick.is_some();
+    let ctx = cookie.and_then(|c| {
+        let sessions = demo.sessions.lock().ok()?;
+        let s = sessions.get(&c)?;
+        let title = if s.signed_out {
+            "Signed out"
+        } else {
+            "Signed in"
+        };
+        Some(minijinja::context! {
+            title => title, name => s.name, claims => s.claims, userinfo => s.userinfo,
+            signed_out => s.signed_out, live => live,
+        })
+    });
+    match ctx {
+        Some(ctx) => render(&demo, ctx),
+        None => home(demo).await,
+    }
+}
+
+/// "Kick me from the demo server": the fake Discord removes the person and its Gateway tells
+/// guildgate, which signs the demo app out by back-channel logout.
+async fn kick(demo: web::Data<Demo>, req: actix_web::HttpRequest) -> HttpResponse {
+    let sub = req.cookie(DEMO_COOKIE).and_then(|c| {
+        let sessions = demo.sessions.lock().ok()?;
+        sessions.get(c.value()).map(|s| s.sub.clone())
+    });
+    if let (Some(sub), Some(kick)) = (sub, &demo.config.kick) {
+        (kick.0)(&sub);
+    }
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/me"))
+        .finish()
+}
+
+/// Back-channel logout receiver (OIDC Back-Channel Logout 1.0 §2.5): verifies the logout token
+/// with guildgate's JWKS, then marks the named session (or every session of the person) signed
+/// out. 400 for a token that does not verify.
+async fn backchannel(
+    demo: web::Data<Demo>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let Some(token) = form.get("logout_token") else {
+        return HttpResponse::BadRequest().finish();
+    };
+    let claims = match verify_logout_token(&demo, token).await {
+        Ok(claims) => claims,
+        Err(e) => {
+            tracing::warn!(error = %e, "demo app: logout token refused");
+            return HttpResponse::BadRequest().finish();
+        }
+    };
+    let sid = claims["sid"].as_str();
+    let sub = claims["sub"].as_str();
+    if let Ok(mut sessions) = demo.sessions.lock() {
+        for s in sessions.values_mut() {
+            let matches = match sid {
+                Some(sid) => s.sid.as_deref() == Some(sid),
+                None => Some(s.sub.as_str()) == sub,
+            };
+            if matches {
+                s.signed_out = true;
+            }
+        }
+    }
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+async fn verify_logout_token(demo: &Demo, token: &str) -> Result<serde_json::Value, String> {
+    let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+    let jwks: jsonwebtoken::jwk::JwkSet = demo
+        .http
+        .get(format!("{}/jwks.json", demo.config.issuer))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let kid = header.kid.as_deref().ok_or("no kid")?;
+    let jwk = jwks.find(kid).ok_or("unknown kid")?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_issuer(&[&demo.config.issuer]);
+    validation.set_audience(&[&demo.config.client_id]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+        .map_err(|e| e.to_string())?
+        .claims;
+    if claims["events"].get(BACKCHANNEL_EVENT).is_none() {
+        return Err("not a logout token".into());
+    }
+    Ok(claims)
+}
+
+async fn finish_login(demo: &Demo, query: &HashMap<String, String>) -> Result<DemoSession, String> {
     if let Some(error) = query.get("error") {
         let description = query
             .get("error_description")
@@ -206,9 +347,12 @@ async fn finish_login(
         .preferred_username()
         .map(|n| n.as_str().to_owned())
         .unwrap_or_else(|| claims.subject().as_str().to_owned());
-    Ok((
+    Ok(DemoSession {
+        sub: claims.subject().as_str().to_owned(),
+        sid: raw_claims["sid"].as_str().map(str::to_owned),
         name,
-        serde_json::to_string_pretty(&raw_claims).map_err(|e| e.to_string())?,
-        serde_json::to_string_pretty(&raw_userinfo).map_err(|e| e.to_string())?,
-    ))
+        claims: serde_json::to_string_pretty(&raw_claims).map_err(|e| e.to_string())?,
+        userinfo: serde_json::to_string_pretty(&raw_userinfo).map_err(|e| e.to_string())?,
+        signed_out: false,
+    })
 }

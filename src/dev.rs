@@ -38,6 +38,13 @@ pub async fn run(mut settings: Settings, port: u16) -> anyhow::Result<()> {
     settings.discord.client_secret = data.client_secret.clone().into();
     settings.discord.authorize_url = fake.authorize_url().to_string();
     settings.discord.api_base_url = fake.api_base_url().to_string();
+    // Live membership: the bot watches the demo server on the fake Discord's Gateway.
+    settings.discord.bot.token = fake.bot_token().into();
+    settings.discord.bot.gateway_url = Some(fake.gateway_url());
+    // The demo app shows the people's verified linked accounts (the `connections` claim).
+    if !settings.discord.scopes.iter().any(|s| s == "connections") {
+        settings.discord.scopes.push("connections".to_owned());
+    }
     // Demo access rules: the demo app admits members of the community server (Carol, in no
     // server, is refused) and sees who is staff through the `groups` claim.
     for (name, role) in [("community", None), ("staff", Some(DEMO_STAFF_ROLE))] {
@@ -57,7 +64,7 @@ pub async fn run(mut settings: Settings, port: u16) -> anyhow::Result<()> {
         public: false,
         redirect_uris: vec![format!("{demo_base}/callback")],
         post_logout_redirect_uris: vec![format!("{demo_base}/")],
-        backchannel_logout_uri: None,
+        backchannel_logout_uri: Some(format!("{demo_base}/backchannel")),
         allowed_guilds: vec![DEMO_GUILD.to_owned()],
         required_roles: vec![],
         require_verified_email: false,
@@ -68,6 +75,8 @@ pub async fn run(mut settings: Settings, port: u16) -> anyhow::Result<()> {
         refresh_tokens: true,
         offline_access: false,
         subject_type: "public".to_owned(),
+        connections: true,
+        required_connections: vec![],
     });
 
     let app = Application::build(settings, Clock::default())
@@ -79,6 +88,10 @@ pub async fn run(mut settings: Settings, port: u16) -> anyhow::Result<()> {
             client_id: DEMO_CLIENT_ID.to_owned(),
             client_secret: DEMO_CLIENT_SECRET.to_owned(),
             redirect_uri: format!("{demo_base}/callback"),
+            kick: Some(demo::Kick(std::sync::Arc::new({
+                let fake = fake.clone();
+                move |user: &str| fake.kick(user, DEMO_GUILD)
+            }))),
         },
         listener,
     )?;
@@ -89,7 +102,8 @@ pub async fn run(mut settings: Settings, port: u16) -> anyhow::Result<()> {
     println!();
     println!("  The demo app is client \"{DEMO_CLIENT_ID}\" with secret \"{DEMO_CLIENT_SECRET}\".");
     println!("  It admits members of the demo server: sign in as carol to see a refusal, as");
-    println!("  bob.staff to see the \"staff\" group in the groups claim.");
+    println!("  bob.staff to see the \"staff\" group in the groups claim. Signed in, press");
+    println!("  \"Kick me from the demo server\": the bot sees it and the demo app is signed out.");
     println!("  Data: data/dev.db, keys: keys/dev/. Stop with Ctrl-C.");
     println!();
     let (a, b) = tokio::join!(app.serve_until_signalled(None), demo);

@@ -24,6 +24,7 @@ pub mod jws;
 pub mod keyed_lock;
 pub mod keys;
 pub mod limits;
+pub mod live;
 pub mod metrics;
 pub mod pages;
 pub mod policy;

@@ -4,6 +4,7 @@
 //! always win. An allow list entry skips the guild, role and email rules of its own level only.
 
 use crate::config::AccessRules;
+use crate::discord::LinkedAccount;
 use std::collections::BTreeMap;
 
 /// What Discord told us about a person, as the rules need it.
@@ -17,6 +18,8 @@ pub struct Facts<'a> {
     pub guilds: &'a [String],
     /// Role ids per guild, for the guilds whose member object was fetched.
     pub roles: &'a BTreeMap<String, Vec<String>>,
+    /// Verified, visible linked accounts (empty unless the `connections` scope is configured).
+    pub connections: &'a [LinkedAccount],
 }
 
 /// Why a person was refused; the message names the requirement, never the guilds involved.
@@ -30,6 +33,8 @@ pub enum Denial {
     MissingRole,
     /// The Discord email is not verified.
     EmailNotVerified,
+    /// Has no verified linked account of a required type.
+    MissingConnection,
 }
 
 impl Denial {
@@ -46,6 +51,9 @@ impl Denial {
             Self::EmailNotVerified => {
                 "This app needs a verified email address on your Discord account. Verify it in Discord's settings, then sign in again."
             }
+            Self::MissingConnection => {
+                "This app needs a verified account of a certain kind (such as GitHub) linked to your Discord account and visible on your profile. Link it under Connections in Discord's settings, then sign in again."
+            }
         }
     }
 
@@ -56,6 +64,7 @@ impl Denial {
             Self::NotInGuild => "not_in_guild",
             Self::MissingRole => "missing_role",
             Self::EmailNotVerified => "email_not_verified",
+            Self::MissingConnection => "missing_connection",
         }
     }
 }
@@ -101,6 +110,14 @@ fn check_level(rules: &AccessRules, facts: &Facts<'_>) -> Result<(), Denial> {
     if rules.require_verified_email && !facts.email_verified {
         return Err(Denial::EmailNotVerified);
     }
+    if !rules.required_connections.is_empty()
+        && !facts
+            .connections
+            .iter()
+            .any(|c| rules.required_connections.contains(&c.kind))
+    {
+        return Err(Denial::MissingConnection);
+    }
     Ok(())
 }
 
@@ -140,6 +157,7 @@ mod tests {
             email_verified: verified,
             guilds,
             roles,
+            connections: &[],
         }
     }
 
@@ -211,6 +229,40 @@ mod tests {
     }
 
     #[test]
+    fn connection_rule_needs_a_verified_account_of_a_listed_type() {
+        let rules = AccessRules {
+            required_connections: vec!["github".into(), "gitlab".into()],
+            ..Default::default()
+        };
+        let roles = BTreeMap::new();
+        let steam = [LinkedAccount {
+            kind: "steam".into(),
+            id: "1".into(),
+            name: "s".into(),
+        }];
+        let github = [LinkedAccount {
+            kind: "github".into(),
+            id: "2".into(),
+            name: "g".into(),
+        }];
+        let with = |connections| Facts {
+            connections,
+            ..facts(&[], &roles, true)
+        };
+        let none = AccessRules::default();
+        assert_eq!(
+            evaluate(&none, &rules, &with(&[])),
+            Err(Denial::MissingConnection)
+        );
+        assert_eq!(
+            evaluate(&none, &rules, &with(&steam)),
+            Err(Denial::MissingConnection),
+            "another service does not count"
+        );
+        assert_eq!(evaluate(&none, &rules, &with(&github)), Ok(()));
+    }
+
+    #[test]
     fn deny_beats_allow_at_any_level() {
         let global = AccessRules {
             allow_users: vec![id(USER)],
@@ -256,6 +308,7 @@ mod tests {
             Denial::NotInGuild,
             Denial::MissingRole,
             Denial::EmailNotVerified,
+            Denial::MissingConnection,
         ] {
             assert!(!d.explanation().contains(GUILD));
         }

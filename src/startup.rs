@@ -83,6 +83,7 @@ impl Application {
         let state = assemble_state(settings, config, clock, wait).await;
         waiting.stop().await;
         let state = web::Data::new(state?);
+        check_bot_token(&state).await?;
 
         let metrics = match state.config().metrics_listen {
             Some(addr) => Some(metrics_server(addr, state.clone())?),
@@ -157,7 +158,9 @@ impl Application {
     /// Serves until the server is stopped through its handle, with the background jobs
     /// running alongside; installs no signal handlers (tests embed the app in their process).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let _jobs = Jobs(crate::jobs::spawn(self.state.clone()));
+        let mut jobs = crate::jobs::spawn(self.state.clone());
+        jobs.extend(crate::live::spawn(self.state.clone()));
+        let _jobs = Jobs(jobs);
         let metrics = self.metrics.map(|(_, server)| {
             let handle = server.handle();
             tokio::spawn(server);
@@ -174,7 +177,9 @@ impl Application {
     /// flight get `server.shutdown_timeout`, the back-channel deliverer hands back deliveries
     /// it claimed. SIGHUP reloads the configuration from `config_file` and the environment.
     pub async fn serve_until_signalled(self, config_file: Option<PathBuf>) -> std::io::Result<()> {
+        // The deliverer comes first in this list (see below); live membership after the jobs.
         let mut jobs = Jobs(crate::jobs::spawn(self.state.clone()));
+        jobs.0.extend(crate::live::spawn(self.state.clone()));
         let metrics = self.metrics.map(|(_, server)| {
             let handle = server.handle();
             tokio::spawn(server);
@@ -358,6 +363,7 @@ async fn assemble_state(
         timeout: config.lifetimes.discord_timeout,
         max_retry_wait: MAX_DISCORD_RETRY_WAIT,
         membership_ttl: config.lifetimes.membership,
+        bot_token: config.bot.as_ref().map(|b| b.token.clone()),
     })
     .map_err(|e| anyhow::anyhow!("cannot set up the Discord client: {e}"))?;
 
@@ -380,4 +386,28 @@ async fn assemble_state(
         sealer,
     };
     Ok(AppState::new(parts, config))
+}
+
+/// With a bot configured, asks Discord whether it accepts the token: a refused token stops
+/// start-up (nothing the bot should do could work); Discord being unreachable does not (the
+/// Gateway connection retries, and sign-ins never depend on it).
+async fn check_bot_token(state: &AppState) -> Result<(), StartupError> {
+    if state.config().bot.is_none() {
+        return Ok(());
+    }
+    match state.discord.check_bot_token().await {
+        Ok(bot) => {
+            tracing::info!(bot_user = %bot.id, "Discord accepts the bot token");
+            Ok(())
+        }
+        Err(crate::discord::DiscordError::Unauthorized) => {
+            Err(StartupError::Other(anyhow::anyhow!(
+                "discord.bot.token (GUILDGATE__DISCORD__BOT__TOKEN): Discord refused the bot token (401 Unauthorized); copy the token again from the Bot page of your application in the Discord Developer Portal, or remove [discord.bot] to run without a bot"
+            )))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check the bot token with Discord now; live membership will keep trying");
+            Ok(())
+        }
+    }
 }

@@ -49,6 +49,8 @@ pub struct AppState {
     pub stopping: StopFlag,
     /// Requests being served now (a stop waits for them).
     pub in_flight: InFlight,
+    /// The optional bot's Gateway connection: state and counters (`/readyz` details).
+    pub gateway: Arc<crate::discord::gateway::GatewayStatus>,
 }
 
 /// Counts requests being served, so a stop can wait until none is left.
@@ -207,6 +209,7 @@ impl AppState {
             discovery: parts.discovery,
             pages: parts.pages,
             metrics: parts.metrics,
+            gateway: Arc::default(),
             clock: parts.clock,
             rechecks: KeyedLocks::default(),
             verified: crate::tokens::VerifiedTokens::default(),

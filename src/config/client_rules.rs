@@ -98,6 +98,7 @@ pub(super) fn check_client(
         require_verified_email: s.require_verified_email,
         allow_users: c.ids(&key("allow_users"), &s.allow_users),
         deny_users: c.ids(&key("deny_users"), &s.deny_users),
+        required_connections: connection_types(c, &key("required_connections"), s),
     };
     for (g, name) in s.groups.iter().enumerate() {
         if !group_names.contains(name.as_str()) {
@@ -143,5 +144,33 @@ pub(super) fn check_client(
         refresh_tokens: s.refresh_tokens,
         offline_access: s.offline_access,
         pairwise_subject: pairwise?,
+        connections: s.connections,
     })
+}
+
+/// `required_connections`: Discord service names (`github`, `steam`, `amazon-music`, …), checked
+/// for shape rather than against a list, since Discord adds services without notice.
+fn connection_types(c: &mut Checker, key: &str, s: &ClientSettings) -> Vec<String> {
+    let service = |t: &str| {
+        !t.is_empty()
+            && t.len() <= 40
+            && t.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+    };
+    s.required_connections
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            c.check(
+                format!("{key}[{i}]"),
+                if service(t) {
+                    Ok(t.clone())
+                } else {
+                    Err(format!(
+                        "{t:?} is not a Discord connection type such as \"github\" or \"steam\""
+                    ))
+                },
+            )
+        })
+        .collect()
 }

@@ -6,7 +6,7 @@ mod ui;
 mod validate;
 
 pub use types::{
-    AccessRules, ClientSecret, Consent, Lifetimes, ValidClient, ValidConfig, ValidGroup,
+    AccessRules, ClientSecret, Consent, Lifetimes, ValidBot, ValidClient, ValidConfig, ValidGroup,
 };
 pub use ui::{UiSettings, ValidUi, is_css_colour};
 pub use validate::Problem;
@@ -139,6 +139,38 @@ pub struct DiscordSettings {
     pub timeout: String,
     /// How long past `membership_ttl` the last snapshot may stand in while Discord is down.
     pub membership_grace: String,
+    /// `[discord.bot]`: the optional bot (membership by bot token, live deprovisioning).
+    #[serde(default)]
+    pub bot: BotSettings,
+}
+
+/// `[discord.bot]`; off while `token` is empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BotSettings {
+    /// The bot token (prefer `GUILDGATE__DISCORD__BOT__TOKEN`).
+    #[serde(default = "empty_secret")]
+    pub token: SecretString,
+    /// Guild ids the bot watches; empty = every guild named in rules and groups.
+    #[serde(default)]
+    pub guilds: Vec<String>,
+    /// Another Gateway than Discord's (tests and `guildgate dev`).
+    #[serde(default)]
+    pub gateway_url: Option<String>,
+}
+
+impl Default for BotSettings {
+    fn default() -> Self {
+        Self {
+            token: empty_secret(),
+            guilds: Vec::new(),
+            gateway_url: None,
+        }
+    }
+}
+
+fn empty_secret() -> SecretString {
+    SecretString::from(String::new())
 }
 
 /// `[tokens]`.
@@ -287,6 +319,12 @@ pub struct ClientSettings {
     /// `public` | `pairwise`.
     #[serde(default = "default_subject_type")]
     pub subject_type: String,
+    /// May receive the `connections` claim (needs `connections` in `discord.scopes`).
+    #[serde(default)]
+    pub connections: bool,
+    /// Connection types of which the person needs one verified linked account, e.g. `github`.
+    #[serde(default)]
+    pub required_connections: Vec<String>,
 }
 
 fn default_consent() -> String {
@@ -355,6 +393,7 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("discord.scopes")
                 .with_list_parse_key("server.trusted_proxies")
+                .with_list_parse_key("discord.bot.guilds")
                 .with_list_parse_key("access.allowed_guilds")
                 .with_list_parse_key("access.required_roles")
                 .with_list_parse_key("access.allow_users")

@@ -55,6 +55,9 @@ pub struct AccessRules {
     pub allow_users: Vec<DiscordId>,
     /// Never allowed (wins over allow).
     pub deny_users: Vec<DiscordId>,
+    /// Has a verified linked account of at least one of these types (e.g. `github`), when
+    /// non-empty. Only clients set it.
+    pub required_connections: Vec<String>,
 }
 
 /// How a client proves itself at the token endpoint.
@@ -116,6 +119,8 @@ pub struct ValidClient {
     pub offline_access: bool,
     /// Pairwise `sub` (OIDC Core §8.1).
     pub pairwise_subject: bool,
+    /// May receive the `connections` claim.
+    pub connections: bool,
 }
 
 /// A `[[groups]]` entry, typed.
@@ -165,12 +170,43 @@ pub struct ValidConfig {
     /// Guilds whose member object (roles) must be fetched at login: those a role rule or a
     /// role group names, plus, without the `guilds` scope, every guild a rule or group names.
     pub member_guilds: Vec<String>,
-    /// Whether any rule or group depends on guild membership (then it is re-checked).
+    /// Whether any rule or group depends on guild membership or linked accounts (then the
+    /// snapshot is taken at sign-in and re-checked).
     pub needs_membership: bool,
+    /// Whether any rule or group depends on guild membership.
+    pub needs_guilds: bool,
+    /// Whether linked accounts are read (`GET /users/@me/connections`): some client may receive
+    /// the `connections` claim or requires a connection.
+    pub needs_connections: bool,
     /// Whether the person's guild list is read (`guilds` is among `discord.scopes`).
     pub discord_guild_list: bool,
     /// `[ui]`: branding and template overrides.
     pub ui: super::ValidUi,
+    /// The optional bot, when `[discord.bot] token` is set.
+    pub bot: Option<ValidBot>,
+    /// Every guild a rule or group names (what the bot reads memberships of).
+    pub rule_guilds: Vec<String>,
     /// Things that work but deserve a loud line at start-up.
     pub warnings: Vec<String>,
+}
+
+/// `[discord.bot]`, typed.
+#[derive(Clone)]
+pub struct ValidBot {
+    /// The bot token.
+    pub token: SecretString,
+    /// Watched guilds (explicit, or every guild named in rules and groups).
+    pub guilds: Vec<String>,
+    /// Another Gateway URL than Discord's (`ws://` or `wss://`).
+    pub gateway_url: Option<String>,
+}
+
+impl fmt::Debug for ValidBot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValidBot")
+            .field("token", &"[redacted]")
+            .field("guilds", &self.guilds)
+            .field("gateway_url", &self.gateway_url)
+            .finish()
+    }
 }

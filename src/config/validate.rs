@@ -1,7 +1,7 @@
 //! Validation: turns raw [`Settings`] into typed [`ValidConfig`], reporting every problem at once.
 
 use super::Settings;
-use super::types::{AccessRules, Lifetimes, ValidClient, ValidConfig, ValidGroup};
+use super::types::{AccessRules, Lifetimes, ValidBot, ValidClient, ValidConfig, ValidGroup};
 use crate::domain::{DiscordId, Issuer, RedirectUri};
 use crate::limits::{Limits, Rate};
 use secrecy::{ExposeSecret, SecretString};
@@ -220,6 +220,7 @@ impl Settings {
             require_verified_email: self.access.require_verified_email,
             allow_users: c.ids("access.allow_users", &self.access.allow_users),
             deny_users: c.ids("access.deny_users", &self.access.deny_users),
+            required_connections: Vec::new(),
         };
         let groups = self.check_groups(&mut c);
         let group_names: HashSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
@@ -252,13 +253,19 @@ impl Settings {
                 "required when a client uses subject_type = \"pairwise\" (pairwise ids are derived from it)",
             );
         }
-        let (member_guilds, needs_membership) = self.check_membership_sources(
-            &mut c,
-            &access,
-            &clients,
-            &groups,
-            encryption_key.is_some(),
-        );
+        let needs_connections = self.check_connections(&mut c);
+        let has_bot = !self.discord.bot.token.expose_secret().is_empty();
+        let sources = self.check_membership_sources(&mut c, &access, &clients, &groups, has_bot);
+        // Re-checks use the person's kept Discord tokens, except guild re-checks by the bot.
+        let needs_person_tokens = (sources.needs_guilds && !has_bot) || needs_connections;
+        if needs_person_tokens && encryption_key.is_none() && !self.discord.client_id.is_empty() {
+            c.problem(
+                "secrets.encryption_key",
+                "required when access rules or groups use guild membership or linked accounts: the Discord tokens kept to re-check them at refresh are encrypted with it",
+            );
+        }
+        let bot = self.check_bot(&mut c, &sources.rule_guilds);
+        let needs_guilds = sources.needs_guilds;
 
         match (issuer, listen, discord_authorize_url, discord_api_base_url) {
             (Some(issuer), Some(listen), Some(authorize), Some(api)) if c.problems.is_empty() => {
@@ -279,8 +286,12 @@ impl Settings {
                     encryption_key,
                     pairwise_key: encryption_key
                         .map(|k| derive_key(&k, b"guildgate pairwise subject v1")),
-                    member_guilds,
-                    needs_membership,
+                    member_guilds: sources.member_guilds,
+                    rule_guilds: sources.rule_guilds,
+                    bot,
+                    needs_membership: needs_guilds || needs_connections,
+                    needs_guilds,
+                    needs_connections,
                     discord_guild_list: self.discord.scopes.iter().any(|s| s == "guilds"),
                     ui,
                     warnings: c.warnings,
@@ -308,7 +319,13 @@ impl Settings {
         if !d.scopes.iter().any(|s| s == "identify") {
             c.problem("discord.scopes", "must include \"identify\"");
         }
-        let known = ["identify", "email", "guilds", "guilds.members.read"];
+        let known = [
+            "identify",
+            "email",
+            "guilds",
+            "guilds.members.read",
+            "connections",
+        ];
         for (i, s) in d.scopes.iter().enumerate() {
             if !known.contains(&s.as_str()) {
                 c.problem(
@@ -344,8 +361,8 @@ impl Settings {
         access: &AccessRules,
         clients: &[ValidClient],
         groups: &[ValidGroup],
-        have_key: bool,
-    ) -> (Vec<String>, bool) {
+        bot: bool,
+    ) -> Sources {
         let has_scope = |s: &str| self.discord.scopes.iter().any(|x| x == s);
         let all_rules: Vec<&AccessRules> = std::iter::once(access)
             .chain(clients.iter().map(|cl| &cl.access))
@@ -370,13 +387,22 @@ impl Settings {
                     .map(|g| g.guild.as_str().to_owned()),
             )
             .collect();
-        if !role_guilds.is_empty() && !has_scope("guilds.members.read") {
+        let mut rule_guilds: Vec<String> =
+            role_guilds.iter().chain(&plain_guilds).cloned().collect();
+        rule_guilds.sort();
+        rule_guilds.dedup();
+        // With a bot, memberships are read with its token: people need grant no guild scope.
+        if !bot && !role_guilds.is_empty() && !has_scope("guilds.members.read") {
             c.problem(
                 "discord.scopes",
                 "role rules and role groups need the \"guilds.members.read\" scope",
             );
         }
-        if !plain_guilds.is_empty() && !has_scope("guilds") && !has_scope("guilds.members.read") {
+        if !bot
+            && !plain_guilds.is_empty()
+            && !has_scope("guilds")
+            && !has_scope("guilds.members.read")
+        {
             c.problem(
                 "discord.scopes",
                 "guild rules and groups need the \"guilds\" scope",
@@ -388,13 +414,101 @@ impl Settings {
         role_guilds.sort();
         role_guilds.dedup();
         let needs = !role_guilds.is_empty() || !plain_guilds.is_empty();
-        if needs && !have_key && !self.discord.client_id.is_empty() {
+        Sources {
+            member_guilds: role_guilds,
+            rule_guilds,
+            needs_guilds: needs,
+        }
+    }
+
+    /// `[discord.bot]`: off without a token; the token's shape, the watched guilds (every rule
+    /// guild must be watched: the bot answers membership for them) and the Gateway URL.
+    fn check_bot(&self, c: &mut Checker, rule_guilds: &[String]) -> Option<ValidBot> {
+        let b = &self.discord.bot;
+        let token = b.token.expose_secret();
+        if token.is_empty() {
+            return None;
+        }
+        // Discord bot tokens are three base64url parts joined by dots; anything else (a client
+        // secret, a token with "Bot " in front, a stray space) cannot work.
+        let part = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == b'-' || ch == b'_')
+        };
+        let parts: Vec<&str> = token.split('.').collect();
+        if parts.len() != 3 || !parts.iter().all(|p| part(p)) {
             c.problem(
-                "secrets.encryption_key",
-                "required when access rules or groups use guild membership: the Discord tokens kept to re-check it at refresh are encrypted with it",
+                "discord.bot.token",
+                "is not a Discord bot token (three dot-separated parts, without \"Bot \" in front; copy it from the Bot page of the Developer Portal)",
             );
         }
-        (role_guilds, needs)
+        let guilds = if b.guilds.is_empty() {
+            rule_guilds.to_vec()
+        } else {
+            let ids = c.ids("discord.bot.guilds", &b.guilds);
+            for g in rule_guilds {
+                if !ids.iter().any(|id| id.as_str() == g) {
+                    c.problem(
+                        "discord.bot.guilds",
+                        format!("guild {g} is named in rules or groups but not watched by the bot"),
+                    );
+                }
+            }
+            ids.iter().map(|id| id.as_str().to_owned()).collect()
+        };
+        if guilds.is_empty() {
+            c.problem(
+                "discord.bot.guilds",
+                "the bot watches no guild: list guilds here or name them in rules or groups",
+            );
+        }
+        let gateway_url = b
+            .gateway_url
+            .as_ref()
+            .filter(|u| !u.is_empty())
+            .and_then(|raw| {
+                c.check(
+                    "discord.bot.gateway_url",
+                    Url::parse(raw)
+                        .map_err(|e| format!("{raw:?} is not an absolute URL ({e})"))
+                        .and_then(|u| match u.scheme() {
+                            "ws" | "wss" => Ok(raw.clone()),
+                            _ => Err("must be a ws:// or wss:// URL".into()),
+                        }),
+                )
+            });
+        Some(ValidBot {
+            token: b.token.clone(),
+            guilds,
+            gateway_url,
+        })
+    }
+
+    /// Clients that receive or require linked accounts need the `connections` Discord scope;
+    /// returns whether any client uses them.
+    fn check_connections(&self, c: &mut Checker) -> bool {
+        let has_scope = self.discord.scopes.iter().any(|s| s == "connections");
+        let mut used = false;
+        for (i, client) in self.clients.iter().enumerate() {
+            let uses = [
+                ("connections", client.connections),
+                (
+                    "required_connections",
+                    !client.required_connections.is_empty(),
+                ),
+            ];
+            for (field, _) in uses.into_iter().filter(|(_, on)| *on) {
+                used = true;
+                if !has_scope {
+                    c.problem(
+                        format!("clients[{i}].{field}"),
+                        "needs \"connections\" in discord.scopes (Discord lists linked accounts only with that scope)",
+                    );
+                }
+            }
+        }
+        used
     }
 
     fn check_limits(&self, c: &mut Checker) -> Limits {
@@ -447,6 +561,16 @@ impl Settings {
         }
         out
     }
+}
+
+/// What the rules need to know about memberships.
+struct Sources {
+    /// Guilds whose member object a person's token must fetch (no bot).
+    member_guilds: Vec<String>,
+    /// Every guild a rule or group names.
+    rule_guilds: Vec<String>,
+    /// Whether any rule or group depends on guild membership.
+    needs_guilds: bool,
 }
 
 /// HMAC-SHA256(key, label): a separate key for a separate job.

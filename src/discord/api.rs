@@ -127,6 +127,47 @@ pub struct GuildMember {
     pub communication_disabled_until: Option<String>,
 }
 
+/// A linked account from `GET /users/@me/connections` (docs: resources/user#connection-object;
+/// needs the `connections` scope).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    /// The account's id on the other service.
+    pub id: String,
+    /// The account's name on the other service.
+    pub name: String,
+    /// The service, e.g. `github`, `steam`, `twitch` (docs: connection-object-services).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Whether the connection has been revoked.
+    #[serde(default)]
+    pub revoked: bool,
+    /// Whether the person proved they own the account.
+    #[serde(default)]
+    pub verified: bool,
+    /// Whether friend sync is on.
+    #[serde(default)]
+    pub friend_sync: bool,
+    /// Whether activities of this connection show in presence updates.
+    #[serde(default)]
+    pub show_activity: bool,
+    /// Whether it supports console voice transfer.
+    #[serde(default)]
+    pub two_way_link: bool,
+    /// 0 = visible only to the person, 1 = visible to everyone (docs: visibility types).
+    #[serde(default)]
+    pub visibility: u8,
+}
+
+impl Connection {
+    /// Visibility type 0: only the person sees it.
+    pub const HIDDEN: u8 = 0;
+
+    /// Whether guildgate may release it: verified, not revoked, and not hidden by its owner.
+    pub fn is_releasable(&self) -> bool {
+        self.verified && !self.revoked && self.visibility != Self::HIDDEN
+    }
+}
+
 /// The access token response (docs: topics/oauth2#authorization-code-grant-access-token-response).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenResponse {
@@ -181,6 +222,8 @@ pub mod codes {
     pub const UNKNOWN_GUILD: i64 = 10004;
     /// Unknown member.
     pub const UNKNOWN_MEMBER: i64 = 10007;
+    /// Unknown user.
+    pub const UNKNOWN_USER: i64 = 10013;
     /// Missing access.
     pub const MISSING_ACCESS: i64 = 50001;
 }
@@ -248,6 +291,33 @@ mod tests {
         )
         .expect("docs example parses");
         assert!(g.owner);
+    }
+
+    #[test]
+    fn connection_parses_the_docs_shape_and_only_verified_visible_ones_are_releasable() {
+        let c: Connection = serde_json::from_str(
+            r#"{"id":"583491","name":"octocat","type":"github","verified":true,
+               "friend_sync":false,"show_activity":true,"two_way_link":false,"visibility":1,
+               "integrations":[]}"#,
+        )
+        .expect("docs shape parses");
+        assert_eq!(c.kind, "github");
+        assert!(c.is_releasable());
+        assert!(
+            !Connection {
+                visibility: 0,
+                ..c.clone()
+            }
+            .is_releasable()
+        );
+        assert!(
+            !Connection {
+                verified: false,
+                ..c.clone()
+            }
+            .is_releasable()
+        );
+        assert!(!Connection { revoked: true, ..c }.is_releasable());
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct DiscordClientConfig {
     /// How long a guild list or member answer is reused for the same person
     /// (`discord.membership_ttl`); see [`DiscordClient::fetch_membership`].
     pub membership_ttl: Duration,
+    /// The bot token (`[discord.bot] token`), when a bot reads memberships.
+    pub bot_token: Option<SecretString>,
 }
 
 /// Tokens from Discord's token endpoint. `Debug` never shows them.
@@ -93,6 +95,8 @@ struct Inner {
     redirect_uri: String,
     transport: Transport,
     membership: MembershipCache,
+    /// `Bot <token>`, marked sensitive.
+    bot_auth: Option<HeaderValue>,
 }
 
 impl fmt::Debug for DiscordClient {
@@ -119,6 +123,16 @@ impl DiscordClient {
         let mut basic_auth = HeaderValue::from_str(&format!("Basic {encoded}"))
             .map_err(|_| DiscordError::Config("client credentials are not header-safe".into()))?;
         basic_auth.set_sensitive(true);
+        let bot_auth = cfg
+            .bot_token
+            .as_ref()
+            .map(|t| {
+                let mut v = HeaderValue::from_str(&format!("Bot {}", t.expose_secret()))
+                    .map_err(|_| DiscordError::Config("the bot token is not header-safe".into()))?;
+                v.set_sensitive(true);
+                Ok::<_, DiscordError>(v)
+            })
+            .transpose()?;
         let http = crate::tls::client_builder()
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout)
@@ -138,6 +152,7 @@ impl DiscordClient {
                 redirect_uri: cfg.redirect_uri,
                 transport: Transport::new(http, cfg.max_retry_wait),
                 membership: MembershipCache::new(cfg.membership_ttl),
+                bot_auth,
             }),
         })
     }
@@ -285,6 +300,39 @@ impl DiscordClient {
                     .http()
                     .get(url.clone())
                     .header(AUTHORIZATION, bearer.clone())
+                    .header(ACCEPT, "application/json")
+            })
+            .await
+    }
+}
+
+impl DiscordClient {
+    /// Whether a bot token is configured (memberships are then read with it).
+    pub fn has_bot(&self) -> bool {
+        self.inner.bot_auth.is_some()
+    }
+
+    /// `GET {api_base}/{segments}` with the bot token, through the transport (the bot's own
+    /// rate-limit buckets). `Config` when no bot is configured.
+    pub(super) async fn bot_get(
+        &self,
+        route: DiscordRoute,
+        segments: &[&str],
+    ) -> Result<Answer, DiscordError> {
+        let auth = self
+            .inner
+            .bot_auth
+            .clone()
+            .ok_or_else(|| DiscordError::Config("no bot token is configured".into()))?;
+        let url = endpoint(&self.inner.api_base_url, segments)?;
+        self.inner
+            .transport
+            .send(route, "bot", || {
+                self.inner
+                    .transport
+                    .http()
+                    .get(url.clone())
+                    .header(AUTHORIZATION, auth.clone())
                     .header(ACCEPT, "application/json")
             })
             .await

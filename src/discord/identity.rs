@@ -19,6 +19,22 @@ pub struct Membership {
     pub guilds: Vec<String>,
     /// Role ids per guild, only for the guilds asked for whose member object was found.
     pub roles: BTreeMap<String, Vec<String>>,
+    /// The person's verified, visible linked accounts (with the `connections` scope and a
+    /// client that uses them); unverified, revoked and hidden ones are never kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<LinkedAccount>,
+}
+
+/// A verified linked account, as released in the `connections` claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedAccount {
+    /// The service, e.g. `github`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The account's id on that service.
+    pub id: String,
+    /// The account's name on that service.
+    pub name: String,
 }
 
 impl DiscordClient {
@@ -83,6 +99,31 @@ impl DiscordClient {
             }
         }
         Err(rest_error(&answer))
+    }
+
+    /// `GET /users/@me/connections` (needs `connections`): only the verified, visible, unrevoked
+    /// accounts, since nothing else may be released or trusted by a rule.
+    pub async fn fetch_connections(
+        &self,
+        access_token: &SecretString,
+    ) -> Result<Vec<LinkedAccount>, DiscordError> {
+        let path = ["users", "@me", "connections"];
+        let answer = self
+            .get(DiscordRoute::Connections, &path, access_token)
+            .await?;
+        if !answer.status.is_success() {
+            return Err(rest_error(&answer));
+        }
+        let all: Vec<api::Connection> = parse(&answer.body)?;
+        Ok(all
+            .into_iter()
+            .filter(api::Connection::is_releasable)
+            .map(|c| LinkedAccount {
+                kind: c.kind,
+                id: c.id,
+                name: c.name,
+            })
+            .collect())
     }
 
     /// Reads a person's membership with as few Discord calls as the configuration allows.

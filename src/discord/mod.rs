@@ -7,10 +7,12 @@
 //! `topics/opcodes-and-status-codes` (JSON error codes) and `reference` (image formatting).
 
 pub mod api;
+mod bot;
 pub mod cache;
 mod client;
 #[cfg(feature = "dev")]
 pub mod fake;
+pub mod gateway;
 mod identity;
 pub mod kept_tokens;
 mod ratelimit;
@@ -19,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use client::{DiscordClient, DiscordClientConfig, DiscordTokens};
-pub use identity::Membership;
+pub use identity::{LinkedAccount, Membership};
 
 /// What can go wrong when talking to Discord.
 ///
@@ -88,16 +90,22 @@ pub enum DiscordRoute {
     Guilds,
     /// `GET /users/@me/guilds/{guild.id}/member`.
     Member,
+    /// `GET /users/@me/connections`.
+    Connections,
+    /// `GET /guilds/{guild.id}/members/{user.id}` with the bot token.
+    BotMember,
 }
 
 impl DiscordRoute {
     /// Every route, in a fixed order.
-    pub const ALL: [DiscordRoute; 5] = [
+    pub const ALL: [DiscordRoute; 7] = [
         DiscordRoute::Token,
         DiscordRoute::Revoke,
         DiscordRoute::Me,
         DiscordRoute::Guilds,
         DiscordRoute::Member,
+        DiscordRoute::Connections,
+        DiscordRoute::BotMember,
     ];
 
     /// A short stable name, for logs and metric labels.
@@ -108,6 +116,8 @@ impl DiscordRoute {
             DiscordRoute::Me => "users_me",
             DiscordRoute::Guilds => "users_me_guilds",
             DiscordRoute::Member => "users_me_guild_member",
+            DiscordRoute::Connections => "users_me_connections",
+            DiscordRoute::BotMember => "guild_member_by_bot",
         }
     }
 
@@ -142,7 +152,7 @@ pub struct RouteStats {
 /// same calls by status for the Prometheus scrape ([`DiscordStats::metrics`]).
 #[derive(Debug)]
 pub struct DiscordStats {
-    routes: [RouteCounters; 5],
+    routes: [RouteCounters; DiscordRoute::ALL.len()],
     metrics: crate::metrics::DiscordMetrics,
 }
 

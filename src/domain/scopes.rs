@@ -3,7 +3,14 @@
 use std::fmt;
 
 /// Every scope guildgate understands; others in a request are ignored (OIDC Core §3.1.2.1).
-pub const SUPPORTED_SCOPES: [&str; 5] = ["openid", "profile", "email", "groups", "offline_access"];
+pub const SUPPORTED_SCOPES: [&str; 6] = [
+    "openid",
+    "profile",
+    "email",
+    "groups",
+    "connections",
+    "offline_access",
+];
 
 /// A set of supported scopes in canonical order, so stored and compared forms are stable.
 #[derive(Clone, PartialEq, Eq, Default)]

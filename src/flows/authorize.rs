@@ -211,6 +211,10 @@ pub fn validate(
     if !client.offline_access {
         scopes = without_scope(&scopes, "offline_access");
     }
+    // Likewise `connections`, for a client not allowed linked accounts.
+    if !client.connections {
+        scopes = without_scope(&scopes, "connections");
+    }
     let code_challenge = match (
         first(params, "code_challenge"),
         first(params, "code_challenge_method"),

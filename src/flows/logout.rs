@@ -206,8 +206,18 @@ pub async fn revoke_user(
     Ok(ended)
 }
 
-/// Queues a logout token (with `sid` when about one session, else `sub` only) for each of
-/// these clients that has a back-channel URI, and wakes the deliverer.
+/// Tells one app by back-channel logout that a person's grant ended (with `sid` when the grant
+/// belonged to a session), without ending the session for other apps.
+pub async fn notify_client(
+    ctx: &Context<'_>,
+    client_id: &str,
+    user_id: &str,
+    sid: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    queue(ctx, &[client_id.to_owned()], user_id, sid, now).await
+}
+
 pub(super) async fn queue(
     ctx: &Context<'_>,
     client_ids: &[String],

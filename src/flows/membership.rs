@@ -21,34 +21,57 @@ pub fn facts<'a>(membership: &'a Membership, user: &'a UserRecord) -> Facts<'a> 
         email_verified: user.email_verified,
         guilds: &membership.guilds,
         roles: &membership.roles,
+        connections: &membership.connections,
     }
 }
 
 /// Asks Discord for exactly what the configured rules and groups need (cached per person and
-/// guild for `discord.membership_ttl` inside the Discord client).
+/// guild for `discord.membership_ttl` inside the Discord client): guilds and roles with the bot
+/// token when a bot is configured, else with the person's token; linked accounts always with
+/// the person's token. `access_token` may be `None` only when [`needs_person_token`] is false.
 pub async fn fetch(
     ctx: &Context<'_>,
     user_id: &str,
-    access_token: &SecretString,
+    access_token: Option<&SecretString>,
 ) -> Result<Membership, DiscordError> {
-    if !ctx.config.needs_membership {
-        return Ok(Membership::default());
+    let person = || {
+        access_token.ok_or_else(|| {
+            DiscordError::Config("the person's Discord token is needed and not at hand".into())
+        })
+    };
+    let now = ctx.clock.now();
+    let mut membership = if !ctx.config.needs_guilds {
+        Membership::default()
+    } else if ctx.discord.has_bot() {
+        ctx.discord
+            .fetch_membership_by_bot(user_id, &ctx.config.rule_guilds, now)
+            .await?
+    } else {
+        ctx.discord
+            .fetch_membership(
+                user_id,
+                person()?,
+                &ctx.config.member_guilds,
+                ctx.config.discord_guild_list,
+                now,
+            )
+            .await?
+    };
+    if ctx.config.needs_connections {
+        membership.connections = ctx.discord.fetch_connections(person()?).await?;
     }
-    let with_guild_list = ctx.config.discord_guild_list;
-    ctx.discord
-        .fetch_membership(
-            user_id,
-            access_token,
-            &ctx.config.member_guilds,
-            with_guild_list,
-            ctx.clock.now(),
-        )
-        .await
+    Ok(membership)
 }
 
-/// Whether this client's answer depends on guild membership: the global rules or its own name a
-/// guild or role, or it may see groups. Only then is a stale snapshot re-checked for it, so an
-/// app without such rules never waits for Discord.
+/// Whether a re-check needs the person's own Discord token: for linked accounts, and for
+/// guilds unless the bot reads them.
+pub fn needs_person_token(ctx: &Context<'_>) -> bool {
+    ctx.config.needs_connections || (ctx.config.needs_guilds && !ctx.discord.has_bot())
+}
+
+/// Whether this client's answer depends on the snapshot: the global rules or its own name a
+/// guild or role, it may see groups, or it receives or requires linked accounts. Only then is a
+/// stale snapshot re-checked for it, so an app without such rules never waits for Discord.
 pub fn matters_for(ctx: &Context<'_>, client: &ValidClient) -> bool {
     let names_guilds = |rules: &crate::config::AccessRules| {
         !rules.allowed_guilds.is_empty() || !rules.required_roles.is_empty()
@@ -56,7 +79,9 @@ pub fn matters_for(ctx: &Context<'_>, client: &ValidClient) -> bool {
     ctx.config.needs_membership
         && (names_guilds(&ctx.config.access)
             || names_guilds(&client.access)
-            || !client.groups.is_empty())
+            || !client.groups.is_empty()
+            || client.connections
+            || !client.access.required_connections.is_empty())
 }
 
 /// The global and the client's rules against a membership.
@@ -146,7 +171,7 @@ pub async fn claims_for(
     scopes: &crate::domain::Scopes,
     client: Option<&ValidClient>,
 ) -> Result<Map<String, Value>, OAuthError> {
-    let snapshot = if scopes.contains("groups") {
+    let snapshot = if scopes.contains("groups") || scopes.contains("connections") {
         load(ctx, &user.id).await?.0
     } else {
         Membership::default()
@@ -167,6 +192,13 @@ pub fn claims_with(
         let visible = client.map(|c| c.groups.as_slice()).unwrap_or_default();
         let groups = crate::claims::groups(&ctx.config.groups, visible, &facts(snapshot, user));
         claims.insert("groups".into(), json!(groups));
+    }
+    // Only for a client allowed them; `authorize` already drops the scope for the others.
+    if scopes.contains("connections") && client.is_some_and(|c| c.connections) {
+        claims.insert(
+            "connections".into(),
+            crate::claims::connections(&facts(snapshot, user)),
+        );
     }
     claims
 }

@@ -4,6 +4,7 @@ pub mod account;
 pub mod authorize;
 pub mod code;
 mod context;
+pub mod deprovision;
 pub mod finish;
 pub mod grant;
 pub mod logout;

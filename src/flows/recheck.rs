@@ -165,17 +165,20 @@ async fn with_discord(
     user: &UserRecord,
     now: OffsetDateTime,
 ) -> Result<Membership, RecheckError> {
+    if !membership::needs_person_token(ctx) {
+        return by_bot(ctx, user, now).await;
+    }
     let mut tokens = Kept::load(ctx, &user.id).await?;
     if tokens.access_expires_at <= now {
         tokens = renew(ctx, user, tokens, now).await?;
     }
     // The snapshot is stale: ask Discord, not this process's cache of the same age.
     ctx.discord.forget_membership(&user.id);
-    let fetched = match membership::fetch(ctx, &user.id, &tokens.access).await {
+    let fetched = match membership::fetch(ctx, &user.id, Some(&tokens.access)).await {
         // An access token refused before its expiry: renew once, then believe Discord.
         Err(DiscordError::Unauthorized) => {
             tokens = renew(ctx, user, tokens, now).await?;
-            membership::fetch(ctx, &user.id, &tokens.access).await
+            membership::fetch(ctx, &user.id, Some(&tokens.access)).await
         }
         other => other,
     };
@@ -186,6 +189,21 @@ async fn with_discord(
         }
         Err(e) => return Err(RecheckError::Unavailable(e.to_string())),
     };
+    membership::save(ctx, &user.id, &membership, now).await?;
+    Ok(membership)
+}
+
+/// The re-check when the bot reads every membership the rules need: no person's token, so
+/// nothing here can mean the person's authorization is gone (a refused bot token is an outage).
+async fn by_bot(
+    ctx: &Context<'_>,
+    user: &UserRecord,
+    now: OffsetDateTime,
+) -> Result<Membership, RecheckError> {
+    ctx.discord.forget_membership(&user.id);
+    let membership = membership::fetch(ctx, &user.id, None)
+        .await
+        .map_err(|e| RecheckError::Unavailable(e.to_string()))?;
     membership::save(ctx, &user.id, &membership, now).await?;
     Ok(membership)
 }

@@ -431,7 +431,7 @@ async fn fetch_identity(
 ) -> Result<(DiscordTokens, api::User, Membership), DiscordError> {
     let tokens = ctx.discord.exchange_code(discord_code, verifier).await?;
     let user = ctx.discord.fetch_user(&tokens.access_token).await?;
-    let membership = membership::fetch(ctx, &user.id, &tokens.access_token).await?;
+    let membership = membership::fetch(ctx, &user.id, Some(&tokens.access_token)).await?;
     Ok((tokens, user, membership))
 }
 

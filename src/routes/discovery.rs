@@ -59,6 +59,8 @@ const _: fn(CoreProviderMetadata) = |_| {};
 /// Builds the discovery document once; it changes only with configuration.
 pub fn build_metadata(config: &ValidConfig) -> Result<bytes::Bytes, anyhow::Error> {
     let issuer = &config.issuer;
+    // The `connections` scope and claim exist only where some client may receive them.
+    let connections = config.clients.iter().any(|c| c.connections);
     let metadata = Metadata::new(
         IssuerUrl::new(issuer.as_str().to_owned())?,
         AuthUrl::new(issuer.endpoint("/authorize"))?,
@@ -90,8 +92,10 @@ pub fn build_metadata(config: &ValidConfig) -> Result<bytes::Bytes, anyhow::Erro
     ]))
     .set_scopes_supported(Some(
         ["openid", "profile", "email", "groups", "offline_access"]
+            .into_iter()
+            .chain(connections.then_some("connections"))
             .map(|s| Scope::new(s.into()))
-            .to_vec(),
+            .collect(),
     ))
     .set_token_endpoint_auth_methods_supported(Some(vec![
         CoreClientAuthMethod::ClientSecretBasic,
@@ -119,8 +123,10 @@ pub fn build_metadata(config: &ValidConfig) -> Result<bytes::Bytes, anyhow::Erro
             "groups",
             "updated_at",
         ]
+        .into_iter()
+        .chain(connections.then_some("connections"))
         .map(|c| CoreClaimName::new(c.into()))
-        .to_vec(),
+        .collect(),
     ))
     // OIDC Discovery §3: request_uri_parameter_supported defaults to true, so say no explicitly.
     .set_claims_parameter_supported(Some(false))

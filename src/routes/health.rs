@@ -32,9 +32,16 @@ async fn healthz() -> HttpResponse {
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let ping = tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await;
     match ping {
-        Ok(Ok(())) => HttpResponse::Ok()
-            .insert_header(("Cache-Control", "no-store"))
-            .json(serde_json::json!({ "status": "ready" })),
+        Ok(Ok(())) => {
+            let mut body = serde_json::json!({ "status": "ready" });
+            // Detail, not readiness: sign-ins never depend on the Gateway connection.
+            if state.config().bot.is_some() {
+                body["live_membership"] = serde_json::json!(state.gateway.snapshot());
+            }
+            HttpResponse::Ok()
+                .insert_header(("Cache-Control", "no-store"))
+                .json(body)
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
             unavailable("database is not answering")

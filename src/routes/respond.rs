@@ -130,6 +130,7 @@ fn describe_scope(scope: &str) -> &'static str {
         "profile" => "your Discord username, display name, avatar and language",
         "email" => "your email address and whether Discord has verified it",
         "groups" => "the server roles the administrator maps to groups",
+        "connections" => "the verified accounts linked to your Discord profile (GitHub, Steam, …)",
         "offline_access" => "access while you are away (it stays signed in)",
         _ => "other information",
     }

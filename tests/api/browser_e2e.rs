@@ -170,6 +170,7 @@ async fn a_real_browser_signs_in_is_refused_consents_uses_the_account_page_and_l
             client_id: DEMO_ID.to_owned(),
             client_secret: DEMO_SECRET.to_owned(),
             redirect_uri: format!("{demo}/callback"),
+            kick: None,
         },
         listener,
     )

@@ -116,6 +116,41 @@ fn each_rule_reports_its_key() {
         ("no delivery lease", "[jobs]\nlogout_lease = \"soon\"".into(), "jobs.logout_lease"),
         ("no clean-up interval", "[jobs]\ngc_every = \"0s\"".into(), "jobs.gc_every"),
         (
+            "connections claim without the Discord scope",
+            format!("{}connections = true", client_with_redirect("https://a.example/cb")),
+            "clients[0].connections",
+        ),
+        (
+            "required connection without the Discord scope",
+            format!("{}required_connections = [\"github\"]", client_with_redirect("https://a.example/cb")),
+            "clients[0].required_connections",
+        ),
+        (
+            "connection type that is no Discord service",
+            format!("[discord]\nscopes = [\"identify\", \"connections\"]\n{}required_connections = [\"GitHub!\"]", client_with_redirect("https://a.example/cb")),
+            "clients[0].required_connections[0]",
+        ),
+        (
+            "bot token that is no bot token",
+            "[discord.bot]\ntoken = \"Bot abc\"\nguilds = [\"812345678901234567\"]".into(),
+            "discord.bot.token",
+        ),
+        (
+            "rule guild the bot does not watch",
+            "[access]\nallowed_guilds = [\"812345678901234567\"]\n[discord.bot]\ntoken = \"MTIz.YWJj.ZGVm\"\nguilds = [\"903377456278183956\"]".into(),
+            "discord.bot.guilds",
+        ),
+        (
+            "bot watching nothing",
+            "[discord.bot]\ntoken = \"MTIz.YWJj.ZGVm\"".into(),
+            "discord.bot.guilds",
+        ),
+        (
+            "gateway URL that is not a WebSocket URL",
+            "[discord.bot]\ntoken = \"MTIz.YWJj.ZGVm\"\nguilds = [\"812345678901234567\"]\ngateway_url = \"https://gateway.example\"".into(),
+            "discord.bot.gateway_url",
+        ),
+        (
             "secret_hash that is not argon2",
             "[[clients]]\nid = \"x\"\nsecret_hash = \"$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2g\"\nredirect_uris = [\"https://a.example/cb\"]".into(),
             "clients[0].secret_hash",

@@ -159,6 +159,10 @@ async fn start(
     settings.discord.client_secret = discord.client_secret().into();
     settings.discord.authorize_url = discord.authorize_url().to_string();
     settings.discord.api_base_url = discord.api_base_url().to_string();
+    // Used only when a test configures a bot token (and names no other Gateway).
+    if settings.discord.bot.gateway_url.is_none() {
+        settings.discord.bot.gateway_url = Some(discord.gateway_url());
+    }
     let app = Application::build_with_listener(settings, Clock::default(), Some(listener))
         .await
         .expect("guildgate builds");

@@ -85,14 +85,30 @@ impl Deployment {
         Self::on(db, clients_toml)
     }
 
+    /// As [`Deployment::new`], with config sections that need the fake Discord (its bot token,
+    /// its Gateway URL): `extra(&fake)` is appended.
+    pub async fn new_with(
+        backend: Backend,
+        extra: impl FnOnce(&FakeDiscordHandle) -> String,
+    ) -> Self {
+        let db = fresh_database(backend).await;
+        Self::on_with(db, extra)
+    }
+
     /// As [`Deployment::new`], on a database the test prepared.
     pub fn on(db: TestDb, clients_toml: &str) -> Self {
+        Self::on_with(db, |_| clients_toml.to_owned())
+    }
+
+    /// As [`Deployment::new_with`], on a database the test prepared.
+    fn on_with(db: TestDb, extra: impl FnOnce(&FakeDiscordHandle) -> String) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let issuer_port = free_port();
         let issuer = format!("http://127.0.0.1:{issuer_port}");
         let mut data = FakeData::demo().expect("demo data");
         data.redirect_uris = vec![format!("{issuer}/callback/discord")];
         let discord = FakeDiscord::start(data.clone()).expect("fake Discord");
+        let clients_toml = extra(&discord);
         let config = format!(
             "issuer = \"{issuer}\"\n[log]\nlevel = \"warn\"\n\
              [database]\nurl = \"{db}\"\nmax_connections = 4\n[keys]\ndir = \"{keys}\"\n\

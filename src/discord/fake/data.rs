@@ -14,6 +14,9 @@ pub struct FakeData {
     pub client_secret: String,
     /// Registered redirect URIs, matched exactly.
     pub redirect_uris: Vec<String>,
+    /// The application's bot token (`Authorization: Bot …` and Gateway Identify).
+    #[serde(default = "default_bot_token")]
+    pub bot_token: String,
     /// Guilds.
     #[serde(default)]
     pub guilds: Vec<FakeGuild>,
@@ -28,6 +31,7 @@ impl fmt::Debug for FakeData {
             .field("client_id", &self.client_id)
             .field("client_secret", &"[redacted]")
             .field("redirect_uris", &self.redirect_uris)
+            .field("bot_token", &"[redacted]")
             .field("guilds", &self.guilds)
             .field("users", &self.users)
             .finish()
@@ -98,6 +102,31 @@ pub struct FakeUser {
     /// Guild memberships.
     #[serde(default)]
     pub memberships: Vec<FakeMembership>,
+    /// Linked accounts (`GET /users/@me/connections`, with the `connections` scope).
+    #[serde(default)]
+    pub connections: Vec<FakeConnection>,
+}
+
+/// A linked account on another service (Discord's connection object).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FakeConnection {
+    /// The service, e.g. `github`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The account's id there.
+    pub id: String,
+    /// The account's name there.
+    pub name: String,
+    /// Whether the person proved they own it.
+    #[serde(default = "default_true")]
+    pub verified: bool,
+    /// 1 = visible to everyone, 0 = hidden from everyone but the person.
+    #[serde(default = "default_visibility")]
+    pub visibility: u8,
+    /// Whether it has been revoked.
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 /// A user's membership in a guild.
@@ -117,6 +146,14 @@ pub struct FakeMembership {
     pub joined_at: String,
 }
 
+/// The bot user's id (the application's id, as for real bots).
+pub(super) const BOT_USER_ID: &str = "100000000000000001";
+
+/// A made-up token in Discord's shape (base64 user id . timestamp . HMAC).
+fn default_bot_token() -> String {
+    "MTAwMDAwMDAwMDAwMDAwMDAx.ZmFrZQ.ZGV2LWJvdC10b2tlbi1ub3QtYS1zZWNyZXQ".to_owned()
+}
+
 fn default_discriminator() -> String {
     "0".to_owned()
 }
@@ -125,6 +162,9 @@ fn default_true() -> bool {
 }
 fn default_locale() -> String {
     "en-US".to_owned()
+}
+fn default_visibility() -> u8 {
+    1
 }
 fn default_joined_at() -> String {
     "2021-06-01T12:00:00.000000+00:00".to_owned()
@@ -238,6 +278,18 @@ impl FakeData {
                 joined_at: default_joined_at(),
             }),
         }
+        true
+    }
+
+    pub(super) fn set_connections(
+        &mut self,
+        user_id: &str,
+        connections: Vec<FakeConnection>,
+    ) -> bool {
+        let Some(user) = self.users.iter_mut().find(|u| u.id == user_id) else {
+            return false;
+        };
+        user.connections = connections;
         true
     }
 

@@ -64,6 +64,7 @@ async fn a_burst_of_lookups_calls_each_endpoint_once_per_person_and_guild() {
             (PARTNERS.to_owned(), guilds(&[PARTNER_ROLE])),
         ]
         .into(),
+        connections: Vec::new(),
     };
     assert_eq!(answers.len(), 20);
     for answer in answers {

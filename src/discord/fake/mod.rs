@@ -5,8 +5,10 @@
 //! Discord's shapes, sends rate-limit headers on every API answer, and can be told to misbehave
 //! ([`Fault`]) or to change a user's memberships while a session is alive.
 
+mod bot;
 mod data;
 mod faults;
+mod gateway;
 mod oauth;
 mod pages;
 mod rest;
@@ -20,7 +22,10 @@ mod membership_tests;
 #[cfg(test)]
 mod tests;
 
-pub use data::{FakeData, FakeDataError, FakeGuild, FakeMembership, FakeRole, FakeUser};
+pub use data::{
+    FakeConnection, FakeData, FakeDataError, FakeGuild, FakeMembership, FakeRole, FakeUser,
+};
+pub use gateway::GatewayCounts;
 
 use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, web};
 use state::State;
@@ -48,6 +53,10 @@ pub enum FakeRoute {
     Guilds,
     /// `GET /api/v10/users/@me/guilds/{guild_id}/member`.
     Member,
+    /// `GET /api/v10/users/@me/connections`.
+    Connections,
+    /// `GET /api/v10/guilds/{guild_id}/members/{user_id}` (bot token).
+    BotMember,
 }
 
 /// Misbehaviour to inject on a route. Each applies to the next `times` calls, then clears itself.
@@ -116,6 +125,7 @@ impl FakeDiscord {
         let listener = std::net::TcpListener::bind(addr)?;
         let base_url = Url::parse(&format!("http://{}", listener.local_addr()?))
             .map_err(std::io::Error::other)?;
+        let gateway = gateway::FakeGateway::start(data.bot_token.clone())?;
         let shared = Arc::new(Mutex::new(State::new(data)));
         let app_state = web::Data::from(Arc::clone(&shared));
         let server = HttpServer::new(move || {
@@ -136,6 +146,7 @@ impl FakeDiscord {
                 base_url,
                 shared,
                 server: server_handle,
+                gateway,
             }),
         })
     }
@@ -155,9 +166,14 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
         .route("/oauth2/token/revoke", web::post().to(token::revoke))
         .route("/users/@me", web::get().to(rest::me))
         .route("/users/@me/guilds", web::get().to(rest::guilds))
+        .route("/users/@me/connections", web::get().to(rest::connections))
         .route(
             "/users/@me/guilds/{guild_id}/member",
             web::get().to(rest::member),
+        )
+        .route(
+            "/guilds/{guild_id}/members/{user_id}",
+            web::get().to(bot::guild_member),
         );
 }
 
@@ -179,6 +195,7 @@ struct HandleInner {
     base_url: Url,
     shared: Arc<Mutex<State>>,
     server: ServerHandle,
+    gateway: gateway::FakeGateway,
 }
 
 impl Drop for HandleInner {
@@ -272,6 +289,11 @@ impl FakeDiscordHandle {
         self.state().data.set_member_roles(user_id, guild_id, roles)
     }
 
+    /// Replaces the user's linked accounts. Returns false when the user is unknown.
+    pub fn set_connections(&self, user_id: &str, connections: Vec<FakeConnection>) -> bool {
+        self.state().data.set_connections(user_id, connections)
+    }
+
     /// Removes the user from a guild. Returns whether they were a member.
     pub fn remove_from_guild(&self, user_id: &str, guild_id: &str) -> bool {
         self.state().data.remove_from_guild(user_id, guild_id)
@@ -301,6 +323,96 @@ impl FakeDiscordHandle {
     /// Beyond it the fake answers 429 with `X-RateLimit-Scope: user`.
     pub fn set_rate_limit(&self, route: FakeRoute, limit: u32, window: Duration) {
         self.state().limits.insert(route, (limit.max(1), window));
+    }
+
+    /// The fake Gateway's URL (`ws://127.0.0.1:{port}`), for `discord.bot.gateway_url`.
+    pub fn gateway_url(&self) -> String {
+        self.inner.gateway.url()
+    }
+
+    /// The application's bot token.
+    pub fn bot_token(&self) -> String {
+        self.state().data.bot_token.clone()
+    }
+
+    /// Gateway connections, identifies, resumes and refusals so far.
+    pub fn gateway_counts(&self) -> GatewayCounts {
+        self.inner.gateway.counts()
+    }
+
+    /// The heartbeat interval the Gateway announces (default 41.25 s, as Discord).
+    pub fn set_gateway_heartbeat(&self, interval: Duration) {
+        self.inner.gateway.set_heartbeat_interval(interval);
+    }
+
+    /// A moderator kicks the user: they leave the guild and the Gateway dispatches
+    /// `GUILD_MEMBER_REMOVE`. Returns whether they were a member.
+    pub fn kick(&self, user_id: &str, guild_id: &str) -> bool {
+        let user = self.user_payload(user_id);
+        let removed = self.remove_from_guild(user_id, guild_id);
+        if let (true, Some(user)) = (removed, user) {
+            let data = serde_json::json!({"guild_id": guild_id, "user": user});
+            self.inner.gateway.dispatch("GUILD_MEMBER_REMOVE", data);
+        }
+        removed
+    }
+
+    /// A moderator bans the user: as Discord does, `GUILD_BAN_ADD` then `GUILD_MEMBER_REMOVE`.
+    /// Returns whether they were a member.
+    pub fn ban(&self, user_id: &str, guild_id: &str) -> bool {
+        let Some(user) = self.user_payload(user_id) else {
+            return false;
+        };
+        let removed = self.remove_from_guild(user_id, guild_id);
+        let data = serde_json::json!({"guild_id": guild_id, "user": user});
+        self.inner.gateway.dispatch("GUILD_BAN_ADD", data.clone());
+        if removed {
+            self.inner.gateway.dispatch("GUILD_MEMBER_REMOVE", data);
+        }
+        removed
+    }
+
+    /// Sets the member's roles and dispatches `GUILD_MEMBER_UPDATE` with the full member.
+    /// Returns false when the user or guild is unknown.
+    pub fn update_roles(&self, user_id: &str, guild_id: &str, roles: &[&str]) -> bool {
+        if !self.set_member_roles(user_id, guild_id, roles) {
+            return false;
+        }
+        let Some(user) = self.user_payload(user_id) else {
+            return false;
+        };
+        let data = serde_json::json!({
+            "guild_id": guild_id, "user": user, "roles": roles, "nick": null, "avatar": null,
+            "joined_at": "2021-06-01T12:00:00.000000+00:00", "premium_since": null,
+            "deaf": false, "mute": false, "pending": false, "flags": 0,
+            "communication_disabled_until": null,
+        });
+        self.inner.gateway.dispatch("GUILD_MEMBER_UPDATE", data);
+        true
+    }
+
+    /// Opcode 7 to every Gateway client: reconnect and resume.
+    pub fn gateway_reconnect(&self) {
+        self.inner.gateway.control(gateway::Control::Reconnect);
+    }
+
+    /// Opcode 9 to every Gateway client; not `resumable` also forgets every session.
+    pub fn gateway_invalidate_session(&self, resumable: bool) {
+        self.inner
+            .gateway
+            .control(gateway::Control::InvalidSession(resumable));
+    }
+
+    /// Drops every Gateway connection without a close frame (a network failure).
+    pub fn gateway_drop_connections(&self) {
+        self.inner.gateway.control(gateway::Control::Drop);
+    }
+
+    fn user_payload(&self, user_id: &str) -> Option<serde_json::Value> {
+        self.state()
+            .data
+            .user(user_id)
+            .map(|u| rest::user_json(u, false))
     }
 
     /// A copy of the current data (memberships included).

@@ -1,4 +1,5 @@
-//! The REST routes we use: `/users/@me`, `/users/@me/guilds`, `/users/@me/guilds/{id}/member`.
+//! The REST routes we use: `/users/@me`, `/users/@me/guilds`, `/users/@me/guilds/{id}/member`,
+//! `/users/@me/connections`.
 //!
 //! Each needs a live bearer token (else 401 `{"message": "401: Unauthorized", "code": 0}`) with the
 //! route's scope (else 403 Missing Access, code 50001) and carries rate-limit headers.
@@ -69,7 +70,7 @@ async fn authorize<'a>(
 }
 
 /// The user object as Discord serializes it; `email`/`verified` only with the `email` scope.
-fn user_json(user: &FakeUser, with_email: bool) -> Value {
+pub(super) fn user_json(user: &FakeUser, with_email: bool) -> Value {
     let mut value = json!({
         "id": user.id,
         "username": user.username,
@@ -97,6 +98,9 @@ fn unknown_user(info: &RateInfo) -> HttpResponse {
 
 /// `GET /users/@me` (needs `identify`).
 pub(super) async fn me(req: HttpRequest, state: web::Data<Mutex<State>>) -> HttpResponse {
+    if let Some(token) = super::bot::bot_token(&req) {
+        return super::bot::bot_me(&state, &token);
+    }
     let a = match authorize(&req, &state, FakeRoute::Me, "identify").await {
         Ok(a) => a,
         Err(answer) => return answer,
@@ -147,6 +151,37 @@ pub(super) async fn guilds(req: HttpRequest, state: web::Data<Mutex<State>>) -> 
         Ok(body) => ok_json(&a.info, &body, a.malformed),
         Err(_) => HttpResponse::InternalServerError().finish(),
     }
+}
+
+/// `GET /users/@me/connections` (needs `connections`): every linked account, hidden and
+/// unverified ones included, as Discord lists them to the person's own token.
+pub(super) async fn connections(req: HttpRequest, state: web::Data<Mutex<State>>) -> HttpResponse {
+    let a = match authorize(&req, &state, FakeRoute::Connections, "connections").await {
+        Ok(a) => a,
+        Err(answer) => return answer,
+    };
+    let Some(user) = a.state.data.user(&a.user_id) else {
+        return unknown_user(&a.info);
+    };
+    let body: Vec<Value> = user
+        .connections
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "name": c.name,
+                "type": c.kind,
+                "revoked": c.revoked,
+                "verified": c.verified,
+                "friend_sync": false,
+                "show_activity": true,
+                "two_way_link": false,
+                "visibility": c.visibility,
+                "integrations": [],
+            })
+        })
+        .collect();
+    ok_json(&a.info, &Value::Array(body), a.malformed)
 }
 
 /// `GET /users/@me/guilds/{guild_id}/member` (needs `guilds.members.read`). Not a member (or no

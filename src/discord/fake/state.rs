@@ -85,6 +85,8 @@ pub(crate) fn bucket_id(route: FakeRoute) -> &'static str {
         FakeRoute::Me => "d41d8cd98f00b204",
         FakeRoute::Guilds => "a9b2c7e4f1063d58",
         FakeRoute::Member => "e7f3a1b9c5d20846",
+        FakeRoute::Connections => "5b0c7e2d9a4f1836",
+        FakeRoute::BotMember => "c3d9e1f7a5b20468",
     }
 }
 

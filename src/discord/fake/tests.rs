@@ -36,6 +36,7 @@ pub(super) fn config(fake: &FakeDiscordHandle) -> DiscordClientConfig {
         timeout: Duration::from_secs(5),
         max_retry_wait: Duration::from_secs(2),
         membership_ttl: Duration::from_secs(300),
+        bot_token: None,
     }
 }
 

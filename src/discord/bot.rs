@@ -1,0 +1,89 @@
+//! Membership read with the bot token (docs: resources/guild#get-guild-member,
+//! reference#authentication): `GET /guilds/{guild}/members/{user}` with `Authorization: Bot …`,
+//! so role rules need no `guilds.members.read` from people and re-checks need no person's token.
+//! Same transport as the person's path (rate-limit buckets, 429 budget, body cap) and the same
+//! membership cache.
+
+use super::client::{parse, rest_error};
+use super::{DiscordClient, DiscordError, DiscordRoute, Membership, api};
+use reqwest::StatusCode;
+use time::OffsetDateTime;
+
+impl DiscordClient {
+    /// Checks the bot token with `GET /users/@me`: `Ok(bot user)`, `Unauthorized` for a token
+    /// Discord refuses, other errors when Discord cannot be asked.
+    pub async fn check_bot_token(&self) -> Result<api::User, DiscordError> {
+        let answer = self.bot_get(DiscordRoute::Me, &["users", "@me"]).await?;
+        if answer.status.is_success() {
+            parse(&answer.body)
+        } else {
+            Err(rest_error(&answer))
+        }
+    }
+
+    /// `GET /guilds/{guild_id}/members/{user_id}` with the bot token. `Ok(None)` when the person
+    /// is not a member (404 Unknown Member 10007, or Unknown User 10013); Unknown Guild (the bot
+    /// is not in it) is an error, so a misconfigured bot never reads as "everyone left".
+    pub async fn fetch_member_by_bot(
+        &self,
+        guild_id: &str,
+        user_id: &str,
+    ) -> Result<Option<api::GuildMember>, DiscordError> {
+        let snowflake = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !snowflake(guild_id) || !snowflake(user_id) {
+            return Err(DiscordError::Config(format!(
+                "guild {guild_id:?} or user {user_id:?} is not a snowflake"
+            )));
+        }
+        let path = ["guilds", guild_id, "members", user_id];
+        let answer = self.bot_get(DiscordRoute::BotMember, &path).await?;
+        if answer.status.is_success() {
+            return parse(&answer.body).map(Some);
+        }
+        if answer.status == StatusCode::NOT_FOUND {
+            if let Ok(body) = serde_json::from_slice::<api::ErrorBody>(&answer.body) {
+                if matches!(
+                    body.code,
+                    api::codes::UNKNOWN_MEMBER | api::codes::UNKNOWN_USER
+                ) {
+                    return Ok(None);
+                }
+            }
+        }
+        Err(rest_error(&answer))
+    }
+
+    /// A person's membership in `guilds`, read with the bot token; each answer ("not a member"
+    /// included) is reused for that person and guild for `membership_ttl`.
+    pub async fn fetch_membership_by_bot(
+        &self,
+        user_id: &str,
+        guilds: &[String],
+        now: OffsetDateTime,
+    ) -> Result<Membership, DiscordError> {
+        let cache = self.membership_cache();
+        let _turn = cache.lock_person(user_id).await;
+        let mut membership = Membership::default();
+        for (i, guild) in guilds.iter().enumerate() {
+            if guilds[..i].contains(guild) {
+                continue;
+            }
+            let roles = match cache.member(user_id, guild, now) {
+                Some(roles) => roles,
+                None => {
+                    let roles = self
+                        .fetch_member_by_bot(guild, user_id)
+                        .await?
+                        .map(|m| m.roles);
+                    cache.put_member(user_id, guild, roles.clone(), now);
+                    roles
+                }
+            };
+            if let Some(roles) = roles {
+                membership.guilds.push(guild.clone());
+                membership.roles.insert(guild.clone(), roles);
+            }
+        }
+        Ok(membership)
+    }
+}

@@ -1,0 +1,82 @@
+//! Live membership: the optional bot's Gateway connection, held by one process of the
+//! deployment ([`leader`]), turned into deprovisioning (`flows::deprovision`). Losing the
+//! connection never blocks sign-ins: the person's path and the re-checks at refresh keep
+//! working, and the state shows in `/readyz` details.
+
+mod leader;
+
+use crate::discord::gateway::{self, ConnectionState, Ended, GatewaySettings, Signal};
+use crate::flows::deprovision;
+use crate::state::AppState;
+use actix_web::web;
+use tokio::sync::mpsc;
+
+/// Starts the live-membership task when a bot is configured.
+pub fn spawn(state: web::Data<AppState>) -> Option<tokio::task::JoinHandle<()>> {
+    let bot = state.config().bot.clone()?;
+    let settings = GatewaySettings {
+        token: bot.token,
+        url: bot.gateway_url,
+    };
+    Some(tokio::spawn(run(state, settings)))
+}
+
+/// Lead, connect, act on events; on lost leadership stand by again.
+async fn run(state: web::Data<AppState>, settings: GatewaySettings) {
+    loop {
+        state.gateway.set_state(ConnectionState::Standby);
+        let mut leadership = leader::acquire(&state.settings.database.url).await;
+        let (signals, mut received) = mpsc::channel(256);
+        let ended = tokio::select! {
+            ended = gateway::run(&settings, &state.gateway, &signals) => Some(ended),
+            () = leadership.lost() => None,
+            () = handle(&state, &mut received) => None,
+        };
+        if ended == Some(Ended::Refused) {
+            // Retrying cannot help: keep the leadership (so no other process is refused in
+            // turn) until it is lost, then try again.
+            leadership.lost().await;
+        }
+    }
+}
+
+/// Acts on every signal, one at a time (events of one person stay in order).
+async fn handle(state: &AppState, received: &mut mpsc::Receiver<Signal>) {
+    while let Some(signal) = received.recv().await {
+        let ctx = state.context();
+        let now = state.clock.now();
+        match signal {
+            Signal::Member(event) => match deprovision::apply(&ctx, &event, now).await {
+                Ok(outcome) if outcome.ended_anything() => {
+                    state.gateway.record_deprovisioning();
+                    tracing::info!(event = event.kind().as_str(), user = %event.user_id(), signed_out = outcome.signed_out, apps = ?outcome.apps, "live membership: access ended");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, event = event.kind().as_str(), user = %event.user_id(), "live membership: cannot apply a member event");
+                    state
+                        .gateway
+                        .record_problem("cannot apply a member event (see the log)");
+                }
+            },
+            Signal::NewSession => {
+                state.gateway.set_state(ConnectionState::Connected);
+                match deprovision::catch_up(&ctx, now).await {
+                    Ok(affected) => {
+                        state.gateway.record_catch_up();
+                        for _ in 0..affected {
+                            state.gateway.record_deprovisioning();
+                        }
+                        tracing::info!(affected, "live membership: caught up after (re)connecting");
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "live membership: catch-up failed; the re-checks at refresh still apply");
+                        state
+                            .gateway
+                            .record_problem(format!("catch-up failed: {e}"));
+                    }
+                }
+            }
+        }
+    }
+}
