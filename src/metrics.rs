@@ -174,6 +174,16 @@ pub struct Metrics {
     sessions: Gauge,
     pool: Family<StateLabel, Gauge>,
     key_age: Gauge,
+    live_state: Family<StateLabel, Gauge>,
+    live_events: Family<TypeLabel, Counter>,
+    live_deprovisionings: Counter,
+    live_reconnects: Counter,
+}
+
+/// A Gateway event type (`member_remove`, `ban_add`, `member_update`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeLabel {
+    r#type: &'static str,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -254,6 +264,30 @@ impl Metrics {
             Unit::Seconds,
             key_age.clone(),
         );
+        let live_state = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "live_membership_connection",
+            "The optional bot's Gateway connection: 1 for its current state (standby, connecting, connected, disconnected, refused); nothing without a bot",
+            live_state.clone(),
+        );
+        let live_events = Family::<TypeLabel, Counter>::default();
+        registry.register(
+            "live_membership_events",
+            "Gateway member events received by this process, by type",
+            live_events.clone(),
+        );
+        let live_deprovisionings = Counter::default();
+        registry.register(
+            "live_membership_deprovisionings",
+            "Gateway events that ended a person's grants or session",
+            live_deprovisionings.clone(),
+        );
+        let live_reconnects = Counter::default();
+        registry.register(
+            "live_membership_reconnects",
+            "Gateway connections lost and made again",
+            live_reconnects.clone(),
+        );
         registry.register(
             "discord_requests",
             "HTTP requests to Discord by route and status (none: no answer)",
@@ -300,6 +334,10 @@ impl Metrics {
             sessions,
             pool,
             key_age,
+            live_state,
+            live_events,
+            live_deprovisionings,
+            live_reconnects,
         }
     }
 
@@ -378,6 +416,37 @@ impl Metrics {
             .get_or_create(&StateLabel { state: "in_use" })
             .set(saturate(in_use));
         self.key_age.set(scraped.signing_key_age_secs);
+    }
+
+    /// Mirrors the live-membership connection's status (read at scrape; only with a bot).
+    pub fn set_live(&self, status: &crate::discord::gateway::StatusSnapshot) {
+        use crate::discord::gateway::ConnectionState;
+        for state in ConnectionState::ALL {
+            self.live_state
+                .get_or_create(&StateLabel {
+                    state: state.as_str(),
+                })
+                .set(i64::from(status.state == state));
+        }
+        // The status keeps totals; the counters catch up to them.
+        let catch_up = |counter: &Counter, total: u64| {
+            let seen = counter.get();
+            if total > seen {
+                counter.inc_by(total - seen);
+            }
+        };
+        for (r#type, total) in [
+            ("member_remove", status.member_remove_events),
+            ("ban_add", status.ban_add_events),
+            ("member_update", status.member_update_events),
+        ] {
+            catch_up(
+                &self.live_events.get_or_create(&TypeLabel { r#type }),
+                total,
+            );
+        }
+        catch_up(&self.live_deprovisionings, status.deprovisionings);
+        catch_up(&self.live_reconnects, status.reconnects);
     }
 
     /// The scrape document (OpenMetrics text).

@@ -91,6 +91,9 @@ async fn scrape(state: web::Data<AppState>) -> HttpResponse {
             .whole_seconds()
             .max(0),
     });
+    if state.config().bot.is_some() {
+        state.metrics.set_live(&state.gateway.snapshot());
+    }
     match state.metrics.encode() {
         Ok(body) => HttpResponse::Ok()
             .content_type(CONTENT_TYPE)

@@ -176,6 +176,28 @@ async fn a_kick_from_the_only_server_signs_the_person_out_everywhere_within_five
         .await
         .expect("sessions");
     assert!(sessions.is_empty(), "her SSO session ended too");
+    let scrape = scrape_until(&app, "guildgate_live_membership_deprovisionings_total 1").await;
+    assert!(
+        scrape.contains("guildgate_live_membership_connection{state=\"connected\"} 1"),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains("guildgate_live_membership_events_total{type=\"member_remove\"} 1"),
+        "{scrape}"
+    );
+}
+
+/// `/metrics` once it contains `line` (the counters catch up with the Gateway status at each
+/// scrape), or after two seconds as it is then.
+async fn scrape_until(app: &TestApp, line: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let scrape = app.get("/metrics").await.text().await.expect("the scrape");
+        if scrape.contains(line) || Instant::now() > deadline {
+            return scrape;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! What the live-membership connection is doing, readable at any time (for `/readyz` details
-//! and, later, metrics): connection state, events by type, deprovisionings.
+//! and the `guildgate_live_membership_*` metrics): connection state, events by type,
+//! deprovisionings.
 
 use super::events::EventKind;
 use serde::Serialize;
@@ -23,6 +24,26 @@ pub enum ConnectionState {
 }
 
 impl ConnectionState {
+    /// Every state, in the order of their numbers.
+    pub const ALL: [Self; 5] = [
+        Self::Standby,
+        Self::Connecting,
+        Self::Connected,
+        Self::Disconnected,
+        Self::Refused,
+    ];
+
+    /// The state's name (as in `/readyz` details and the metrics' `state` label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Standby => "standby",
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Disconnected => "disconnected",
+            Self::Refused => "refused",
+        }
+    }
+
     fn from_u8(v: u8) -> Self {
         match v {
             0 => Self::Standby,
