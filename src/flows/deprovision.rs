@@ -123,6 +123,8 @@ pub async fn enforce(
 /// changed. Returns how many people lost something. Discord errors stop the round (the next
 /// new session tries again); they are logged by the caller.
 pub async fn catch_up(ctx: &Context<'_>, now: OffsetDateTime) -> Result<usize, CatchUpError> {
+    // Everyone who could still use an app: live sessions, and grants without one (offline
+    // access), whose Discord membership may have changed while no events reached us.
     let mut people: Vec<String> = ctx
         .store
         .list_sessions(None, now)
@@ -131,6 +133,12 @@ pub async fn catch_up(ctx: &Context<'_>, now: OffsetDateTime) -> Result<usize, C
         .into_iter()
         .map(|s| s.user_id)
         .collect();
+    people.extend(
+        ctx.store
+            .people_with_live_grants(now)
+            .await
+            .map_err(|e| CatchUpError::Store(e.into()))?,
+    );
     people.sort();
     people.dedup();
     let mut affected = 0;

@@ -98,6 +98,17 @@ macro_rules! with_lifecycle_methods {
         Ok(grants)
     }
 
+    async fn people_with_live_grants(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, StoreError> {
+        let people = sqlx::query_scalar::<_, String>(LIVE_GRANT_HOLDERS)
+            .bind(to_unix(now))
+            .fetch_all(self.reader())
+            .await?;
+        Ok(people)
+    }
+
     async fn get_consent(
         &self,
         user_id: &str,

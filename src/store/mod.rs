@@ -189,6 +189,9 @@ pub trait Store: Send + Sync {
         user_id: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<GrantRecord>, StoreError>;
+    /// The Discord ids of everyone holding a live grant (offline ones included), once each.
+    async fn people_with_live_grants(&self, now: OffsetDateTime)
+    -> Result<Vec<String>, StoreError>;
 
     /// The scopes (space-separated) a person has consented to for a client, if any.
     async fn get_consent(

@@ -93,6 +93,13 @@ pub(super) const INSERT_GRANT: &str = "INSERT INTO grants (id, client_id, user_i
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 pub(super) const GET_GRANT: &str = "SELECT id, client_id, user_id, session_id, scopes, \
     auth_time, created_at, expires_at, revoked_at FROM grants WHERE id = $1";
+/// Everyone holding a live grant (the same liveness as `LIST_USER_GRANTS`): whom live
+/// membership re-checks after missing Gateway events.
+pub(super) const LIVE_GRANT_HOLDERS: &str = "SELECT DISTINCT g.user_id FROM grants g \
+    WHERE g.revoked_at IS NULL AND g.expires_at > $1 \
+    AND (g.session_id IS NULL OR EXISTS (SELECT 1 FROM sessions s \
+        WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $1)) \
+    ORDER BY g.user_id";
 pub(super) const LIST_USER_GRANTS: &str = "SELECT g.id, g.client_id, g.user_id, g.session_id, \
     g.scopes, g.auth_time, g.created_at, g.expires_at, g.revoked_at FROM grants g \
     WHERE g.user_id = $1 AND g.revoked_at IS NULL AND g.expires_at > $2 \

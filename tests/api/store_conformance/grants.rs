@@ -274,6 +274,31 @@ async fn list_user_grants_lists_only_the_persons_live_grants() {
 }
 
 #[tokio::test]
+async fn people_with_live_grants_names_each_holder_once_offline_grants_included() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (_, s) = signed_in(&*t.store, "1001").await;
+        let (_, offline_only) = signed_in(&*t.store, "2002").await;
+        let (_, gone) = signed_in(&*t.store, "3003").await;
+        let twice = [grant(CLIENT, &s), grant("forum", &s)];
+        let offline = GrantRecord {
+            session_id: None,
+            ..grant(CLIENT, &offline_only)
+        };
+        let revoked = grant(CLIENT, &gone);
+        for g in twice.iter().chain([&offline, &revoked]) {
+            t.store.insert_grant(g, None).await.unwrap();
+        }
+        t.store.end_session(&offline_only.id, NOW).await.unwrap();
+        t.store.revoke_grant(&revoked.id, NOW).await.unwrap();
+
+        let people = t.store.people_with_live_grants(NOW).await.unwrap();
+
+        assert_eq!(people, vec!["1001".to_owned(), "2002".to_owned()]);
+    }
+}
+
+#[tokio::test]
 async fn check_access_names_the_person_of_a_grant_without_a_session() {
     for backend in backends() {
         let t = fixture(backend).await;
