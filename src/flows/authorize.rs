@@ -318,6 +318,86 @@ pub fn validate(
     Ok((request, client))
 }
 
+/// How `GET`/`POST /authorize` ends; `routes/authorize.rs` renders it.
+#[derive(Debug)]
+pub enum AuthorizeOutcome {
+    /// The client or redirect URI is not verified: a page (400), never a redirect.
+    Page {
+        /// Heading.
+        title: &'static str,
+        /// Explanation (no reflected input).
+        message: &'static str,
+    },
+    /// Back to the app's verified redirect URI (an error response).
+    Redirect(String),
+    /// The person signs in at Discord first.
+    SignInUpstream(AuthorizationRequest),
+    /// Answered from the SSO session: a code, the consent page, a denial, ….
+    Finished(super::finish::Finish),
+}
+
+/// `/authorize` end to end (OIDC Core §3.1.2): validate the request, read the SSO session
+/// from its cookie, decide, and finish from the session or send the person to Discord.
+pub async fn run(
+    ctx: &super::Context<'_>,
+    params: &[(String, String)],
+    session_cookie: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<AuthorizeOutcome, OAuthError> {
+    let issuer = ctx.config.issuer.as_str();
+    let (request, client) = match validate(params, &ctx.clients, ctx.keys, issuer) {
+        Ok(valid) => valid,
+        Err(AuthorizeError::Page { title, message }) => {
+            tracing::info!(
+                title,
+                "authorization request refused before the client was verified"
+            );
+            return Ok(AuthorizeOutcome::Page { title, message });
+        }
+        Err(AuthorizeError::Redirect {
+            redirect_uri,
+            state,
+            error,
+        }) => {
+            tracing::info!(error = %error, "authorization request refused");
+            return Ok(AuthorizeOutcome::Redirect(super::response::redirect_error(
+                &redirect_uri,
+                state.as_deref(),
+                &error,
+                issuer,
+            )));
+        }
+    };
+    tracing::Span::current().record("client_id", request.client_id.as_str());
+    let current = super::session::current(ctx, session_cookie, now).await?;
+    match decide(&request, current, now, |uid| ctx.subject(&client, uid)) {
+        Ok(Decision::UseSession(s)) => {
+            if let Err(e) = ctx.store.touch_session(&s.id, now).await {
+                tracing::warn!(error = %e, "could not record session use");
+            }
+            Ok(
+                match super::finish::finish(ctx, &client, &request, &s, now).await? {
+                    super::finish::Finish::SignInAgain => AuthorizeOutcome::SignInUpstream(request),
+                    next => AuthorizeOutcome::Finished(next),
+                },
+            )
+        }
+        Ok(Decision::SignInUpstream) => Ok(AuthorizeOutcome::SignInUpstream(request)),
+        Err(code) => {
+            let error = OAuthError::new(
+                code,
+                match code {
+                    OAuthErrorCode::LoginRequired => "the person is not signed in",
+                    _ => "interaction is required",
+                },
+            );
+            Ok(AuthorizeOutcome::Redirect(super::response::error_redirect(
+                ctx, &request, &error,
+            )))
+        }
+    }
+}
+
 /// Whether the SSO session can answer this request, or Discord must be asked, or neither.
 /// `subject_of` maps a Discord id to the `sub` this client sees (for `id_token_hint`).
 pub fn decide(

@@ -1,8 +1,9 @@
 //! The protocol decisions without HTTP: a real SQLite store in a temp folder, generated keys,
 //! and a fixed `now` handed to every flow, as kanidm tests its OAuth logic.
 
-use super::authorize::{AuthorizationRequest, Decision, Prompt, decide};
+use super::authorize::{AuthorizationRequest, AuthorizeOutcome, Decision, Prompt, decide, run};
 use super::code::{self, CodeGrant};
+use super::finish::Finish;
 use super::{logout, refresh, session};
 use crate::config::{Settings, ValidClient};
 use crate::error::OAuthErrorCode;
@@ -273,6 +274,66 @@ async fn the_session_answers_unless_login_max_age_or_another_person_says_otherwi
     assert!(matches!(too_old, Ok(Decision::SignInUpstream)));
     assert_eq!(silent_too_old.err(), Some(OAuthErrorCode::LoginRequired));
     assert!(matches!(other_person, Ok(Decision::SignInUpstream)));
+}
+
+#[tokio::test]
+async fn authorize_runs_to_a_page_a_redirect_discord_or_a_code_from_the_session() {
+    let t = fixture().await;
+    let ctx = t.state.context();
+    let (_, secret) = session::open(&ctx, ALICE, Default::default(), at(0))
+        .await
+        .expect("session");
+    let params = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let valid = params(&[
+        ("client_id", "wiki"),
+        ("redirect_uri", WIKI_REDIRECT),
+        ("response_type", "code"),
+        ("scope", "openid"),
+        ("state", "st"),
+    ]);
+
+    let unknown_client = run(
+        &ctx,
+        &params(&[("client_id", "nope"), ("redirect_uri", WIKI_REDIRECT)]),
+        None,
+        at(10),
+    )
+    .await;
+    let bad_scope = run(
+        &ctx,
+        &params(&[
+            ("client_id", "wiki"),
+            ("redirect_uri", WIKI_REDIRECT),
+            ("response_type", "token"),
+        ]),
+        None,
+        at(10),
+    )
+    .await;
+    let no_session = run(&ctx, &valid, None, at(10)).await;
+    let with_session = run(&ctx, &valid, Some(secret.expose()), at(10)).await;
+
+    assert!(
+        matches!(unknown_client, Ok(AuthorizeOutcome::Page { .. })),
+        "an unverified client gets a page, never a redirect: {unknown_client:?}"
+    );
+    assert!(
+        matches!(&bad_scope, Ok(AuthorizeOutcome::Redirect(to)) if to.starts_with(WIKI_REDIRECT) && to.contains("error=")),
+        "{bad_scope:?}"
+    );
+    assert!(matches!(
+        no_session,
+        Ok(AuthorizeOutcome::SignInUpstream(_))
+    ));
+    assert!(
+        matches!(&with_session, Ok(AuthorizeOutcome::Finished(Finish::Redirect(to))) if to.contains("code=")),
+        "{with_session:?}"
+    );
 }
 
 #[tokio::test]

@@ -199,6 +199,36 @@ pub struct Completed {
     pub session_secret: OpaqueToken,
 }
 
+/// Where a completed Discord sign-in leads.
+#[derive(Debug)]
+pub enum AfterSignIn {
+    /// The app's request, finished from the new session: a code, consent, a denial, ….
+    App(super::finish::Finish),
+    /// The account page, at this URL.
+    Account(String),
+}
+
+/// Finishes what the sign-in was for, now that the session exists.
+pub async fn after_sign_in(
+    ctx: &Context<'_>,
+    done: &Completed,
+    now: OffsetDateTime,
+) -> Result<AfterSignIn, OAuthError> {
+    match &done.request {
+        SignInFor::App(request) => {
+            let client = ctx.clients.get(&request.client_id).ok_or_else(|| {
+                OAuthError::new(
+                    OAuthErrorCode::ServerError,
+                    "the client is no longer registered",
+                )
+            })?;
+            let next = super::finish::finish(ctx, &client, request, &done.session, now).await?;
+            Ok(AfterSignIn::App(next))
+        }
+        SignInFor::Account(_) => Ok(AfterSignIn::Account(ctx.config.issuer.endpoint("/account"))),
+    }
+}
+
 /// Why a callback did not finish.
 #[derive(Debug)]
 pub enum CallbackError {

@@ -3,8 +3,7 @@
 
 use super::respond;
 use super::{client_auth, cookies, page};
-use crate::flows::finish;
-use crate::flows::upstream::{self, CallbackError, CallbackParams, Failure, SignInFor};
+use crate::flows::upstream::{self, AfterSignIn, CallbackError, CallbackParams, Failure};
 use crate::pages::{self, Link};
 use crate::state::AppState;
 use crate::store::SessionDevice;
@@ -44,25 +43,10 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     match upstream::complete(&ctx, params, binding.as_deref(), device, now).await {
         Ok(done) => {
             tracing::info!(user = %done.session.user_id, sid = %done.session.id, "signed in with Discord");
-            let mut response = match &done.request {
-                SignInFor::App(request) => {
-                    let next = match state.clients().get(&request.client_id) {
-                        Some(client) => {
-                            finish::finish(&ctx, &client, request, &done.session, now).await
-                        }
-                        None => Err(crate::error::OAuthError::new(
-                            crate::error::OAuthErrorCode::ServerError,
-                            "the client is no longer registered",
-                        )),
-                    };
-                    match next {
-                        Ok(next) => respond::render_finish(&req, &state, next),
-                        Err(e) => respond::server_error(e),
-                    }
-                }
-                SignInFor::Account(_) => {
-                    respond::redirect(&req, &state.config().issuer.endpoint("/account"))
-                }
+            let mut response = match upstream::after_sign_in(&ctx, &done, now).await {
+                Ok(AfterSignIn::App(next)) => respond::render_finish(&req, &state, next),
+                Ok(AfterSignIn::Account(location)) => respond::redirect(&req, &location),
+                Err(e) => respond::server_error(e),
             };
             if let Err(e) =
                 response.add_cookie(&cookies::session(&state, done.session_secret.expose()))
