@@ -130,6 +130,68 @@ pub fn redirect_after(request: &LogoutRequest) -> Option<String> {
     Some(url.to_string())
 }
 
+/// What `/logout` was sent, as the route read it (first value of each parameter, empty ones
+/// left out).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogoutInput<'a> {
+    /// `id_token_hint`.
+    pub id_token_hint: Option<&'a str>,
+    /// `client_id`.
+    pub client_id: Option<&'a str>,
+    /// `post_logout_redirect_uri`.
+    pub post_logout_redirect_uri: Option<&'a str>,
+    /// `state`.
+    pub state: Option<&'a str>,
+    /// The confirmation form's `csrf`, only when it was POSTed with `confirm=yes`.
+    pub confirmed_csrf: Option<&'a str>,
+    /// The SSO session cookie's value.
+    pub session_cookie: Option<&'a str>,
+}
+
+/// How `/logout` ends; `routes/logout.rs` renders it.
+#[derive(Debug)]
+pub enum LogoutOutcome {
+    /// The `client_id` contradicts the hint: nothing changes, a page says so.
+    LinkNotValid,
+    /// Ask the person first (no hint from this session, no confirmed form).
+    Confirm(LogoutRequest),
+    /// Signed out (or was not signed in): clear the cookie, then the registered redirect or
+    /// the signed-out page.
+    SignedOut(LogoutRequest),
+}
+
+/// `/logout` end to end (RP-Initiated Logout 1.0 §2–3): read the request, find the session,
+/// and end it when the app's hint or the person's confirmation speaks for it.
+pub async fn run(
+    ctx: &Context<'_>,
+    input: LogoutInput<'_>,
+    now: OffsetDateTime,
+) -> Result<LogoutOutcome, OAuthError> {
+    let request = match parse(
+        ctx,
+        input.id_token_hint,
+        input.client_id,
+        input.post_logout_redirect_uri,
+        input.state,
+    ) {
+        Ok(request) => request,
+        Err(LogoutError::ClientMismatch) => return Ok(LogoutOutcome::LinkNotValid),
+    };
+    let Some(current) = super::session::current(ctx, input.session_cookie, now).await? else {
+        return Ok(LogoutOutcome::SignedOut(request));
+    };
+    // The form carries a token only the browser holding the session can make.
+    let confirmed_by_form = input
+        .confirmed_csrf
+        .zip(input.session_cookie)
+        .is_some_and(|(csrf, secret)| csrf == csrf_token(secret));
+    if !confirmed_by_form && !is_confirmed_by_hint(ctx, &request, &current) {
+        return Ok(LogoutOutcome::Confirm(request));
+    }
+    sign_out(ctx, &request, &current.id, now).await?;
+    Ok(LogoutOutcome::SignedOut(request))
+}
+
 /// Ends a session (revoking its grants) and queues back-channel logout for its clients.
 pub async fn end_session(
     ctx: &Context<'_>,

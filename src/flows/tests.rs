@@ -362,3 +362,36 @@ async fn logout_ends_the_session_at_once_only_for_a_hint_from_that_session() {
     assert!(!earlier, "a hint from an earlier session asks first");
     assert!(!offline, "a hint without sid cannot name the session");
 }
+
+#[tokio::test]
+async fn logout_asks_first_and_ends_the_session_on_the_confirmed_form_only() {
+    let t = fixture().await;
+    let ctx = t.state.context();
+    let (current, secret) = session::open(&ctx, ALICE, Default::default(), at(0))
+        .await
+        .expect("session");
+    let cookie = secret.expose();
+    let csrf = logout::csrf_token(cookie);
+    let with = |confirmed_csrf| logout::LogoutInput {
+        client_id: Some("wiki"),
+        confirmed_csrf,
+        session_cookie: Some(cookie),
+        ..Default::default()
+    };
+
+    let unconfirmed = logout::run(&ctx, with(None), at(10)).await;
+    let forged = logout::run(&ctx, with(Some("forged")), at(10)).await;
+    let still_there = session::current(&ctx, Some(cookie), at(10)).await;
+    let confirmed = logout::run(&ctx, with(Some(&csrf)), at(10)).await;
+    let after = session::current(&ctx, Some(cookie), at(10)).await;
+
+    assert!(matches!(unconfirmed, Ok(logout::LogoutOutcome::Confirm(_))));
+    assert!(matches!(forged, Ok(logout::LogoutOutcome::Confirm(_))));
+    assert_eq!(
+        still_there.expect("read").map(|s| s.id),
+        Some(current.id),
+        "asking changes nothing"
+    );
+    assert!(matches!(confirmed, Ok(logout::LogoutOutcome::SignedOut(_))));
+    assert_eq!(after.expect("read"), None, "the session ended");
+}

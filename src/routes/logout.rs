@@ -1,7 +1,7 @@
 //! `GET`/`POST /logout`: the end_session_endpoint (OIDC RP-Initiated Logout 1.0).
 
 use super::{cookies, form, page};
-use crate::flows::{logout, session};
+use crate::flows::logout::{self, LogoutOutcome};
 use crate::pages;
 use crate::state::AppState;
 use actix_web::http::{Method, StatusCode, header};
@@ -40,67 +40,41 @@ async fn logout_endpoint(
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     };
-    let request = match logout::parse(
-        &state.context(),
-        get("id_token_hint"),
-        get("client_id"),
-        get("post_logout_redirect_uri"),
-        get("state"),
-    ) {
-        Ok(request) => request,
-        Err(logout::LogoutError::ClientMismatch) => {
-            return page(
-                StatusCode::BAD_REQUEST,
-                "This sign-out link is not valid",
-                "The app that sent you here does not match the sign-in it refers to, so nothing was changed.",
-            );
-        }
+    let secret = cookies::session_value(&req, &state);
+    let confirmed_csrf = (req.method() == Method::POST && get("confirm") == Some("yes"))
+        .then(|| get("csrf"))
+        .flatten();
+    let input = logout::LogoutInput {
+        id_token_hint: get("id_token_hint"),
+        client_id: get("client_id"),
+        post_logout_redirect_uri: get("post_logout_redirect_uri"),
+        state: get("state"),
+        confirmed_csrf,
+        session_cookie: secret.as_deref(),
     };
     let now = state.clock.now();
-    let secret = cookies::session_value(&req, &state);
-    let current = match session::current(&state.context(), secret.as_deref(), now).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the session");
-            return page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "Signing out failed. Please try again.",
-            );
-        }
-    };
-    let Some(current) = current else {
-        return signed_out(&state, &request);
-    };
-    let confirmed_by_form = req.method() == Method::POST
-        && get("confirm") == Some("yes")
-        && secret
-            .as_deref()
-            .is_some_and(|s| get("csrf") == Some(logout::csrf_token(s).as_str()));
-    if !confirmed_by_form && !logout::is_confirmed_by_hint(&state.context(), &request, &current) {
-        return confirm_page(
+    match logout::run(&super::flow_context(&state, &req), input, now).await {
+        Ok(LogoutOutcome::LinkNotValid) => page(
+            StatusCode::BAD_REQUEST,
+            "This sign-out link is not valid",
+            "The app that sent you here does not match the sign-in it refers to, so nothing was changed.",
+        ),
+        Ok(LogoutOutcome::Confirm(request)) => confirm_page(
             &state,
             &request,
             secret.as_deref().unwrap_or_default(),
             &params,
-        );
+        ),
+        Ok(LogoutOutcome::SignedOut(request)) => signed_out(&state, &request),
+        Err(e) => {
+            tracing::error!(cause = ?e.internal, "cannot sign out");
+            page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Signing out failed. Please try again.",
+            )
+        }
     }
-    if let Err(e) = logout::sign_out(
-        &super::flow_context(&state, &req),
-        &request,
-        &current.id,
-        now,
-    )
-    .await
-    {
-        tracing::error!(cause = ?e.internal, "cannot end the session");
-        return page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "Signing out failed. Please try again.",
-        );
-    }
-    signed_out(&state, &request)
 }
 
 /// Clears the cookie, then redirects to a registered URI or shows the signed-out page.
