@@ -4,9 +4,8 @@
 //! Same transport as the person's path (rate-limit buckets, 429 budget, body cap) and the same
 //! membership cache.
 
-use super::client::{parse, rest_error};
+use super::client::{is_snowflake, member_answer, parse, rest_error};
 use super::{DiscordClient, DiscordError, DiscordRoute, Membership, api};
-use reqwest::StatusCode;
 use time::OffsetDateTime;
 
 impl DiscordClient {
@@ -29,28 +28,17 @@ impl DiscordClient {
         guild_id: &str,
         user_id: &str,
     ) -> Result<Option<api::GuildMember>, DiscordError> {
-        let snowflake = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if !snowflake(guild_id) || !snowflake(user_id) {
+        if !is_snowflake(guild_id) || !is_snowflake(user_id) {
             return Err(DiscordError::Config(format!(
                 "guild {guild_id:?} or user {user_id:?} is not a snowflake"
             )));
         }
         let path = ["guilds", guild_id, "members", user_id];
         let answer = self.bot_get(DiscordRoute::BotMember, &path).await?;
-        if answer.status.is_success() {
-            return parse(&answer.body).map(Some);
-        }
-        if answer.status == StatusCode::NOT_FOUND {
-            if let Ok(body) = serde_json::from_slice::<api::ErrorBody>(&answer.body) {
-                if matches!(
-                    body.code,
-                    api::codes::UNKNOWN_MEMBER | api::codes::UNKNOWN_USER
-                ) {
-                    return Ok(None);
-                }
-            }
-        }
-        Err(rest_error(&answer))
+        member_answer(
+            &answer,
+            &[api::codes::UNKNOWN_MEMBER, api::codes::UNKNOWN_USER],
+        )
     }
 
     /// A person's membership in `guilds`, read with the bot token; each answer ("not a member"

@@ -413,6 +413,32 @@ fn loggable(text: &str) -> String {
 }
 
 /// Parses JSON; the error names the position, never echoes the body (it may hold tokens).
+/// Whether `s` looks like a Discord id (a snowflake: decimal digits), before it goes into a
+/// request path.
+pub(super) fn is_snowflake(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Reads a guild-member answer: the member, `None` for a 404 whose Discord error code is one
+/// of `not_a_member` (each route says "not a member" with its own codes), and an error for
+/// anything else, so a wrong base URL or a missing guild never reads as "not a member".
+pub(super) fn member_answer(
+    answer: &Answer,
+    not_a_member: &[i64],
+) -> Result<Option<api::GuildMember>, DiscordError> {
+    if answer.status.is_success() {
+        return parse(&answer.body).map(Some);
+    }
+    if answer.status == StatusCode::NOT_FOUND {
+        if let Ok(body) = serde_json::from_slice::<api::ErrorBody>(&answer.body) {
+            if not_a_member.contains(&body.code) {
+                return Ok(None);
+            }
+        }
+    }
+    Err(rest_error(answer))
+}
+
 pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, DiscordError> {
     serde_json::from_slice(body).map_err(|e| {
         DiscordError::Malformed(format!(

@@ -3,9 +3,8 @@
 //! mappings need, the latter read through a short-lived cache so a burst of sign-ins
 //! and refreshes stays under Discord's tight limit on the member endpoint.
 
-use super::client::{parse, rest_error};
+use super::client::{is_snowflake, member_answer, parse, rest_error};
 use super::{DiscordClient, DiscordError, DiscordRoute, api};
-use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -78,27 +77,17 @@ impl DiscordClient {
         access_token: &SecretString,
         guild_id: &str,
     ) -> Result<Option<api::GuildMember>, DiscordError> {
-        if guild_id.is_empty() || !guild_id.bytes().all(|b| b.is_ascii_digit()) {
+        if !is_snowflake(guild_id) {
             return Err(DiscordError::Config(format!(
                 "guild id {guild_id:?} is not a snowflake"
             )));
         }
         let path = ["users", "@me", "guilds", guild_id, "member"];
         let answer = self.get(DiscordRoute::Member, &path, access_token).await?;
-        if answer.status.is_success() {
-            return parse(&answer.body).map(Some);
-        }
-        if answer.status == StatusCode::NOT_FOUND {
-            if let Ok(body) = serde_json::from_slice::<api::ErrorBody>(&answer.body) {
-                if matches!(
-                    body.code,
-                    api::codes::UNKNOWN_GUILD | api::codes::UNKNOWN_MEMBER
-                ) {
-                    return Ok(None);
-                }
-            }
-        }
-        Err(rest_error(&answer))
+        member_answer(
+            &answer,
+            &[api::codes::UNKNOWN_GUILD, api::codes::UNKNOWN_MEMBER],
+        )
     }
 
     /// `GET /users/@me/connections` (needs `connections`): only the verified, visible, unrevoked
