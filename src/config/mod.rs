@@ -4,6 +4,7 @@ mod client_rules;
 mod types;
 mod ui;
 mod validate;
+mod validate_discord;
 
 pub use types::{
     AccessRules, ClientSecret, Consent, Lifetimes, ValidBot, ValidClient, ValidConfig, ValidGroup,
