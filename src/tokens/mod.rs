@@ -10,10 +10,15 @@ use crate::keys::KeySet;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Validation};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+
+mod claims;
+pub use claims::{
+    AccessTokenClaims, IdTokenClaims, IntrospectedToken, Introspection, LogoutTokenClaims,
+};
 
 /// The kinds of JWT guildgate signs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,34 +67,6 @@ pub enum TokenError {
     Expired,
 }
 
-/// Claims of an access token (RFC 9068 §2.2), plus `gid` naming its grant for revocation.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AccessTokenClaims {
-    /// Issuer.
-    pub iss: String,
-    /// Subject as this client sees it.
-    pub sub: String,
-    /// Audience: the client.
-    pub aud: String,
-    /// Expiry (Unix seconds).
-    pub exp: i64,
-    /// Issued at.
-    pub iat: i64,
-    /// Unique id (revocation by `jti`).
-    pub jti: String,
-    /// The client it was issued to.
-    pub client_id: String,
-    /// Granted scopes.
-    pub scope: String,
-    /// Time of authentication at Discord.
-    pub auth_time: i64,
-    /// SSO session id, when issued under one.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub sid: Option<String>,
-    /// Grant (token family) id: revoking the grant revokes this token.
-    pub gid: String,
-}
-
 /// Signs claims with the active key: RS256, `kid` set, `typ` of the kind.
 pub fn sign<T: Serialize>(
     keys: &KeySet,
@@ -127,94 +104,6 @@ fn sign_as<T: Serialize>(
 /// Signs an ID token from a prepared claim set (`iss`, `sub`, `aud`, … already inside).
 pub fn sign_id_token(keys: &KeySet, claims: &IdTokenClaims) -> Result<String, TokenError> {
     sign(keys, TokenKind::IdToken, claims)
-}
-
-/// Claims of an ID token (OIDC Core §2): the fixed members, plus the scope-dependent person
-/// claims (`profile`, `email`, `groups`, …) flattened in beside them.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct IdTokenClaims {
-    /// Issuer.
-    pub iss: String,
-    /// Subject as this client sees it.
-    pub sub: String,
-    /// Audience: the client.
-    pub aud: String,
-    /// Authorized party: the client (OIDC Core §2, single audience).
-    pub azp: String,
-    /// Issued at (Unix seconds).
-    pub iat: i64,
-    /// Expiry.
-    pub exp: i64,
-    /// Time of authentication at Discord.
-    pub auth_time: i64,
-    /// Left half of SHA-256 of the access token issued with it.
-    pub at_hash: String,
-    /// SSO session id, when issued under one (Front/Back-Channel Logout).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
-    /// The `nonce` of the authorization request, when it had one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub nonce: Option<String>,
-    /// The person's claims for the granted scopes. The fixed members above always win: the
-    /// person claims never carry those names (see `claims.rs`).
-    #[serde(flatten)]
-    pub person: Map<String, Value>,
-}
-
-/// An RFC 7662 §2.2 introspection answer: `{"active": false}` alone, or an active token's
-/// description.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Introspection {
-    /// Whether the token is live and was issued to the asking client.
-    pub active: bool,
-    /// The rest, present only for an active token.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub token: Option<IntrospectedToken>,
-}
-
-/// What introspection tells about an active token (RFC 7662 §2.2).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct IntrospectedToken {
-    /// `Bearer` for access tokens, `refresh_token` for refresh tokens.
-    pub token_type: &'static str,
-    /// Granted scopes, space-separated.
-    pub scope: String,
-    /// The client it was issued to.
-    pub client_id: String,
-    /// Subject as this client sees it.
-    pub sub: String,
-    /// Audience: the client.
-    pub aud: String,
-    /// Issuer.
-    pub iss: String,
-    /// Expiry (Unix seconds).
-    pub exp: i64,
-    /// Issued at.
-    pub iat: i64,
-    /// Unique id (access tokens only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jti: Option<String>,
-    /// SSO session id (access tokens issued under one).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
-}
-
-impl Introspection {
-    /// The answer for a token that is not live, not ours, or not the caller's.
-    pub fn inactive() -> Self {
-        Self {
-            active: false,
-            token: None,
-        }
-    }
-
-    /// The answer for a live token.
-    pub fn active(token: IntrospectedToken) -> Self {
-        Self {
-            active: true,
-            token: Some(token),
-        }
-    }
 }
 
 /// Verifies signature (any published key), `typ`, `iss` and `exp` against our clock.
@@ -314,28 +203,6 @@ fn verify<T: serde::de::DeserializeOwned>(
 
 /// OIDC Back-Channel Logout 1.0 §2.4: the `events` member of a logout token.
 pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-
-/// Claims of a logout token (Back-Channel Logout §2.4): never a `nonce`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct LogoutTokenClaims {
-    /// Issuer.
-    pub iss: String,
-    /// The receiving client.
-    pub aud: String,
-    /// Issued at.
-    pub iat: i64,
-    /// Expiry (short: the token is only meant for immediate delivery and retries).
-    pub exp: i64,
-    /// Unique id, so receivers can detect replays.
-    pub jti: String,
-    /// The subject as this client knows it.
-    pub sub: String,
-    /// The ended session, when the logout is about one.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub sid: Option<String>,
-    /// `{"http://schemas.openid.net/event/backchannel-logout": {}}`.
-    pub events: Map<String, Value>,
-}
 
 /// Signs a logout token with `typ: logout+jwt` (Back-Channel Logout §2.4, recommended type).
 pub fn sign_logout_token(keys: &KeySet, claims: &LogoutTokenClaims) -> Result<String, TokenError> {
