@@ -29,7 +29,7 @@ macro_rules! with_lifecycle_methods {
             .bind(to_unix(now))
             .execute(&mut *tx)
             .await?;
-        let clients = Self::session_clients(&mut tx, id).await?;
+        let clients = Self::session_clients(&mut *tx, id).await?;
         tx.commit().await?;
         Ok(Some(EndedSession { session, clients }))
     }
@@ -78,7 +78,7 @@ macro_rules! with_lifecycle_methods {
             .await?;
         let mut ended = Vec::with_capacity(sessions.len());
         for session in sessions {
-            let clients = Self::session_clients(&mut tx, &session.id).await?;
+            let clients = Self::session_clients(&mut *tx, &session.id).await?;
             ended.push(EndedSession { session, clients });
         }
         tx.commit().await?;

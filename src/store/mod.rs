@@ -6,6 +6,7 @@
 
 mod connect;
 mod errors;
+mod held;
 mod lifecycle;
 mod postgres;
 mod records;

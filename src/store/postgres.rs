@@ -7,7 +7,9 @@
 //! re-checks its `WHERE` after a concurrent winner commits, which is what makes the shared
 //! single-use gates exclusive here.
 
-use super::{ConnectError, StoreError};
+use super::{ConnectError, GrantRecord, NewRefreshToken, StoreError};
+use crate::domain::TokenHash;
+use time::OffsetDateTime;
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -16,6 +18,9 @@ use std::time::Duration;
 
 /// How long start-up (and any request) waits for a connection before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection used this recently is handed out without a ping (see [`PgStore::connect`]).
+const TRUST_RECENTLY_USED: Duration = Duration::from_secs(1);
 
 /// This backend's migrations, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -51,6 +56,20 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(CONNECT_TIMEOUT)
+            // sqlx pings a connection before every use by default: a second round trip per
+            // statement. A connection busy within the last second is known to be alive; one
+            // idle for longer (the database may have restarted meanwhile) is pinged first, so
+            // an outage costs no request after the database is back.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for < TRUST_RECENTLY_USED {
+                        return Ok(true);
+                    }
+                    conn.ping().await?;
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(failed)?;
@@ -67,8 +86,42 @@ impl PgStore {
         RETURNING id, client_id, session_id, user_id, uri, logout_token, attempts, \
             next_attempt_at, created_at";
 
-    fn migrator() -> &'static Migrator {
-        &MIGRATOR
+    /// A rotation in one round trip and one implicit transaction: spend `$1` (client `$2`, at
+    /// `$3`), store `$4` (idle expiry `$5`) for the same grant, and read that grant. A second
+    /// presentation racing this one waits for the row lock, re-checks `used_at IS NULL` after
+    /// the commit (READ COMMITTED) and spends nothing.
+    const ROTATE: &str = concat!(
+        "WITH spent AS (",
+        super::sql::spend_refresh_token!(),
+        " RETURNING grant_id), \
+        fresh AS (INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+            SELECT $4, grant_id, $3, $5 FROM spent RETURNING grant_id) \
+        SELECT ",
+        super::sql::grant_columns!(),
+        " FROM grants g JOIN fresh ON g.id = fresh.grant_id"
+    );
+
+    /// Spends a live refresh token and stores its successor; `None` when the token was not live.
+    async fn spend_and_replace(
+        &self,
+        old_hash: &TokenHash,
+        client_id: &str,
+        new: &NewRefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<Option<GrantRecord>, StoreError> {
+        Ok(sqlx::query_as::<_, GrantRecord>(Self::ROTATE)
+            .bind(old_hash.as_str())
+            .bind(client_id)
+            .bind(super::to_unix(now))
+            .bind(new.token_hash.as_str())
+            .bind(super::to_unix(new.expires_at))
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Applies this backend's migrations.
+    async fn run_migrations(&self) -> Result<(), StoreError> {
+        Ok(MIGRATOR.run(&self.pool).await?)
     }
 
     /// Every statement uses the one pool: Postgres runs concurrent writers itself.

@@ -2,7 +2,7 @@
 //! the same rows (`rows.rs`), so the methods are macro text that each backend expands with its
 //! own types. A backend provides only `reader()` and `writer()` (its pools for reads and for
 //! writes), `begin_write()` (how a writing transaction starts),
-//! `migrator()` (which migrations) and `CLAIM_LOGOUTS` (the one statement that differs).
+//! `run_migrations()` (which migrations) and `CLAIM_LOGOUTS` (the one statement that differs).
 //!
 //! Why macros and not a generic `impl<DB: Database> Store`: sqlx's generic bounds (an executor
 //! HRTB, `Encode + Type` for every bound type) are not implied by a helper trait, so they would
@@ -22,7 +22,7 @@ macro_rules! impl_store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        Ok(Self::migrator().run(self.writer()).await?)
+        self.run_migrations().await
     }
 
     async fn upsert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
@@ -207,7 +207,7 @@ macro_rules! impl_store {
             .execute(&mut *tx)
             .await?;
         if let Some(token) = refresh {
-            Self::insert_refresh_token(&mut tx, &grant.id, token, grant.created_at).await?;
+            Self::insert_refresh_token(&mut *tx, &grant.id, token, grant.created_at).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -228,23 +228,12 @@ macro_rules! impl_store {
         new: &NewRefreshToken,
         now: OffsetDateTime,
     ) -> Result<Rotation, StoreError> {
-        let mut tx = self.begin_write().await?;
         // The gate: spends the token only if it is live, this client's, and its grant is live.
-        let spent = sqlx::query_scalar::<_, String>(SPEND_REFRESH_TOKEN)
-            .bind(old_hash.as_str())
-            .bind(client_id)
-            .bind(to_unix(now))
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(grant_id) = spent {
-            Self::insert_refresh_token(&mut tx, &grant_id, new, now).await?;
-            let grant = sqlx::query_as::<_, GrantRecord>(GET_GRANT)
-                .bind(&grant_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            tx.commit().await?;
+        if let Some(grant) = self.spend_and_replace(old_hash, client_id, new, now).await? {
             return Ok(Rotation::Rotated(grant));
         }
+        // Not live: a token already rotated is reuse (the family dies), anything else invalid.
+        let mut tx = self.begin_write().await?;
         let presented = sqlx::query_as::<_, (String, String, Option<i64>)>(PRESENTED_REFRESH_TOKEN)
             .bind(old_hash.as_str())
             .fetch_optional(&mut *tx)
@@ -375,7 +364,7 @@ macro_rules! emit_store_impl {
             impl $ty {
                 /// Stores a refresh token of `grant_id` (grant creation and rotation).
                 async fn insert_refresh_token(
-                    tx: &mut sqlx::Transaction<'_, $db>,
+                    tx: &mut <$db as sqlx::Database>::Connection,
                     grant_id: &str,
                     token: &NewRefreshToken,
                     now: OffsetDateTime,
@@ -385,7 +374,7 @@ macro_rules! emit_store_impl {
                         .bind(grant_id)
                         .bind(to_unix(now))
                         .bind(to_unix(token.expires_at))
-                        .execute(&mut **tx)
+                        .execute(&mut *tx)
                         .await?;
                     Ok(())
                 }
@@ -393,12 +382,12 @@ macro_rules! emit_store_impl {
                 /// The clients that took part in a session, sorted here rather than by
                 /// `ORDER BY` so both engines agree whatever the collation.
                 async fn session_clients(
-                    tx: &mut sqlx::Transaction<'_, $db>,
+                    tx: &mut <$db as sqlx::Database>::Connection,
                     session_id: &str,
                 ) -> Result<Vec<String>, StoreError> {
                     let mut clients = sqlx::query_scalar::<_, String>(SESSION_CLIENTS)
                         .bind(session_id)
-                        .fetch_all(&mut **tx)
+                        .fetch_all(&mut *tx)
                         .await?;
                     clients.sort();
                     Ok(clients)

@@ -108,13 +108,27 @@ pub(super) const LIST_USER_GRANTS: &str = "SELECT g.id, g.client_id, g.user_id, 
     ORDER BY g.created_at, g.id";
 pub(super) const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, \
     grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
-pub(super) const SPEND_REFRESH_TOKEN: &str = "UPDATE refresh_tokens SET used_at = $3 \
-    WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $3 \
-    AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id \
-        AND g.client_id = $2 AND g.revoked_at IS NULL AND g.expires_at > $3 \
-        AND (g.session_id IS NULL OR EXISTS (SELECT 1 FROM sessions s \
-            WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $3))) \
-    RETURNING grant_id";
+/// The gate of every rotation: spends refresh token `$1` only if it is live, client `$2`'s,
+/// and its grant is live at `$3`. A macro so each engine's rotation statement can embed it.
+macro_rules! spend_refresh_token {
+    () => {
+        "UPDATE refresh_tokens SET used_at = $3 \
+        WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $3 \
+        AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id \
+            AND g.client_id = $2 AND g.revoked_at IS NULL AND g.expires_at > $3 \
+            AND (g.session_id IS NULL OR EXISTS (SELECT 1 FROM sessions s \
+                WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $3)))"
+    };
+}
+pub(super) use spend_refresh_token;
+/// The columns of a grant, as `GrantRecord` decodes them, for `g`.
+macro_rules! grant_columns {
+    () => {
+        "g.id, g.client_id, g.user_id, g.session_id, g.scopes, g.auth_time, g.created_at, \
+        g.expires_at, g.revoked_at"
+    };
+}
+pub(super) use grant_columns;
 pub(super) const PRESENTED_REFRESH_TOKEN: &str = "SELECT rt.grant_id, g.client_id, rt.used_at \
     FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = $1";
 pub(super) const FIND_REFRESH_GRANT: &str = "SELECT g.id, g.client_id, g.user_id, g.session_id, \

@@ -5,11 +5,13 @@
 //! connects, how a writing transaction starts, which migrations apply, and how the back-channel
 //! logout queue is claimed.
 
-use super::{ConnectError, StoreError};
+use super::{ConnectError, GrantRecord, NewRefreshToken, StoreError};
+use crate::domain::TokenHash;
+use time::OffsetDateTime;
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use super::held::{Held, WriteTx};
+use sqlx::Executor;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -33,8 +35,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// connections: in WAL mode they never wait for the writer.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    reader: SqlitePool,
-    writer: SqlitePool,
+    reader: Held,
+    writer: Held,
 }
 
 impl SqliteStore {
@@ -54,33 +56,24 @@ impl SqliteStore {
             .foreign_keys(true);
         create_parent_folder(options.get_filename()).await?;
         // The writer first: it creates the file and switches it to WAL.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(BUSY_TIMEOUT)
-            .after_release(|conn, _| Box::pin(discard_if_in_transaction(conn)))
-            .connect_with(options.clone())
+        let writer = Held::open(options.clone(), 1, BUSY_TIMEOUT)
             .await
             .map_err(failed)?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(max_connections.saturating_sub(1).max(1))
-            .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(options)
+        let readers = usize::try_from(max_connections.saturating_sub(1)).unwrap_or(1);
+        let reader = Held::open(options, readers, BUSY_TIMEOUT)
             .await
             .map_err(failed)?;
         Ok(Self { reader, writer })
     }
 
     /// Connections for statements that only read.
-    fn reader(&self) -> &SqlitePool {
+    fn reader(&self) -> &Held {
         &self.reader
     }
 
     /// The readers' and the writer's connections together.
     fn pools_in_use(&self) -> super::PoolUsage {
-        let (reader, writer) = (
-            super::PoolUsage::of(&self.reader),
-            super::PoolUsage::of(&self.writer),
-        );
+        let (reader, writer) = (self.reader.usage(), self.writer.usage());
         super::PoolUsage {
             size: reader.size + writer.size,
             idle: reader.idle + writer.idle,
@@ -88,7 +81,7 @@ impl SqliteStore {
     }
 
     /// The one connection that writes.
-    fn writer(&self) -> &SqlitePool {
+    fn writer(&self) -> &Held {
         &self.writer
     }
 
@@ -101,28 +94,71 @@ impl SqliteStore {
         RETURNING id, client_id, session_id, user_id, uri, logout_token, attempts, \
             next_attempt_at, created_at";
 
-    fn migrator() -> &'static Migrator {
-        &MIGRATOR
+    /// A rotation in one trip to the writer's thread (each statement sent separately was a
+    /// thread hop of its own): spend `$1` (client `$2`, at `$3`), store `$4` (idle expiry `$5`)
+    /// for the same grant when the spend changed a row, and read that grant, in one `IMMEDIATE`
+    /// transaction the text opens and commits itself.
+    const ROTATE: &str = concat!(
+        "BEGIN IMMEDIATE; ",
+        super::sql::spend_refresh_token!(),
+        "; INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+        SELECT $4, grant_id, $3, $5 FROM refresh_tokens WHERE token_hash = $1 AND changes() = 1; \
+        SELECT ",
+        super::sql::grant_columns!(),
+        " FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = $4; \
+        COMMIT"
+    );
+
+    /// Spends a live refresh token and stores its successor; `None` when the token was not live.
+    async fn spend_and_replace(
+        &self,
+        old_hash: &TokenHash,
+        client_id: &str,
+        new: &NewRefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<Option<GrantRecord>, StoreError> {
+        let mut conn = self.writer.lease().await?;
+        // `fetch_all` runs every statement of the text, the `COMMIT` included.
+        let rotated = sqlx::query_as::<_, GrantRecord>(Self::ROTATE)
+            .bind(old_hash.as_str())
+            .bind(client_id)
+            .bind(super::to_unix(now))
+            .bind(new.token_hash.as_str())
+            .bind(super::to_unix(new.expires_at))
+            .fetch_all(&mut *conn)
+            .await;
+        match rotated {
+            Ok(rows) => Ok(rows.into_iter().next()),
+            Err(error) => {
+                // The transaction the text opened is still open after a failed statement (sqlx
+                // does not know of it): end it, or every later write would run inside it.
+                if let Err(rollback) = conn.execute("ROLLBACK").await {
+                    tracing::debug!(%rollback, "no transaction left to roll back");
+                }
+                Err(error.into())
+            }
+        }
     }
 
-    /// A writing transaction holding the write lock from its first statement.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, StoreError> {
-        Ok(self.writer.begin_with(BEGIN_WRITE).await?)
+    /// Applies this backend's migrations, on a one-connection pool of their own (the
+    /// migrator manages its transactions through sqlx; the writer's are ours).
+    async fn run_migrations(&self) -> Result<(), StoreError> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(self.writer.options().clone())
+            .await?;
+        let applied = MIGRATOR.run(&pool).await;
+        pool.close().await;
+        Ok(applied?)
     }
 }
 
-/// Keeps the writer usable after a failed commit. SQLite rolls a transaction back by itself
-/// when a write fails with a full disk or an I/O error; sqlx still counts it as open, its
-/// rollback then fails, and every later `BEGIN` on that connection would be refused ("non-zero
-/// transaction depth") until a restart. A connection released still counted inside a
-/// transaction (after its queued rollback has run: the ping waits for it) is closed instead,
-/// and the pool opens a fresh one.
-async fn discard_if_in_transaction(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
-    use sqlx::Connection;
-    if conn.is_in_transaction() {
-        conn.ping().await?;
+impl SqliteStore {
+    /// A writing transaction holding the write lock from its first statement.
+    async fn begin_write(&self) -> Result<WriteTx<'_>, StoreError> {
+        Ok(self.writer.begin(BEGIN_WRITE).await?)
     }
-    Ok(!conn.is_in_transaction())
 }
 
 /// `sqlite://data/guildgate.db` must work on a fresh checkout, so `data/` is made on demand.

@@ -1,0 +1,244 @@
+//! SQLite connections kept open for the life of the process and lent out one use at a time.
+//!
+//! sqlx's pool pings a connection before lending it and again when it comes back: for SQLite
+//! each ping is one more round trip to the connection's own thread, which doubled or tripled
+//! the cost of a statement (measured: userinfo and the refresh grant spent most of their CPU in
+//! those thread switches). A connection to a local file does not go stale, so these are never
+//! pinged: a lease is a semaphore permit and a free slot. [`Held`] is an sqlx executor, so the
+//! shared SQL runs on it unchanged; [`WriteTx`] is the writer's transaction.
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteQueryResult, SqliteRow};
+use sqlx::{ConnectOptions, Either, Execute, Executor, Sqlite};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, MutexGuard, Semaphore, SemaphorePermit};
+
+/// A fixed set of SQLite connections, opened on first use and kept.
+#[derive(Clone)]
+pub(super) struct Held {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: SqliteConnectOptions,
+    slots: Vec<Mutex<Slot>>,
+    free: Semaphore,
+    wait: Duration,
+}
+
+/// One connection, and whether a transaction was left open on it.
+#[derive(Default)]
+struct Slot {
+    conn: Option<SqliteConnection>,
+    /// A [`WriteTx`] was dropped before it committed: roll back before the next use.
+    abandoned: bool,
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("size", &self.inner.slots.len())
+            .field("free", &self.inner.free.available_permits())
+            .finish()
+    }
+}
+
+impl Held {
+    /// `size` connections to `options`, the first opened now (so a bad path fails at start-up).
+    pub(super) async fn open(
+        options: SqliteConnectOptions,
+        size: usize,
+        wait: Duration,
+    ) -> Result<Self, sqlx::Error> {
+        let size = size.max(1);
+        let held = Self {
+            inner: Arc::new(Inner {
+                options,
+                slots: (0..size).map(|_| Mutex::new(Slot::default())).collect(),
+                free: Semaphore::new(size),
+                wait,
+            }),
+        };
+        drop(held.lease().await?);
+        Ok(held)
+    }
+
+    /// Connections open, and how many of all are lent out right now.
+    pub(super) fn usage(&self) -> super::PoolUsage {
+        let open = self
+            .inner
+            .slots
+            .iter()
+            .filter(|s| s.try_lock().map_or(true, |s| s.conn.is_some()))
+            .count();
+        let lent = self.inner.slots.len() - self.inner.free.available_permits();
+        super::PoolUsage {
+            size: u64::try_from(open).unwrap_or(u64::MAX),
+            idle: u64::try_from(open.saturating_sub(lent)).unwrap_or(0),
+        }
+    }
+
+    /// A connection for one use; waits (in arrival order) at most the configured time.
+    pub(super) async fn lease(&self) -> Result<Lease<'_>, sqlx::Error> {
+        let permit = tokio::time::timeout(self.inner.wait, self.inner.free.acquire())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        // Holding a permit guarantees a free slot: there are as many permits as slots.
+        let mut slot = self
+            .inner
+            .slots
+            .iter()
+            .find_map(|s| s.try_lock().ok())
+            .ok_or(sqlx::Error::PoolClosed)?;
+        if slot.abandoned {
+            slot.abandoned = false;
+            if let Some(conn) = slot.conn.as_mut()
+                && let Err(error) = conn.execute("ROLLBACK").await
+            {
+                // SQLite may already have rolled back (a full disk does): nothing was open.
+                tracing::debug!(%error, "no open transaction to roll back");
+            }
+        }
+        if slot.conn.is_none() {
+            slot.conn = Some(self.inner.options.connect().await?);
+        }
+        Ok(Lease {
+            slot,
+            _permit: permit,
+        })
+    }
+
+    /// How the connections are opened.
+    pub(super) fn options(&self) -> &SqliteConnectOptions {
+        &self.inner.options
+    }
+
+    /// A writing transaction: `BEGIN IMMEDIATE` takes the file's write lock up front.
+    pub(super) async fn begin(&self, begin: &'static str) -> Result<WriteTx<'_>, sqlx::Error> {
+        let mut lease = self.lease().await?;
+        lease.execute(begin).await?;
+        Ok(WriteTx { lease, open: true })
+    }
+}
+
+/// A lent connection; back in its slot when dropped.
+pub(super) struct Lease<'a> {
+    slot: MutexGuard<'a, Slot>,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl Lease<'_> {
+    /// Marks the connection as holding a transaction its user did not end.
+    fn abandon(&mut self) {
+        self.slot.abandoned = true;
+    }
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        // A lease is only handed out once its slot holds a connection.
+        self.slot.conn.as_ref().expect("a lent slot holds a connection")
+    }
+}
+
+impl std::ops::DerefMut for Lease<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.slot.conn.as_mut().expect("a lent slot holds a connection")
+    }
+}
+
+/// A transaction on the writer; rolled back before the connection's next use unless committed.
+pub(super) struct WriteTx<'a> {
+    lease: Lease<'a>,
+    open: bool,
+}
+
+impl WriteTx<'_> {
+    /// Commits; on failure the connection is rolled back before its next use.
+    pub(super) async fn commit(mut self) -> Result<(), sqlx::Error> {
+        self.lease.execute("COMMIT").await?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.lease.abandon();
+        }
+    }
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.lease
+    }
+}
+
+impl std::ops::DerefMut for WriteTx<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.lease
+    }
+}
+
+/// Runs a statement on a lent connection, as sqlx's pool does on one of its own.
+impl<'p> Executor<'p> for &'_ Held {
+    type Database = Sqlite;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<SqliteQueryResult, SqliteRow>, sqlx::Error>>
+    where
+        E: 'q + Execute<'q, Sqlite>,
+    {
+        let held = self.clone();
+        // Results are collected while the connection is lent: ours are a handful of rows.
+        let all = async move {
+            let mut lease = match held.lease().await {
+                Ok(lease) => lease,
+                Err(error) => return vec![Err(error)],
+            };
+            lease.fetch_many(query).collect::<Vec<_>>().await
+        };
+        Box::pin(futures_util::stream::once(all).flat_map(futures_util::stream::iter))
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<SqliteRow>, sqlx::Error>>
+    where
+        E: 'q + Execute<'q, Sqlite>,
+    {
+        let held = self.clone();
+        Box::pin(async move { held.lease().await?.fetch_optional(query).await })
+    }
+
+    fn prepare_with<'e>(
+        self,
+        sql: sqlx::SqlStr,
+        parameters: &'e [sqlx::sqlite::SqliteTypeInfo],
+    ) -> BoxFuture<'e, Result<sqlx::sqlite::SqliteStatement, sqlx::Error>>
+    where
+        'p: 'e,
+    {
+        let held = self.clone();
+        Box::pin(async move { held.lease().await?.prepare_with(sql, parameters).await })
+    }
+
+    fn describe<'e>(
+        self,
+        sql: sqlx::SqlStr,
+    ) -> BoxFuture<'e, Result<sqlx::Describe<Sqlite>, sqlx::Error>> {
+        let held = self.clone();
+        Box::pin(async move { held.lease().await?.describe(sql).await })
+    }
+}
