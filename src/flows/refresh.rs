@@ -31,7 +31,7 @@ pub async fn refresh(
     }
     let granted = Scopes::parse_request(&current.scopes);
     let scopes = match requested_scope {
-        None => granted.clone(),
+        None => granted,
         Some(raw) => {
             let requested = Scopes::parse_request(raw);
             if requested.is_empty() || !requested.is_subset_of(&granted) {
