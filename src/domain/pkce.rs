@@ -31,11 +31,6 @@ impl PkceChallenge {
         Ok(Self(raw.to_owned()))
     }
 
-    /// Rebuilds a stored challenge.
-    pub fn from_stored(value: String) -> Self {
-        Self(value)
-    }
-
     /// The challenge string.
     pub fn as_str(&self) -> &str {
         &self.0
