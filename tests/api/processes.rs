@@ -331,6 +331,21 @@ pub async fn userinfo(process: &Process, access_token: &str) -> (u16, serde_json
     (status, response.json().await.unwrap_or_default())
 }
 
+/// The value of one series of `process`'s `/metrics` (its name with labels, e.g.
+/// `guildgate_backchannel_logout_queue`), or `None` when the scrape does not have it.
+pub async fn metric(process: &Process, series: &str) -> Option<f64> {
+    let scrape = reqwest::get(format!("{}/metrics", process.address))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 /// How the [`Receiver`] answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
