@@ -56,7 +56,7 @@ pub struct Deployment {
     pub dir: tempfile::TempDir,
     config: PathBuf,
     env: Vec<(String, String)>,
-    _db: TestDb,
+    db: TestDb,
 }
 
 /// A port that was free a moment ago.
@@ -132,8 +132,13 @@ impl Deployment {
             dir,
             config: file,
             env: Vec::new(),
-            _db: db,
+            db,
         }
+    }
+
+    /// The database every process uses (for a test that reads or stages rows directly).
+    pub fn database_url(&self) -> &str {
+        &self.db.url
     }
 
     /// Sets `GUILDGATE__…` for every process started afterwards (e.g. `DISCORD__TIMEOUT`).
