@@ -44,7 +44,7 @@ pub fn user_claims(user: &UserRecord, scopes: &Scopes) -> Map<String, Value> {
         );
         claims.insert(
             "picture".into(),
-            json!(picture_url(&user.id, user.avatar.as_deref())),
+            json!(picture_url(user.id.as_str(), user.avatar.as_deref())),
         );
         if let Some(locale) = &user.locale {
             claims.insert("locale".into(), json!(locale));
@@ -87,7 +87,7 @@ mod tests {
 
     fn user() -> UserRecord {
         UserRecord {
-            id: "80351110224678912".into(),
+            id: crate::domain::DiscordId::parse("80351110224678912").unwrap(),
             username: "nelly".into(),
             global_name: None,
             avatar: Some("a_8342729096ea3675442027381ff50dfe".into()),

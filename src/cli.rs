@@ -103,9 +103,13 @@ pub fn keys_rotate(settings: &Settings) -> anyhow::Result<()> {
 
 /// `guildgate sessions list [--user ID]`.
 pub async fn sessions_list(settings: Settings, user: Option<&str>) -> anyhow::Result<()> {
+    let user = user
+        .map(crate::domain::DiscordId::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let state = crate::startup::build_state(settings, Clock::default()).await?;
     let now = state.clock.now();
-    let sessions = state.store.list_sessions(user, now).await?;
+    let sessions = state.store.list_sessions(user.as_ref(), now).await?;
     println!(
         "{:<34} {:<21} {:<22} {:<22} ENDS",
         "SESSION (sid)", "USER", "SIGNED IN", "LAST USED"
@@ -130,7 +134,7 @@ pub async fn users_revoke(settings: Settings, id: &str) -> anyhow::Result<()> {
     let id = crate::domain::DiscordId::parse(id).map_err(anyhow::Error::msg)?;
     let state = crate::startup::build_state(settings, Clock::default()).await?;
     let now = state.clock.now();
-    let ended = crate::flows::logout::revoke_user(&state.context(), id.as_str(), now).await?;
+    let ended = crate::flows::logout::revoke_user(&state.context(), &id, now).await?;
     audit::emit(
         &audit::RequestInfo::NONE,
         &audit::Event::Admin {
@@ -149,14 +153,16 @@ pub async fn users_revoke(settings: Settings, id: &str) -> anyhow::Result<()> {
 
 /// `guildgate users forget-consent ID CLIENT`.
 pub async fn forget_consent(settings: Settings, id: &str, client: &str) -> anyhow::Result<()> {
+    let id = crate::domain::DiscordId::parse(id).map_err(anyhow::Error::msg)?;
+    let client = crate::domain::ClientId::parse(client).map_err(anyhow::Error::msg)?;
     let state = crate::startup::build_state(settings, Clock::default()).await?;
-    let forgot = state.store.revoke_consent(id, client).await?;
+    let forgot = state.store.revoke_consent(&id, &client).await?;
     audit::emit(
         &audit::RequestInfo::NONE,
         &audit::Event::Admin {
             action: "users forget-consent",
-            user_id: id,
-            client_id: Some(client),
+            user_id: id.as_str(),
+            client_id: Some(client.as_str()),
             changed: forgot,
         },
     );

@@ -169,8 +169,8 @@ async fn deliver(state: &AppState, delivery: LogoutDelivery, now: OffsetDateTime
             audit::emit(
                 &audit::RequestInfo::NONE,
                 &audit::Event::BackchannelAbandoned {
-                    client_id: &delivery.client_id,
-                    user_id: &delivery.user_id,
+                    client_id: delivery.client_id.as_str(),
+                    user_id: delivery.user_id.as_str(),
                 },
             );
             state.store.finish_logout_delivery(&delivery.id).await

@@ -269,12 +269,16 @@ impl AppState {
     }
 
     /// The `sub` a client sees for a person (pairwise when the client asks for it).
-    pub fn subject(&self, client: &crate::config::ValidClient, user_id: &str) -> String {
+    pub fn subject(
+        &self,
+        client: &crate::config::ValidClient,
+        user_id: &crate::domain::DiscordId,
+    ) -> String {
         crate::claims::subject(
             self.config().pairwise_key.as_ref(),
             client.id.as_str(),
             client.pairwise_subject,
-            user_id,
+            user_id.as_str(),
         )
     }
 }

@@ -178,8 +178,7 @@ fn describe_client(out: &mut String, c: &ClientSettings) {
 /// `guildgate users show ID`: the person's profile, live sessions, live grants, remembered
 /// consents and last membership snapshot (as stored, with its age).
 pub async fn show_user(settings: Settings, id: &str) -> anyhow::Result<String> {
-    let id = DiscordId::parse(id).map_err(anyhow::Error::msg)?;
-    let id = id.as_str();
+    let id = &DiscordId::parse(id).map_err(anyhow::Error::msg)?;
     let state = crate::startup::build_state(settings, Clock::default()).await?;
     let store = &state.store;
     let now = state.clock.now();
@@ -234,7 +233,7 @@ pub async fn show_user(settings: Settings, id: &str) -> anyhow::Result<String> {
             fmt(g.created_at),
             fmt(g.expires_at),
             g.session_id
-                .as_deref()
+                .as_ref()
                 .map_or_else(|| "offline".to_owned(), |s| format!("session {s}"))
         );
     }

@@ -1,5 +1,6 @@
 //! Discord snowflakes: the identity of users, guilds and roles.
 
+use serde::{Serialize, Serializer};
 use std::fmt;
 
 /// A Discord snowflake id: 17 to 20 ASCII digits that fit in a `u64`.
@@ -33,6 +34,13 @@ impl fmt::Debug for DiscordId {
 impl fmt::Display for DiscordId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// As the plain snowflake string (for pages and JSON), the way Discord writes it.
+impl Serialize for DiscordId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 

@@ -2,6 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 /// RFC 7636 §4.1: 43-128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
@@ -30,11 +31,6 @@ impl PkceChallenge {
         Ok(Self(raw.to_owned()))
     }
 
-    /// Rebuilds a stored challenge.
-    pub fn from_stored(value: String) -> Self {
-        Self(value)
-    }
-
     /// The challenge string.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -49,6 +45,20 @@ impl PkceChallenge {
     pub fn is_satisfied_by(&self, verifier: &PkceVerifier) -> bool {
         let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.0.as_bytes()));
         constant_time_eq(computed.as_bytes(), self.0.as_bytes())
+    }
+}
+
+/// As the plain challenge string, so JSON written when it was a string still reads.
+impl Serialize for PkceChallenge {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PkceChallenge {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse_s256(&raw).map_err(serde::de::Error::custom)
     }
 }
 

@@ -5,7 +5,7 @@
 //! person only, and a session id from the form is honoured only when it is one of theirs.
 
 use super::{Context, logout};
-use crate::domain::{Scopes, constant_time_eq};
+use crate::domain::{ClientId, DiscordId, Scopes, SessionId, constant_time_eq};
 use crate::error::OAuthError;
 use crate::store::{SessionRecord, StoreError, UserRecord};
 use base64::Engine;
@@ -31,7 +31,7 @@ pub struct Overview {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppUse {
     /// The client id (the form's value for "revoke").
-    pub client_id: String,
+    pub client_id: ClientId,
     /// Its display name (the id when the app is no longer registered).
     pub name: String,
     /// When it last signed the person in, if a grant is still kept.
@@ -48,7 +48,7 @@ pub struct AppUse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionView {
     /// Public session id (the form's value for "sign out this session").
-    pub id: String,
+    pub id: SessionId,
     /// When it was opened.
     pub started: OffsetDateTime,
     /// When it was last used.
@@ -100,7 +100,7 @@ pub async fn overview(
         })
         .collect();
     Ok(Some(Overview {
-        avatar_url: crate::claims::picture_url(&user.id, user.avatar.as_deref()),
+        avatar_url: crate::claims::picture_url(user.id.as_str(), user.avatar.as_deref()),
         user,
         apps,
         sessions,
@@ -109,21 +109,19 @@ pub async fn overview(
 
 async fn apps_of(
     ctx: &Context<'_>,
-    user_id: &str,
+    user_id: &DiscordId,
     now: OffsetDateTime,
 ) -> Result<Vec<AppUse>, StoreError> {
-    // client id -> (scopes from live grants, consented scopes)
-    let mut used: BTreeMap<String, (Vec<String>, Option<String>)> = BTreeMap::new();
+    // client id -> (scopes of its live grants, if any; consented scopes, if any)
+    let mut used: BTreeMap<ClientId, (Option<Scopes>, Option<Scopes>)> = BTreeMap::new();
     for grant in ctx.store.list_user_grants(user_id, now).await? {
-        used.entry(grant.client_id)
-            .or_default()
-            .0
-            .extend(grant.scopes.split(' ').map(str::to_owned));
+        let granted = &mut used.entry(grant.client_id).or_default().0;
+        *granted = Some(granted.map_or(grant.scopes, |g| g.union(grant.scopes)));
     }
     for consent in ctx.store.list_consents(user_id).await? {
         used.entry(consent.client_id).or_default().1 = Some(consent.scopes);
     }
-    let last: BTreeMap<String, OffsetDateTime> = ctx
+    let last: BTreeMap<ClientId, OffsetDateTime> = ctx
         .store
         .last_sign_ins(user_id)
         .await?
@@ -133,12 +131,9 @@ async fn apps_of(
     let mut apps: Vec<AppUse> = used
         .into_iter()
         .map(|(client_id, (granted, consented))| {
-            let source = if granted.is_empty() {
-                consented.clone().unwrap_or_default()
-            } else {
-                granted.join(" ")
-            };
-            let scopes: Vec<String> = Scopes::parse_request(&source)
+            let scopes: Vec<String> = granted
+                .or(consented)
+                .unwrap_or_default()
                 .iter()
                 .map(str::to_owned)
                 .collect();
@@ -148,8 +143,8 @@ async fn apps_of(
             AppUse {
                 name: ctx
                     .clients
-                    .get(&client_id)
-                    .map_or_else(|| client_id.clone(), |c| c.name.clone()),
+                    .get(client_id.as_str())
+                    .map_or_else(|| client_id.to_string(), |c| c.name.clone()),
                 last_sign_in: last.get(&client_id).copied(),
                 consented: consented.is_some(),
                 scopes,
@@ -180,8 +175,8 @@ fn claims_of(scope: &str) -> &'static [&'static str] {
 /// Logout §2.4). Whether there was anything to revoke.
 pub async fn revoke_app(
     ctx: &Context<'_>,
-    user_id: &str,
-    client_id: &str,
+    user_id: &DiscordId,
+    client_id: &ClientId,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let revoked = ctx
@@ -192,8 +187,8 @@ pub async fn revoke_app(
     if revoked.is_empty() && !consent_withdrawn {
         return Ok(false);
     }
-    logout::queue(ctx, &[client_id.to_owned()], user_id, None, now).await?;
-    tracing::info!(user = %user_id, client_id, grants = revoked.len(), consent_withdrawn, "app revoked from the account page");
+    logout::queue(ctx, std::slice::from_ref(client_id), user_id, None, now).await?;
+    tracing::info!(user = %user_id, %client_id, grants = revoked.len(), consent_withdrawn, "app revoked from the account page");
     Ok(true)
 }
 
@@ -201,8 +196,8 @@ pub async fn revoke_app(
 /// of their live sessions is refused, so nobody can end another person's session.
 pub async fn sign_out_session(
     ctx: &Context<'_>,
-    user_id: &str,
-    session_id: &str,
+    user_id: &DiscordId,
+    session_id: &SessionId,
     now: OffsetDateTime,
 ) -> Result<(), AccountError> {
     let theirs = ctx
@@ -210,7 +205,7 @@ pub async fn sign_out_session(
         .list_sessions(Some(user_id), now)
         .await?
         .iter()
-        .any(|s| s.id == session_id);
+        .any(|s| s.id == *session_id);
     if !theirs {
         return Err(AccountError::NotYourSession);
     }
@@ -224,7 +219,7 @@ pub async fn sign_out_session(
 /// access stay: they do not depend on a session, and "revoke" on the app ends them.
 pub async fn sign_out_everywhere(
     ctx: &Context<'_>,
-    user_id: &str,
+    user_id: &DiscordId,
     now: OffsetDateTime,
 ) -> Result<usize, AccountError> {
     let sessions = ctx.store.list_sessions(Some(user_id), now).await?;

@@ -5,7 +5,7 @@
 
 use crate::clients::Clients;
 use crate::config::{ClientSecret, ValidClient};
-use crate::domain::{PkceChallenge, Scopes};
+use crate::domain::{ClientId, DiscordId, PkceChallenge, Scopes};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::keys::KeySet;
 use crate::store::SessionRecord;
@@ -26,21 +26,26 @@ pub struct Prompt {
     pub consent: bool,
 }
 
-/// A validated authorization request; also stored with a pending Discord login.
+/// A validated authorization request; also stored with a pending Discord login and sealed
+/// into the consent form.
+///
+/// Its JSON keeps the shape it had when every field was a string (the newtypes serialize as
+/// plain strings, and are checked again when read), so a login pending across an upgrade
+/// still finishes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationRequest {
     /// The verified client.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The verified redirect URI, exactly as sent.
     pub redirect_uri: String,
-    /// Granted-to-be scopes, canonical order.
-    pub scope: String,
+    /// Granted-to-be scopes (written in canonical order).
+    pub scope: Scopes,
     /// Echoed back unchanged.
     pub state: Option<String>,
     /// Echoed into the ID token.
     pub nonce: Option<String>,
     /// PKCE S256 challenge.
-    pub code_challenge: Option<String>,
+    pub code_challenge: Option<PkceChallenge>,
     /// Prompt flags.
     pub prompt: Prompt,
     /// Maximum authentication age in seconds.
@@ -50,24 +55,13 @@ pub struct AuthorizationRequest {
 }
 
 impl AuthorizationRequest {
-    /// The scopes as a set.
-    pub fn scopes(&self) -> Scopes {
-        Scopes::parse_request(&self.scope)
-    }
-
     /// The same request without one scope.
     pub fn without_scope(&self, scope: &str) -> Self {
         Self {
-            scope: without_scope(&self.scopes(), scope).to_string(),
+            scope: self.scope.without(scope),
             ..self.clone()
         }
     }
-}
-
-/// `scopes` less `scope`, in canonical order.
-fn without_scope(scopes: &Scopes, scope: &str) -> Scopes {
-    let kept: Vec<&str> = scopes.iter().filter(|s| *s != scope).collect();
-    Scopes::parse_request(&kept.join(" "))
 }
 
 /// Why a request cannot proceed, and where the answer goes.
@@ -209,11 +203,11 @@ pub fn validate(
     // OIDC Core §11: offline_access is only for clients allowed it; for others the scope is
     // ignored like any scope we do not grant (consent is settled when the code is issued).
     if !client.offline_access {
-        scopes = without_scope(&scopes, "offline_access");
+        scopes = scopes.without("offline_access");
     }
     // Likewise `connections`, for a client not allowed linked accounts.
     if !client.connections {
-        scopes = without_scope(&scopes, "connections");
+        scopes = scopes.without("connections");
     }
     let code_challenge = match (
         first(params, "code_challenge"),
@@ -305,12 +299,12 @@ pub fn validate(
         }
     };
     let request = AuthorizationRequest {
-        client_id: client.id.as_str().to_owned(),
+        client_id: client.id.clone(),
         redirect_uri: redirect_uri.to_owned(),
-        scope: scopes.to_string(),
+        scope: scopes,
         state,
         nonce: first(params, "nonce").map(str::to_owned),
-        code_challenge: code_challenge.map(|c| c.as_str().to_owned()),
+        code_challenge,
         prompt,
         max_age,
         hint_sub,
@@ -404,7 +398,7 @@ pub fn decide(
     request: &AuthorizationRequest,
     session: Option<SessionRecord>,
     now: OffsetDateTime,
-    subject_of: impl Fn(&str) -> String,
+    subject_of: impl Fn(&DiscordId) -> String,
 ) -> Result<Decision, OAuthErrorCode> {
     let usable = session.filter(|s| {
         // OIDC Core §3.1.2.1: max_age=0 always re-authenticates (like prompt=login); with
@@ -428,16 +422,16 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::TokenHash;
+    use crate::domain::{SessionId, TokenHash};
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2030-01-01 12:00:00.500 UTC);
 
     fn request(max_age: Option<i64>) -> AuthorizationRequest {
         AuthorizationRequest {
-            client_id: "app".into(),
+            client_id: ClientId::parse("app").unwrap(),
             redirect_uri: "https://app.example.com/cb".into(),
-            scope: "openid".into(),
+            scope: Scopes::parse_request("openid"),
             state: None,
             nonce: None,
             code_challenge: None,
@@ -449,9 +443,9 @@ mod tests {
 
     fn session_authenticated_at(auth_time: OffsetDateTime) -> SessionRecord {
         SessionRecord {
-            id: "sid".into(),
+            id: SessionId::parse("sid").unwrap(),
             secret_hash: TokenHash::of("secret"),
-            user_id: "1".into(),
+            user_id: DiscordId::parse("318172463195504640").unwrap(),
             auth_time,
             created_at: auth_time,
             expires_at: auth_time + time::Duration::hours(12),
@@ -463,7 +457,7 @@ mod tests {
     #[test]
     fn max_age_zero_asks_discord_even_for_a_sign_in_of_this_very_second() {
         let session = session_authenticated_at(datetime!(2030-01-01 12:00:00 UTC));
-        let decision = decide(&request(Some(0)), Some(session), NOW, str::to_owned);
+        let decision = decide(&request(Some(0)), Some(session), NOW, DiscordId::to_string);
         assert!(
             matches!(decision, Ok(Decision::SignInUpstream)),
             "{decision:?}"
@@ -473,8 +467,8 @@ mod tests {
     #[test]
     fn max_age_admits_a_sign_in_exactly_that_old_and_no_older() {
         let at = |secs| session_authenticated_at(NOW - time::Duration::seconds(secs));
-        let young = decide(&request(Some(60)), Some(at(60)), NOW, str::to_owned);
-        let old = decide(&request(Some(60)), Some(at(61)), NOW, str::to_owned);
+        let young = decide(&request(Some(60)), Some(at(60)), NOW, DiscordId::to_string);
+        let old = decide(&request(Some(60)), Some(at(61)), NOW, DiscordId::to_string);
         assert!(matches!(young, Ok(Decision::UseSession(_))), "{young:?}");
         assert!(matches!(old, Ok(Decision::SignInUpstream)), "{old:?}");
     }

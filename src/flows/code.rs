@@ -5,7 +5,7 @@ use super::Context;
 use super::authorize::AuthorizationRequest;
 use super::grant::{self, Refresh, TokenResponse};
 use crate::config::{ClientSecret, ValidClient};
-use crate::domain::{OpaqueToken, PkceChallenge, PkceVerifier};
+use crate::domain::{GrantId, OpaqueToken, PkceChallenge, PkceVerifier};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::store::{AuthCodeRecord, CodeRedemption, GrantRecord, SessionRecord, StoreError};
 use time::OffsetDateTime;
@@ -29,8 +29,8 @@ pub async fn issue(
             redirect_uri: request.redirect_uri.clone(),
             user_id: session.user_id.clone(),
             session_id: session.id.clone(),
-            grant_id: uuid::Uuid::new_v4().simple().to_string(),
-            scopes: request.scope.clone(),
+            grant_id: GrantId::generate(),
+            scopes: request.scope,
             nonce: request.nonce.clone(),
             code_challenge: request.code_challenge.clone(),
             auth_time: session.auth_time,
@@ -65,12 +65,12 @@ pub async fn redeem(
     let record = match ctx.store.consume_auth_code(&hash, now).await? {
         CodeRedemption::Redeemed(record) => record,
         CodeRedemption::Replayed { grant_id } => {
-            tracing::warn!(client_id = %client.id, grant_id, "authorization code replayed; its tokens were revoked");
+            tracing::warn!(client_id = %client.id, %grant_id, "authorization code replayed; its tokens were revoked");
             return Err(invalid("the authorization code was already used"));
         }
         CodeRedemption::Unknown => return Err(invalid("the authorization code is not valid")),
     };
-    if record.client_id != client.id.as_str() {
+    if record.client_id != client.id {
         return Err(invalid(
             "the authorization code was issued to another client",
         ));
@@ -94,28 +94,23 @@ pub async fn redeem(
         }
         Some(_) => {}
     }
-    check_pkce(
-        client,
-        record.code_challenge.as_deref(),
-        grant.code_verifier,
-    )?;
+    check_pkce(client, record.code_challenge.as_ref(), grant.code_verifier)?;
 
     let user = ctx
         .store
         .get_user(&record.user_id)
         .await?
         .ok_or_else(|| invalid("the person no longer exists"))?;
-    let scopes = crate::domain::Scopes::parse_request(&record.scopes);
     // offline_access (OIDC Core §11) asks for access that outlives the sign-in session; the
     // authorization step only lets it through with consent, for a client allowed it.
-    let offline = client.offline_access && scopes.contains("offline_access");
+    let offline = client.offline_access && record.scopes.contains("offline_access");
     let issue_refresh = client.refresh_tokens || offline;
     let grant_record = GrantRecord {
         id: record.grant_id.clone(),
         client_id: record.client_id.clone(),
         user_id: record.user_id.clone(),
         session_id: (!offline).then(|| record.session_id.clone()),
-        scopes: record.scopes.clone(),
+        scopes: record.scopes,
         auth_time: record.auth_time,
         created_at: now,
         expires_at: now + ctx.config.lifetimes.refresh_token,
@@ -137,7 +132,7 @@ pub async fn redeem(
 /// RFC 7636 §4.6, plus: a verifier without a challenge is refused (RFC 9700 §2.1.1 downgrade).
 fn check_pkce(
     client: &ValidClient,
-    challenge: Option<&str>,
+    challenge: Option<&PkceChallenge>,
     verifier: Option<&str>,
 ) -> Result<(), OAuthError> {
     let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidGrant, why);
@@ -156,7 +151,7 @@ fn check_pkce(
             let verifier = PkceVerifier::parse(verifier).map_err(|_| {
                 invalid("code_verifier is malformed (43-128 characters of [A-Za-z0-9-._~])")
             })?;
-            if PkceChallenge::from_stored(challenge.to_owned()).is_satisfied_by(&verifier) {
+            if challenge.is_satisfied_by(&verifier) {
                 Ok(())
             } else {
                 Err(invalid("code_verifier does not match the code_challenge"))

@@ -9,6 +9,7 @@ use crate::audit::RequestInfo;
 use crate::clients::Clients;
 use crate::config::{ValidClient, ValidConfig};
 use crate::discord::DiscordClient;
+use crate::domain::DiscordId;
 use crate::keyed_lock::KeyedLocks;
 use crate::keys::KeySet;
 use crate::metrics::Metrics;
@@ -61,12 +62,12 @@ impl Context<'_> {
     }
 
     /// The `sub` a client sees for a person (pairwise when the client asks for it).
-    pub fn subject(&self, client: &ValidClient, user_id: &str) -> String {
+    pub fn subject(&self, client: &ValidClient, user_id: &DiscordId) -> String {
         crate::claims::subject(
             self.config.pairwise_key.as_ref(),
             client.id.as_str(),
             client.pairwise_subject,
-            user_id,
+            user_id.as_str(),
         )
     }
 }

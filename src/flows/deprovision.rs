@@ -9,6 +9,7 @@ use super::Context;
 use super::{logout, membership};
 use crate::discord::Membership;
 use crate::discord::gateway::MemberEvent;
+use crate::domain::{ClientId, DiscordId};
 use crate::error::OAuthError;
 use time::OffsetDateTime;
 
@@ -18,7 +19,7 @@ pub struct Deprovisioned {
     /// Every session and grant ended: the global rules no longer admit the person.
     pub signed_out: bool,
     /// Apps whose grants were revoked (one entry per app).
-    pub apps: Vec<String>,
+    pub apps: Vec<ClientId>,
 }
 
 impl Deprovisioned {
@@ -44,12 +45,15 @@ pub async fn apply(
     if !watched {
         return Ok(Deprovisioned::default());
     }
-    let user_id = event.user_id();
-    let stored = ctx.store.get_membership(user_id).await?;
+    // Not a snowflake: nobody guildgate signed in.
+    let Ok(user_id) = DiscordId::parse(event.user_id()) else {
+        return Ok(Deprovisioned::default());
+    };
+    let stored = ctx.store.get_membership(&user_id).await?;
     let Some(stored) = stored else {
         return Ok(Deprovisioned::default());
     };
-    let (mut snapshot, fetched_at) = membership::read(Some(&stored), user_id);
+    let (mut snapshot, fetched_at) = membership::read(Some(&stored), &user_id);
     let guild = event.guild_id().to_owned();
     match event {
         MemberEvent::Removed { .. } | MemberEvent::Banned { .. } => {
@@ -64,15 +68,15 @@ pub async fn apply(
         }
     }
     // This process's cached Discord answers are older than the event.
-    ctx.discord.forget_membership(user_id);
-    enforce(ctx, user_id, &snapshot, fetched_at.unwrap_or(now), now).await
+    ctx.discord.forget_membership(user_id.as_str());
+    enforce(ctx, &user_id, &snapshot, fetched_at.unwrap_or(now), now).await
 }
 
 /// Stores `snapshot` (keeping `fetched_at`, so the regular re-check schedule is unchanged) and
 /// ends what the person no longer qualifies for.
 pub async fn enforce(
     ctx: &Context<'_>,
-    user_id: &str,
+    user_id: &DiscordId,
     snapshot: &Membership,
     fetched_at: OffsetDateTime,
     now: OffsetDateTime,
@@ -94,7 +98,7 @@ pub async fn enforce(
     }
     let mut out = Deprovisioned::default();
     for grant in ctx.store.list_user_grants(user_id, now).await? {
-        let Some(client) = ctx.clients.get(&grant.client_id) else {
+        let Some(client) = ctx.clients.get(grant.client_id.as_str()) else {
             continue;
         };
         if membership::check(ctx, Some(&client), &user, snapshot).is_ok() {
@@ -105,7 +109,7 @@ pub async fn enforce(
                 ctx,
                 &grant.client_id,
                 user_id,
-                grant.session_id.as_deref(),
+                grant.session_id.as_ref(),
                 now,
             )
             .await?;
@@ -125,7 +129,7 @@ pub async fn enforce(
 pub async fn catch_up(ctx: &Context<'_>, now: OffsetDateTime) -> Result<usize, CatchUpError> {
     // Everyone who could still use an app: live sessions, and grants without one (offline
     // access), whose Discord membership may have changed while no events reached us.
-    let mut people: Vec<String> = ctx
+    let mut people: Vec<DiscordId> = ctx
         .store
         .list_sessions(None, now)
         .await
@@ -149,10 +153,10 @@ pub async fn catch_up(ctx: &Context<'_>, now: OffsetDateTime) -> Result<usize, C
         let Some(fetched_at) = fetched_at else {
             continue;
         };
-        ctx.discord.forget_membership(&user_id);
+        ctx.discord.forget_membership(user_id.as_str());
         let fresh = ctx
             .discord
-            .fetch_membership_by_bot(&user_id, &ctx.config.rule_guilds, now)
+            .fetch_membership_by_bot(user_id.as_str(), &ctx.config.rule_guilds, now)
             .await
             .map_err(CatchUpError::Discord)?;
         if fresh.guilds == stored.guilds && fresh.roles == stored.roles {

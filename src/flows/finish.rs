@@ -90,7 +90,7 @@ pub async fn finish(
     if let Err(denial) = membership::check(ctx, Some(client), &user, &snapshot) {
         ctx.audit(&Event::AccessDenied {
             client_id: Some(client.id.as_str()),
-            user_id: &user.id,
+            user_id: user.id.as_str(),
             rule: denial.as_str(),
             level: RuleLevel::App,
         });
@@ -121,14 +121,14 @@ pub async fn finish(
         let ticket = ConsentTicket {
             iss: ctx.config.issuer.as_str().to_owned(),
             exp: now.unix_timestamp() + CONSENT_TICKET_TTL,
-            sid: session.id.clone(),
+            sid: session.id.to_string(),
             request: request.clone(),
         };
         let ticket = tokens::sign(ctx.keys, tokens::TokenKind::ConsentTicket, &ticket)
             .map_err(OAuthError::internal)?;
         return Ok(Finish::AskConsent {
             client_name: client.name.clone(),
-            scopes: request.scopes(),
+            scopes: request.scope,
             ticket,
         });
     }
@@ -182,15 +182,11 @@ async fn remembered_consent(
     request: &AuthorizationRequest,
     session: &SessionRecord,
 ) -> Result<Option<Scopes>, OAuthError> {
-    let matters = client.consent == Consent::Once || request.scopes().contains(OFFLINE_ACCESS);
+    let matters = client.consent == Consent::Once || request.scope.contains(OFFLINE_ACCESS);
     if !matters {
         return Ok(None);
     }
-    let given = ctx
-        .store
-        .get_consent(&session.user_id, client.id.as_str())
-        .await?;
-    Ok(given.map(|g| Scopes::parse_request(&g)))
+    Ok(ctx.store.get_consent(&session.user_id, &client.id).await?)
 }
 
 /// Whether to show the consent page, and the request as it will be granted.
@@ -205,13 +201,13 @@ fn plan_consent(
     request: &AuthorizationRequest,
     remembered: Option<&Scopes>,
 ) -> (AuthorizationRequest, bool) {
-    let scopes = request.scopes();
+    let scopes = request.scope;
     let covered = |wanted: &Scopes| remembered.is_some_and(|r| wanted.is_subset_of(r));
     let without_offline = request.without_scope(OFFLINE_ACCESS);
     let ask = match client.consent {
         Consent::Never => false,
         Consent::Always => true,
-        Consent::Once => request.prompt.consent || !covered(&without_offline.scopes()),
+        Consent::Once => request.prompt.consent || !covered(&without_offline.scope),
     };
     if !scopes.contains(OFFLINE_ACCESS) || !client.offline_access {
         return (without_offline, ask);
@@ -242,17 +238,17 @@ pub async fn answer_consent(
     ) else {
         return Ok(None);
     };
-    if ticket.exp <= now.unix_timestamp() || ticket.sid != session.id {
+    if ticket.exp <= now.unix_timestamp() || ticket.sid != session.id.as_str() {
         return Ok(None);
     }
-    let Some(client) = ctx.clients.get(&ticket.request.client_id) else {
+    let Some(client) = ctx.clients.get(ticket.request.client_id.as_str()) else {
         return Ok(None);
     };
     let request = ticket.request;
     if !approved {
         ctx.audit(&Event::ConsentDeclined {
             client_id: client.id.as_str(),
-            user_id: &session.user_id,
+            user_id: session.user_id.as_str(),
         });
         ctx.metrics.sign_in(SignIn::Cancelled);
         let error = OAuthError::new(
@@ -263,14 +259,14 @@ pub async fn answer_consent(
     }
     // Remembered for `once`, and for an approved offline_access, whatever the mode: later
     // requests may then have it without asking again (OIDC Core §11).
-    if client.consent == Consent::Once || request.scopes().contains(OFFLINE_ACCESS) {
+    if client.consent == Consent::Once || request.scope.contains(OFFLINE_ACCESS) {
         ctx.store
-            .save_consent(&session.user_id, client.id.as_str(), &request.scope, now)
+            .save_consent(&session.user_id, &client.id, request.scope, now)
             .await?;
     }
     ctx.audit(&Event::ConsentGiven {
         client_id: client.id.as_str(),
-        user_id: &session.user_id,
+        user_id: session.user_id.as_str(),
     });
     let code = code::issue(ctx, &request, session, now).await?;
     Ok(Some(success_redirect(ctx, &request, &code)))

@@ -20,7 +20,7 @@ pub struct TokenResponse {
     /// Access token lifetime in seconds.
     pub expires_in: u64,
     /// Granted scopes.
-    pub scope: String,
+    pub scope: Scopes,
     /// The ID token.
     pub id_token: String,
     /// Present when the client may refresh.
@@ -93,16 +93,15 @@ pub async fn mint(
         iat,
         jti: uuid::Uuid::new_v4().simple().to_string(),
         client_id: client.id.as_str().to_owned(),
-        scope: grant.scopes.clone(),
+        scope: grant.scopes.to_string(),
         auth_time: grant.auth_time.unix_timestamp(),
-        sid: grant.session_id.clone(),
-        gid: grant.id.clone(),
+        sid: grant.session_id.as_ref().map(ToString::to_string),
+        gid: grant.id.to_string(),
     };
     let access_token =
         tokens::sign_access_token(ctx.keys, ctx.config.access_token_alg, &access_claims)
             .map_err(OAuthError::internal)?;
 
-    let scopes = Scopes::parse_request(&grant.scopes);
     let id_claims = IdTokenClaims {
         iss: issuer.to_owned(),
         sub,
@@ -112,22 +111,22 @@ pub async fn mint(
         exp: iat + i64::try_from(lifetimes.id_token.as_secs()).unwrap_or(i64::MAX / 2),
         auth_time: grant.auth_time.unix_timestamp(),
         at_hash: tokens::at_hash(&access_token),
-        sid: grant.session_id.clone(),
+        sid: grant.session_id.as_ref().map(ToString::to_string),
         nonce: nonce.map(str::to_owned),
-        person: super::membership::claims_for(ctx, user, &scopes, Some(client)).await?,
+        person: super::membership::claims_for(ctx, user, &grant.scopes, Some(client)).await?,
     };
     let id_token = tokens::sign_id_token(ctx.keys, &id_claims).map_err(OAuthError::internal)?;
 
     ctx.audit(&crate::audit::Event::TokenIssued {
         client_id: client.id.as_str(),
-        user_id: &user.id,
+        user_id: user.id.as_str(),
         grant_type,
     });
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
         expires_in: access_ttl,
-        scope: grant.scopes.clone(),
+        scope: grant.scopes,
         id_token,
         refresh_token: refresh.map(|t| t.expose().to_owned()),
     })

@@ -3,7 +3,7 @@
 
 use super::Context;
 use crate::config::ValidClient;
-use crate::domain::OpaqueToken;
+use crate::domain::{ClientId, DiscordId, OpaqueToken, SessionId};
 use crate::error::OAuthError;
 use crate::store::{EndedSession, LogoutDelivery, SessionRecord, StoreError};
 use crate::tokens::{self, BACKCHANNEL_LOGOUT_EVENT, LogoutTokenClaims};
@@ -195,7 +195,7 @@ pub async fn run(
 /// Ends a session (revoking its grants) and queues back-channel logout for its clients.
 pub async fn end_session(
     ctx: &Context<'_>,
-    session_id: &str,
+    session_id: &SessionId,
     now: OffsetDateTime,
 ) -> Result<Option<EndedSession>, OAuthError> {
     let Some(ended) = ctx.store.end_session(session_id, now).await? else {
@@ -211,14 +211,14 @@ pub async fn end_session(
 pub async fn sign_out(
     ctx: &Context<'_>,
     request: &LogoutRequest,
-    session_id: &str,
+    session_id: &SessionId,
     now: OffsetDateTime,
 ) -> Result<Option<EndedSession>, OAuthError> {
     let ended = end_session(ctx, session_id, now).await?;
     if let Some(ended) = &ended {
         ctx.audit(&crate::audit::Event::Logout {
             client_id: request.client.as_ref().map(|c| c.id.as_str()),
-            user_id: &ended.session.user_id,
+            user_id: ended.session.user_id.as_str(),
         });
     }
     Ok(ended)
@@ -246,10 +246,10 @@ pub async fn notify_clients(
 /// `offline_access` grants (with `sub` only, Back-Channel Logout §2.4).
 pub async fn revoke_user(
     ctx: &Context<'_>,
-    user_id: &str,
+    user_id: &DiscordId,
     now: OffsetDateTime,
 ) -> Result<Vec<EndedSession>, StoreError> {
-    let offline_clients: Vec<String> = ctx
+    let offline_clients: Vec<ClientId> = ctx
         .store
         .list_user_grants(user_id, now)
         .await?
@@ -272,24 +272,24 @@ pub async fn revoke_user(
 /// belonged to a session), without ending the session for other apps.
 pub async fn notify_client(
     ctx: &Context<'_>,
-    client_id: &str,
-    user_id: &str,
-    sid: Option<&str>,
+    client_id: &ClientId,
+    user_id: &DiscordId,
+    sid: Option<&SessionId>,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    queue(ctx, &[client_id.to_owned()], user_id, sid, now).await
+    queue(ctx, std::slice::from_ref(client_id), user_id, sid, now).await
 }
 
 pub(super) async fn queue(
     ctx: &Context<'_>,
-    client_ids: &[String],
-    user_id: &str,
-    sid: Option<&str>,
+    client_ids: &[ClientId],
+    user_id: &DiscordId,
+    sid: Option<&SessionId>,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     let deliveries: Vec<LogoutDelivery> = client_ids
         .iter()
-        .filter_map(|id| ctx.clients.get(id))
+        .filter_map(|id| ctx.clients.get(id.as_str()))
         .filter_map(|client| {
             let uri = client.backchannel_logout_uri.as_ref()?;
             match delivery(ctx, &client, user_id, sid, uri.as_str(), now) {
@@ -313,8 +313,8 @@ pub(super) async fn queue(
 fn delivery(
     ctx: &Context<'_>,
     client: &ValidClient,
-    user_id: &str,
-    sid: Option<&str>,
+    user_id: &DiscordId,
+    sid: Option<&SessionId>,
     uri: &str,
     now: OffsetDateTime,
 ) -> Result<LogoutDelivery, serde_json::Error> {
@@ -327,14 +327,14 @@ fn delivery(
         exp: now.unix_timestamp() + LOGOUT_TOKEN_TTL,
         jti: uuid::Uuid::new_v4().simple().to_string(),
         sub: ctx.subject(client, user_id),
-        sid: sid.map(str::to_owned),
+        sid: sid.map(ToString::to_string),
         events,
     };
     Ok(LogoutDelivery {
         id: OpaqueToken::generate().expose().to_owned(),
-        client_id: client.id.as_str().to_owned(),
-        session_id: sid.map(str::to_owned),
-        user_id: user_id.to_owned(),
+        client_id: client.id.clone(),
+        session_id: sid.cloned(),
+        user_id: user_id.clone(),
         uri: uri.to_owned(),
         logout_token: serde_json::to_string(&claims)?,
         attempts: 0,

@@ -5,6 +5,7 @@
 use super::Context;
 use crate::config::ValidClient;
 use crate::discord::{DiscordError, DiscordTokens, kept_tokens};
+use crate::domain::DiscordId;
 use crate::error::OAuthError;
 use crate::policy::{self, Denial, Facts};
 use crate::store::{MembershipSnapshot, StoredUpstreamTokens, UserRecord};
@@ -17,7 +18,7 @@ pub use crate::discord::Membership;
 /// The policy's view of a membership and the person.
 pub fn facts<'a>(membership: &'a Membership, user: &'a UserRecord) -> Facts<'a> {
     Facts {
-        user_id: &user.id,
+        user_id: user.id.as_str(),
         email_verified: user.email_verified,
         guilds: &membership.guilds,
         roles: &membership.roles,
@@ -31,7 +32,7 @@ pub fn facts<'a>(membership: &'a Membership, user: &'a UserRecord) -> Facts<'a> 
 /// the person's token. `access_token` may be `None` only when [`needs_person_token`] is false.
 pub async fn fetch(
     ctx: &Context<'_>,
-    user_id: &str,
+    user_id: &DiscordId,
     access_token: Option<&SecretString>,
 ) -> Result<Membership, DiscordError> {
     let person = || {
@@ -44,12 +45,12 @@ pub async fn fetch(
         Membership::default()
     } else if ctx.discord.has_bot() {
         ctx.discord
-            .fetch_membership_by_bot(user_id, &ctx.config.rule_guilds, now)
+            .fetch_membership_by_bot(user_id.as_str(), &ctx.config.rule_guilds, now)
             .await?
     } else {
         ctx.discord
             .fetch_membership(
-                user_id,
+                user_id.as_str(),
                 person()?,
                 &ctx.config.member_guilds,
                 ctx.config.discord_guild_list,
@@ -99,7 +100,7 @@ pub fn check(
 /// The stored snapshot (empty when none was taken).
 pub async fn load(
     ctx: &Context<'_>,
-    user_id: &str,
+    user_id: &DiscordId,
 ) -> Result<(Membership, Option<OffsetDateTime>), OAuthError> {
     Ok(read(
         ctx.store.get_membership(user_id).await?.as_ref(),
@@ -110,7 +111,7 @@ pub async fn load(
 /// Decodes a stored snapshot (empty and never taken when there is none).
 pub fn read(
     stored: Option<&MembershipSnapshot>,
-    user_id: &str,
+    user_id: &DiscordId,
 ) -> (Membership, Option<OffsetDateTime>) {
     match stored {
         Some(s) => match serde_json::from_str(&s.snapshot) {
@@ -129,7 +130,7 @@ pub fn read(
 /// Stores a fresh snapshot.
 pub async fn save(
     ctx: &Context<'_>,
-    user_id: &str,
+    user_id: &DiscordId,
     membership: &Membership,
     now: OffsetDateTime,
 ) -> Result<(), OAuthError> {
@@ -144,7 +145,7 @@ pub async fn save(
 /// returns what was stored.
 pub async fn keep_tokens(
     ctx: &Context<'_>,
-    user_id: &str,
+    user_id: &DiscordId,
     tokens: &DiscordTokens,
     now: OffsetDateTime,
 ) -> Result<Option<StoredUpstreamTokens>, OAuthError> {
@@ -152,7 +153,8 @@ pub async fn keep_tokens(
         return Ok(None);
     };
     let (ciphertext, access_expires_at) =
-        kept_tokens::seal_tokens(sealer, user_id, tokens, now).map_err(OAuthError::internal)?;
+        kept_tokens::seal_tokens(sealer, user_id.as_str(), tokens, now)
+            .map_err(OAuthError::internal)?;
     let stored = StoredUpstreamTokens {
         ciphertext,
         access_expires_at,

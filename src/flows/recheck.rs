@@ -13,6 +13,7 @@
 use super::Context;
 use super::{logout, membership};
 use crate::discord::{DiscordError, Membership, kept_tokens};
+use crate::domain::DiscordId;
 use crate::error::OAuthError;
 use crate::store::{StoredUpstreamTokens, UserRecord};
 use secrecy::SecretString;
@@ -60,7 +61,7 @@ pub async fn current(
         return Ok(snapshot);
     }
     // One re-check per person in this process; whoever waited reads what the first one saved.
-    let _turn = ctx.rechecks.lock(&user.id).await;
+    let _turn = ctx.rechecks.lock(user.id.as_str()).await;
     let (snapshot, fetched_at) = membership::load(ctx, &user.id).await?;
     if is_fresh(ctx, fetched_at, now) {
         return Ok(snapshot);
@@ -129,7 +130,7 @@ fn lease_length(ctx: &Context<'_>) -> Duration {
 /// holds it; stops waiting as soon as that process has saved a newer snapshot.
 async fn claim_lease(
     ctx: &Context<'_>,
-    user_id: &str,
+    user_id: &DiscordId,
     holder: &str,
     seen_fetched_at: Option<OffsetDateTime>,
 ) -> Result<Lease, RecheckError> {
@@ -173,7 +174,7 @@ async fn with_discord(
         tokens = renew(ctx, user, tokens, now).await?;
     }
     // The snapshot is stale: ask Discord, not this process's cache of the same age.
-    ctx.discord.forget_membership(&user.id);
+    ctx.discord.forget_membership(user.id.as_str());
     let fetched = match membership::fetch(ctx, &user.id, Some(&tokens.access)).await {
         // An access token refused before its expiry: renew once, then believe Discord.
         Err(DiscordError::Unauthorized) => {
@@ -200,7 +201,7 @@ async fn by_bot(
     user: &UserRecord,
     now: OffsetDateTime,
 ) -> Result<Membership, RecheckError> {
-    ctx.discord.forget_membership(&user.id);
+    ctx.discord.forget_membership(user.id.as_str());
     let membership = membership::fetch(ctx, &user.id, None)
         .await
         .map_err(|e| RecheckError::Unavailable(e.to_string()))?;
@@ -218,7 +219,7 @@ struct Kept {
 
 impl Kept {
     /// The person's stored tokens, opened.
-    async fn load(ctx: &Context<'_>, user_id: &str) -> Result<Self, RecheckError> {
+    async fn load(ctx: &Context<'_>, user_id: &DiscordId) -> Result<Self, RecheckError> {
         let stored = ctx
             .store
             .get_upstream_tokens(user_id)
@@ -230,12 +231,12 @@ impl Kept {
     /// Opens what is (or was just) stored for `user_id`.
     fn open(
         ctx: &Context<'_>,
-        user_id: &str,
+        user_id: &DiscordId,
         stored: StoredUpstreamTokens,
     ) -> Result<Self, RecheckError> {
         let sealer = ctx.sealer.ok_or(RecheckError::NoKeptTokens)?;
         let opened =
-            kept_tokens::open_tokens(sealer, user_id, &stored.ciphertext).map_err(|_| {
+            kept_tokens::open_tokens(sealer, user_id.as_str(), &stored.ciphertext).map_err(|_| {
                 // A changed encryption key or a damaged row: a new sign-in stores fresh tokens.
                 tracing::warn!(user = %user_id, "kept Discord tokens cannot be opened (was secrets.encryption_key changed?)");
                 RecheckError::NoKeptTokens
@@ -297,7 +298,7 @@ async fn renew(
 /// every session and grant, and tell every app by back-channel logout.
 async fn authorization_gone(
     ctx: &Context<'_>,
-    user_id: &str,
+    user_id: &DiscordId,
     why: &'static str,
     now: OffsetDateTime,
 ) -> RecheckError {
@@ -310,7 +311,7 @@ async fn authorization_gone(
         Ok(sessions) => {
             tracing::info!(user = %user_id, sessions_ended = sessions.len(), "every session and grant of the person ended");
             ctx.audit(&crate::audit::Event::DiscordAuthorizationGone {
-                user_id,
+                user_id: user_id.as_str(),
                 reason: why,
             });
             RecheckError::AuthorizationGone

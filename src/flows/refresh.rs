@@ -6,7 +6,7 @@ use super::recheck::{self, RecheckError};
 use super::{logout, membership};
 use crate::audit::Event;
 use crate::config::ValidClient;
-use crate::domain::{OpaqueToken, Scopes};
+use crate::domain::{GrantId, OpaqueToken, Scopes};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::store::{NewRefreshToken, Rotation};
 use time::OffsetDateTime;
@@ -26,12 +26,12 @@ pub async fn refresh(
     let Some(current) = ctx.store.find_refresh_grant(&old_hash, now).await? else {
         return rotate_or_explain(ctx, client, &old_hash, now).await;
     };
-    if current.client_id != client.id.as_str() {
+    if current.client_id != client.id {
         return Err(invalid("the refresh token was issued to another client"));
     }
-    let granted = Scopes::parse_request(&current.scopes);
+    let granted = current.scopes;
     let scopes = match requested_scope {
-        None => granted.clone(),
+        None => granted,
         Some(raw) => {
             let requested = Scopes::parse_request(raw);
             if requested.is_empty() || !requested.is_subset_of(&granted) {
@@ -73,7 +73,7 @@ pub async fn refresh(
     };
     let grant = match ctx
         .store
-        .rotate_refresh_token(&old_hash, client.id.as_str(), &new, now)
+        .rotate_refresh_token(&old_hash, &client.id, &new, now)
         .await?
     {
         Rotation::Rotated(grant) => grant,
@@ -82,7 +82,7 @@ pub async fn refresh(
     };
     // The narrowed scope applies to these tokens only; the grant keeps what was consented.
     let mut issued = grant.clone();
-    issued.scopes = scopes.to_string();
+    issued.scopes = scopes;
     grant::mint(
         ctx,
         client,
@@ -109,7 +109,7 @@ async fn rotate_or_explain(
     };
     match ctx
         .store
-        .rotate_refresh_token(old_hash, client.id.as_str(), &probe, now)
+        .rotate_refresh_token(old_hash, &client.id, &probe, now)
         .await?
     {
         Rotation::Reused { grant_id } => Err(reused(ctx, client, &grant_id).await),
@@ -122,11 +122,11 @@ async fn rotate_or_explain(
 
 /// A rotated token came back (RFC 9700 §4.14.2): the store has already revoked its grant.
 /// Counted, written to the audit log with the grant's person, and answered `invalid_grant`.
-async fn reused(ctx: &Context<'_>, client: &ValidClient, grant_id: &str) -> OAuthError {
+async fn reused(ctx: &Context<'_>, client: &ValidClient, grant_id: &GrantId) -> OAuthError {
     ctx.metrics.refresh_reuse();
     // Only for the audit line: a store failure here must not change the answer.
     let grant = ctx.store.get_grant(grant_id).await.ok().flatten();
-    tracing::warn!(client_id = %client.id, grant_id, "refresh token reused; grant revoked");
+    tracing::warn!(client_id = %client.id, %grant_id, "refresh token reused; grant revoked");
     ctx.audit(&Event::RefreshReuse {
         client_id: client.id.as_str(),
         user_id: grant.as_ref().map(|g| g.user_id.as_str()),

@@ -4,6 +4,7 @@
 use super::Context;
 use super::authorize::AuthorizationRequest;
 use super::response::error_redirect;
+use crate::domain::PkceChallenge;
 use crate::error::{OAuthError, OAuthErrorCode};
 
 /// What the denial page shows.
@@ -62,9 +63,9 @@ fn switch_account_url(ctx: &Context<'_>, request: &AuthorizationRequest) -> Stri
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     query
         .append_pair("response_type", "code")
-        .append_pair("client_id", &request.client_id)
+        .append_pair("client_id", request.client_id.as_str())
         .append_pair("redirect_uri", &request.redirect_uri)
-        .append_pair("scope", &request.scope);
+        .append_pair("scope", &request.scope.to_string());
     let prompt = if request.prompt.consent {
         "login consent"
     } else {
@@ -74,7 +75,10 @@ fn switch_account_url(ctx: &Context<'_>, request: &AuthorizationRequest) -> Stri
     for (name, value) in [
         ("state", request.state.as_deref()),
         ("nonce", request.nonce.as_deref()),
-        ("code_challenge", request.code_challenge.as_deref()),
+        (
+            "code_challenge",
+            request.code_challenge.as_ref().map(PkceChallenge::as_str),
+        ),
     ] {
         if let Some(value) = value {
             query.append_pair(name, value);

@@ -3,7 +3,7 @@
 use super::Context;
 use crate::audit::Event;
 use crate::config::ValidClient;
-use crate::domain::OpaqueToken;
+use crate::domain::{GrantId, OpaqueToken};
 use crate::error::OAuthError;
 use crate::store::AccessCheck;
 use crate::tokens::{IntrospectedToken, Introspection};
@@ -22,13 +22,13 @@ pub async fn revoke(
         .find_refresh_grant(&OpaqueToken::from_presented(token).hash(), now)
         .await?
     {
-        if grant.client_id == client.id.as_str() {
+        if grant.client_id == client.id {
             ctx.store.revoke_grant(&grant.id, now).await?;
             tracing::info!(client_id = %client.id, grant_id = %grant.id, "refresh token revoked");
             ctx.metrics.revocation("refresh_token");
             ctx.audit(&Event::Revocation {
                 client_id: client.id.as_str(),
-                user_id: Some(&grant.user_id),
+                user_id: Some(grant.user_id.as_str()),
                 kind: "refresh_token",
             });
         }
@@ -48,7 +48,10 @@ pub async fn revoke(
             tracing::info!(client_id = %client.id, jti = %claims.jti, "access token revoked");
             ctx.metrics.revocation("access_token");
             // Only for the audit line (`sub` may be pairwise): the grant names the person.
-            let grant = ctx.store.get_grant(&claims.gid).await.ok().flatten();
+            let grant = match GrantId::parse(&claims.gid) {
+                Ok(id) => ctx.store.get_grant(&id).await.ok().flatten(),
+                Err(_) => None,
+            };
             ctx.audit(&Event::Revocation {
                 client_id: client.id.as_str(),
                 user_id: grant.as_ref().map(|g| g.user_id.as_str()),
@@ -68,12 +71,14 @@ pub async fn introspect(
 ) -> Result<Introspection, OAuthError> {
     let issuer = ctx.config.issuer.as_str();
     if let Ok(claims) = ctx.verified.verify(ctx.keys, issuer, token, now) {
-        let live = matches!(
-            ctx.store
-                .check_access(&claims.gid, &claims.jti, now)
-                .await?,
-            AccessCheck::Active { .. }
-        );
+        // A `gid` that cannot be a grant id names no grant: the token is not live.
+        let live = match GrantId::parse(&claims.gid) {
+            Ok(grant_id) => matches!(
+                ctx.store.check_access(&grant_id, &claims.jti, now).await?,
+                AccessCheck::Active { .. }
+            ),
+            Err(_) => false,
+        };
         if live && claims.client_id == client.id.as_str() {
             return Ok(Introspection::active(IntrospectedToken {
                 token_type: "Bearer",
@@ -93,13 +98,13 @@ pub async fn introspect(
         .find_refresh_grant(&OpaqueToken::from_presented(token).hash(), now)
         .await?
     {
-        if grant.client_id == client.id.as_str() {
+        if grant.client_id == client.id {
             return Ok(Introspection::active(IntrospectedToken {
                 token_type: "refresh_token",
                 sub: ctx.subject(client, &grant.user_id),
-                scope: grant.scopes,
-                aud: grant.client_id.clone(),
-                client_id: grant.client_id,
+                scope: grant.scopes.to_string(),
+                aud: grant.client_id.to_string(),
+                client_id: grant.client_id.to_string(),
                 iss: issuer.to_owned(),
                 exp: grant.expires_at.unix_timestamp(),
                 iat: grant.created_at.unix_timestamp(),

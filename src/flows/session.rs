@@ -1,7 +1,7 @@
 //! SSO sessions: find the browser's live session, open a new one after a Discord login.
 
 use super::Context;
-use crate::domain::OpaqueToken;
+use crate::domain::{DiscordId, OpaqueToken, SessionId};
 use crate::store::{SessionDevice, SessionRecord, StoreError};
 use time::OffsetDateTime;
 
@@ -27,15 +27,15 @@ pub async fn current(
 /// cookie; only its hash is stored, and the public `sid` is an unrelated random value.
 pub async fn open(
     ctx: &Context<'_>,
-    user_id: &str,
+    user_id: &DiscordId,
     device: SessionDevice,
     now: OffsetDateTime,
 ) -> Result<(SessionRecord, OpaqueToken), StoreError> {
     let secret = OpaqueToken::generate();
     let session = SessionRecord {
-        id: uuid::Uuid::new_v4().simple().to_string(),
+        id: SessionId::generate(),
         secret_hash: secret.hash(),
-        user_id: user_id.to_owned(),
+        user_id: user_id.clone(),
         auth_time: now,
         created_at: now,
         expires_at: now + ctx.config.lifetimes.session,

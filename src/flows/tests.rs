@@ -6,6 +6,7 @@ use super::code::{self, CodeGrant};
 use super::finish::Finish;
 use super::{logout, refresh, session};
 use crate::config::{Settings, ValidClient};
+use crate::domain::{ClientId, DiscordId, Scopes};
 use crate::error::OAuthErrorCode;
 use crate::startup::build_state;
 use crate::state::{AppState, Clock};
@@ -15,6 +16,10 @@ use time::{Duration, OffsetDateTime};
 
 const ALICE: &str = "318172463195504640";
 const WIKI_REDIRECT: &str = "https://wiki.example.com/cb";
+
+fn alice() -> DiscordId {
+    DiscordId::parse(ALICE).expect("a snowflake")
+}
 
 /// An app state on a fresh SQLite file, with one confidential client that may refresh.
 struct Fixture {
@@ -53,7 +58,7 @@ async fn fixture() -> Fixture {
     state
         .store
         .upsert_user(&UserRecord {
-            id: ALICE.into(),
+            id: alice(),
             username: "alice".into(),
             global_name: None,
             avatar: None,
@@ -73,9 +78,9 @@ fn wiki(state: &AppState) -> Arc<ValidClient> {
 
 fn request(scope: &str) -> AuthorizationRequest {
     AuthorizationRequest {
-        client_id: "wiki".into(),
+        client_id: ClientId::parse("wiki").expect("a client id"),
         redirect_uri: WIKI_REDIRECT.into(),
-        scope: scope.into(),
+        scope: Scopes::parse_request(scope),
         state: Some("st".into()),
         nonce: None,
         code_challenge: None,
@@ -88,7 +93,7 @@ fn request(scope: &str) -> AuthorizationRequest {
 /// A session opened at `at` and a code issued in it.
 async fn code_at(state: &AppState, at: OffsetDateTime) -> (SessionRecord, String) {
     let ctx = state.context();
-    let (session, _) = session::open(&ctx, ALICE, Default::default(), at)
+    let (session, _) = session::open(&ctx, &alice(), Default::default(), at)
         .await
         .expect("session");
     let code = code::issue(&ctx, &request("openid profile"), &session, at)
@@ -214,7 +219,7 @@ async fn a_refresh_may_narrow_but_not_widen_and_a_refused_widening_spends_nothin
         wider.err().map(|e| e.code),
         Some(OAuthErrorCode::InvalidScope)
     );
-    assert_eq!(narrower.scope, "openid");
+    assert_eq!(narrower.scope.to_string(), "openid");
     assert_eq!(
         reused.err().map(|e| e.code),
         Some(OAuthErrorCode::InvalidGrant)
@@ -230,10 +235,10 @@ async fn a_refresh_may_narrow_but_not_widen_and_a_refused_widening_spends_nothin
 async fn the_session_answers_unless_login_max_age_or_another_person_says_otherwise() {
     let t = fixture().await;
     let ctx = t.state.context();
-    let (session, _) = session::open(&ctx, ALICE, Default::default(), at(0))
+    let (session, _) = session::open(&ctx, &alice(), Default::default(), at(0))
         .await
         .expect("session");
-    let same = |sub: &str| sub.to_owned();
+    let same = |id: &DiscordId| id.to_string();
     let with = |f: fn(&mut AuthorizationRequest)| {
         let mut r = request("openid");
         f(&mut r);
@@ -280,7 +285,7 @@ async fn the_session_answers_unless_login_max_age_or_another_person_says_otherwi
 async fn authorize_runs_to_a_page_a_redirect_discord_or_a_code_from_the_session() {
     let t = fixture().await;
     let ctx = t.state.context();
-    let (_, secret) = session::open(&ctx, ALICE, Default::default(), at(0))
+    let (_, secret) = session::open(&ctx, &alice(), Default::default(), at(0))
         .await
         .expect("session");
     let params = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
@@ -340,7 +345,7 @@ async fn authorize_runs_to_a_page_a_redirect_discord_or_a_code_from_the_session(
 async fn logout_ends_the_session_at_once_only_for_a_hint_from_that_session() {
     let t = fixture().await;
     let ctx = t.state.context();
-    let (current, _) = session::open(&ctx, ALICE, Default::default(), at(0))
+    let (current, _) = session::open(&ctx, &alice(), Default::default(), at(0))
         .await
         .expect("session");
     let hint_from = |sid: Option<&str>| logout::LogoutRequest {
@@ -351,7 +356,8 @@ async fn logout_ends_the_session_at_once_only_for_a_hint_from_that_session() {
         state: None,
     };
 
-    let this_session = logout::is_confirmed_by_hint(&ctx, &hint_from(Some(&current.id)), &current);
+    let this_session =
+        logout::is_confirmed_by_hint(&ctx, &hint_from(Some(current.id.as_str())), &current);
     let earlier = logout::is_confirmed_by_hint(&ctx, &hint_from(Some("an-earlier-sid")), &current);
     let offline = logout::is_confirmed_by_hint(&ctx, &hint_from(None), &current);
 
@@ -367,7 +373,7 @@ async fn logout_ends_the_session_at_once_only_for_a_hint_from_that_session() {
 async fn logout_asks_first_and_ends_the_session_on_the_confirmed_form_only() {
     let t = fixture().await;
     let ctx = t.state.context();
-    let (current, secret) = session::open(&ctx, ALICE, Default::default(), at(0))
+    let (current, secret) = session::open(&ctx, &alice(), Default::default(), at(0))
         .await
         .expect("session");
     let cookie = secret.expose();

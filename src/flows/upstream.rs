@@ -13,7 +13,7 @@ use super::response::error_redirect;
 use super::session;
 use crate::audit::{Event, RuleLevel};
 use crate::discord::{DiscordError, DiscordTokens, api};
-use crate::domain::{OpaqueToken, PkceChallenge, PkceVerifier};
+use crate::domain::{DiscordId, OpaqueToken, PkceChallenge, PkceVerifier};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::limits::source_key;
 use crate::metrics::SignIn;
@@ -142,7 +142,7 @@ pub async fn begin(
             &UpstreamLogin {
                 state_hash: upstream_state.hash(),
                 binding_hash: binding.hash(),
-                pkce_verifier: verifier.expose().to_owned(),
+                pkce_verifier: verifier.clone(),
                 request: serialized,
                 created_at: now,
                 expires_at: now + UPSTREAM_LOGIN_TTL,
@@ -216,7 +216,7 @@ pub async fn after_sign_in(
 ) -> Result<AfterSignIn, OAuthError> {
     match &done.request {
         SignInFor::App(request) => {
-            let client = ctx.clients.get(&request.client_id).ok_or_else(|| {
+            let client = ctx.clients.get(request.client_id.as_str()).ok_or_else(|| {
                 OAuthError::new(
                     OAuthErrorCode::ServerError,
                     "the client is no longer registered",
@@ -394,11 +394,11 @@ async fn complete_login(
         ));
     };
 
-    let (tokens, user, membership) = fetch_identity(ctx, discord_code, &login.pkce_verifier)
+    let (tokens, id, user, membership) = fetch_identity(ctx, discord_code, &login.pkce_verifier)
         .await
         .map_err(|e| discord_failure(ctx, &request, &e))?;
     let record = UserRecord {
-        id: user.id.clone(),
+        id,
         username: user.username.clone(),
         global_name: user.global_name.clone(),
         avatar: user.avatar.clone(),
@@ -413,7 +413,7 @@ async fn complete_login(
         ctx.metrics.sign_in(SignIn::Denied(denial.as_str()));
         ctx.audit(&Event::AccessDenied {
             client_id: request.client_id(),
-            user_id: &record.id,
+            user_id: record.id.as_str(),
             rule: denial.as_str(),
             level: RuleLevel::Global,
         });
@@ -422,8 +422,8 @@ async fn complete_login(
             SignInFor::App(app_request) => Refusal::for_app(
                 ctx,
                 &ctx.clients
-                    .get(&app_request.client_id)
-                    .map_or_else(|| app_request.client_id.clone(), |c| c.name.clone()),
+                    .get(app_request.client_id.as_str())
+                    .map_or_else(|| app_request.client_id.to_string(), |c| c.name.clone()),
                 app_request,
                 &record.username,
                 denial.explanation(),
@@ -445,7 +445,7 @@ async fn complete_login(
     let (session, session_secret) = session::open(ctx, &record.id, device, now).await?;
     ctx.audit(&Event::SignIn {
         client_id: request.client_id(),
-        user_id: &record.id,
+        user_id: record.id.as_str(),
     });
     Ok(Completed {
         request,
@@ -454,15 +454,21 @@ async fn complete_login(
     })
 }
 
+/// Discord's tokens, the person's id (a snowflake, checked here: it becomes the `sub`), their
+/// user object and their membership.
 async fn fetch_identity(
     ctx: &Context<'_>,
     discord_code: &str,
-    verifier: &str,
-) -> Result<(DiscordTokens, api::User, Membership), DiscordError> {
-    let tokens = ctx.discord.exchange_code(discord_code, verifier).await?;
+    verifier: &PkceVerifier,
+) -> Result<(DiscordTokens, DiscordId, api::User, Membership), DiscordError> {
+    let tokens = ctx
+        .discord
+        .exchange_code(discord_code, verifier.expose())
+        .await?;
     let user = ctx.discord.fetch_user(&tokens.access_token).await?;
-    let membership = membership::fetch(ctx, &user.id, Some(&tokens.access_token)).await?;
-    Ok((tokens, user, membership))
+    let id = DiscordId::parse(&user.id).map_err(DiscordError::Malformed)?;
+    let membership = membership::fetch(ctx, &id, Some(&tokens.access_token)).await?;
+    Ok((tokens, id, user, membership))
 }
 
 fn discord_failure(ctx: &Context<'_>, request: &SignInFor, e: &DiscordError) -> CallbackError {
@@ -500,5 +506,58 @@ fn discord_failure(ctx: &Context<'_>, request: &SignInFor, e: &DiscordError) -> 
         redirect: request.error_redirect(ctx, &OAuthError::new(code, description)),
         explain: Some(page),
         failure: Failure::Upstream,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Scopes;
+
+    /// What a release that kept the request's fields as strings stored for an app's sign-in.
+    const STORED_BEFORE_TYPES: &str = r#"{"client_id":"wiki","redirect_uri":"https://wiki.example.com/cb","scope":"openid profile offline_access","state":"st","nonce":"n-0S6_WzA2Mj","code_challenge":"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM","prompt":{"none":false,"login":true,"consent":false},"max_age":300,"hint_sub":"318172463195504640"}"#;
+
+    #[test]
+    fn a_login_pending_across_the_upgrade_to_typed_requests_still_finishes() {
+        let read: SignInFor = serde_json::from_str(STORED_BEFORE_TYPES).expect("still reads");
+
+        let SignInFor::App(request) = &read else {
+            panic!("an app's sign-in: {read:?}");
+        };
+        assert_eq!(request.client_id.as_str(), "wiki");
+        assert_eq!(
+            request.scope,
+            Scopes::parse_request("openid profile offline_access")
+        );
+        assert_eq!(
+            request.code_challenge.as_ref().map(PkceChallenge::as_str),
+            Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+        );
+        assert_eq!(
+            serde_json::to_string(&read).expect("writes"),
+            STORED_BEFORE_TYPES,
+            "and is written exactly as before"
+        );
+        let account: SignInFor =
+            serde_json::from_str(r#"{"account":true,"another":false}"#).expect("reads");
+        assert_eq!(account, SignInFor::account(false));
+    }
+
+    #[test]
+    fn a_stored_request_with_values_we_never_write_is_refused_not_narrowed() {
+        for (field, bad) in [
+            ("\"openid profile offline_access\"", "\"openid admin\""),
+            ("\"wiki\"", "\"not a client\""),
+            (
+                "\"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM\"",
+                "\"plain-challenge\"",
+            ),
+        ] {
+            let tampered = STORED_BEFORE_TYPES.replace(field, bad);
+
+            let read = serde_json::from_str::<SignInFor>(&tampered);
+
+            assert!(read.is_err(), "{bad} must not read: {read:?}");
+        }
     }
 }

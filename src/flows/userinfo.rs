@@ -1,7 +1,7 @@
 //! The UserInfo endpoint's logic (OIDC Core §5.3): a live access token → claims by scope.
 
 use super::Context;
-use crate::domain::Scopes;
+use crate::domain::{GrantId, Scopes};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::tokens;
 use serde_json::{Map, Value, json};
@@ -22,11 +22,16 @@ pub async fn claims_for(
             _ => invalid("the access token is not valid"),
         })?;
     // One statement: is the grant live and the token not revoked, who is it, which servers.
-    let holder = ctx
-        .store
-        .find_token_holder(&token.gid, &token.jti, now)
-        .await?
-        .ok_or_else(|| invalid("the access token has been revoked"))?;
+    // A `gid` that cannot be a grant id names no grant, like a revoked one.
+    let holder = match GrantId::parse(&token.gid) {
+        Ok(grant_id) => {
+            ctx.store
+                .find_token_holder(&grant_id, &token.jti, now)
+                .await?
+        }
+        Err(_) => None,
+    }
+    .ok_or_else(|| invalid("the access token has been revoked"))?;
     let (snapshot, _) = super::membership::read(holder.membership.as_ref(), &holder.user.id);
     let client = ctx.clients.get(&token.client_id);
     let mut out = super::membership::claims_with(

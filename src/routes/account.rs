@@ -8,6 +8,7 @@
 
 use super::respond::{self, redirect};
 use super::{cookies, form, page};
+use crate::domain::{ClientId, SessionId};
 use crate::flows::account::{self, AccountError, Overview};
 use crate::flows::session;
 use crate::flows::upstream::SignInFor;
@@ -121,7 +122,11 @@ async fn revoke(req: HttpRequest, body: Bytes, state: web::Data<AppState>) -> Ht
     let Some(client_id) = params.get("client_id") else {
         return refused();
     };
-    match account::revoke_app(&state.context(), &session.user_id, client_id, now).await {
+    // Not a client id: there is nothing of it to revoke.
+    let Ok(client_id) = ClientId::parse(client_id) else {
+        return redirect(&req, &state.config().issuer.endpoint("/account"));
+    };
+    match account::revoke_app(&state.context(), &session.user_id, &client_id, now).await {
         Ok(_) => redirect(&req, &state.config().issuer.endpoint("/account")),
         Err(e) => {
             tracing::error!(error = %e, "cannot revoke the app");
@@ -140,9 +145,16 @@ async fn end_session(req: HttpRequest, body: Bytes, state: web::Data<AppState>) 
     let Some(target) = params.get("session") else {
         return refused();
     };
-    match account::sign_out_session(&state.context(), &session.user_id, target, now).await {
-        Ok(()) if target == session.id => signed_out(&state),
-        Ok(()) => redirect(&req, &state.config().issuer.endpoint("/account")),
+    let outcome = match SessionId::parse(target) {
+        Ok(target) => account::sign_out_session(&state.context(), &session.user_id, &target, now)
+            .await
+            .map(|()| target),
+        // Not a session id: it names none of this person's sessions.
+        Err(_) => Err(AccountError::NotYourSession),
+    };
+    match outcome {
+        Ok(target) if target == session.id => signed_out(&state),
+        Ok(_) => redirect(&req, &state.config().issuer.endpoint("/account")),
         Err(AccountError::NotYourSession) => page(
             StatusCode::NOT_FOUND,
             "No such session",

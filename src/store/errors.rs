@@ -5,10 +5,41 @@ use super::StoreError;
 use std::fmt;
 use std::time::Duration;
 
+/// A stored value that does not read back as the type its column holds. It names the table,
+/// the column and what was expected, never the value (which may be anything).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The table read.
+    pub table: &'static str,
+    /// The column whose value did not parse.
+    pub column: &'static str,
+    /// What the column should hold, e.g. "a Discord id".
+    pub expected: &'static str,
+}
+
+impl fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            table,
+            column,
+            expected,
+        } = self;
+        write!(f, "{table}.{column} holds a value that is not {expected}")
+    }
+}
+
+impl std::error::Error for Unreadable {}
+
 /// A unique or primary-key violation means the caller tried to write something that exists
-/// (a reused id, or a grant a code replay already claimed); everything else is the backend's.
+/// (a reused id, or a grant a code replay already claimed); a value row decoding refused is
+/// [`Unreadable`]; everything else is the backend's.
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::ColumnDecode { source, .. } = &error {
+            if let Some(unreadable) = source.downcast_ref::<Unreadable>() {
+                return StoreError::Unreadable(unreadable.clone());
+            }
+        }
         match &error {
             // The driver's message names the constraint but never the values, so it is safe to
             // carry; Postgres puts the offending key only in `detail`, which we do not copy.

@@ -142,13 +142,19 @@ impl std::ops::Deref for Lease<'_> {
     type Target = SqliteConnection;
     fn deref(&self) -> &SqliteConnection {
         // A lease is only handed out once its slot holds a connection.
-        self.slot.conn.as_ref().expect("a lent slot holds a connection")
+        self.slot
+            .conn
+            .as_ref()
+            .expect("a lent slot holds a connection")
     }
 }
 
 impl std::ops::DerefMut for Lease<'_> {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        self.slot.conn.as_mut().expect("a lent slot holds a connection")
+        self.slot
+            .conn
+            .as_mut()
+            .expect("a lent slot holds a connection")
     }
 }
 

@@ -12,12 +12,12 @@ macro_rules! with_lifecycle_methods {
 
     async fn end_session(
         &self,
-        id: &str,
+        id: &SessionId,
         now: OffsetDateTime,
     ) -> Result<Option<EndedSession>, StoreError> {
         let mut tx = self.begin_write().await?;
         let ended = sqlx::query_as::<_, SessionRecord>(END_SESSION)
-            .bind(id)
+            .bind(id.as_str())
             .bind(to_unix(now))
             .fetch_optional(&mut *tx)
             .await?;
@@ -25,7 +25,7 @@ macro_rules! with_lifecycle_methods {
             return Ok(None); // dropping `tx` rolls back
         };
         sqlx::query(REVOKE_SESSION_GRANTS)
-            .bind(id)
+            .bind(id.as_str())
             .bind(to_unix(now))
             .execute(&mut *tx)
             .await?;
@@ -36,13 +36,13 @@ macro_rules! with_lifecycle_methods {
 
     async fn list_sessions(
         &self,
-        user_id: Option<&str>,
+        user_id: Option<&DiscordId>,
         now: OffsetDateTime,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         let rows = match user_id {
             Some(user) => {
                 sqlx::query_as::<_, SessionRecord>(LIST_USER_SESSIONS)
-                    .bind(user)
+                    .bind(user.as_str())
                     .bind(to_unix(now))
                     .fetch_all(self.reader())
                     .await?
@@ -60,19 +60,19 @@ macro_rules! with_lifecycle_methods {
 
     async fn end_user_sessions(
         &self,
-        user_id: &str,
+        user_id: &DiscordId,
         now: OffsetDateTime,
     ) -> Result<Vec<EndedSession>, StoreError> {
         let mut tx = self.begin_write().await?;
         let mut sessions = sqlx::query_as::<_, SessionRecord>(END_USER_SESSIONS)
-            .bind(user_id)
+            .bind(user_id.as_str())
             .bind(to_unix(now))
             .fetch_all(&mut *tx)
             .await?;
         // Newest first, as `list_sessions` answers; `RETURNING` promises no order.
         sessions.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         sqlx::query(REVOKE_USER_GRANTS)
-            .bind(user_id)
+            .bind(user_id.as_str())
             .bind(to_unix(now))
             .execute(&mut *tx)
             .await?;
@@ -87,11 +87,11 @@ macro_rules! with_lifecycle_methods {
 
     async fn list_user_grants(
         &self,
-        user_id: &str,
+        user_id: &DiscordId,
         now: OffsetDateTime,
     ) -> Result<Vec<GrantRecord>, StoreError> {
         let grants = sqlx::query_as::<_, GrantRecord>(LIST_USER_GRANTS)
-            .bind(user_id)
+            .bind(user_id.as_str())
             .bind(to_unix(now))
             .fetch_all(self.reader())
             .await?;
@@ -101,65 +101,71 @@ macro_rules! with_lifecycle_methods {
     async fn people_with_live_grants(
         &self,
         now: OffsetDateTime,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<DiscordId>, StoreError> {
         let people = sqlx::query_scalar::<_, String>(LIVE_GRANT_HOLDERS)
             .bind(to_unix(now))
             .fetch_all(self.reader())
             .await?;
-        Ok(people)
+        all_stored(people, "grants", "user_id")
     }
 
     async fn get_consent(
         &self,
-        user_id: &str,
-        client_id: &str,
-    ) -> Result<Option<String>, StoreError> {
+        user_id: &DiscordId,
+        client_id: &ClientId,
+    ) -> Result<Option<Scopes>, StoreError> {
         let scopes = sqlx::query_scalar::<_, String>(GET_CONSENT)
-            .bind(user_id)
-            .bind(client_id)
+            .bind(user_id.as_str())
+            .bind(client_id.as_str())
             .fetch_optional(self.reader())
             .await?;
-        Ok(scopes)
+        scopes
+            .map(|s| stored(&s, "consents", "scopes"))
+            .transpose()
     }
 
     async fn save_consent(
         &self,
-        user_id: &str,
-        client_id: &str,
-        scopes: &str,
+        user_id: &DiscordId,
+        client_id: &ClientId,
+        scopes: Scopes,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         sqlx::query(SAVE_CONSENT)
-            .bind(user_id)
-            .bind(client_id)
-            .bind(scopes)
+            .bind(user_id.as_str())
+            .bind(client_id.as_str())
+            .bind(scopes.to_string())
             .bind(to_unix(now))
             .execute(self.writer())
             .await?;
         Ok(())
     }
 
-    async fn revoke_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
+    async fn revoke_consent(
+        &self,
+        user_id: &DiscordId,
+        client_id: &ClientId,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(REVOKE_CONSENT)
-            .bind(user_id)
-            .bind(client_id)
+            .bind(user_id.as_str())
+            .bind(client_id.as_str())
             .execute(self.writer())
             .await?;
         Ok(done.rows_affected() > 0)
     }
 
-    async fn list_consents(&self, user_id: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+    async fn list_consents(&self, user_id: &DiscordId) -> Result<Vec<ConsentRecord>, StoreError> {
         let mut consents = sqlx::query_as::<_, ConsentRecord>(LIST_USER_CONSENTS)
-            .bind(user_id)
+            .bind(user_id.as_str())
             .fetch_all(self.reader())
             .await?;
         consents.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         Ok(consents)
     }
 
-    async fn last_sign_ins(&self, user_id: &str) -> Result<Vec<ClientSignIn>, StoreError> {
+    async fn last_sign_ins(&self, user_id: &DiscordId) -> Result<Vec<ClientSignIn>, StoreError> {
         let mut sign_ins = sqlx::query_as::<_, ClientSignIn>(LAST_SIGN_INS)
-            .bind(user_id)
+            .bind(user_id.as_str())
             .fetch_all(self.reader())
             .await?;
         sign_ins.sort_by(|a, b| a.client_id.cmp(&b.client_id));
@@ -168,16 +174,17 @@ macro_rules! with_lifecycle_methods {
 
     async fn revoke_client_grants(
         &self,
-        user_id: &str,
-        client_id: &str,
+        user_id: &DiscordId,
+        client_id: &ClientId,
         now: OffsetDateTime,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut ids = sqlx::query_scalar::<_, String>(REVOKE_CLIENT_GRANTS)
-            .bind(user_id)
-            .bind(client_id)
+    ) -> Result<Vec<GrantId>, StoreError> {
+        let ids = sqlx::query_scalar::<_, String>(REVOKE_CLIENT_GRANTS)
+            .bind(user_id.as_str())
+            .bind(client_id.as_str())
             .bind(to_unix(now))
             .fetch_all(self.writer())
             .await?;
+        let mut ids: Vec<GrantId> = all_stored(ids, "grants", "id")?;
         ids.sort();
         Ok(ids)
     }
@@ -190,9 +197,9 @@ macro_rules! with_lifecycle_methods {
         for d in deliveries {
             sqlx::query(ENQUEUE_LOGOUT)
                 .bind(&d.id)
-                .bind(&d.client_id)
-                .bind(&d.session_id)
-                .bind(&d.user_id)
+                .bind(d.client_id.as_str())
+                .bind(d.session_id.as_ref().map(SessionId::as_str))
+                .bind(d.user_id.as_str())
                 .bind(&d.uri)
                 .bind(&d.logout_token)
                 .bind(i64::from(d.attempts))
@@ -269,10 +276,10 @@ macro_rules! with_lifecycle_methods {
 
     async fn get_membership(
         &self,
-        user_id: &str,
+        user_id: &DiscordId,
     ) -> Result<Option<MembershipSnapshot>, StoreError> {
         let row = sqlx::query_as::<_, (Option<String>, Option<i64>)>(GET_MEMBERSHIP)
-            .bind(user_id)
+            .bind(user_id.as_str())
             .fetch_optional(self.reader())
             .await?;
         Ok(match row {
@@ -286,11 +293,11 @@ macro_rules! with_lifecycle_methods {
 
     async fn save_membership(
         &self,
-        user_id: &str,
+        user_id: &DiscordId,
         snapshot: &MembershipSnapshot,
     ) -> Result<(), StoreError> {
         sqlx::query(SAVE_MEMBERSHIP)
-            .bind(user_id)
+            .bind(user_id.as_str())
             .bind(&snapshot.snapshot)
             .bind(to_unix(snapshot.fetched_at))
             .execute(self.writer())
@@ -300,10 +307,10 @@ macro_rules! with_lifecycle_methods {
 
     async fn get_upstream_tokens(
         &self,
-        user_id: &str,
+        user_id: &DiscordId,
     ) -> Result<Option<StoredUpstreamTokens>, StoreError> {
         let row = sqlx::query_as::<_, (Option<Vec<u8>>, Option<i64>)>(GET_UPSTREAM_TOKENS)
-            .bind(user_id)
+            .bind(user_id.as_str())
             .fetch_optional(self.reader())
             .await?;
         Ok(match row {
@@ -317,11 +324,11 @@ macro_rules! with_lifecycle_methods {
 
     async fn save_upstream_tokens(
         &self,
-        user_id: &str,
+        user_id: &DiscordId,
         tokens: Option<&StoredUpstreamTokens>,
     ) -> Result<(), StoreError> {
         sqlx::query(SAVE_UPSTREAM_TOKENS)
-            .bind(user_id)
+            .bind(user_id.as_str())
             .bind(tokens.map(|t| t.ciphertext.as_slice()))
             .bind(tokens.map(|t| to_unix(t.access_expires_at)))
             .execute(self.writer())
@@ -331,13 +338,13 @@ macro_rules! with_lifecycle_methods {
 
     async fn claim_recheck(
         &self,
-        user_id: &str,
+        user_id: &DiscordId,
         holder: &str,
         until: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(CLAIM_RECHECK)
-            .bind(user_id)
+            .bind(user_id.as_str())
             .bind(holder)
             .bind(to_unix(until))
             .bind(to_unix(now))
@@ -346,9 +353,9 @@ macro_rules! with_lifecycle_methods {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn release_recheck(&self, user_id: &str, holder: &str) -> Result<(), StoreError> {
+    async fn release_recheck(&self, user_id: &DiscordId, holder: &str) -> Result<(), StoreError> {
         sqlx::query(RELEASE_RECHECK)
-            .bind(user_id)
+            .bind(user_id.as_str())
             .bind(holder)
             .execute(self.writer())
             .await?;

@@ -16,12 +16,12 @@ mod sql;
 mod sqlite;
 
 pub use connect::{connect, connect_waiting, redact_url};
-pub use errors::{ConnectError, ConnectFailure};
+pub use errors::{ConnectError, ConnectFailure, Unreadable};
 pub use postgres::PgStore;
 pub use records::*;
 pub use sqlite::SqliteStore;
 
-use crate::domain::TokenHash;
+use crate::domain::{ClientId, DiscordId, GrantId, Scopes, SessionId, TokenHash};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
@@ -48,6 +48,10 @@ pub enum StoreError {
     /// Anything else the driver reports (connection lost, I/O, bad SQL).
     #[error("database error: {0}")]
     Backend(sqlx::Error),
+    /// A stored value does not read back as its type (an id, scopes, a PKCE value): the row
+    /// was written by something other than guildgate, or damaged. Never read as empty.
+    #[error("{0}")]
+    Unreadable(Unreadable),
     /// Creating the SQLite file's folder failed.
     #[error(
         "cannot create the database folder {path} (database.url): {cause}; create it, or point database.url at a writable place"
@@ -71,7 +75,7 @@ pub trait Store: Send + Sync {
     /// Inserts or updates the person by Discord id.
     async fn upsert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
     /// Reads a person by Discord id.
-    async fn get_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn get_user(&self, id: &DiscordId) -> Result<Option<UserRecord>, StoreError>;
 
     /// Stores a pending Discord login, first deleting the browser's previous one (`replaces`),
     /// unless its source already has `max_per_source` unexpired ones: then nothing is written
@@ -99,25 +103,25 @@ pub trait Store: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Option<SessionRecord>, StoreError>;
     /// Records use of a session (idle timeout).
-    async fn touch_session(&self, id: &str, now: OffsetDateTime) -> Result<(), StoreError>;
+    async fn touch_session(&self, id: &SessionId, now: OffsetDateTime) -> Result<(), StoreError>;
     /// Records that a client took part in a session (idempotent).
     async fn add_session_client(
         &self,
-        session_id: &str,
-        client_id: &str,
+        session_id: &SessionId,
+        client_id: &ClientId,
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
     /// Ends a live session and revokes every grant issued under it, in one transaction.
     /// `None` when there was no live session with that id.
     async fn end_session(
         &self,
-        id: &str,
+        id: &SessionId,
         now: OffsetDateTime,
     ) -> Result<Option<EndedSession>, StoreError>;
     /// Live sessions, newest first, optionally only one person's.
     async fn list_sessions(
         &self,
-        user_id: Option<&str>,
+        user_id: Option<&DiscordId>,
         now: OffsetDateTime,
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
@@ -137,13 +141,13 @@ pub trait Store: Send + Sync {
         refresh: Option<&NewRefreshToken>,
     ) -> Result<(), StoreError>;
     /// Reads a grant by id.
-    async fn get_grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError>;
+    async fn get_grant(&self, id: &GrantId) -> Result<Option<GrantRecord>, StoreError>;
     /// Rotates a refresh token for `client_id`; of concurrent calls with one token exactly one
     /// gets `Rotated`. A presented token that was already rotated revokes its grant.
     async fn rotate_refresh_token(
         &self,
         old_hash: &TokenHash,
-        client_id: &str,
+        client_id: &ClientId,
         new: &NewRefreshToken,
         now: OffsetDateTime,
     ) -> Result<Rotation, StoreError>;
@@ -154,7 +158,11 @@ pub trait Store: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Option<GrantRecord>, StoreError>;
     /// Revokes a grant and so every token in it. Returns whether it was live before.
-    async fn revoke_grant(&self, grant_id: &str, now: OffsetDateTime) -> Result<bool, StoreError>;
+    async fn revoke_grant(
+        &self,
+        grant_id: &GrantId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
     /// Revokes one access token by `jti` until it would have expired anyway.
     async fn revoke_access_token(
         &self,
@@ -164,7 +172,7 @@ pub trait Store: Send + Sync {
     /// One indexed query: may an access token of this grant and `jti` still be honoured?
     async fn check_access(
         &self,
-        grant_id: &str,
+        grant_id: &GrantId,
         jti: &str,
         now: OffsetDateTime,
     ) -> Result<AccessCheck, StoreError>;
@@ -172,7 +180,7 @@ pub trait Store: Send + Sync {
     /// membership snapshot in the same statement (the hot path of `/userinfo`).
     async fn find_token_holder(
         &self,
-        grant_id: &str,
+        grant_id: &GrantId,
         jti: &str,
         now: OffsetDateTime,
     ) -> Result<Option<TokenHolder>, StoreError>;
@@ -181,47 +189,53 @@ pub trait Store: Send + Sync {
     /// session), in one transaction; returns the ended sessions with their clients.
     async fn end_user_sessions(
         &self,
-        user_id: &str,
+        user_id: &DiscordId,
         now: OffsetDateTime,
     ) -> Result<Vec<EndedSession>, StoreError>;
     /// Live grants of a person: not revoked, not expired, and their session (if any) not ended.
     async fn list_user_grants(
         &self,
-        user_id: &str,
+        user_id: &DiscordId,
         now: OffsetDateTime,
     ) -> Result<Vec<GrantRecord>, StoreError>;
     /// The Discord ids of everyone holding a live grant (offline ones included), once each.
-    async fn people_with_live_grants(&self, now: OffsetDateTime)
-    -> Result<Vec<String>, StoreError>;
+    async fn people_with_live_grants(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<DiscordId>, StoreError>;
 
-    /// The scopes (space-separated) a person has consented to for a client, if any.
+    /// The scopes a person has consented to for a client, if any.
     async fn get_consent(
         &self,
-        user_id: &str,
-        client_id: &str,
-    ) -> Result<Option<String>, StoreError>;
+        user_id: &DiscordId,
+        client_id: &ClientId,
+    ) -> Result<Option<Scopes>, StoreError>;
     /// Records (or replaces) a consent.
     async fn save_consent(
         &self,
-        user_id: &str,
-        client_id: &str,
-        scopes: &str,
+        user_id: &DiscordId,
+        client_id: &ClientId,
+        scopes: Scopes,
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
     /// Forgets a consent; whether there was one.
-    async fn revoke_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError>;
+    async fn revoke_consent(
+        &self,
+        user_id: &DiscordId,
+        client_id: &ClientId,
+    ) -> Result<bool, StoreError>;
     /// Every consent a person has given, by client id.
-    async fn list_consents(&self, user_id: &str) -> Result<Vec<ConsentRecord>, StoreError>;
+    async fn list_consents(&self, user_id: &DiscordId) -> Result<Vec<ConsentRecord>, StoreError>;
     /// When each client last signed the person in (grants not yet collected), by client id.
-    async fn last_sign_ins(&self, user_id: &str) -> Result<Vec<ClientSignIn>, StoreError>;
+    async fn last_sign_ins(&self, user_id: &DiscordId) -> Result<Vec<ClientSignIn>, StoreError>;
     /// Revokes every grant of a person for one client (with a session or without); returns
     /// the revoked grant ids, sorted. The person's sessions stay open for other apps.
     async fn revoke_client_grants(
         &self,
-        user_id: &str,
-        client_id: &str,
+        user_id: &DiscordId,
+        client_id: &ClientId,
         now: OffsetDateTime,
-    ) -> Result<Vec<String>, StoreError>;
+    ) -> Result<Vec<GrantId>, StoreError>;
 
     /// Queues back-channel logout deliveries (one transaction).
     async fn enqueue_logout_deliveries(
@@ -253,23 +267,25 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// The person's last membership snapshot.
-    async fn get_membership(&self, user_id: &str)
-    -> Result<Option<MembershipSnapshot>, StoreError>;
+    async fn get_membership(
+        &self,
+        user_id: &DiscordId,
+    ) -> Result<Option<MembershipSnapshot>, StoreError>;
     /// Replaces the person's membership snapshot.
     async fn save_membership(
         &self,
-        user_id: &str,
+        user_id: &DiscordId,
         snapshot: &MembershipSnapshot,
     ) -> Result<(), StoreError>;
     /// The person's encrypted Discord tokens.
     async fn get_upstream_tokens(
         &self,
-        user_id: &str,
+        user_id: &DiscordId,
     ) -> Result<Option<StoredUpstreamTokens>, StoreError>;
     /// Replaces (or with `None` clears) the person's encrypted Discord tokens.
     async fn save_upstream_tokens(
         &self,
-        user_id: &str,
+        user_id: &DiscordId,
         tokens: Option<&StoredUpstreamTokens>,
     ) -> Result<(), StoreError>;
     /// Takes the person's membership re-check lease for `holder` until `until`, unless another
@@ -277,13 +293,13 @@ pub trait Store: Send + Sync {
     /// a time spends the person's Discord refresh token (Discord rotates it on every use).
     async fn claim_recheck(
         &self,
-        user_id: &str,
+        user_id: &DiscordId,
         holder: &str,
         until: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
     /// Gives the lease back, if `holder` still holds it.
-    async fn release_recheck(&self, user_id: &str, holder: &str) -> Result<(), StoreError>;
+    async fn release_recheck(&self, user_id: &DiscordId, holder: &str) -> Result<(), StoreError>;
 
     /// Deletes expired codes, pending logins, sessions, grants and revoked-`jti` entries, and
     /// back-channel logout deliveries abandoned for three days, at most `batch` rows of each

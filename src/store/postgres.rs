@@ -9,12 +9,12 @@
 
 use super::{ConnectError, GrantRecord, NewRefreshToken, StoreError};
 use crate::domain::TokenHash;
-use time::OffsetDateTime;
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
+use time::OffsetDateTime;
 
 /// How long start-up (and any request) waits for a connection before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

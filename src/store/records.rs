@@ -1,13 +1,15 @@
 //! The records the store keeps and the outcomes of its atomic operations.
 
-use crate::domain::TokenHash;
+use crate::domain::{
+    ClientId, DiscordId, GrantId, PkceChallenge, PkceVerifier, Scopes, SessionId, TokenHash,
+};
 use time::OffsetDateTime;
 
 /// A person as Discord last described them; the id is the identity, never the email.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserRecord {
     /// Discord snowflake, the `sub`.
-    pub id: String,
+    pub id: DiscordId,
     /// Discord `username`.
     pub username: String,
     /// Discord `global_name` (display name).
@@ -32,7 +34,7 @@ pub struct UpstreamLogin {
     /// SHA-256 of the browser-binding cookie set alongside.
     pub binding_hash: TokenHash,
     /// The PKCE verifier for the Discord code exchange.
-    pub pkce_verifier: String,
+    pub pkce_verifier: PkceVerifier,
     /// The original `/authorize` request, serialized (JSON), to finish after the callback.
     pub request: String,
     /// When it was created.
@@ -66,11 +68,11 @@ pub struct PendingLoginCap<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRecord {
     /// Public session id (`sid` claim); random, not derived from the secret.
-    pub id: String,
+    pub id: SessionId,
     /// SHA-256 of the cookie value.
     pub secret_hash: TokenHash,
     /// The Discord id of the person.
-    pub user_id: String,
+    pub user_id: DiscordId,
     /// When the person last authenticated at Discord (`auth_time`).
     pub auth_time: OffsetDateTime,
     /// When the session was opened.
@@ -113,9 +115,9 @@ impl SessionDevice {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConsentRecord {
     /// The client consented to.
-    pub client_id: String,
-    /// The scopes consented to, space-separated.
-    pub scopes: String,
+    pub client_id: ClientId,
+    /// The scopes consented to.
+    pub scopes: Scopes,
     /// When.
     pub granted_at: OffsetDateTime,
 }
@@ -124,7 +126,7 @@ pub struct ConsentRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientSignIn {
     /// The client.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The newest grant's creation time.
     pub last_sign_in: OffsetDateTime,
 }
@@ -135,7 +137,7 @@ pub struct EndedSession {
     /// The session as it was.
     pub session: SessionRecord,
     /// Client ids recorded in the session, sorted.
-    pub clients: Vec<String>,
+    pub clients: Vec<ClientId>,
 }
 
 /// An issued authorization code, bound to everything RFC 6749 §4.1.3 and RFC 7636 require.
@@ -144,21 +146,21 @@ pub struct AuthCodeRecord {
     /// SHA-256 of the code.
     pub code_hash: TokenHash,
     /// The client it was issued to.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The exact redirect URI of the authorization request.
     pub redirect_uri: String,
     /// The person.
-    pub user_id: String,
+    pub user_id: DiscordId,
     /// The SSO session it came from.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// The grant (token family) that redeeming it creates; revoked if the code is replayed.
-    pub grant_id: String,
-    /// Granted scopes, space-separated.
-    pub scopes: String,
+    pub grant_id: GrantId,
+    /// Granted scopes.
+    pub scopes: Scopes,
     /// The `nonce` of the request, echoed in the ID token.
     pub nonce: Option<String>,
     /// PKCE S256 challenge, when the request had one.
-    pub code_challenge: Option<String>,
+    pub code_challenge: Option<PkceChallenge>,
     /// `auth_time` for the ID token.
     pub auth_time: OffsetDateTime,
     /// When it was issued.
@@ -185,7 +187,7 @@ pub enum CodeRedemption {
     /// The code was already spent; its grant has been revoked (and that revocation committed).
     Replayed {
         /// The revoked grant.
-        grant_id: String,
+        grant_id: GrantId,
     },
     /// No such code.
     Unknown,
@@ -195,15 +197,15 @@ pub enum CodeRedemption {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GrantRecord {
     /// Random id; access tokens carry it so revocation reaches them.
-    pub id: String,
+    pub id: GrantId,
     /// The client.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The person.
-    pub user_id: String,
+    pub user_id: DiscordId,
     /// The SSO session it was issued under, if any.
-    pub session_id: Option<String>,
-    /// Granted scopes, space-separated.
-    pub scopes: String,
+    pub session_id: Option<SessionId>,
+    /// Granted scopes.
+    pub scopes: Scopes,
     /// `auth_time` kept across refreshes.
     pub auth_time: OffsetDateTime,
     /// When it was created.
@@ -231,7 +233,7 @@ pub enum Rotation {
     /// The token had already been rotated: the whole grant is now revoked (committed).
     Reused {
         /// The revoked grant.
-        grant_id: String,
+        grant_id: GrantId,
     },
     /// Unknown, another client's, expired, or its grant is revoked/expired/its session ended.
     Invalid,
@@ -243,7 +245,7 @@ pub enum AccessCheck {
     /// The grant is live, its session (if any) not ended, and the `jti` not revoked.
     Active {
         /// The grant's person (the Discord id, even when the token's `sub` is pairwise).
-        user_id: String,
+        user_id: DiscordId,
     },
     /// Anything else.
     Inactive,
@@ -264,11 +266,11 @@ pub struct LogoutDelivery {
     /// Random id.
     pub id: String,
     /// The receiving client.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The ended session, when the logout is about one.
-    pub session_id: Option<String>,
+    pub session_id: Option<SessionId>,
     /// The person.
-    pub user_id: String,
+    pub user_id: DiscordId,
     /// The client's `backchannel_logout_uri`.
     pub uri: String,
     /// The logout token's claims as JSON; signed afresh at each attempt so `iat`/`exp` stay

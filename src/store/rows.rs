@@ -1,13 +1,111 @@
 //! Row decoding, written once for both engines: every time column is Unix seconds, every hash
 //! its stored text, and the `FromRow` impls below hold for any sqlx row that decodes those.
+//!
+//! This is the store's edge for typed values: ids, scopes and PKCE values are parsed here, once,
+//! and a stored text that does not parse is [`StoreError::Unreadable`] naming the table and
+//! column, never a panic and never an empty value.
 
 use super::{
     AuthCodeRecord, ClientSignIn, ConsentRecord, GrantRecord, LogoutDelivery, MembershipSnapshot,
-    SessionDevice, SessionRecord, TokenHolder, UpstreamLogin, UserRecord, from_unix,
+    SessionDevice, SessionRecord, StoreError, TokenHolder, Unreadable, UpstreamLogin, UserRecord,
+    from_unix,
 };
-use crate::domain::TokenHash;
+use crate::domain::{
+    ClientId, DiscordId, GrantId, PkceChallenge, PkceVerifier, Scopes, SessionId, TokenHash,
+};
 use sqlx::{ColumnIndex, Decode, FromRow, Row, Type};
 use time::OffsetDateTime;
+
+/// A value kept as text in a column, read back through its parser.
+pub(super) trait Stored: Sized {
+    /// What the column holds, for [`Unreadable`].
+    const EXPECTED: &'static str;
+    /// The value, or `None` when the text is not one.
+    fn read(raw: &str) -> Option<Self>;
+}
+
+impl Stored for DiscordId {
+    const EXPECTED: &'static str = "a Discord id";
+    fn read(raw: &str) -> Option<Self> {
+        Self::parse(raw).ok()
+    }
+}
+
+impl Stored for ClientId {
+    const EXPECTED: &'static str = "a client id";
+    fn read(raw: &str) -> Option<Self> {
+        Self::parse(raw).ok()
+    }
+}
+
+impl Stored for GrantId {
+    const EXPECTED: &'static str = "a grant id";
+    fn read(raw: &str) -> Option<Self> {
+        Self::parse(raw).ok()
+    }
+}
+
+impl Stored for SessionId {
+    const EXPECTED: &'static str = "a session id";
+    fn read(raw: &str) -> Option<Self> {
+        Self::parse(raw).ok()
+    }
+}
+
+impl Stored for Scopes {
+    const EXPECTED: &'static str = "a list of supported scopes";
+    fn read(raw: &str) -> Option<Self> {
+        Self::from_stored(raw).ok()
+    }
+}
+
+impl Stored for PkceChallenge {
+    const EXPECTED: &'static str = "an S256 code challenge";
+    fn read(raw: &str) -> Option<Self> {
+        Self::parse_s256(raw).ok()
+    }
+}
+
+impl Stored for PkceVerifier {
+    const EXPECTED: &'static str = "a PKCE code verifier";
+    fn read(raw: &str) -> Option<Self> {
+        Self::parse(raw).ok()
+    }
+}
+
+/// Reads a value a statement returned on its own (a scalar, or one field of a tuple).
+pub(super) fn stored<T: Stored>(
+    raw: &str,
+    table: &'static str,
+    column: &'static str,
+) -> Result<T, StoreError> {
+    T::read(raw).ok_or(StoreError::Unreadable(Unreadable {
+        table,
+        column,
+        expected: T::EXPECTED,
+    }))
+}
+
+/// Reads every value of a one-column answer.
+pub(super) fn all_stored<T: Stored>(
+    raws: Vec<String>,
+    table: &'static str,
+    column: &'static str,
+) -> Result<Vec<T>, StoreError> {
+    raws.iter().map(|raw| stored(raw, table, column)).collect()
+}
+
+/// The decode error that carries an [`Unreadable`] out of `FromRow` (see `errors.rs`).
+fn unreadable(table: &'static str, column: &'static str, expected: &'static str) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(Unreadable {
+            table,
+            column,
+            expected,
+        }),
+    }
+}
 
 /// Typed access to the column kinds our schema uses, by column name.
 ///
@@ -36,6 +134,25 @@ pub(super) trait Columns {
     /// A stored SHA-256 (base64url text).
     fn hash(&self, name: &str) -> Result<TokenHash, sqlx::Error> {
         self.text(name).map(TokenHash::from_stored)
+    }
+    /// A `TEXT NOT NULL` column of `table` holding a [`Stored`] value.
+    fn typed<T: Stored>(
+        &self,
+        table: &'static str,
+        column: &'static str,
+    ) -> Result<T, sqlx::Error> {
+        let raw = self.text(column)?;
+        T::read(&raw).ok_or_else(|| unreadable(table, column, T::EXPECTED))
+    }
+    /// A nullable `TEXT` column of `table` holding a [`Stored`] value.
+    fn opt_typed<T: Stored>(
+        &self,
+        table: &'static str,
+        column: &'static str,
+    ) -> Result<Option<T>, sqlx::Error> {
+        self.opt_text(column)?
+            .map(|raw| T::read(&raw).ok_or_else(|| unreadable(table, column, T::EXPECTED)))
+            .transpose()
     }
 }
 
@@ -67,7 +184,7 @@ where
 impl<R: Row + Columns> FromRow<'_, R> for UserRecord {
     fn from_row(r: &R) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            id: r.text("id")?,
+            id: r.typed("users", "id")?,
             username: r.text("username")?,
             global_name: r.opt_text("global_name")?,
             avatar: r.opt_text("avatar")?,
@@ -103,7 +220,7 @@ impl<R: Row + Columns> FromRow<'_, R> for UpstreamLogin {
         Ok(Self {
             state_hash: r.hash("state_hash")?,
             binding_hash: r.hash("binding_hash")?,
-            pkce_verifier: r.text("pkce_verifier")?,
+            pkce_verifier: r.typed("upstream_logins", "pkce_verifier")?,
             request: r.text("request")?,
             created_at: r.time("created_at")?,
             expires_at: r.time("expires_at")?,
@@ -114,9 +231,9 @@ impl<R: Row + Columns> FromRow<'_, R> for UpstreamLogin {
 impl<R: Row + Columns> FromRow<'_, R> for SessionRecord {
     fn from_row(r: &R) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            id: r.text("id")?,
+            id: r.typed("sessions", "id")?,
             secret_hash: r.hash("secret_hash")?,
-            user_id: r.text("user_id")?,
+            user_id: r.typed("sessions", "user_id")?,
             auth_time: r.time("auth_time")?,
             created_at: r.time("created_at")?,
             expires_at: r.time("expires_at")?,
@@ -131,16 +248,17 @@ impl<R: Row + Columns> FromRow<'_, R> for SessionRecord {
 
 impl<R: Row + Columns> FromRow<'_, R> for AuthCodeRecord {
     fn from_row(r: &R) -> Result<Self, sqlx::Error> {
+        const TABLE: &str = "auth_codes";
         Ok(Self {
             code_hash: r.hash("code_hash")?,
-            client_id: r.text("client_id")?,
+            client_id: r.typed(TABLE, "client_id")?,
             redirect_uri: r.text("redirect_uri")?,
-            user_id: r.text("user_id")?,
-            session_id: r.text("session_id")?,
-            grant_id: r.text("grant_id")?,
-            scopes: r.text("scopes")?,
+            user_id: r.typed(TABLE, "user_id")?,
+            session_id: r.typed(TABLE, "session_id")?,
+            grant_id: r.typed(TABLE, "grant_id")?,
+            scopes: r.typed(TABLE, "scopes")?,
             nonce: r.opt_text("nonce")?,
-            code_challenge: r.opt_text("code_challenge")?,
+            code_challenge: r.opt_typed(TABLE, "code_challenge")?,
             auth_time: r.time("auth_time")?,
             created_at: r.time("created_at")?,
             expires_at: r.time("expires_at")?,
@@ -150,12 +268,13 @@ impl<R: Row + Columns> FromRow<'_, R> for AuthCodeRecord {
 
 impl<R: Row + Columns> FromRow<'_, R> for GrantRecord {
     fn from_row(r: &R) -> Result<Self, sqlx::Error> {
+        const TABLE: &str = "grants";
         Ok(Self {
-            id: r.text("id")?,
-            client_id: r.text("client_id")?,
-            user_id: r.text("user_id")?,
-            session_id: r.opt_text("session_id")?,
-            scopes: r.text("scopes")?,
+            id: r.typed(TABLE, "id")?,
+            client_id: r.typed(TABLE, "client_id")?,
+            user_id: r.typed(TABLE, "user_id")?,
+            session_id: r.opt_typed(TABLE, "session_id")?,
+            scopes: r.typed(TABLE, "scopes")?,
             auth_time: r.time("auth_time")?,
             created_at: r.time("created_at")?,
             expires_at: r.time("expires_at")?,
@@ -166,11 +285,12 @@ impl<R: Row + Columns> FromRow<'_, R> for GrantRecord {
 
 impl<R: Row + Columns> FromRow<'_, R> for LogoutDelivery {
     fn from_row(r: &R) -> Result<Self, sqlx::Error> {
+        const TABLE: &str = "logout_deliveries";
         Ok(Self {
             id: r.text("id")?,
-            client_id: r.text("client_id")?,
-            session_id: r.opt_text("session_id")?,
-            user_id: r.text("user_id")?,
+            client_id: r.typed(TABLE, "client_id")?,
+            session_id: r.opt_typed(TABLE, "session_id")?,
+            user_id: r.typed(TABLE, "user_id")?,
             uri: r.text("uri")?,
             logout_token: r.text("logout_token")?,
             // Only ever written from a `u32`; a corrupted value saturates rather than wraps.
@@ -184,8 +304,8 @@ impl<R: Row + Columns> FromRow<'_, R> for LogoutDelivery {
 impl<R: Row + Columns> FromRow<'_, R> for ConsentRecord {
     fn from_row(r: &R) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            client_id: r.text("client_id")?,
-            scopes: r.text("scopes")?,
+            client_id: r.typed("consents", "client_id")?,
+            scopes: r.typed("consents", "scopes")?,
             granted_at: r.time("granted_at")?,
         })
     }
@@ -194,7 +314,7 @@ impl<R: Row + Columns> FromRow<'_, R> for ConsentRecord {
 impl<R: Row + Columns> FromRow<'_, R> for ClientSignIn {
     fn from_row(r: &R) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            client_id: r.text("client_id")?,
+            client_id: r.typed("grants", "client_id")?,
             last_sign_in: r.time("last_sign_in")?,
         })
     }

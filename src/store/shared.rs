@@ -27,7 +27,7 @@ macro_rules! impl_store {
 
     async fn upsert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         sqlx::query(UPSERT_USER)
-            .bind(&user.id)
+            .bind(user.id.as_str())
             .bind(&user.username)
             .bind(&user.global_name)
             .bind(&user.avatar)
@@ -40,9 +40,9 @@ macro_rules! impl_store {
         Ok(())
     }
 
-    async fn get_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+    async fn get_user(&self, id: &DiscordId) -> Result<Option<UserRecord>, StoreError> {
         let row = sqlx::query_as::<_, UserRecord>(GET_USER)
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(self.reader())
             .await?;
         Ok(row)
@@ -62,7 +62,7 @@ macro_rules! impl_store {
         let inserted = sqlx::query(INSERT_UPSTREAM_LOGIN)
             .bind(login.state_hash.as_str())
             .bind(login.binding_hash.as_str())
-            .bind(&login.pkce_verifier)
+            .bind(login.pkce_verifier.expose())
             .bind(&login.request)
             .bind(to_unix(login.created_at))
             .bind(to_unix(login.expires_at))
@@ -90,9 +90,9 @@ macro_rules! impl_store {
 
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
         sqlx::query(INSERT_SESSION)
-            .bind(&session.id)
+            .bind(session.id.as_str())
             .bind(session.secret_hash.as_str())
-            .bind(&session.user_id)
+            .bind(session.user_id.as_str())
             .bind(to_unix(session.auth_time))
             .bind(to_unix(session.created_at))
             .bind(to_unix(session.expires_at))
@@ -117,9 +117,9 @@ macro_rules! impl_store {
         Ok(row)
     }
 
-    async fn touch_session(&self, id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+    async fn touch_session(&self, id: &SessionId, now: OffsetDateTime) -> Result<(), StoreError> {
         sqlx::query(TOUCH_SESSION)
-            .bind(id)
+            .bind(id.as_str())
             .bind(to_unix(now))
             .execute(self.writer())
             .await?;
@@ -128,13 +128,13 @@ macro_rules! impl_store {
 
     async fn add_session_client(
         &self,
-        session_id: &str,
-        client_id: &str,
+        session_id: &SessionId,
+        client_id: &ClientId,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         sqlx::query(ADD_SESSION_CLIENT)
-            .bind(session_id)
-            .bind(client_id)
+            .bind(session_id.as_str())
+            .bind(client_id.as_str())
             .bind(to_unix(now))
             .execute(self.writer())
             .await?;
@@ -144,14 +144,14 @@ macro_rules! impl_store {
     async fn insert_auth_code(&self, code: &AuthCodeRecord) -> Result<(), StoreError> {
         sqlx::query(INSERT_AUTH_CODE)
             .bind(code.code_hash.as_str())
-            .bind(&code.client_id)
+            .bind(code.client_id.as_str())
             .bind(&code.redirect_uri)
-            .bind(&code.user_id)
-            .bind(&code.session_id)
-            .bind(&code.grant_id)
-            .bind(&code.scopes)
+            .bind(code.user_id.as_str())
+            .bind(code.session_id.as_str())
+            .bind(code.grant_id.as_str())
+            .bind(code.scopes.to_string())
             .bind(&code.nonce)
-            .bind(&code.code_challenge)
+            .bind(code.code_challenge.as_ref().map(PkceChallenge::as_str))
             .bind(to_unix(code.auth_time))
             .bind(to_unix(code.created_at))
             .bind(to_unix(code.expires_at))
@@ -183,7 +183,9 @@ macro_rules! impl_store {
             .fetch_optional(self.writer())
             .await?;
         Ok(match revoked {
-            Some(grant_id) => CodeRedemption::Replayed { grant_id },
+            Some(id) => CodeRedemption::Replayed {
+                grant_id: stored(&id, "grants", "id")?,
+            },
             None => CodeRedemption::Unknown,
         })
     }
@@ -195,11 +197,11 @@ macro_rules! impl_store {
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         sqlx::query(INSERT_GRANT)
-            .bind(&grant.id)
-            .bind(&grant.client_id)
-            .bind(&grant.user_id)
-            .bind(&grant.session_id)
-            .bind(&grant.scopes)
+            .bind(grant.id.as_str())
+            .bind(grant.client_id.as_str())
+            .bind(grant.user_id.as_str())
+            .bind(grant.session_id.as_ref().map(SessionId::as_str))
+            .bind(grant.scopes.to_string())
             .bind(to_unix(grant.auth_time))
             .bind(to_unix(grant.created_at))
             .bind(to_unix(grant.expires_at))
@@ -207,15 +209,16 @@ macro_rules! impl_store {
             .execute(&mut *tx)
             .await?;
         if let Some(token) = refresh {
-            Self::insert_refresh_token(&mut *tx, &grant.id, token, grant.created_at).await?;
+            Self::insert_refresh_token(&mut *tx, grant.id.as_str(), token, grant.created_at)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    async fn get_grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
+    async fn get_grant(&self, id: &GrantId) -> Result<Option<GrantRecord>, StoreError> {
         let row = sqlx::query_as::<_, GrantRecord>(GET_GRANT)
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(self.reader())
             .await?;
         Ok(row)
@@ -224,12 +227,15 @@ macro_rules! impl_store {
     async fn rotate_refresh_token(
         &self,
         old_hash: &TokenHash,
-        client_id: &str,
+        client_id: &ClientId,
         new: &NewRefreshToken,
         now: OffsetDateTime,
     ) -> Result<Rotation, StoreError> {
         // The gate: spends the token only if it is live, this client's, and its grant is live.
-        if let Some(grant) = self.spend_and_replace(old_hash, client_id, new, now).await? {
+        if let Some(grant) = self
+            .spend_and_replace(old_hash, client_id.as_str(), new, now)
+            .await?
+        {
             return Ok(Rotation::Rotated(grant));
         }
         // Not live: a token already rotated is reuse (the family dies), anything else invalid.
@@ -241,9 +247,10 @@ macro_rules! impl_store {
         match presented {
             // RFC 9700 §4.14.2: a rotated token presented again means one copy was stolen, so
             // the family dies. Committed here; the caller still answers `invalid_grant`.
-            Some((grant_id, owner, Some(_used_at))) if owner == client_id => {
+            Some((grant_id, owner, Some(_used_at))) if owner == client_id.as_str() => {
+                let grant_id: GrantId = stored(&grant_id, "refresh_tokens", "grant_id")?;
                 sqlx::query(REVOKE_GRANT)
-                    .bind(&grant_id)
+                    .bind(grant_id.as_str())
                     .bind(to_unix(now))
                     .execute(&mut *tx)
                     .await?;
@@ -268,9 +275,13 @@ macro_rules! impl_store {
         Ok(row)
     }
 
-    async fn revoke_grant(&self, grant_id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+    async fn revoke_grant(
+        &self,
+        grant_id: &GrantId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(REVOKE_LIVE_GRANT)
-            .bind(grant_id)
+            .bind(grant_id.as_str())
             .bind(to_unix(now))
             .execute(self.writer())
             .await?;
@@ -292,30 +303,32 @@ macro_rules! impl_store {
 
     async fn check_access(
         &self,
-        grant_id: &str,
+        grant_id: &GrantId,
         jti: &str,
         now: OffsetDateTime,
     ) -> Result<AccessCheck, StoreError> {
         let user = sqlx::query_scalar::<_, String>(CHECK_ACCESS)
-            .bind(grant_id)
+            .bind(grant_id.as_str())
             .bind(jti)
             .bind(to_unix(now))
             .fetch_optional(self.reader())
             .await?;
         Ok(match user {
-            Some(user_id) => AccessCheck::Active { user_id },
+            Some(user_id) => AccessCheck::Active {
+                user_id: stored(&user_id, "grants", "user_id")?,
+            },
             None => AccessCheck::Inactive,
         })
     }
 
     async fn find_token_holder(
         &self,
-        grant_id: &str,
+        grant_id: &GrantId,
         jti: &str,
         now: OffsetDateTime,
     ) -> Result<Option<TokenHolder>, StoreError> {
         Ok(sqlx::query_as::<_, TokenHolder>(TOKEN_HOLDER)
-            .bind(grant_id)
+            .bind(grant_id.as_str())
             .bind(jti)
             .bind(to_unix(now))
             .fetch_optional(self.reader())
@@ -344,7 +357,8 @@ pub(super) use impl_store;
 macro_rules! emit_store_impl {
     ($ty:ty, $db:ty; $($methods:tt)*) => {
         const _: () = {
-            use $crate::domain::TokenHash;
+            use $crate::domain::{ClientId, DiscordId, GrantId, PkceChallenge, Scopes, SessionId, TokenHash};
+            use $crate::store::rows::{all_stored, stored};
             use $crate::store::sql::*;
             use $crate::store::{
                 AccessCheck, AuthCodeRecord, ClientSignIn, CodeRedemption, ConsentRecord,
@@ -383,12 +397,14 @@ macro_rules! emit_store_impl {
                 /// `ORDER BY` so both engines agree whatever the collation.
                 async fn session_clients(
                     tx: &mut <$db as sqlx::Database>::Connection,
-                    session_id: &str,
-                ) -> Result<Vec<String>, StoreError> {
-                    let mut clients = sqlx::query_scalar::<_, String>(SESSION_CLIENTS)
-                        .bind(session_id)
+                    session_id: &SessionId,
+                ) -> Result<Vec<ClientId>, StoreError> {
+                    let clients = sqlx::query_scalar::<_, String>(SESSION_CLIENTS)
+                        .bind(session_id.as_str())
                         .fetch_all(&mut *tx)
                         .await?;
+                    let mut clients: Vec<ClientId> =
+                        all_stored(clients, "session_clients", "client_id")?;
                     clients.sort();
                     Ok(clients)
                 }

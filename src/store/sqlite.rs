@@ -5,16 +5,16 @@
 //! connects, how a writing transaction starts, which migrations apply, and how the back-channel
 //! logout queue is claimed.
 
+use super::held::{Held, WriteTx};
 use super::{ConnectError, GrantRecord, NewRefreshToken, StoreError};
 use crate::domain::TokenHash;
-use time::OffsetDateTime;
-use sqlx::migrate::Migrator;
-use super::held::{Held, WriteTx};
 use sqlx::Executor;
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
+use time::OffsetDateTime;
 
 /// How long a statement waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -3,9 +3,9 @@
 
 use crate::browser::{Browser, query_of};
 use crate::helpers::{
-    ALICE, BOB, Reply, Rp, SESSION_COOKIE, TestApp, authorize_page, client_toml, eventually,
-    hidden_field, post_as_browser, redeem_as, redirect_params, refresh_as, session_cookie,
-    spawn_app_with, unescape_html, userinfo_status,
+    ALICE, BOB, Reply, Rp, SESSION_COOKIE, TestApp, authorize_page, client_id, client_toml,
+    discord_id, eventually, hidden_field, post_as_browser, redeem_as, redirect_params, refresh_as,
+    session_cookie, spawn_app_with, unescape_html, userinfo_status,
 };
 use crate::logout::{receiver, verified_logout_claims};
 
@@ -76,11 +76,11 @@ async fn sessions_of(app: &TestApp, user: &str) -> Vec<String> {
     let now = app.state.clock.now();
     app.state
         .store
-        .list_sessions(Some(user), now)
+        .list_sessions(Some(&discord_id(user)), now)
         .await
         .expect("sessions")
         .into_iter()
-        .map(|s| s.id)
+        .map(|s| s.id.to_string())
         .collect()
 }
 
@@ -207,7 +207,7 @@ async fn revoking_an_app_ends_its_tokens_withdraws_consent_and_tells_it_by_back_
     let consent = app
         .state
         .store
-        .get_consent(ALICE, WIKI.id)
+        .get_consent(&discord_id(ALICE), &client_id(WIKI.id))
         .await
         .expect("consent read");
     assert_eq!(consent, None, "the consent is withdrawn");
@@ -338,7 +338,8 @@ async fn signing_out_one_session_leaves_the_others_and_sign_out_everywhere_ends_
         .await
         .expect("read")
         .expect("the laptop's session")
-        .id;
+        .id
+        .to_string();
     let phone_sid = before
         .iter()
         .find(|sid| **sid != laptop_sid)

@@ -491,9 +491,13 @@ async fn revoking_a_person_in_guildgate_signs_them_out_of_apache_by_back_channel
 
     // Act: `guildgate users revoke` (its flow) ends her sessions and queues logout tokens.
     let now = app.state.clock.now();
-    guildgate::flows::logout::revoke_user(&app.state.context(), ALICE, now)
-        .await
-        .expect("revoke");
+    guildgate::flows::logout::revoke_user(
+        &app.state.context(),
+        &crate::helpers::discord_id(ALICE),
+        now,
+    )
+    .await
+    .expect("revoke");
 
     // Assert: mod_auth_openidc accepts the logout token and drops her Apache session.
     let mut status = 200;

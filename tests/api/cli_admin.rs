@@ -2,10 +2,10 @@
 //! guildgate accepts), `clients list` and `users show` (against a database with a person in it).
 
 use crate::cli::{run_guildgate, stderr_of, stdout_of};
-use crate::helpers::{ALICE, backend};
+use crate::helpers::{ALICE, backend, client_id, discord_id};
 use crate::test_db::fresh_database;
 use argon2::{PasswordHash, PasswordVerifier};
-use guildgate::domain::OpaqueToken;
+use guildgate::domain::{GrantId, OpaqueToken, Scopes, SessionId};
 use guildgate::store::{GrantRecord, MembershipSnapshot, SessionDevice, SessionRecord, UserRecord};
 use time::{Duration, OffsetDateTime};
 
@@ -156,7 +156,7 @@ async fn users_show_lists_a_persons_sessions_grants_consents_and_membership() {
     let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
     store
         .upsert_user(&UserRecord {
-            id: ALICE.to_owned(),
+            id: discord_id(ALICE),
             username: "alice".to_owned(),
             global_name: Some("Alice".to_owned()),
             avatar: None,
@@ -168,9 +168,9 @@ async fn users_show_lists_a_persons_sessions_grants_consents_and_membership() {
         .await
         .unwrap();
     let session = SessionRecord {
-        id: "sid-1234".to_owned(),
+        id: SessionId::parse("sid-1234").unwrap(),
         secret_hash: OpaqueToken::generate().hash(),
-        user_id: ALICE.to_owned(),
+        user_id: discord_id(ALICE),
         auth_time: now,
         created_at: now,
         expires_at: now + Duration::hours(12),
@@ -184,11 +184,11 @@ async fn users_show_lists_a_persons_sessions_grants_consents_and_membership() {
     store
         .insert_grant(
             &GrantRecord {
-                id: "grant-5678".to_owned(),
-                client_id: "wiki".to_owned(),
-                user_id: ALICE.to_owned(),
+                id: GrantId::parse("grant-5678").unwrap(),
+                client_id: client_id("wiki"),
+                user_id: discord_id(ALICE),
                 session_id: Some(session.id.clone()),
-                scopes: "openid profile".to_owned(),
+                scopes: Scopes::parse_request("openid profile"),
                 auth_time: now,
                 created_at: now,
                 expires_at: now + Duration::days(30),
@@ -199,12 +199,17 @@ async fn users_show_lists_a_persons_sessions_grants_consents_and_membership() {
         .await
         .unwrap();
     store
-        .save_consent(ALICE, "wiki", "openid profile", now)
+        .save_consent(
+            &discord_id(ALICE),
+            &client_id("wiki"),
+            Scopes::parse_request("openid profile"),
+            now,
+        )
         .await
         .unwrap();
     store
         .save_membership(
-            ALICE,
+            &discord_id(ALICE),
             &MembershipSnapshot {
                 snapshot: r#"{"guilds":["812345678901234567"],"roles":[]}"#.to_owned(),
                 fetched_at: now,

@@ -227,6 +227,7 @@ async fn a_postgres_outage_answers_503_without_hanging_and_loses_nothing_committ
     // Arrange: guildgate reaches Postgres through the proxy. Bob is signed in (session, grant);
     // Alice logged out and her back-channel logout waits in the queue (the receiver failed once).
     let db = fresh_database(Backend::Postgres).await;
+    let direct = db.url.clone();
     let mut url = url::Url::parse(&db.url).expect("database URL");
     let target: SocketAddr = format!(
         "{}:{}",
@@ -257,8 +258,11 @@ async fn a_postgres_outage_answers_503_without_hanging_and_loses_nothing_committ
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(receiver.seen().len(), 1, "the first attempt failed");
-    // Let the failed attempt be recorded (its retry is due a second later, during the outage).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The failed attempt is recorded before the outage (its retry is due a second later).
+    assert!(
+        logout_attempts_recorded(&direct, 1).await,
+        "the failed attempt is recorded within 10 s"
+    );
     let refresh_token = bob_tokens["refresh_token"].as_str().unwrap().to_owned();
     let access = bob_tokens["access_token"].as_str().unwrap().to_owned();
 
@@ -309,6 +313,28 @@ async fn a_postgres_outage_answers_503_without_hanging_and_loses_nothing_committ
         1,
         "Alice's queued logout is delivered after the outage"
     );
+}
+
+/// Waits (up to 10 s) until the queued back-channel logout counts `attempts` failed attempts,
+/// reading the database directly rather than through the proxy.
+async fn logout_attempts_recorded(url: &str, attempts: i64) -> bool {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .expect("connect to the test database");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut recorded = false;
+    while !recorded && Instant::now() < deadline {
+        let most: Option<i64> = sqlx::query_scalar("SELECT MAX(attempts) FROM logout_deliveries")
+            .fetch_one(&mut conn)
+            .await
+            .expect("read the logout queue");
+        recorded = most.is_some_and(|n| n >= attempts);
+        if !recorded {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let _ = sqlx::Connection::close(conn).await;
+    recorded
 }
 
 /// A tmpfs mounted for one test, unmounted when dropped.

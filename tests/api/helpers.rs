@@ -53,6 +53,16 @@ pub const ALICE: &str = "318172463195504640";
 /// The staff member.
 pub const BOB: &str = "402931734925557761";
 
+/// A Discord id (such as [`ALICE`]) typed as the store and the flows take it.
+pub fn discord_id(raw: &str) -> guildgate::domain::DiscordId {
+    guildgate::domain::DiscordId::parse(raw).expect("a snowflake")
+}
+
+/// A client id (such as [`OTHER`]) typed as the store and the flows take it.
+pub fn client_id(raw: &str) -> guildgate::domain::ClientId {
+    guildgate::domain::ClientId::parse(raw).expect("a client id")
+}
+
 fn app_secret_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| guildgate::clients::hash_secret(APP_SECRET).expect("hash"))

@@ -172,7 +172,10 @@ async fn a_kick_from_the_only_server_signs_the_person_out_everywhere_within_five
     let sessions = app
         .state
         .store
-        .list_sessions(Some(ALICE), app.state.clock.now())
+        .list_sessions(
+            Some(&crate::helpers::discord_id(ALICE)),
+            app.state.clock.now(),
+        )
         .await
         .expect("sessions");
     assert!(sessions.is_empty(), "her SSO session ended too");

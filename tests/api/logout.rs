@@ -787,9 +787,13 @@ async fn revoking_a_person_tells_the_apps_of_their_sessions_and_of_their_offline
 
     // Act: what `guildgate users revoke` does.
     let now = app.state.clock.now();
-    let ended = guildgate::flows::logout::revoke_user(&app.state.context(), ALICE, now)
-        .await
-        .unwrap();
+    let ended = guildgate::flows::logout::revoke_user(
+        &app.state.context(),
+        &crate::helpers::discord_id(ALICE),
+        now,
+    )
+    .await
+    .unwrap();
 
     // Assert: both apps get a logout token; the offline one has no sid, only sub.
     assert_eq!(ended.len(), 1);

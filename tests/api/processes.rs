@@ -56,7 +56,7 @@ pub struct Deployment {
     pub dir: tempfile::TempDir,
     config: PathBuf,
     env: Vec<(String, String)>,
-    _db: TestDb,
+    db: TestDb,
 }
 
 /// A port that was free a moment ago.
@@ -132,8 +132,13 @@ impl Deployment {
             dir,
             config: file,
             env: Vec::new(),
-            _db: db,
+            db,
         }
+    }
+
+    /// The database every process uses (for a test that reads or stages rows directly).
+    pub fn database_url(&self) -> &str {
+        &self.db.url
     }
 
     /// Sets `GUILDGATE__…` for every process started afterwards (e.g. `DISCORD__TIMEOUT`).
@@ -329,6 +334,21 @@ pub async fn userinfo(process: &Process, access_token: &str) -> (u16, serde_json
         .expect("request reaches guildgate");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or_default())
+}
+
+/// The value of one series of `process`'s `/metrics` (its name with labels, e.g.
+/// `guildgate_backchannel_logout_queue`), or `None` when the scrape does not have it.
+pub async fn metric(process: &Process, series: &str) -> Option<f64> {
+    let scrape = reqwest::get(format!("{}/metrics", process.address))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 /// How the [`Receiver`] answers.

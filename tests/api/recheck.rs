@@ -465,7 +465,7 @@ async fn without_kept_discord_tokens_a_stale_sso_goes_back_through_discord() {
     refresh_token_for(&test, &mut browser, WIKI, BOB).await;
     test.state
         .store
-        .save_upstream_tokens(BOB, None)
+        .save_upstream_tokens(&crate::helpers::discord_id(BOB), None)
         .await
         .unwrap();
     test.state.clock.advance(LATER);
@@ -500,7 +500,7 @@ async fn renew_behind_guildgates_back(test: &TestApp, user: &str) {
     let stored = test
         .state
         .store
-        .get_upstream_tokens(user)
+        .get_upstream_tokens(&crate::helpers::discord_id(user))
         .await
         .unwrap()
         .expect("kept tokens");
@@ -535,7 +535,7 @@ async fn renew_behind_guildgates_back(test: &TestApp, user: &str) {
     test.state
         .store
         .save_upstream_tokens(
-            user,
+            &crate::helpers::discord_id(user),
             Some(&guildgate::store::StoredUpstreamTokens {
                 ciphertext,
                 access_expires_at,

@@ -7,7 +7,7 @@ use crate::helpers::BOB;
 use crate::processes::{Deployment, free_port, postgres_or_skip, redeem, refresh};
 use crate::test_db::Backend;
 use guildgate::discord::fake::{FakeRoute, Fault};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const COMMUNITY: &str = "812345678901234567";
 const APPS: [(&str, &str); 3] = [
@@ -36,6 +36,25 @@ async fn deployment() -> Deployment {
         .discord
         .set_access_token_ttl(Duration::from_secs(1));
     deployment
+}
+
+/// Makes `user`'s membership snapshot and kept Discord access token `secs` older, as the
+/// processes see them: what waiting that long would do, without the wait.
+async fn age(deployment: &Deployment, user: &str, secs: i64) {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(deployment.database_url())
+        .await
+        .expect("connect to the test database");
+    let aged = sqlx::query(
+        "UPDATE users SET membership_fetched_at = membership_fetched_at - $2, \
+         discord_token_expires_at = discord_token_expires_at - $2 WHERE id = $1",
+    )
+    .bind(user)
+    .bind(secs)
+    .execute(&mut conn)
+    .await
+    .expect("age the snapshot");
+    assert_eq!(aged.rows_affected(), 1, "{user} has signed in");
+    let _ = sqlx::Connection::close(conn).await;
 }
 
 #[tokio::test]
@@ -80,11 +99,9 @@ async fn two_processes_refreshing_one_person_at_once_spend_the_discord_token_onc
                 .to_owned(),
         );
     }
-    // The snapshot (membership_ttl = 1 s) must age on the processes' own clocks.
-    let aged = Instant::now() + Duration::from_millis(1100);
-    while Instant::now() < aged {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The snapshot is older than membership_ttl (1 s) and the kept Discord access token has
+    // expired, so each refresh re-checks with Discord's refresh token.
+    age(&deployment, BOB, 2).await;
     let before = deployment.discord.refresh_token_uses();
     deployment.discord.inject(
         FakeRoute::Token,

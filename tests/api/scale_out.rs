@@ -5,14 +5,18 @@
 use crate::browser::Browser;
 use crate::helpers::BOB;
 use crate::processes::{
-    Answer, Deployment, Process, Receiver, code_of, free_port, postgres_or_skip, redeem, refresh,
-    to_callback, userinfo,
+    Answer, Deployment, Process, Receiver, code_of, free_port, metric, postgres_or_skip, redeem,
+    refresh, to_callback, userinfo,
 };
 use crate::test_db::Backend;
 use std::time::{Duration, Instant};
 
 const WIKI: (&str, &str) = ("wiki", "wiki-secret-wiki-secret");
 const WIKI_REDIRECT: &str = "https://wiki.example.com/cb";
+/// Back-channel logouts waiting in the (shared) queue.
+const QUEUED: &str = "guildgate_backchannel_logout_queue";
+/// Back-channel logouts one process delivered.
+const DELIVERED: &str = r#"guildgate_backchannel_logout_deliveries_total{outcome="delivered"}"#;
 
 /// The deployment: the wiki with a back-channel logout receiver, keys re-read every second.
 async fn deployment(receiver: &Receiver) -> Deployment {
@@ -109,11 +113,22 @@ async fn a_sign_in_whose_every_step_lands_on_another_process_works_and_logs_out_
     );
 
     // Assert: one delivery, though both processes run the deliverer (each polls every second).
+    // Settled once the logout has left the queue (no process can claim it again) and every
+    // POST the receiver saw is one a process counted as delivered (none is still on its way).
     let deadline = Instant::now() + Duration::from_secs(10);
-    while receiver.seen().is_empty() && Instant::now() < deadline {
+    let mut settled = false;
+    while !settled && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
+        let (queued, by_a, by_b) = tokio::join!(
+            metric(&a, QUEUED),
+            metric(&a, DELIVERED),
+            metric(&b, DELIVERED)
+        );
+        let counted = by_a.unwrap_or(0.0) + by_b.unwrap_or(0.0);
+        let seen = receiver.seen().len();
+        settled = seen > 0 && queued == Some(0.0) && counted == seen as f64;
     }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(settled, "the logout left the queue within 10 s");
     assert_eq!(
         receiver.seen().len(),
         1,

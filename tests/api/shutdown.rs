@@ -135,9 +135,9 @@ async fn a_stopping_deliverer_hands_back_the_deliveries_it_claimed_but_did_not_s
     let now = app.state.clock.now();
     let delivery = |id: &str| LogoutDelivery {
         id: id.to_owned(),
-        client_id: OTHER.to_owned(),
+        client_id: crate::helpers::client_id(OTHER),
         session_id: None,
-        user_id: crate::helpers::ALICE.to_owned(),
+        user_id: crate::helpers::discord_id(crate::helpers::ALICE),
         uri: uri.clone(),
         logout_token: format!(
             r#"{{"iss":"{}","aud":"{OTHER}","sub":"x","iat":0,"exp":0,"jti":"{id}","events":{{"http://schemas.openid.net/event/backchannel-logout":{{}}}}}}"#,

@@ -84,15 +84,16 @@ async fn an_exhausted_bucket_is_waited_for_before_the_next_call() {
         0,
         "never hit a 429"
     );
-    // With no budget, the client refuses to call rather than collect a 429.
+    // With no budget, the client refuses to call rather than collect a 429. The fake keeps a
+    // window per token: a new token starts with a fresh one, without waiting for the old to end.
     let impatient = client(&fake, ALL_SCOPES, Duration::from_secs(5), Duration::ZERO);
-    tokio::time::sleep(Duration::from_millis(450)).await; // the fake's window for this token resets
+    let fresh = tokens_for(&fake, &impatient, ALICE).await;
     impatient
-        .fetch_user(&tokens.access_token)
+        .fetch_user(&fresh.access_token)
         .await
         .expect("fresh bucket");
     let err = impatient
-        .fetch_user(&tokens.access_token)
+        .fetch_user(&fresh.access_token)
         .await
         .expect_err("bucket empty");
     assert!(matches!(err, DiscordError::RateLimited { .. }), "{err:?}");

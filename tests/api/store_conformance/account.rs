@@ -1,8 +1,9 @@
 //! What the account page reads and does: the browser a session was opened from, consents and
 //! last sign-ins per app, and revoking one app's grants for one person.
 
-use super::{CLIENT, NOW, fixture, grant, session, signed_in};
+use super::{ADA, BEN, CLIENT, NOW, client, fixture, grant, person, scopes, session, signed_in};
 use crate::test_db::backends;
+use guildgate::domain::GrantId;
 use guildgate::store::{ClientSignIn, ConsentRecord, GrantRecord, SessionDevice};
 use time::Duration;
 
@@ -10,14 +11,18 @@ use time::Duration;
 async fn a_session_keeps_the_browser_and_address_it_was_opened_from() {
     for backend in backends() {
         let t = fixture(backend).await;
-        t.store.upsert_user(&super::user("1001")).await.unwrap();
-        let (secret, mut s) = session("1001", NOW + Duration::hours(12));
+        t.store.upsert_user(&super::user(ADA)).await.unwrap();
+        let (secret, mut s) = session(ADA, NOW + Duration::hours(12));
         s.device = SessionDevice::new(Some("Firefox/128.0"), Some("2001:db8::7".to_owned()));
 
         t.store.insert_session(&s).await.unwrap();
 
         let found = t.store.find_session(&secret.hash(), NOW).await.unwrap();
-        let listed = t.store.list_sessions(Some("1001"), NOW).await.unwrap();
+        let listed = t
+            .store
+            .list_sessions(Some(&person(ADA)), NOW)
+            .await
+            .unwrap();
         assert_eq!(found.as_ref().map(|f| &f.device), Some(&s.device));
         assert_eq!(listed, vec![s]);
     }
@@ -36,8 +41,8 @@ fn an_over_long_user_agent_is_cut_on_a_character_boundary() {
 async fn consents_and_last_sign_ins_are_listed_per_app() {
     for backend in backends() {
         let t = fixture(backend).await;
-        let (_, s) = signed_in(&*t.store, "1001").await;
-        let (_, other) = signed_in(&*t.store, "2002").await;
+        let (_, s) = signed_in(&*t.store, ADA).await;
+        let (_, other) = signed_in(&*t.store, BEN).await;
         let older = grant(CLIENT, &s);
         let newer = GrantRecord {
             created_at: NOW + Duration::hours(1),
@@ -47,32 +52,32 @@ async fn consents_and_last_sign_ins_are_listed_per_app() {
             t.store.insert_grant(g, None).await.unwrap();
         }
         t.store
-            .save_consent("1001", "wiki", "openid profile", NOW)
+            .save_consent(&person(ADA), &client("wiki"), scopes("openid profile"), NOW)
             .await
             .unwrap();
         t.store
-            .save_consent("1001", "chat", "openid", NOW)
+            .save_consent(&person(ADA), &client("chat"), scopes("openid"), NOW)
             .await
             .unwrap();
         t.store
-            .save_consent("2002", "wiki", "openid", NOW)
+            .save_consent(&person(BEN), &client("wiki"), scopes("openid"), NOW)
             .await
             .unwrap();
 
-        let consents = t.store.list_consents("1001").await.unwrap();
-        let sign_ins = t.store.last_sign_ins("1001").await.unwrap();
+        let consents = t.store.list_consents(&person(ADA)).await.unwrap();
+        let sign_ins = t.store.last_sign_ins(&person(ADA)).await.unwrap();
 
         assert_eq!(
             consents,
             vec![
                 ConsentRecord {
-                    client_id: "chat".into(),
-                    scopes: "openid".into(),
+                    client_id: client("chat"),
+                    scopes: scopes("openid"),
                     granted_at: NOW
                 },
                 ConsentRecord {
-                    client_id: "wiki".into(),
-                    scopes: "openid profile".into(),
+                    client_id: client("wiki"),
+                    scopes: scopes("openid profile"),
                     granted_at: NOW
                 },
             ]
@@ -81,11 +86,11 @@ async fn consents_and_last_sign_ins_are_listed_per_app() {
             sign_ins,
             vec![
                 ClientSignIn {
-                    client_id: "chat".into(),
+                    client_id: client("chat"),
                     last_sign_in: NOW
                 },
                 ClientSignIn {
-                    client_id: CLIENT.into(),
+                    client_id: client(CLIENT),
                     last_sign_in: NOW + Duration::hours(1)
                 },
             ]
@@ -97,8 +102,8 @@ async fn consents_and_last_sign_ins_are_listed_per_app() {
 async fn revoking_an_app_revokes_only_that_persons_grants_for_that_app() {
     for backend in backends() {
         let t = fixture(backend).await;
-        let (_, s) = signed_in(&*t.store, "1001").await;
-        let (_, other) = signed_in(&*t.store, "2002").await;
+        let (_, s) = signed_in(&*t.store, ADA).await;
+        let (_, other) = signed_in(&*t.store, BEN).await;
         let with_session = grant(CLIENT, &s);
         let offline = GrantRecord {
             session_id: None,
@@ -112,12 +117,12 @@ async fn revoking_an_app_revokes_only_that_persons_grants_for_that_app() {
 
         let revoked = t
             .store
-            .revoke_client_grants("1001", CLIENT, NOW)
+            .revoke_client_grants(&person(ADA), &client(CLIENT), NOW)
             .await
             .unwrap();
         let again = t
             .store
-            .revoke_client_grants("1001", CLIENT, NOW)
+            .revoke_client_grants(&person(ADA), &client(CLIENT), NOW)
             .await
             .unwrap();
 
@@ -125,9 +130,9 @@ async fn revoking_an_app_revokes_only_that_persons_grants_for_that_app() {
         expected.sort();
         assert_eq!(revoked, expected);
         assert!(again.is_empty(), "nothing left to revoke");
-        let live: Vec<String> = t
+        let live: Vec<GrantId> = t
             .store
-            .list_user_grants("1001", NOW)
+            .list_user_grants(&person(ADA), NOW)
             .await
             .unwrap()
             .into_iter()
@@ -135,13 +140,17 @@ async fn revoking_an_app_revokes_only_that_persons_grants_for_that_app() {
             .collect();
         assert_eq!(live, vec![another_app.id]);
         assert_eq!(
-            t.store.list_user_grants("2002", NOW).await.unwrap().len(),
+            t.store
+                .list_user_grants(&person(BEN), NOW)
+                .await
+                .unwrap()
+                .len(),
             1,
             "another person's grant stays"
         );
         assert_eq!(
             t.store
-                .list_sessions(Some("1001"), NOW)
+                .list_sessions(Some(&person(ADA)), NOW)
                 .await
                 .unwrap()
                 .len(),

@@ -1,6 +1,6 @@
 //! Authorization codes: the single-use gate and what a replay does (RFC 6749 §4.1.2).
 
-use super::{CLIENT, NOW, code, fixture, grant, signed_in};
+use super::{ADA, CLIENT, NOW, code, fixture, grant, signed_in};
 use crate::test_db::backends;
 use guildgate::domain::TokenHash;
 use guildgate::store::{AccessCheck, CodeRedemption, GrantRecord, StoreError};
@@ -11,7 +11,7 @@ use time::Duration;
 async fn consume_auth_code_is_single_use_and_a_replay_revokes_its_grant() {
     for backend in backends() {
         let t = fixture(backend).await;
-        let (_, s) = signed_in(&*t.store, "1001").await;
+        let (_, s) = signed_in(&*t.store, ADA).await;
         let (hash, issued) = code(&s, NOW + Duration::seconds(60));
         t.store.insert_auth_code(&issued).await.unwrap();
 
@@ -57,7 +57,7 @@ async fn consume_auth_code_of_an_unknown_code_is_unknown() {
 async fn a_replay_before_the_grant_is_written_leaves_no_live_grant() {
     for backend in backends() {
         let t = fixture(backend).await;
-        let (_, s) = signed_in(&*t.store, "1001").await;
+        let (_, s) = signed_in(&*t.store, ADA).await;
         let (hash, issued) = code(&s, NOW + Duration::seconds(60));
         t.store.insert_auth_code(&issued).await.unwrap();
         t.store.consume_auth_code(&hash, NOW).await.unwrap();
@@ -86,7 +86,7 @@ async fn a_replay_before_the_grant_is_written_leaves_no_live_grant() {
 async fn concurrent_consume_auth_code_redeems_exactly_once() {
     for backend in backends() {
         let t = fixture(backend).await;
-        let (_, s) = signed_in(&*t.store, "1001").await;
+        let (_, s) = signed_in(&*t.store, ADA).await;
         let (hash, issued) = code(&s, NOW + Duration::seconds(60));
         t.store.insert_auth_code(&issued).await.unwrap();
 

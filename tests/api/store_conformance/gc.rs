@@ -1,6 +1,8 @@
 //! Clean-up: what `gc` deletes, what it keeps, and its batch bound.
 
-use super::{CLIENT, NO_CAP, NOW, code, fixture, grant, pending_login, session, user};
+use super::{
+    ADA, CLIENT, NO_CAP, NOW, client, code, fixture, grant, pending_login, person, session, user,
+};
 use crate::test_db::backends;
 use guildgate::domain::TokenHash;
 use guildgate::store::{AccessCheck, CodeRedemption, GrantRecord, LogoutDelivery};
@@ -11,9 +13,9 @@ async fn gc_removes_expired_rows_and_keeps_live_ones() {
     for backend in backends() {
         let t = fixture(backend).await;
         let later = NOW + Duration::days(2);
-        let (_, live_session) = session("1001", later + Duration::hours(1));
-        let (_, dead_session) = session("1001", NOW + Duration::hours(1));
-        t.store.upsert_user(&user("1001")).await.unwrap();
+        let (_, live_session) = session(ADA, later + Duration::hours(1));
+        let (_, dead_session) = session(ADA, NOW + Duration::hours(1));
+        t.store.upsert_user(&user(ADA)).await.unwrap();
         t.store.insert_session(&live_session).await.unwrap();
         t.store.insert_session(&dead_session).await.unwrap();
         let (live_code, c1) = code(&live_session, later + Duration::seconds(60));
@@ -68,7 +70,10 @@ async fn gc_removes_expired_rows_and_keeps_live_ones() {
             Some(live_grant.clone())
         );
         assert_eq!(
-            t.store.list_sessions(Some("1001"), NOW).await.unwrap(),
+            t.store
+                .list_sessions(Some(&person(ADA)), NOW)
+                .await
+                .unwrap(),
             vec![live_session]
         );
         let check = |jti| t.store.check_access(&live_grant.id, jti, later);
@@ -104,9 +109,9 @@ async fn gc_deletes_logout_deliveries_queued_more_than_three_days_ago() {
         let t = fixture(backend).await;
         let queued = |id: &str, created_at| LogoutDelivery {
             id: id.to_owned(),
-            client_id: CLIENT.to_owned(),
+            client_id: client(CLIENT),
             session_id: None,
-            user_id: "1001".to_owned(),
+            user_id: person(ADA),
             uri: "https://wiki.example.com/backchannel-logout".to_owned(),
             logout_token: "{}".to_owned(),
             attempts: 3,

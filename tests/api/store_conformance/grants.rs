@@ -1,9 +1,12 @@
 //! Grants and their tokens: refresh rotation with reuse detection (RFC 9700 §4.14.2), access
 //! token checks, and a person's live grants.
 
-use super::{CLIENT, NOW, fixture, grant, granted, refresh, session, signed_in, user};
+use super::{
+    ADA, BEN, CAL, CLIENT, NOW, client, fixture, grant, granted, person, refresh, session,
+    signed_in, user,
+};
 use crate::test_db::backends;
-use guildgate::domain::TokenHash;
+use guildgate::domain::{GrantId, TokenHash};
 use guildgate::store::{AccessCheck, GrantRecord, Rotation};
 use std::sync::Arc;
 use time::Duration;
@@ -17,7 +20,7 @@ async fn rotate_refresh_token_spends_the_old_token_and_returns_the_grant() {
 
         let rotation = t
             .store
-            .rotate_refresh_token(&old, CLIENT, &new, NOW)
+            .rotate_refresh_token(&old, &client(CLIENT), &new, NOW)
             .await
             .unwrap();
 
@@ -37,14 +40,14 @@ async fn rotate_refresh_token_treats_a_rotated_token_as_reuse_and_revokes_the_gr
         let (g, old) = granted(&*t.store).await;
         let (new_hash, new) = refresh(NOW + Duration::days(1));
         t.store
-            .rotate_refresh_token(&old, CLIENT, &new, NOW)
+            .rotate_refresh_token(&old, &client(CLIENT), &new, NOW)
             .await
             .unwrap();
         let (_, third) = refresh(NOW + Duration::days(1));
 
         let reuse = t
             .store
-            .rotate_refresh_token(&old, CLIENT, &third, NOW)
+            .rotate_refresh_token(&old, &client(CLIENT), &third, NOW)
             .await
             .unwrap();
 
@@ -65,7 +68,7 @@ async fn rotate_refresh_token_treats_a_rotated_token_as_reuse_and_revokes_the_gr
         let (_, fourth) = refresh(NOW + Duration::days(1));
         let successor = t
             .store
-            .rotate_refresh_token(&new_hash, CLIENT, &fourth, NOW)
+            .rotate_refresh_token(&new_hash, &client(CLIENT), &fourth, NOW)
             .await;
         assert_eq!(
             successor.unwrap(),
@@ -84,7 +87,7 @@ async fn rotate_refresh_token_refuses_another_clients_token_and_changes_nothing(
 
         let stolen = t
             .store
-            .rotate_refresh_token(&old, "forum", &new, NOW)
+            .rotate_refresh_token(&old, &client("forum"), &new, NOW)
             .await
             .unwrap();
 
@@ -96,7 +99,7 @@ async fn rotate_refresh_token_refuses_another_clients_token_and_changes_nothing(
         let (_, other) = refresh(NOW + Duration::days(1));
         let owner = t
             .store
-            .rotate_refresh_token(&old, CLIENT, &other, NOW)
+            .rotate_refresh_token(&old, &client(CLIENT), &other, NOW)
             .await
             .unwrap();
         assert_eq!(owner, Rotation::Rotated(g));
@@ -112,7 +115,7 @@ async fn rotate_refresh_token_refuses_expired_tokens_and_dead_grants() {
         t.store.revoke_grant(&revoked_grant.id, NOW).await.unwrap();
         let (ended_grant, of_ended) = granted(&*t.store).await;
         t.store
-            .end_session(ended_grant.session_id.as_deref().unwrap(), NOW)
+            .end_session(ended_grant.session_id.as_ref().unwrap(), NOW)
             .await
             .unwrap();
         let (_, new) = refresh(NOW + Duration::days(2));
@@ -121,7 +124,7 @@ async fn rotate_refresh_token_refuses_expired_tokens_and_dead_grants() {
             let (store, new) = (Arc::clone(&t.store), new.clone());
             async move {
                 store
-                    .rotate_refresh_token(&old, CLIENT, &new, at)
+                    .rotate_refresh_token(&old, &client(CLIENT), &new, at)
                     .await
                     .unwrap()
             }
@@ -148,9 +151,11 @@ async fn concurrent_rotations_of_one_token_rotate_exactly_once() {
             .map(|_| {
                 let (store, old) = (Arc::clone(&t.store), old.clone());
                 let (_, new) = refresh(NOW + Duration::days(1));
-                tokio::spawn(
-                    async move { store.rotate_refresh_token(&old, CLIENT, &new, NOW).await },
-                )
+                tokio::spawn(async move {
+                    store
+                        .rotate_refresh_token(&old, &client(CLIENT), &new, NOW)
+                        .await
+                })
             })
             .collect();
         let mut rotated = 0;
@@ -203,7 +208,7 @@ async fn check_access_is_inactive_for_unknown_expired_or_revoked_grants() {
         let live = t.store.check_access(&g.id, "j", NOW).await.unwrap();
         let unknown = t
             .store
-            .check_access("no-such-grant", "j", NOW)
+            .check_access(&GrantId::parse("no-such-grant").unwrap(), "j", NOW)
             .await
             .unwrap();
         let expired = t
@@ -236,9 +241,9 @@ async fn check_access_is_inactive_for_unknown_expired_or_revoked_grants() {
 async fn list_user_grants_lists_only_the_persons_live_grants() {
     for backend in backends() {
         let t = fixture(backend).await;
-        let (_, s) = signed_in(&*t.store, "1001").await;
-        let (_, other) = signed_in(&*t.store, "2002").await;
-        let (_, ended) = session("1001", NOW + Duration::hours(12));
+        let (_, s) = signed_in(&*t.store, ADA).await;
+        let (_, other) = signed_in(&*t.store, BEN).await;
+        let (_, ended) = session(ADA, NOW + Duration::hours(12));
         t.store.insert_session(&ended).await.unwrap();
         let live = grant(CLIENT, &s);
         let offline = GrantRecord {
@@ -266,10 +271,13 @@ async fn list_user_grants_lists_only_the_persons_live_grants() {
         t.store.revoke_grant(&revoked.id, NOW).await.unwrap();
         t.store.end_session(&ended.id, NOW).await.unwrap();
 
-        let listed = t.store.list_user_grants("1001", NOW).await.unwrap();
+        let listed = t.store.list_user_grants(&person(ADA), NOW).await.unwrap();
 
         assert_eq!(listed, vec![live, offline], "oldest first");
-        assert_eq!(t.store.list_user_grants("3003", NOW).await.unwrap(), vec![]);
+        assert_eq!(
+            t.store.list_user_grants(&person(CAL), NOW).await.unwrap(),
+            vec![]
+        );
     }
 }
 
@@ -277,9 +285,9 @@ async fn list_user_grants_lists_only_the_persons_live_grants() {
 async fn people_with_live_grants_names_each_holder_once_offline_grants_included() {
     for backend in backends() {
         let t = fixture(backend).await;
-        let (_, s) = signed_in(&*t.store, "1001").await;
-        let (_, offline_only) = signed_in(&*t.store, "2002").await;
-        let (_, gone) = signed_in(&*t.store, "3003").await;
+        let (_, s) = signed_in(&*t.store, ADA).await;
+        let (_, offline_only) = signed_in(&*t.store, BEN).await;
+        let (_, gone) = signed_in(&*t.store, CAL).await;
         let twice = [grant(CLIENT, &s), grant("forum", &s)];
         let offline = GrantRecord {
             session_id: None,
@@ -294,7 +302,7 @@ async fn people_with_live_grants_names_each_holder_once_offline_grants_included(
 
         let people = t.store.people_with_live_grants(NOW).await.unwrap();
 
-        assert_eq!(people, vec!["1001".to_owned(), "2002".to_owned()]);
+        assert_eq!(people, vec![person(ADA), person(BEN)]);
     }
 }
 
@@ -302,8 +310,8 @@ async fn people_with_live_grants_names_each_holder_once_offline_grants_included(
 async fn check_access_names_the_person_of_a_grant_without_a_session() {
     for backend in backends() {
         let t = fixture(backend).await;
-        t.store.upsert_user(&user("1001")).await.unwrap();
-        let (_, s) = session("1001", NOW + Duration::hours(1));
+        t.store.upsert_user(&user(ADA)).await.unwrap();
+        let (_, s) = session(ADA, NOW + Duration::hours(1));
         let offline = GrantRecord {
             session_id: None,
             ..grant(CLIENT, &s)
@@ -319,7 +327,7 @@ async fn check_access_names_the_person_of_a_grant_without_a_session() {
         assert_eq!(
             check,
             AccessCheck::Active {
-                user_id: "1001".to_owned()
+                user_id: person(ADA)
             }
         );
     }

@@ -1,7 +1,8 @@
 //! The back-channel logout queue: enqueue, claim under a lease, retry, finish.
 
-use super::{NOW, fixture};
+use super::{ADA, NOW, client, fixture, person};
 use crate::test_db::backends;
+use guildgate::domain::SessionId;
 use guildgate::store::{LogoutDelivery, Store};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,9 +13,9 @@ const LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 fn delivery(id: &str, next_attempt_at: OffsetDateTime) -> LogoutDelivery {
     LogoutDelivery {
         id: id.to_owned(),
-        client_id: "wiki".to_owned(),
-        session_id: Some("a-session".to_owned()),
-        user_id: "1001".to_owned(),
+        client_id: client("wiki"),
+        session_id: Some(SessionId::parse("a-session").unwrap()),
+        user_id: person(ADA),
         uri: "https://wiki.example.com/backchannel-logout".to_owned(),
         logout_token: r#"{"iss":"https://id.example.com","aud":"wiki","sid":"a-session"}"#
             .to_owned(),

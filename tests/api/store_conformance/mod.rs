@@ -12,9 +12,13 @@ mod grants;
 mod logout_queue;
 mod people;
 mod sessions;
+mod unreadable;
 
 use crate::test_db::{Backend, TestDb, fresh_database};
-use guildgate::domain::{OpaqueToken, TokenHash};
+use guildgate::domain::{
+    ClientId, DiscordId, GrantId, OpaqueToken, PkceChallenge, PkceVerifier, Scopes, SessionId,
+    TokenHash,
+};
 use guildgate::store::{
     AuthCodeRecord, GrantRecord, NewRefreshToken, PendingLoginCap, SessionDevice, SessionRecord,
     Store, UpstreamLogin, UserRecord, connect,
@@ -25,10 +29,57 @@ use time::{Duration, OffsetDateTime, macros::datetime};
 const NOW: OffsetDateTime = datetime!(2030-01-01 12:00 UTC);
 const CLIENT: &str = "wiki";
 
+/// The suite's people (Discord snowflakes).
+const ADA: &str = "100000000000001001";
+/// Another person.
+const BEN: &str = "100000000000002002";
+/// A third person.
+const CAL: &str = "100000000000003003";
+/// A person whose re-check lease is taken.
+const DEE: &str = "100000000000001002";
+/// Nobody the store has seen.
+const NOBODY: &str = "100000000000000009";
+
+/// A Discord id as the store takes it.
+fn person(raw: &str) -> DiscordId {
+    DiscordId::parse(raw).expect("a snowflake")
+}
+
+/// A client id as the store takes it.
+fn client(raw: &str) -> ClientId {
+    ClientId::parse(raw).expect("a client id")
+}
+
+/// A scope set as the store takes it.
+fn scopes(raw: &str) -> Scopes {
+    Scopes::from_stored(raw).expect("supported scopes")
+}
+
 struct Fixture {
-    // Declared before `_db` so the pool closes before the database is dropped.
+    // Declared before `db` so the pool closes before the database is dropped.
     store: Arc<dyn Store>,
-    _db: TestDb,
+    db: TestDb,
+}
+
+impl Fixture {
+    /// Runs `sql` on a connection of its own, behind the store's back: for rows guildgate
+    /// itself would never write.
+    async fn tamper(&self, sql: &'static str) {
+        use sqlx::Connection;
+        if self.db.url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.db.url)
+                .await
+                .expect("connect to the SQLite file");
+            sqlx::raw_sql(sql).execute(&mut conn).await.expect("tamper");
+            conn.close().await.expect("close");
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.db.url)
+                .await
+                .expect("connect to the Postgres database");
+            sqlx::raw_sql(sql).execute(&mut conn).await.expect("tamper");
+            conn.close().await.expect("close");
+        }
+    }
 }
 
 async fn fixture(backend: Backend) -> Fixture {
@@ -38,12 +89,12 @@ async fn fixture(backend: Backend) -> Fixture {
         .await
         .expect("connect to the test database");
     store.migrate().await.expect("migrate the test database");
-    Fixture { store, _db: db }
+    Fixture { store, db }
 }
 
 fn user(id: &str) -> UserRecord {
     UserRecord {
-        id: id.to_owned(),
+        id: person(id),
         username: format!("user{id}"),
         global_name: Some("Ada".to_owned()),
         avatar: None,
@@ -57,9 +108,9 @@ fn user(id: &str) -> UserRecord {
 fn session(user_id: &str, expires_at: OffsetDateTime) -> (OpaqueToken, SessionRecord) {
     let secret = OpaqueToken::generate();
     let record = SessionRecord {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: SessionId::generate(),
         secret_hash: secret.hash(),
-        user_id: user_id.to_owned(),
+        user_id: person(user_id),
         auth_time: NOW,
         created_at: NOW,
         expires_at,
@@ -71,11 +122,11 @@ fn session(user_id: &str, expires_at: OffsetDateTime) -> (OpaqueToken, SessionRe
 
 fn grant(client_id: &str, s: &SessionRecord) -> GrantRecord {
     GrantRecord {
-        id: uuid::Uuid::new_v4().to_string(),
-        client_id: client_id.to_owned(),
+        id: GrantId::generate(),
+        client_id: client(client_id),
         user_id: s.user_id.clone(),
         session_id: Some(s.id.clone()),
-        scopes: "openid profile".to_owned(),
+        scopes: scopes("openid profile"),
         auth_time: s.auth_time,
         created_at: NOW,
         expires_at: NOW + Duration::days(30),
@@ -87,14 +138,17 @@ fn code(s: &SessionRecord, expires_at: OffsetDateTime) -> (TokenHash, AuthCodeRe
     let hash = OpaqueToken::generate().hash();
     let record = AuthCodeRecord {
         code_hash: hash.clone(),
-        client_id: CLIENT.to_owned(),
+        client_id: client(CLIENT),
         redirect_uri: "https://wiki.example.com/cb".to_owned(),
         user_id: s.user_id.clone(),
         session_id: s.id.clone(),
-        grant_id: uuid::Uuid::new_v4().to_string(),
-        scopes: "openid".to_owned(),
+        grant_id: GrantId::generate(),
+        scopes: scopes("openid"),
         nonce: Some("n-0S6_WzA2Mj".to_owned()),
-        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
+        code_challenge: Some(
+            PkceChallenge::parse_s256("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+                .expect("an S256 challenge"),
+        ),
         auth_time: NOW,
         created_at: NOW,
         expires_at,
@@ -125,7 +179,8 @@ fn pending_login(state: &str, binding: &str) -> UpstreamLogin {
     UpstreamLogin {
         state_hash: TokenHash::of(state),
         binding_hash: TokenHash::of(binding),
-        pkce_verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".to_owned(),
+        pkce_verifier: PkceVerifier::parse("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
+            .expect("a verifier"),
         request: r#"{"client_id":"wiki"}"#.to_owned(),
         created_at: NOW,
         expires_at: NOW + Duration::minutes(10),

@@ -1,7 +1,10 @@
 //! What is kept about a person: the profile, pending Discord logins, consents, the membership
 //! snapshot and the sealed Discord tokens.
 
-use super::{CLIENT, NO_CAP, NOW, fixture, pending_login, user};
+use super::{
+    ADA, BEN, CLIENT, DEE, NO_CAP, NOBODY, NOW, client, fixture, pending_login, person, scopes,
+    user,
+};
 use crate::test_db::backends;
 use guildgate::domain::TokenHash;
 use guildgate::store::{
@@ -27,7 +30,7 @@ async fn upsert_user_inserts_then_updates_the_same_person() {
         t.store.upsert_user(&changed).await.unwrap();
 
         assert_eq!(t.store.get_user(&first.id).await.unwrap(), Some(changed));
-        assert_eq!(t.store.get_user("1").await.unwrap(), None);
+        assert_eq!(t.store.get_user(&person(NOBODY)).await.unwrap(), None);
     }
 }
 
@@ -220,40 +223,75 @@ async fn a_new_pending_login_replaces_the_one_of_the_same_browser() {
 async fn consents_are_saved_replaced_and_revoked_per_person_and_client() {
     for backend in backends() {
         let t = fixture(backend).await;
-        t.store.upsert_user(&user("1001")).await.unwrap();
-        t.store.upsert_user(&user("2002")).await.unwrap();
-        let before = t.store.get_consent("1001", CLIENT).await.unwrap();
+        t.store.upsert_user(&user(ADA)).await.unwrap();
+        t.store.upsert_user(&user(BEN)).await.unwrap();
+        let before = t
+            .store
+            .get_consent(&person(ADA), &client(CLIENT))
+            .await
+            .unwrap();
 
         t.store
-            .save_consent("1001", CLIENT, "openid", NOW)
+            .save_consent(&person(ADA), &client(CLIENT), scopes("openid"), NOW)
             .await
             .unwrap();
         t.store
-            .save_consent("1001", CLIENT, "openid email", NOW + Duration::minutes(1))
+            .save_consent(
+                &person(ADA),
+                &client(CLIENT),
+                scopes("openid email"),
+                NOW + Duration::minutes(1),
+            )
             .await
             .unwrap();
         t.store
-            .save_consent("1001", "forum", "openid", NOW)
+            .save_consent(&person(ADA), &client("forum"), scopes("openid"), NOW)
             .await
             .unwrap();
         t.store
-            .save_consent("2002", CLIENT, "openid profile", NOW)
+            .save_consent(&person(BEN), &client(CLIENT), scopes("openid profile"), NOW)
             .await
             .unwrap();
 
         assert_eq!(before, None);
-        let replaced = t.store.get_consent("1001", CLIENT).await.unwrap();
-        assert_eq!(replaced.as_deref(), Some("openid email"), "saving replaces");
-        assert!(t.store.revoke_consent("1001", CLIENT).await.unwrap());
+        let replaced = t
+            .store
+            .get_consent(&person(ADA), &client(CLIENT))
+            .await
+            .unwrap();
+        assert_eq!(replaced, Some(scopes("openid email")), "saving replaces");
         assert!(
-            !t.store.revoke_consent("1001", CLIENT).await.unwrap(),
+            t.store
+                .revoke_consent(&person(ADA), &client(CLIENT))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !t.store
+                .revoke_consent(&person(ADA), &client(CLIENT))
+                .await
+                .unwrap(),
             "already gone"
         );
-        assert_eq!(t.store.get_consent("1001", CLIENT).await.unwrap(), None);
-        let other_client = t.store.get_consent("1001", "forum").await.unwrap();
-        let other_person = t.store.get_consent("2002", CLIENT).await.unwrap();
-        assert_eq!(other_client.as_deref(), Some("openid"));
-        assert_eq!(other_person.as_deref(), Some("openid profile"));
+        assert_eq!(
+            t.store
+                .get_consent(&person(ADA), &client(CLIENT))
+                .await
+                .unwrap(),
+            None
+        );
+        let other_client = t
+            .store
+            .get_consent(&person(ADA), &client("forum"))
+            .await
+            .unwrap();
+        let other_person = t
+            .store
+            .get_consent(&person(BEN), &client(CLIENT))
+            .await
+            .unwrap();
+        assert_eq!(other_client, Some(scopes("openid")));
+        assert_eq!(other_person, Some(scopes("openid profile")));
     }
 }
 
@@ -261,9 +299,9 @@ async fn consents_are_saved_replaced_and_revoked_per_person_and_client() {
 async fn membership_snapshots_round_trip_and_replace_and_survive_a_profile_update() {
     for backend in backends() {
         let t = fixture(backend).await;
-        let unknown = t.store.get_membership("1001").await.unwrap();
-        t.store.upsert_user(&user("1001")).await.unwrap();
-        let never_fetched = t.store.get_membership("1001").await.unwrap();
+        let unknown = t.store.get_membership(&person(ADA)).await.unwrap();
+        t.store.upsert_user(&user(ADA)).await.unwrap();
+        let never_fetched = t.store.get_membership(&person(ADA)).await.unwrap();
         let first = MembershipSnapshot {
             snapshot: r#"{"guilds":{"81384788765712384":["admin"]}}"#.to_owned(),
             fetched_at: NOW,
@@ -273,11 +311,14 @@ async fn membership_snapshots_round_trip_and_replace_and_survive_a_profile_updat
             fetched_at: NOW + Duration::hours(1),
         };
 
-        t.store.save_membership("1001", &first).await.unwrap();
-        let saved = t.store.get_membership("1001").await.unwrap();
-        t.store.save_membership("1001", &second).await.unwrap();
-        t.store.upsert_user(&user("1001")).await.unwrap();
-        let replaced = t.store.get_membership("1001").await.unwrap();
+        t.store.save_membership(&person(ADA), &first).await.unwrap();
+        let saved = t.store.get_membership(&person(ADA)).await.unwrap();
+        t.store
+            .save_membership(&person(ADA), &second)
+            .await
+            .unwrap();
+        t.store.upsert_user(&user(ADA)).await.unwrap();
+        let replaced = t.store.get_membership(&person(ADA)).await.unwrap();
 
         assert_eq!(unknown, None);
         assert_eq!(never_fetched, None);
@@ -290,8 +331,8 @@ async fn membership_snapshots_round_trip_and_replace_and_survive_a_profile_updat
 async fn upstream_tokens_round_trip_replace_and_clear() {
     for backend in backends() {
         let t = fixture(backend).await;
-        t.store.upsert_user(&user("1001")).await.unwrap();
-        let never_stored = t.store.get_upstream_tokens("1001").await.unwrap();
+        t.store.upsert_user(&user(ADA)).await.unwrap();
+        let never_stored = t.store.get_upstream_tokens(&person(ADA)).await.unwrap();
         let first = StoredUpstreamTokens {
             // Every byte value, so no engine may treat the ciphertext as text.
             ciphertext: (0..=255).collect(),
@@ -303,24 +344,27 @@ async fn upstream_tokens_round_trip_replace_and_clear() {
         };
 
         t.store
-            .save_upstream_tokens("1001", Some(&first))
+            .save_upstream_tokens(&person(ADA), Some(&first))
             .await
             .unwrap();
-        let saved = t.store.get_upstream_tokens("1001").await.unwrap();
+        let saved = t.store.get_upstream_tokens(&person(ADA)).await.unwrap();
         t.store
-            .save_upstream_tokens("1001", Some(&second))
+            .save_upstream_tokens(&person(ADA), Some(&second))
             .await
             .unwrap();
-        let replaced = t.store.get_upstream_tokens("1001").await.unwrap();
-        t.store.save_upstream_tokens("1001", None).await.unwrap();
-        let cleared = t.store.get_upstream_tokens("1001").await.unwrap();
+        let replaced = t.store.get_upstream_tokens(&person(ADA)).await.unwrap();
+        t.store
+            .save_upstream_tokens(&person(ADA), None)
+            .await
+            .unwrap();
+        let cleared = t.store.get_upstream_tokens(&person(ADA)).await.unwrap();
 
         assert_eq!(never_stored, None);
         assert_eq!(saved, Some(first));
         assert_eq!(replaced, Some(second));
         assert_eq!(cleared, None);
         assert!(
-            t.store.get_user("1001").await.unwrap().is_some(),
+            t.store.get_user(&person(ADA)).await.unwrap().is_some(),
             "clearing tokens keeps the person"
         );
     }
@@ -330,43 +374,47 @@ async fn upstream_tokens_round_trip_replace_and_clear() {
 async fn one_holder_at_a_time_takes_the_recheck_lease_until_it_is_released_or_runs_out() {
     for backend in backends() {
         let t = fixture(backend).await;
-        t.store.upsert_user(&user("1002")).await.unwrap();
+        t.store.upsert_user(&user(DEE)).await.unwrap();
         let until = NOW + Duration::seconds(30);
 
         let first = t
             .store
-            .claim_recheck("1002", "a", until, NOW)
+            .claim_recheck(&person(DEE), "a", until, NOW)
             .await
             .unwrap();
         let second = t
             .store
-            .claim_recheck("1002", "b", until, NOW)
+            .claim_recheck(&person(DEE), "b", until, NOW)
             .await
             .unwrap();
         let again_by_holder = t
             .store
-            .claim_recheck("1002", "a", until, NOW)
+            .claim_recheck(&person(DEE), "a", until, NOW)
             .await
             .unwrap();
         // Releasing someone else's lease does nothing.
-        t.store.release_recheck("1002", "b").await.unwrap();
+        t.store.release_recheck(&person(DEE), "b").await.unwrap();
         let still_held = t
             .store
-            .claim_recheck("1002", "b", until, NOW)
+            .claim_recheck(&person(DEE), "b", until, NOW)
             .await
             .unwrap();
-        t.store.release_recheck("1002", "a").await.unwrap();
+        t.store.release_recheck(&person(DEE), "a").await.unwrap();
         let after_release = t
             .store
-            .claim_recheck("1002", "b", until, NOW)
+            .claim_recheck(&person(DEE), "b", until, NOW)
             .await
             .unwrap();
         let after_expiry = t
             .store
-            .claim_recheck("1002", "c", until + Duration::seconds(30), until)
+            .claim_recheck(&person(DEE), "c", until + Duration::seconds(30), until)
             .await
             .unwrap();
-        let unknown_person = t.store.claim_recheck("9", "a", until, NOW).await.unwrap();
+        let unknown_person = t
+            .store
+            .claim_recheck(&person(NOBODY), "a", until, NOW)
+            .await
+            .unwrap();
 
         assert!(first, "a free lease is taken");
         assert!(!second, "a held lease is not taken by another");

@@ -1,8 +1,8 @@
 //! SSO sessions: lookup by secret, use, listing, and ending one or all of a person's.
 
-use super::{CLIENT, NOW, fixture, grant, session, signed_in};
+use super::{ADA, BEN, CLIENT, NOW, client, fixture, grant, person, session, signed_in};
 use crate::test_db::backends;
-use guildgate::domain::TokenHash;
+use guildgate::domain::{SessionId, TokenHash};
 use guildgate::store::{AccessCheck, GrantRecord, SessionRecord, StoreError};
 use time::Duration;
 
@@ -10,7 +10,7 @@ use time::Duration;
 async fn find_session_returns_only_live_sessions_by_secret() {
     for backend in backends() {
         let t = fixture(backend).await;
-        let (secret, s) = signed_in(&*t.store, "1001").await;
+        let (secret, s) = signed_in(&*t.store, ADA).await;
 
         let found = t.store.find_session(&secret.hash(), NOW).await.unwrap();
         let wrong = t
@@ -34,7 +34,7 @@ async fn find_session_returns_only_live_sessions_by_secret() {
 async fn touch_session_records_the_last_use() {
     for backend in backends() {
         let t = fixture(backend).await;
-        let (secret, s) = signed_in(&*t.store, "1001").await;
+        let (secret, s) = signed_in(&*t.store, ADA).await;
         let later = NOW + Duration::minutes(5);
 
         t.store.touch_session(&s.id, later).await.unwrap();
@@ -53,9 +53,9 @@ async fn touch_session_records_the_last_use() {
 async fn insert_session_with_a_taken_secret_is_a_conflict() {
     for backend in backends() {
         let t = fixture(backend).await;
-        let (_, s) = signed_in(&*t.store, "1001").await;
+        let (_, s) = signed_in(&*t.store, ADA).await;
         let twin = SessionRecord {
-            id: "another-id".to_owned(),
+            id: SessionId::parse("another-id").unwrap(),
             ..s
         };
 
@@ -72,10 +72,10 @@ async fn insert_session_with_a_taken_secret_is_a_conflict() {
 async fn end_session_returns_its_clients_and_revokes_its_grants() {
     for backend in backends() {
         let t = fixture(backend).await;
-        let (secret, s) = signed_in(&*t.store, "1001").await;
-        for client in ["wiki", "forum", "wiki"] {
+        let (secret, s) = signed_in(&*t.store, ADA).await;
+        for name in ["wiki", "forum", "wiki"] {
             t.store
-                .add_session_client(&s.id, client, NOW)
+                .add_session_client(&s.id, &client(name), NOW)
                 .await
                 .unwrap();
         }
@@ -91,7 +91,7 @@ async fn end_session_returns_its_clients_and_revokes_its_grants() {
             .expect("a live session");
 
         assert_eq!(ended.session, s);
-        assert_eq!(ended.clients, vec!["forum".to_owned(), "wiki".to_owned()]);
+        assert_eq!(ended.clients, vec![client("forum"), client("wiki")]);
         assert_eq!(
             t.store.find_session(&secret.hash(), later).await.unwrap(),
             None
@@ -108,7 +108,10 @@ async fn end_session_returns_its_clients_and_revokes_its_grants() {
             "already ended"
         );
         assert_eq!(
-            t.store.end_session("no-such-id", later).await.unwrap(),
+            t.store
+                .end_session(&SessionId::parse("no-such-id").unwrap(), later)
+                .await
+                .unwrap(),
             None
         );
     }
@@ -118,17 +121,21 @@ async fn end_session_returns_its_clients_and_revokes_its_grants() {
 async fn list_sessions_returns_live_sessions_newest_first_filtered_by_user() {
     for backend in backends() {
         let t = fixture(backend).await;
-        let (_, ada_old) = signed_in(&*t.store, "1001").await;
-        let (_, mut ada_new) = session("1001", NOW + Duration::hours(12));
+        let (_, ada_old) = signed_in(&*t.store, ADA).await;
+        let (_, mut ada_new) = session(ADA, NOW + Duration::hours(12));
         ada_new.created_at = NOW + Duration::minutes(1);
         t.store.insert_session(&ada_new).await.unwrap();
-        let (_, bob) = signed_in(&*t.store, "2002").await;
-        let (_, ended) = signed_in(&*t.store, "1001").await;
+        let (_, bob) = signed_in(&*t.store, BEN).await;
+        let (_, ended) = signed_in(&*t.store, ADA).await;
         t.store.end_session(&ended.id, NOW).await.unwrap();
-        let (_, expired) = session("1001", NOW);
+        let (_, expired) = session(ADA, NOW);
         t.store.insert_session(&expired).await.unwrap();
 
-        let adas = t.store.list_sessions(Some("1001"), NOW).await.unwrap();
+        let adas = t
+            .store
+            .list_sessions(Some(&person(ADA)), NOW)
+            .await
+            .unwrap();
         let everyone = t.store.list_sessions(None, NOW).await.unwrap();
 
         assert_eq!(adas, vec![ada_new.clone(), ada_old.clone()]);
@@ -138,7 +145,7 @@ async fn list_sessions_returns_live_sessions_newest_first_filtered_by_user() {
             3,
             "ended and expired sessions are not listed: {ids:?}"
         );
-        assert_eq!(ids[0], ada_new.id);
+        assert_eq!(ids[0], ada_new.id.as_str());
         assert!(ids.contains(&bob.id.as_str()) && ids.contains(&ada_old.id.as_str()));
     }
 }
@@ -147,14 +154,14 @@ async fn list_sessions_returns_live_sessions_newest_first_filtered_by_user() {
 async fn end_user_sessions_ends_every_session_and_revokes_every_grant_of_the_person() {
     for backend in backends() {
         let t = fixture(backend).await;
-        let (_, first) = signed_in(&*t.store, "1001").await;
-        let (_, mut second) = session("1001", NOW + Duration::hours(12));
+        let (_, first) = signed_in(&*t.store, ADA).await;
+        let (_, mut second) = session(ADA, NOW + Duration::hours(12));
         second.created_at = NOW + Duration::minutes(1);
         t.store.insert_session(&second).await.unwrap();
-        let (_, bobs) = signed_in(&*t.store, "2002").await;
-        for (s, client) in [(&first, "wiki"), (&first, "forum"), (&second, "wiki")] {
+        let (_, bobs) = signed_in(&*t.store, BEN).await;
+        for (s, name) in [(&first, "wiki"), (&first, "forum"), (&second, "wiki")] {
             t.store
-                .add_session_client(&s.id, client, NOW)
+                .add_session_client(&s.id, &client(name), NOW)
                 .await
                 .unwrap();
         }
@@ -169,7 +176,11 @@ async fn end_user_sessions_ends_every_session_and_revokes_every_grant_of_the_per
         }
         let later = NOW + Duration::minutes(5);
 
-        let ended = t.store.end_user_sessions("1001", later).await.unwrap();
+        let ended = t
+            .store
+            .end_user_sessions(&person(ADA), later)
+            .await
+            .unwrap();
 
         let summary: Vec<_> = ended
             .iter()
@@ -178,13 +189,16 @@ async fn end_user_sessions_ends_every_session_and_revokes_every_grant_of_the_per
         assert_eq!(
             summary,
             vec![
-                (second, vec!["wiki".to_owned()]),
-                (first, vec!["forum".to_owned(), "wiki".to_owned()]),
+                (second, vec![client("wiki")]),
+                (first, vec![client("forum"), client("wiki")]),
             ],
             "newest first, each with its clients sorted"
         );
         assert_eq!(
-            t.store.list_sessions(Some("1001"), later).await.unwrap(),
+            t.store
+                .list_sessions(Some(&person(ADA)), later)
+                .await
+                .unwrap(),
             vec![]
         );
         for g in [&with_session, &offline] {
@@ -194,13 +208,20 @@ async fn end_user_sessions_ends_every_session_and_revokes_every_grant_of_the_per
             assert_eq!(check, AccessCheck::Inactive);
         }
         assert_eq!(
-            t.store.list_sessions(Some("2002"), later).await.unwrap(),
+            t.store
+                .list_sessions(Some(&person(BEN)), later)
+                .await
+                .unwrap(),
             vec![bobs],
             "another person's session stays"
         );
         let bobs_check = t.store.check_access(&bobs_grant.id, "jti", later).await;
         assert!(matches!(bobs_check.unwrap(), AccessCheck::Active { .. }));
-        let again = t.store.end_user_sessions("1001", later).await.unwrap();
+        let again = t
+            .store
+            .end_user_sessions(&person(ADA), later)
+            .await
+            .unwrap();
         assert_eq!(again, vec![], "nothing left to end");
     }
 }
