@@ -12,7 +12,7 @@ use crate::config::{Consent, ValidClient};
 use crate::domain::Scopes;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::metrics::SignIn;
-use crate::store::SessionRecord;
+use crate::store::{SessionRecord, UserRecord};
 use crate::tokens;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -76,18 +76,30 @@ pub async fn finish(
             "the session's person is unknown",
         )
     })?;
+    finish_for(ctx, client, request, session, &user, now).await
+}
+
+/// [`finish`] for a session whose person is already at hand (the sign-in that just opened it).
+pub async fn finish_for(
+    ctx: &Context<'_>,
+    client: &ValidClient,
+    request: &AuthorizationRequest,
+    session: &SessionRecord,
+    user: &UserRecord,
+    now: OffsetDateTime,
+) -> Result<Finish, OAuthError> {
     // An app whose rules or groups do not involve guilds never reads the snapshot; for the
     // others a snapshot older than discord.membership_ttl is brought up to date first, so a
     // person removed from a server cannot walk into new apps on an old sign-in.
     let snapshot = if membership::matters_for(ctx, client) {
-        match recheck::current(ctx, &user, now).await {
+        match recheck::current(ctx, user, now).await {
             Ok(m) => m,
             Err(e) => return stale_membership(ctx, request, e),
         }
     } else {
         membership::Membership::default()
     };
-    if let Err(denial) = membership::check(ctx, Some(client), &user, &snapshot) {
+    if let Err(denial) = membership::check(ctx, Some(client), user, &snapshot) {
         ctx.audit(&Event::AccessDenied {
             client_id: Some(client.id.as_str()),
             user_id: user.id.as_str(),
@@ -96,7 +108,7 @@ pub async fn finish(
         });
         ctx.metrics.sign_in(SignIn::Denied(denial.as_str()));
         // The global rules no longer admit the person: the session must not open other apps.
-        if membership::check(ctx, None, &user, &snapshot).is_err() {
+        if membership::check(ctx, None, user, &snapshot).is_err() {
             logout::end_session(ctx, &session.id, now).await?;
         }
         return Ok(Finish::Denied(Refusal::for_app(

@@ -197,6 +197,8 @@ pub struct Completed {
     pub session: SessionRecord,
     /// Its cookie value.
     pub session_secret: OpaqueToken,
+    /// The person, as just saved from Discord's answer.
+    pub user: UserRecord,
 }
 
 /// Where a completed Discord sign-in leads.
@@ -222,7 +224,9 @@ pub async fn after_sign_in(
                     "the client is no longer registered",
                 )
             })?;
-            let next = super::finish::finish(ctx, &client, request, &done.session, now).await?;
+            let next =
+                super::finish::finish_for(ctx, &client, request, &done.session, &done.user, now)
+                    .await?;
             Ok(AfterSignIn::App(next))
         }
         SignInFor::Account(_) => Ok(AfterSignIn::Account(ctx.config.issuer.endpoint("/account"))),
@@ -451,6 +455,7 @@ async fn complete_login(
         request,
         session,
         session_secret,
+        user: record,
     })
 }
 

@@ -30,17 +30,18 @@ pub(super) async fn watch(
             }
         };
         let timeout = state.config().shutdown_timeout;
-        tracing::info!(
-            signal = name,
-            timeout_secs = timeout.as_secs(),
-            "stopping: no new connections; requests in flight may finish"
-        );
         state.stopping.stop();
         state.logout_wakeup.notify_one();
         // Accept nothing new, wait for the requests being served, then close everything. We
         // count requests ourselves rather than rely on the server's own graceful stop, which
         // was seen to close a connection whose request had just begun.
         server.pause().await;
+        // Logged once accepting has stopped, so the line is true when an operator reads it.
+        tracing::info!(
+            signal = name,
+            timeout_secs = timeout.as_secs(),
+            "stopping: no new connections; requests in flight may finish"
+        );
         if tokio::time::timeout(timeout, state.in_flight.drained())
             .await
             .is_err()
