@@ -134,16 +134,43 @@ pub async fn save(
     membership: &Membership,
     now: OffsetDateTime,
 ) -> Result<(), OAuthError> {
-    let snapshot = MembershipSnapshot {
+    Ok(ctx
+        .store
+        .save_membership(user_id, &snapshot(membership, now)?)
+        .await?)
+}
+
+/// The stored form of `membership`, taken at `now`.
+pub fn snapshot(
+    membership: &Membership,
+    now: OffsetDateTime,
+) -> Result<MembershipSnapshot, OAuthError> {
+    Ok(MembershipSnapshot {
         snapshot: serde_json::to_string(membership).map_err(OAuthError::internal)?,
         fetched_at: now,
-    };
-    Ok(ctx.store.save_membership(user_id, &snapshot).await?)
+    })
 }
 
 /// Keeps the person's Discord tokens, sealed, for later re-checks (when a key is configured);
 /// returns what was stored.
 pub async fn keep_tokens(
+    ctx: &Context<'_>,
+    user_id: &DiscordId,
+    tokens: &DiscordTokens,
+    now: OffsetDateTime,
+) -> Result<Option<StoredUpstreamTokens>, OAuthError> {
+    let Some(stored) = seal_tokens(ctx, user_id, tokens, now)? else {
+        return Ok(None);
+    };
+    ctx.store
+        .save_upstream_tokens(user_id, Some(&stored))
+        .await?;
+    Ok(Some(stored))
+}
+
+/// The person's Discord tokens sealed for the store, or `None` when no key is configured (then
+/// nothing is kept and re-checks use the bot or ask the person to sign in again).
+pub fn seal_tokens(
     ctx: &Context<'_>,
     user_id: &DiscordId,
     tokens: &DiscordTokens,
@@ -155,14 +182,10 @@ pub async fn keep_tokens(
     let (ciphertext, access_expires_at) =
         kept_tokens::seal_tokens(sealer, user_id.as_str(), tokens, now)
             .map_err(OAuthError::internal)?;
-    let stored = StoredUpstreamTokens {
+    Ok(Some(StoredUpstreamTokens {
         ciphertext,
         access_expires_at,
-    };
-    ctx.store
-        .save_upstream_tokens(user_id, Some(&stored))
-        .await?;
-    Ok(Some(stored))
+    }))
 }
 
 /// The claims a scope set releases about `user` to `client`, including `groups` from the

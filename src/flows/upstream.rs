@@ -439,13 +439,13 @@ async fn complete_login(
     }
 
     // Discord has answered everything: now the person, the session and the code are written.
-    ctx.store.upsert_user(&record).await?;
-    membership::save(ctx, &record.id, &membership, now)
-        .await
-        .map_err(CallbackError::Internal)?;
-    membership::keep_tokens(ctx, &record.id, &tokens, now)
-        .await
-        .map_err(CallbackError::Internal)?;
+    // The profile, the snapshot and the kept tokens in one write.
+    let snapshot = membership::snapshot(&membership, now).map_err(CallbackError::Internal)?;
+    let kept =
+        membership::seal_tokens(ctx, &record.id, &tokens, now).map_err(CallbackError::Internal)?;
+    ctx.store
+        .save_sign_in(&record, &snapshot, kept.as_ref())
+        .await?;
     let (session, session_secret) = session::open(ctx, &record.id, device, now).await?;
     ctx.audit(&Event::SignIn {
         client_id: request.client_id(),

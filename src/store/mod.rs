@@ -74,6 +74,15 @@ pub trait Store: Send + Sync {
 
     /// Inserts or updates the person by Discord id.
     async fn upsert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    /// A sign-in's writes about the person in one statement: their profile, the membership
+    /// snapshot just taken, and their sealed Discord tokens when kept (`None` leaves stored
+    /// tokens as they are).
+    async fn save_sign_in(
+        &self,
+        user: &UserRecord,
+        membership: &MembershipSnapshot,
+        tokens: Option<&StoredUpstreamTokens>,
+    ) -> Result<(), StoreError>;
     /// Reads a person by Discord id.
     async fn get_user(&self, id: &DiscordId) -> Result<Option<UserRecord>, StoreError>;
 

@@ -101,6 +101,24 @@ impl PgStore {
         " FROM grants g JOIN fresh ON g.id = fresh.grant_id"
     );
 
+    /// A new grant and its first refresh token (`$10`, idle expiry `$11`; both NULL for none) in
+    /// one statement, so one round trip and one implicit transaction.
+    const INSERT_GRANT: &str = concat!(
+        "WITH g AS (",
+        super::sql::insert_grant!(),
+        " RETURNING id) \
+        INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+        SELECT $10, g.id, $7, $11 FROM g WHERE $10 IS NOT NULL"
+    );
+
+    /// Runs one statement on the pool (the same entry point as SQLite's several-statement texts).
+    async fn in_one_trip(
+        &self,
+        statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
+        Ok(statement.fetch_all(&self.pool).await?)
+    }
+
     /// Spends a live refresh token and stores its successor; `None` when the token was not live.
     async fn spend_and_replace(
         &self,

@@ -40,6 +40,30 @@ macro_rules! impl_store {
         Ok(())
     }
 
+    async fn save_sign_in(
+        &self,
+        user: &UserRecord,
+        membership: &MembershipSnapshot,
+        tokens: Option<&StoredUpstreamTokens>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(SAVE_SIGN_IN)
+            .bind(user.id.as_str())
+            .bind(&user.username)
+            .bind(&user.global_name)
+            .bind(&user.avatar)
+            .bind(&user.email)
+            .bind(user.email_verified)
+            .bind(&user.locale)
+            .bind(to_unix(user.updated_at))
+            .bind(&membership.snapshot)
+            .bind(to_unix(membership.fetched_at))
+            .bind(tokens.map(|t| t.ciphertext.as_slice()))
+            .bind(tokens.map(|t| to_unix(t.access_expires_at)))
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
     async fn get_user(&self, id: &DiscordId) -> Result<Option<UserRecord>, StoreError> {
         let row = sqlx::query_as::<_, UserRecord>(GET_USER)
             .bind(id.as_str())
@@ -195,24 +219,22 @@ macro_rules! impl_store {
         grant: &GrantRecord,
         refresh: Option<&NewRefreshToken>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(INSERT_GRANT)
-            .bind(grant.id.as_str())
-            .bind(grant.client_id.as_str())
-            .bind(grant.user_id.as_str())
-            .bind(grant.session_id.as_ref().map(SessionId::as_str))
-            .bind(grant.scopes.to_string())
-            .bind(to_unix(grant.auth_time))
-            .bind(to_unix(grant.created_at))
-            .bind(to_unix(grant.expires_at))
-            .bind(grant.revoked_at.map(to_unix))
-            .execute(&mut *tx)
-            .await?;
-        if let Some(token) = refresh {
-            Self::insert_refresh_token(&mut *tx, grant.id.as_str(), token, grant.created_at)
-                .await?;
-        }
-        tx.commit().await?;
+        // The grant and its first refresh token together, in one trip (see each backend).
+        self.in_one_trip(
+            sqlx::query(Self::INSERT_GRANT)
+                .bind(grant.id.as_str())
+                .bind(grant.client_id.as_str())
+                .bind(grant.user_id.as_str())
+                .bind(grant.session_id.as_ref().map(SessionId::as_str))
+                .bind(grant.scopes.to_string())
+                .bind(to_unix(grant.auth_time))
+                .bind(to_unix(grant.created_at))
+                .bind(to_unix(grant.expires_at))
+                .bind(grant.revoked_at.map(to_unix))
+                .bind(refresh.map(|t| t.token_hash.as_str()))
+                .bind(refresh.map(|t| to_unix(t.expires_at))),
+        )
+        .await?;
         Ok(())
     }
 
@@ -376,23 +398,6 @@ macro_rules! emit_store_impl {
             }
 
             impl $ty {
-                /// Stores a refresh token of `grant_id` (grant creation and rotation).
-                async fn insert_refresh_token(
-                    tx: &mut <$db as sqlx::Database>::Connection,
-                    grant_id: &str,
-                    token: &NewRefreshToken,
-                    now: OffsetDateTime,
-                ) -> Result<(), StoreError> {
-                    sqlx::query(INSERT_REFRESH_TOKEN)
-                        .bind(token.token_hash.as_str())
-                        .bind(grant_id)
-                        .bind(to_unix(now))
-                        .bind(to_unix(token.expires_at))
-                        .execute(&mut *tx)
-                        .await?;
-                    Ok(())
-                }
-
                 /// The clients that took part in a session, sorted here rather than by
                 /// `ORDER BY` so both engines agree whatever the collation.
                 async fn session_clients(

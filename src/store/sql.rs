@@ -22,6 +22,20 @@ pub(super) const INSERT_UPSTREAM_LOGIN: &str = "INSERT INTO upstream_logins (sta
     binding_hash, pkce_verifier, request, created_at, expires_at, source) \
     SELECT $1, $2, $3, $4, $5, $6, $7 \
     WHERE (SELECT COUNT(*) FROM upstream_logins WHERE source = $7 AND expires_at > $5) < $8";
+/// `UPSERT_USER` with the membership snapshot (`$9`, `$10`) and, unless NULL, the sealed Discord
+/// tokens (`$11`, `$12`): what a completed sign-in learnt, in one statement.
+pub(super) const SAVE_SIGN_IN: &str = "INSERT INTO users (id, username, global_name, avatar, \
+    email, email_verified, locale, created_at, updated_at, membership, membership_fetched_at, \
+    discord_tokens, discord_token_expires_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12) \
+    ON CONFLICT (id) DO UPDATE SET username = excluded.username, \
+    global_name = excluded.global_name, avatar = excluded.avatar, email = excluded.email, \
+    email_verified = excluded.email_verified, locale = excluded.locale, \
+    updated_at = excluded.updated_at, membership = excluded.membership, \
+    membership_fetched_at = excluded.membership_fetched_at, \
+    discord_tokens = COALESCE(excluded.discord_tokens, users.discord_tokens), \
+    discord_token_expires_at = \
+        COALESCE(excluded.discord_token_expires_at, users.discord_token_expires_at)";
 pub(super) const FORGET_UPSTREAM_LOGINS: &str =
     "DELETE FROM upstream_logins WHERE binding_hash = $1";
 pub(super) const TAKE_UPSTREAM_LOGIN: &str = "DELETE FROM upstream_logins \
@@ -88,9 +102,14 @@ pub(super) const REPLAY_TOMBSTONE_SECS: i64 = 3600;
 
 // ---- Grants, refresh tokens, access tokens.
 
-pub(super) const INSERT_GRANT: &str = "INSERT INTO grants (id, client_id, user_id, session_id, \
-    scopes, auth_time, created_at, expires_at, revoked_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// A grant's row (`$1`..`$9`); a macro so each engine's grant statement can embed it.
+macro_rules! insert_grant {
+    () => {
+        "INSERT INTO grants (id, client_id, user_id, session_id, scopes, auth_time, created_at, \
+        expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    };
+}
+pub(super) use insert_grant;
 pub(super) const GET_GRANT: &str = "SELECT id, client_id, user_id, session_id, scopes, \
     auth_time, created_at, expires_at, revoked_at FROM grants WHERE id = $1";
 /// Everyone holding a live grant (the same liveness as `LIST_USER_GRANTS`): whom live
@@ -106,8 +125,6 @@ pub(super) const LIST_USER_GRANTS: &str = "SELECT g.id, g.client_id, g.user_id, 
     AND (g.session_id IS NULL OR EXISTS (SELECT 1 FROM sessions s \
         WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $2)) \
     ORDER BY g.created_at, g.id";
-pub(super) const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, \
-    grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
 /// The gate of every rotation: spends refresh token `$1` only if it is live, client `$2`'s,
 /// and its grant is live at `$3`. A macro so each engine's rotation statement can embed it.
 macro_rules! spend_refresh_token {

@@ -8,9 +8,9 @@
 use super::held::{Held, WriteTx};
 use super::{ConnectError, GrantRecord, NewRefreshToken, StoreError};
 use crate::domain::TokenHash;
-use sqlx::Executor;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Executor, FromRow};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -109,26 +109,25 @@ impl SqliteStore {
         COMMIT"
     );
 
-    /// Spends a live refresh token and stores its successor; `None` when the token was not live.
-    async fn spend_and_replace(
+    /// A new grant and its first refresh token (`$10`, idle expiry `$11`; both NULL for none)
+    /// in one trip to the writer's thread, inside one `IMMEDIATE` transaction.
+    const INSERT_GRANT: &str = concat!(
+        "BEGIN IMMEDIATE; ",
+        super::sql::insert_grant!(),
+        "; INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+        SELECT $10, $1, $7, $11 WHERE $10 IS NOT NULL; COMMIT"
+    );
+
+    /// Runs a text of several statements that opens and commits its own transaction, in one
+    /// trip to the writer's thread; returns the rows its statements produced.
+    async fn in_one_trip(
         &self,
-        old_hash: &TokenHash,
-        client_id: &str,
-        new: &NewRefreshToken,
-        now: OffsetDateTime,
-    ) -> Result<Option<GrantRecord>, StoreError> {
+        script: sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
         let mut conn = self.writer.lease().await?;
         // `fetch_all` runs every statement of the text, the `COMMIT` included.
-        let rotated = sqlx::query_as::<_, GrantRecord>(Self::ROTATE)
-            .bind(old_hash.as_str())
-            .bind(client_id)
-            .bind(super::to_unix(now))
-            .bind(new.token_hash.as_str())
-            .bind(super::to_unix(new.expires_at))
-            .fetch_all(&mut *conn)
-            .await;
-        match rotated {
-            Ok(rows) => Ok(rows.into_iter().next()),
+        match script.fetch_all(&mut *conn).await {
+            Ok(rows) => Ok(rows),
             Err(error) => {
                 // The transaction the text opened is still open after a failed statement (sqlx
                 // does not know of it): end it, or every later write would run inside it.
@@ -138,6 +137,29 @@ impl SqliteStore {
                 Err(error.into())
             }
         }
+    }
+
+    /// Spends a live refresh token and stores its successor; `None` when the token was not live.
+    async fn spend_and_replace(
+        &self,
+        old_hash: &TokenHash,
+        client_id: &str,
+        new: &NewRefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<Option<GrantRecord>, StoreError> {
+        let rows = self
+            .in_one_trip(
+                sqlx::query(Self::ROTATE)
+                    .bind(old_hash.as_str())
+                    .bind(client_id)
+                    .bind(super::to_unix(now))
+                    .bind(new.token_hash.as_str())
+                    .bind(super::to_unix(new.expires_at)),
+            )
+            .await?;
+        rows.first()
+            .map(|row| GrantRecord::from_row(row).map_err(StoreError::from))
+            .transpose()
     }
 
     /// Applies this backend's migrations, on a one-connection pool of their own (the

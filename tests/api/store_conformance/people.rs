@@ -428,3 +428,52 @@ async fn one_holder_at_a_time_takes_the_recheck_lease_until_it_is_released_or_ru
         assert!(!unknown_person, "nobody to lease");
     }
 }
+
+#[tokio::test]
+async fn a_sign_in_saves_profile_snapshot_and_tokens_at_once_and_keeps_tokens_it_was_not_given() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let snapshot = |json: &str, at| MembershipSnapshot {
+            snapshot: json.to_owned(),
+            fetched_at: at,
+        };
+        let tokens = StoredUpstreamTokens {
+            ciphertext: (0..=255).collect(),
+            access_expires_at: NOW + Duration::days(7),
+        };
+        let first_snapshot = snapshot(r#"{"guilds":{"81384788765712384":[]}}"#, NOW);
+
+        // A first sign-in creates the person with everything.
+        t.store
+            .save_sign_in(&user(ADA), &first_snapshot, Some(&tokens))
+            .await
+            .unwrap();
+        let created = (
+            t.store.get_user(&person(ADA)).await.unwrap(),
+            t.store.get_membership(&person(ADA)).await.unwrap(),
+            t.store.get_upstream_tokens(&person(ADA)).await.unwrap(),
+        );
+        // A later one without kept tokens (no key configured) renames and re-snapshots, and
+        // leaves the stored tokens alone.
+        let mut renamed = user(ADA);
+        renamed.username = "ada2".into();
+        let later_snapshot = snapshot(r#"{"guilds":{}}"#, NOW + Duration::hours(1));
+        t.store
+            .save_sign_in(&renamed, &later_snapshot, None)
+            .await
+            .unwrap();
+
+        assert_eq!(created.0, Some(user(ADA)));
+        assert_eq!(created.1, Some(first_snapshot));
+        assert_eq!(created.2.as_ref(), Some(&tokens));
+        assert_eq!(t.store.get_user(&person(ADA)).await.unwrap(), Some(renamed));
+        assert_eq!(
+            t.store.get_membership(&person(ADA)).await.unwrap(),
+            Some(later_snapshot)
+        );
+        assert_eq!(
+            t.store.get_upstream_tokens(&person(ADA)).await.unwrap(),
+            Some(tokens)
+        );
+    }
+}
