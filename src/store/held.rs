@@ -248,3 +248,73 @@ impl<'p> Executor<'p> for &'_ Held {
         Box::pin(async move { held.lease().await?.describe(sql).await })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    async fn held(dir: &tempfile::TempDir, size: usize) -> Held {
+        let url = format!("sqlite://{}/held.db", dir.path().display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true);
+        let held = Held::open(options, size, Duration::from_millis(200))
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (v INTEGER)")
+            .execute(&held)
+            .await
+            .unwrap();
+        held
+    }
+
+    async fn count(held: &Held) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(held)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_transaction_dropped_before_commit_is_rolled_back_and_the_writer_stays_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = held(&dir, 1).await;
+        {
+            let mut tx = writer.begin("BEGIN IMMEDIATE").await.unwrap();
+            sqlx::query("INSERT INTO t VALUES (1)")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            // Dropped here, as when a request is cancelled mid-transaction.
+        }
+        let after_drop = count(&writer).await;
+        let mut tx = writer.begin("BEGIN IMMEDIATE").await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (2)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        assert_eq!(after_drop, 0, "the uncommitted row is gone");
+        assert_eq!(
+            count(&writer).await,
+            1,
+            "a new transaction begins and commits"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lease_waits_for_a_free_connection_and_times_out_when_none_comes() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = held(&dir, 1).await;
+        let lent = one.lease().await.unwrap();
+        let waiting = one.lease().await.map(|_| ());
+        drop(lent);
+        let free_again = one.lease().await.map(|_| ());
+
+        assert!(matches!(waiting, Err(sqlx::Error::PoolTimedOut)));
+        assert!(free_again.is_ok());
+        assert_eq!(one.usage().idle, 1);
+    }
+}

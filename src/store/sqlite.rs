@@ -31,8 +31,10 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// SQLite lets one connection write at a time. Many writing connections would queue inside
 /// SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and made the p99 of
 /// concurrent refreshes exceed a second; so every write goes through one dedicated connection,
-/// and writers queue in order (and without sleeping) for it in the pool. Reads use the other
-/// connections: in WAL mode they never wait for the writer.
+/// and writers queue in order (and without sleeping) for it. Reads use the other connections:
+/// in WAL mode they never wait for the writer. The connections are held open for the life of
+/// the process and lent without sqlx's pings (`held.rs`); the writes of a refresh and of a new
+/// grant are each one script sent in one trip (`in_one_trip`).
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     reader: Held,
