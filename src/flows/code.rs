@@ -18,9 +18,7 @@ pub async fn issue(
     session: &SessionRecord,
     now: OffsetDateTime,
 ) -> Result<OpaqueToken, StoreError> {
-    ctx.store
-        .add_session_client(&session.id, &request.client_id, now)
-        .await?;
+    // Storing the code also records the client in the session (for back-channel logout).
     let code = OpaqueToken::generate();
     ctx.store
         .insert_auth_code(&AuthCodeRecord {

@@ -23,14 +23,15 @@ pub async fn current(
         .filter(|s| now - s.last_seen_at <= idle))
 }
 
-/// Opens a session for a person who just authenticated at Discord. The secret goes into the
-/// cookie; only its hash is stored, and the public `sid` is an unrelated random value.
-pub async fn open(
+/// A new session for a person who just authenticated at Discord, not stored yet (the sign-in
+/// stores it with the person, `Store::save_sign_in`). The secret goes into the cookie; only its
+/// hash is stored, and the public `sid` is an unrelated random value.
+pub fn new(
     ctx: &Context<'_>,
     user_id: &DiscordId,
     device: SessionDevice,
     now: OffsetDateTime,
-) -> Result<(SessionRecord, OpaqueToken), StoreError> {
+) -> (SessionRecord, OpaqueToken) {
     let secret = OpaqueToken::generate();
     let session = SessionRecord {
         id: SessionId::generate(),
@@ -42,6 +43,5 @@ pub async fn open(
         last_seen_at: now,
         device,
     };
-    ctx.store.insert_session(&session).await?;
-    Ok((session, secret))
+    (session, secret)
 }

@@ -93,13 +93,22 @@ fn request(scope: &str) -> AuthorizationRequest {
 /// A session opened at `at` and a code issued in it.
 async fn code_at(state: &AppState, at: OffsetDateTime) -> (SessionRecord, String) {
     let ctx = state.context();
-    let (session, _) = session::open(&ctx, &alice(), Default::default(), at)
-        .await
-        .expect("session");
+    let (session, _) = open_session(&ctx, &alice(), at).await.expect("session");
     let code = code::issue(&ctx, &request("openid profile"), &session, at)
         .await
         .expect("code");
     (session, code.expose().to_owned())
+}
+
+/// A stored session for `user`, as a sign-in leaves it.
+async fn open_session(
+    ctx: &super::Context<'_>,
+    user: &DiscordId,
+    at: OffsetDateTime,
+) -> Result<(SessionRecord, crate::domain::OpaqueToken), crate::store::StoreError> {
+    let (session, secret) = session::new(ctx, user, Default::default(), at);
+    ctx.store.insert_session(&session).await?;
+    Ok((session, secret))
 }
 
 fn at(seconds: i64) -> OffsetDateTime {
@@ -235,9 +244,7 @@ async fn a_refresh_may_narrow_but_not_widen_and_a_refused_widening_spends_nothin
 async fn the_session_answers_unless_login_max_age_or_another_person_says_otherwise() {
     let t = fixture().await;
     let ctx = t.state.context();
-    let (session, _) = session::open(&ctx, &alice(), Default::default(), at(0))
-        .await
-        .expect("session");
+    let (session, _) = open_session(&ctx, &alice(), at(0)).await.expect("session");
     let same = |id: &DiscordId| id.to_string();
     let with = |f: fn(&mut AuthorizationRequest)| {
         let mut r = request("openid");
@@ -285,9 +292,7 @@ async fn the_session_answers_unless_login_max_age_or_another_person_says_otherwi
 async fn authorize_runs_to_a_page_a_redirect_discord_or_a_code_from_the_session() {
     let t = fixture().await;
     let ctx = t.state.context();
-    let (_, secret) = session::open(&ctx, &alice(), Default::default(), at(0))
-        .await
-        .expect("session");
+    let (_, secret) = open_session(&ctx, &alice(), at(0)).await.expect("session");
     let params = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
         pairs
             .iter()
@@ -345,9 +350,7 @@ async fn authorize_runs_to_a_page_a_redirect_discord_or_a_code_from_the_session(
 async fn logout_ends_the_session_at_once_only_for_a_hint_from_that_session() {
     let t = fixture().await;
     let ctx = t.state.context();
-    let (current, _) = session::open(&ctx, &alice(), Default::default(), at(0))
-        .await
-        .expect("session");
+    let (current, _) = open_session(&ctx, &alice(), at(0)).await.expect("session");
     let hint_from = |sid: Option<&str>| logout::LogoutRequest {
         client: Some(wiki(&t.state)),
         hint_sub: Some(ALICE.into()),
@@ -373,9 +376,7 @@ async fn logout_ends_the_session_at_once_only_for_a_hint_from_that_session() {
 async fn logout_asks_first_and_ends_the_session_on_the_confirmed_form_only() {
     let t = fixture().await;
     let ctx = t.state.context();
-    let (current, secret) = session::open(&ctx, &alice(), Default::default(), at(0))
-        .await
-        .expect("session");
+    let (current, secret) = open_session(&ctx, &alice(), at(0)).await.expect("session");
     let cookie = secret.expose();
     let csrf = logout::csrf_token(cookie);
     let with = |confirmed_csrf| logout::LogoutInput {

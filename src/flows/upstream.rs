@@ -439,14 +439,14 @@ async fn complete_login(
     }
 
     // Discord has answered everything: now the person, the session and the code are written.
-    // The profile, the snapshot and the kept tokens in one write.
+    // The profile, the snapshot, the kept tokens and the new session in one write.
     let snapshot = membership::snapshot(&membership, now).map_err(CallbackError::Internal)?;
     let kept =
         membership::seal_tokens(ctx, &record.id, &tokens, now).map_err(CallbackError::Internal)?;
+    let (session, session_secret) = session::new(ctx, &record.id, device, now);
     ctx.store
-        .save_sign_in(&record, &snapshot, kept.as_ref())
+        .save_sign_in(&record, &snapshot, kept.as_ref(), &session)
         .await?;
-    let (session, session_secret) = session::open(ctx, &record.id, device, now).await?;
     ctx.audit(&Event::SignIn {
         client_id: request.client_id(),
         user_id: record.id.as_str(),

@@ -74,14 +74,15 @@ pub trait Store: Send + Sync {
 
     /// Inserts or updates the person by Discord id.
     async fn upsert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
-    /// A sign-in's writes about the person in one statement: their profile, the membership
-    /// snapshot just taken, and their sealed Discord tokens when kept (`None` leaves stored
-    /// tokens as they are).
+    /// A completed sign-in's writes, at once: the person's profile, the membership snapshot just
+    /// taken, their sealed Discord tokens when kept (`None` leaves stored tokens as they are),
+    /// and the new SSO session.
     async fn save_sign_in(
         &self,
         user: &UserRecord,
         membership: &MembershipSnapshot,
         tokens: Option<&StoredUpstreamTokens>,
+        session: &SessionRecord,
     ) -> Result<(), StoreError>;
     /// Reads a person by Discord id.
     async fn get_user(&self, id: &DiscordId) -> Result<Option<UserRecord>, StoreError>;
@@ -134,7 +135,8 @@ pub trait Store: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
-    /// Stores an issued authorization code.
+    /// Stores an issued authorization code and records its client as taking part in the code's
+    /// session (what [`add_session_client`](Self::add_session_client) does), at once.
     async fn insert_auth_code(&self, code: &AuthCodeRecord) -> Result<(), StoreError>;
     /// The single-use gate: spends the code atomically. A replay revokes the code's grant.
     async fn consume_auth_code(

@@ -111,6 +111,23 @@ impl PgStore {
         SELECT $10, g.id, $7, $11 FROM g WHERE $10 IS NOT NULL"
     );
 
+    /// A completed sign-in's person (see `sql::save_sign_in!`) and new session, in one
+    /// statement (the session's foreign key is checked at its end, with the person written).
+    const SAVE_SIGN_IN: &str = concat!(
+        "WITH person AS (",
+        super::sql::save_sign_in!(),
+        " RETURNING id) ",
+        super::sql::insert_signed_in_session!()
+    );
+
+    /// An authorization code and its client's place in the session, in one statement.
+    const INSERT_AUTH_CODE: &str = concat!(
+        "WITH seen AS (",
+        super::sql::add_code_client!(),
+        ") ",
+        super::sql::insert_auth_code!()
+    );
+
     /// Runs one statement on the pool (the same entry point as SQLite's several-statement texts).
     async fn in_one_trip(
         &self,

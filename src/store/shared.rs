@@ -45,22 +45,38 @@ macro_rules! impl_store {
         user: &UserRecord,
         membership: &MembershipSnapshot,
         tokens: Option<&StoredUpstreamTokens>,
+        session: &SessionRecord,
     ) -> Result<(), StoreError> {
-        sqlx::query(SAVE_SIGN_IN)
-            .bind(user.id.as_str())
-            .bind(&user.username)
-            .bind(&user.global_name)
-            .bind(&user.avatar)
-            .bind(&user.email)
-            .bind(user.email_verified)
-            .bind(&user.locale)
-            .bind(to_unix(user.updated_at))
-            .bind(&membership.snapshot)
-            .bind(to_unix(membership.fetched_at))
-            .bind(tokens.map(|t| t.ciphertext.as_slice()))
-            .bind(tokens.map(|t| to_unix(t.access_expires_at)))
-            .execute(self.writer())
-            .await?;
+        if session.user_id != user.id {
+            return Err(StoreError::Conflict(
+                "a sign-in's session must belong to its person".into(),
+            ));
+        }
+        // The person and the session together, in one trip (see each backend).
+        self.in_one_trip(
+            sqlx::query(Self::SAVE_SIGN_IN)
+                .bind(user.id.as_str())
+                .bind(&user.username)
+                .bind(&user.global_name)
+                .bind(&user.avatar)
+                .bind(&user.email)
+                .bind(user.email_verified)
+                .bind(&user.locale)
+                .bind(to_unix(user.updated_at))
+                .bind(&membership.snapshot)
+                .bind(to_unix(membership.fetched_at))
+                .bind(tokens.map(|t| t.ciphertext.as_slice()))
+                .bind(tokens.map(|t| to_unix(t.access_expires_at)))
+                .bind(session.id.as_str())
+                .bind(session.secret_hash.as_str())
+                .bind(to_unix(session.auth_time))
+                .bind(to_unix(session.created_at))
+                .bind(to_unix(session.expires_at))
+                .bind(to_unix(session.last_seen_at))
+                .bind(session.device.user_agent.as_deref())
+                .bind(session.device.ip.as_deref()),
+        )
+        .await?;
         Ok(())
     }
 
@@ -166,21 +182,23 @@ macro_rules! impl_store {
     }
 
     async fn insert_auth_code(&self, code: &AuthCodeRecord) -> Result<(), StoreError> {
-        sqlx::query(INSERT_AUTH_CODE)
-            .bind(code.code_hash.as_str())
-            .bind(code.client_id.as_str())
-            .bind(&code.redirect_uri)
-            .bind(code.user_id.as_str())
-            .bind(code.session_id.as_str())
-            .bind(code.grant_id.as_str())
-            .bind(code.scopes.to_string())
-            .bind(&code.nonce)
-            .bind(code.code_challenge.as_ref().map(PkceChallenge::as_str))
-            .bind(to_unix(code.auth_time))
-            .bind(to_unix(code.created_at))
-            .bind(to_unix(code.expires_at))
-            .execute(self.writer())
-            .await?;
+        // The code and its client's place in the session, in one trip (see each backend).
+        self.in_one_trip(
+            sqlx::query(Self::INSERT_AUTH_CODE)
+                .bind(code.code_hash.as_str())
+                .bind(code.client_id.as_str())
+                .bind(&code.redirect_uri)
+                .bind(code.user_id.as_str())
+                .bind(code.session_id.as_str())
+                .bind(code.grant_id.as_str())
+                .bind(code.scopes.to_string())
+                .bind(&code.nonce)
+                .bind(code.code_challenge.as_ref().map(PkceChallenge::as_str))
+                .bind(to_unix(code.auth_time))
+                .bind(to_unix(code.created_at))
+                .bind(to_unix(code.expires_at)),
+        )
+        .await?;
         Ok(())
     }
 

@@ -23,19 +23,41 @@ pub(super) const INSERT_UPSTREAM_LOGIN: &str = "INSERT INTO upstream_logins (sta
     SELECT $1, $2, $3, $4, $5, $6, $7 \
     WHERE (SELECT COUNT(*) FROM upstream_logins WHERE source = $7 AND expires_at > $5) < $8";
 /// `UPSERT_USER` with the membership snapshot (`$9`, `$10`) and, unless NULL, the sealed Discord
-/// tokens (`$11`, `$12`): what a completed sign-in learnt, in one statement.
-pub(super) const SAVE_SIGN_IN: &str = "INSERT INTO users (id, username, global_name, avatar, \
-    email, email_verified, locale, created_at, updated_at, membership, membership_fetched_at, \
-    discord_tokens, discord_token_expires_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12) \
-    ON CONFLICT (id) DO UPDATE SET username = excluded.username, \
-    global_name = excluded.global_name, avatar = excluded.avatar, email = excluded.email, \
-    email_verified = excluded.email_verified, locale = excluded.locale, \
-    updated_at = excluded.updated_at, membership = excluded.membership, \
-    membership_fetched_at = excluded.membership_fetched_at, \
-    discord_tokens = COALESCE(excluded.discord_tokens, users.discord_tokens), \
-    discord_token_expires_at = \
-        COALESCE(excluded.discord_token_expires_at, users.discord_token_expires_at)";
+/// tokens (`$11`, `$12`): what a completed sign-in learnt. A macro so each engine's sign-in
+/// statement can embed it.
+macro_rules! save_sign_in {
+    () => {
+        "INSERT INTO users (id, username, global_name, avatar, email, email_verified, locale, \
+        created_at, updated_at, membership, membership_fetched_at, discord_tokens, \
+        discord_token_expires_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12) \
+        ON CONFLICT (id) DO UPDATE SET username = excluded.username, \
+        global_name = excluded.global_name, avatar = excluded.avatar, email = excluded.email, \
+        email_verified = excluded.email_verified, locale = excluded.locale, \
+        updated_at = excluded.updated_at, membership = excluded.membership, \
+        membership_fetched_at = excluded.membership_fetched_at, \
+        discord_tokens = COALESCE(excluded.discord_tokens, users.discord_tokens), \
+        discord_token_expires_at = \
+            COALESCE(excluded.discord_token_expires_at, users.discord_token_expires_at)"
+    };
+}
+pub(super) use save_sign_in;
+/// The new session of a sign-in (`$13`..`$20`, its person `$1`).
+macro_rules! insert_signed_in_session {
+    () => {
+        "INSERT INTO sessions (id, secret_hash, user_id, auth_time, created_at, expires_at, \
+        last_seen_at, user_agent, ip) VALUES ($13, $14, $1, $15, $16, $17, $18, $19, $20)"
+    };
+}
+pub(super) use insert_signed_in_session;
+/// Records a code's client in its session (`$5`, `$2`, at `$11`) as its code is stored.
+macro_rules! add_code_client {
+    () => {
+        "INSERT INTO session_clients (session_id, client_id, first_seen_at) \
+        VALUES ($5, $2, $11) ON CONFLICT (session_id, client_id) DO NOTHING"
+    };
+}
+pub(super) use add_code_client;
 pub(super) const FORGET_UPSTREAM_LOGINS: &str =
     "DELETE FROM upstream_logins WHERE binding_hash = $1";
 pub(super) const TAKE_UPSTREAM_LOGIN: &str = "DELETE FROM upstream_logins \
@@ -80,9 +102,15 @@ pub(super) const LIST_SESSIONS: &str = "SELECT id, secret_hash, user_id, auth_ti
 
 // ---- Authorization codes.
 
-pub(super) const INSERT_AUTH_CODE: &str = "INSERT INTO auth_codes (code_hash, client_id, \
-    redirect_uri, user_id, session_id, grant_id, scopes, nonce, code_challenge, auth_time, \
-    created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+/// An authorization code (`$1`..`$12`).
+macro_rules! insert_auth_code {
+    () => {
+        "INSERT INTO auth_codes (code_hash, client_id, redirect_uri, user_id, session_id, \
+        grant_id, scopes, nonce, code_challenge, auth_time, created_at, expires_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    };
+}
+pub(super) use insert_auth_code;
 pub(super) const SPEND_AUTH_CODE: &str = "UPDATE auth_codes SET used_at = $2 \
     WHERE code_hash = $1 AND used_at IS NULL \
     RETURNING code_hash, client_id, redirect_uri, user_id, session_id, grant_id, scopes, nonce, \

@@ -120,6 +120,24 @@ impl SqliteStore {
         SELECT $10, $1, $7, $11 WHERE $10 IS NOT NULL; COMMIT"
     );
 
+    /// A completed sign-in's person (see `sql::save_sign_in!`) and new session, in one trip.
+    const SAVE_SIGN_IN: &str = concat!(
+        "BEGIN IMMEDIATE; ",
+        super::sql::save_sign_in!(),
+        "; ",
+        super::sql::insert_signed_in_session!(),
+        "; COMMIT"
+    );
+
+    /// An authorization code and its client's place in the session, in one trip.
+    const INSERT_AUTH_CODE: &str = concat!(
+        "BEGIN IMMEDIATE; ",
+        super::sql::add_code_client!(),
+        "; ",
+        super::sql::insert_auth_code!(),
+        "; COMMIT"
+    );
+
     /// Runs a text of several statements that opens and commits its own transaction, in one
     /// trip to the writer's thread; returns the rows its statements produced.
     async fn in_one_trip(

@@ -108,3 +108,25 @@ async fn concurrent_consume_auth_code_redeems_exactly_once() {
         assert_eq!(redeemed, 1);
     }
 }
+
+#[tokio::test]
+async fn storing_a_code_records_its_client_in_the_session_once() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (_, s) = signed_in(&*t.store, ADA).await;
+        // Two codes for the same app in one session (a second sign-in into it).
+        for _ in 0..2 {
+            let (_, issued) = code(&s, NOW + Duration::seconds(60));
+            t.store.insert_auth_code(&issued).await.unwrap();
+        }
+
+        let ended = t.store.end_session(&s.id, NOW).await.unwrap().unwrap();
+
+        let clients: Vec<String> = ended.clients.iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            clients,
+            vec![CLIENT.to_owned()],
+            "back-channel logout reaches the app once"
+        );
+    }
+}

@@ -6,9 +6,10 @@ use super::{
     user,
 };
 use crate::test_db::backends;
-use guildgate::domain::TokenHash;
+use guildgate::domain::{SessionId, TokenHash};
 use guildgate::store::{
-    MembershipSnapshot, PendingLoginCap, StoredUpstreamTokens, UpstreamLogin, UserRecord,
+    MembershipSnapshot, PendingLoginCap, SessionRecord, StoredUpstreamTokens, UpstreamLogin,
+    UserRecord,
 };
 use time::Duration;
 
@@ -429,8 +430,23 @@ async fn one_holder_at_a_time_takes_the_recheck_lease_until_it_is_released_or_ru
     }
 }
 
+/// A session of `user` whose secret is `secret-<id>`.
+fn session(user: &str, id: &str) -> SessionRecord {
+    SessionRecord {
+        id: SessionId::parse(id).unwrap(),
+        secret_hash: TokenHash::of(&format!("secret-{id}")),
+        user_id: person(user),
+        auth_time: NOW,
+        created_at: NOW,
+        expires_at: NOW + Duration::hours(8),
+        last_seen_at: NOW,
+        device: Default::default(),
+    }
+}
+
 #[tokio::test]
-async fn a_sign_in_saves_profile_snapshot_and_tokens_at_once_and_keeps_tokens_it_was_not_given() {
+async fn a_sign_in_saves_profile_snapshot_tokens_and_session_at_once_and_keeps_tokens_it_was_not_given()
+ {
     for backend in backends() {
         let t = fixture(backend).await;
         let snapshot = |json: &str, at| MembershipSnapshot {
@@ -445,7 +461,12 @@ async fn a_sign_in_saves_profile_snapshot_and_tokens_at_once_and_keeps_tokens_it
 
         // A first sign-in creates the person with everything.
         t.store
-            .save_sign_in(&user(ADA), &first_snapshot, Some(&tokens))
+            .save_sign_in(
+                &user(ADA),
+                &first_snapshot,
+                Some(&tokens),
+                &session(ADA, "s1"),
+            )
             .await
             .unwrap();
         let created = (
@@ -459,11 +480,19 @@ async fn a_sign_in_saves_profile_snapshot_and_tokens_at_once_and_keeps_tokens_it
         renamed.username = "ada2".into();
         let later_snapshot = snapshot(r#"{"guilds":{}}"#, NOW + Duration::hours(1));
         t.store
-            .save_sign_in(&renamed, &later_snapshot, None)
+            .save_sign_in(&renamed, &later_snapshot, None, &session(ADA, "s2"))
             .await
             .unwrap();
 
         assert_eq!(created.0, Some(user(ADA)));
+        for (id, secret) in [("s1", "secret-s1"), ("s2", "secret-s2")] {
+            let found = t
+                .store
+                .find_session(&TokenHash::of(secret), NOW)
+                .await
+                .unwrap();
+            assert_eq!(found.map(|s| s.id.to_string()), Some(id.to_owned()), "{id}");
+        }
         assert_eq!(created.1, Some(first_snapshot));
         assert_eq!(created.2.as_ref(), Some(&tokens));
         assert_eq!(t.store.get_user(&person(ADA)).await.unwrap(), Some(renamed));
