@@ -4,7 +4,12 @@
 //! cargo build --release
 //! cargo run --release --example load -- [--binary target/release/guildgate] [--seconds 10]
 //!     [--concurrency 64] [--sign-in-concurrency 16] [--only discovery,jwks,userinfo,refresh,sign-in]
+//!     [--wrk]
 //! ```
+//!
+//! With `--wrk`, discovery and userinfo are also driven by `wrk` (2 threads, the same number
+//! of connections), an external generator lighter than this process's HTTP client, the way
+//! issue 10 first measured them.
 //!
 //! The fake Discord runs in this process; guildgate runs as `BINARY serve` with a config file in
 //! a temp folder (SQLite there, or Postgres with `GUILDGATE_BENCH_POSTGRES_URL`, whose database
@@ -22,6 +27,59 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+/// Runs `wrk --latency` against `issuer` + `path` and reads its summary.
+fn wrk(
+    issuer: &str,
+    path: &str,
+    header: Option<&str>,
+    seconds: u64,
+    connections: usize,
+) -> anyhow::Result<Outcome> {
+    let mut command = std::process::Command::new("wrk");
+    command.args([
+        "-t2",
+        &format!("-c{connections}"),
+        &format!("-d{seconds}s"),
+        "--latency",
+    ]);
+    if let Some(header) = header {
+        command.args(["-H", header]);
+    }
+    let out = command
+        .arg(format!("{issuer}{path}"))
+        .output()
+        .map_err(|e| anyhow::anyhow!("wrk: {e} (apt-get install wrk)"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |prefix: &str| {
+        text.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix(prefix)
+                .map(str::trim)
+                .map(str::to_owned)
+        })
+    };
+    let millis = |v: Option<String>| -> f64 {
+        let v = v.unwrap_or_default();
+        let number = |suffix: &str| v.strip_suffix(suffix).and_then(|n| n.parse::<f64>().ok());
+        number("us")
+            .map(|n| n / 1000.0)
+            .or_else(|| number("ms"))
+            .or_else(|| number("s").map(|n| n * 1000.0))
+            .unwrap_or(f64::NAN)
+    };
+    let per_second = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("unexpected wrk output: {text}"))?;
+    Ok(Outcome {
+        per_second,
+        p50_ms: millis(field("50%")),
+        p99_ms: millis(field("99%")),
+        errors: field("Non-2xx or 3xx responses:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    })
+}
+
 /// What to run, from the command line.
 struct Options {
     binary: String,
@@ -29,6 +87,7 @@ struct Options {
     concurrency: usize,
     sign_in_concurrency: usize,
     only: Vec<String>,
+    wrk: bool,
 }
 
 impl Options {
@@ -39,6 +98,7 @@ impl Options {
             concurrency: 64,
             sign_in_concurrency: 16,
             only: Vec::new(),
+            wrk: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -52,6 +112,7 @@ impl Options {
                 "--concurrency" => o.concurrency = value()?.parse()?,
                 "--sign-in-concurrency" => o.sign_in_concurrency = value()?.parse()?,
                 "--only" => o.only = value()?.split(',').map(str::to_owned).collect(),
+                "--wrk" => o.wrk = true,
                 other => anyhow::bail!("unknown argument {other} (see the file's header)"),
             }
         }
@@ -167,6 +228,26 @@ async fn main() -> anyhow::Result<()> {
         })
         .await;
         report("GET userinfo", r);
+        if o.wrk {
+            let first = grants
+                .first()
+                .map(|g| g.access.as_str())
+                .unwrap_or_default();
+            let bearer = format!("Authorization: Bearer {first}");
+            for (name, path, header) in [
+                (
+                    "wrk GET discovery",
+                    "/.well-known/openid-configuration",
+                    None,
+                ),
+                ("wrk GET userinfo", "/userinfo", Some(bearer.as_str())),
+            ] {
+                match wrk(&issuer, path, header, o.seconds, o.concurrency) {
+                    Ok(r) => report(name, r),
+                    Err(e) => println!("{name:<24} not run: {e}"),
+                }
+            }
+        }
     }
     if o.wants("refresh") {
         // Each client rotates its own refresh-token family, as separate apps do.

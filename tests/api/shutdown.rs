@@ -157,11 +157,12 @@ async fn a_stopping_deliverer_hands_back_the_deliveries_it_claimed_but_did_not_s
     let attempted = guildgate::jobs::deliver_due_logouts(&app.state)
         .await
         .unwrap();
-    // Another process looks at the same moment, well within the 30 s lease.
+    // Another process looks right after, well within the 30 s lease (its clock, not the one
+    // read before the deliveries were queued: the second may have turned meanwhile).
     let claimable = app
         .state
         .store
-        .claim_logout_deliveries(now, Duration::from_secs(30), 10)
+        .claim_logout_deliveries(app.state.clock.now(), Duration::from_secs(30), 10)
         .await
         .unwrap();
 
