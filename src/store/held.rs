@@ -13,8 +13,9 @@ use futures_util::stream::BoxStream;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteQueryResult, SqliteRow};
 use sqlx::{ConnectOptions, Either, Execute, Executor, Sqlite};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::{Mutex, MutexGuard, Semaphore, SemaphorePermit};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard, Semaphore, SemaphorePermit};
 
 /// A fixed set of SQLite connections, opened on first use and kept.
 #[derive(Clone)]
@@ -24,17 +25,17 @@ pub(super) struct Held {
 
 struct Inner {
     options: SqliteConnectOptions,
-    slots: Vec<Mutex<Slot>>,
+    slots: Vec<Slot>,
     free: Semaphore,
     wait: Duration,
 }
 
-/// One connection, and whether a transaction was left open on it.
+/// One connection (opened on first use), and whether a transaction was left open on it.
 #[derive(Default)]
 struct Slot {
-    conn: Option<SqliteConnection>,
+    conn: Mutex<Option<SqliteConnection>>,
     /// A [`WriteTx`] was dropped before it committed: roll back before the next use.
-    abandoned: bool,
+    abandoned: AtomicBool,
 }
 
 impl std::fmt::Debug for Held {
@@ -57,7 +58,7 @@ impl Held {
         let held = Self {
             inner: Arc::new(Inner {
                 options,
-                slots: (0..size).map(|_| Mutex::new(Slot::default())).collect(),
+                slots: (0..size).map(|_| Slot::default()).collect(),
                 free: Semaphore::new(size),
                 wait,
             }),
@@ -72,7 +73,7 @@ impl Held {
             .inner
             .slots
             .iter()
-            .filter(|s| s.try_lock().map_or(true, |s| s.conn.is_some()))
+            .filter(|s| s.conn.try_lock().map_or(true, |c| c.is_some()))
             .count();
         let lent = self.inner.slots.len() - self.inner.free.available_permits();
         super::PoolUsage {
@@ -88,26 +89,26 @@ impl Held {
             .map_err(|_| sqlx::Error::PoolTimedOut)?
             .map_err(|_| sqlx::Error::PoolClosed)?;
         // Holding a permit guarantees a free slot: there are as many permits as slots.
-        let mut slot = self
+        let (slot, mut conn) = self
             .inner
             .slots
             .iter()
-            .find_map(|s| s.try_lock().ok())
+            .find_map(|s| s.conn.try_lock().ok().map(|c| (s, c)))
             .ok_or(sqlx::Error::PoolClosed)?;
-        if slot.abandoned {
-            slot.abandoned = false;
-            if let Some(conn) = slot.conn.as_mut()
-                && let Err(error) = conn.execute("ROLLBACK").await
-            {
-                // SQLite may already have rolled back (a full disk does): nothing was open.
-                tracing::debug!(%error, "no open transaction to roll back");
-            }
+        if conn.is_none() {
+            *conn = Some(self.inner.options.connect().await?);
         }
-        if slot.conn.is_none() {
-            slot.conn = Some(self.inner.options.connect().await?);
+        let mut conn =
+            MutexGuard::try_map(conn, Option::as_mut).map_err(|_| sqlx::Error::PoolClosed)?;
+        if slot.abandoned.swap(false, Ordering::AcqRel)
+            && let Err(error) = conn.execute("ROLLBACK").await
+        {
+            // SQLite may already have rolled back (a full disk does): nothing was open.
+            tracing::debug!(%error, "no open transaction to roll back");
         }
         Ok(Lease {
-            slot,
+            conn,
+            abandoned: &slot.abandoned,
             _permit: permit,
         })
     }
@@ -127,34 +128,28 @@ impl Held {
 
 /// A lent connection; back in its slot when dropped.
 pub(super) struct Lease<'a> {
-    slot: MutexGuard<'a, Slot>,
+    conn: MappedMutexGuard<'a, SqliteConnection>,
+    abandoned: &'a AtomicBool,
     _permit: SemaphorePermit<'a>,
 }
 
 impl Lease<'_> {
     /// Marks the connection as holding a transaction its user did not end.
     fn abandon(&mut self) {
-        self.slot.abandoned = true;
+        self.abandoned.store(true, Ordering::Release);
     }
 }
 
 impl std::ops::Deref for Lease<'_> {
     type Target = SqliteConnection;
     fn deref(&self) -> &SqliteConnection {
-        // A lease is only handed out once its slot holds a connection.
-        self.slot
-            .conn
-            .as_ref()
-            .expect("a lent slot holds a connection")
+        &self.conn
     }
 }
 
 impl std::ops::DerefMut for Lease<'_> {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        self.slot
-            .conn
-            .as_mut()
-            .expect("a lent slot holds a connection")
+        &mut self.conn
     }
 }
 
