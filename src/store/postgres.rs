@@ -7,14 +7,12 @@
 //! re-checks its `WHERE` after a concurrent winner commits, which is what makes the shared
 //! single-use gates exclusive here.
 
-use super::{ConnectError, GrantRecord, NewRefreshToken, StoreError};
-use crate::domain::TokenHash;
+use super::{ConnectError, StoreError};
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
-use time::OffsetDateTime;
 
 /// How long start-up (and any request) waits for a connection before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -134,24 +132,6 @@ impl PgStore {
         statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
         Ok(statement.fetch_all(&self.pool).await?)
-    }
-
-    /// Spends a live refresh token and stores its successor; `None` when the token was not live.
-    async fn spend_and_replace(
-        &self,
-        old_hash: &TokenHash,
-        client_id: &str,
-        new: &NewRefreshToken,
-        now: OffsetDateTime,
-    ) -> Result<Option<GrantRecord>, StoreError> {
-        Ok(sqlx::query_as::<_, GrantRecord>(Self::ROTATE)
-            .bind(old_hash.as_str())
-            .bind(client_id)
-            .bind(super::to_unix(now))
-            .bind(new.token_hash.as_str())
-            .bind(super::to_unix(new.expires_at))
-            .fetch_optional(&self.pool)
-            .await?)
     }
 
     /// Applies this backend's migrations.

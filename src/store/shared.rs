@@ -26,15 +26,7 @@ macro_rules! impl_store {
     }
 
     async fn upsert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        sqlx::query(UPSERT_USER)
-            .bind(user.id.as_str())
-            .bind(&user.username)
-            .bind(&user.global_name)
-            .bind(&user.avatar)
-            .bind(&user.email)
-            .bind(user.email_verified)
-            .bind(&user.locale)
-            .bind(to_unix(user.updated_at))
+        Self::bind_profile(sqlx::query(UPSERT_USER), user)
             .execute(self.writer())
             .await?;
         Ok(())
@@ -54,15 +46,7 @@ macro_rules! impl_store {
         }
         // The person and the session together, in one trip (see each backend).
         self.in_one_trip(
-            sqlx::query(Self::SAVE_SIGN_IN)
-                .bind(user.id.as_str())
-                .bind(&user.username)
-                .bind(&user.global_name)
-                .bind(&user.avatar)
-                .bind(&user.email)
-                .bind(user.email_verified)
-                .bind(&user.locale)
-                .bind(to_unix(user.updated_at))
+            Self::bind_profile(sqlx::query(Self::SAVE_SIGN_IN), user)
                 .bind(&membership.snapshot)
                 .bind(to_unix(membership.fetched_at))
                 .bind(tokens.map(|t| t.ciphertext.as_slice()))
@@ -272,11 +256,19 @@ macro_rules! impl_store {
         now: OffsetDateTime,
     ) -> Result<Rotation, StoreError> {
         // The gate: spends the token only if it is live, this client's, and its grant is live.
-        if let Some(grant) = self
-            .spend_and_replace(old_hash, client_id.as_str(), new, now)
-            .await?
-        {
-            return Ok(Rotation::Rotated(grant));
+        // Spend it and store the successor in one trip (see each backend's `ROTATE`).
+        let rotated = self
+            .in_one_trip(
+                sqlx::query(Self::ROTATE)
+                    .bind(old_hash.as_str())
+                    .bind(client_id.as_str())
+                    .bind(to_unix(now))
+                    .bind(new.token_hash.as_str())
+                    .bind(to_unix(new.expires_at)),
+            )
+            .await?;
+        if let Some(row) = rotated.first() {
+            return Ok(Rotation::Rotated(sqlx::FromRow::from_row(row)?));
         }
         // Not live: a token already rotated is reuse (the family dies), anything else invalid.
         let mut tx = self.begin_write().await?;
@@ -416,6 +408,23 @@ macro_rules! emit_store_impl {
             }
 
             impl $ty {
+                /// Binds a person's profile as `$1`..`$8`, the columns both statements that
+                /// write people start with (`UPSERT_USER`, `save_sign_in!`).
+                fn bind_profile<'q>(
+                    query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
+                    user: &'q UserRecord,
+                ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+                    query
+                        .bind(user.id.as_str())
+                        .bind(&user.username)
+                        .bind(&user.global_name)
+                        .bind(&user.avatar)
+                        .bind(&user.email)
+                        .bind(user.email_verified)
+                        .bind(&user.locale)
+                        .bind(to_unix(user.updated_at))
+                }
+
                 /// The clients that took part in a session, sorted here rather than by
                 /// `ORDER BY` so both engines agree whatever the collation.
                 async fn session_clients(

@@ -6,15 +6,13 @@
 //! logout queue is claimed.
 
 use super::held::{Held, WriteTx};
-use super::{ConnectError, GrantRecord, NewRefreshToken, StoreError};
-use crate::domain::TokenHash;
+use super::{ConnectError, StoreError};
+use sqlx::Executor;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Executor, FromRow};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
-use time::OffsetDateTime;
 
 /// How long a statement waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -157,29 +155,6 @@ impl SqliteStore {
                 Err(error.into())
             }
         }
-    }
-
-    /// Spends a live refresh token and stores its successor; `None` when the token was not live.
-    async fn spend_and_replace(
-        &self,
-        old_hash: &TokenHash,
-        client_id: &str,
-        new: &NewRefreshToken,
-        now: OffsetDateTime,
-    ) -> Result<Option<GrantRecord>, StoreError> {
-        let rows = self
-            .in_one_trip(
-                sqlx::query(Self::ROTATE)
-                    .bind(old_hash.as_str())
-                    .bind(client_id)
-                    .bind(super::to_unix(now))
-                    .bind(new.token_hash.as_str())
-                    .bind(super::to_unix(new.expires_at)),
-            )
-            .await?;
-        rows.first()
-            .map(|row| GrantRecord::from_row(row).map_err(StoreError::from))
-            .transpose()
     }
 
     /// Applies this backend's migrations, on a one-connection pool of their own (the
