@@ -4,7 +4,7 @@
 //! Same transport as the person's path (rate-limit buckets, 429 budget, body cap) and the same
 //! membership cache.
 
-use super::client::{is_snowflake, member_answer, parse, rest_error};
+use super::answers::{is_snowflake, member_answer, parse, rest_error};
 use super::{DiscordClient, DiscordError, DiscordRoute, Membership, api};
 use time::OffsetDateTime;
 

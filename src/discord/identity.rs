@@ -3,7 +3,7 @@
 //! mappings need, the latter read through a short-lived cache so a burst of sign-ins
 //! and refreshes stays under Discord's tight limit on the member endpoint.
 
-use super::client::{is_snowflake, member_answer, parse, rest_error};
+use super::answers::{is_snowflake, member_answer, parse, rest_error};
 use super::{DiscordClient, DiscordError, DiscordRoute, api};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};

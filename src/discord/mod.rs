@@ -6,6 +6,7 @@
 //! `resources/guild` (guild member object), `topics/rate-limits` (headers and 429 body),
 //! `topics/opcodes-and-status-codes` (JSON error codes) and `reference` (image formatting).
 
+mod answers;
 pub mod api;
 mod bot;
 pub mod cache;

@@ -7,14 +7,20 @@
 //! folder (queue depth, live sessions, pool, key age) are read at scrape time
 //! (`routes/metrics.rs`) and set on their gauges here.
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
-use std::fmt::Write;
 use std::time::Duration;
+
+mod labels;
+pub use labels::{Delivery, SignIn, Status};
+use labels::{
+    DiscordLabels, GrantLabels, HttpLabels, KindLabel, OutcomeLabel, RouteLabel, SignInLabels,
+    StateLabel,
+};
 
 /// The content type of the scrape document (OpenMetrics text, which Prometheus reads).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -31,90 +37,6 @@ fn latency_histogram() -> Histogram {
 
 /// A histogram family whose constructor is a plain function (so the type can be named).
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
-
-/// An HTTP status as a label: the number, or `none` when no answer came (timeouts, refused
-/// connections).
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub struct Status(pub Option<u16>);
-
-impl EncodeLabelValue for Status {
-    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
-        match self.0 {
-            Some(code) => write!(encoder, "{code}"),
-            None => encoder.write_str("none"),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct HttpLabels {
-    route: &'static str,
-    status: Status,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteLabel {
-    route: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct SignInLabels {
-    outcome: &'static str,
-    rule: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct GrantLabels {
-    grant_type: &'static str,
-    outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabel {
-    kind: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabel {
-    outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StateLabel {
-    state: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DiscordLabels {
-    route: &'static str,
-    status: Status,
-}
-
-/// How a sign-in ended (`guildgate_signins_total{outcome}`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SignIn {
-    /// A code was issued to the app.
-    Ok,
-    /// The access rules refused the person; the unmet rule (`policy::Denial::as_str`).
-    Denied(&'static str),
-    /// Discord failed, refused, or could not be asked.
-    UpstreamError,
-    /// The person declined, at Discord or on the consent page.
-    Cancelled,
-    /// The callback matched no pending login or came from the wrong issuer.
-    Invalid,
-}
-
-/// How one back-channel logout attempt ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Delivery {
-    /// The app acknowledged it.
-    Delivered,
-    /// It failed and will be retried.
-    Retry,
-    /// It failed for the last time and was given up.
-    Abandoned,
-}
 
 /// Discord call metrics, kept by the Discord client's transport and registered with the rest.
 #[derive(Clone, Debug)]
