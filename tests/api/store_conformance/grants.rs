@@ -375,3 +375,43 @@ async fn find_token_holder_answers_like_check_access_with_the_person_and_snapsho
         assert_eq!(revoked, None);
     }
 }
+
+#[tokio::test]
+async fn a_grant_that_cannot_be_written_stores_none_of_its_token_and_writing_goes_on() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (_, s) = signed_in(&*t.store, ADA).await;
+        let g = grant(CLIENT, &s);
+        let (_, first) = refresh(NOW + Duration::days(1));
+        t.store.insert_grant(&g, Some(&first)).await.unwrap();
+
+        // The same grant id again (a code replay racing its redemption): refused as a whole.
+        let (second_hash, second) = refresh(NOW + Duration::days(1));
+        let again = t.store.insert_grant(&g, Some(&second)).await;
+        let (third_hash, third) = refresh(NOW + Duration::days(1));
+        let other = grant(CLIENT, &s);
+        let after = t.store.insert_grant(&other, Some(&third)).await;
+
+        assert!(
+            matches!(again, Err(guildgate::store::StoreError::Conflict(_))),
+            "{again:?}"
+        );
+        assert_eq!(
+            t.store.find_refresh_grant(&second_hash, NOW).await.unwrap(),
+            None,
+            "the refused grant's refresh token was not kept"
+        );
+        assert!(
+            after.is_ok(),
+            "the writer is usable after the refusal: {after:?}"
+        );
+        assert_eq!(
+            t.store
+                .find_refresh_grant(&third_hash, NOW)
+                .await
+                .unwrap()
+                .map(|found| found.id),
+            Some(other.id)
+        );
+    }
+}
