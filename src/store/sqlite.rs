@@ -21,6 +21,14 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// can fail with `SQLITE_BUSY` on upgrade (WAL snapshot), which `busy_timeout` does not retry.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
+/// Statements joined into one script run by [`SqliteStore::in_one_trip`] in one trip to the
+/// writer's thread, inside one `IMMEDIATE` transaction the script opens and commits itself.
+macro_rules! one_transaction {
+    ($($statement:expr),+ $(,)?) => {
+        concat!("BEGIN IMMEDIATE; ", $($statement, "; ",)+ "COMMIT")
+    };
+}
+
 /// This backend's migrations, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -96,44 +104,35 @@ impl SqliteStore {
 
     /// A rotation in one trip to the writer's thread (each statement sent separately was a
     /// thread hop of its own): spend `$1` (client `$2`, at `$3`), store `$4` (idle expiry `$5`)
-    /// for the same grant when the spend changed a row, and read that grant, in one `IMMEDIATE`
-    /// transaction the text opens and commits itself.
-    const ROTATE: &str = concat!(
-        "BEGIN IMMEDIATE; ",
+    /// for the same grant when the spend changed a row, and read that grant.
+    const ROTATE: &str = one_transaction!(
         super::sql::spend_refresh_token!(),
-        "; INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
-        SELECT $4, grant_id, $3, $5 FROM refresh_tokens WHERE token_hash = $1 AND changes() = 1; \
-        SELECT ",
-        super::sql::grant_columns!(),
-        " FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = $4; \
-        COMMIT"
+        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+        SELECT $4, grant_id, $3, $5 FROM refresh_tokens WHERE token_hash = $1 AND changes() = 1",
+        concat!(
+            "SELECT ",
+            super::sql::grant_columns!(),
+            " FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = $4"
+        ),
     );
 
-    /// A new grant and its first refresh token (`$10`, idle expiry `$11`; both NULL for none)
-    /// in one trip to the writer's thread, inside one `IMMEDIATE` transaction.
-    const INSERT_GRANT: &str = concat!(
-        "BEGIN IMMEDIATE; ",
+    /// A new grant and its first refresh token (`$10`, idle expiry `$11`; both NULL for none).
+    const INSERT_GRANT: &str = one_transaction!(
         super::sql::insert_grant!(),
-        "; INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
-        SELECT $10, $1, $7, $11 WHERE $10 IS NOT NULL; COMMIT"
+        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+        SELECT $10, $1, $7, $11 WHERE $10 IS NOT NULL",
     );
 
-    /// A completed sign-in's person (see `sql::save_sign_in!`) and new session, in one trip.
-    const SAVE_SIGN_IN: &str = concat!(
-        "BEGIN IMMEDIATE; ",
+    /// A completed sign-in's person (see `sql::save_sign_in!`) and new session.
+    const SAVE_SIGN_IN: &str = one_transaction!(
         super::sql::save_sign_in!(),
-        "; ",
         super::sql::insert_signed_in_session!(),
-        "; COMMIT"
     );
 
-    /// An authorization code and its client's place in the session, in one trip.
-    const INSERT_AUTH_CODE: &str = concat!(
-        "BEGIN IMMEDIATE; ",
+    /// An authorization code and its client's place in the session.
+    const INSERT_AUTH_CODE: &str = one_transaction!(
         super::sql::add_code_client!(),
-        "; ",
         super::sql::insert_auth_code!(),
-        "; COMMIT"
     );
 
     /// Runs a text of several statements that opens and commits its own transaction, in one
