@@ -51,6 +51,24 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// The same mapping for statements run through rusqlite (`direct.rs`): SQLite's unique and
+/// primary-key violations are [`StoreError::Conflict`] (the message names the constraint's
+/// columns, never values).
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        /// SQLITE_CONSTRAINT_PRIMARYKEY and SQLITE_CONSTRAINT_UNIQUE (extended result codes).
+        const KEY_TAKEN: [std::ffi::c_int; 2] = [1555, 2067];
+        match &error {
+            rusqlite::Error::SqliteFailure(failure, message)
+                if KEY_TAKEN.contains(&failure.extended_code) =>
+            {
+                StoreError::Conflict(message.clone().unwrap_or_else(|| failure.to_string()))
+            }
+            _ => StoreError::Sqlite(error),
+        }
+    }
+}
+
 /// Written by hand rather than with `#[from]`: the message shows the cause, so exposing it as
 /// `source()` too would print it twice.
 impl From<sqlx::migrate::MigrateError> for StoreError {
@@ -82,6 +100,13 @@ impl StoreError {
     pub fn is_temporary(&self) -> bool {
         if self.is_unavailable() {
             return true;
+        }
+        if let StoreError::Sqlite(error) = self {
+            use rusqlite::ErrorCode::*;
+            return matches!(
+                error.sqlite_error_code(),
+                Some(DatabaseBusy | DatabaseLocked | ReadOnly | SystemIoFailure | DiskFull)
+            );
         }
         let StoreError::Backend(error) = self else {
             return false;

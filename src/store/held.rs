@@ -54,17 +54,24 @@ impl Held {
         size: usize,
         wait: Duration,
     ) -> Result<Self, sqlx::Error> {
+        let held = Self::lazy(options, size, wait);
+        drop(held.lease().await?);
+        Ok(held)
+    }
+
+    /// `size` connections to `options`, each opened on its first use: for connections to a file
+    /// another [`Held`] has already opened (each sqlx SQLite connection is a thread of its own,
+    /// kept only if something uses it).
+    pub(super) fn lazy(options: SqliteConnectOptions, size: usize, wait: Duration) -> Self {
         let size = size.max(1);
-        let held = Self {
+        Self {
             inner: Arc::new(Inner {
                 options,
                 slots: (0..size).map(|_| Slot::default()).collect(),
                 free: Semaphore::new(size),
                 wait,
             }),
-        };
-        drop(held.lease().await?);
-        Ok(held)
+        }
     }
 
     /// Connections open, and how many of all are lent out right now.

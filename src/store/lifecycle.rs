@@ -114,14 +114,13 @@ macro_rules! with_lifecycle_methods {
         user_id: &DiscordId,
         client_id: &ClientId,
     ) -> Result<Option<Scopes>, StoreError> {
-        let scopes = sqlx::query_scalar::<_, String>(GET_CONSENT)
-            .bind(user_id.as_str())
-            .bind(client_id.as_str())
-            .fetch_optional(self.reader())
+        let scopes = self
+            .read_one::<ConsentScopes>(
+                GET_CONSENT,
+                &[Arg::Text(user_id.as_str()), Arg::Text(client_id.as_str())],
+            )
             .await?;
-        scopes
-            .map(|s| stored(&s, "consents", "scopes"))
-            .transpose()
+        Ok(scopes.map(|ConsentScopes(scopes)| scopes))
     }
 
     async fn save_consent(
@@ -278,17 +277,10 @@ macro_rules! with_lifecycle_methods {
         &self,
         user_id: &DiscordId,
     ) -> Result<Option<MembershipSnapshot>, StoreError> {
-        let row = sqlx::query_as::<_, (Option<String>, Option<i64>)>(GET_MEMBERSHIP)
-            .bind(user_id.as_str())
-            .fetch_optional(self.reader())
+        let stored = self
+            .read_one::<StoredMembership>(GET_MEMBERSHIP, &[Arg::Text(user_id.as_str())])
             .await?;
-        Ok(match row {
-            Some((Some(snapshot), Some(at))) => Some(MembershipSnapshot {
-                snapshot,
-                fetched_at: from_unix(at),
-            }),
-            _ => None,
-        })
+        Ok(stored.and_then(|StoredMembership(snapshot)| snapshot))
     }
 
     async fn save_membership(

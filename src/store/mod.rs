@@ -4,7 +4,9 @@
 //! app and every flow compile once. Times cross this boundary as `OffsetDateTime` and are stored
 //! as Unix seconds (`BIGINT`/`INTEGER`) in both backends, which keeps comparisons identical.
 
+mod args;
 mod connect;
+mod direct;
 mod errors;
 mod held;
 mod lifecycle;
@@ -48,6 +50,9 @@ pub enum StoreError {
     /// Anything else the driver reports (connection lost, I/O, bad SQL).
     #[error("database error: {0}")]
     Backend(sqlx::Error),
+    /// What SQLite reported for a statement run on the calling thread (`direct.rs`).
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
     /// A stored value does not read back as its type (an id, scopes, a PKCE value): the row
     /// was written by something other than guildgate, or damaged. Never read as empty.
     #[error("{0}")]

@@ -7,10 +7,12 @@
 //! re-checks its `WHERE` after a concurrent winner commits, which is what makes the shared
 //! single-use gates exclusive here.
 
+use super::args::Arg;
+use super::rows::FromColumns;
 use super::{ConnectError, StoreError};
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -88,7 +90,7 @@ impl PgStore {
     /// `$3`), store `$4` (idle expiry `$5`) for the same grant, and read that grant. A second
     /// presentation racing this one waits for the row lock, re-checks `used_at IS NULL` after
     /// the commit (READ COMMITTED) and spends nothing.
-    const ROTATE: &str = concat!(
+    const ROTATE: &[&str] = &[concat!(
         "WITH spent AS (",
         super::sql::spend_refresh_token!(),
         " RETURNING grant_id), \
@@ -97,41 +99,91 @@ impl PgStore {
         SELECT ",
         super::sql::grant_columns!(),
         " FROM grants g JOIN fresh ON g.id = fresh.grant_id"
-    );
+    )];
 
     /// A new grant and its first refresh token (`$10`, idle expiry `$11`; both NULL for none) in
     /// one statement, so one round trip and one implicit transaction.
-    const INSERT_GRANT: &str = concat!(
+    const INSERT_GRANT: &[&str] = &[concat!(
         "WITH g AS (",
         super::sql::insert_grant!(),
         " RETURNING id) \
         INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
         SELECT $10, g.id, $7, $11 FROM g WHERE $10 IS NOT NULL"
-    );
+    )];
 
     /// A completed sign-in's person (see `sql::save_sign_in!`) and new session, in one
     /// statement (the session's foreign key is checked at its end, with the person written).
-    const SAVE_SIGN_IN: &str = concat!(
+    const SAVE_SIGN_IN: &[&str] = &[concat!(
         "WITH person AS (",
         super::sql::save_sign_in!(),
         " RETURNING id) ",
         super::sql::insert_signed_in_session!()
-    );
+    )];
 
     /// An authorization code and its client's place in the session, in one statement.
-    const INSERT_AUTH_CODE: &str = concat!(
+    const INSERT_AUTH_CODE: &[&str] = &[concat!(
         "WITH seen AS (",
         super::sql::add_code_client!(),
         ") ",
         super::sql::insert_auth_code!()
-    );
+    )];
 
-    /// Runs one statement on the pool (the same entry point as SQLite's several-statement texts).
-    async fn in_one_trip(
+    /// The first row `sql` returns, decoded.
+    async fn read_one<T: FromColumns>(
         &self,
-        statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
-        Ok(statement.fetch_all(&self.pool).await?)
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>, StoreError> {
+        let row = bind_args(sqlx::query(sql), args)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(T::from_columns).transpose()?)
+    }
+
+    /// The first row a writing `sql` returns (one pool: the same as [`Self::read_one`]).
+    async fn write_one<T: FromColumns>(
+        &self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>, StoreError> {
+        self.read_one(sql, args).await
+    }
+
+    /// Runs `sql`; how many rows it changed.
+    async fn write(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        let done = bind_args(sqlx::query(sql), args)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Runs a script's statements in one transaction and returns the rows they produced. This
+    /// backend's scripts are one statement each (data-modifying CTEs): one round trip, in the
+    /// statement's implicit transaction.
+    async fn in_one_trip<T: FromColumns>(
+        &self,
+        script: &'static [&'static str],
+        args: &[Arg<'_>],
+    ) -> Result<Vec<T>, StoreError> {
+        let mut tx = match script {
+            [_] => None,
+            _ => Some(self.pool.begin().await?),
+        };
+        let mut out = Vec::new();
+        for &sql in script {
+            let query = bind_args(sqlx::query(sql), args);
+            let rows = match tx.as_mut() {
+                Some(tx) => query.fetch_all(&mut **tx).await?,
+                None => query.fetch_all(&self.pool).await?,
+            };
+            for row in &rows {
+                out.push(T::from_columns(row)?);
+            }
+        }
+        if let Some(tx) = tx {
+            tx.commit().await?;
+        }
+        Ok(out)
     }
 
     /// Applies this backend's migrations.
@@ -158,6 +210,24 @@ impl PgStore {
     async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
     }
+}
+
+/// `query` with `args` bound in order, as `$1`, `$2`, … (sqlx's side of [`Arg`]).
+fn bind_args<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Postgres, PgArguments>,
+    args: &[Arg<'q>],
+) -> sqlx::query::Query<'q, sqlx::Postgres, PgArguments> {
+    for arg in args {
+        query = match *arg {
+            Arg::Text(text) => query.bind(text),
+            Arg::OptText(text) => query.bind(text),
+            Arg::Int(n) => query.bind(n),
+            Arg::OptInt(n) => query.bind(n),
+            Arg::Flag(flag) => query.bind(flag),
+            Arg::OptBlob(bytes) => query.bind(bytes),
+        };
+    }
+    query
 }
 
 super::shared::impl_store!(PgStore, sqlx::Postgres);

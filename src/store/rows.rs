@@ -1,5 +1,6 @@
-//! Row decoding, written once for both engines: every time column is Unix seconds, every hash
-//! its stored text, and the `FromRow` impls below hold for any sqlx row that decodes those.
+//! Row decoding, written once for both engines and both drivers: every time column is Unix
+//! seconds, every hash its stored text; the records decode from any row seen through
+//! [`Columns`] (sqlx's rows, and rusqlite's as [`DirectRow`]).
 //!
 //! This is the store's edge for typed values: ids, scopes and PKCE values are parsed here, once,
 //! and a stored text that does not parse is [`StoreError::Unreadable`] naming the table and
@@ -156,6 +157,93 @@ pub(super) trait Columns {
     }
 }
 
+/// A record read from a row by column name, whichever driver read it (sqlx's rows and
+/// rusqlite's both implement [`Columns`]).
+pub(super) trait FromColumns: Sized {
+    /// The record in `r`, or the first column that did not decode.
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error>;
+}
+
+/// sqlx's `FromRow` for each [`FromColumns`] record, so `query_as` reads them too.
+macro_rules! from_row_by_columns {
+    ($($record:ty),+ $(,)?) => {
+        $(impl<R: Row + Columns> FromRow<'_, R> for $record {
+            fn from_row(r: &R) -> Result<Self, sqlx::Error> {
+                <$record>::from_columns(r)
+            }
+        })+
+    };
+}
+
+from_row_by_columns!(
+    UserRecord,
+    TokenHolder,
+    UpstreamLogin,
+    SessionRecord,
+    AuthCodeRecord,
+    GrantRecord,
+    LogoutDelivery,
+    ConsentRecord,
+    ClientSignIn,
+);
+
+/// A statement that returns no rows (a script's writes).
+impl FromColumns for () {
+    fn from_columns<R: Columns + ?Sized>(_: &R) -> Result<Self, sqlx::Error> {
+        Ok(())
+    }
+}
+
+/// The id a code replay's revocation returns (`RETURNING id` of a grant).
+pub(super) struct ReturnedGrantId(pub(super) GrantId);
+
+impl FromColumns for ReturnedGrantId {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
+        r.typed("grants", "id").map(Self)
+    }
+}
+
+/// The person a live access token belongs to (`CHECK_ACCESS`).
+pub(super) struct AccessHolder(pub(super) DiscordId);
+
+impl FromColumns for AccessHolder {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
+        r.typed("grants", "user_id").map(Self)
+    }
+}
+
+/// A row rusqlite read (`direct.rs`), seen through [`Columns`].
+pub(super) struct DirectRow<'a, 'r>(pub(super) &'a rusqlite::Row<'r>);
+
+impl DirectRow<'_, '_> {
+    /// A column by name, rusqlite's error carried as sqlx's decode error (the one error type
+    /// [`Columns`] speaks).
+    fn get<T: rusqlite::types::FromSql>(&self, name: &str) -> Result<T, sqlx::Error> {
+        self.0.get(name).map_err(|error| sqlx::Error::ColumnDecode {
+            index: name.to_owned(),
+            source: Box::new(error),
+        })
+    }
+}
+
+impl Columns for DirectRow<'_, '_> {
+    fn text(&self, name: &str) -> Result<String, sqlx::Error> {
+        self.get(name)
+    }
+    fn opt_text(&self, name: &str) -> Result<Option<String>, sqlx::Error> {
+        self.get(name)
+    }
+    fn int(&self, name: &str) -> Result<i64, sqlx::Error> {
+        self.get(name)
+    }
+    fn opt_int(&self, name: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.get(name)
+    }
+    fn flag(&self, name: &str) -> Result<bool, sqlx::Error> {
+        self.get(name)
+    }
+}
+
 impl<R> Columns for R
 where
     R: Row,
@@ -181,8 +269,8 @@ where
     }
 }
 
-impl<R: Row + Columns> FromRow<'_, R> for UserRecord {
-    fn from_row(r: &R) -> Result<Self, sqlx::Error> {
+impl FromColumns for UserRecord {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
         Ok(Self {
             id: r.typed("users", "id")?,
             username: r.text("username")?,
@@ -196,27 +284,46 @@ impl<R: Row + Columns> FromRow<'_, R> for UserRecord {
     }
 }
 
-impl<R: Row + Columns> FromRow<'_, R> for TokenHolder {
-    fn from_row(r: &R) -> Result<Self, sqlx::Error> {
-        let membership = match (
-            r.opt_text("membership")?,
-            r.opt_time("membership_fetched_at")?,
-        ) {
-            (Some(snapshot), Some(fetched_at)) => Some(MembershipSnapshot {
-                snapshot,
-                fetched_at,
-            }),
-            _ => None,
-        };
+impl FromColumns for TokenHolder {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            user: UserRecord::from_row(r)?,
-            membership,
+            user: UserRecord::from_columns(r)?,
+            membership: StoredMembership::from_columns(r)?.0,
         })
     }
 }
 
-impl<R: Row + Columns> FromRow<'_, R> for UpstreamLogin {
-    fn from_row(r: &R) -> Result<Self, sqlx::Error> {
+/// A person's membership snapshot, when one was taken (`membership`, `membership_fetched_at`).
+pub(super) struct StoredMembership(pub(super) Option<MembershipSnapshot>);
+
+impl FromColumns for StoredMembership {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
+        Ok(Self(
+            match (
+                r.opt_text("membership")?,
+                r.opt_time("membership_fetched_at")?,
+            ) {
+                (Some(snapshot), Some(fetched_at)) => Some(MembershipSnapshot {
+                    snapshot,
+                    fetched_at,
+                }),
+                _ => None,
+            },
+        ))
+    }
+}
+
+/// The scopes a person consented to for a client (`GET_CONSENT`).
+pub(super) struct ConsentScopes(pub(super) Scopes);
+
+impl FromColumns for ConsentScopes {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
+        r.typed("consents", "scopes").map(Self)
+    }
+}
+
+impl FromColumns for UpstreamLogin {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
         Ok(Self {
             state_hash: r.hash("state_hash")?,
             binding_hash: r.hash("binding_hash")?,
@@ -228,8 +335,8 @@ impl<R: Row + Columns> FromRow<'_, R> for UpstreamLogin {
     }
 }
 
-impl<R: Row + Columns> FromRow<'_, R> for SessionRecord {
-    fn from_row(r: &R) -> Result<Self, sqlx::Error> {
+impl FromColumns for SessionRecord {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
         Ok(Self {
             id: r.typed("sessions", "id")?,
             secret_hash: r.hash("secret_hash")?,
@@ -246,8 +353,8 @@ impl<R: Row + Columns> FromRow<'_, R> for SessionRecord {
     }
 }
 
-impl<R: Row + Columns> FromRow<'_, R> for AuthCodeRecord {
-    fn from_row(r: &R) -> Result<Self, sqlx::Error> {
+impl FromColumns for AuthCodeRecord {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
         const TABLE: &str = "auth_codes";
         Ok(Self {
             code_hash: r.hash("code_hash")?,
@@ -266,8 +373,8 @@ impl<R: Row + Columns> FromRow<'_, R> for AuthCodeRecord {
     }
 }
 
-impl<R: Row + Columns> FromRow<'_, R> for GrantRecord {
-    fn from_row(r: &R) -> Result<Self, sqlx::Error> {
+impl FromColumns for GrantRecord {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
         const TABLE: &str = "grants";
         Ok(Self {
             id: r.typed(TABLE, "id")?,
@@ -283,8 +390,8 @@ impl<R: Row + Columns> FromRow<'_, R> for GrantRecord {
     }
 }
 
-impl<R: Row + Columns> FromRow<'_, R> for LogoutDelivery {
-    fn from_row(r: &R) -> Result<Self, sqlx::Error> {
+impl FromColumns for LogoutDelivery {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
         const TABLE: &str = "logout_deliveries";
         Ok(Self {
             id: r.text("id")?,
@@ -301,8 +408,8 @@ impl<R: Row + Columns> FromRow<'_, R> for LogoutDelivery {
     }
 }
 
-impl<R: Row + Columns> FromRow<'_, R> for ConsentRecord {
-    fn from_row(r: &R) -> Result<Self, sqlx::Error> {
+impl FromColumns for ConsentRecord {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
         Ok(Self {
             client_id: r.typed("consents", "client_id")?,
             scopes: r.typed("consents", "scopes")?,
@@ -311,8 +418,8 @@ impl<R: Row + Columns> FromRow<'_, R> for ConsentRecord {
     }
 }
 
-impl<R: Row + Columns> FromRow<'_, R> for ClientSignIn {
-    fn from_row(r: &R) -> Result<Self, sqlx::Error> {
+impl FromColumns for ClientSignIn {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
         Ok(Self {
             client_id: r.typed("grants", "client_id")?,
             last_sign_in: r.time("last_sign_in")?,

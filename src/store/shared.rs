@@ -1,8 +1,10 @@
 //! The `Store` implementation, written once: both engines run the same SQL (`sql.rs`) and decode
 //! the same rows (`rows.rs`), so the methods are macro text that each backend expands with its
-//! own types. A backend provides only `reader()` and `writer()` (its pools for reads and for
-//! writes), `begin_write()` (how a writing transaction starts),
-//! `run_migrations()` (which migrations) and `CLAIM_LOGOUTS` (the one statement that differs).
+//! own types. A backend provides how one statement runs with its [`Arg`](super::args::Arg)s
+//! (`read_one`, `write_one`, `write`, and `in_one_trip` for several writes in one transaction),
+//! `reader()` and `writer()` (its sqlx pools, for the rest), `begin_write()` (how a writing
+//! transaction starts), `run_migrations()` (which migrations) and the statements that differ
+//! per engine (`ROTATE`, `INSERT_GRANT`, `SAVE_SIGN_IN`, `INSERT_AUTH_CODE`, `CLAIM_LOGOUTS`).
 //!
 //! Why macros and not a generic `impl<DB: Database> Store`: sqlx's generic bounds (an executor
 //! HRTB, `Encode + Type` for every bound type) are not implied by a helper trait, so they would
@@ -17,7 +19,8 @@ macro_rules! impl_store {
         $crate::store::lifecycle::with_lifecycle_methods! { $ty, $db;
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(self.reader()).await?;
+        // Through the connections requests read on.
+        self.read_one::<()>("SELECT 1", &[]).await?;
         Ok(())
     }
 
@@ -26,9 +29,7 @@ macro_rules! impl_store {
     }
 
     async fn upsert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        Self::bind_profile(sqlx::query(UPSERT_USER), user)
-            .execute(self.writer())
-            .await?;
+        self.write(UPSERT_USER, &Self::profile(user)).await?;
         Ok(())
     }
 
@@ -44,32 +45,22 @@ macro_rules! impl_store {
                 "a sign-in's session must belong to its person".into(),
             ));
         }
+        let mut args = Vec::with_capacity(21);
+        args.extend(Self::profile(user));
+        args.extend([
+            Arg::Text(&membership.snapshot),
+            Arg::time(membership.fetched_at),
+            Arg::OptBlob(tokens.map(|t| t.ciphertext.as_slice())),
+            Arg::opt_time(tokens.map(|t| t.access_expires_at)),
+        ]);
+        args.extend(Self::session(session));
         // The person and the session together, in one trip (see each backend).
-        self.in_one_trip(
-            Self::bind_profile(sqlx::query(Self::SAVE_SIGN_IN), user)
-                .bind(&membership.snapshot)
-                .bind(to_unix(membership.fetched_at))
-                .bind(tokens.map(|t| t.ciphertext.as_slice()))
-                .bind(tokens.map(|t| to_unix(t.access_expires_at)))
-                .bind(session.id.as_str())
-                .bind(session.secret_hash.as_str())
-                .bind(to_unix(session.auth_time))
-                .bind(to_unix(session.created_at))
-                .bind(to_unix(session.expires_at))
-                .bind(to_unix(session.last_seen_at))
-                .bind(session.device.user_agent.as_deref())
-                .bind(session.device.ip.as_deref()),
-        )
-        .await?;
+        self.in_one_trip::<()>(Self::SAVE_SIGN_IN, &args).await?;
         Ok(())
     }
 
     async fn get_user(&self, id: &DiscordId) -> Result<Option<UserRecord>, StoreError> {
-        let row = sqlx::query_as::<_, UserRecord>(GET_USER)
-            .bind(id.as_str())
-            .fetch_optional(self.reader())
-            .await?;
-        Ok(row)
+        self.read_one(GET_USER, &[Arg::Text(id.as_str())]).await
     }
 
     async fn insert_upstream_login(
@@ -78,23 +69,25 @@ macro_rules! impl_store {
         cap: &PendingLoginCap<'_>,
     ) -> Result<bool, StoreError> {
         if let Some(previous) = cap.replaces {
-            sqlx::query(FORGET_UPSTREAM_LOGINS)
-                .bind(previous.as_str())
-                .execute(self.writer())
+            self.write(FORGET_UPSTREAM_LOGINS, &[Arg::Text(previous.as_str())])
                 .await?;
         }
-        let inserted = sqlx::query(INSERT_UPSTREAM_LOGIN)
-            .bind(login.state_hash.as_str())
-            .bind(login.binding_hash.as_str())
-            .bind(login.pkce_verifier.expose())
-            .bind(&login.request)
-            .bind(to_unix(login.created_at))
-            .bind(to_unix(login.expires_at))
-            .bind(cap.source)
-            .bind(i64::from(cap.max_per_source))
-            .execute(self.writer())
+        let inserted = self
+            .write(
+                INSERT_UPSTREAM_LOGIN,
+                &[
+                    Arg::Text(login.state_hash.as_str()),
+                    Arg::Text(login.binding_hash.as_str()),
+                    Arg::Text(login.pkce_verifier.expose()),
+                    Arg::Text(&login.request),
+                    Arg::time(login.created_at),
+                    Arg::time(login.expires_at),
+                    Arg::Text(cap.source),
+                    Arg::Int(i64::from(cap.max_per_source)),
+                ],
+            )
             .await?;
-        Ok(inserted.rows_affected() == 1)
+        Ok(inserted == 1)
     }
 
     async fn take_upstream_login(
@@ -103,28 +96,19 @@ macro_rules! impl_store {
         binding_hash: &TokenHash,
         now: OffsetDateTime,
     ) -> Result<Option<UpstreamLogin>, StoreError> {
-        let row = sqlx::query_as::<_, UpstreamLogin>(TAKE_UPSTREAM_LOGIN)
-            .bind(state_hash.as_str())
-            .bind(binding_hash.as_str())
-            .bind(to_unix(now))
-            .fetch_optional(self.writer())
-            .await?;
-        Ok(row)
+        self.write_one(
+            TAKE_UPSTREAM_LOGIN,
+            &[
+                Arg::Text(state_hash.as_str()),
+                Arg::Text(binding_hash.as_str()),
+                Arg::time(now),
+            ],
+        )
+        .await
     }
 
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
-        sqlx::query(INSERT_SESSION)
-            .bind(session.id.as_str())
-            .bind(session.secret_hash.as_str())
-            .bind(session.user_id.as_str())
-            .bind(to_unix(session.auth_time))
-            .bind(to_unix(session.created_at))
-            .bind(to_unix(session.expires_at))
-            .bind(to_unix(session.last_seen_at))
-            .bind(session.device.user_agent.as_deref())
-            .bind(session.device.ip.as_deref())
-            .execute(self.writer())
-            .await?;
+        self.write(INSERT_SESSION, &Self::session(session)).await?;
         Ok(())
     }
 
@@ -133,19 +117,12 @@ macro_rules! impl_store {
         secret_hash: &TokenHash,
         now: OffsetDateTime,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let row = sqlx::query_as::<_, SessionRecord>(FIND_SESSION)
-            .bind(secret_hash.as_str())
-            .bind(to_unix(now))
-            .fetch_optional(self.reader())
-            .await?;
-        Ok(row)
+        self.read_one(FIND_SESSION, &[Arg::Text(secret_hash.as_str()), Arg::time(now)])
+            .await
     }
 
     async fn touch_session(&self, id: &SessionId, now: OffsetDateTime) -> Result<(), StoreError> {
-        sqlx::query(TOUCH_SESSION)
-            .bind(id.as_str())
-            .bind(to_unix(now))
-            .execute(self.writer())
+        self.write(TOUCH_SESSION, &[Arg::Text(id.as_str()), Arg::time(now)])
             .await?;
         Ok(())
     }
@@ -156,31 +133,37 @@ macro_rules! impl_store {
         client_id: &ClientId,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query(ADD_SESSION_CLIENT)
-            .bind(session_id.as_str())
-            .bind(client_id.as_str())
-            .bind(to_unix(now))
-            .execute(self.writer())
-            .await?;
+        self.write(
+            ADD_SESSION_CLIENT,
+            &[
+                Arg::Text(session_id.as_str()),
+                Arg::Text(client_id.as_str()),
+                Arg::time(now),
+            ],
+        )
+        .await?;
         Ok(())
     }
 
     async fn insert_auth_code(&self, code: &AuthCodeRecord) -> Result<(), StoreError> {
+        let scopes = code.scopes.to_string();
         // The code and its client's place in the session, in one trip (see each backend).
-        self.in_one_trip(
-            sqlx::query(Self::INSERT_AUTH_CODE)
-                .bind(code.code_hash.as_str())
-                .bind(code.client_id.as_str())
-                .bind(&code.redirect_uri)
-                .bind(code.user_id.as_str())
-                .bind(code.session_id.as_str())
-                .bind(code.grant_id.as_str())
-                .bind(code.scopes.to_string())
-                .bind(&code.nonce)
-                .bind(code.code_challenge.as_ref().map(PkceChallenge::as_str))
-                .bind(to_unix(code.auth_time))
-                .bind(to_unix(code.created_at))
-                .bind(to_unix(code.expires_at)),
+        self.in_one_trip::<()>(
+            Self::INSERT_AUTH_CODE,
+            &[
+                Arg::Text(code.code_hash.as_str()),
+                Arg::Text(code.client_id.as_str()),
+                Arg::Text(&code.redirect_uri),
+                Arg::Text(code.user_id.as_str()),
+                Arg::Text(code.session_id.as_str()),
+                Arg::Text(code.grant_id.as_str()),
+                Arg::Text(&scopes),
+                Arg::OptText(code.nonce.as_deref()),
+                Arg::OptText(code.code_challenge.as_ref().map(PkceChallenge::as_str)),
+                Arg::time(code.auth_time),
+                Arg::time(code.created_at),
+                Arg::time(code.expires_at),
+            ],
         )
         .await?;
         Ok(())
@@ -192,26 +175,29 @@ macro_rules! impl_store {
         now: OffsetDateTime,
     ) -> Result<CodeRedemption, StoreError> {
         // The gate: a single conditional UPDATE, so of concurrent callers exactly one sees the row.
-        let spent = sqlx::query_as::<_, AuthCodeRecord>(SPEND_AUTH_CODE)
-            .bind(code_hash.as_str())
-            .bind(to_unix(now))
-            .fetch_optional(self.writer())
+        let spent = self
+            .write_one::<AuthCodeRecord>(
+                SPEND_AUTH_CODE,
+                &[Arg::Text(code_hash.as_str()), Arg::time(now)],
+            )
             .await?;
         if let Some(code) = spent {
             return Ok(CodeRedemption::Redeemed(Box::new(code)));
         }
         // RFC 6749 §4.1.2: a replayed code SHOULD revoke what it issued. One autocommitted
         // statement, so the revocation persists although the caller then fails the request.
-        let revoked = sqlx::query_scalar::<_, String>(REVOKE_REPLAYED_CODE_GRANT)
-            .bind(code_hash.as_str())
-            .bind(to_unix(now))
-            .bind(REPLAY_TOMBSTONE_SECS)
-            .fetch_optional(self.writer())
+        let revoked = self
+            .write_one::<ReturnedGrantId>(
+                REVOKE_REPLAYED_CODE_GRANT,
+                &[
+                    Arg::Text(code_hash.as_str()),
+                    Arg::time(now),
+                    Arg::Int(REPLAY_TOMBSTONE_SECS),
+                ],
+            )
             .await?;
         Ok(match revoked {
-            Some(id) => CodeRedemption::Replayed {
-                grant_id: stored(&id, "grants", "id")?,
-            },
+            Some(ReturnedGrantId(grant_id)) => CodeRedemption::Replayed { grant_id },
             None => CodeRedemption::Unknown,
         })
     }
@@ -221,31 +207,30 @@ macro_rules! impl_store {
         grant: &GrantRecord,
         refresh: Option<&NewRefreshToken>,
     ) -> Result<(), StoreError> {
+        let scopes = grant.scopes.to_string();
         // The grant and its first refresh token together, in one trip (see each backend).
-        self.in_one_trip(
-            sqlx::query(Self::INSERT_GRANT)
-                .bind(grant.id.as_str())
-                .bind(grant.client_id.as_str())
-                .bind(grant.user_id.as_str())
-                .bind(grant.session_id.as_ref().map(SessionId::as_str))
-                .bind(grant.scopes.to_string())
-                .bind(to_unix(grant.auth_time))
-                .bind(to_unix(grant.created_at))
-                .bind(to_unix(grant.expires_at))
-                .bind(grant.revoked_at.map(to_unix))
-                .bind(refresh.map(|t| t.token_hash.as_str()))
-                .bind(refresh.map(|t| to_unix(t.expires_at))),
+        self.in_one_trip::<()>(
+            Self::INSERT_GRANT,
+            &[
+                Arg::Text(grant.id.as_str()),
+                Arg::Text(grant.client_id.as_str()),
+                Arg::Text(grant.user_id.as_str()),
+                Arg::OptText(grant.session_id.as_ref().map(SessionId::as_str)),
+                Arg::Text(&scopes),
+                Arg::time(grant.auth_time),
+                Arg::time(grant.created_at),
+                Arg::time(grant.expires_at),
+                Arg::opt_time(grant.revoked_at),
+                Arg::OptText(refresh.map(|t| t.token_hash.as_str())),
+                Arg::opt_time(refresh.map(|t| t.expires_at)),
+            ],
         )
         .await?;
         Ok(())
     }
 
     async fn get_grant(&self, id: &GrantId) -> Result<Option<GrantRecord>, StoreError> {
-        let row = sqlx::query_as::<_, GrantRecord>(GET_GRANT)
-            .bind(id.as_str())
-            .fetch_optional(self.reader())
-            .await?;
-        Ok(row)
+        self.read_one(GET_GRANT, &[Arg::Text(id.as_str())]).await
     }
 
     async fn rotate_refresh_token(
@@ -258,17 +243,19 @@ macro_rules! impl_store {
         // The gate: spends the token only if it is live, this client's, and its grant is live.
         // Spend it and store the successor in one trip (see each backend's `ROTATE`).
         let rotated = self
-            .in_one_trip(
-                sqlx::query(Self::ROTATE)
-                    .bind(old_hash.as_str())
-                    .bind(client_id.as_str())
-                    .bind(to_unix(now))
-                    .bind(new.token_hash.as_str())
-                    .bind(to_unix(new.expires_at)),
+            .in_one_trip::<GrantRecord>(
+                Self::ROTATE,
+                &[
+                    Arg::Text(old_hash.as_str()),
+                    Arg::Text(client_id.as_str()),
+                    Arg::time(now),
+                    Arg::Text(new.token_hash.as_str()),
+                    Arg::time(new.expires_at),
+                ],
             )
             .await?;
-        if let Some(row) = rotated.first() {
-            return Ok(Rotation::Rotated(sqlx::FromRow::from_row(row)?));
+        if let Some(grant) = rotated.into_iter().next() {
+            return Ok(Rotation::Rotated(grant));
         }
         // Not live: a token already rotated is reuse (the family dies), anything else invalid.
         let mut tx = self.begin_write().await?;
@@ -299,12 +286,11 @@ macro_rules! impl_store {
         token_hash: &TokenHash,
         now: OffsetDateTime,
     ) -> Result<Option<GrantRecord>, StoreError> {
-        let row = sqlx::query_as::<_, GrantRecord>(FIND_REFRESH_GRANT)
-            .bind(token_hash.as_str())
-            .bind(to_unix(now))
-            .fetch_optional(self.reader())
-            .await?;
-        Ok(row)
+        self.read_one(
+            FIND_REFRESH_GRANT,
+            &[Arg::Text(token_hash.as_str()), Arg::time(now)],
+        )
+        .await
     }
 
     async fn revoke_grant(
@@ -312,12 +298,10 @@ macro_rules! impl_store {
         grant_id: &GrantId,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(REVOKE_LIVE_GRANT)
-            .bind(grant_id.as_str())
-            .bind(to_unix(now))
-            .execute(self.writer())
+        let changed = self
+            .write(REVOKE_LIVE_GRANT, &[Arg::Text(grant_id.as_str()), Arg::time(now)])
             .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(changed > 0)
     }
 
     async fn revoke_access_token(
@@ -325,10 +309,7 @@ macro_rules! impl_store {
         jti: &str,
         expires_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query(REVOKE_ACCESS_TOKEN)
-            .bind(jti)
-            .bind(to_unix(expires_at))
-            .execute(self.writer())
+        self.write(REVOKE_ACCESS_TOKEN, &[Arg::Text(jti), Arg::time(expires_at)])
             .await?;
         Ok(())
     }
@@ -339,16 +320,14 @@ macro_rules! impl_store {
         jti: &str,
         now: OffsetDateTime,
     ) -> Result<AccessCheck, StoreError> {
-        let user = sqlx::query_scalar::<_, String>(CHECK_ACCESS)
-            .bind(grant_id.as_str())
-            .bind(jti)
-            .bind(to_unix(now))
-            .fetch_optional(self.reader())
+        let holder = self
+            .read_one::<AccessHolder>(
+                CHECK_ACCESS,
+                &[Arg::Text(grant_id.as_str()), Arg::Text(jti), Arg::time(now)],
+            )
             .await?;
-        Ok(match user {
-            Some(user_id) => AccessCheck::Active {
-                user_id: stored(&user_id, "grants", "user_id")?,
-            },
+        Ok(match holder {
+            Some(AccessHolder(user_id)) => AccessCheck::Active { user_id },
             None => AccessCheck::Inactive,
         })
     }
@@ -359,12 +338,11 @@ macro_rules! impl_store {
         jti: &str,
         now: OffsetDateTime,
     ) -> Result<Option<TokenHolder>, StoreError> {
-        Ok(sqlx::query_as::<_, TokenHolder>(TOKEN_HOLDER)
-            .bind(grant_id.as_str())
-            .bind(jti)
-            .bind(to_unix(now))
-            .fetch_optional(self.reader())
-            .await?)
+        self.read_one(
+            TOKEN_HOLDER,
+            &[Arg::Text(grant_id.as_str()), Arg::Text(jti), Arg::time(now)],
+        )
+        .await
     }
 
     async fn gc(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {
@@ -390,7 +368,10 @@ macro_rules! emit_store_impl {
     ($ty:ty, $db:ty; $($methods:tt)*) => {
         const _: () = {
             use $crate::domain::{ClientId, DiscordId, GrantId, PkceChallenge, Scopes, SessionId, TokenHash};
-            use $crate::store::rows::{all_stored, stored};
+            use $crate::store::args::Arg;
+            use $crate::store::rows::{
+                AccessHolder, ConsentScopes, ReturnedGrantId, StoredMembership, all_stored, stored,
+            };
             use $crate::store::sql::*;
             use $crate::store::{
                 AccessCheck, AuthCodeRecord, ClientSignIn, CodeRedemption, ConsentRecord,
@@ -408,21 +389,35 @@ macro_rules! emit_store_impl {
             }
 
             impl $ty {
-                /// Binds a person's profile as `$1`..`$8`, the columns both statements that
-                /// write people start with (`UPSERT_USER`, `save_sign_in!`).
-                fn bind_profile<'q>(
-                    query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
-                    user: &'q UserRecord,
-                ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
-                    query
-                        .bind(user.id.as_str())
-                        .bind(&user.username)
-                        .bind(&user.global_name)
-                        .bind(&user.avatar)
-                        .bind(&user.email)
-                        .bind(user.email_verified)
-                        .bind(&user.locale)
-                        .bind(to_unix(user.updated_at))
+                /// A person's profile as `$1`..`$8`, the columns both statements that write
+                /// people start with (`UPSERT_USER`, `save_sign_in!`).
+                fn profile(user: &UserRecord) -> [Arg<'_>; 8] {
+                    [
+                        Arg::Text(user.id.as_str()),
+                        Arg::Text(&user.username),
+                        Arg::OptText(user.global_name.as_deref()),
+                        Arg::OptText(user.avatar.as_deref()),
+                        Arg::OptText(user.email.as_deref()),
+                        Arg::Flag(user.email_verified),
+                        Arg::OptText(user.locale.as_deref()),
+                        Arg::time(user.updated_at),
+                    ]
+                }
+
+                /// A session's columns as `INSERT_SESSION` lists them (`insert_signed_in_session!`
+                /// the same, from `$13`).
+                fn session(session: &SessionRecord) -> [Arg<'_>; 9] {
+                    [
+                        Arg::Text(session.id.as_str()),
+                        Arg::Text(session.secret_hash.as_str()),
+                        Arg::Text(session.user_id.as_str()),
+                        Arg::time(session.auth_time),
+                        Arg::time(session.created_at),
+                        Arg::time(session.expires_at),
+                        Arg::time(session.last_seen_at),
+                        Arg::OptText(session.device.user_agent.as_deref()),
+                        Arg::OptText(session.device.ip.as_deref()),
+                    ]
                 }
 
                 /// The clients that took part in a session, sorted here rather than by

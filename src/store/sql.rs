@@ -42,11 +42,11 @@ macro_rules! save_sign_in {
     };
 }
 pub(super) use save_sign_in;
-/// The new session of a sign-in (`$13`..`$20`, its person `$1`).
+/// The new session of a sign-in: [`INSERT_SESSION`]'s columns, as `$13`..`$21`.
 macro_rules! insert_signed_in_session {
     () => {
         "INSERT INTO sessions (id, secret_hash, user_id, auth_time, created_at, expires_at, \
-        last_seen_at, user_agent, ip) VALUES ($13, $14, $1, $15, $16, $17, $18, $19, $20)"
+        last_seen_at, user_agent, ip) VALUES ($13, $14, $15, $16, $17, $18, $19, $20, $21)"
     };
 }
 pub(super) use insert_signed_in_session;

@@ -1,17 +1,20 @@
 //! SQLite backend: one file in WAL mode, for `dev`, tests and single-process deployments.
 //!
 //! The SQL, the row decoding and the `Store` methods are shared with Postgres (`sql.rs`,
-//! `rows.rs`, `shared.rs`, `lifecycle.rs`); this file holds only what differs: how the pool
-//! connects, how a writing transaction starts, which migrations apply, and how the back-channel
-//! logout queue is claimed.
+//! `rows.rs`, `shared.rs`, `lifecycle.rs`); this file holds only what differs: how the
+//! connections open, how one statement runs (on the calling thread), how a writing transaction
+//! starts, which migrations apply, and how the back-channel logout queue is claimed.
 
+use super::args::Arg;
+use super::direct::{self, Direct};
 use super::held::{Held, WriteTx};
+use super::rows::FromColumns;
 use super::{ConnectError, StoreError};
-use sqlx::Executor;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a statement waits for another connection's write lock before failing.
@@ -20,14 +23,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Writing transactions take the write lock up front: a deferred transaction that reads first
 /// can fail with `SQLITE_BUSY` on upgrade (WAL snapshot), which `busy_timeout` does not retry.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
-
-/// Statements joined into one script run by [`SqliteStore::in_one_trip`] in one trip to the
-/// writer's thread, inside one `IMMEDIATE` transaction the script opens and commits itself.
-macro_rules! one_transaction {
-    ($($statement:expr),+ $(,)?) => {
-        concat!("BEGIN IMMEDIATE; ", $($statement, "; ",)+ "COMMIT")
-    };
-}
 
 /// This backend's migrations, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -38,13 +33,16 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and made the p99 of
 /// concurrent refreshes exceed a second; so every write goes through one dedicated connection,
 /// and writers queue in order (and without sleeping) for it. Reads use the other connections:
-/// in WAL mode they never wait for the writer. The connections are held open for the life of
-/// the process and lent without sqlx's pings (`held.rs`); the writes of a refresh and of a new
-/// grant are each one script sent in one trip (`in_one_trip`).
+/// in WAL mode they never wait for the writer. The statements a request makes (`shared.rs`) run
+/// on the calling thread through rusqlite (`direct.rs`), the writes under the same write lease
+/// as sqlx's writer; the bulk and admin work (`lifecycle.rs`, clean-up) runs on sqlx's
+/// connections, held open for the life of the process and lent without pings (`held.rs`).
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     reader: Held,
     writer: Held,
+    /// The per-request statements, run on the calling thread (`direct.rs`).
+    direct: Arc<Direct>,
 }
 
 impl SqliteStore {
@@ -68,10 +66,14 @@ impl SqliteStore {
             .await
             .map_err(failed)?;
         let readers = usize::try_from(max_connections.saturating_sub(1)).unwrap_or(1);
-        let reader = Held::open(options, readers, BUSY_TIMEOUT)
-            .await
-            .map_err(failed)?;
-        Ok(Self { reader, writer })
+        let direct = Direct::open(options.get_filename(), BUSY_TIMEOUT)?;
+        // The readers serve only the bulk and admin reads (`lifecycle.rs`): opened when used.
+        let reader = Held::lazy(options, readers, BUSY_TIMEOUT);
+        Ok(Self {
+            reader,
+            writer,
+            direct: Arc::new(direct),
+        })
     }
 
     /// Connections for statements that only read.
@@ -105,7 +107,7 @@ impl SqliteStore {
     /// A rotation in one trip to the writer's thread (each statement sent separately was a
     /// thread hop of its own): spend `$1` (client `$2`, at `$3`), store `$4` (idle expiry `$5`)
     /// for the same grant when the spend changed a row, and read that grant.
-    const ROTATE: &str = one_transaction!(
+    const ROTATE: &[&str] = &[
         super::sql::spend_refresh_token!(),
         "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
         SELECT $4, grant_id, $3, $5 FROM refresh_tokens WHERE token_hash = $1 AND changes() = 1",
@@ -114,46 +116,62 @@ impl SqliteStore {
             super::sql::grant_columns!(),
             " FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = $4"
         ),
-    );
+    ];
 
     /// A new grant and its first refresh token (`$10`, idle expiry `$11`; both NULL for none).
-    const INSERT_GRANT: &str = one_transaction!(
+    const INSERT_GRANT: &[&str] = &[
         super::sql::insert_grant!(),
         "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
         SELECT $10, $1, $7, $11 WHERE $10 IS NOT NULL",
-    );
+    ];
 
     /// A completed sign-in's person (see `sql::save_sign_in!`) and new session.
-    const SAVE_SIGN_IN: &str = one_transaction!(
+    const SAVE_SIGN_IN: &[&str] = &[
         super::sql::save_sign_in!(),
         super::sql::insert_signed_in_session!(),
-    );
+    ];
 
     /// An authorization code and its client's place in the session.
-    const INSERT_AUTH_CODE: &str = one_transaction!(
+    const INSERT_AUTH_CODE: &[&str] = &[
         super::sql::add_code_client!(),
         super::sql::insert_auth_code!(),
-    );
+    ];
 
-    /// Runs a text of several statements that opens and commits its own transaction, in one
-    /// trip to the writer's thread; returns the rows its statements produced.
-    async fn in_one_trip(
+    /// The first row `sql` returns, read on this thread (`direct.rs`).
+    async fn read_one<T: FromColumns>(
         &self,
-        script: sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-    ) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
-        let mut conn = self.writer.lease().await?;
-        // `fetch_all` runs every statement of the text, the `COMMIT` included.
-        match script.fetch_all(&mut *conn).await {
-            Ok(rows) => Ok(rows),
-            Err(error) => {
-                // The transaction the text opened is still open after a failed statement (sqlx
-                // does not know of it): end it, or every later write would run inside it.
-                if let Err(rollback) = conn.execute("ROLLBACK").await {
-                    tracing::debug!(%rollback, "no transaction left to roll back");
-                }
-                Err(error.into())
-            }
-        }
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>, StoreError> {
+        self.direct.read(|conn| direct::one(conn, sql, args))
+    }
+
+    /// The first row a writing `sql` returns, written on this thread under the write lease.
+    async fn write_one<T: FromColumns>(
+        &self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>, StoreError> {
+        let _lease = self.writer.lease().await?;
+        self.direct.write(|conn| direct::one(conn, sql, args))
+    }
+
+    /// Runs `sql` on this thread under the write lease; how many rows it changed.
+    async fn write(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        let _lease = self.writer.lease().await?;
+        self.direct.write(|conn| direct::run(conn, sql, args))
+    }
+
+    /// Runs a script's statements in one `IMMEDIATE` transaction on this thread, under the
+    /// write lease; the rows they produced.
+    async fn in_one_trip<T: FromColumns>(
+        &self,
+        script: &'static [&'static str],
+        args: &[Arg<'_>],
+    ) -> Result<Vec<T>, StoreError> {
+        let _lease = self.writer.lease().await?;
+        self.direct
+            .write(|conn| direct::in_one_transaction(conn, script, args))
     }
 
     /// Applies this backend's migrations, on a one-connection pool of their own (the

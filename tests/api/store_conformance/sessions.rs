@@ -2,6 +2,7 @@
 
 use super::{ADA, BEN, CLIENT, NOW, client, fixture, grant, person, session, signed_in};
 use crate::test_db::backends;
+use futures_util::FutureExt;
 use guildgate::domain::{SessionId, TokenHash};
 use guildgate::store::{AccessCheck, GrantRecord, SessionRecord, StoreError};
 use time::Duration;
@@ -223,5 +224,52 @@ async fn end_user_sessions_ends_every_session_and_revokes_every_grant_of_the_per
             .await
             .unwrap();
         assert_eq!(again, vec![], "nothing left to end");
+    }
+}
+
+/// A request's write arriving while a bulk operation holds its writing transaction waits for it
+/// and lands; it neither fails on the file lock nor blocks the thread that transaction needs.
+/// (SQLite runs the two on different connections: they share one write lease.) A
+/// current-thread runtime, as each HTTP worker is.
+#[tokio::test]
+async fn writes_during_a_bulk_transaction_wait_for_it_and_all_land() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        signed_in(&*t.store, ADA).await;
+        signed_in(&*t.store, BEN).await;
+        let later = NOW + Duration::minutes(5);
+        let ben = person(BEN);
+        let mut bulk = std::pin::pin!(t.store.end_user_sessions(&ben, later));
+        // Start the bulk operation: it opens its transaction and waits for the database.
+        assert!((&mut bulk).now_or_never().is_none());
+        if let Some(file) = t.db.url.strip_prefix("sqlite://") {
+            // SQLite: go on once that transaction holds the file's write lock.
+            let probe = rusqlite::Connection::open(file).unwrap();
+            probe.busy_timeout(std::time::Duration::ZERO).unwrap();
+            while probe.execute_batch("BEGIN IMMEDIATE").is_ok() {
+                probe.execute_batch("ROLLBACK").unwrap();
+                std::thread::yield_now();
+            }
+        }
+        let new_sessions: Vec<SessionRecord> = (0..20)
+            .map(|_| session(ADA, NOW + Duration::hours(12)).1)
+            .collect();
+        let writes =
+            futures_util::future::join_all(new_sessions.iter().map(|s| t.store.insert_session(s)));
+        let (ended, written) = tokio::join!(bulk, writes);
+        assert_eq!(ended.unwrap().len(), 1, "BEN's one session ended");
+        for w in written {
+            w.unwrap();
+        }
+        let live = t
+            .store
+            .list_sessions(Some(&person(ADA)), later)
+            .await
+            .unwrap();
+        assert_eq!(
+            live.len(),
+            21,
+            "ADA's first session and the 20 written meanwhile"
+        );
     }
 }
