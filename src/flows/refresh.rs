@@ -8,7 +8,7 @@ use crate::audit::Event;
 use crate::config::ValidClient;
 use crate::domain::{GrantId, OpaqueToken, Scopes};
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::store::{NewRefreshToken, Rotation};
+use crate::store::{NewRefreshToken, RefreshHolder, Rotation};
 use time::OffsetDateTime;
 
 /// Trades a refresh token for new tokens. Every use rotates; presenting a rotated token
@@ -22,8 +22,13 @@ pub async fn refresh(
 ) -> Result<TokenResponse, OAuthError> {
     let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidGrant, why);
     let old_hash = OpaqueToken::from_presented(presented).hash();
-    // Scope is checked before rotating, so a refused request does not spend the token.
-    let Some(current) = ctx.store.find_refresh_grant(&old_hash, now).await? else {
+    // Scope is checked before rotating, so a refused request does not spend the token. The
+    // grant and its person are one read.
+    let Some(RefreshHolder {
+        grant: current,
+        user,
+    }) = ctx.store.find_refresh_holder(&old_hash, now).await?
+    else {
         return rotate_or_explain(ctx, client, &old_hash, now).await;
     };
     if current.client_id != client.id {
@@ -44,11 +49,7 @@ pub async fn refresh(
         }
     };
 
-    let user = ctx
-        .store
-        .get_user(&current.user_id)
-        .await?
-        .ok_or_else(|| invalid("the person no longer exists"))?;
+    let user = user.ok_or_else(|| invalid("the person no longer exists"))?;
     // Membership older than discord.membership_ttl is re-checked with Discord (fail closed).
     if membership::matters_for(ctx, client) {
         let membership = recheck::current(ctx, &user, now)

@@ -173,6 +173,12 @@ pub trait Store: Send + Sync {
         token_hash: &TokenHash,
         now: OffsetDateTime,
     ) -> Result<Option<GrantRecord>, StoreError>;
+    /// [`find_refresh_grant`](Self::find_refresh_grant) and the grant's person, in one read.
+    async fn find_refresh_holder(
+        &self,
+        token_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<RefreshHolder>, StoreError>;
     /// Revokes a grant and so every token in it. Returns whether it was live before.
     async fn revoke_grant(
         &self,

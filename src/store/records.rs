@@ -251,6 +251,15 @@ pub enum AccessCheck {
     Inactive,
 }
 
+/// A live refresh token's grant and the grant's person, read together for a refresh.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshHolder {
+    /// The (live) grant the token belongs to.
+    pub grant: GrantRecord,
+    /// The grant's person; `None` when that row is gone.
+    pub user: Option<UserRecord>,
+}
+
 /// The person behind a live access token, with their membership snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenHolder {

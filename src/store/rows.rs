@@ -8,8 +8,8 @@
 
 use super::{
     AuthCodeRecord, ClientSignIn, ConsentRecord, GrantRecord, LogoutDelivery, MembershipSnapshot,
-    SessionDevice, SessionRecord, StoreError, TokenHolder, Unreadable, UpstreamLogin, UserRecord,
-    from_unix,
+    RefreshHolder, SessionDevice, SessionRecord, StoreError, TokenHolder, Unreadable,
+    UpstreamLogin, UserRecord, from_unix,
 };
 use crate::domain::{
     ClientId, DiscordId, GrantId, PkceChallenge, PkceVerifier, Scopes, SessionId, TokenHash,
@@ -177,6 +177,7 @@ macro_rules! from_row_by_columns {
 
 from_row_by_columns!(
     UserRecord,
+    RefreshHolder,
     TokenHolder,
     UpstreamLogin,
     SessionRecord,
@@ -271,17 +272,34 @@ where
 
 impl FromColumns for UserRecord {
     fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            id: r.typed("users", "id")?,
-            username: r.text("username")?,
-            global_name: r.opt_text("global_name")?,
-            avatar: r.opt_text("avatar")?,
-            email: r.opt_text("email")?,
-            email_verified: r.flag("email_verified")?,
-            locale: r.opt_text("locale")?,
-            updated_at: r.time("updated_at")?,
-        })
+        user_with_id(r, r.typed("users", "id")?)
     }
+}
+
+impl FromColumns for RefreshHolder {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
+        let grant = GrantRecord::from_columns(r)?;
+        // `username` is NOT NULL in `users`: NULL here means the LEFT JOIN found no person.
+        let user = match r.opt_text("username")? {
+            Some(_) => Some(user_with_id(r, grant.user_id.clone())?),
+            None => None,
+        };
+        Ok(Self { grant, user })
+    }
+}
+
+/// A person's columns but `id`, which the caller has (from `users.id` or a grant's `user_id`).
+fn user_with_id<R: Columns + ?Sized>(r: &R, id: DiscordId) -> Result<UserRecord, sqlx::Error> {
+    Ok(UserRecord {
+        id,
+        username: r.text("username")?,
+        global_name: r.opt_text("global_name")?,
+        avatar: r.opt_text("avatar")?,
+        email: r.opt_text("email")?,
+        email_verified: r.flag("email_verified")?,
+        locale: r.opt_text("locale")?,
+        updated_at: r.time("updated_at")?,
+    })
 }
 
 impl FromColumns for TokenHolder {

@@ -293,6 +293,18 @@ macro_rules! impl_store {
         .await
     }
 
+    async fn find_refresh_holder(
+        &self,
+        token_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<RefreshHolder>, StoreError> {
+        self.read_one(
+            FIND_REFRESH_HOLDER,
+            &[Arg::Text(token_hash.as_str()), Arg::time(now)],
+        )
+        .await
+    }
+
     async fn revoke_grant(
         &self,
         grant_id: &GrantId,
@@ -376,7 +388,7 @@ macro_rules! emit_store_impl {
             use $crate::store::{
                 AccessCheck, AuthCodeRecord, ClientSignIn, CodeRedemption, ConsentRecord,
                 EndedSession, GrantRecord,
-                LogoutDelivery, MembershipSnapshot, NewRefreshToken, PendingLoginCap, PoolUsage, Rotation,
+                LogoutDelivery, MembershipSnapshot, NewRefreshToken, PendingLoginCap, PoolUsage, RefreshHolder, Rotation,
                 SessionRecord, Store, StoreError, StoredUpstreamTokens, TokenHolder, UpstreamLogin,
                 UserRecord, from_unix,
                 to_unix,

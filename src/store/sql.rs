@@ -176,13 +176,31 @@ macro_rules! grant_columns {
 pub(super) use grant_columns;
 pub(super) const PRESENTED_REFRESH_TOKEN: &str = "SELECT rt.grant_id, g.client_id, rt.used_at \
     FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = $1";
-pub(super) const FIND_REFRESH_GRANT: &str = "SELECT g.id, g.client_id, g.user_id, g.session_id, \
-    g.scopes, g.auth_time, g.created_at, g.expires_at, g.revoked_at \
+/// Where refresh token `$1` (`rt`) is live at `$2` and so is its grant `g`.
+macro_rules! live_refresh_grant {
+    () => {
+        "WHERE rt.token_hash = $1 AND rt.used_at IS NULL AND rt.expires_at > $2 \
+        AND g.revoked_at IS NULL AND g.expires_at > $2 \
+        AND (g.session_id IS NULL OR EXISTS (SELECT 1 FROM sessions s \
+            WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $2))"
+    };
+}
+pub(super) const FIND_REFRESH_GRANT: &str = concat!(
+    "SELECT ",
+    grant_columns!(),
+    " FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id ",
+    live_refresh_grant!()
+);
+/// [`FIND_REFRESH_GRANT`] with the grant's person (the user's columns but `id`, which is
+/// `g.user_id`; NULL when the person is gone): what a refresh reads, in one statement.
+pub(super) const FIND_REFRESH_HOLDER: &str = concat!(
+    "SELECT ",
+    grant_columns!(),
+    ", u.username, u.global_name, u.avatar, u.email, u.email_verified, u.locale, u.updated_at \
     FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id \
-    WHERE rt.token_hash = $1 AND rt.used_at IS NULL AND rt.expires_at > $2 \
-    AND g.revoked_at IS NULL AND g.expires_at > $2 \
-    AND (g.session_id IS NULL OR EXISTS (SELECT 1 FROM sessions s \
-        WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $2))";
+    LEFT JOIN users u ON u.id = g.user_id ",
+    live_refresh_grant!()
+);
 pub(super) const REVOKE_GRANT: &str =
     "UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 pub(super) const REVOKE_LIVE_GRANT: &str = "UPDATE grants SET revoked_at = $2 \

@@ -415,3 +415,41 @@ async fn a_grant_that_cannot_be_written_stores_none_of_its_token_and_writing_goe
         );
     }
 }
+
+#[tokio::test]
+async fn find_refresh_holder_reads_the_live_grant_with_its_person_in_one_answer() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let (g, old) = granted(&*t.store).await;
+        // The person changed their profile since the grant was made.
+        let mut renamed = user(g.user_id.as_str());
+        renamed.username = "renamed".to_owned();
+        renamed.email = None;
+        t.store.upsert_user(&renamed).await.unwrap();
+
+        let holder = t.store.find_refresh_holder(&old, NOW).await.unwrap();
+        let holder = holder.expect("a live token has a holder");
+        assert_eq!(holder.grant, g);
+        assert_eq!(holder.user, Some(renamed));
+
+        // Spent, expired or unknown tokens have none, as with `find_refresh_grant`.
+        let (_, new) = refresh(NOW + Duration::days(1));
+        t.store
+            .rotate_refresh_token(&old, &client(CLIENT), &new, NOW)
+            .await
+            .unwrap();
+        assert_eq!(t.store.find_refresh_holder(&old, NOW).await.unwrap(), None);
+        let (unknown, _) = refresh(NOW);
+        assert_eq!(
+            t.store.find_refresh_holder(&unknown, NOW).await.unwrap(),
+            None
+        );
+        let (_, fresh) = granted(&*t.store).await;
+        let later = NOW + Duration::days(2);
+        assert_eq!(
+            t.store.find_refresh_holder(&fresh, later).await.unwrap(),
+            None,
+            "past its idle expiry"
+        );
+    }
+}
