@@ -16,7 +16,7 @@
 
 use super::StoreError;
 use super::args::Arg;
-use super::rows::{DirectRow, FromColumns};
+use super::columns::{DirectRow, FromColumns};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, Statement, ToSql};
 use std::path::{Path, PathBuf};
@@ -237,7 +237,7 @@ mod tests {
     }
 
     impl FromColumns for Row {
-        fn from_columns<R: super::super::rows::Columns + ?Sized>(
+        fn from_columns<R: super::super::columns::Columns + ?Sized>(
             r: &R,
         ) -> Result<Self, sqlx::Error> {
             Ok(Self {

@@ -5,6 +5,7 @@
 //! as Unix seconds (`BIGINT`/`INTEGER`) in both backends, which keeps comparisons identical.
 
 mod args;
+mod columns;
 mod connect;
 mod direct;
 mod errors;

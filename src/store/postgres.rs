@@ -8,7 +8,7 @@
 //! single-use gates exclusive here.
 
 use super::args::Arg;
-use super::rows::FromColumns;
+use super::columns::FromColumns;
 use super::{ConnectError, StoreError};
 use sqlx::Connection;
 use sqlx::migrate::Migrator;

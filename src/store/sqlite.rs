@@ -6,9 +6,9 @@
 //! starts, which migrations apply, and how the back-channel logout queue is claimed.
 
 use super::args::Arg;
+use super::columns::FromColumns;
 use super::direct::{self, Direct};
 use super::held::{Held, WriteTx};
-use super::rows::FromColumns;
 use super::{ConnectError, StoreError};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
