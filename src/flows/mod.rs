@@ -16,6 +16,7 @@ pub mod response;
 pub mod revocation;
 pub mod session;
 pub mod upstream;
+mod upstream_failure;
 pub mod userinfo;
 
 pub use context::Context;

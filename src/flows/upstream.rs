@@ -11,15 +11,15 @@ use super::membership::{self, Membership};
 use super::refusal::Refusal;
 use super::response::error_redirect;
 use super::session;
+use super::upstream_failure;
+pub use super::upstream_failure::{CallbackError, Failure};
 use crate::audit::{Event, RuleLevel};
 use crate::discord::{DiscordError, DiscordTokens, api};
 use crate::domain::{DiscordId, OpaqueToken, PkceChallenge, PkceVerifier};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::limits::source_key;
 use crate::metrics::SignIn;
-use crate::store::{
-    PendingLoginCap, SessionDevice, SessionRecord, StoreError, UpstreamLogin, UserRecord,
-};
+use crate::store::{PendingLoginCap, SessionDevice, SessionRecord, UpstreamLogin, UserRecord};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use time::OffsetDateTime;
@@ -77,7 +77,7 @@ impl SignInFor {
     }
 
     /// Where an error goes: the app's redirect URI with the error, or back to the account page.
-    fn error_redirect(&self, ctx: &Context<'_>, error: &OAuthError) -> String {
+    pub(super) fn error_redirect(&self, ctx: &Context<'_>, error: &OAuthError) -> String {
         match self {
             Self::App(request) => error_redirect(ctx, request, error),
             Self::Account(_) => ctx.config.issuer.endpoint("/account"),
@@ -233,53 +233,6 @@ pub async fn after_sign_in(
     }
 }
 
-/// Why a callback did not finish.
-#[derive(Debug)]
-pub enum CallbackError {
-    /// No pending login matches (missing cookie, forged, expired or replayed state): a page,
-    /// no redirect, no call to Discord.
-    Unmatched,
-    /// The login failed after its app was known: `redirect` carries the error to the app;
-    /// `explain` says whether the person should first see a page about it.
-    ToApp {
-        /// The app's redirect URI with `error`, `error_description`, `state`, `iss`.
-        redirect: String,
-        /// Page heading and text when the person deserves an explanation before returning.
-        explain: Option<(&'static str, &'static str)>,
-        /// Why it failed, which decides the status of the explanation page.
-        failure: Failure,
-    },
-    /// The global access rules refuse the person: the denial page (403).
-    Refused(Refusal),
-    /// Discord asked us to wait longer than a person should: 503 with `Retry-After`
-    /// (RFC 9110 §15.6.4); `redirect` carries `temporarily_unavailable` to the app.
-    Busy {
-        /// The app's redirect URI with the error.
-        redirect: String,
-        /// How long Discord asked us to wait.
-        retry_after: std::time::Duration,
-    },
-    /// Our own failure (store): server error page.
-    Internal(OAuthError),
-}
-
-/// Why a login failed after its app was known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// The callback itself is not acceptable (e.g. the wrong `iss`): 400.
-    BadRequest,
-    /// Discord failed or refused: 502.
-    Upstream,
-    /// The person declined at Discord: straight back to the app, no page.
-    Cancelled,
-}
-
-impl From<StoreError> for CallbackError {
-    fn from(e: StoreError) -> Self {
-        Self::Internal(OAuthError::internal(e))
-    }
-}
-
 /// Completes a login: checks binding and state before anything else, then talks to Discord.
 /// A login that fails here is counted as a sign-in by its outcome; one that succeeds is
 /// counted when the app gets its code (`code::issue`) or is refused (`finish`).
@@ -400,7 +353,7 @@ async fn complete_login(
 
     let (tokens, id, user, membership) = fetch_identity(ctx, discord_code, &login.pkce_verifier)
         .await
-        .map_err(|e| discord_failure(ctx, &request, &e))?;
+        .map_err(|e| upstream_failure::from_discord(ctx, &request, &e))?;
     let record = UserRecord {
         id,
         username: user.username.clone(),
@@ -474,44 +427,6 @@ async fn fetch_identity(
     let id = DiscordId::parse(&user.id).map_err(DiscordError::Malformed)?;
     let membership = membership::fetch(ctx, &id, Some(&tokens.access_token)).await?;
     Ok((tokens, id, user, membership))
-}
-
-fn discord_failure(ctx: &Context<'_>, request: &SignInFor, e: &DiscordError) -> CallbackError {
-    tracing::warn!(error = %e, "Discord call failed during the callback");
-    if let DiscordError::RateLimited { retry_after } = e {
-        let error = OAuthError::new(
-            OAuthErrorCode::TemporarilyUnavailable,
-            "Discord is limiting sign-ins right now",
-        );
-        return CallbackError::Busy {
-            redirect: request.error_redirect(ctx, &error),
-            retry_after: *retry_after,
-        };
-    }
-    let (code, description, page) = if e.is_temporary() {
-        (
-            OAuthErrorCode::TemporarilyUnavailable,
-            "Discord is not answering right now",
-            (
-                "Discord is not answering",
-                "Discord is busy or unreachable right now. Please wait a minute and try again.",
-            ),
-        )
-    } else {
-        (
-            OAuthErrorCode::ServerError,
-            "the sign-in with Discord failed",
-            (
-                "Sign-in with Discord failed",
-                "Discord gave an answer we could not use. Please try again; if it keeps happening, tell the administrator.",
-            ),
-        )
-    };
-    CallbackError::ToApp {
-        redirect: request.error_redirect(ctx, &OAuthError::new(code, description)),
-        explain: Some(page),
-        failure: Failure::Upstream,
-    }
 }
 
 #[cfg(test)]
