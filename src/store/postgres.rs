@@ -90,7 +90,7 @@ impl PgStore {
     /// `$3`), store `$4` (idle expiry `$5`) for the same grant, and read that grant. A second
     /// presentation racing this one waits for the row lock, re-checks `used_at IS NULL` after
     /// the commit (READ COMMITTED) and spends nothing.
-    const ROTATE: &[&str] = &[concat!(
+    const ROTATE: &str = concat!(
         "WITH spent AS (",
         super::sql::spend_refresh_token!(),
         " RETURNING grant_id), \
@@ -99,34 +99,34 @@ impl PgStore {
         SELECT ",
         super::sql::grant_columns!(),
         " FROM grants g JOIN fresh ON g.id = fresh.grant_id"
-    )];
+    );
 
     /// A new grant and its first refresh token (`$10`, idle expiry `$11`; both NULL for none) in
     /// one statement, so one round trip and one implicit transaction.
-    const INSERT_GRANT: &[&str] = &[concat!(
+    const INSERT_GRANT: &str = concat!(
         "WITH g AS (",
         super::sql::insert_grant!(),
         " RETURNING id) \
         INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
         SELECT $10, g.id, $7, $11 FROM g WHERE $10 IS NOT NULL"
-    )];
+    );
 
     /// A completed sign-in's person (see `sql::save_sign_in!`) and new session, in one
     /// statement (the session's foreign key is checked at its end, with the person written).
-    const SAVE_SIGN_IN: &[&str] = &[concat!(
+    const SAVE_SIGN_IN: &str = concat!(
         "WITH person AS (",
         super::sql::save_sign_in!(),
         " RETURNING id) ",
         super::sql::insert_signed_in_session!()
-    )];
+    );
 
     /// An authorization code and its client's place in the session, in one statement.
-    const INSERT_AUTH_CODE: &[&str] = &[concat!(
+    const INSERT_AUTH_CODE: &str = concat!(
         "WITH seen AS (",
         super::sql::add_code_client!(),
         ") ",
         super::sql::insert_auth_code!()
-    )];
+    );
 
     /// The first row `sql` returns, decoded.
     async fn read_one<T: FromColumns>(
@@ -157,33 +157,18 @@ impl PgStore {
         Ok(done.rows_affected())
     }
 
-    /// Runs a script's statements in one transaction and returns the rows they produced. This
-    /// backend's scripts are one statement each (data-modifying CTEs): one round trip, in the
-    /// statement's implicit transaction.
+    /// Runs one of this backend's scripts, each a single statement (data-modifying CTEs): one
+    /// round trip in the statement's implicit transaction; the rows it produced. The same entry
+    /// point as SQLite's several statements.
     async fn in_one_trip<T: FromColumns>(
         &self,
-        script: &'static [&'static str],
+        statement: &'static str,
         args: &[Arg<'_>],
     ) -> Result<Vec<T>, StoreError> {
-        let mut tx = match script {
-            [_] => None,
-            _ => Some(self.pool.begin().await?),
-        };
-        let mut out = Vec::new();
-        for &sql in script {
-            let query = bind_args(sqlx::query(sql), args);
-            let rows = match tx.as_mut() {
-                Some(tx) => query.fetch_all(&mut **tx).await?,
-                None => query.fetch_all(&self.pool).await?,
-            };
-            for row in &rows {
-                out.push(T::from_columns(row)?);
-            }
-        }
-        if let Some(tx) = tx {
-            tx.commit().await?;
-        }
-        Ok(out)
+        let rows = bind_args(sqlx::query(statement), args)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(T::from_columns).collect::<Result<_, _>>()?)
     }
 
     /// Applies this backend's migrations.
