@@ -216,3 +216,7 @@ fn bind_args<'q>(
 }
 
 super::shared::impl_store!(PgStore, sqlx::Postgres);
+
+#[cfg(test)]
+#[path = "postgres_plans.rs"]
+mod plans;

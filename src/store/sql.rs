@@ -155,14 +155,19 @@ pub(super) const LIST_USER_GRANTS: &str = "SELECT g.id, g.client_id, g.user_id, 
     ORDER BY g.created_at, g.id";
 /// The gate of every rotation: spends refresh token `$1` only if it is live, client `$2`'s,
 /// and its grant is live at `$3`. A macro so each engine's rotation statement can embed it.
+///
+/// Here and in every check a request makes, the grant's session is read by a scalar subquery
+/// on its key (NULL, so not live, when the session is gone), not with `OR EXISTS (…)`:
+/// Postgres may answer an `EXISTS` under `OR` with a hashed subplan, and did on a young
+/// database without statistics, scanning every live session on each refresh and `/userinfo`.
 macro_rules! spend_refresh_token {
     () => {
         "UPDATE refresh_tokens SET used_at = $3 \
         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $3 \
         AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id \
             AND g.client_id = $2 AND g.revoked_at IS NULL AND g.expires_at > $3 \
-            AND (g.session_id IS NULL OR EXISTS (SELECT 1 FROM sessions s \
-                WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $3)))"
+            AND (g.session_id IS NULL OR (SELECT s.ended_at IS NULL AND s.expires_at > $3 \
+                FROM sessions s WHERE s.id = g.session_id)))"
     };
 }
 pub(super) use spend_refresh_token;
@@ -181,8 +186,8 @@ macro_rules! live_refresh_grant {
     () => {
         "WHERE rt.token_hash = $1 AND rt.used_at IS NULL AND rt.expires_at > $2 \
         AND g.revoked_at IS NULL AND g.expires_at > $2 \
-        AND (g.session_id IS NULL OR EXISTS (SELECT 1 FROM sessions s \
-            WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $2))"
+        AND (g.session_id IS NULL OR (SELECT s.ended_at IS NULL AND s.expires_at > $2 \
+            FROM sessions s WHERE s.id = g.session_id))"
     };
 }
 pub(super) const FIND_REFRESH_GRANT: &str = concat!(
@@ -210,8 +215,8 @@ pub(super) const REVOKE_ACCESS_TOKEN: &str = "INSERT INTO revoked_access_tokens 
 /// Primary-key lookups only: the grant, its session, the `jti`.
 pub(super) const CHECK_ACCESS: &str = "SELECT g.user_id FROM grants g \
     WHERE g.id = $1 AND g.revoked_at IS NULL AND g.expires_at > $3 \
-    AND (g.session_id IS NULL OR EXISTS (SELECT 1 FROM sessions s \
-        WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $3)) \
+    AND (g.session_id IS NULL OR (SELECT s.ended_at IS NULL AND s.expires_at > $3 \
+        FROM sessions s WHERE s.id = g.session_id)) \
     AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = $2)";
 
 /// [`CHECK_ACCESS`] joined with the person and their membership snapshot: what `/userinfo`
@@ -220,8 +225,8 @@ pub(super) const TOKEN_HOLDER: &str = "SELECT u.id, u.username, u.global_name, u
     u.email, u.email_verified, u.locale, u.updated_at, u.membership, u.membership_fetched_at \
     FROM grants g JOIN users u ON u.id = g.user_id \
     WHERE g.id = $1 AND g.revoked_at IS NULL AND g.expires_at > $3 \
-    AND (g.session_id IS NULL OR EXISTS (SELECT 1 FROM sessions s \
-        WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $3)) \
+    AND (g.session_id IS NULL OR (SELECT s.ended_at IS NULL AND s.expires_at > $3 \
+        FROM sessions s WHERE s.id = g.session_id)) \
     AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = $2)";
 
 // ---- Consents, membership snapshots, sealed Discord tokens.
