@@ -74,6 +74,10 @@ impl fmt::Display for OAuthErrorCode {
     }
 }
 
+/// `Retry-After` of a 503 whose cause is passing (the database is down or its disk is full):
+/// how long apps and people are asked to wait before retrying.
+const UNAVAILABLE_RETRY_AFTER: &str = "5";
+
 /// The description that marks [`OAuthError::no_token`].
 const NO_TOKEN: &str = "an access token is required";
 
@@ -117,6 +121,12 @@ impl OAuthError {
     /// the challenge then names no error.
     pub fn no_token() -> Self {
         Self::new(OAuthErrorCode::InvalidToken, NO_TOKEN)
+    }
+
+    /// Whether the cause is passing (the database is down or full) rather than a fault: a
+    /// person then gets a 503 page, not a 500.
+    pub fn is_temporary(&self) -> bool {
+        self.code == OAuthErrorCode::TemporarilyUnavailable && self.retry_after.is_none()
     }
 
     /// A `server_error` whose cause is logged and hidden.
@@ -183,6 +193,8 @@ impl ResponseError for OAuthError {
             // Whole seconds, rounded up so a client that waits exactly this long is let in.
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             response.insert_header((header::RETRY_AFTER, secs.max(1).to_string()));
+        } else if self.code == OAuthErrorCode::TemporarilyUnavailable {
+            response.insert_header((header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER));
         }
         match self.code {
             // RFC 6749 §5.2: a 401 for client authentication names the scheme we accept.
@@ -242,6 +254,27 @@ impl PageError {
     }
 }
 
+impl PageError {
+    /// The page for a request that failed inside guildgate: 503 with `Retry-After` when the
+    /// cause is passing (the database is down or full), so people and monitoring see an outage
+    /// rather than a fault; otherwise 500 with `message`, which says what did not happen.
+    pub fn failure(temporary: bool, message: &'static str) -> Self {
+        if temporary {
+            Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "The sign-in service cannot reach its database right now. Please try again in a moment.",
+            )
+        } else {
+            Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                message,
+            )
+        }
+    }
+}
+
 impl fmt::Display for PageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.title, self.message)
@@ -261,8 +294,12 @@ impl ResponseError for PageError {
         } else {
             tracing::info!(title = %self.title, "page error");
         }
-        HttpResponse::build(self.status)
-            .insert_header((header::CACHE_CONTROL, "no-store"))
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER));
+        }
+        response
             .content_type("text/html; charset=utf-8")
             .body(crate::pages::message_page(&self.title, &self.message))
     }

@@ -75,6 +75,17 @@ pub enum AccountError {
     Logout(OAuthError),
 }
 
+impl AccountError {
+    /// Whether the cause is passing (the database is down or full), not a fault.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Self::NotYourSession => false,
+            Self::Store(e) => e.is_temporary(),
+            Self::Logout(e) => e.is_temporary(),
+        }
+    }
+}
+
 /// The page's contents for the person signed in with `session`.
 pub async fn overview(
     ctx: &Context<'_>,

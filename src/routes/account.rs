@@ -45,7 +45,7 @@ async fn signed_in(
         Ok(current) => Ok(current.map(|s| (s, secret))),
         Err(e) => {
             tracing::error!(error = %e, "cannot read the session");
-            Err(failed())
+            Err(failed(e.is_temporary()))
         }
     }
 }
@@ -66,7 +66,7 @@ async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         Ok(None) => sign_in_page(&state),
         Err(e) => {
             tracing::error!(error = %e, "cannot read the account");
-            failed()
+            failed(e.is_temporary())
         }
     }
 }
@@ -130,7 +130,7 @@ async fn revoke(req: HttpRequest, body: Bytes, state: web::Data<AppState>) -> Ht
         Ok(_) => redirect(&req, &state.config().issuer.endpoint("/account")),
         Err(e) => {
             tracing::error!(error = %e, "cannot revoke the app");
-            failed()
+            failed(e.is_temporary())
         }
     }
 }
@@ -162,7 +162,7 @@ async fn end_session(req: HttpRequest, body: Bytes, state: web::Data<AppState>) 
         ),
         Err(e) => {
             tracing::error!(error = %e, "cannot end the session");
-            failed()
+            failed(e.is_temporary())
         }
     }
 }
@@ -185,7 +185,7 @@ async fn sign_out_everywhere(
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot sign out everywhere");
-            failed()
+            failed(e.is_temporary())
         }
     }
 }
@@ -291,10 +291,9 @@ fn refused() -> HttpResponse {
     )
 }
 
-fn failed() -> HttpResponse {
-    page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
+fn failed(temporary: bool) -> HttpResponse {
+    super::failure_page(
+        temporary,
         "Your account could not be shown or changed. Please try again in a moment.",
     )
 }

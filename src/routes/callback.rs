@@ -89,9 +89,8 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         }) => super::upstream_busy(&redirect, retry_after),
         Err(CallbackError::Internal(e)) => {
             tracing::error!(cause = ?e.internal, "callback failed");
-            page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
+            super::failure_page(
+                e.is_temporary(),
                 "The sign-in service could not complete your sign-in. Please go back to the app and try again.",
             )
         }

@@ -68,11 +68,7 @@ async fn logout_endpoint(
         Ok(LogoutOutcome::SignedOut(request)) => signed_out(&state, &request),
         Err(e) => {
             tracing::error!(cause = ?e.internal, "cannot sign out");
-            page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "Signing out failed. Please try again.",
-            )
+            super::failure_page(e.is_temporary(), "Signing out failed. Please try again.")
         }
     }
 }

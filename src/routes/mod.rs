@@ -66,6 +66,11 @@ fn page(status: StatusCode, title: &'static str, message: &'static str) -> HttpR
     PageError::new(status, title, message).error_response()
 }
 
+/// The page for a request that failed inside guildgate (see [`PageError::failure`]).
+fn failure_page(temporary: bool, message: &'static str) -> HttpResponse {
+    PageError::failure(temporary, message).error_response()
+}
+
 /// Discord is rate limiting us beyond what a person should wait: 503 with `Retry-After` (RFC 9110
 /// §15.6.4, §10.2.3; whole seconds, at least 1) and a link that tells the app
 /// `temporarily_unavailable`.

@@ -151,9 +151,8 @@ pub(super) fn redirect(req: &HttpRequest, location: &str) -> HttpResponse {
 
 pub(super) fn server_error(e: OAuthError) -> HttpResponse {
     tracing::error!(cause = ?e.internal, "authorization failed");
-    page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
+    super::failure_page(
+        e.is_temporary(),
         "The sign-in service could not complete your request. Please try again in a moment.",
     )
 }

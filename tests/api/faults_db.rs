@@ -128,6 +128,7 @@ struct Probe {
     what: &'static str,
     status: u16,
     content_type: String,
+    retry_after: Option<String>,
     body: String,
     took: Duration,
 }
@@ -146,11 +147,17 @@ async fn probe(what: &'static str, request: reqwest::RequestBuilder) -> Probe {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = response.text().await.unwrap_or_default();
     Probe {
         what,
         status,
         content_type,
+        retry_after,
         body,
         took: started.elapsed(),
     }
@@ -203,8 +210,10 @@ fn check_during_outage(p: &Probe) {
     match p.what {
         "readyz" => assert_eq!(p.status, 503, "{p:?}"),
         "discovery" => assert_eq!(p.status, 200, "discovery needs no database: {p:?}"),
+        // An outage, not a fault: 503 with Retry-After for people and apps alike.
         "authorize" => {
-            assert!(p.status >= 500, "{p:?}");
+            assert_eq!(p.status, 503, "{p:?}");
+            assert!(p.retry_after.is_some(), "{p:?}");
             assert!(
                 p.content_type.starts_with("text/html"),
                 "an error page: {p:?}"
@@ -213,6 +222,7 @@ fn check_during_outage(p: &Probe) {
         }
         _ => {
             assert_eq!(p.status, 503, "{p:?}");
+            assert!(p.retry_after.is_some(), "{p:?}");
             let body: serde_json::Value = serde_json::from_str(&p.body).expect("JSON");
             assert_eq!(body["error"], "temporarily_unavailable", "{p:?}");
         }
@@ -412,10 +422,9 @@ async fn a_full_disk_under_sqlite_gives_clear_errors_no_corruption_and_recovers_
     // Assert: clear errors while full, reads unaffected, recovery without a restart.
     assert_eq!(full_status, 503, "{full_body}");
     assert_eq!(full_body["error"], "temporarily_unavailable");
-    assert!(
-        page.status >= 500,
-        "a sign-in meets an error page: {}",
-        page.status
+    assert_eq!(
+        page.status, 503,
+        "a sign-in meets an error page for an outage, not a fault"
     );
     assert!(page.body.contains("try again"), "{}", page.body);
     assert_eq!(read_status, 200, "reading needs no disk space");
