@@ -252,9 +252,7 @@ impl PageError {
             internal: None,
         }
     }
-}
 
-impl PageError {
     /// The page for a request that failed inside guildgate: 503 with `Retry-After` when the
     /// cause is passing (the database is down or full), so people and monitoring see an outage
     /// rather than a fault; otherwise 500 with `message`, which says what did not happen.

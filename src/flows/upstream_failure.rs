@@ -34,7 +34,7 @@ pub enum CallbackError {
         /// How long Discord asked us to wait.
         retry_after: std::time::Duration,
     },
-    /// Our own failure (store): server error page.
+    /// Our own failure (store): a 503 page when it is passing (`is_temporary`), else a 500.
     Internal(OAuthError),
 }
 
@@ -50,8 +50,10 @@ pub enum Failure {
 }
 
 impl From<StoreError> for CallbackError {
+    /// Through `OAuthError`'s own mapping, so a database that is down or full stays a passing
+    /// outage (a 503 page), as it is on every other path.
     fn from(e: StoreError) -> Self {
-        Self::Internal(OAuthError::internal(e))
+        Self::Internal(OAuthError::from(e))
     }
 }
 

@@ -275,6 +275,10 @@ async fn a_postgres_outage_answers_503_without_hanging_and_loses_nothing_committ
     );
     let refresh_token = bob_tokens["refresh_token"].as_str().unwrap().to_owned();
     let access = bob_tokens["access_token"].as_str().unwrap().to_owned();
+    // Alice signs in again and is on her way back from Discord when the database goes.
+    let mut returning = Browser::new();
+    let authorize = deployment.authorize_url(WIKI.0, WIKI_REDIRECT, &[]);
+    let callback = to_callback(&deployment, &mut returning, &process, &authorize, ALICE).await;
 
     // Act: the database goes away while requests keep coming, for two rounds.
     proxy.cut();
@@ -282,6 +286,7 @@ async fn a_postgres_outage_answers_503_without_hanging_and_loses_nothing_committ
     for _ in 0..2 {
         during.extend(mixed_round(&process, &refresh_token, &access).await);
     }
+    let back_from_discord = returning.get_through(&callback, &process.address).await;
     receiver.answer(Answer::Ok);
     proxy.restore().await;
     let back = Instant::now();
@@ -297,6 +302,11 @@ async fn a_postgres_outage_answers_503_without_hanging_and_loses_nothing_committ
     for p in &during {
         check_during_outage(p);
     }
+    assert_eq!(
+        back_from_discord.status, 503,
+        "the callback meets an outage page, not a fault: {}",
+        back_from_discord.body
+    );
     // After it, without a restart: ready again, and everything committed before is there.
     assert!(ready, "ready again within 10 s of the database's return");
     let (status, body) = userinfo(&process, &access).await;
