@@ -287,6 +287,9 @@ async fn a_postgres_outage_answers_503_without_hanging_and_loses_nothing_committ
         during.extend(mixed_round(&process, &refresh_token, &access).await);
     }
     let back_from_discord = returning.get_through(&callback, &process.address).await;
+    let account = bob
+        .get_through(&format!("{}/account", deployment.issuer), &process.address)
+        .await;
     receiver.answer(Answer::Ok);
     proxy.restore().await;
     let back = Instant::now();
@@ -306,6 +309,11 @@ async fn a_postgres_outage_answers_503_without_hanging_and_loses_nothing_committ
         back_from_discord.status, 503,
         "the callback meets an outage page, not a fault: {}",
         back_from_discord.body
+    );
+    assert_eq!(
+        account.status, 503,
+        "the account page meets an outage page, not a fault: {}",
+        account.body
     );
     // After it, without a restart: ready again, and everything committed before is there.
     assert!(ready, "ready again within 10 s of the database's return");
