@@ -96,19 +96,16 @@ impl Application {
         // app state.
         let trusted_proxies = state.config().trusted_proxies.clone();
         let server = HttpServer::new(move || {
-            // actix runs the last `wrap` first, so a request is first counted as in flight (a
-            // stop waits for it), then meets the request span (redacted target), then the security headers (added to every answer from below), then CORS
-            // (answers preflights), then the edge checks (methods, HEAD, UTF-8, sizes), then
-            // routing.
+            // actix runs the last `wrap` first, so a request first meets `every_request`
+            // (counted in flight, so a stop waits for it; timed and counted by route and status,
+            // refusals at the edge included; security headers added to every answer from
+            // below), then the request span (redacted target), then CORS (answers preflights),
+            // then the edge checks (methods, HEAD, UTF-8, sizes), then routing.
             App::new()
                 .wrap(actix_web::middleware::from_fn(routes::edge_checks))
                 .wrap(cors(server_state.clone()))
-                .wrap(actix_web::middleware::from_fn(routes::security_headers))
                 .wrap(TracingLogger::<RequestSpan>::new())
-                // Counts and times every answer, refusals at the edge included.
-                .wrap(actix_web::middleware::from_fn(routes::record_requests))
-                // Outermost: a stop waits for every request counted here.
-                .wrap(actix_web::middleware::from_fn(signals::count_in_flight))
+                .wrap(actix_web::middleware::from_fn(routes::every_request))
                 .app_data(server_state.clone())
                 .app_data(trusted_proxies.clone())
                 .configure(routes::configure)

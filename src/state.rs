@@ -16,6 +16,9 @@ pub struct AppState {
     /// Settings as written at start-up (database URL, cookie name, …): what a reload cannot
     /// change is read from here.
     pub settings: Arc<Settings>,
+    /// Whether the issuer is `https` (restart-only, like the issuer): read on every answer
+    /// (`Strict-Transport-Security`) without taking the live configuration's lock.
+    pub https: bool,
     /// The configuration that reloads swap: read one consistent snapshot with [`AppState::live`].
     live: RwLock<Arc<Live>>,
     /// Persistent state.
@@ -200,6 +203,7 @@ impl AppState {
     pub fn new(parts: Parts, config: ValidConfig) -> Self {
         Self {
             settings: parts.settings,
+            https: config.issuer.is_https(),
             live: RwLock::new(Arc::new(Live::new(config, None))),
             store: parts.store,
             keys: parts.keys,

@@ -137,6 +137,11 @@ pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
+        // Below `info` (`[log] level = "warn"`, say) the span would be disabled: skip building
+        // its fields, which cost allocations on every request.
+        if !tracing::enabled!(tracing::Level::INFO) {
+            return Span::none();
+        }
         let route = request.match_pattern();
         let user_agent = request
             .headers()

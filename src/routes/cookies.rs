@@ -18,7 +18,7 @@ const HOST_PREFIX: &str = "__Host-";
 
 /// The name a cookie goes by for this issuer: `__Host-` + `name` on https.
 fn name_for(state: &AppState, name: &str) -> String {
-    if state.config().issuer.is_https() {
+    if state.https {
         format!("{HOST_PREFIX}{name}")
     } else {
         name.to_owned()
@@ -64,7 +64,7 @@ pub fn binding_value(req: &HttpRequest, state: &AppState) -> Option<String> {
 /// `HttpOnly`, `SameSite=Lax` (sent on Discord's top-level redirect back). On https: `Secure`
 /// and `Path=/` (the `__Host-` rules); on a loopback http issuer, scoped to the issuer's path.
 fn base<'c>(state: &AppState, name: String, value: String, max_age: Duration) -> Cookie<'c> {
-    let https = state.config().issuer.is_https();
+    let https = state.https;
     let path = if https {
         "/".to_owned()
     } else {

@@ -15,22 +15,29 @@ use crate::state::AppState;
 use actix_web::Error;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
 
-/// The middleware: lets the request through, then adds the headers to whatever answered.
+/// The middleware alone, for the metrics listener; the app's requests get the same headers
+/// from [`super::around::every_request`].
 pub async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
     let (https, pages) = match req.app_data::<web::Data<AppState>>() {
-        Some(state) => (state.config().issuer.is_https(), state.pages.clone()),
+        Some(state) => (state.https, state.pages.clone()),
         None => (false, Pages::built_in()),
     };
     // Handlers render pages inside this scope, so they carry this app's branding.
     let mut response = pages.clone().scope(next.call(req)).await?;
-    let headers = response.headers_mut();
+    add(response.headers_mut(), https, &pages);
+    Ok(response)
+}
+
+/// Adds the headers to an answer: `https` when the issuer is (HSTS), `pages` for the
+/// Content-Security-Policy of an HTML page.
+pub(super) fn add(headers: &mut HeaderMap, https: bool, pages: &Pages) {
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -60,5 +67,4 @@ pub async fn security_headers(
             HeaderValue::from_static("max-age=63072000"),
         );
     }
-    Ok(response)
 }

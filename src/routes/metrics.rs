@@ -1,4 +1,5 @@
-//! `GET /metrics` (the Prometheus scrape) and the middleware that counts every HTTP answer.
+//! `GET /metrics` (the Prometheus scrape) and the route label every HTTP answer is counted under
+//! (by [`super::around::every_request`]).
 //!
 //! The scrape is served on the main listener, or only on `server.metrics_listen` when that is
 //! set (see `startup.rs`). The store-backed gauges are read here, at scrape time, so no
@@ -6,12 +7,9 @@
 
 use crate::metrics::{CONTENT_TYPE, Scraped};
 use crate::state::AppState;
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::middleware::Next;
-use actix_web::{Error, HttpResponse, web};
-use std::time::{Duration, Instant};
+use actix_web::{HttpResponse, web};
+use std::time::Duration;
 
 /// The scrape answers within this even when the database hangs (store gauges keep their last
 /// value then): Prometheus' default scrape timeout is 10 s.
@@ -33,34 +31,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The route label: the mounted path (from the endpoint table), never the raw one, so the
 /// label's values are a closed set whatever paths clients send.
-fn route_label(path: &str) -> &'static str {
+pub(super) fn route_label(path: &str) -> &'static str {
     match super::endpoint_at(path) {
         Some(endpoint) => endpoint.path,
         None if path == METRICS_PATH => METRICS_PATH,
         None => UNMATCHED,
     }
-}
-
-/// Counts every answer by route and status and times it (`guildgate_http_requests_total`,
-/// `guildgate_http_request_duration_seconds`).
-pub async fn record_requests(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
-    let started = Instant::now();
-    let route = route_label(req.path());
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let result = next.call(req).await;
-    if let Some(state) = state {
-        let status = match &result {
-            Ok(response) => response.status(),
-            Err(error) => error.as_response_error().status_code(),
-        };
-        state
-            .metrics
-            .http_request(route, status.as_u16(), started.elapsed());
-    }
-    result
 }
 
 /// The scrape: reads the store-backed values, then encodes every metric.

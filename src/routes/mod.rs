@@ -1,6 +1,7 @@
 //! HTTP routes: thin handlers that extract, parse, call one flow and render. The mount list.
 
 mod account;
+mod around;
 mod authorize;
 mod callback;
 mod client_auth;
@@ -18,6 +19,7 @@ mod revocation;
 mod token;
 mod userinfo;
 
+pub use around::every_request;
 pub use discovery::build_metadata;
 pub use edges::{
     Audience, CrossOrigin, ENDPOINTS, Endpoint, MAX_FORM_BYTES, MAX_QUERY_BYTES, MAX_VALUE_BYTES,
@@ -25,7 +27,7 @@ pub use edges::{
 };
 pub use headers::security_headers;
 pub use health::configure_starting;
-pub use metrics::{METRICS_PATH, configure as configure_metrics, record_requests};
+pub use metrics::{METRICS_PATH, configure as configure_metrics};
 
 use crate::audit::RequestInfo;
 use crate::error::PageError;

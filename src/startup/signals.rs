@@ -1,6 +1,6 @@
 //! Signals of a serving process: SIGTERM and SIGINT stop it gracefully (no new connections,
-//! requests in flight get `server.shutdown_timeout`), SIGHUP reloads the configuration; and the
-//! middleware that counts requests in flight for the stop.
+//! requests in flight get `server.shutdown_timeout`), SIGHUP reloads the configuration. Requests
+//! in flight are counted by `routes::every_request`.
 
 use crate::state::AppState;
 use actix_web::dev::ServerHandle;
@@ -54,14 +54,4 @@ pub(super) async fn watch(
         server.stop(true).await;
         return Ok(());
     }
-}
-
-/// Counts each request while it is served (see [`crate::state::InFlight`]).
-pub(super) async fn count_in_flight(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let _serving = state.as_ref().map(|s| s.in_flight.enter());
-    next.call(req).await
 }
