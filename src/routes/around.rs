@@ -7,7 +7,6 @@
 //! and a state lookup per request, which discovery and JWKS, answered from memory, notice.
 
 use super::{headers, metrics};
-use crate::pages::Pages;
 use crate::state::AppState;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -20,26 +19,23 @@ pub async fn every_request(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        // Only an app built without the state (none is): headers, nothing to count.
-        let pages = Pages::built_in();
-        let mut response = pages.clone().scope(next.call(req)).await?;
-        headers::add(response.headers_mut(), false, &pages);
-        return Ok(response);
-    };
-    let _serving = state.in_flight.enter();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let _serving = state.as_ref().map(|s| s.in_flight.enter());
+    let (https, pages) = headers::for_app(state.as_ref());
     let started = Instant::now();
     let route = metrics::route_label(req.path());
     // Handlers render pages inside this scope, so they carry this app's branding.
-    let result = state.pages.clone().scope(next.call(req)).await;
-    let status = match &result {
-        Ok(response) => response.status(),
-        Err(error) => error.as_response_error().status_code(),
-    };
-    state
-        .metrics
-        .http_request(route, status.as_u16(), started.elapsed());
+    let result = pages.clone().scope(next.call(req)).await;
+    if let Some(state) = &state {
+        let status = match &result {
+            Ok(response) => response.status(),
+            Err(error) => error.as_response_error().status_code(),
+        };
+        state
+            .metrics
+            .http_request(route, status.as_u16(), started.elapsed());
+    }
     let mut response = result?;
-    headers::add(response.headers_mut(), state.https, &state.pages);
+    headers::add(response.headers_mut(), https, &pages);
     Ok(response)
 }

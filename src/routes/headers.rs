@@ -18,6 +18,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
+use std::sync::Arc;
 
 /// The middleware alone, for the metrics listener; the app's requests get the same headers
 /// from [`super::around::every_request`].
@@ -25,14 +26,20 @@ pub async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
-    let (https, pages) = match req.app_data::<web::Data<AppState>>() {
-        Some(state) => (state.https, state.pages.clone()),
-        None => (false, Pages::built_in()),
-    };
+    let (https, pages) = for_app(req.app_data::<web::Data<AppState>>());
     // Handlers render pages inside this scope, so they carry this app's branding.
     let mut response = pages.clone().scope(next.call(req)).await?;
     add(response.headers_mut(), https, &pages);
     Ok(response)
+}
+
+/// What the headers depend on: whether the issuer is https, and the app's page set (the
+/// built-in pages for an app without state).
+pub(super) fn for_app(state: Option<&web::Data<AppState>>) -> (bool, Arc<Pages>) {
+    match state {
+        Some(state) => (state.https, state.pages.clone()),
+        None => (false, Pages::built_in()),
+    }
 }
 
 /// Adds the headers to an answer: `https` when the issuer is (HSTS), `pages` for the
