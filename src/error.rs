@@ -261,7 +261,7 @@ impl PageError {
             Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Temporarily unavailable",
-                "The sign-in service cannot reach its database right now. Please try again in a moment.",
+                "The sign-in service cannot use its database right now. Please try again in a moment.",
             )
         } else {
             Self::new(
