@@ -196,6 +196,43 @@ async fn raw_paths_never_become_labels() {
 }
 
 #[tokio::test]
+async fn answers_refused_at_the_edge_are_counted_and_carry_the_security_headers() {
+    // Arrange
+    let app = spawn_app().await;
+    let long_query = format!("/authorize?state={}", "a".repeat(9 * 1024));
+
+    // Act: a wrong method and an oversized query, both answered before routing.
+    let wrong_method = app
+        .http
+        .get(format!("{}/token", app.address))
+        .send()
+        .await
+        .expect("request reaches the app");
+    let too_long = app.get(&long_query).await;
+    let scrape = Scrape::of(&app).await;
+
+    // Assert
+    assert_eq!(wrong_method.status(), 405);
+    assert_eq!(too_long.status(), 414);
+    for response in [&wrong_method, &too_long] {
+        assert_eq!(
+            response.headers()["x-content-type-options"],
+            "nosniff",
+            "{}",
+            response.url().path()
+        );
+    }
+    assert_eq!(
+        scrape.value(r#"guildgate_http_requests_total{route="/token",status="405"}"#),
+        1.0
+    );
+    assert_eq!(
+        scrape.value(r#"guildgate_http_requests_total{route="/authorize",status="414"}"#),
+        1.0
+    );
+}
+
+#[tokio::test]
 async fn a_refused_sign_in_is_counted_as_denied_with_the_unmet_rule() {
     // Arrange: only members of the community may sign in; Carol is in no server.
     let app = spawn_app_with(&format!(
