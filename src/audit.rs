@@ -140,6 +140,35 @@ pub enum Event<'a> {
         /// What Discord answered.
         reason: &'static str,
     },
+    /// A service token was issued (client credentials): no person behind it.
+    ServiceTokenIssued {
+        /// The app, which is also the token's subject.
+        client_id: &'a str,
+    },
+    /// A person approved a device sign-in on `/device`.
+    DeviceApproved {
+        /// The app on the device.
+        client_id: &'a str,
+        /// Their Discord id.
+        user_id: &'a str,
+    },
+    /// A device sign-in was refused: declined by the person, refused by the access rules, or
+    /// its user code was entered too often.
+    DeviceDenied {
+        /// The app on the device.
+        client_id: &'a str,
+        /// The person, when one answered.
+        user_id: Option<&'a str>,
+        /// `declined`, `access_rules` or `too_many_entries`.
+        reason: &'static str,
+    },
+    /// A one-time JWT came back: a client assertion or a DPoP proof replayed.
+    ReplayRefused {
+        /// The app, when known.
+        client_id: Option<&'a str>,
+        /// `client_assertion` or `dpop_proof`.
+        kind: &'static str,
+    },
 }
 
 impl Event<'_> {
@@ -158,6 +187,10 @@ impl Event<'_> {
             Event::Admin { .. } => "admin",
             Event::KeyRotation { .. } => "key_rotation",
             Event::DiscordAuthorizationGone { .. } => "discord_authorization_gone",
+            Event::ServiceTokenIssued { .. } => "service_token_issued",
+            Event::DeviceApproved { .. } => "device_approved",
+            Event::DeviceDenied { .. } => "device_denied",
+            Event::ReplayRefused { .. } => "replay_refused",
         }
     }
 
@@ -167,8 +200,13 @@ impl Event<'_> {
             Event::SignIn { .. }
             | Event::ConsentGiven { .. }
             | Event::TokenIssued { .. }
+            | Event::ServiceTokenIssued { .. }
+            | Event::DeviceApproved { .. }
             | Event::KeyRotation { .. } => "ok",
-            Event::AccessDenied { .. } | Event::ConsentDeclined { .. } => "denied",
+            Event::AccessDenied { .. }
+            | Event::ConsentDeclined { .. }
+            | Event::DeviceDenied { .. }
+            | Event::ReplayRefused { .. } => "denied",
             Event::RefreshReuse { .. } | Event::DiscordAuthorizationGone { .. } => "revoked",
             Event::Revocation { .. } | Event::Logout { .. } => "ended",
             Event::BackchannelAbandoned { .. } => "failed",
@@ -184,8 +222,12 @@ impl Event<'_> {
             | Event::TokenIssued { client_id, .. }
             | Event::RefreshReuse { client_id, .. }
             | Event::Revocation { client_id, .. }
+            | Event::ServiceTokenIssued { client_id }
+            | Event::DeviceApproved { client_id, .. }
+            | Event::DeviceDenied { client_id, .. }
             | Event::BackchannelAbandoned { client_id, .. } => Some(client_id),
-            Event::SignIn { client_id, .. }
+            Event::ReplayRefused { client_id, .. }
+            | Event::SignIn { client_id, .. }
             | Event::AccessDenied { client_id, .. }
             | Event::Logout { client_id, .. }
             | Event::Admin { client_id, .. } => client_id,
@@ -203,9 +245,14 @@ impl Event<'_> {
             | Event::Logout { user_id, .. }
             | Event::BackchannelAbandoned { user_id, .. }
             | Event::Admin { user_id, .. }
+            | Event::DeviceApproved { user_id, .. }
             | Event::DiscordAuthorizationGone { user_id, .. } => Some(user_id),
-            Event::RefreshReuse { user_id, .. } | Event::Revocation { user_id, .. } => user_id,
-            Event::KeyRotation { .. } => None,
+            Event::RefreshReuse { user_id, .. }
+            | Event::Revocation { user_id, .. }
+            | Event::DeviceDenied { user_id, .. } => user_id,
+            Event::KeyRotation { .. }
+            | Event::ServiceTokenIssued { .. }
+            | Event::ReplayRefused { .. } => None,
         }
     }
 
@@ -218,6 +265,10 @@ impl Event<'_> {
             Event::Admin { action, .. } => Reason::Text(action),
             Event::KeyRotation { by, key } => Reason::Key(by, key),
             Event::DiscordAuthorizationGone { reason, .. } => Reason::Text(reason),
+            Event::ServiceTokenIssued { .. } => Reason::Text("client_credentials"),
+            Event::DeviceApproved { .. } => Reason::Text("device_code"),
+            Event::DeviceDenied { reason, .. } => Reason::Text(reason),
+            Event::ReplayRefused { kind, .. } => Reason::Text(kind),
             _ => Reason::Text(""),
         }
     }
@@ -229,6 +280,7 @@ impl Event<'_> {
             Event::RefreshReuse { .. }
                 | Event::BackchannelAbandoned { .. }
                 | Event::DiscordAuthorizationGone { .. }
+                | Event::ReplayRefused { .. }
         )
     }
 
@@ -251,6 +303,10 @@ impl Event<'_> {
             Event::DiscordAuthorizationGone { .. } => {
                 "Discord no longer authorizes guildgate for this person; every session and grant ended"
             }
+            Event::ServiceTokenIssued { .. } => "service token issued",
+            Event::DeviceApproved { .. } => "device sign-in approved",
+            Event::DeviceDenied { .. } => "device sign-in refused",
+            Event::ReplayRefused { .. } => "a one-time JWT was presented again and refused",
         }
     }
 }

@@ -1,11 +1,9 @@
 //! Registered clients: lookup, redirect URI matching, and client authentication (RFC 6749 §2.3).
 
-use crate::config::{ClientSecret, ValidClient};
+use crate::config::{AuthMethod, ClientKeys, ClientSecret, ValidClient};
 use crate::domain::constant_time_eq;
 use crate::limits::{KeyedLimiter, Limits, source_key};
 use argon2::Params;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -15,131 +13,15 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::OwnedSemaphorePermit;
 
+pub mod assertion;
+mod credentials;
+pub mod jwks;
 mod secret_hash;
 
+pub use assertion::{ASSERTION_TYPE, AssertionUse, Audience};
+pub use credentials::{ClientAuthError, ClientCredentials, PresentedParts};
 pub use secret_hash::hash_secret;
 use secret_hash::{Argon2Runner, PreparedHash};
-
-/// How a request presented client credentials; exactly one method per request (RFC 6749 §2.3).
-#[derive(PartialEq, Eq)]
-pub enum ClientCredentials {
-    /// `client_secret_basic`.
-    Basic {
-        /// Decoded client id.
-        id: String,
-        /// Decoded secret.
-        secret: String,
-    },
-    /// `client_secret_post`.
-    Post {
-        /// `client_id` form field.
-        id: String,
-        /// `client_secret` form field.
-        secret: String,
-    },
-    /// `none`: a public client names itself.
-    None {
-        /// `client_id` form field.
-        id: String,
-    },
-}
-
-impl std::fmt::Debug for ClientCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Basic { id, .. } => write!(f, "Basic({id}, <redacted>)"),
-            Self::Post { id, .. } => write!(f, "Post({id}, <redacted>)"),
-            Self::None { id } => write!(f, "None({id})"),
-        }
-    }
-}
-
-/// Why client authentication failed (RFC 6749 §5.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuthError {
-    /// The request is malformed (two methods at once, a `client_id` contradicting the header,
-    /// a secret without `client_id`): `invalid_request`.
-    Malformed(&'static str),
-    /// The `Authorization` header cannot be read as Basic credentials (no colon, bad base64,
-    /// empty, another scheme): `invalid_client`, 401, like any failed authentication.
-    BadHeader(&'static str),
-    /// Unknown client, wrong secret, or the wrong method for this client: `invalid_client`.
-    Failed,
-    /// Too many failed attempts from this source or against this client: 429, try later.
-    TooManyFailures {
-        /// How long until an attempt will be considered again.
-        retry_after: Duration,
-    },
-}
-
-impl ClientCredentials {
-    /// Reads credentials from the `Authorization` header and the form fields.
-    pub fn from_parts(
-        authorization: Option<&str>,
-        form_id: Option<&str>,
-        form_secret: Option<&str>,
-    ) -> Result<Self, ClientAuthError> {
-        match (authorization, form_secret) {
-            (Some(_), Some(_)) => Err(ClientAuthError::Malformed(
-                "use one client authentication method, not both",
-            )),
-            (Some(header), None) => {
-                let (id, secret) = parse_basic(header)?;
-                if form_id.is_some_and(|f| f != id) {
-                    return Err(ClientAuthError::Malformed(
-                        "client_id does not match the Authorization header",
-                    ));
-                }
-                Ok(Self::Basic { id, secret })
-            }
-            (None, Some(secret)) => match form_id {
-                Some(id) => Ok(Self::Post {
-                    id: id.to_owned(),
-                    secret: secret.to_owned(),
-                }),
-                None => Err(ClientAuthError::Malformed("client_id is missing")),
-            },
-            (None, None) => match form_id {
-                Some(id) => Ok(Self::None { id: id.to_owned() }),
-                None => Err(ClientAuthError::Failed),
-            },
-        }
-    }
-
-    /// The client id the request claims.
-    pub fn id(&self) -> &str {
-        match self {
-            Self::Basic { id, .. } | Self::Post { id, .. } | Self::None { id } => id,
-        }
-    }
-}
-
-/// RFC 6749 §2.3.1: Basic credentials are form-urlencoded before base64.
-fn parse_basic(header: &str) -> Result<(String, String), ClientAuthError> {
-    let malformed = ClientAuthError::BadHeader("malformed Basic credentials");
-    let (scheme, value) = header.trim().split_once(' ').ok_or(malformed)?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(ClientAuthError::BadHeader(
-            "client authentication must use the Basic scheme",
-        ));
-    }
-    let decoded = STANDARD.decode(value.trim()).map_err(|_| malformed)?;
-    let decoded = String::from_utf8(decoded).map_err(|_| malformed)?;
-    let (id, secret) = decoded.split_once(':').ok_or(malformed)?;
-    let unescape = |s: &str| -> Result<String, ClientAuthError> {
-        percent_encoding::percent_decode_str(&s.replace('+', " "))
-            .decode_utf8()
-            .map(|v| v.into_owned())
-            .map_err(|_| malformed)
-    };
-    let (id, secret) = (unescape(id)?, unescape(secret)?);
-    if id.is_empty() {
-        return Err(ClientAuthError::BadHeader(
-            "the Basic credentials name no client",
-        ));
-    }
-    Ok((id, secret))
-}
 
 /// The limits one authentication is checked against, and who is asking.
 #[derive(Debug, Clone, Copy)]
@@ -150,6 +32,16 @@ pub struct AuthAttempt {
     pub limits: Limits,
     /// The app clock's now.
     pub now: OffsetDateTime,
+}
+
+/// A client that proved who it is, and the one-time id of the assertion it did it with (to be
+/// spent in the store: a replayed assertion is refused in every process).
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The client.
+    pub client: Arc<ValidClient>,
+    /// The `private_key_jwt` assertion's `jti` and expiry.
+    pub assertion: Option<AssertionUse>,
 }
 
 /// The registered clients, with a cache of secrets already verified by argon2, the bounded
@@ -168,6 +60,8 @@ pub struct Clients {
     /// Shared with the registry a reload replaces, so failures keep counting across reloads.
     failures_by_source: Arc<KeyedLimiter<IpAddr>>,
     failures_by_client: Arc<KeyedLimiter<String>>,
+    /// Keys fetched from clients' `jwks_uri`, kept across reloads.
+    fetched_keys: Arc<jwks::KeyCache>,
 }
 
 impl Clients {
@@ -214,12 +108,20 @@ impl Clients {
                 .map_or_else(Default::default, |p| p.failures_by_source.clone()),
             failures_by_client: previous
                 .map_or_else(Default::default, |p| p.failures_by_client.clone()),
+            fetched_keys: previous.map_or_else(Default::default, |p| p.fetched_keys.clone()),
         }
     }
 
     /// A client by id.
     pub fn get(&self, id: &str) -> Option<Arc<ValidClient>> {
         self.by_id.get(id).cloned()
+    }
+
+    /// Whether client `id` has its ID tokens signed ES256 (`id_token_signed_response_alg`).
+    pub fn signs_id_tokens_es256(&self, id: &str) -> bool {
+        self.by_id
+            .get(id)
+            .is_some_and(|c| c.id_token_alg == crate::jws::Alg::ES256)
     }
 
     /// Authenticates a token-endpoint request. Unknown clients and wrong secrets fail alike,
@@ -235,7 +137,8 @@ impl Clients {
         &self,
         credentials: ClientCredentials,
         attempt: AuthAttempt,
-    ) -> Result<Arc<ValidClient>, ClientAuthError> {
+        audience: Audience<'_>,
+    ) -> Result<Authenticated, ClientAuthError> {
         let source = source_key(attempt.source);
         let limits = attempt.limits;
         let now = attempt.now;
@@ -245,9 +148,21 @@ impl Clients {
         {
             return Err(ClientAuthError::TooManyFailures { retry_after: wait });
         }
-        let outcome = self.check(&credentials, source, attempt).await;
+        let outcome = match &credentials {
+            ClientCredentials::Assertion { id, assertion } => {
+                self.check_assertion(id, assertion, audience, now).await
+            }
+            _ => self.check(&credentials, source, attempt).await,
+        };
         match outcome {
-            Check::Passed(client) => Ok(client),
+            Check::Passed(client) => Ok(Authenticated {
+                client,
+                assertion: None,
+            }),
+            Check::Asserted(client, assertion) => Ok(Authenticated {
+                client,
+                assertion: Some(assertion),
+            }),
             Check::Throttled(retry_after) => Err(ClientAuthError::TooManyFailures { retry_after }),
             Check::Failed { client } => {
                 self.failures_by_source
@@ -271,7 +186,7 @@ impl Clients {
             ClientCredentials::Basic { secret, .. } | ClientCredentials::Post { secret, .. } => {
                 Some(secret.as_str())
             }
-            ClientCredentials::None { .. } => None,
+            ClientCredentials::None { .. } | ClientCredentials::Assertion { .. } => None,
         };
         let Some(client) = self.get(credentials.id()) else {
             if let Some(secret) = secret {
@@ -289,9 +204,15 @@ impl Clients {
         let failed = Check::Failed {
             client: Some(id.clone()),
         };
+        // A client limited to one method (token_endpoint_auth_method) fails with any other,
+        // after the same work as a wrong secret.
+        if !method_allowed(client.auth_method, credentials) {
+            tracing::info!(client_id = %id, "client authentication with a method this client may not use");
+            return failed;
+        }
         match (&client.secret, secret) {
             (ClientSecret::Public, None) => Check::Passed(client),
-            (ClientSecret::Public, Some(_)) | (_, None) => failed,
+            (ClientSecret::Public, Some(_)) | (ClientSecret::KeysOnly, _) | (_, None) => failed,
             (ClientSecret::Plain(expected), Some(secret)) => {
                 if constant_time_eq(expected.expose_secret().as_bytes(), secret.as_bytes()) {
                     Check::Passed(client)
@@ -325,6 +246,59 @@ impl Clients {
                 } else {
                     failed
                 }
+            }
+        }
+    }
+
+    /// `private_key_jwt`: the assertion verifies with one of the client's keys (fetched again,
+    /// at most once a minute, when it names a key the cached set lacks).
+    async fn check_assertion(
+        &self,
+        id: &str,
+        assertion: &str,
+        audience: Audience<'_>,
+        now: OffsetDateTime,
+    ) -> Check {
+        let Some(client) = self.get(id) else {
+            return Check::Failed { client: None };
+        };
+        let failed = || Check::Failed {
+            client: Some(client.id.as_str().to_owned()),
+        };
+        if client.auth_method != AuthMethod::PrivateKeyJwt {
+            tracing::info!(client_id = %client.id, "client assertion from a client that does not use private_key_jwt");
+            return failed();
+        }
+        let verify = |keys: &[jsonwebtoken::jwk::Jwk]| {
+            assertion::verify(assertion, client.id.as_str(), keys, audience, now)
+        };
+        let verified = match &client.keys {
+            Some(ClientKeys::Inline(set)) => verify(&set.keys),
+            Some(ClientKeys::Uri(url)) => {
+                let first = match self.fetched_keys.keys(url, jwks::Want::Current, now).await {
+                    Ok(keys) => verify(&keys),
+                    Err(e) => {
+                        tracing::warn!(client_id = %client.id, error = %e, "no keys to check a client assertion with");
+                        return failed();
+                    }
+                };
+                match first {
+                    Err(assertion::AssertionError::UnknownKey) => {
+                        match self.fetched_keys.keys(url, jwks::Want::Newer, now).await {
+                            Ok(keys) => verify(&keys),
+                            Err(_) => first,
+                        }
+                    }
+                    other => other,
+                }
+            }
+            None => Err(assertion::AssertionError::Invalid("the client has no keys")),
+        };
+        match verified {
+            Ok(used) => Check::Asserted(client, used),
+            Err(e) => {
+                tracing::info!(client_id = %client.id, reason = ?e, "client assertion refused");
+                failed()
             }
         }
     }
@@ -369,58 +343,28 @@ impl Clients {
     }
 }
 
+/// Whether `method` (the client's `token_endpoint_auth_method`) admits these credentials.
+fn method_allowed(method: AuthMethod, credentials: &ClientCredentials) -> bool {
+    use ClientCredentials as C;
+    matches!(
+        (method, credentials),
+        (AuthMethod::None, C::None { .. })
+            | (AuthMethod::ClientSecret, C::Basic { .. } | C::Post { .. })
+            | (AuthMethod::ClientSecretBasic, C::Basic { .. })
+            | (AuthMethod::ClientSecretPost, C::Post { .. })
+            | (AuthMethod::PrivateKeyJwt, C::Assertion { .. })
+    )
+}
+
 /// What checking one set of credentials found.
 enum Check {
     Passed(Arc<ValidClient>),
+    /// A valid `private_key_jwt` assertion, whose `jti` is still to be spent.
+    Asserted(Arc<ValidClient>, AssertionUse),
     /// Refused before argon2: the source or the client is over its failure budget.
     Throttled(Duration),
     /// Wrong credentials (for this registered client id, if it is one).
     Failed {
         client: Option<String>,
     },
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn basic_credentials_are_form_decoded() {
-        // "my client" / "p@ss:word+1" form-encoded, then base64 (RFC 6749 §2.3.1).
-        let raw = STANDARD.encode("my+client:p%40ss%3Aword%2B1");
-        let creds =
-            ClientCredentials::from_parts(Some(&format!("Basic {raw}")), None, None).unwrap();
-        assert_eq!(
-            creds,
-            ClientCredentials::Basic {
-                id: "my client".into(),
-                secret: "p@ss:word+1".into()
-            }
-        );
-    }
-
-    #[test]
-    fn two_methods_at_once_are_refused() {
-        let raw = STANDARD.encode("a:b");
-        let err =
-            ClientCredentials::from_parts(Some(&format!("Basic {raw}")), Some("a"), Some("b"));
-        assert!(matches!(err, Err(ClientAuthError::Malformed(_))));
-    }
-
-    #[test]
-    fn malformed_basic_headers_are_client_authentication_failures() {
-        for header in ["Basic", "Basic ", "Basic !!!", "Bearer abc", "Basic Og=="] {
-            let got = ClientCredentials::from_parts(Some(header), None, None);
-            assert!(
-                matches!(got, Err(ClientAuthError::BadHeader(_))),
-                "{header:?}: {got:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn scheme_is_case_insensitive() {
-        let raw = STANDARD.encode("a:b");
-        assert!(ClientCredentials::from_parts(Some(&format!("bAsIc {raw}")), None, None).is_ok());
-    }
 }

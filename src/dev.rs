@@ -77,6 +77,15 @@ pub async fn run(mut settings: Settings, port: u16) -> anyhow::Result<()> {
         subject_type: "public".to_owned(),
         connections: true,
         required_connections: vec![],
+        device_flow: false,
+        client_credentials: false,
+        allowed_scopes: vec![],
+        token_endpoint_auth_method: String::new(),
+        jwks: None,
+        jwks_uri: None,
+        require_pushed_authorization_requests: false,
+        dpop_bound_access_tokens: false,
+        id_token_signed_response_alg: String::new(),
     });
 
     let app = Application::build(settings, Clock::default())

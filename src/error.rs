@@ -42,6 +42,19 @@ pub enum OAuthErrorCode {
     RequestUriNotSupported,
     /// RFC 6750 §3.1: bad bearer token (401).
     InvalidToken,
+    /// RFC 6749 §5.2 / RFC 6750 §3.1: the token lacks a needed scope (a service token at
+    /// `/userinfo`).
+    InsufficientScope,
+    /// RFC 8628 §3.5: the person has not answered yet.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: poll less often (5 seconds more).
+    SlowDown,
+    /// RFC 8628 §3.5: the device code expired.
+    ExpiredToken,
+    /// RFC 9449 §5, §7.1: a DPoP proof is missing or not acceptable.
+    InvalidDpopProof,
+    /// RFC 9449 §8, §9: retry with the nonce in `DPoP-Nonce`.
+    UseDpopNonce,
 }
 
 impl OAuthErrorCode {
@@ -64,6 +77,12 @@ impl OAuthErrorCode {
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }
@@ -93,6 +112,18 @@ pub struct OAuthError {
     /// Set for a request refused by a rate limit: the answer is 429 Too Many Requests with
     /// `Retry-After` (RFC 6585 §4, RFC 9110 §10.2.3) and `temporarily_unavailable`.
     pub retry_after: Option<std::time::Duration>,
+    /// DPoP on this answer (RFC 9449): the challenge scheme and the nonce to send.
+    pub dpop: Option<Box<DpopAnswer>>,
+}
+
+/// What a DPoP-related answer carries beyond the error (RFC 9449 §7.1, §8, §9).
+#[derive(Debug, Clone, Default)]
+pub struct DpopAnswer {
+    /// The error answers a request to a protected resource (`/userinfo`): 401 with a
+    /// `WWW-Authenticate: DPoP` challenge, rather than the token endpoint's 400.
+    pub at_resource: bool,
+    /// `DPoP-Nonce`: the nonce the next proof must carry.
+    pub nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -103,7 +134,14 @@ impl OAuthError {
             description: description.into(),
             internal: None,
             retry_after: None,
+            dpop: None,
         }
+    }
+
+    /// The same error, answered with DPoP's challenge and nonce (RFC 9449 §7.1, §8, §9).
+    pub fn with_dpop(mut self, answer: DpopAnswer) -> Self {
+        self.dpop = Some(Box::new(answer));
+        self
     }
 
     /// A request refused by a rate limit, to be tried again after `retry_after`.
@@ -136,6 +174,7 @@ impl OAuthError {
             description: Cow::Borrowed("the server could not complete the request"),
             internal: Some(cause.into()),
             retry_after: None,
+            dpop: None,
         }
     }
 }
@@ -158,6 +197,7 @@ impl From<crate::store::StoreError> for OAuthError {
                 description: Cow::Borrowed("the service is temporarily unavailable; retry later"),
                 internal: Some(e.into()),
                 retry_after: None,
+                dpop: None,
             };
         }
         Self::internal(e)
@@ -169,10 +209,15 @@ impl ResponseError for OAuthError {
         if self.retry_after.is_some() {
             return StatusCode::TOO_MANY_REQUESTS;
         }
+        let at_resource = self.dpop.as_ref().is_some_and(|d| d.at_resource);
         match self.code {
             OAuthErrorCode::InvalidClient | OAuthErrorCode::InvalidToken => {
                 StatusCode::UNAUTHORIZED
             }
+            OAuthErrorCode::InvalidDpopProof | OAuthErrorCode::UseDpopNonce if at_resource => {
+                StatusCode::UNAUTHORIZED
+            }
+            OAuthErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
             OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             OAuthErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
@@ -196,6 +241,38 @@ impl ResponseError for OAuthError {
         } else if self.code == OAuthErrorCode::TemporarilyUnavailable {
             response.insert_header((header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER));
         }
+        if let Some(nonce) = self.dpop.as_ref().and_then(|d| d.nonce.as_deref()) {
+            if let Ok(v) = HeaderValue::from_str(nonce) {
+                response.insert_header(("DPoP-Nonce", v));
+            }
+        }
+        if let Some(dpop) = &self.dpop {
+            // RFC 9449 §7.1: the DPoP scheme's challenge names the error and the algorithms.
+            let error = match self.code {
+                OAuthErrorCode::InvalidToken if self.description == NO_TOKEN => None,
+                code => Some(code.as_str()),
+            };
+            let mut value = format!(
+                r#"DPoP realm="guildgate", algs="{}""#,
+                crate::dpop::ALGORITHM_NAMES
+            );
+            if let Some(error) = error {
+                value.push_str(&format!(
+                    r#", error="{error}", error_description="{}""#,
+                    self.description.replace(['"', '\\'], "'")
+                ));
+            }
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                response.insert_header((header::WWW_AUTHENTICATE, v));
+            }
+            if dpop.at_resource && error.is_none() {
+                return response.finish();
+            }
+            return response.json(serde_json::json!({
+                "error": self.code.as_str(),
+                "error_description": self.description,
+            }));
+        }
         match self.code {
             // RFC 6749 §5.2: a 401 for client authentication names the scheme we accept.
             OAuthErrorCode::InvalidClient => {
@@ -207,9 +284,10 @@ impl ResponseError for OAuthError {
                 return response.finish();
             }
             // RFC 6750 §3: the Bearer challenge carries the error code.
-            OAuthErrorCode::InvalidToken => {
+            OAuthErrorCode::InvalidToken | OAuthErrorCode::InsufficientScope => {
                 let value = format!(
-                    r#"Bearer realm="guildgate", error="invalid_token", error_description="{}""#,
+                    r#"Bearer realm="guildgate", error="{}", error_description="{}""#,
+                    self.code.as_str(),
                     self.description.replace(['"', '\\'], "'")
                 );
                 if let Ok(v) = HeaderValue::from_str(&value) {

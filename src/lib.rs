@@ -16,7 +16,9 @@ pub mod demo;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod discord;
+pub mod discovery;
 pub mod domain;
+pub mod dpop;
 pub mod error;
 pub mod flows;
 pub mod jobs;

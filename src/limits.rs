@@ -193,6 +193,7 @@ pub enum RequestKind {
 pub struct RequestLimiters {
     by_source: KeyedLimiter<(RequestKind, IpAddr)>,
     by_client: KeyedLimiter<String>,
+    user_code_failures: KeyedLimiter<IpAddr>,
 }
 
 impl RequestLimiters {
@@ -222,6 +223,24 @@ impl RequestLimiters {
     ) -> Result<(), Duration> {
         self.by_client
             .take(&client_id.to_owned(), limits.token_per_client, now)
+    }
+
+    /// How long `source` must wait before it may type another user code on `/device` (after
+    /// too many wrong ones); `None` when it may now.
+    pub fn user_code_wait(
+        &self,
+        source: IpAddr,
+        limits: &Limits,
+        now: OffsetDateTime,
+    ) -> Option<Duration> {
+        self.user_code_failures
+            .wait(&source_key(source), limits.user_code_failures_per_ip, now)
+    }
+
+    /// Counts a wrong user code typed from `source`.
+    pub fn user_code_failed(&self, source: IpAddr, limits: &Limits, now: OffsetDateTime) {
+        self.user_code_failures
+            .spend(&source_key(source), limits.user_code_failures_per_ip, now);
     }
 }
 
@@ -258,6 +277,10 @@ pub struct Limits {
     pub token_per_client: Rate,
     /// `/userinfo` requests per source address.
     pub userinfo_per_ip: Rate,
+    /// Wrong user codes typed on `/device`, per source address.
+    pub user_code_failures_per_ip: Rate,
+    /// How many times one user code may be entered.
+    pub user_code_entries: u32,
 }
 
 #[cfg(test)]

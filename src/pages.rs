@@ -26,6 +26,11 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("consent.html", include_str!("../templates/consent.html")),
     ("denied.html", include_str!("../templates/denied.html")),
     ("account.html", include_str!("../templates/account.html")),
+    ("device.html", include_str!("../templates/device.html")),
+    (
+        "device_confirm.html",
+        include_str!("../templates/device_confirm.html"),
+    ),
 ];
 
 /// Where Discord serves avatars (the account page and the demo app show them).
@@ -170,13 +175,27 @@ pub fn render<S: Serialize>(name: &str, context: S) -> String {
         .unwrap_or_else(|_| BUILT_IN_PAGES.render(name, &context))
 }
 
-/// A link button under a message.
+/// A link button under a message; with `fields`, a button that posts them to `href` (an
+/// authorization response in `response_mode=form_post`).
 #[derive(Serialize)]
 pub struct Link<'a> {
     /// Target.
     pub href: &'a str,
     /// Text.
     pub label: &'a str,
+    /// Form fields to post instead of following the link.
+    pub fields: &'a [(&'static str, String)],
+}
+
+impl<'a> Link<'a> {
+    /// A plain link.
+    pub fn to(href: &'a str, label: &'a str) -> Self {
+        Self {
+            href,
+            label,
+            fields: &[],
+        }
+    }
 }
 
 /// A page with a heading and a paragraph.

@@ -20,6 +20,7 @@ use tracing_actix_web::TracingLogger;
 const MAX_DISCORD_RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 mod error;
+mod screen;
 mod signals;
 
 use error::LISTEN_SETTING;
@@ -95,7 +96,7 @@ impl Application {
         // Restart-only (a `[server]` setting), so the request span can read it without the
         // app state.
         let trusted_proxies = state.config().trusted_proxies.clone();
-        let server = HttpServer::new(move || {
+        let app = move || {
             // actix runs the last `wrap` first, so a request first meets `every_request`
             // (counted in flight, so a stop waits for it; timed and counted by route and status,
             // refusals at the edge included; security headers added to every answer from
@@ -114,20 +115,12 @@ impl Application {
                         routes::configure_metrics(cfg);
                     }
                 })
-        })
-        // Signals are ours (`serve_until_signalled`): actix's own would stop SIGINT without
-        // waiting for requests in flight, and would stop test processes that embed the app.
-        .disable_signals()
-        // After the stop has waited for the requests it counted: long enough to flush their
-        // answers, while idle keep-alive connections are closed at once.
-        .shutdown_timeout(FLUSH_AFTER_DRAIN_SECS)
-        .listen(listener)
-        .map_err(|cause| StartupError::Bind {
+        };
+        let server = serve(app, listener).map_err(|cause| StartupError::Bind {
             addr: format!("port {port}"),
             setting: LISTEN_SETTING,
             cause,
-        })?
-        .run();
+        })?;
         tracing::info!(port, issuer = %state.config().issuer, "guildgate is listening");
         Ok(Self {
             port,
@@ -211,6 +204,51 @@ impl Application {
         tracing::info!("stopped");
         served
     }
+}
+
+/// The app's server on `listener`: what `HttpServer` would build (HTTP/1.1, its timeouts), with
+/// each connection's stream screened first (`screen.rs`) so that a request too long for actix
+/// to read still gets a readable answer.
+fn serve<F, T, B>(app: F, listener: TcpListener) -> std::io::Result<Server>
+where
+    F: Fn() -> App<T> + Send + Clone + 'static,
+    T: actix_web::dev::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    B: actix_web::body::MessageBody + 'static,
+{
+    use actix_service::{ServiceFactoryExt, fn_service, map_config};
+    let addr = listener.local_addr()?;
+    Ok(actix_server::Server::build()
+        // Signals are ours (`serve_until_signalled`): actix's own would stop SIGINT without
+        // waiting for requests in flight, and would stop test processes that embed the app.
+        .disable_signals()
+        // After the stop has waited for the requests it counted: long enough to flush their
+        // answers, while idle keep-alive connections are closed at once.
+        .shutdown_timeout(FLUSH_AFTER_DRAIN_SECS)
+        .listen("guildgate", listener, move || {
+            let factory = actix_service::IntoServiceFactory::into_factory(app())
+                .map_err(|e: actix_web::Error| e.error_response());
+            let http = actix_http::HttpService::build()
+                .keep_alive(actix_http::KeepAlive::default())
+                .client_request_timeout(std::time::Duration::from_secs(5))
+                .client_disconnect_timeout(std::time::Duration::from_secs(1))
+                .h1_allow_half_closed(true)
+                .local_addr(addr)
+                .h1(map_config(factory, |_| {
+                    actix_web::dev::AppConfig::default()
+                }));
+            fn_service(|io: actix_rt::net::TcpStream| {
+                let peer = io.peer_addr().ok();
+                std::future::ready(Ok((screen::Screened::new(io), peer)))
+            })
+            .and_then(http)
+        })?
+        .run())
 }
 
 /// The scrape alone on `server.metrics_listen`, so it can stay on an address the public
@@ -341,7 +379,6 @@ async fn assemble_state(
     store.migrate().await?;
     let keys = KeySet::load_or_generate(&settings.keys.dir, clock.now())?;
     tracing::info!(kid = %keys.active().kid, "signing key loaded");
-    let discovery = routes::build_metadata(&config)?;
     // Built once: a key the crypto library refuses stops start-up rather than silently
     // keeping no Discord tokens (re-checks would then sign everyone out).
     let sealer = config
@@ -378,7 +415,6 @@ async fn assemble_state(
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?,
-        discovery,
         clock,
         sealer,
     };

@@ -31,8 +31,6 @@ pub struct AppState {
     pub logout_wakeup: Arc<tokio::sync::Notify>,
     /// Outbound HTTP for back-channel logout (short timeout, no redirects).
     pub http: reqwest::Client,
-    /// Discovery document, serialized once.
-    pub discovery: bytes::Bytes,
     /// Time source.
     pub clock: Clock,
     /// One Discord membership re-check per person at a time in this process (the store's
@@ -108,6 +106,8 @@ pub struct Live {
     pub clients: Arc<Clients>,
     /// Origins of registered redirect URIs (CORS for browser apps).
     pub origins: HashSet<String>,
+    /// The discovery document of this configuration, serialized.
+    pub discovery: bytes::Bytes,
 }
 
 impl Live {
@@ -116,10 +116,12 @@ impl Live {
     pub fn new(config: ValidConfig, previous: Option<&Clients>) -> Self {
         let clients = Arc::new(Clients::new(&config.clients, previous));
         let origins = browser_origins(&config);
+        let discovery = crate::discovery::document(&config);
         Self {
             config: Arc::new(config),
             clients,
             origins,
+            discovery,
         }
     }
 }
@@ -186,8 +188,6 @@ pub struct Parts {
     pub discord: DiscordClient,
     /// Outbound HTTP for back-channel logout.
     pub http: reqwest::Client,
-    /// Discovery document.
-    pub discovery: bytes::Bytes,
     /// Time source.
     pub clock: Clock,
     /// Seals kept Discord tokens.
@@ -210,7 +210,6 @@ impl AppState {
             discord: parts.discord,
             logout_wakeup: Arc::new(tokio::sync::Notify::new()),
             http: parts.http,
-            discovery: parts.discovery,
             pages: parts.pages,
             metrics: parts.metrics,
             gateway: Arc::default(),

@@ -60,20 +60,28 @@ pub(super) fn check_client(
             c.problem(key("secret"), "set either secret_hash or secret, not both");
             None
         }
+        // A client that authenticates with its keys only (private_key_jwt).
+        (false, None, None) if s.jwks.is_some() || s.jwks_uri.is_some() => {
+            Some(ClientSecret::KeysOnly)
+        }
         (false, None, None) => {
             c.problem(
                 key("secret_hash"),
-                "set secret_hash (from `guildgate hash-secret`) or public = true",
+                "set secret_hash (from `guildgate hash-secret`), jwks or jwks_uri (private_key_jwt), or public = true",
             );
             None
         }
     };
-    if s.redirect_uris.is_empty() {
+    // Apps that only use the device or client-credentials grants never redirect a browser.
+    if s.redirect_uris.is_empty() && !s.device_flow && !s.client_credentials {
         c.problem(
             key("redirect_uris"),
-            "at least one redirect URI is required",
+            "at least one redirect URI is required (unless the client only uses device_flow or client_credentials)",
         );
     }
+    let grants = secret
+        .as_ref()
+        .and_then(|secret| super::client_grants::check(c, i, s, secret));
     let redirect_uris = c.uris(&key("redirect_uris"), &s.redirect_uris);
     let post_logout = c.uris(
         &key("post_logout_redirect_uris"),
@@ -131,6 +139,7 @@ pub(super) fn check_client(
             None
         }
     };
+    let grants = grants?;
     Some(ValidClient {
         id: id?,
         name: s.name.clone().unwrap_or_else(|| s.id.clone()),
@@ -145,6 +154,14 @@ pub(super) fn check_client(
         offline_access: s.offline_access,
         pairwise_subject: pairwise?,
         connections: s.connections,
+        device_flow: s.device_flow,
+        client_credentials: s.client_credentials,
+        allowed_scopes: grants.allowed_scopes,
+        auth_method: grants.auth_method,
+        keys: grants.keys,
+        require_par: s.require_pushed_authorization_requests,
+        dpop_bound: s.dpop_bound_access_tokens,
+        id_token_alg: grants.id_token_alg,
     })
 }
 

@@ -1,13 +1,16 @@
 //! Settings: the layered, typed configuration (defaults → file → environment), secrets redacted.
 
+mod client_grants;
 mod client_rules;
 mod types;
 mod ui;
 mod validate;
 mod validate_discord;
 
+pub use client_grants::{parse_jwks, usable_public_key};
 pub use types::{
-    AccessRules, ClientSecret, Consent, Lifetimes, ValidBot, ValidClient, ValidConfig, ValidGroup,
+    AccessRules, AuthMethod, ClientKeys, ClientSecret, Consent, Lifetimes, ValidBot, ValidClient,
+    ValidConfig, ValidGroup,
 };
 pub use ui::{UiSettings, ValidUi, is_css_colour};
 pub use validate::Problem;
@@ -36,6 +39,8 @@ pub struct Settings {
     pub discord: DiscordSettings,
     /// Token lifetimes.
     pub tokens: TokenSettings,
+    /// DPoP proofs.
+    pub dpop: DpopSettings,
     /// SSO session.
     pub session: SessionSettings,
     /// Global access policy.
@@ -189,6 +194,21 @@ pub struct TokenSettings {
     pub refresh_token_idle_ttl: String,
     /// How access tokens are signed: "ES256" (default) or "RS256".
     pub access_token_alg: String,
+    /// How long a device code and its user code live (RFC 8628 §3.2 `expires_in`).
+    pub device_code_ttl: String,
+    /// The least time between two polls of a device code (RFC 8628 §3.2 `interval`).
+    pub device_poll_interval: String,
+    /// How long a pushed authorization request's `request_uri` lives (RFC 9126 §2.2).
+    pub request_uri_ttl: String,
+}
+
+/// `[dpop]`: sender-constrained tokens (RFC 9449).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DpopSettings {
+    /// How far a proof's `iat` may lie from now, either way.
+    pub proof_max_age: String,
+    /// Ask for a server-provided nonce in every proof (RFC 9449 §8, §9).
+    pub require_nonce: bool,
 }
 
 /// `[session]`.
@@ -246,6 +266,10 @@ pub struct LimitSettings {
     pub token_per_client: String,
     /// `/userinfo` requests per source address.
     pub userinfo_per_ip: String,
+    /// Wrong user codes typed on `/device`, per source address.
+    pub user_code_failures_per_ip: String,
+    /// How many times one user code may be entered on `/device`.
+    pub user_code_entries: u32,
 }
 
 /// `[jobs]`.
@@ -326,6 +350,35 @@ pub struct ClientSettings {
     /// Connection types of which the person needs one verified linked account, e.g. `github`.
     #[serde(default)]
     pub required_connections: Vec<String>,
+    // Issue 25: grants beyond the browser's code flow, and how clients authenticate.
+    /// May use the device authorization grant (RFC 8628).
+    #[serde(default)]
+    pub device_flow: bool,
+    /// May take service tokens with the client credentials grant (RFC 6749 §4.4).
+    #[serde(default)]
+    pub client_credentials: bool,
+    /// Scopes a client-credentials token may carry.
+    #[serde(default)]
+    pub allowed_scopes: Vec<String>,
+    /// `client_secret_basic` | `client_secret_post` | `private_key_jwt` | `none`; empty: what
+    /// the client's credentials allow.
+    #[serde(default)]
+    pub token_endpoint_auth_method: String,
+    /// The client's public keys for `private_key_jwt` (a JWK Set, inline or as JSON text).
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes its JWK Set for `private_key_jwt`.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// Refuse authorization requests that were not pushed first (RFC 9126 §6).
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
+    /// Refuse token requests without a DPoP proof (RFC 9449 §5.2).
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
+    /// `RS256` (default) or `ES256`: how this client's ID tokens are signed.
+    #[serde(default)]
+    pub id_token_signed_response_alg: String,
 }
 
 fn default_consent() -> String {

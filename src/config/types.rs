@@ -40,6 +40,14 @@ pub struct Lifetimes {
     pub logout_lease: Duration,
     /// `jobs.gc_every`.
     pub gc_every: Duration,
+    /// `tokens.device_code_ttl`.
+    pub device_code: Duration,
+    /// `tokens.device_poll_interval`.
+    pub device_poll: Duration,
+    /// `tokens.request_uri_ttl`.
+    pub request_uri: Duration,
+    /// `dpop.proof_max_age`.
+    pub dpop_proof_max_age: Duration,
 }
 
 /// Guild/role/user rules, global or per client (evaluated by `policy`).
@@ -69,6 +77,34 @@ pub enum ClientSecret {
     Hash(String),
     /// Plain secret from config (development only).
     Plain(SecretString),
+    /// A confidential client without a secret: it signs assertions with its keys
+    /// (`private_key_jwt`).
+    KeysOnly,
+}
+
+/// The client authentication methods of RFC 7591 §2 guildgate implements (OIDC Core §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// `none`: a public client names itself.
+    None,
+    /// `client_secret_basic` or `client_secret_post`, whichever the request uses (the default
+    /// for a client with a secret).
+    ClientSecret,
+    /// `client_secret_basic` only.
+    ClientSecretBasic,
+    /// `client_secret_post` only.
+    ClientSecretPost,
+    /// `private_key_jwt`: a JWT signed with one of the client's keys (RFC 7523).
+    PrivateKeyJwt,
+}
+
+/// Where a client's public keys for `private_key_jwt` come from.
+#[derive(Debug, Clone)]
+pub enum ClientKeys {
+    /// `jwks`, written in the configuration.
+    Inline(std::sync::Arc<jsonwebtoken::jwk::JwkSet>),
+    /// `jwks_uri`, fetched (and cached) when an assertion needs them.
+    Uri(Url),
 }
 
 impl fmt::Debug for ClientSecret {
@@ -77,6 +113,7 @@ impl fmt::Debug for ClientSecret {
             Self::Public => "Public",
             Self::Hash(_) => "Hash(<redacted>)",
             Self::Plain(_) => "Plain(<redacted>)",
+            Self::KeysOnly => "KeysOnly",
         })
     }
 }
@@ -121,6 +158,30 @@ pub struct ValidClient {
     pub pairwise_subject: bool,
     /// May receive the `connections` claim.
     pub connections: bool,
+    // Issue 25: grants beyond the browser's code flow, and how clients authenticate.
+    /// May use the device authorization grant (RFC 8628).
+    pub device_flow: bool,
+    /// May take service tokens (client credentials, RFC 6749 §4.4).
+    pub client_credentials: bool,
+    /// The scopes a service token may carry, in configuration order.
+    pub allowed_scopes: Vec<String>,
+    /// How it authenticates at `/token`, `/revoke`, `/introspect` and `/par`.
+    pub auth_method: AuthMethod,
+    /// Its public keys, for `private_key_jwt`.
+    pub keys: Option<ClientKeys>,
+    /// Only pushed authorization requests are accepted (RFC 9126 §6).
+    pub require_par: bool,
+    /// Every token request needs a DPoP proof (RFC 9449 §5.2).
+    pub dpop_bound: bool,
+    /// How its ID tokens are signed.
+    pub id_token_alg: crate::jws::Alg,
+}
+
+impl ValidClient {
+    /// Whether it is a public client (no credentials: PKCE instead, RFC 7636).
+    pub fn is_public(&self) -> bool {
+        matches!(self.secret, ClientSecret::Public)
+    }
 }
 
 /// A `[[groups]]` entry, typed.
@@ -188,6 +249,11 @@ pub struct ValidConfig {
     pub rule_guilds: Vec<String>,
     /// Things that work but deserve a loud line at start-up.
     pub warnings: Vec<String>,
+    /// `dpop.require_nonce`.
+    pub dpop_require_nonce: bool,
+    /// Key for DPoP nonces, derived from the encryption key when there is one (else random per
+    /// process).
+    pub dpop_nonce_key: [u8; 32],
 }
 
 /// `[discord.bot]`, typed.

@@ -200,7 +200,26 @@ impl Settings {
             key_reload: c.duration("keys.reload_every", &self.keys.reload_every),
             logout_lease: c.duration("jobs.logout_lease", &self.jobs.logout_lease),
             gc_every: c.duration("jobs.gc_every", &self.jobs.gc_every),
+            device_code: c.duration("tokens.device_code_ttl", &self.tokens.device_code_ttl),
+            device_poll: c.duration(
+                "tokens.device_poll_interval",
+                &self.tokens.device_poll_interval,
+            ),
+            request_uri: c.duration("tokens.request_uri_ttl", &self.tokens.request_uri_ttl),
+            dpop_proof_max_age: c.duration("dpop.proof_max_age", &self.dpop.proof_max_age),
         };
+        if lifetimes.request_uri > Duration::from_secs(600) {
+            c.problem(
+                "tokens.request_uri_ttl",
+                "must be at most 10m (a pushed request is meant for the redirect that follows it)",
+            );
+        }
+        if lifetimes.device_code > Duration::from_secs(3600) {
+            c.problem(
+                "tokens.device_code_ttl",
+                "must be at most 1h (a user code is short: a long life makes it guessable)",
+            );
+        }
         // RP libraries cache the JWKS (we allow 5 minutes); a key must be visible before it signs.
         if lifetimes.key_publish_ahead < Duration::from_secs(300) {
             c.problem(
@@ -294,6 +313,11 @@ impl Settings {
                     discord_guild_list: self.discord.scopes.iter().any(|s| s == "guilds"),
                     ui,
                     warnings: c.warnings,
+                    dpop_require_nonce: self.dpop.require_nonce,
+                    dpop_nonce_key: match encryption_key {
+                        Some(k) => derive_key(&k, b"guildgate dpop nonce v1"),
+                        None => rand::random(),
+                    },
                 })
             }
             _ => Err(c.problems),
@@ -314,7 +338,15 @@ impl Settings {
             token_per_ip: rate("token_per_ip", &l.token_per_ip),
             token_per_client: rate("token_per_client", &l.token_per_client),
             userinfo_per_ip: rate("userinfo_per_ip", &l.userinfo_per_ip),
+            user_code_failures_per_ip: rate(
+                "user_code_failures_per_ip",
+                &l.user_code_failures_per_ip,
+            ),
+            user_code_entries: l.user_code_entries,
         };
+        if l.user_code_entries == 0 {
+            c.problem("limits.user_code_entries", "must be at least 1");
+        }
         if l.pending_logins_per_ip == 0 {
             c.problem("limits.pending_logins_per_ip", "must be at least 1");
         }

@@ -4,8 +4,8 @@
 //! (RFC 6749 §4.1.2.1); every later error goes back to the verified redirect URI.
 
 use crate::clients::Clients;
-use crate::config::{ClientSecret, ValidClient};
-use crate::domain::{ClientId, DiscordId, PkceChallenge, Scopes};
+use crate::config::ValidClient;
+use crate::domain::{ClientId, DiscordId, Jkt, PkceChallenge, Scopes};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::keys::KeySet;
 use crate::store::SessionRecord;
@@ -52,6 +52,31 @@ pub struct AuthorizationRequest {
     pub max_age: Option<i64>,
     /// The `sub` from a valid `id_token_hint`.
     pub hint_sub: Option<String>,
+    /// How the response is returned (`response_mode`).
+    #[serde(default, skip_serializing_if = "ResponseMode::is_query")]
+    pub response_mode: ResponseMode,
+    /// The DPoP key the code will be bound to (`dpop_jkt`, RFC 9449 §10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<Jkt>,
+}
+
+/// How an authorization response reaches the app (OAuth 2.0 Multiple Response Types §2.1,
+/// Form Post Response Mode §2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    /// In the redirect URI's query (the default for `code`).
+    #[default]
+    Query,
+    /// In a form the browser posts to the redirect URI.
+    FormPost,
+}
+
+impl ResponseMode {
+    /// Whether it is the default, query.
+    pub fn is_query(&self) -> bool {
+        *self == Self::Query
+    }
 }
 
 impl AuthorizationRequest {
@@ -78,6 +103,8 @@ pub enum AuthorizeError {
     Redirect {
         /// Verified redirect URI.
         redirect_uri: String,
+        /// How (the request's `response_mode`, when it could be read).
+        mode: ResponseMode,
         /// The request's `state`.
         state: Option<String>,
         /// The error.
@@ -113,12 +140,14 @@ fn first<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// Validates `client_id` and `redirect_uri`, then everything else.
+/// Validates `client_id` and `redirect_uri`, then everything else. `pushed` says the parameters
+/// come from a pushed authorization request (RFC 9126), which a client may be held to.
 pub fn validate(
     params: &[(String, String)],
     clients: &Clients,
     keys: &KeySet,
     issuer: &str,
+    pushed: bool,
 ) -> Result<(AuthorizationRequest, Arc<ValidClient>), AuthorizeError> {
     let dups = duplicates(params);
     let page = |title, message| AuthorizeError::Page { title, message };
@@ -138,7 +167,7 @@ pub fn validate(
         "Invalid sign-in request",
         "The app did not say where to return after sign-in (redirect_uri is missing).",
     ))?;
-    let public = matches!(client.secret, ClientSecret::Public);
+    let public = client.is_public();
     if !client
         .redirect_uris
         .iter()
@@ -156,12 +185,31 @@ pub fn validate(
     } else {
         first(params, "state").map(str::to_owned)
     };
+    // The response mode first, so that every later error goes back the way the app asked.
+    let (response_mode, mode_error) = match first(params, "response_mode") {
+        None | Some("query") => (ResponseMode::Query, None),
+        Some("form_post") => (ResponseMode::FormPost, None),
+        Some(_) => (
+            ResponseMode::Query,
+            Some("response_mode must be query or form_post"),
+        ),
+    };
     let fail = |code, description: &'static str| AuthorizeError::Redirect {
         redirect_uri: redirect_uri.to_owned(),
+        mode: response_mode,
         state: state.clone(),
         error: OAuthError::new(code, description),
     };
     use OAuthErrorCode as C;
+    if let Some(why) = mode_error {
+        return Err(fail(C::InvalidRequest, why));
+    }
+    if client.require_par && !pushed {
+        return Err(fail(
+            C::InvalidRequest,
+            "this app must push its authorization requests first (POST /par, RFC 9126)",
+        ));
+    }
     if !dups.is_empty() {
         return Err(fail(
             C::InvalidRequest,
@@ -189,12 +237,6 @@ pub fn validate(
                 "only response_type=code is supported",
             ));
         }
-    }
-    if first(params, "response_mode").is_some_and(|m| m != "query") {
-        return Err(fail(
-            C::InvalidRequest,
-            "only response_mode=query is supported",
-        ));
     }
     let mut scopes = Scopes::parse_request(first(params, "scope").unwrap_or_default());
     if !scopes.contains("openid") {
@@ -286,17 +328,28 @@ pub fn validate(
     let hint_sub = match first(params, "id_token_hint") {
         None => None,
         Some(hint) => {
-            let claims = tokens::verify_id_token_hint(keys, issuer, hint).map_err(|_| {
-                fail(
-                    C::InvalidRequest,
-                    "id_token_hint is not an ID token issued here",
-                )
-            })?;
+            let es256 = |aud: &str| clients.signs_id_tokens_es256(aud);
+            let claims =
+                tokens::verify_id_token_hint(keys, issuer, hint, &es256).map_err(|_| {
+                    fail(
+                        C::InvalidRequest,
+                        "id_token_hint is not an ID token issued here",
+                    )
+                })?;
             claims
                 .get("sub")
                 .and_then(|v| v.as_str())
                 .map(str::to_owned)
         }
+    };
+    let dpop_jkt = match first(params, "dpop_jkt") {
+        None => None,
+        Some(raw) => Some(Jkt::parse(raw).map_err(|_| {
+            fail(
+                C::InvalidRequest,
+                "dpop_jkt is not a JWK SHA-256 thumbprint (RFC 9449 §10)",
+            )
+        })?),
     };
     let request = AuthorizationRequest {
         client_id: client.id.clone(),
@@ -308,6 +361,8 @@ pub fn validate(
         prompt,
         max_age,
         hint_sub,
+        response_mode,
+        dpop_jkt,
     };
     Ok((request, client))
 }
@@ -323,7 +378,7 @@ pub enum AuthorizeOutcome {
         message: &'static str,
     },
     /// Back to the app's verified redirect URI (an error response).
-    Redirect(String),
+    Redirect(super::response::AuthorizationResponse),
     /// The person signs in at Discord first.
     SignInUpstream(AuthorizationRequest),
     /// Answered from the SSO session: a code, the consent page, a denial, ….
@@ -339,7 +394,18 @@ pub async fn run(
     now: OffsetDateTime,
 ) -> Result<AuthorizeOutcome, OAuthError> {
     let issuer = ctx.config.issuer.as_str();
-    let (request, client) = match validate(params, &ctx.clients, ctx.keys, issuer) {
+    // A request_uri from /par stands for the pushed parameters (RFC 9126 §4), used once.
+    let (params, pushed) = match super::pushed::resolve(ctx, params, now).await? {
+        super::pushed::Parameters::Direct => (std::borrow::Cow::Borrowed(params), false),
+        super::pushed::Parameters::Pushed(pushed) => (std::borrow::Cow::Owned(pushed), true),
+        super::pushed::Parameters::Unusable => {
+            return Ok(AuthorizeOutcome::Page {
+                title: "This sign-in link has expired",
+                message: "The app's sign-in request has expired or was already used. Go back to the app and sign in again.",
+            });
+        }
+    };
+    let (request, client) = match validate(&params, &ctx.clients, ctx.keys, issuer, pushed) {
         Ok(valid) => valid,
         Err(AuthorizeError::Page { title, message }) => {
             tracing::info!(
@@ -350,12 +416,14 @@ pub async fn run(
         }
         Err(AuthorizeError::Redirect {
             redirect_uri,
+            mode,
             state,
             error,
         }) => {
             tracing::info!(error = %error, "authorization request refused");
             return Ok(AuthorizeOutcome::Redirect(super::response::redirect_error(
                 &redirect_uri,
+                mode,
                 state.as_deref(),
                 &error,
                 issuer,
@@ -438,6 +506,8 @@ mod tests {
             prompt: Prompt::default(),
             max_age,
             hint_sub: None,
+            response_mode: Default::default(),
+            dpop_jkt: None,
         }
     }
 

@@ -3,9 +3,9 @@
 
 use super::Context;
 use super::authorize::AuthorizationRequest;
-use super::grant::{self, Refresh, TokenResponse};
-use crate::config::{ClientSecret, ValidClient};
-use crate::domain::{GrantId, OpaqueToken, PkceChallenge, PkceVerifier};
+use super::grant::{self, Minting, Refresh, TokenResponse};
+use crate::config::ValidClient;
+use crate::domain::{GrantId, Jkt, OpaqueToken, PkceChallenge, PkceVerifier};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::store::{AuthCodeRecord, CodeRedemption, GrantRecord, SessionRecord, StoreError};
 use time::OffsetDateTime;
@@ -31,6 +31,7 @@ pub async fn issue(
             scopes: request.scope,
             nonce: request.nonce.clone(),
             code_challenge: request.code_challenge.clone(),
+            dpop_jkt: request.dpop_jkt.clone(),
             auth_time: session.auth_time,
             created_at: now,
             expires_at: now + ctx.config.lifetimes.code,
@@ -51,11 +52,13 @@ pub struct CodeGrant<'a> {
 }
 
 /// Redeems a code for tokens. A replayed code has already revoked the first redemption's grant
-/// inside the store before this answers `invalid_grant`.
+/// inside the store before this answers `invalid_grant`. `proof` is the key of the request's
+/// DPoP proof: the access token is bound to it, and so are a public client's refresh tokens.
 pub async fn redeem(
     ctx: &Context<'_>,
     client: &ValidClient,
     grant: CodeGrant<'_>,
+    proof: Option<&Jkt>,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthError> {
     let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidGrant, why);
@@ -93,6 +96,14 @@ pub async fn redeem(
         Some(_) => {}
     }
     check_pkce(client, record.code_challenge.as_ref(), grant.code_verifier)?;
+    // RFC 9449 §10: a code whose request named a DPoP key is redeemed with that key only.
+    if let Some(bound) = &record.dpop_jkt {
+        if proof != Some(bound) {
+            return Err(invalid(
+                "the authorization request named another DPoP key (dpop_jkt)",
+            ));
+        }
+    }
 
     let user = ctx
         .store
@@ -113,18 +124,17 @@ pub async fn redeem(
         created_at: now,
         expires_at: now + ctx.config.lifetimes.refresh_token,
         revoked_at: None,
+        // RFC 9449 §5: a public client's refresh tokens are bound to the proof's key.
+        dpop_jkt: proof.filter(|_| client.is_public()).cloned(),
     };
     let refresh = Refresh::NewGrant(issue_refresh.then(OpaqueToken::generate));
-    grant::mint(
-        ctx,
-        client,
-        &user,
-        &grant_record,
-        record.nonce.as_deref(),
+    let minting = Minting {
+        grant_type: "authorization_code",
+        nonce: record.nonce.as_deref(),
         refresh,
-        now,
-    )
-    .await
+        proof,
+    };
+    grant::mint(ctx, client, &user, &grant_record, minting, now).await
 }
 
 /// RFC 7636 §4.6, plus: a verifier without a challenge is refused (RFC 9700 §2.1.1 downgrade).
@@ -135,9 +145,7 @@ fn check_pkce(
 ) -> Result<(), OAuthError> {
     let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidGrant, why);
     match (challenge, verifier) {
-        (None, None) if matches!(client.secret, ClientSecret::Public) => {
-            Err(invalid("PKCE is required for public clients"))
-        }
+        (None, None) if client.is_public() => Err(invalid("PKCE is required for public clients")),
         (None, None) => Ok(()),
         (None, Some(_)) => Err(invalid(
             "code_verifier sent but the authorization request had no code_challenge",

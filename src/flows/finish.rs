@@ -5,7 +5,7 @@ use super::Context;
 use super::authorize::AuthorizationRequest;
 use super::recheck::{self, RecheckError};
 use super::refusal::Refusal;
-use super::response::{error_redirect, success_redirect};
+use super::response::{AuthorizationResponse, error_redirect, success_redirect};
 use super::{code, logout, membership};
 use crate::audit::{Event, RuleLevel};
 use crate::config::{Consent, ValidClient};
@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 #[derive(Debug)]
 pub enum Finish {
     /// Back to the app (with a code or an error).
-    Redirect(String),
+    Redirect(AuthorizationResponse),
     /// The access rules refuse this person for this app: explain, then return with the error
     /// or sign in with another Discord account.
     Denied(Refusal),
@@ -32,7 +32,7 @@ pub enum Finish {
     /// return to the app with `temporarily_unavailable`.
     Unavailable {
         /// The app's redirect URI carrying `error=temporarily_unavailable`.
-        redirect: String,
+        redirect: AuthorizationResponse,
     },
     /// Show the consent page for this client and these scopes.
     AskConsent {
@@ -241,7 +241,7 @@ pub async fn answer_consent(
     session: &SessionRecord,
     approved: bool,
     now: OffsetDateTime,
-) -> Result<Option<String>, OAuthError> {
+) -> Result<Option<AuthorizationResponse>, OAuthError> {
     let Ok(ticket) = tokens::verify_typed::<ConsentTicket>(
         ctx.keys,
         ctx.config.issuer.as_str(),

@@ -3,10 +3,10 @@
 
 use super::Context;
 use crate::config::ValidClient;
-use crate::domain::{OpaqueToken, Scopes};
+use crate::domain::{Jkt, OpaqueToken};
 use crate::error::OAuthError;
 use crate::store::{GrantRecord, NewRefreshToken, StoreError, UserRecord};
-use crate::tokens::{self, AccessTokenClaims, IdTokenClaims};
+use crate::tokens::{self, AccessTokenClaims, Confirmation, IdTokenClaims};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -15,17 +15,35 @@ use time::OffsetDateTime;
 pub struct TokenResponse {
     /// RFC 9068 JWT.
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` for a token bound to a DPoP key (RFC 9449 §5).
     pub token_type: &'static str,
     /// Access token lifetime in seconds.
     pub expires_in: u64,
-    /// Granted scopes.
-    pub scope: Scopes,
-    /// The ID token.
-    pub id_token: String,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// The ID token, when `openid` was granted (never for service tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
     /// Present when the client may refresh.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+}
+
+/// The `token_type` of an access token bound (or not) to a DPoP key.
+pub fn token_type(proof: Option<&Jkt>) -> &'static str {
+    if proof.is_some() { "DPoP" } else { "Bearer" }
+}
+
+/// What a grant's tokens are minted with, beside the grant itself.
+pub struct Minting<'a> {
+    /// The grant type, for the audit log (`authorization_code`, `refresh_token`, …).
+    pub grant_type: &'static str,
+    /// The authorization request's `nonce`, for the ID token.
+    pub nonce: Option<&'a str>,
+    /// The refresh token, new or rotated.
+    pub refresh: Refresh,
+    /// The key of the request's DPoP proof: the access token is bound to it (`cnf.jkt`).
+    pub proof: Option<&'a Jkt>,
 }
 
 /// How the refresh token of a response came about.
@@ -51,14 +69,15 @@ pub async fn mint(
     client: &ValidClient,
     user: &UserRecord,
     grant: &GrantRecord,
-    nonce: Option<&str>,
-    refresh: Refresh,
+    minting: Minting<'_>,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthError> {
-    let grant_type = match refresh {
-        Refresh::NewGrant(_) => "authorization_code",
-        Refresh::Rotated(_) => "refresh_token",
-    };
+    let Minting {
+        grant_type,
+        nonce,
+        refresh,
+        proof,
+    } = minting;
     let refresh = match refresh {
         Refresh::NewGrant(token) => {
             let stored = token.as_ref().map(|t| NewRefreshToken {
@@ -84,39 +103,30 @@ pub async fn mint(
     let lifetimes = ctx.config.lifetimes;
     let access_ttl = lifetimes.access_token.as_secs();
     let iat = now.unix_timestamp();
-    let sub = ctx.subject(client, &user.id);
     let access_claims = AccessTokenClaims {
         iss: issuer.to_owned(),
-        sub: sub.clone(),
+        sub: ctx.subject(client, &user.id),
         aud: client.id.as_str().to_owned(),
         exp: iat + i64::try_from(access_ttl).unwrap_or(i64::MAX / 2),
         iat,
         jti: uuid::Uuid::new_v4().simple().to_string(),
         client_id: client.id.as_str().to_owned(),
         scope: grant.scopes.to_string(),
-        auth_time: grant.auth_time.unix_timestamp(),
+        auth_time: Some(grant.auth_time.unix_timestamp()),
         sid: grant.session_id.as_ref().map(ToString::to_string),
-        gid: grant.id.to_string(),
+        gid: Some(grant.id.to_string()),
+        cnf: proof.map(Confirmation::of),
+        gty: None,
     };
     let access_token =
         tokens::sign_access_token(ctx.keys, ctx.config.access_token_alg, &access_claims)
             .map_err(OAuthError::internal)?;
 
-    let id_claims = IdTokenClaims {
-        iss: issuer.to_owned(),
-        sub,
-        aud: client.id.as_str().to_owned(),
-        azp: client.id.as_str().to_owned(),
-        iat,
-        exp: iat + i64::try_from(lifetimes.id_token.as_secs()).unwrap_or(i64::MAX / 2),
-        auth_time: grant.auth_time.unix_timestamp(),
-        at_hash: tokens::at_hash(&access_token),
-        sid: grant.session_id.as_ref().map(ToString::to_string),
-        nonce: nonce.map(str::to_owned),
-        person: super::membership::claims_for(ctx, user, &grant.scopes, Some(client)).await?,
+    let id_token = if grant.scopes.contains("openid") {
+        Some(id_token(ctx, client, user, grant, nonce, &access_token, now).await?)
+    } else {
+        None
     };
-    let id_token = tokens::sign_id_token(ctx.keys, &id_claims).map_err(OAuthError::internal)?;
-
     ctx.audit(&crate::audit::Event::TokenIssued {
         client_id: client.id.as_str(),
         user_id: user.id.as_str(),
@@ -124,10 +134,39 @@ pub async fn mint(
     });
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: token_type(proof),
         expires_in: access_ttl,
-        scope: grant.scopes,
+        scope: grant.scopes.to_string(),
         id_token,
         refresh_token: refresh.map(|t| t.expose().to_owned()),
     })
+}
+
+/// The ID token issued beside `access_token` (OIDC Core §3.1.3.6), signed as the client asks
+/// (`id_token_signed_response_alg`).
+async fn id_token(
+    ctx: &Context<'_>,
+    client: &ValidClient,
+    user: &UserRecord,
+    grant: &GrantRecord,
+    nonce: Option<&str>,
+    access_token: &str,
+    now: OffsetDateTime,
+) -> Result<String, OAuthError> {
+    let iat = now.unix_timestamp();
+    let lifetimes = ctx.config.lifetimes;
+    let id_claims = IdTokenClaims {
+        iss: ctx.config.issuer.as_str().to_owned(),
+        sub: ctx.subject(client, &user.id),
+        aud: client.id.as_str().to_owned(),
+        azp: client.id.as_str().to_owned(),
+        iat,
+        exp: iat + i64::try_from(lifetimes.id_token.as_secs()).unwrap_or(i64::MAX / 2),
+        auth_time: grant.auth_time.unix_timestamp(),
+        at_hash: tokens::at_hash(access_token),
+        sid: grant.session_id.as_ref().map(ToString::to_string),
+        nonce: nonce.map(str::to_owned),
+        person: super::membership::claims_for(ctx, user, &grant.scopes, Some(client)).await?,
+    };
+    tokens::sign_id_token(ctx.keys, client.id_token_alg, &id_claims).map_err(OAuthError::internal)
 }

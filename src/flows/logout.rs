@@ -51,8 +51,12 @@ pub fn parse(
     post_logout_redirect_uri: Option<&str>,
     logout_state: Option<&str>,
 ) -> Result<LogoutRequest, LogoutError> {
-    let hint = id_token_hint
-        .and_then(|h| tokens::verify_id_token_hint(ctx.keys, ctx.config.issuer.as_str(), h).ok());
+    let hint = id_token_hint.and_then(|h| {
+        tokens::verify_id_token_hint(ctx.keys, ctx.config.issuer.as_str(), h, &|aud| {
+            ctx.clients.signs_id_tokens_es256(aud)
+        })
+        .ok()
+    });
     let hint_aud: Vec<String> = match hint.as_ref().and_then(|c| c.get("aud")) {
         Some(Value::String(a)) => vec![a.clone()],
         Some(Value::Array(a)) => a

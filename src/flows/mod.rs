@@ -2,13 +2,19 @@
 
 pub mod account;
 pub mod authorize;
+pub mod client_auth;
+pub mod client_credentials;
 pub mod code;
 mod context;
 pub mod deprovision;
+pub mod device;
+pub mod device_page;
+pub mod dpop;
 pub mod finish;
 pub mod grant;
 pub mod logout;
 pub mod membership;
+pub mod pushed;
 pub mod recheck;
 pub mod refresh;
 pub mod refusal;

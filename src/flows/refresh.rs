@@ -1,23 +1,26 @@
 //! The `refresh_token` grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2).
 
 use super::Context;
-use super::grant::{self, Refresh, TokenResponse};
+use super::grant::{self, Minting, Refresh, TokenResponse};
 use super::recheck::{self, RecheckError};
 use super::{logout, membership};
 use crate::audit::Event;
 use crate::config::ValidClient;
-use crate::domain::{GrantId, OpaqueToken, Scopes};
+use crate::domain::{GrantId, Jkt, OpaqueToken, Scopes};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::store::{NewRefreshToken, RefreshHolder, Rotation};
 use time::OffsetDateTime;
 
 /// Trades a refresh token for new tokens. Every use rotates; presenting a rotated token
 /// revokes the whole grant (committed by the store) before this answers `invalid_grant`.
+/// `proof` is the key of the request's DPoP proof: a refresh token bound to a key (a public
+/// client's, RFC 9449 §5) needs it, and the new access token is bound to it.
 pub async fn refresh(
     ctx: &Context<'_>,
     client: &ValidClient,
     presented: &str,
     requested_scope: Option<&str>,
+    proof: Option<&Jkt>,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthError> {
     let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidGrant, why);
@@ -33,6 +36,16 @@ pub async fn refresh(
     };
     if current.client_id != client.id {
         return Err(invalid("the refresh token was issued to another client"));
+    }
+    // Checked before rotating: a stolen bound token without its key spends nothing.
+    if let Some(bound) = &current.dpop_jkt {
+        match proof {
+            None => return Err(super::dpop::required_for_bound_refresh()),
+            Some(key) if key != bound => {
+                return Err(invalid("the refresh token is bound to another DPoP key"));
+            }
+            Some(_) => {}
+        }
     }
     let granted = current.scopes;
     let scopes = match requested_scope {
@@ -84,16 +97,13 @@ pub async fn refresh(
     // The narrowed scope applies to these tokens only; the grant keeps what was consented.
     let mut issued = grant.clone();
     issued.scopes = scopes;
-    grant::mint(
-        ctx,
-        client,
-        &user,
-        &issued,
-        None,
-        Refresh::Rotated(new_token),
-        now,
-    )
-    .await
+    let minting = Minting {
+        grant_type: "refresh_token",
+        nonce: None,
+        refresh: Refresh::Rotated(new_token),
+        proof,
+    };
+    grant::mint(ctx, client, &user, &issued, minting, now).await
 }
 
 /// The token is not live: let the store classify it (a rotated token is reuse and revokes).

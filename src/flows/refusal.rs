@@ -3,7 +3,7 @@
 
 use super::Context;
 use super::authorize::AuthorizationRequest;
-use super::response::error_redirect;
+use super::response::{AuthorizationResponse, error_redirect};
 use crate::domain::PkceChallenge;
 use crate::error::{OAuthError, OAuthErrorCode};
 
@@ -16,8 +16,8 @@ pub struct Refusal {
     pub signed_in_as: String,
     /// Which requirement was not met, in words for the person; never names a guild.
     pub explanation: &'static str,
-    /// Back to the app with `error=access_denied` (or to the account page).
-    pub back: String,
+    /// Back to the app with `error=access_denied` (or to the account or device page).
+    pub back: AuthorizationResponse,
     /// The same sign-in again, asking Discord to show its account screen.
     pub switch_account: String,
 }
@@ -50,7 +50,7 @@ impl Refusal {
             app: None,
             signed_in_as: username.to_owned(),
             explanation,
-            back: ctx.config.issuer.endpoint("/account"),
+            back: AuthorizationResponse::to_page(ctx.config.issuer.endpoint("/account")),
             switch_account: ctx.config.issuer.endpoint("/account/sign-in?another=1"),
         }
     }

@@ -48,9 +48,9 @@ pub async fn revoke(
             tracing::info!(client_id = %client.id, jti = %claims.jti, "access token revoked");
             ctx.metrics.revocation("access_token");
             // Only for the audit line (`sub` may be pairwise): the grant names the person.
-            let grant = match GrantId::parse(&claims.gid) {
-                Ok(id) => ctx.store.get_grant(&id).await.ok().flatten(),
-                Err(_) => None,
+            let grant = match claims.gid.as_deref().map(GrantId::parse) {
+                Some(Ok(id)) => ctx.store.get_grant(&id).await.ok().flatten(),
+                _ => None,
             };
             ctx.audit(&Event::Revocation {
                 client_id: client.id.as_str(),
@@ -71,17 +71,31 @@ pub async fn introspect(
 ) -> Result<Introspection, OAuthError> {
     let issuer = ctx.config.issuer.as_str();
     if let Ok(claims) = ctx.verified.verify(ctx.keys, issuer, token, now) {
-        // A `gid` that cannot be a grant id names no grant: the token is not live.
-        let live = match GrantId::parse(&claims.gid) {
-            Ok(grant_id) => matches!(
-                ctx.store.check_access(&grant_id, &claims.jti, now).await?,
-                AccessCheck::Active { .. }
-            ),
-            Err(_) => false,
+        let live = if claims.is_service_token() {
+            // A service token lives while its client may still take them and it is not revoked.
+            ctx.clients
+                .get(&claims.client_id)
+                .is_some_and(|c| c.client_credentials)
+                && !ctx.store.is_access_token_revoked(&claims.jti).await?
+        } else {
+            // A `gid` that cannot be a grant id names no grant: the token is not live.
+            match claims.gid.as_deref().map(GrantId::parse) {
+                Some(Ok(grant_id)) => matches!(
+                    ctx.store.check_access(&grant_id, &claims.jti, now).await?,
+                    AccessCheck::Active { .. }
+                ),
+                _ => false,
+            }
         };
         if live && claims.client_id == client.id.as_str() {
             return Ok(Introspection::active(IntrospectedToken {
-                token_type: "Bearer",
+                token_type: if claims.cnf.is_some() {
+                    "DPoP"
+                } else {
+                    "Bearer"
+                },
+                cnf: claims.cnf,
+                gty: claims.gty,
                 scope: claims.scope,
                 client_id: claims.client_id,
                 sub: claims.sub,
@@ -110,6 +124,8 @@ pub async fn introspect(
                 iat: grant.created_at.unix_timestamp(),
                 jti: None,
                 sid: None,
+                cnf: None,
+                gty: None,
             }));
         }
     }

@@ -9,7 +9,7 @@ use super::Context;
 use super::authorize::AuthorizationRequest;
 use super::membership::{self, Membership};
 use super::refusal::Refusal;
-use super::response::error_redirect;
+use super::response::{AuthorizationResponse, error_redirect};
 use super::session;
 use super::upstream_failure;
 pub use super::upstream_failure::{CallbackError, Failure};
@@ -46,6 +46,8 @@ pub enum SignInFor {
     App(AuthorizationRequest),
     /// The account page: after the callback the browser goes back to `/account`.
     Account(AccountSignIn),
+    /// A device sign-in (RFC 8628): after the callback, its confirmation on `/device`.
+    Device(super::device_page::DeviceSignIn),
 }
 
 /// The marker of a sign-in for the account page.
@@ -64,7 +66,7 @@ impl SignInFor {
     pub fn client_id(&self) -> Option<&str> {
         match self {
             Self::App(request) => Some(request.client_id.as_str()),
-            Self::Account(_) => None,
+            Self::Account(_) | Self::Device(_) => None,
         }
     }
 
@@ -77,10 +79,19 @@ impl SignInFor {
     }
 
     /// Where an error goes: the app's redirect URI with the error, or back to the account page.
-    pub(super) fn error_redirect(&self, ctx: &Context<'_>, error: &OAuthError) -> String {
+    pub(super) fn error_redirect(
+        &self,
+        ctx: &Context<'_>,
+        error: &OAuthError,
+    ) -> AuthorizationResponse {
         match self {
             Self::App(request) => error_redirect(ctx, request, error),
-            Self::Account(_) => ctx.config.issuer.endpoint("/account"),
+            Self::Account(_) => {
+                AuthorizationResponse::to_page(ctx.config.issuer.endpoint("/account"))
+            }
+            Self::Device(_) => {
+                AuthorizationResponse::to_page(ctx.config.issuer.endpoint("/device"))
+            }
         }
     }
 
@@ -208,6 +219,8 @@ pub enum AfterSignIn {
     App(super::finish::Finish),
     /// The account page, at this URL.
     Account(String),
+    /// The device page: the confirmation of the device sign-in, or why not.
+    Device(super::device_page::DevicePage),
 }
 
 /// Finishes what the sign-in was for, now that the session exists.
@@ -230,6 +243,9 @@ pub async fn after_sign_in(
             Ok(AfterSignIn::App(next))
         }
         SignInFor::Account(_) => Ok(AfterSignIn::Account(ctx.config.issuer.endpoint("/account"))),
+        SignInFor::Device(device) => Ok(AfterSignIn::Device(
+            super::device_page::after_sign_in(ctx, device, &done.session, &done.user, now).await?,
+        )),
     }
 }
 
@@ -248,7 +264,7 @@ pub async fn complete(
         let outcome = match e {
             CallbackError::Unmatched
             | CallbackError::ToApp {
-                failure: Failure::BadRequest,
+                failure: Failure::BadRequest | Failure::Refused,
                 ..
             } => Some(SignIn::Invalid),
             CallbackError::ToApp {
@@ -385,7 +401,7 @@ async fn complete_login(
                 &record.username,
                 denial.explanation(),
             ),
-            SignInFor::Account(_) => {
+            SignInFor::Account(_) | SignInFor::Device(_) => {
                 Refusal::for_account(ctx, &record.username, denial.explanation())
             }
         }));

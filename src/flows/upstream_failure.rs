@@ -3,6 +3,7 @@
 
 use super::Context;
 use super::refusal::Refusal;
+use super::response::AuthorizationResponse;
 use super::upstream::SignInFor;
 use crate::discord::DiscordError;
 use crate::error::{OAuthError, OAuthErrorCode};
@@ -18,7 +19,7 @@ pub enum CallbackError {
     /// `explain` says whether the person should first see a page about it.
     ToApp {
         /// The app's redirect URI with `error`, `error_description`, `state`, `iss`.
-        redirect: String,
+        redirect: AuthorizationResponse,
         /// Page heading and text when the person deserves an explanation before returning.
         explain: Option<(&'static str, &'static str)>,
         /// Why it failed, which decides the status of the explanation page.
@@ -30,7 +31,7 @@ pub enum CallbackError {
     /// (RFC 9110 §15.6.4); `redirect` carries `temporarily_unavailable` to the app.
     Busy {
         /// The app's redirect URI with the error.
-        redirect: String,
+        redirect: AuthorizationResponse,
         /// How long Discord asked us to wait.
         retry_after: std::time::Duration,
     },
@@ -43,6 +44,10 @@ pub enum CallbackError {
 pub enum Failure {
     /// The callback itself is not acceptable (e.g. the wrong `iss`): 400.
     BadRequest,
+    /// Discord refused the code it sent us at the exchange: the code was not this sign-in's
+    /// (an attacker's code injected into someone's sign-in, or a stale one), not Discord's
+    /// failure: 400.
+    Refused,
     /// Discord failed or refused: 502.
     Upstream,
     /// The person declined at Discord: straight back to the app, no page.
@@ -74,6 +79,25 @@ pub(super) fn from_discord(
         return CallbackError::Busy {
             redirect: request.error_redirect(ctx, &error),
             retry_after: *retry_after,
+        };
+    }
+    // Discord refusing the code it just sent us means the code was not this sign-in's: replayed,
+    // stale, or injected by an attacker into someone else's sign-in. The request is at fault,
+    // not Discord: a 400 that asks for a fresh sign-in.
+    if matches!(e, DiscordError::InvalidGrant) {
+        return CallbackError::ToApp {
+            redirect: request.error_redirect(
+                ctx,
+                &OAuthError::new(
+                    OAuthErrorCode::AccessDenied,
+                    "Discord did not accept the code of this sign-in",
+                ),
+            ),
+            explain: Some((
+                "This sign-in cannot be completed",
+                "Discord did not accept the sign-in code it sent back. This happens when a sign-in link is used twice or was not started in this browser. Go back to the app and sign in again.",
+            )),
+            failure: Failure::Refused,
         };
     }
     let (code, description, page) = if e.is_temporary() {

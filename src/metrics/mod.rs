@@ -100,6 +100,9 @@ pub struct Metrics {
     live_events: Family<TypeLabel, Counter>,
     live_deprovisionings: Counter,
     live_reconnects: Counter,
+    devices: Family<OutcomeLabel, Counter>,
+    pushed: Counter,
+    dpop: Family<OutcomeLabel, Counter>,
 }
 
 /// A Gateway event type (`member_remove`, `ban_add`, `member_update`).
@@ -210,6 +213,24 @@ impl Metrics {
             "Gateway connections lost and made again",
             live_reconnects.clone(),
         );
+        let devices = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "device_authorizations",
+            "Device sign-ins (RFC 8628) by outcome (requested, approved, denied)",
+            devices.clone(),
+        );
+        let pushed = Counter::default();
+        registry.register(
+            "pushed_authorization_requests",
+            "Authorization requests pushed to /par (RFC 9126)",
+            pushed.clone(),
+        );
+        let dpop = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "dpop_proofs",
+            "DPoP proofs checked (RFC 9449) by outcome (ok, invalid, replayed, nonce)",
+            dpop.clone(),
+        );
         registry.register(
             "discord_requests",
             "HTTP requests to Discord by route and status (none: no answer)",
@@ -231,7 +252,12 @@ impl Metrics {
         for outcome in ["ok", "upstream_error", "cancelled", "invalid"] {
             drop(signins.get_or_create(&SignInLabels { outcome, rule: "" }));
         }
-        for grant_type in ["authorization_code", "refresh_token"] {
+        for grant_type in [
+            "authorization_code",
+            "refresh_token",
+            "device_code",
+            "client_credentials",
+        ] {
             drop(grants.get_or_create(&GrantLabels {
                 grant_type,
                 outcome: "ok",
@@ -242,6 +268,12 @@ impl Metrics {
         }
         for outcome in ["delivered", "retry", "abandoned"] {
             drop(backchannel.get_or_create(&OutcomeLabel { outcome }));
+        }
+        for outcome in ["requested", "approved", "denied"] {
+            drop(devices.get_or_create(&OutcomeLabel { outcome }));
+        }
+        for outcome in ["ok", "invalid", "replayed", "nonce"] {
+            drop(dpop.get_or_create(&OutcomeLabel { outcome }));
         }
         Self {
             registry,
@@ -260,7 +292,25 @@ impl Metrics {
             live_events,
             live_deprovisionings,
             live_reconnects,
+            devices,
+            pushed,
+            dpop,
         }
+    }
+
+    /// A device sign-in was requested, approved or denied.
+    pub fn device_authorization(&self, outcome: &'static str) {
+        self.devices.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// An authorization request was pushed.
+    pub fn pushed_request(&self) {
+        self.pushed.inc();
+    }
+
+    /// A DPoP proof was checked: `ok`, `invalid`, `replayed` or `nonce` (a fresh nonce asked).
+    pub fn dpop_proof(&self, outcome: &'static str) {
+        self.dpop.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
     /// One answered HTTP request (`route` is the mounted path or a fixed stand-in).

@@ -246,10 +246,7 @@ fn sign_in_page(state: &AppState) -> HttpResponse {
         pages::message_page_with_link(
             "Your account",
             "Sign in with Discord to see the apps you use and where you are signed in.",
-            pages::Link {
-                href: &href,
-                label: "Sign in with Discord",
-            },
+            pages::Link::to(&href, "Sign in with Discord"),
         ),
     )
 }
@@ -262,10 +259,7 @@ fn signed_out(state: &AppState) -> HttpResponse {
         pages::message_page_with_link(
             "You are signed out",
             "You have been signed out of guildgate. You can close this window.",
-            pages::Link {
-                href: &href,
-                label: "Your account",
-            },
+            pages::Link::to(&href, "Your account"),
         ),
     );
     let mut removal = cookies::session(state, "");

@@ -1,7 +1,7 @@
 //! `GET`/`POST /authorize` (OIDC Core §3.1.2.1) in HTTP: read the parameters and the session
 //! cookie, run `flows::authorize::run`, render its outcome.
 
-use super::respond::{self, redirect, render_finish, server_error};
+use super::respond::{self, render_finish, server_error};
 use super::{cookies, form, page};
 use crate::flows::authorize::{self, AuthorizeOutcome};
 use crate::flows::upstream::SignInFor;
@@ -40,7 +40,7 @@ async fn authorize(req: HttpRequest, body: Bytes, state: web::Data<AppState>) ->
         Ok(AuthorizeOutcome::Page { title, message }) => {
             page(StatusCode::BAD_REQUEST, title, message)
         }
-        Ok(AuthorizeOutcome::Redirect(location)) => redirect(&req, &location),
+        Ok(AuthorizeOutcome::Redirect(response)) => respond::to_app(&req, &response),
         Ok(AuthorizeOutcome::SignInUpstream(request)) => {
             respond::to_discord(&req, &state, &SignInFor::App(request), now).await
         }

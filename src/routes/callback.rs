@@ -1,10 +1,11 @@
 //! The Discord leg in HTTP: sending the browser to Discord with a fresh binding cookie, and
 //! `GET /callback/discord`, Discord's redirect back to us.
 
+use super::device_pages;
 use super::respond;
 use super::{client_auth, cookies, page};
 use crate::flows::upstream::{self, AfterSignIn, CallbackError, CallbackParams, Failure};
-use crate::pages::{self, Link};
+use crate::pages;
 use crate::state::AppState;
 use crate::store::SessionDevice;
 use actix_web::http::{StatusCode, header};
@@ -46,6 +47,7 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
             let mut response = match upstream::after_sign_in(&ctx, &done, now).await {
                 Ok(AfterSignIn::App(next)) => respond::render_finish(&req, &state, next),
                 Ok(AfterSignIn::Account(location)) => respond::redirect(&req, &location),
+                Ok(AfterSignIn::Device(page)) => device_pages::render(&state, page),
                 Err(e) => respond::server_error(e),
             };
             if let Err(e) =
@@ -61,28 +63,25 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
             redirect,
             explain: None,
             ..
-        }) => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, redirect))
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .finish(),
+        }) => respond::to_app(&req, &redirect),
         Err(CallbackError::ToApp {
             redirect,
             explain: Some((title, message)),
             failure,
-        }) => HttpResponse::build(match failure {
-            Failure::BadRequest => StatusCode::BAD_REQUEST,
-            Failure::Upstream | Failure::Cancelled => StatusCode::BAD_GATEWAY,
-        })
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .content_type("text/html; charset=utf-8")
-        .body(pages::message_page_with_link(
-            title,
-            message,
-            Link {
-                href: &redirect,
-                label: "Return to the app",
-            },
-        )),
+        }) => {
+            let mut href = String::new();
+            HttpResponse::build(match failure {
+                Failure::BadRequest | Failure::Refused => StatusCode::BAD_REQUEST,
+                Failure::Upstream | Failure::Cancelled => StatusCode::BAD_GATEWAY,
+            })
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .content_type("text/html; charset=utf-8")
+            .body(pages::message_page_with_link(
+                title,
+                message,
+                respond::back_link(&redirect, &mut href),
+            ))
+        }
         Err(CallbackError::Busy {
             redirect,
             retry_after,

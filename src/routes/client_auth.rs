@@ -1,8 +1,9 @@
 //! Client authentication for the endpoints apps call with their credentials (token, revoke,
-//! introspect), and the source address limits are counted under. Not an endpoint.
+//! introspect, PAR, device authorization), and the source address limits are counted under.
+//! Not an endpoint.
 
 use super::form;
-use crate::clients::{AuthAttempt, ClientAuthError, ClientCredentials};
+use crate::clients::{Audience, AuthAttempt, ClientAuthError, ClientCredentials, PresentedParts};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::state::AppState;
 use actix_web::HttpRequest;
@@ -10,15 +11,16 @@ use actix_web::http::header;
 use actix_web::web::Bytes;
 use std::net::IpAddr;
 
-/// Parses the form and authenticates the client of a token-endpoint-style request (token,
-/// revoke, introspect).
+/// Parses the form and authenticates the client of a token-endpoint-style request at
+/// `endpoint` (its mounted path: a client assertion's `aud` may name it).
 pub async fn authenticated_form(
     req: &HttpRequest,
     body: &Bytes,
     state: &AppState,
+    endpoint: &str,
 ) -> Result<(form::FormParams, std::sync::Arc<crate::config::ValidClient>), OAuthError> {
     let params = form::parse(req, body)?;
-    let client = authenticate(req, &params, state).await?;
+    let client = authenticate(req, &params, state, endpoint).await?;
     // Counted once the client is known to be who it says (strangers cannot spend an app's
     // budget) and before the grant's flow runs: a refused refresh keeps its refresh token.
     if let Err(wait) = state.limiters.client(
@@ -42,6 +44,7 @@ async fn authenticate(
     req: &HttpRequest,
     params: &form::FormParams,
     state: &AppState,
+    endpoint: &str,
 ) -> Result<std::sync::Arc<crate::config::ValidClient>, OAuthError> {
     // A header that is not visible ASCII is still an attempt at client authentication: it
     // reads as empty, which fails as malformed credentials rather than being ignored.
@@ -49,11 +52,13 @@ async fn authenticate(
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or_default());
-    let credentials = ClientCredentials::from_parts(
+    let credentials = ClientCredentials::read(PresentedParts {
         authorization,
-        params.get("client_id"),
-        params.get("client_secret"),
-    )
+        client_id: params.get("client_id"),
+        client_secret: params.get("client_secret"),
+        assertion_type: params.get("client_assertion_type"),
+        assertion: params.get("client_assertion"),
+    })
     .map_err(client_error)?;
     tracing::Span::current().record("client_id", credentials.id());
     let attempt = AuthAttempt {
@@ -61,11 +66,24 @@ async fn authenticate(
         limits: state.config().limits,
         now: state.clock.now(),
     };
-    state
+    let config = state.config();
+    let issuer = &config.issuer;
+    let (endpoint_url, token_endpoint) = (issuer.endpoint(endpoint), issuer.endpoint("/token"));
+    let audience = Audience {
+        issuer: issuer.as_str(),
+        endpoint: &endpoint_url,
+        token_endpoint: &token_endpoint,
+    };
+    let authenticated = state
         .clients()
-        .authenticate(credentials, attempt)
+        .authenticate(credentials, attempt, audience)
         .await
-        .map_err(client_error)
+        .map_err(client_error)?;
+    if let Some(used) = &authenticated.assertion {
+        let ctx = super::flow_context(state, req);
+        crate::flows::client_auth::spend_assertion(&ctx, &authenticated.client, used).await?;
+    }
+    Ok(authenticated.client)
 }
 
 /// The address limits are counted under and logs name: the TCP peer, or behind a trusted

@@ -1,6 +1,6 @@
 //! `POST /consent`: the person's answer on the consent page.
 
-use super::respond::{redirect, server_error};
+use super::respond::{server_error, to_app};
 use super::{form, page};
 use crate::flows::{finish, session};
 use crate::state::AppState;
@@ -41,7 +41,7 @@ async fn consent(req: HttpRequest, body: Bytes, state: web::Data<AppState>) -> H
     )
     .await
     {
-        Ok(Some(location)) => redirect(&req, &location),
+        Ok(Some(response)) => to_app(&req, &response),
         Ok(None) => expired(),
         Err(e) => server_error(e),
     }

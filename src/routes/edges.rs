@@ -98,6 +98,19 @@ pub const ENDPOINTS: &[Endpoint] = &[
         CrossOrigin::RegisteredOrigins,
     )
     .limited(RequestKind::Token),
+    endpoint("/par", POST, Audience::App, CrossOrigin::RegisteredOrigins)
+        .limited(RequestKind::Token),
+    endpoint(
+        "/device_authorization",
+        POST,
+        Audience::App,
+        CrossOrigin::RegisteredOrigins,
+    )
+    .limited(RequestKind::Token),
+    endpoint("/device", GET_POST, Audience::Person, CrossOrigin::Never)
+        .limited(RequestKind::Authorize),
+    endpoint("/device/answer", POST, Audience::Person, CrossOrigin::Never)
+        .limited(RequestKind::Authorize),
     endpoint(
         "/userinfo",
         GET_POST,

@@ -17,6 +17,18 @@ impl FormParams {
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     }
+
+    /// Every parameter but the named ones (e.g. the client's credentials), in name order.
+    pub fn pairs_without(&self, names: &[&str]) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = self
+            .0
+            .iter()
+            .filter(|(k, _)| !names.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        pairs.sort();
+        pairs
+    }
 }
 
 /// Whether the request declares a form body.

@@ -60,11 +60,14 @@ pub(super) fn add(headers: &mut HeaderMap, https: bool, pages: &Pages) {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
-    if html {
+    // A page with a policy of its own (the form_post page, which runs one script) keeps it.
+    if html && !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         let policy = HeaderValue::from_str(pages.content_security_policy()).unwrap_or(
             HeaderValue::from_static("default-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
         );
         headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    if html {
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
     if https {

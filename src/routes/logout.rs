@@ -86,10 +86,7 @@ fn signed_out(state: &AppState, request: &logout::LogoutRequest) -> HttpResponse
             .body(pages::message_page_with_link(
                 "You are signed out",
                 "You have been signed out of guildgate. You can close this window.",
-                pages::Link {
-                    href: &state.config().issuer.endpoint("/account"),
-                    label: "Your account",
-                },
+                pages::Link::to(&state.config().issuer.endpoint("/account"), "Your account"),
             )),
     };
     let mut removal = cookies::session(state, "");

@@ -7,6 +7,8 @@ mod callback;
 mod client_auth;
 mod consent;
 mod cookies;
+mod device;
+mod device_pages;
 mod discovery;
 mod edges;
 mod form;
@@ -14,13 +16,13 @@ mod headers;
 mod health;
 mod logout;
 mod metrics;
+mod par;
 mod respond;
 mod revocation;
 mod token;
 mod userinfo;
 
 pub use around::every_request;
-pub use discovery::build_metadata;
 pub use edges::{
     Audience, CrossOrigin, ENDPOINTS, Endpoint, MAX_FORM_BYTES, MAX_QUERY_BYTES, MAX_VALUE_BYTES,
     edge_checks, endpoint_at,
@@ -43,6 +45,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     callback::configure(cfg);
     consent::configure(cfg);
     token::configure(cfg);
+    par::configure(cfg);
+    device::configure(cfg);
     userinfo::configure(cfg);
     revocation::configure(cfg);
     logout::configure(cfg);
@@ -63,6 +67,15 @@ fn flow_context<'a>(state: &'a AppState, req: &HttpRequest) -> crate::flows::Con
     })
 }
 
+/// The request's `DPoP` header values (RFC 9449 §4.1); one that is not visible ASCII reads as
+/// empty, which no proof check accepts.
+fn dpop_headers(req: &HttpRequest) -> Vec<&str> {
+    req.headers()
+        .get_all("dpop")
+        .map(|v| v.to_str().unwrap_or_default())
+        .collect()
+}
+
 /// A readable HTML page for a person.
 fn page(status: StatusCode, title: &'static str, message: &'static str) -> HttpResponse {
     PageError::new(status, title, message).error_response()
@@ -76,7 +89,10 @@ fn failure_page(temporary: bool, message: &'static str) -> HttpResponse {
 /// Discord is rate limiting us beyond what a person should wait: 503 with `Retry-After` (RFC 9110
 /// §15.6.4, §10.2.3; whole seconds, at least 1) and a link that tells the app
 /// `temporarily_unavailable`.
-fn upstream_busy(redirect: &str, retry_after: std::time::Duration) -> HttpResponse {
+fn upstream_busy(
+    redirect: &crate::flows::response::AuthorizationResponse,
+    retry_after: std::time::Duration,
+) -> HttpResponse {
     let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
     let seconds = seconds.max(1);
     let message = format!(
@@ -89,6 +105,7 @@ fn upstream_busy(redirect: &str, retry_after: std::time::Duration) -> HttpRespon
             format!("{} minutes", seconds.div_ceil(60))
         }
     );
+    let mut href = String::new();
     HttpResponse::ServiceUnavailable()
         .insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()))
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
@@ -96,9 +113,6 @@ fn upstream_busy(redirect: &str, retry_after: std::time::Duration) -> HttpRespon
         .body(crate::pages::message_page_with_link(
             "Discord is busy",
             &message,
-            crate::pages::Link {
-                href: redirect,
-                label: "Return to the app",
-            },
+            respond::back_link(redirect, &mut href),
         ))
 }

@@ -6,6 +6,7 @@ use super::{client_auth, cookies, page};
 use crate::error::OAuthError;
 use crate::flows::finish::Finish;
 use crate::flows::refusal::Refusal;
+use crate::flows::response::AuthorizationResponse;
 use crate::flows::upstream::{self, SignInFor, StartingBrowser};
 use crate::pages;
 use crate::state::AppState;
@@ -51,23 +52,102 @@ pub(super) async fn to_discord(
     }
 }
 
+/// An authorization response to the app: a redirect with the parameters in the query, or
+/// (`response_mode=form_post`) a page whose form the browser posts to the redirect URI.
+pub(super) fn to_app(req: &HttpRequest, response: &AuthorizationResponse) -> HttpResponse {
+    if !response.is_form_post() {
+        return redirect(req, &response.location());
+    }
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, FORM_POST_POLICY.as_str()))
+        .content_type("text/html; charset=utf-8")
+        .body(form_post_page(response))
+}
+
+/// The one script of the form_post page.
+const FORM_POST_SCRIPT: &str = "document.forms[0].submit();";
+
+/// The form_post page's policy: nothing but its one script (by hash), no styles, no framing.
+/// `form-action` is left open: the redirect URI is the app's, registered and verified.
+static FORM_POST_POLICY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    use base64::Engine;
+    use sha2::Digest;
+    let hash = base64::engine::general_purpose::STANDARD
+        .encode(sha2::Sha256::digest(FORM_POST_SCRIPT.as_bytes()));
+    format!(
+        "default-src 'none'; script-src 'sha256-{hash}'; base-uri 'none'; frame-ancestors 'none'"
+    )
+});
+
+/// OAuth 2.0 Form Post Response Mode §2: an HTML form of the response's parameters, posted by
+/// a script as soon as it loads (with a button for browsers without scripts). Not a template:
+/// its script is pinned by the policy's hash.
+fn form_post_page(response: &AuthorizationResponse) -> String {
+    let mut fields = String::new();
+    for (name, value) in &response.params {
+        fields.push_str(&format!(
+            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+            escape(name),
+            escape(value)
+        ));
+    }
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\"><title>Returning to the app</title></head><body><form method=\"post\" action=\"{}\">{fields}<noscript><p>Press the button to return to the app.</p><button type=\"submit\">Continue</button></noscript></form><script>{FORM_POST_SCRIPT}</script></body></html>",
+        escape(&response.redirect_uri)
+    )
+}
+
+/// HTML-escapes a value for an attribute in double quotes.
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A link (or, for form_post, a button posting the fields) back to the app with `response`.
+pub(super) fn back_link<'a>(
+    response: &'a AuthorizationResponse,
+    href: &'a mut String,
+) -> pages::Link<'a> {
+    if response.is_form_post() {
+        pages::Link {
+            href: &response.redirect_uri,
+            label: "Return to the app",
+            fields: &response.params,
+        }
+    } else {
+        *href = response.location();
+        pages::Link::to(href, "Return to the app")
+    }
+}
+
 /// A redirect to the app, or the consent page.
 pub(super) fn render_finish(req: &HttpRequest, state: &AppState, next: Finish) -> HttpResponse {
     match next {
-        Finish::Redirect(location) => redirect(req, &location),
+        Finish::Redirect(response) => to_app(req, &response),
         Finish::Denied(refusal) => denied(state, &refusal),
-        Finish::Unavailable { redirect } => HttpResponse::ServiceUnavailable()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::RETRY_AFTER, "30"))
-            .content_type("text/html; charset=utf-8")
-            .body(crate::pages::message_page_with_link(
-                "Discord cannot be reached",
-                "Your access to this app has to be confirmed with Discord, and Discord is not answering right now. Please try again in a minute.",
-                crate::pages::Link {
-                    href: &redirect,
-                    label: "Return to the app",
-                },
-            )),
+        Finish::Unavailable { redirect } => {
+            let mut href = String::new();
+            HttpResponse::ServiceUnavailable()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header((header::RETRY_AFTER, "30"))
+                .content_type("text/html; charset=utf-8")
+                .body(crate::pages::message_page_with_link(
+                    "Discord cannot be reached",
+                    "Your access to this app has to be confirmed with Discord, and Discord is not answering right now. Please try again in a minute.",
+                    back_link(&redirect, &mut href),
+                ))
+        }
         // Only the single sign-on path asks for this, and it starts the Discord sign-in itself.
         Finish::SignInAgain => page(
             StatusCode::BAD_REQUEST,
@@ -102,6 +182,14 @@ pub(super) fn render_finish(req: &HttpRequest, state: &AppState, next: Finish) -
 /// The denial page (403): names the app and the refused Discord account, offers another
 /// account or the way back; never lists guilds.
 pub(super) fn denied(state: &AppState, refusal: &Refusal) -> HttpResponse {
+    let (back, back_fields) = if refusal.back.is_form_post() {
+        (
+            refusal.back.redirect_uri.clone(),
+            refusal.back.params.clone(),
+        )
+    } else {
+        (refusal.back.location(), Vec::new())
+    };
     let html = pages::render(
         "denied.html",
         minijinja::context! {
@@ -112,7 +200,8 @@ pub(super) fn denied(state: &AppState, refusal: &Refusal) -> HttpResponse {
             app => refusal.app,
             signed_in_as => refusal.signed_in_as,
             explanation => refusal.explanation,
-            back => refusal.back,
+            back => back,
+            back_fields => back_fields,
             switch_account => refusal.switch_account,
             account => state.config().issuer.endpoint("/account"),
         },
@@ -124,7 +213,7 @@ pub(super) fn denied(state: &AppState, refusal: &Refusal) -> HttpResponse {
 }
 
 /// What a scope releases, in words for the consent page.
-fn describe_scope(scope: &str) -> &'static str {
+pub(super) fn describe_scope(scope: &str) -> &'static str {
     match scope {
         "openid" => "your Discord user id",
         "profile" => "your Discord username, display name, avatar and language",

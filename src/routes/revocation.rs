@@ -27,7 +27,7 @@ async fn revoke(
     body: Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let (params, client) = authenticated_form(&req, &body, &state).await?;
+    let (params, client) = authenticated_form(&req, &body, &state, "/revoke").await?;
     // token_type_hint is only a hint (RFC 7009 §2.1): both kinds are tried regardless.
     revocation::revoke(
         &super::flow_context(&state, &req),
@@ -48,7 +48,7 @@ async fn introspect(
     body: Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let (params, client) = authenticated_form(&req, &body, &state).await?;
+    let (params, client) = authenticated_form(&req, &body, &state, "/introspect").await?;
     let answer = revocation::introspect(
         &state.context(),
         &client,

@@ -10,7 +10,11 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use time::OffsetDateTime;
 
 /// The decode error that carries an [`Unreadable`] out of `FromRow` (see `errors.rs`).
-fn unreadable(table: &'static str, column: &'static str, expected: &'static str) -> sqlx::Error {
+pub(super) fn unreadable(
+    table: &'static str,
+    column: &'static str,
+    expected: &'static str,
+) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
         index: column.to_owned(),
         source: Box::new(Unreadable {

@@ -8,7 +8,7 @@
 /// Appends the lifecycle methods to the gathered `$core` methods and emits the impl.
 macro_rules! with_lifecycle_methods {
     ($ty:ty, $db:ty; $($core:tt)*) => {
-        $crate::store::shared::emit_store_impl! { $ty, $db; $($core)*
+        $crate::store::pending::with_pending_methods! { $ty, $db; $($core)*
 
     async fn end_session(
         &self,

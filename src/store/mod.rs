@@ -11,6 +11,8 @@ mod direct;
 mod errors;
 mod held;
 mod lifecycle;
+mod pending;
+mod pending_records;
 mod postgres;
 mod records;
 mod rows;
@@ -20,6 +22,7 @@ mod sqlite;
 
 pub use connect::{connect, connect_waiting, redact_url};
 pub use errors::{ConnectError, ConnectFailure, Unreadable};
+pub use pending_records::{DeviceAuthorization, DeviceStatus, PushedRequest};
 pub use postgres::PgStore;
 pub use records::*;
 pub use sqlite::SqliteStore;
@@ -323,6 +326,70 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Gives the lease back, if `holder` still holds it.
     async fn release_recheck(&self, user_id: &DiscordId, holder: &str) -> Result<(), StoreError>;
+
+    /// Stores a new device authorization; `Conflict` when its user code is in use (draw
+    /// another code and try again).
+    async fn insert_device_authorization(
+        &self,
+        authorization: &DeviceAuthorization,
+    ) -> Result<(), StoreError>;
+    /// A device polls (RFC 8628 §3.4): the authorization as it stands, with `slow_down` set
+    /// when this poll came before the previous one allowed, in which case the interval grows by
+    /// five seconds (§3.5). `None` for an unknown, spent, or another client's device code.
+    async fn poll_device_authorization(
+        &self,
+        device_code_hash: &TokenHash,
+        client_id: &ClientId,
+        now: OffsetDateTime,
+    ) -> Result<Option<DeviceAuthorization>, StoreError>;
+    /// Spends an approved, unexpired device code: of concurrent polls exactly one gets it.
+    async fn spend_device_authorization(
+        &self,
+        device_code_hash: &TokenHash,
+        client_id: &ClientId,
+        now: OffsetDateTime,
+    ) -> Result<Option<DeviceAuthorization>, StoreError>;
+    /// A person typed this user code: counts the entry and returns the authorization, if it
+    /// is pending and unexpired.
+    async fn enter_user_code(
+        &self,
+        user_code_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<DeviceAuthorization>, StoreError>;
+    /// The unexpired authorization of this device code, whatever its status.
+    async fn find_device_authorization(
+        &self,
+        device_code_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<DeviceAuthorization>, StoreError>;
+    /// Approves (with the person and the scopes granted) or denies a pending, unexpired
+    /// authorization; whether it was still pending.
+    async fn decide_device_authorization(
+        &self,
+        device_code_hash: &TokenHash,
+        status: &DeviceStatus,
+        scopes: Scopes,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Stores a pushed authorization request.
+    async fn insert_pushed_request(&self, request: &PushedRequest) -> Result<(), StoreError>;
+    /// Deletes and returns client `client_id`'s unexpired pushed request with this
+    /// `request_uri`; a second call returns `None`.
+    async fn take_pushed_request(
+        &self,
+        request_uri_hash: &TokenHash,
+        client_id: &ClientId,
+        now: OffsetDateTime,
+    ) -> Result<Option<PushedRequest>, StoreError>;
+    /// Records a one-time JWT id (`key` names the kind, the signer and the `jti`) until
+    /// `expires_at`; `false` when it was already recorded: a replay.
+    async fn spend_jti(
+        &self,
+        key: &TokenHash,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Whether an access token was revoked by its `jti` (service tokens, which have no grant).
+    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
 
     /// Deletes expired codes, pending logins, sessions, grants and revoked-`jti` entries, and
     /// back-channel logout deliveries abandoned for three days, at most `batch` rows of each

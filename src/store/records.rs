@@ -1,7 +1,7 @@
 //! The records the store keeps and the outcomes of its atomic operations.
 
 use crate::domain::{
-    ClientId, DiscordId, GrantId, PkceChallenge, PkceVerifier, Scopes, SessionId, TokenHash,
+    ClientId, DiscordId, GrantId, Jkt, PkceChallenge, PkceVerifier, Scopes, SessionId, TokenHash,
 };
 use time::OffsetDateTime;
 
@@ -161,6 +161,8 @@ pub struct AuthCodeRecord {
     pub nonce: Option<String>,
     /// PKCE S256 challenge, when the request had one.
     pub code_challenge: Option<PkceChallenge>,
+    /// The DPoP key the request named (`dpop_jkt`, RFC 9449 §10).
+    pub dpop_jkt: Option<Jkt>,
     /// `auth_time` for the ID token.
     pub auth_time: OffsetDateTime,
     /// When it was issued.
@@ -214,6 +216,9 @@ pub struct GrantRecord {
     pub expires_at: OffsetDateTime,
     /// Set when revoked.
     pub revoked_at: Option<OffsetDateTime>,
+    /// The DPoP key a public client's refresh tokens are bound to (RFC 9449 §5): a refresh
+    /// needs a proof signed with it.
+    pub dpop_jkt: Option<Jkt>,
 }
 
 /// A refresh token to store: only its hash and idle expiry.

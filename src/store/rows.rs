@@ -12,7 +12,9 @@ use super::{
     RefreshHolder, SessionDevice, SessionRecord, StoreError, TokenHolder, Unreadable,
     UpstreamLogin, UserRecord,
 };
-use crate::domain::{ClientId, DiscordId, GrantId, PkceChallenge, PkceVerifier, Scopes, SessionId};
+use crate::domain::{
+    ClientId, DiscordId, GrantId, Jkt, PkceChallenge, PkceVerifier, Scopes, SessionId,
+};
 use sqlx::{FromRow, Row};
 
 /// A value kept as text in a column, read back through its parser.
@@ -62,6 +64,13 @@ impl Stored for PkceChallenge {
     const EXPECTED: &'static str = "an S256 code challenge";
     fn read(raw: &str) -> Option<Self> {
         Self::parse_s256(raw).ok()
+    }
+}
+
+impl Stored for Jkt {
+    const EXPECTED: &'static str = "a JWK SHA-256 thumbprint";
+    fn read(raw: &str) -> Option<Self> {
+        Self::parse(raw).ok()
     }
 }
 
@@ -250,6 +259,7 @@ impl FromColumns for AuthCodeRecord {
             scopes: r.typed(TABLE, "scopes")?,
             nonce: r.opt_text("nonce")?,
             code_challenge: r.opt_typed(TABLE, "code_challenge")?,
+            dpop_jkt: r.opt_typed(TABLE, "dpop_jkt")?,
             auth_time: r.time("auth_time")?,
             created_at: r.time("created_at")?,
             expires_at: r.time("expires_at")?,
@@ -270,6 +280,7 @@ impl FromColumns for GrantRecord {
             created_at: r.time("created_at")?,
             expires_at: r.time("expires_at")?,
             revoked_at: r.opt_time("revoked_at")?,
+            dpop_jkt: r.opt_typed(TABLE, "dpop_jkt")?,
         })
     }
 }

@@ -163,6 +163,7 @@ macro_rules! impl_store {
                 Arg::time(code.auth_time),
                 Arg::time(code.created_at),
                 Arg::time(code.expires_at),
+                Arg::OptText(code.dpop_jkt.as_ref().map(Jkt::as_str)),
             ],
         )
         .await?;
@@ -223,6 +224,7 @@ macro_rules! impl_store {
                 Arg::opt_time(grant.revoked_at),
                 Arg::OptText(refresh.map(|t| t.token_hash.as_str())),
                 Arg::opt_time(refresh.map(|t| t.expires_at)),
+                Arg::OptText(grant.dpop_jkt.as_ref().map(Jkt::as_str)),
             ],
         )
         .await?;
@@ -379,7 +381,7 @@ pub(super) use impl_store;
 macro_rules! emit_store_impl {
     ($ty:ty, $db:ty; $($methods:tt)*) => {
         const _: () = {
-            use $crate::domain::{ClientId, DiscordId, GrantId, PkceChallenge, Scopes, SessionId, TokenHash};
+            use $crate::domain::{ClientId, DiscordId, GrantId, Jkt, PkceChallenge, Scopes, SessionId, TokenHash};
             use $crate::store::args::Arg;
             use $crate::store::rows::{
                 AccessHolder, ConsentScopes, ReturnedGrantId, StoredMembership, all_stored, stored,

@@ -106,15 +106,15 @@ pub(super) const LIST_SESSIONS: &str = "SELECT id, secret_hash, user_id, auth_ti
 macro_rules! insert_auth_code {
     () => {
         "INSERT INTO auth_codes (code_hash, client_id, redirect_uri, user_id, session_id, \
-        grant_id, scopes, nonce, code_challenge, auth_time, created_at, expires_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        grant_id, scopes, nonce, code_challenge, auth_time, created_at, expires_at, dpop_jkt) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     };
 }
 pub(super) use insert_auth_code;
 pub(super) const SPEND_AUTH_CODE: &str = "UPDATE auth_codes SET used_at = $2 \
     WHERE code_hash = $1 AND used_at IS NULL \
     RETURNING code_hash, client_id, redirect_uri, user_id, session_id, grant_id, scopes, nonce, \
-    code_challenge, auth_time, created_at, expires_at";
+    code_challenge, auth_time, created_at, expires_at, dpop_jkt";
 /// Revokes the spent code's grant, or, when the first redeemer has not written it yet, writes it
 /// already revoked so that redeemer's `insert_grant` fails with `Conflict`: a replay racing the
 /// legitimate redemption can never leave a live grant behind.
@@ -134,12 +134,12 @@ pub(super) const REPLAY_TOMBSTONE_SECS: i64 = 3600;
 macro_rules! insert_grant {
     () => {
         "INSERT INTO grants (id, client_id, user_id, session_id, scopes, auth_time, created_at, \
-        expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        expires_at, revoked_at, dpop_jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $12)"
     };
 }
 pub(super) use insert_grant;
 pub(super) const GET_GRANT: &str = "SELECT id, client_id, user_id, session_id, scopes, \
-    auth_time, created_at, expires_at, revoked_at FROM grants WHERE id = $1";
+    auth_time, created_at, expires_at, revoked_at, dpop_jkt FROM grants WHERE id = $1";
 /// Everyone holding a live grant (the same liveness as `LIST_USER_GRANTS`): whom live
 /// membership re-checks after missing Gateway events.
 pub(super) const LIVE_GRANT_HOLDERS: &str = "SELECT DISTINCT g.user_id FROM grants g \
@@ -148,7 +148,7 @@ pub(super) const LIVE_GRANT_HOLDERS: &str = "SELECT DISTINCT g.user_id FROM gran
         WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $1)) \
     ORDER BY g.user_id";
 pub(super) const LIST_USER_GRANTS: &str = "SELECT g.id, g.client_id, g.user_id, g.session_id, \
-    g.scopes, g.auth_time, g.created_at, g.expires_at, g.revoked_at FROM grants g \
+    g.scopes, g.auth_time, g.created_at, g.expires_at, g.revoked_at, g.dpop_jkt FROM grants g \
     WHERE g.user_id = $1 AND g.revoked_at IS NULL AND g.expires_at > $2 \
     AND (g.session_id IS NULL OR EXISTS (SELECT 1 FROM sessions s \
         WHERE s.id = g.session_id AND s.ended_at IS NULL AND s.expires_at > $2)) \
@@ -175,7 +175,7 @@ pub(super) use spend_refresh_token;
 macro_rules! grant_columns {
     () => {
         "g.id, g.client_id, g.user_id, g.session_id, g.scopes, g.auth_time, g.created_at, \
-        g.expires_at, g.revoked_at"
+        g.expires_at, g.revoked_at, g.dpop_jkt"
     };
 }
 pub(super) use grant_columns;
@@ -304,6 +304,21 @@ pub(super) const GC: &[(&str, i64)] = &[
     (
         "DELETE FROM sessions WHERE id IN \
             (SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2)",
+        0,
+    ),
+    (
+        "DELETE FROM device_authorizations WHERE device_code_hash IN \
+            (SELECT device_code_hash FROM device_authorizations WHERE expires_at <= $1 LIMIT $2)",
+        0,
+    ),
+    (
+        "DELETE FROM pushed_requests WHERE request_uri_hash IN \
+            (SELECT request_uri_hash FROM pushed_requests WHERE expires_at <= $1 LIMIT $2)",
+        0,
+    ),
+    (
+        "DELETE FROM used_jtis WHERE jti_key IN \
+            (SELECT jti_key FROM used_jtis WHERE expires_at <= $1 LIMIT $2)",
         0,
     ),
     (

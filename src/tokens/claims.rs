@@ -23,13 +23,47 @@ pub struct AccessTokenClaims {
     pub client_id: String,
     /// Granted scopes.
     pub scope: String,
-    /// Time of authentication at Discord.
-    pub auth_time: i64,
+    /// Time of authentication at Discord (a person's tokens only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub auth_time: Option<i64>,
     /// SSO session id, when issued under one.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sid: Option<String>,
-    /// Grant (token family) id: revoking the grant revokes this token.
-    pub gid: String,
+    /// Grant (token family) id: revoking the grant revokes this token. Service tokens have
+    /// none.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub gid: Option<String>,
+    /// The DPoP key the token is bound to (RFC 9449 §6.1).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cnf: Option<Confirmation>,
+    /// `client_credentials` on a service token (its `sub` is the client), so resource servers
+    /// can tell it from a person's token; absent on a person's.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub gty: Option<String>,
+}
+
+impl AccessTokenClaims {
+    /// Whether this is a service token (client credentials): no person behind it.
+    pub fn is_service_token(&self) -> bool {
+        self.gty.as_deref() == Some(SERVICE_TOKEN_GTY)
+    }
+}
+
+/// The `gty` of a service token.
+pub const SERVICE_TOKEN_GTY: &str = "client_credentials";
+
+/// A token's proof-of-possession confirmation (RFC 7800 §3.1): the DPoP key's thumbprint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    /// RFC 9449 §6.1: base64url SHA-256 JWK thumbprint.
+    pub jkt: crate::domain::Jkt,
+}
+
+impl Confirmation {
+    /// The confirmation naming `jkt`.
+    pub fn of(jkt: &crate::domain::Jkt) -> Self {
+        Self { jkt: jkt.clone() }
+    }
 }
 
 /// Claims of an ID token (OIDC Core §2): the fixed members, plus the scope-dependent person
@@ -78,7 +112,8 @@ pub struct Introspection {
 /// What introspection tells about an active token (RFC 7662 §2.2).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct IntrospectedToken {
-    /// `Bearer` for access tokens, `refresh_token` for refresh tokens.
+    /// `Bearer` (or `DPoP` when bound to a key) for access tokens, `refresh_token` for refresh
+    /// tokens.
     pub token_type: &'static str,
     /// Granted scopes, space-separated.
     pub scope: String,
@@ -100,6 +135,12 @@ pub struct IntrospectedToken {
     /// SSO session id (access tokens issued under one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The DPoP key a bound access token needs (RFC 9449 §6.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+    /// `client_credentials` for a service token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gty: Option<String>,
 }
 
 impl Introspection {

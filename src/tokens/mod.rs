@@ -17,7 +17,8 @@ use time::OffsetDateTime;
 
 mod claims;
 pub use claims::{
-    AccessTokenClaims, IdTokenClaims, IntrospectedToken, Introspection, LogoutTokenClaims,
+    AccessTokenClaims, Confirmation, IdTokenClaims, IntrospectedToken, Introspection,
+    LogoutTokenClaims, SERVICE_TOKEN_GTY,
 };
 
 /// The kinds of JWT guildgate signs.
@@ -32,6 +33,8 @@ pub enum TokenKind {
     LogoutToken,
     /// The pending request sealed into the consent form: `typ: consent+jwt`.
     ConsentTicket,
+    /// The device sign-in sealed into the `/device` confirmation form: `typ: device+jwt`.
+    DeviceTicket,
 }
 
 impl TokenKind {
@@ -42,6 +45,7 @@ impl TokenKind {
             Self::AccessToken => ACCESS_TOKEN_TYP,
             Self::LogoutToken => "logout+jwt",
             Self::ConsentTicket => "consent+jwt",
+            Self::DeviceTicket => "device+jwt",
         }
     }
 }
@@ -83,12 +87,22 @@ pub fn sign_access_token(
     alg: Alg,
     claims: &AccessTokenClaims,
 ) -> Result<String, TokenError> {
+    sign_preferring(keys, alg, TokenKind::AccessToken, claims)
+}
+
+/// Signs with `alg` and the active key, or with RS256 where that key has no P-256 companion.
+fn sign_preferring<T: Serialize>(
+    keys: &KeySet,
+    alg: Alg,
+    kind: TokenKind,
+    claims: &T,
+) -> Result<String, TokenError> {
     let key = keys.active();
     let alg = match alg {
         Alg::ES256 if key.access.is_none() => Alg::RS256,
         other => other,
     };
-    crate::jws::sign_with(&key, alg, TokenKind::AccessToken.typ(), claims)
+    crate::jws::sign_with(&key, alg, kind.typ(), claims)
         .map_err(|e| TokenError::Sign(e.to_string()))
 }
 
@@ -101,9 +115,14 @@ fn sign_as<T: Serialize>(
     crate::jws::sign(keys, alg, kind.typ(), claims).map_err(|e| TokenError::Sign(e.to_string()))
 }
 
-/// Signs an ID token from a prepared claim set (`iss`, `sub`, `aud`, … already inside).
-pub fn sign_id_token(keys: &KeySet, claims: &IdTokenClaims) -> Result<String, TokenError> {
-    sign(keys, TokenKind::IdToken, claims)
+/// Signs an ID token from a prepared claim set (`iss`, `sub`, `aud`, … already inside), with
+/// the client's `id_token_signed_response_alg` (RS256 unless it asked for ES256).
+pub fn sign_id_token(
+    keys: &KeySet,
+    alg: Alg,
+    claims: &IdTokenClaims,
+) -> Result<String, TokenError> {
+    sign_preferring(keys, alg, TokenKind::IdToken, claims)
 }
 
 /// Verifies signature (any published key), `typ`, `iss` and `exp` against our clock.
@@ -122,13 +141,25 @@ pub fn verify_access_token(
 
 /// Verifies one of our ID tokens ignoring expiry (for `id_token_hint`, OIDC Core §3.1.2.1):
 /// `typ: JWT`, and the ID token's shape (`sub`, `aud`, `iat`, `exp`, none of the claims that
-/// only other kinds carry), so no other token we sign passes.
+/// only other kinds carry), so no other token we sign passes. An ES256 one passes only when its
+/// audience is a client whose ID tokens are ES256 (`es256_audience`): RFC 8725 §3.1, the
+/// algorithm is the one we sign that client's ID tokens with, never the token's say-so.
 pub fn verify_id_token_hint(
     keys: &KeySet,
     issuer: &str,
     token: &str,
+    es256_audience: &dyn Fn(&str) -> bool,
 ) -> Result<Map<String, Value>, TokenError> {
     let claims: Map<String, Value> = verify(keys, issuer, token, TokenKind::IdToken)?;
+    let es256 = jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg == Algorithm::ES256);
+    if es256
+        && !claims
+            .get("aud")
+            .and_then(Value::as_str)
+            .is_some_and(es256_audience)
+    {
+        return Err(TokenError::Invalid("unexpected algorithm"));
+    }
     let has_string = |name: &str| claims.get(name).is_some_and(Value::is_string);
     let has_number = |name: &str| claims.get(name).is_some_and(Value::is_number);
     let id_token_shaped = has_string("sub")
@@ -165,9 +196,11 @@ fn verify<T: serde::de::DeserializeOwned>(
     let header =
         jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid("malformed token"))?;
     // RFC 8725 §3.1: the algorithm is the one we sign this kind with, never the token's say-so.
-    // Access tokens may be ES256 (the default) or RS256 (before a switch, or by configuration).
+    // Access tokens may be ES256 (the default) or RS256 (before a switch, or by configuration);
+    // ID tokens ES256 for clients that ask for it (`id_token_signed_response_alg`).
     let allowed = header.alg == Algorithm::RS256
-        || (header.alg == Algorithm::ES256 && kind == TokenKind::AccessToken);
+        || (header.alg == Algorithm::ES256
+            && matches!(kind, TokenKind::AccessToken | TokenKind::IdToken));
     if !allowed {
         return Err(TokenError::Invalid("unexpected algorithm"));
     }
@@ -266,9 +299,11 @@ mod tests {
             jti: "j".into(),
             client_id: "app".into(),
             scope: "openid".into(),
-            auth_time: now.unix_timestamp(),
+            auth_time: Some(now.unix_timestamp()),
             sid: None,
-            gid: "g".into(),
+            gid: Some("g".into()),
+            cnf: None,
+            gty: None,
         }
     }
 
@@ -341,7 +376,7 @@ mod tests {
             "exp": now.unix_timestamp() + 60, "auth_time": now.unix_timestamp(), "sid": "s",
         });
         let id_token = sign(&keys, TokenKind::IdToken, &id_claims).unwrap();
-        assert!(verify_id_token_hint(&keys, iss, &id_token).is_ok());
+        assert!(verify_id_token_hint(&keys, iss, &id_token, &|_| false).is_ok());
 
         // The same claims under another kind's type, and other kinds' claims under `JWT`.
         for kind in [
@@ -351,7 +386,7 @@ mod tests {
         ] {
             let other = sign(&keys, kind, &id_claims).unwrap();
             assert!(
-                verify_id_token_hint(&keys, iss, &other).is_err(),
+                verify_id_token_hint(&keys, iss, &other, &|_| true).is_err(),
                 "{kind:?} accepted as an ID token"
             );
         }
@@ -360,7 +395,7 @@ mod tests {
             claims[extra] = serde_json::json!("x");
             let forged_shape = sign(&keys, TokenKind::IdToken, &claims).unwrap();
             assert!(
-                verify_id_token_hint(&keys, iss, &forged_shape).is_err(),
+                verify_id_token_hint(&keys, iss, &forged_shape, &|_| true).is_err(),
                 "an ID token with {extra} accepted"
             );
         }

@@ -78,8 +78,15 @@ async fn an_id_token_re_signed_as_es256_is_no_id_token_hint() {
         guildgate::jws::sign(&app.state.keys, guildgate::jws::Alg::ES256, "JWT", &claims).unwrap();
 
     // Act
-    let hinted = guildgate::tokens::verify_id_token_hint(&app.state.keys, &app.address, &forged);
+    let clients = app.state.clients();
+    let hinted =
+        guildgate::tokens::verify_id_token_hint(&app.state.keys, &app.address, &forged, &|aud| {
+            clients.signs_id_tokens_es256(aud)
+        });
 
     // Assert
-    assert!(hinted.is_err(), "ID tokens are RS256 only (RFC 8725 §3.1)");
+    assert!(
+        hinted.is_err(),
+        "this client's ID tokens are RS256 only (RFC 8725 §3.1)"
+    );
 }

@@ -63,8 +63,13 @@ impl Browser {
         self.get_via(url, Some(address)).await
     }
 
+    /// POSTs a form to `url` as a browser submits one: with its cookies, storing any it sets.
+    pub async fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
+        let request = self.http.post(url).form(form);
+        self.send(url, request).await
+    }
+
     async fn get_via(&mut self, url: &str, address: Option<&str>) -> Page {
-        let host = host_of(url);
         let target = match address {
             Some(address) => {
                 let mut routed = url::Url::parse(url).expect("absolute URL");
@@ -74,7 +79,13 @@ impl Browser {
             }
             None => url.to_owned(),
         };
-        let mut request = self.http.get(target);
+        let request = self.http.get(target);
+        self.send(url, request).await
+    }
+
+    /// Sends `request` (to `url`'s host as far as cookies go) and reads the page.
+    async fn send(&mut self, url: &str, mut request: reqwest::RequestBuilder) -> Page {
+        let host = host_of(url);
         if let Some(jar) = self.cookies.get(&host) {
             let header = jar
                 .iter()

@@ -193,6 +193,7 @@ async fn users_show_lists_a_persons_sessions_grants_consents_and_membership() {
                 created_at: now,
                 expires_at: now + Duration::days(30),
                 revoked_at: None,
+                dpop_jkt: None,
             },
             None,
         )

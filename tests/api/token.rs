@@ -464,6 +464,13 @@ async fn every_token_error_is_json_with_no_store() {
             app.http
                 .post(&token_url)
                 .basic_auth(OTHER, Some(OTHER_SECRET))
+                .form(&[("grant_type", "password")]),
+        ),
+        (
+            "unauthorized_client (a grant this client is not registered for)",
+            app.http
+                .post(&token_url)
+                .basic_auth(OTHER, Some(OTHER_SECRET))
                 .form(&[("grant_type", "client_credentials")]),
         ),
     ];

@@ -131,6 +131,7 @@ fn grant(client_id: &str, s: &SessionRecord) -> GrantRecord {
         created_at: NOW,
         expires_at: NOW + Duration::days(30),
         revoked_at: None,
+        dpop_jkt: None,
     }
 }
 
@@ -149,6 +150,7 @@ fn code(s: &SessionRecord, expires_at: OffsetDateTime) -> (TokenHash, AuthCodeRe
             PkceChallenge::parse_s256("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
                 .expect("an S256 challenge"),
         ),
+        dpop_jkt: None,
         auth_time: NOW,
         created_at: NOW,
         expires_at,
