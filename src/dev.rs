@@ -87,6 +87,38 @@ pub async fn run(mut settings: Settings, port: u16) -> anyhow::Result<()> {
         dpop_bound_access_tokens: false,
         id_token_signed_response_alg: String::new(),
     });
+    // A command-line tool of the demo: signs in with the device flow (RFC 8628).
+    settings.clients.push(ClientSettings {
+        id: DEMO_CLI_ID.to_owned(),
+        name: Some("Demo CLI".to_owned()),
+        secret_hash: None,
+        secret: None,
+        public: true,
+        redirect_uris: vec![],
+        post_logout_redirect_uris: vec![],
+        backchannel_logout_uri: None,
+        allowed_guilds: vec![DEMO_GUILD.to_owned()],
+        required_roles: vec![],
+        require_verified_email: false,
+        allow_users: vec![],
+        deny_users: vec![],
+        groups: vec!["community".to_owned(), "staff".to_owned()],
+        consent: "never".to_owned(),
+        refresh_tokens: true,
+        offline_access: false,
+        subject_type: "public".to_owned(),
+        connections: false,
+        required_connections: vec![],
+        device_flow: true,
+        client_credentials: false,
+        allowed_scopes: vec![],
+        token_endpoint_auth_method: String::new(),
+        jwks: None,
+        jwks_uri: None,
+        require_pushed_authorization_requests: false,
+        dpop_bound_access_tokens: false,
+        id_token_signed_response_alg: String::new(),
+    });
 
     let app = Application::build(settings, Clock::default())
         .await
@@ -113,6 +145,14 @@ pub async fn run(mut settings: Settings, port: u16) -> anyhow::Result<()> {
     println!("  It admits members of the demo server: sign in as carol to see a refusal, as");
     println!("  bob.staff to see the \"staff\" group in the groups claim. Signed in, press");
     println!("  \"Kick me from the demo server\": the bot sees it and the demo app is signed out.");
+    println!("  A command-line tool signs in with the device flow as client \"{DEMO_CLI_ID}\":");
+    println!(
+        "    curl -d client_id={DEMO_CLI_ID} -d scope='openid profile groups' {issuer}/device_authorization"
+    );
+    println!(
+        "  then open {issuer}/device, type the user_code, and poll /token with the device_code"
+    );
+    println!("  (README: \"Command-line tools, devices and services\").");
     println!("  Data: data/dev.db, keys: keys/dev/. Stop with Ctrl-C.");
     println!();
     let (a, b) = tokio::join!(app.serve_until_signalled(None), demo);
@@ -123,6 +163,8 @@ pub async fn run(mut settings: Settings, port: u16) -> anyhow::Result<()> {
 
 /// The demo data's community server and its Staff role (config/dev-discord.toml).
 const DEMO_GUILD: &str = "812345678901234567";
+/// The demo's command-line tool (a public client using the device flow).
+const DEMO_CLI_ID: &str = "demo-cli";
 /// The Staff role.
 const DEMO_STAFF_ROLE: &str = "845611301132730378";
 /// `dev` only: seals the demo Discord tokens.

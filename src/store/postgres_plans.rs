@@ -5,17 +5,22 @@
 //! database.
 
 use super::PgStore;
-use crate::store::sql;
+use crate::store::{pending, sql};
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, Row};
 
 /// Each request statement, named for the failure message.
-fn request_statements() -> [(&'static str, &'static str); 5] {
+fn request_statements() -> [(&'static str, &'static str); 10] {
     [
         ("CHECK_ACCESS", sql::CHECK_ACCESS),
         ("TOKEN_HOLDER", sql::TOKEN_HOLDER),
         ("FIND_REFRESH_GRANT", sql::FIND_REFRESH_GRANT),
         ("FIND_REFRESH_HOLDER", sql::FIND_REFRESH_HOLDER),
         ("ROTATE", PgStore::ROTATE),
+        ("POLL_DEVICE", pending::POLL_DEVICE),
+        ("ENTER_USER_CODE", pending::ENTER_USER_CODE),
+        ("FIND_DEVICE", pending::FIND_DEVICE),
+        ("TAKE_PUSHED", pending::TAKE_PUSHED),
+        ("ACCESS_TOKEN_REVOKED", pending::ACCESS_TOKEN_REVOKED),
     ]
 }
 
@@ -31,7 +36,13 @@ const ROWS: &str = "\
     INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
         SELECT 'r' || n, 'g' || n, 0, 10 FROM generate_series(1, 300) n; \
     INSERT INTO revoked_access_tokens (jti, expires_at) \
-        SELECT 'j' || n, 10 FROM generate_series(1, 300) n;";
+        SELECT 'j' || n, 10 FROM generate_series(1, 300) n; \
+    INSERT INTO device_authorizations (device_code_hash, user_code_hash, client_id, scopes, \
+        status, interval_secs, next_poll_at, created_at, expires_at) \
+        SELECT 'd' || n, 'c' || n, 'cli', 'openid', 'pending', 5, 0, 0, 10 \
+        FROM generate_series(1, 300) n; \
+    INSERT INTO pushed_requests (request_uri_hash, client_id, request, created_at, expires_at) \
+        SELECT 'p' || n, 'wiki', '[]', 0, 10 FROM generate_series(1, 300) n;";
 
 /// The highest `$N` in `statement`.
 fn parameters(statement: &str) -> usize {
