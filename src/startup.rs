@@ -299,6 +299,13 @@ fn cors(state: web::Data<AppState>) -> actix_cors::Cors {
         .allowed_headers([
             actix_web::http::header::AUTHORIZATION,
             actix_web::http::header::CONTENT_TYPE,
+            // RFC 9449 §4.1: browser apps send their proofs in this header ...
+            actix_web::http::header::HeaderName::from_static("dpop"),
+        ])
+        // ... and must be able to read the nonce guildgate answers with (§8.1).
+        .expose_headers([
+            actix_web::http::header::HeaderName::from_static("dpop-nonce"),
+            actix_web::http::header::WWW_AUTHENTICATE,
         ])
         .max_age(3600)
         // Other origins simply get no CORS headers: form posts from our own pages and

@@ -316,7 +316,7 @@ impl Settings {
                     dpop_require_nonce: self.dpop.require_nonce,
                     dpop_nonce_key: match encryption_key {
                         Some(k) => derive_key(&k, b"guildgate dpop nonce v1"),
-                        None => rand::random(),
+                        None => process_nonce_key(),
                     },
                 })
             }
@@ -382,6 +382,13 @@ impl Settings {
         }
         out
     }
+}
+
+/// Without an encryption key to derive it from, the DPoP nonce key is drawn once per process,
+/// so a reload does not invalidate the nonces already handed out.
+fn process_nonce_key() -> [u8; 32] {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    *KEY.get_or_init(rand::random)
 }
 
 /// HMAC-SHA256(key, label): a separate key for a separate job.

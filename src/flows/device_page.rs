@@ -41,6 +41,8 @@ pub enum DevicePage {
 pub struct Confirmation {
     /// The app's display name.
     pub app: String,
+    /// The Discord username the person is signed in as (who the device would sign in as).
+    pub signed_in_as: String,
     /// The scopes it would receive.
     pub scopes: Scopes,
     /// The device as it asked: its User-Agent and address.
@@ -193,6 +195,7 @@ async fn confirm(
         tokens::sign(ctx.keys, TokenKind::DeviceTicket, &ticket).map_err(OAuthError::internal)?;
     Ok(DevicePage::Confirm(Confirmation {
         app: client.name.clone(),
+        signed_in_as: user.username.clone(),
         scopes,
         device: found.device.clone(),
         requested_at: found.created_at,

@@ -100,6 +100,8 @@ fn confirm(state: &AppState, c: &Confirmation) -> HttpResponse {
         minijinja::context! {
             title => format!("Sign in to {} on your device?", c.app),
             app => c.app,
+            signed_in_as => c.signed_in_as,
+            sign_out => state.config().issuer.endpoint("/logout"),
             device => device,
             ip => c.device.ip,
             requested => requested,
