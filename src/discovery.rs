@@ -98,12 +98,11 @@ fn metadata(config: &ValidConfig) -> Result<Metadata, anyhow::Error> {
         .iter()
         .any(|c| c.id_token_alg == crate::jws::Alg::ES256);
     let auth_methods = client_auth_methods(key_jwt);
-    let assertion_algs = key_jwt.then(|| {
-        ASSERTION_ALGORITHMS
-            .iter()
-            .map(|a| (*a).to_owned())
-            .collect::<Vec<_>>()
-    });
+    let foreign_algs: Vec<String> = crate::jws::FOREIGN_ALGORITHM_NAMES
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
+    let assertion_algs = key_jwt.then(|| foreign_algs.clone());
     let mut id_token_algs = vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256];
     if es256_id_tokens {
         id_token_algs.push(CoreJwsSigningAlgorithm::EcdsaP256Sha256);
@@ -143,10 +142,7 @@ fn metadata(config: &ValidConfig) -> Result<Metadata, anyhow::Error> {
             device_authorization_endpoint: device.then(|| issuer.endpoint("/device_authorization")),
             pushed_authorization_request_endpoint: issuer.endpoint("/par"),
             require_pushed_authorization_requests: false,
-            dpop_signing_alg_values_supported: crate::dpop::ALGORITHM_NAMES
-                .split(' ')
-                .map(str::to_owned)
-                .collect(),
+            dpop_signing_alg_values_supported: foreign_algs.clone(),
         },
     )
     .set_token_endpoint(Some(TokenUrl::new(issuer.endpoint("/token"))?))
@@ -170,9 +166,9 @@ fn metadata(config: &ValidConfig) -> Result<Metadata, anyhow::Error> {
             .collect::<Result<_, _>>()?,
     ))
     .set_token_endpoint_auth_signing_alg_values_supported(key_jwt.then(|| {
-        ASSERTION_ALGORITHMS
+        foreign_algs
             .iter()
-            .filter_map(|a| serde_json::from_value(serde_json::Value::String((*a).to_owned())).ok())
+            .filter_map(|a| serde_json::from_value(serde_json::Value::String(a.clone())).ok())
             .collect()
     }))
     .set_claims_supported(Some(
@@ -209,11 +205,6 @@ fn metadata(config: &ValidConfig) -> Result<Metadata, anyhow::Error> {
     .set_request_uri_parameter_supported(Some(false));
     Ok(metadata)
 }
-
-/// The algorithms a client assertion (`private_key_jwt`) may be signed with: asymmetric only.
-pub const ASSERTION_ALGORITHMS: [&str; 9] = [
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
-];
 
 /// Client authentication methods of the token, revocation, introspection and PAR endpoints.
 fn client_auth_methods(private_key_jwt: bool) -> Vec<String> {

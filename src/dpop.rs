@@ -6,28 +6,18 @@ use crate::domain::Jkt;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use time::OffsetDateTime;
 
-/// The proof algorithms accepted (and advertised as `dpop_signing_alg_values_supported`): every
-/// asymmetric one we can verify (RFC 9449 §4.3: never `none` or a MAC).
-pub const ALGORITHMS: [Algorithm; 9] = [
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::EdDSA,
-];
+/// The proof algorithms accepted (and advertised as `dpop_signing_alg_values_supported`): the
+/// asymmetric ones (RFC 9449 §4.3: never `none` or a MAC).
+pub use crate::jws::FOREIGN_ALGORITHMS as ALGORITHMS;
 
 /// The names of [`ALGORITHMS`], space-separated: the `algs` of a DPoP challenge (§7.1).
-pub const ALGORITHM_NAMES: &str = "ES256 ES384 RS256 RS384 RS512 PS256 PS384 PS512 EdDSA";
+pub use crate::jws::FOREIGN_ALGORITHM_NAMES as ALGORITHM_NAMES;
 
 /// Longest proof read: a proof with an RSA-4096 key is about 1.5 KB.
 const MAX_PROOF_BYTES: usize = 8 * 1024;

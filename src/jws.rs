@@ -28,6 +28,24 @@ impl Alg {
     }
 }
 
+/// The algorithms guildgate accepts in JWTs that others sign with their own keys (client
+/// assertions, DPoP proofs): asymmetric only, never `none` or a MAC (RFC 8725 §3.1).
+pub const FOREIGN_ALGORITHMS: [jsonwebtoken::Algorithm; 9] = [
+    jsonwebtoken::Algorithm::ES256,
+    jsonwebtoken::Algorithm::ES384,
+    jsonwebtoken::Algorithm::RS256,
+    jsonwebtoken::Algorithm::RS384,
+    jsonwebtoken::Algorithm::RS512,
+    jsonwebtoken::Algorithm::PS256,
+    jsonwebtoken::Algorithm::PS384,
+    jsonwebtoken::Algorithm::PS512,
+    jsonwebtoken::Algorithm::EdDSA,
+];
+
+/// [`FOREIGN_ALGORITHMS`] by name, space-separated, in the same order (discovery, the `algs`
+/// of a DPoP challenge).
+pub const FOREIGN_ALGORITHM_NAMES: &str = "ES256 ES384 RS256 RS384 RS512 PS256 PS384 PS512 EdDSA";
+
 /// The protected header we write: nothing beyond `alg`, `typ` and `kid`.
 #[derive(Serialize)]
 struct Header<'a> {
@@ -105,6 +123,15 @@ enum Signer<'a> {
 mod tests {
     use super::*;
     use time::OffsetDateTime;
+
+    #[test]
+    fn the_foreign_algorithm_names_are_the_list() {
+        let names: Vec<String> = FOREIGN_ALGORITHMS
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect();
+        assert_eq!(names.join(" "), FOREIGN_ALGORITHM_NAMES);
+    }
 
     #[test]
     fn tokens_signed_here_verify_with_the_published_keys_in_both_algorithms() {

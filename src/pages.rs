@@ -175,6 +175,22 @@ pub fn render<S: Serialize>(name: &str, context: S) -> String {
         .unwrap_or_else(|_| BUILT_IN_PAGES.render(name, &context))
 }
 
+/// Escapes text for HTML content and for attribute values in double or single quotes.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// A link button under a message; with `fields`, a button that posts them to `href` (an
 /// authorization response in `response_mode=form_post`).
 #[derive(Serialize)]
@@ -217,6 +233,14 @@ pub fn message_page_with_link(title: &str, message: &str, link: Link<'_>) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escape_neutralises_markup_and_quotes() {
+        assert_eq!(
+            escape_html(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;"
+        );
+    }
 
     #[test]
     fn message_page_escapes_reflected_values() {

@@ -11,17 +11,7 @@ pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jw
 
 /// The algorithms an assertion may be signed with: asymmetric only (a MAC would need a shared
 /// secret, which is `client_secret_jwt`, not offered).
-const ALGORITHMS: [Algorithm; 9] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
+use crate::jws::FOREIGN_ALGORITHMS as ALGORITHMS;
 
 /// The longest an assertion may still be valid for: libraries sign them for minutes (some for
 /// an hour); each `jti` is remembered until its `exp`, so this also bounds that memory.

@@ -381,6 +381,43 @@ pub struct ClientSettings {
     pub id_token_signed_response_alg: String,
 }
 
+/// A client as a config file with only its `id` would give: every option at its default.
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            name: None,
+            secret_hash: None,
+            secret: None,
+            public: false,
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            backchannel_logout_uri: None,
+            allowed_guilds: Vec::new(),
+            required_roles: Vec::new(),
+            require_verified_email: false,
+            allow_users: Vec::new(),
+            deny_users: Vec::new(),
+            groups: Vec::new(),
+            consent: default_consent(),
+            refresh_tokens: false,
+            offline_access: false,
+            subject_type: default_subject_type(),
+            connections: false,
+            required_connections: Vec::new(),
+            device_flow: false,
+            client_credentials: false,
+            allowed_scopes: Vec::new(),
+            token_endpoint_auth_method: String::new(),
+            jwks: None,
+            jwks_uri: None,
+            require_pushed_authorization_requests: false,
+            dpop_bound_access_tokens: false,
+            id_token_signed_response_alg: String::new(),
+        }
+    }
+}
+
 fn default_consent() -> String {
     "never".to_owned()
 }

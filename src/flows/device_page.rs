@@ -8,7 +8,7 @@ use super::recheck;
 use super::refusal::Refusal;
 use super::response::AuthorizationResponse;
 use super::upstream::SignInFor;
-use crate::audit::{Event, RuleLevel};
+use crate::audit::Event;
 use crate::config::{Consent, ValidClient};
 use crate::domain::{Scopes, TokenHash, UserCode};
 use crate::error::{OAuthError, OAuthErrorCode};
@@ -167,13 +167,7 @@ async fn confirm(
         super::membership::Membership::default()
     };
     if let Err(denial) = super::membership::check(ctx, Some(&client), &user, &snapshot) {
-        ctx.audit(&Event::AccessDenied {
-            client_id: Some(client.id.as_str()),
-            user_id: user.id.as_str(),
-            rule: denial.as_str(),
-            level: RuleLevel::App,
-        });
-        ctx.metrics.sign_in(SignIn::Denied(denial.as_str()));
+        super::refusal::record_app_denial(ctx, client.id.as_str(), user.id.as_str(), denial);
         deny(ctx, found, Some(user.id.as_str()), "access_rules", now).await?;
         return Ok(DevicePage::Denied(Refusal {
             app: Some(client.name.clone()),

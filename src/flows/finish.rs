@@ -7,7 +7,7 @@ use super::recheck::{self, RecheckError};
 use super::refusal::Refusal;
 use super::response::{AuthorizationResponse, error_redirect, success_redirect};
 use super::{code, logout, membership};
-use crate::audit::{Event, RuleLevel};
+use crate::audit::Event;
 use crate::config::{Consent, ValidClient};
 use crate::domain::Scopes;
 use crate::error::{OAuthError, OAuthErrorCode};
@@ -100,13 +100,7 @@ pub async fn finish_for(
         membership::Membership::default()
     };
     if let Err(denial) = membership::check(ctx, Some(client), user, &snapshot) {
-        ctx.audit(&Event::AccessDenied {
-            client_id: Some(client.id.as_str()),
-            user_id: user.id.as_str(),
-            rule: denial.as_str(),
-            level: RuleLevel::App,
-        });
-        ctx.metrics.sign_in(SignIn::Denied(denial.as_str()));
+        super::refusal::record_app_denial(ctx, client.id.as_str(), user.id.as_str(), denial);
         // The global rules no longer admit the person: the session must not open other apps.
         if membership::check(ctx, None, user, &snapshot).is_err() {
             logout::end_session(ctx, &session.id, now).await?;

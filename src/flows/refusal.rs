@@ -56,6 +56,24 @@ impl Refusal {
     }
 }
 
+/// Counts and audits a refusal by an app's own access rules (`AccessDenied` at app level, and
+/// `guildgate_signins_total{outcome="denied"}` with the unmet rule).
+pub fn record_app_denial(
+    ctx: &Context<'_>,
+    client_id: &str,
+    user_id: &str,
+    denial: crate::policy::Denial,
+) {
+    ctx.audit(&crate::audit::Event::AccessDenied {
+        client_id: Some(client_id),
+        user_id,
+        rule: denial.as_str(),
+        level: crate::audit::RuleLevel::App,
+    });
+    ctx.metrics
+        .sign_in(crate::metrics::SignIn::Denied(denial.as_str()));
+}
+
 /// The app's request again with `prompt=login`, which sends the browser to Discord's account
 /// screen (`prompt=consent` there) instead of reusing the refused account. Every parameter
 /// comes from the validated request, so the link can only lead back to a registered URI.

@@ -17,12 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[tracing::instrument(skip_all)]
 async fn consent(req: HttpRequest, body: Bytes, state: web::Data<AppState>) -> HttpResponse {
     let params = form::pairs(&body);
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |name: &str| form::value(&params, name);
     let now = state.clock.now();
     let cookie = super::cookies::session_value(&req, &state);
     let session = match session::current(&state.context(), cookie.as_deref(), now).await {

@@ -55,12 +55,9 @@ async fn device_authorization(
 /// The code form, filled in from `?user_code=` (the `verification_uri_complete` link): the
 /// person still presses Continue, so a link alone never approves anything.
 async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let prefilled = form::pairs(req.query_string().as_bytes())
-        .into_iter()
-        .find(|(k, _)| k == "user_code")
-        .map(|(_, v)| v)
-        .unwrap_or_default();
-    entry_form(&state, &prefilled, None, StatusCode::OK)
+    let query = form::pairs(req.query_string().as_bytes());
+    let prefilled = form::value(&query, "user_code").unwrap_or_default();
+    entry_form(&state, prefilled, None, StatusCode::OK)
 }
 
 #[tracing::instrument(skip_all)]
@@ -72,23 +69,20 @@ async fn enter(req: HttpRequest, body: Bytes, state: web::Data<AppState>) -> Htt
         tracing::warn!(%source, "too many wrong user codes from one source");
         return device_pages::too_many(wait);
     }
-    let typed = form::pairs(&body)
-        .into_iter()
-        .find(|(k, _)| k == "user_code")
-        .map(|(_, v)| v)
-        .unwrap_or_default();
+    let fields = form::pairs(&body);
+    let typed = form::value(&fields, "user_code").unwrap_or_default();
     let ctx = super::flow_context(&state, &req);
     let cookie = cookies::session_value(&req, &state);
     let current = match session::current(&ctx, cookie.as_deref(), now).await {
         Ok(current) => current,
         Err(e) => return respond::server_error(e.into()),
     };
-    match device_page::enter(&ctx, &typed, current.as_ref(), now).await {
+    match device_page::enter(&ctx, typed, current.as_ref(), now).await {
         Ok(DevicePage::WrongCode) => {
             state.limiters.user_code_failed(source, &limits, now);
             entry_form(
                 &state,
-                &typed,
+                typed,
                 Some("That code is not valid: check it, or start again on your device."),
                 StatusCode::BAD_REQUEST,
             )
@@ -102,12 +96,7 @@ async fn enter(req: HttpRequest, body: Bytes, state: web::Data<AppState>) -> Htt
 #[tracing::instrument(skip_all)]
 async fn answer(req: HttpRequest, body: Bytes, state: web::Data<AppState>) -> HttpResponse {
     let params = form::pairs(&body);
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |name: &str| form::value(&params, name);
     let now = state.clock.now();
     let ctx = super::flow_context(&state, &req);
     let cookie = cookies::session_value(&req, &state);

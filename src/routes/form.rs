@@ -67,6 +67,14 @@ pub fn parse(req: &HttpRequest, body: &Bytes) -> Result<FormParams, OAuthError> 
     Ok(FormParams(params))
 }
 
+/// The first value of `name` among `pairs` (a page's form or query, read with [`pairs`]).
+pub fn value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// All pairs of a query string or form body, in order, duplicates kept (for `/authorize`).
 /// The edge checks (`edges.rs`) have already refused every query and form body that does not
 /// decode to UTF-8, so the one decoder here never fails for a routed request; if it did, the

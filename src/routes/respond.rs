@@ -88,30 +88,14 @@ fn form_post_page(response: &AuthorizationResponse) -> String {
     for (name, value) in &response.params {
         fields.push_str(&format!(
             "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-            escape(name),
-            escape(value)
+            pages::escape_html(name),
+            pages::escape_html(value)
         ));
     }
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\"><title>Returning to the app</title></head><body><form method=\"post\" action=\"{}\">{fields}<noscript><p>Press the button to return to the app.</p><button type=\"submit\">Continue</button></noscript></form><script>{FORM_POST_SCRIPT}</script></body></html>",
-        escape(&response.redirect_uri)
+        pages::escape_html(&response.redirect_uri)
     )
-}
-
-/// HTML-escapes a value for an attribute in double quotes.
-fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A link (or, for form_post, a button posting the fields) back to the app with `response`.

@@ -67,6 +67,20 @@ pub(super) const SPEND_JTI: &str = "INSERT INTO used_jtis (jti_key, expires_at) 
 pub(super) const ACCESS_TOKEN_REVOKED: &str =
     "SELECT jti FROM revoked_access_tokens WHERE jti = $1";
 
+/// The arguments of a statement that acts on one row for one client at `now` (`$1`, `$2`,
+/// `$3`): a device code's poll or spend, a pushed request's taking.
+pub(super) fn row_for_client<'a>(
+    hash: &'a crate::domain::TokenHash,
+    client_id: &'a crate::domain::ClientId,
+    now: time::OffsetDateTime,
+) -> [super::args::Arg<'a>; 3] {
+    [
+        super::args::Arg::Text(hash.as_str()),
+        super::args::Arg::Text(client_id.as_str()),
+        super::args::Arg::time(now),
+    ]
+}
+
 /// Appends these methods to the gathered `$core` ones and emits the impl.
 macro_rules! with_pending_methods {
     ($ty:ty, $db:ty; $($core:tt)*) => {
@@ -104,11 +118,7 @@ macro_rules! with_pending_methods {
     ) -> Result<Option<$crate::store::DeviceAuthorization>, StoreError> {
         self.write_one(
             $crate::store::pending::POLL_DEVICE,
-            &[
-                Arg::Text(device_code_hash.as_str()),
-                Arg::Text(client_id.as_str()),
-                Arg::time(now),
-            ],
+            &$crate::store::pending::row_for_client(device_code_hash, client_id, now),
         )
         .await
     }
@@ -121,11 +131,7 @@ macro_rules! with_pending_methods {
     ) -> Result<Option<$crate::store::DeviceAuthorization>, StoreError> {
         self.write_one(
             $crate::store::pending::SPEND_DEVICE,
-            &[
-                Arg::Text(device_code_hash.as_str()),
-                Arg::Text(client_id.as_str()),
-                Arg::time(now),
-            ],
+            &$crate::store::pending::row_for_client(device_code_hash, client_id, now),
         )
         .await
     }
@@ -210,11 +216,7 @@ macro_rules! with_pending_methods {
     ) -> Result<Option<$crate::store::PushedRequest>, StoreError> {
         self.write_one(
             $crate::store::pending::TAKE_PUSHED,
-            &[
-                Arg::Text(request_uri_hash.as_str()),
-                Arg::Text(client_id.as_str()),
-                Arg::time(now),
-            ],
+            &$crate::store::pending::row_for_client(request_uri_hash, client_id, now),
         )
         .await
     }

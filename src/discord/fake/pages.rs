@@ -2,6 +2,7 @@
 //! Plain HTML and inline CSS, no script; every value is escaped.
 
 use super::FakeUser;
+use crate::pages::escape_html as escape;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
@@ -13,22 +14,6 @@ ul{list-style:none;padding:0}li{margin:.5rem 0}\
 a.user{display:block;padding:.75rem 1rem;border-radius:4px;background:#5865f2;color:#fff;text-decoration:none}\
 a.user:hover{background:#4752c4}a.user small{display:block;opacity:.8}\
 a.cancel{color:#00a8fc}code{background:#1e1f22;padding:0 .25rem;border-radius:3px}";
-
-/// Escapes text for HTML content and quoted attribute values.
-pub(super) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
 
 fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
     let html = format!(
@@ -99,17 +84,4 @@ pub(super) fn picker(users: &[FakeUser], scopes: &[String], query: &str) -> Http
         escape(&cancel)
     );
     page(StatusCode::OK, "Authorize", &body)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escape_neutralises_markup_and_quotes() {
-        assert_eq!(
-            escape(r#"<a href="x">'&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;"
-        );
-    }
 }
