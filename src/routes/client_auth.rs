@@ -61,14 +61,20 @@ async fn authenticate(
     })
     .map_err(client_error)?;
     tracing::Span::current().record("client_id", credentials.id());
+    let config = state.config();
     let attempt = AuthAttempt {
         source: source_address(req),
-        limits: state.config().limits,
+        limits: config.limits,
         now: state.clock.now(),
     };
-    let config = state.config();
+    // The audiences an assertion may name, spelled out only for a request that has one.
     let issuer = &config.issuer;
-    let (endpoint_url, token_endpoint) = (issuer.endpoint(endpoint), issuer.endpoint("/token"));
+    let (endpoint_url, token_endpoint) = match credentials {
+        ClientCredentials::Assertion { .. } => {
+            (issuer.endpoint(endpoint), issuer.endpoint("/token"))
+        }
+        _ => (String::new(), String::new()),
+    };
     let audience = Audience {
         issuer: issuer.as_str(),
         endpoint: &endpoint_url,

@@ -35,25 +35,26 @@ async fn token(
             Err(e) => e.code.as_str(),
         },
     );
-    let response = result?;
+    let (response, nonce) = result?;
     let mut answer = HttpResponse::Ok();
     answer
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"));
-    if let Some(nonce) = dpop::fresh_nonce(&state.context(), state.clock.now()) {
+    if let Some(nonce) = nonce {
         answer.insert_header(("DPoP-Nonce", nonce));
     }
     Ok(answer.json(response))
 }
 
 /// Authenticates the client, checks the DPoP proof and runs the grant, naming the grant type
-/// in `label` (a fixed set, for the metrics) as soon as it is known.
+/// in `label` (a fixed set, for the metrics) as soon as it is known; with the response, the
+/// DPoP nonce to send when nonces are required.
 async fn grant(
     req: &HttpRequest,
     body: &Bytes,
     state: &AppState,
     label: &mut &'static str,
-) -> Result<TokenResponse, OAuthError> {
+) -> Result<(TokenResponse, Option<String>), OAuthError> {
     let (params, client) = authenticated_form(req, body, state, "/token").await?;
     let grant_type = params.get("grant_type").unwrap_or_default();
     tracing::Span::current().record("grant_type", grant_type);
@@ -86,7 +87,8 @@ async fn grant(
     if client.dpop_bound && proof.is_none() {
         return Err(dpop::required());
     }
-    run(&ctx, &client, &params, grant_type, proof.as_ref(), now).await
+    let response = run(&ctx, &client, &params, grant_type, proof.as_ref(), now).await?;
+    Ok((response, dpop::fresh_nonce(&ctx, now)))
 }
 
 /// The grant's flow, by `grant_type`.

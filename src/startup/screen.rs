@@ -40,18 +40,19 @@ enum State {
     Closed,
 }
 
-#[derive(Default)]
 struct Head {
     /// Bytes of the head so far.
     size: usize,
-    /// Bytes of the current line so far.
+    /// Bytes of the current line so far (without its line feed).
     line: usize,
     /// Whether the current line is the request line.
     first: bool,
-    /// The start of the request line, then of the current header line.
-    kept: Vec<u8>,
-    /// The request line's start, once the line is complete.
-    request_line: Vec<u8>,
+    /// The start of the request line.
+    request_line: [u8; KEEP_OF_LINE],
+    request_kept: usize,
+    /// The start of the current header line.
+    header: [u8; KEEP_OF_HEADER],
+    header_kept: usize,
     /// The `Content-Length` read so far.
     content_length: u64,
     /// Whether a `Transfer-Encoding` was read.
@@ -61,13 +62,73 @@ struct Head {
 impl Head {
     fn new() -> Self {
         Self {
+            size: 0,
+            line: 0,
             first: true,
-            ..Self::default()
+            request_line: [0; KEEP_OF_LINE],
+            request_kept: 0,
+            header: [0; KEEP_OF_HEADER],
+            header_kept: 0,
+            content_length: 0,
+            chunked: false,
+        }
+    }
+
+    /// The kept start of the request line.
+    fn request_line(&self) -> &[u8] {
+        &self.request_line[..self.request_kept]
+    }
+
+    /// Part of a line (no line feed in it).
+    fn absorb(&mut self, part: &[u8]) {
+        self.size += part.len();
+        self.line += part.len();
+        let (kept, len) = if self.first {
+            (&mut self.request_line[..], &mut self.request_kept)
+        } else {
+            (&mut self.header[..], &mut self.header_kept)
+        };
+        let take = part.len().min(kept.len() - *len);
+        kept[*len..*len + take].copy_from_slice(&part[..take]);
+        *len += take;
+    }
+
+    /// The line feed that ends the current line.
+    fn end_line(&mut self) -> Step {
+        self.size += 1;
+        let empty = self.line == 0 || (self.line == 1 && self.header[..self.header_kept] == *b"\r");
+        let step = if self.first {
+            self.first = false;
+            Step::Continue
+        } else if empty {
+            Step::HeadDone {
+                body: self.content_length,
+                chunked: self.chunked,
+            }
+        } else {
+            let kept = self.header_kept;
+            let line = self.header;
+            read_header(self, &line[..kept]);
+            Step::Continue
+        };
+        self.line = 0;
+        self.header_kept = 0;
+        step
+    }
+
+    /// Whether the head has grown past what is passed on.
+    fn too_long(&self) -> Option<u16> {
+        if self.first && self.line > MAX_LINE {
+            Some(414)
+        } else if self.size > MAX_HEAD {
+            Some(431)
+        } else {
+            None
         }
     }
 }
 
-/// What one byte did to the screen.
+/// What a part of a head did to the screen.
 enum Step {
     Continue,
     /// The head ended; the body has this many bytes (or is chunked).
@@ -75,8 +136,6 @@ enum Step {
         body: u64,
         chunked: bool,
     },
-    /// The request line or the head is too long: refuse with this status.
-    Refuse(u16, Vec<u8>),
 }
 
 impl<T> Screened<T> {
@@ -105,69 +164,34 @@ impl<T> Screened<T> {
                     }
                 }
                 State::Head(head) => {
-                    match head_byte(head, bytes[i]) {
-                        Step::Continue => {}
-                        Step::HeadDone { chunked: true, .. } => self.state = State::Passthrough,
-                        Step::HeadDone { body: 0, .. } => self.state = State::Head(Head::new()),
-                        Step::HeadDone { body, .. } => self.state = State::Body(body),
-                        Step::Refuse(status, line) => {
-                            self.state = State::Refusing {
-                                reply: refusal(status, &line),
-                                written: 0,
-                            };
-                            // Nothing of this read reaches actix.
-                            return 0;
-                        }
+                    let rest = &bytes[i..];
+                    let (part, ends_line) = match memchr::memchr(b'\n', rest) {
+                        Some(at) => (&rest[..at], true),
+                        None => (rest, false),
+                    };
+                    head.absorb(part);
+                    i += part.len();
+                    if let Some(status) = head.too_long() {
+                        let reply = refusal(status, head.request_line());
+                        self.state = State::Refusing { reply, written: 0 };
+                        // Nothing of this read reaches actix.
+                        return 0;
+                    }
+                    if !ends_line {
+                        continue;
                     }
                     i += 1;
+                    match head.end_line() {
+                        Step::Continue => {}
+                        Step::HeadDone { chunked: true, .. } => self.state = State::Passthrough,
+                        Step::HeadDone { body: 0, .. } => *head = Head::new(),
+                        Step::HeadDone { body, .. } => self.state = State::Body(body),
+                    }
                 }
             }
         }
         bytes.len()
     }
-}
-
-/// One byte of a head.
-fn head_byte(head: &mut Head, byte: u8) -> Step {
-    head.size += 1;
-    if byte == b'\n' {
-        let line = std::mem::take(&mut head.kept);
-        let was_empty = head.line == 0 || (head.line == 1 && line.first() == Some(&b'\r'));
-        if head.first {
-            head.first = false;
-            head.request_line = line;
-        } else if was_empty {
-            return Step::HeadDone {
-                body: head.content_length,
-                chunked: head.chunked,
-            };
-        } else {
-            read_header(head, &line);
-        }
-        head.line = 0;
-        return Step::Continue;
-    }
-    head.line += 1;
-    let keep = if head.first {
-        KEEP_OF_LINE
-    } else {
-        KEEP_OF_HEADER
-    };
-    if head.kept.len() < keep {
-        head.kept.push(byte);
-    }
-    if head.first && head.line > MAX_LINE {
-        return Step::Refuse(414, std::mem::take(&mut head.kept));
-    }
-    if head.size > MAX_HEAD {
-        let line = if head.first {
-            std::mem::take(&mut head.kept)
-        } else {
-            std::mem::take(&mut head.request_line)
-        };
-        return Step::Refuse(431, line);
-    }
-    Step::Continue
 }
 
 /// Notes `Content-Length` and `Transfer-Encoding` (case-insensitive names, RFC 9112 §6).

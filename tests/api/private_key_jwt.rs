@@ -121,7 +121,7 @@ async fn service_token(app: &TestApp, assertion: &str) -> Reply {
 fn inline_client(id: &str, key: &AppKey) -> String {
     format!(
         "\n[[clients]]\nid = \"{id}\"\nclient_credentials = true\nallowed_scopes = [\"deploy\"]\nredirect_uris = [\"https://{id}.example.com/cb\"]\n{}\n",
-        key.jwks_toml()
+        key.jwks_inline_toml()
     )
 }
 

@@ -50,6 +50,19 @@ impl AppKey {
         format!("jwks = '{set}'")
     }
 
+    /// The same JWK Set written as a TOML inline table (`jwks = { keys = [ { … } ] }`), the
+    /// way the README shows it.
+    pub fn jwks_inline_toml(&self) -> String {
+        let members: Vec<String> = self
+            .jwk
+            .as_object()
+            .expect("a JWK object")
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        format!("jwks = {{ keys = [ {{ {} }} ] }}", members.join(", "))
+    }
+
     /// Signs `claims` with `typ` and, when given, `kid`; `with_jwk` embeds the public key.
     pub fn sign(&self, typ: &str, kid: Option<&str>, with_jwk: bool, claims: &Value) -> String {
         let mut header = Header::new(Algorithm::ES256);
