@@ -25,11 +25,13 @@ const KEEP_OF_HEADER: usize = 64;
 pub struct Screened<T> {
     io: T,
     state: State,
+    /// The head being read (kept beside the state, reset for each request).
+    head: Head,
 }
 
 enum State {
     /// Reading a head.
-    Head(Head),
+    Head,
     /// Skipping this many bytes of body.
     Body(u64),
     /// No more screening on this connection (a chunked body).
@@ -72,6 +74,17 @@ impl Head {
             content_length: 0,
             chunked: false,
         }
+    }
+
+    /// Ready for the next request's head.
+    fn reset(&mut self) {
+        self.size = 0;
+        self.line = 0;
+        self.first = true;
+        self.request_kept = 0;
+        self.header_kept = 0;
+        self.content_length = 0;
+        self.chunked = false;
     }
 
     /// The kept start of the request line.
@@ -143,7 +156,8 @@ impl<T> Screened<T> {
     pub fn new(io: T) -> Self {
         Self {
             io,
-            state: State::Head(Head::new()),
+            state: State::Head,
+            head: Head::new(),
         }
     }
 
@@ -160,10 +174,11 @@ impl<T> Screened<T> {
                     *remaining -= take as u64;
                     i += take;
                     if *remaining == 0 {
-                        self.state = State::Head(Head::new());
+                        self.state = State::Head;
                     }
                 }
-                State::Head(head) => {
+                State::Head => {
+                    let head = &mut self.head;
                     let rest = &bytes[i..];
                     let (part, ends_line) = match memchr::memchr(b'\n', rest) {
                         Some(at) => (&rest[..at], true),
@@ -184,8 +199,12 @@ impl<T> Screened<T> {
                     match head.end_line() {
                         Step::Continue => {}
                         Step::HeadDone { chunked: true, .. } => self.state = State::Passthrough,
-                        Step::HeadDone { body: 0, .. } => *head = Head::new(),
-                        Step::HeadDone { body, .. } => self.state = State::Body(body),
+                        Step::HeadDone { body, .. } => {
+                            head.reset();
+                            if body > 0 {
+                                self.state = State::Body(body);
+                            }
+                        }
                     }
                 }
             }
