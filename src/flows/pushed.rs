@@ -4,7 +4,7 @@
 use super::Context;
 use super::authorize::{self, AuthorizeError};
 use crate::config::ValidClient;
-use crate::domain::{OpaqueToken, TokenHash};
+use crate::domain::{Jkt, OpaqueToken, TokenHash};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::store::PushedRequest;
 use serde::Serialize;
@@ -35,14 +35,29 @@ pub enum Parameters {
 }
 
 /// Validates and stores `client`'s authorization request (its parameters, client
-/// authentication already removed). Errors are the token endpoint's JSON (RFC 9126 §2.3).
+/// authentication already removed). `proof` is the key of the request's DPoP proof, which binds
+/// the code as `dpop_jkt` does (RFC 9449 §10.1). Errors are the token endpoint's JSON
+/// (RFC 9126 §2.3).
 pub async fn push(
     ctx: &Context<'_>,
     client: &ValidClient,
     mut params: Vec<(String, String)>,
+    proof: Option<Jkt>,
     now: OffsetDateTime,
 ) -> Result<PushedResponse, OAuthError> {
     let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidRequest, why);
+    if let Some(key) = proof {
+        match params.iter().find(|(k, _)| k == "dpop_jkt") {
+            Some((_, named)) if named != key.as_str() => {
+                return Err(OAuthError::new(
+                    OAuthErrorCode::InvalidDpopProof,
+                    "the DPoP proof's key is not the one dpop_jkt names",
+                ));
+            }
+            Some(_) => {}
+            None => params.push(("dpop_jkt".to_owned(), key.as_str().to_owned())),
+        }
+    }
     // RFC 9126 §2.1: a pushed request cannot itself point elsewhere.
     if params.iter().any(|(k, _)| k == "request_uri") {
         return Err(invalid("request_uri cannot be pushed"));

@@ -2,6 +2,7 @@
 
 use super::client_auth::authenticated_form;
 use crate::error::OAuthError;
+use crate::flows::dpop::{self, ProofRequest};
 use crate::flows::pushed;
 use crate::state::AppState;
 use actix_web::http::header;
@@ -25,11 +26,28 @@ async fn par(
 ) -> Result<HttpResponse, OAuthError> {
     let (params, client) = authenticated_form(&req, &body, &state, "/par").await?;
     let ctx = super::flow_context(&state, &req);
+    let now = state.clock.now();
+    // RFC 9449 §10.1: a DPoP proof sent with the pushed request binds its code to that key,
+    // as `dpop_jkt` would.
+    let headers = super::dpop_headers(&req);
+    let proof = dpop::check(
+        &ctx,
+        ProofRequest {
+            headers: &headers,
+            method: "POST",
+            path: "/par",
+            access_token: None,
+            at_resource: false,
+        },
+        now,
+    )
+    .await?;
     let pushed = pushed::push(
         &ctx,
         &client,
         params.pairs_without(&CREDENTIALS),
-        state.clock.now(),
+        proof,
+        now,
     )
     .await?;
     // RFC 9126 §2.2: 201 Created.

@@ -336,3 +336,45 @@ async fn a_code_bound_by_dpop_jkt_is_redeemed_with_that_key_only() {
     let right = redeem_with_proof(&app, &key, &code, &verifier).await;
     assert_eq!(right.status, 200, "{}", right.body);
 }
+
+#[tokio::test]
+async fn a_proof_sent_with_a_pushed_request_binds_its_code_to_that_key() {
+    // Arrange: the public SPA pushes its request with a DPoP proof (RFC 9449 §10.1).
+    let app = spawn_app_with("").await;
+    let key = AppKey::new("app");
+    let (challenge, verifier) = pkce();
+    let par_url = format!("{}/par", app.address);
+    let pushed = Reply::read(
+        app.http
+            .post(&par_url)
+            .header("DPoP", key.proof("POST", &par_url, now(&app), None, None))
+            .form(&[
+                ("client_id", SPA),
+                ("response_type", "code"),
+                ("scope", "openid"),
+                ("redirect_uri", SPA_REDIRECT),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+            ])
+            .send()
+            .await
+            .expect("answers"),
+    )
+    .await;
+    assert_eq!(pushed.status, 201, "{}", pushed.body);
+    let request_uri = pushed.text("request_uri");
+    let authorize = format!(
+        "{}/authorize?client_id={SPA}&request_uri={}",
+        app.address,
+        url::form_urlencoded::byte_serialize(request_uri.as_bytes()).collect::<String>()
+    );
+
+    // Act
+    let page =
+        crate::helpers::authorize_page(&app, &mut Browser::new(), &authorize, ALICE).await;
+    let code = crate::helpers::redirect_params(&page)["code"].clone();
+    let thief = redeem_with_proof(&app, &AppKey::new("thief"), &code, &verifier).await;
+
+    // Assert: only the key that pushed may redeem the code; the thief's try spent it.
+    assert_eq!(thief.error(), "invalid_grant", "{}", thief.body);
+}
