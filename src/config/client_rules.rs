@@ -131,6 +131,7 @@ pub(super) fn check_client(
             None
         }
     };
+    let community = super::claim_rules::check(c, i, s);
     Some(ValidClient {
         id: id?,
         name: s.name.clone().unwrap_or_else(|| s.id.clone()),
@@ -145,6 +146,10 @@ pub(super) fn check_client(
         offline_access: s.offline_access,
         pairwise_subject: pairwise?,
         connections: s.connections,
+        // Issue 26: community profile
+        profile_guild: community.profile_guild,
+        group_format: community.group_format,
+        claims: community.claims,
     })
 }
 

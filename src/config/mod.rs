@@ -1,11 +1,15 @@
 //! Settings: the layered, typed configuration (defaults → file → environment), secrets redacted.
 
+mod claim_rules;
 mod client_rules;
+mod community;
 mod types;
 mod ui;
 mod validate;
 mod validate_discord;
 
+pub use claim_rules::RESERVED_CLAIMS;
+pub use community::{ClaimCondition, ClaimRule, ClaimValue, GroupFormat, MappedClaim};
 pub use types::{
     AccessRules, ClientSecret, Consent, Lifetimes, ValidBot, ValidClient, ValidConfig, ValidGroup,
 };
@@ -143,6 +147,10 @@ pub struct DiscordSettings {
     /// `[discord.bot]`: the optional bot (membership by bot token, live deprovisioning).
     #[serde(default)]
     pub bot: BotSettings,
+    /// Default guild whose server nickname and avatar become `name`, `nickname` and `picture`
+    /// (empty: none); a client's own `profile_guild` overrides it.
+    #[serde(default)]
+    pub profile_guild: String,
 }
 
 /// `[discord.bot]`; off while `token` is empty.
@@ -326,6 +334,54 @@ pub struct ClientSettings {
     /// Connection types of which the person needs one verified linked account, e.g. `github`.
     #[serde(default)]
     pub required_connections: Vec<String>,
+    // Issue 26: community profile
+    /// This app's guild for `name`, `nickname` and `picture` from the server profile; absent:
+    /// `[discord] profile_guild`; `""`: none, whatever the default.
+    #[serde(default)]
+    pub profile_guild: Option<String>,
+    /// How role entries of `groups` are written: `id` (the configured name), `name` (the
+    /// role's name in Discord) or `both`.
+    #[serde(default = "default_group_format")]
+    pub group_format: String,
+    /// `[[clients.claims]]`: claims whose value the first matching rule gives.
+    #[serde(default)]
+    pub claims: Vec<ClaimSettings>,
+}
+
+/// One `[[clients.claims]]` entry: a claim whose value comes from the first matching rule.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClaimSettings {
+    /// The claim's name in the ID token and at `/userinfo`.
+    pub name: String,
+    /// The scope that releases it (default `profile`).
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Rules, tried in order; the first that matches gives the value.
+    #[serde(default)]
+    pub rules: Vec<ClaimRuleSettings>,
+    /// The value when no rule matches (a string or a list of strings); absent: no claim.
+    #[serde(default)]
+    pub default: Option<serde_json::Value>,
+}
+
+/// One rule of a mapped claim: exactly one condition, and the value it gives.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ClaimRuleSettings {
+    /// `"guild_id:role_id"`: holds this role.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// A guild id: is a member.
+    #[serde(default)]
+    pub guild: Option<String>,
+    /// A connection type (`github`, …): has a verified, visible linked account of it.
+    #[serde(default)]
+    pub connection: Option<String>,
+    /// `true`: always matches.
+    #[serde(default)]
+    pub always: bool,
+    /// The claim's value when this rule matches: a string or a list of strings.
+    #[serde(default)]
+    pub value: Option<serde_json::Value>,
 }
 
 fn default_consent() -> String {
@@ -334,6 +390,10 @@ fn default_consent() -> String {
 
 fn default_subject_type() -> String {
     "public".to_owned()
+}
+
+fn default_group_format() -> String {
+    "id".to_owned()
 }
 
 /// A key path as the other problems name theirs: `server.listne`, `clients[0].publik`.

@@ -121,6 +121,14 @@ pub struct ValidClient {
     pub pairwise_subject: bool,
     /// May receive the `connections` claim.
     pub connections: bool,
+    // Issue 26: community profile
+    /// The guild whose server nickname and avatar become `name`, `nickname` and `picture`
+    /// (the client's own, else `[discord] profile_guild`).
+    pub profile_guild: Option<DiscordId>,
+    /// How role entries of `groups` are written.
+    pub group_format: super::GroupFormat,
+    /// Claims mapped from roles, memberships and linked accounts, in config order.
+    pub claims: Vec<super::MappedClaim>,
 }
 
 /// A `[[groups]]` entry, typed.
@@ -188,6 +196,10 @@ pub struct ValidConfig {
     pub rule_guilds: Vec<String>,
     /// Things that work but deserve a loud line at start-up.
     pub warnings: Vec<String>,
+    // Issue 26: community profile
+    /// Guilds whose role names the snapshot keeps (read with the bot): those of the role groups
+    /// a client with `group_format = "name"` or `"both"` sees.
+    pub role_name_guilds: Vec<String>,
 }
 
 /// `[discord.bot]`, typed.
