@@ -10,7 +10,7 @@ mod redirect_uri;
 mod scopes;
 mod token;
 
-pub use avatar::avatar_url;
+pub use avatar::{avatar_url, guild_avatar_url};
 pub use client_id::ClientId;
 pub use discord_id::DiscordId;
 pub use issuer::{Issuer, is_loopback};
