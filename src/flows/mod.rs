@@ -3,6 +3,7 @@
 pub mod account;
 pub mod authorize;
 pub mod code;
+pub mod community;
 mod context;
 pub mod deprovision;
 pub mod finish;

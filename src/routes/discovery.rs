@@ -125,6 +125,7 @@ pub fn build_metadata(config: &ValidConfig) -> Result<bytes::Bytes, anyhow::Erro
         ]
         .into_iter()
         .chain(connections.then_some("connections"))
+        .chain(crate::claims::community_claim_names(config))
         .map(|c| CoreClaimName::new(c.into()))
         .collect(),
     ))

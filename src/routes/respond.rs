@@ -127,7 +127,9 @@ pub(super) fn denied(state: &AppState, refusal: &Refusal) -> HttpResponse {
 fn describe_scope(scope: &str) -> &'static str {
     match scope {
         "openid" => "your Discord user id",
-        "profile" => "your Discord username, display name, avatar and language",
+        "profile" => {
+            "your Discord username, display name (or server nickname), avatar and language"
+        }
         "email" => "your email address and whether Discord has verified it",
         "groups" => "the server roles the administrator maps to groups",
         "connections" => "the verified accounts linked to your Discord profile (GitHub, Steam, …)",
