@@ -1,8 +1,46 @@
-//! The typed form of a client's community settings (issue 26): how role entries of `groups` are
-//! written, and the claims mapped from roles, memberships and linked accounts.
+//! A client's community settings (issue 26) as written (`[[clients.claims]]`) and typed: how
+//! role entries of `groups` are written, and the claims mapped from roles, memberships and
+//! linked accounts.
 
 use crate::domain::DiscordId;
+use serde::Deserialize;
 use serde_json::{Value, json};
+
+/// One `[[clients.claims]]` entry: a claim whose value comes from the first matching rule.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClaimSettings {
+    /// The claim's name in the ID token and at `/userinfo`.
+    pub name: String,
+    /// The scope that releases it (default `profile`).
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Rules, tried in order; the first that matches gives the value.
+    #[serde(default)]
+    pub rules: Vec<ClaimRuleSettings>,
+    /// The value when no rule matches (a string or a list of strings); absent: no claim.
+    #[serde(default)]
+    pub default: Option<serde_json::Value>,
+}
+
+/// One rule of a mapped claim: exactly one condition, and the value it gives.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ClaimRuleSettings {
+    /// `"guild_id:role_id"`: holds this role.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// A guild id: is a member.
+    #[serde(default)]
+    pub guild: Option<String>,
+    /// A connection type (`github`, …): has a verified, visible linked account of it.
+    #[serde(default)]
+    pub connection: Option<String>,
+    /// `true`: always matches.
+    #[serde(default)]
+    pub always: bool,
+    /// The claim's value when this rule matches: a string or a list of strings.
+    #[serde(default)]
+    pub value: Option<serde_json::Value>,
+}
 
 /// How a role entry of `groups` (a `[[groups]]` entry with a `role`) is written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

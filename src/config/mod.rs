@@ -9,7 +9,10 @@ mod validate;
 mod validate_discord;
 
 pub use claim_rules::RESERVED_CLAIMS;
-pub use community::{ClaimCondition, ClaimRule, ClaimValue, GroupFormat, MappedClaim};
+pub use community::{
+    ClaimCondition, ClaimRule, ClaimRuleSettings, ClaimSettings, ClaimValue, GroupFormat,
+    MappedClaim,
+};
 pub use types::{
     AccessRules, ClientSecret, Consent, Lifetimes, ValidBot, ValidClient, ValidConfig, ValidGroup,
 };
@@ -346,42 +349,6 @@ pub struct ClientSettings {
     /// `[[clients.claims]]`: claims whose value the first matching rule gives.
     #[serde(default)]
     pub claims: Vec<ClaimSettings>,
-}
-
-/// One `[[clients.claims]]` entry: a claim whose value comes from the first matching rule.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ClaimSettings {
-    /// The claim's name in the ID token and at `/userinfo`.
-    pub name: String,
-    /// The scope that releases it (default `profile`).
-    #[serde(default)]
-    pub scope: Option<String>,
-    /// Rules, tried in order; the first that matches gives the value.
-    #[serde(default)]
-    pub rules: Vec<ClaimRuleSettings>,
-    /// The value when no rule matches (a string or a list of strings); absent: no claim.
-    #[serde(default)]
-    pub default: Option<serde_json::Value>,
-}
-
-/// One rule of a mapped claim: exactly one condition, and the value it gives.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ClaimRuleSettings {
-    /// `"guild_id:role_id"`: holds this role.
-    #[serde(default)]
-    pub role: Option<String>,
-    /// A guild id: is a member.
-    #[serde(default)]
-    pub guild: Option<String>,
-    /// A connection type (`github`, …): has a verified, visible linked account of it.
-    #[serde(default)]
-    pub connection: Option<String>,
-    /// `true`: always matches.
-    #[serde(default)]
-    pub always: bool,
-    /// The claim's value when this rule matches: a string or a list of strings.
-    #[serde(default)]
-    pub value: Option<serde_json::Value>,
 }
 
 fn default_consent() -> String {

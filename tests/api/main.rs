@@ -13,6 +13,7 @@ mod cli;
 mod cli_admin;
 mod client_auth_limits;
 mod community_profile;
+mod config_community;
 mod config_validation;
 mod connections;
 mod consent;
