@@ -1,9 +1,10 @@
 //! Live deprovisioning: a member event from the bot's Gateway connection (removal, ban, update
 //! of roles, server nickname or avatar) or a catch-up re-read changes a person's membership
-//! snapshot (so claims follow at once), and whatever the person no longer qualifies for ends at once: every grant and session when the global rules no longer
-//! admit them, else the grants of each app whose own rules they no longer meet. Apps are told by
-//! back-channel logout. A role added is only recorded: it takes effect at the next sign-in or
-//! refresh, like any other grant of access.
+//! snapshot (so their claims follow at once), and whatever the person no longer qualifies for
+//! ends at once: every grant and session when the global rules no longer admit them, else the
+//! grants of each app whose own rules they no longer meet. Apps are told by back-channel
+//! logout. A role added is only recorded: it takes effect at the next sign-in or refresh, like
+//! any other grant of access.
 
 use super::Context;
 use super::{logout, membership};
