@@ -78,8 +78,18 @@ pub(super) fn render_finish(req: &HttpRequest, state: &AppState, next: Finish) -
             client_name,
             scopes,
             ticket,
+            mapped_claims,
         } => {
-            let claims: Vec<&str> = scopes.iter().map(describe_scope).collect();
+            let mut claims: Vec<String> = scopes
+                .iter()
+                .map(|s| describe_scope(s).to_owned())
+                .collect();
+            if !mapped_claims.is_empty() {
+                claims.push(format!(
+                    "what the administrator derives for this app from your servers, roles and linked accounts ({})",
+                    mapped_claims.join(", ")
+                ));
+            }
             let html = crate::pages::render(
                 "consent.html",
                 minijinja::context! {

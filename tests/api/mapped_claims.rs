@@ -6,7 +6,8 @@
 use crate::browser::Browser;
 use crate::flow::decode_payload;
 use crate::helpers::{
-    ALICE, BOB, Reply, Rp, TestApp, client_toml, refresh_as, spawn_app_with, tokens_via,
+    ALICE, BOB, Reply, Rp, TestApp, authorize_page, client_toml, refresh_as, spawn_app_with,
+    tokens_via,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -170,4 +171,28 @@ async fn discovery_lists_the_mapped_claims() {
     for name in ["grafana_role", "team"] {
         assert!(claims.contains(&json!(name)), "{name} in {claims:?}");
     }
+}
+
+#[tokio::test]
+async fn the_consent_page_names_the_mapped_claims_the_scopes_release() {
+    // Arrange: the same app, asking for consent.
+    let app =
+        spawn_app_with(&config().replace("refresh_tokens = true", "consent = \"always\"")).await;
+    let url = app.authorize_url(
+        GRAFANA.id,
+        GRAFANA.redirect,
+        &[("scope", "openid profile"), ("state", "s")],
+    );
+
+    // Act
+    let page = authorize_page(&app, &mut Browser::new(), &url, ALICE).await;
+
+    // Assert
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("grafana_role"), "{}", page.body);
+    assert!(
+        !page.body.contains("team"),
+        "team needs the email scope: {}",
+        page.body
+    );
 }
