@@ -1,8 +1,13 @@
 //! Claims about a person, by granted scope: the same in ID tokens and at `/userinfo`.
 
-use crate::config::ValidGroup;
+mod community;
+mod mapped;
+
+pub use community::{ServerProfile, apply_server_profile, groups};
+pub use mapped::mapped;
+
 use crate::domain::Scopes;
-use crate::policy::{self, Facts};
+use crate::policy::Facts;
 use crate::store::UserRecord;
 use serde_json::{Map, Value, json};
 
@@ -66,18 +71,26 @@ pub fn connections(facts: &Facts<'_>) -> Value {
     json!(facts.connections)
 }
 
-/// The `groups` claim: configured group names whose guild (and role, if set) the person has,
-/// limited to the groups this client may see (`clients.groups`; none when empty).
-pub fn groups(groups: &[ValidGroup], visible: &[String], facts: &Facts<'_>) -> Vec<String> {
-    groups
+/// The claim names the community settings add where some client uses them (for discovery's
+/// `claims_supported`): `nickname` with a profile guild, and every mapped claim's name.
+pub fn community_claim_names(config: &crate::config::ValidConfig) -> Vec<&str> {
+    let mut names: Vec<&str> = config
+        .clients
         .iter()
-        .filter(|g| visible.contains(&g.name))
-        .filter(|g| match &g.role {
-            Some(role) => policy::has_role(facts, g.guild.as_str(), role.as_str()),
-            None => policy::is_member(facts, g.guild.as_str()),
-        })
-        .map(|g| g.name.clone())
-        .collect()
+        .any(|c| c.profile_guild.is_some())
+        .then_some("nickname")
+        .into_iter()
+        .chain(
+            config
+                .clients
+                .iter()
+                .flat_map(|c| c.claims.iter())
+                .map(|c| c.name.as_str()),
+        )
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 #[cfg(test)]
@@ -116,52 +129,6 @@ mod tests {
         assert_eq!(claims["email"], "nelly@discord.com");
         assert_eq!(claims["email_verified"], true);
         assert!(claims.get("name").is_none());
-    }
-
-    #[test]
-    fn groups_follow_membership_roles_and_client_visibility() {
-        use crate::domain::DiscordId;
-        use std::collections::BTreeMap;
-        let guild = DiscordId::parse("812345678901234567").unwrap();
-        let staff = DiscordId::parse("845611301132730378").unwrap();
-        let defs = vec![
-            ValidGroup {
-                name: "community".into(),
-                guild: guild.clone(),
-                role: None,
-            },
-            ValidGroup {
-                name: "staff".into(),
-                guild: guild.clone(),
-                role: Some(staff.clone()),
-            },
-        ];
-        let in_guild = vec![guild.as_str().to_owned()];
-        let mut roles = BTreeMap::new();
-        roles.insert(guild.as_str().to_owned(), vec![staff.as_str().to_owned()]);
-        let facts = Facts {
-            user_id: "1",
-            email_verified: true,
-            guilds: &in_guild,
-            roles: &roles,
-            connections: &[],
-        };
-        let all = vec!["community".to_owned(), "staff".to_owned()];
-        assert_eq!(groups(&defs, &all, &facts), vec!["community", "staff"]);
-        assert_eq!(
-            groups(&defs, &["community".to_owned()], &facts),
-            vec!["community"]
-        );
-        assert!(
-            groups(&defs, &[], &facts).is_empty(),
-            "a client sees no group unless listed"
-        );
-        let no_roles = BTreeMap::new();
-        let member_only = Facts {
-            roles: &no_roles,
-            ..facts
-        };
-        assert_eq!(groups(&defs, &all, &member_only), vec!["community"]);
     }
 
     #[test]

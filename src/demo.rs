@@ -1,5 +1,7 @@
 //! The demo app for `guildgate dev`: a relying party built on the `openidconnect` crate that
-//! signs in through guildgate and shows the ID token's claims and the UserInfo answer. With the
+//! signs in through guildgate and shows the ID token's claims and the UserInfo answer, greeting
+//! the person by `name` (their server nickname, with a profile guild) and showing the role
+//! guildgate maps for it ([`ROLE_CLAIM`]). With the
 //! bot, it offers "kick me from the demo server" and receives back-channel logouts (verified
 //! against guildgate's JWKS), so its page shows the sign-out live.
 
@@ -16,6 +18,9 @@ use openidconnect::{
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
+
+/// The mapped claim the demo app reads its role from (`guildgate dev` configures it).
+pub const ROLE_CLAIM: &str = "demo_role";
 
 /// The demo's own session cookie.
 const DEMO_COOKIE: &str = "demo_session";
@@ -37,6 +42,8 @@ struct DemoSession {
     sub: String,
     sid: Option<String>,
     name: String,
+    username: String,
+    role: Option<String>,
     claims: String,
     userinfo: String,
     signed_out: bool,
@@ -194,7 +201,8 @@ async fn me(demo: web::Data<Demo>, req: actix_web::HttpRequest) -> HttpResponse 
             "Signed in"
         };
         Some(minijinja::context! {
-            title => title, name => s.name, claims => s.claims, userinfo => s.userinfo,
+            title => title, name => s.name, username => s.username, role => s.role,
+            role_claim => ROLE_CLAIM, claims => s.claims, userinfo => s.userinfo,
             signed_out => s.signed_out, live => live,
         })
     });
@@ -343,14 +351,25 @@ async fn finish_login(demo: &Demo, query: &HashMap<String, String>) -> Result<De
         })
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .ok_or("the ID token payload is not JSON")?;
-    let name = claims
+    let username = claims
         .preferred_username()
         .map(|n| n.as_str().to_owned())
         .unwrap_or_else(|| claims.subject().as_str().to_owned());
+    // `name` is the server nickname when guildgate has a profile guild for this app.
+    let name = raw_claims["name"]
+        .as_str()
+        .map_or_else(|| username.clone(), str::to_owned);
+    let role = match &raw_claims[ROLE_CLAIM] {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(role) => Some(role.clone()),
+        other => Some(other.to_string()),
+    };
     Ok(DemoSession {
         sub: claims.subject().as_str().to_owned(),
         sid: raw_claims["sid"].as_str().map(str::to_owned),
         name,
+        username,
+        role,
         claims: serde_json::to_string_pretty(&raw_claims).map_err(|e| e.to_string())?,
         userinfo: serde_json::to_string_pretty(&raw_userinfo).map_err(|e| e.to_string())?,
         signed_out: false,

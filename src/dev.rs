@@ -2,7 +2,7 @@
 //! with nothing to configure. Compiled only with the `dev` cargo feature (on by default); a
 //! production build (`--no-default-features`, as the Dockerfile does) carries none of it.
 
-use crate::config::{ClientSettings, GroupSettings, Settings};
+use crate::config::{ClaimRuleSettings, ClaimSettings, ClientSettings, GroupSettings, Settings};
 use crate::demo::{self, DemoConfig};
 use crate::discord::fake::{FakeData, FakeDiscord};
 use crate::startup::{Application, StartupError};
@@ -67,6 +67,11 @@ pub async fn run(mut settings: Settings, port: u16) -> anyhow::Result<()> {
         groups: vec!["community".to_owned(), "staff".to_owned()],
         refresh_tokens: true,
         connections: true,
+        // The community's view of the person: the demo server's nickname and avatar, role
+        // names in `groups` next to the configured ones, and a role mapped for this app.
+        profile_guild: Some(DEMO_GUILD.to_owned()),
+        group_format: "both".to_owned(),
+        claims: vec![demo_role_claim()],
         ..ClientSettings::default()
     });
     // A command-line tool of the demo: signs in with the device flow (RFC 8628).
@@ -114,12 +119,43 @@ pub async fn run(mut settings: Settings, port: u16) -> anyhow::Result<()> {
         "  then open {issuer}/device, type the user_code, and poll /token with the device_code"
     );
     println!("  (README: \"Command-line tools, devices and services\").");
+    println!("  bob.staff to see his server nickname (\"Bob\"), the \"staff\" group and his");
+    println!(
+        "  Discord role \"Staff\" in the groups claim, and the demo role \"admin\" mapped from"
+    );
+    println!("  it. Signed in, press \"Kick me from the demo server\": the bot sees it and the");
+    println!("  demo app is signed out.");
     println!("  Data: data/dev.db, keys: keys/dev/. Stop with Ctrl-C.");
     println!();
     let (a, b) = tokio::join!(app.serve_until_signalled(None), demo);
     a?;
     b?;
     Ok(())
+}
+
+/// The demo app's role, mapped from the demo server's roles: `admin` for Staff, `member` for
+/// everyone else in the server, `guest` otherwise (the demo app admits only members, so a guest
+/// is never seen there, but the default shows how one is written).
+fn demo_role_claim() -> ClaimSettings {
+    let rule = |role: Option<String>, guild: Option<&str>, value: &str| ClaimRuleSettings {
+        role,
+        guild: guild.map(str::to_owned),
+        value: Some(serde_json::json!(value)),
+        ..ClaimRuleSettings::default()
+    };
+    ClaimSettings {
+        name: demo::ROLE_CLAIM.to_owned(),
+        scope: None,
+        rules: vec![
+            rule(
+                Some(format!("{DEMO_GUILD}:{DEMO_STAFF_ROLE}")),
+                None,
+                "admin",
+            ),
+            rule(None, Some(DEMO_GUILD), "member"),
+        ],
+        default: Some(serde_json::json!("guest")),
+    }
 }
 
 /// The demo data's community server and its Staff role (config/dev-discord.toml).

@@ -194,6 +194,7 @@ fn metadata(config: &ValidConfig) -> Result<Metadata, anyhow::Error> {
         ]
         .into_iter()
         .chain(connections.then_some("connections"))
+        .chain(crate::claims::community_claim_names(config))
         .map(|c| CoreClaimName::new(c.into()))
         .collect(),
     ))

@@ -166,6 +166,16 @@ fn describe_client(out: &mut String, c: &ClientSettings) {
     }
     let _ = writeln!(out, "  rules:             {}", rules.join("; "));
     let _ = writeln!(out, "  groups it sees:    {}", list(&c.groups));
+    if c.group_format != "id" {
+        let _ = writeln!(out, "  role entries as:   {}", c.group_format);
+    }
+    if let Some(guild) = c.profile_guild.as_deref().filter(|g| !g.is_empty()) {
+        let _ = writeln!(out, "  profile from:      server {guild}");
+    }
+    if !c.claims.is_empty() {
+        let names: Vec<String> = c.claims.iter().map(|m| m.name.clone()).collect();
+        let _ = writeln!(out, "  mapped claims:     {}", names.join(", "));
+    }
     let _ = writeln!(
         out,
         "  consent:           {}; refresh tokens: {}; offline access: {}",

@@ -139,6 +139,7 @@ pub(super) fn check_client(
             None
         }
     };
+    let community = super::claim_rules::check(c, i, s);
     let grants = grants?;
     Some(ValidClient {
         id: id?,
@@ -162,6 +163,10 @@ pub(super) fn check_client(
         require_par: s.require_pushed_authorization_requests,
         dpop_bound: s.dpop_bound_access_tokens,
         id_token_alg: grants.id_token_alg,
+        // Issue 26: community profile
+        profile_guild: community.profile_guild,
+        group_format: community.group_format,
+        claims: community.claims,
     })
 }
 

@@ -1,13 +1,20 @@
 //! Settings: the layered, typed configuration (defaults → file → environment), secrets redacted.
 
+mod claim_rules;
 mod client_grants;
 mod client_rules;
+mod community;
 mod types;
 mod ui;
 mod validate;
 mod validate_discord;
 
+pub use claim_rules::RESERVED_CLAIMS;
 pub use client_grants::{parse_jwks, usable_public_key};
+pub use community::{
+    ClaimCondition, ClaimRule, ClaimRuleSettings, ClaimSettings, ClaimValue, GroupFormat,
+    MappedClaim,
+};
 pub use types::{
     AccessRules, AuthMethod, ClientKeys, ClientSecret, Consent, Lifetimes, ValidBot, ValidClient,
     ValidConfig, ValidGroup,
@@ -148,6 +155,10 @@ pub struct DiscordSettings {
     /// `[discord.bot]`: the optional bot (membership by bot token, live deprovisioning).
     #[serde(default)]
     pub bot: BotSettings,
+    /// Default guild whose server nickname and avatar become `name`, `nickname` and `picture`
+    /// (empty: none); a client's own `profile_guild` overrides it.
+    #[serde(default)]
+    pub profile_guild: String,
 }
 
 /// `[discord.bot]`; off while `token` is empty.
@@ -379,6 +390,18 @@ pub struct ClientSettings {
     /// `RS256` (default) or `ES256`: how this client's ID tokens are signed.
     #[serde(default)]
     pub id_token_signed_response_alg: String,
+    // Issue 26: community profile
+    /// This app's guild for `name`, `nickname` and `picture` from the server profile; absent:
+    /// `[discord] profile_guild`; `""`: none, whatever the default.
+    #[serde(default)]
+    pub profile_guild: Option<String>,
+    /// How role entries of `groups` are written: `id` (the configured name), `name` (the
+    /// role's name in Discord) or `both`.
+    #[serde(default = "default_group_format")]
+    pub group_format: String,
+    /// `[[clients.claims]]`: claims whose value the first matching rule gives.
+    #[serde(default)]
+    pub claims: Vec<ClaimSettings>,
 }
 
 /// A client as a config file with only its `id` would give: every option at its default.
@@ -414,6 +437,9 @@ impl Default for ClientSettings {
             require_pushed_authorization_requests: false,
             dpop_bound_access_tokens: false,
             id_token_signed_response_alg: String::new(),
+            profile_guild: None,
+            group_format: default_group_format(),
+            claims: Vec::new(),
         }
     }
 }
@@ -424,6 +450,10 @@ fn default_consent() -> String {
 
 fn default_subject_type() -> String {
     "public".to_owned()
+}
+
+fn default_group_format() -> String {
+    "id".to_owned()
 }
 
 /// A key path as the other problems name theirs: `server.listne`, `clients[0].publik`.

@@ -175,6 +175,14 @@ pub struct ValidClient {
     pub dpop_bound: bool,
     /// How its ID tokens are signed.
     pub id_token_alg: crate::jws::Alg,
+    // Issue 26: community profile
+    /// The guild whose server nickname and avatar become `name`, `nickname` and `picture`
+    /// (the client's own, else `[discord] profile_guild`).
+    pub profile_guild: Option<DiscordId>,
+    /// How role entries of `groups` are written.
+    pub group_format: super::GroupFormat,
+    /// Claims mapped from roles, memberships and linked accounts, in config order.
+    pub claims: Vec<super::MappedClaim>,
 }
 
 impl ValidClient {
@@ -254,6 +262,10 @@ pub struct ValidConfig {
     /// Key for DPoP nonces, derived from the encryption key when there is one (else random per
     /// process).
     pub dpop_nonce_key: [u8; 32],
+    // Issue 26: community profile
+    /// Guilds whose role names the snapshot keeps (read with the bot): those of the role groups
+    /// a client with `group_format = "name"` or `"both"` sees.
+    pub role_name_guilds: Vec<String>,
 }
 
 /// `[discord.bot]`, typed.

@@ -243,7 +243,7 @@ impl Settings {
         let groups = self.check_groups(&mut c);
         let group_names: HashSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
         let mut seen = HashSet::new();
-        let clients: Vec<ValidClient> = self
+        let mut clients: Vec<ValidClient> = self
             .clients
             .iter()
             .enumerate()
@@ -251,6 +251,12 @@ impl Settings {
                 super::client_rules::check_client(&mut c, i, client, &group_names, &mut seen)
             })
             .collect();
+        super::claim_rules::inherit_profile_guild(
+            &mut c,
+            &self.discord.profile_guild,
+            &self.clients,
+            &mut clients,
+        );
         let limits = self.check_limits(&mut c);
         let ui = super::ui::check(&mut c, &self.ui);
         let access_token_alg = match self.tokens.access_token_alg.as_str() {
@@ -274,12 +280,14 @@ impl Settings {
         let needs_connections = self.check_connections(&mut c);
         let has_bot = !self.discord.bot.token.expose_secret().is_empty();
         let sources = self.check_membership_sources(&mut c, &access, &clients, &groups, has_bot);
+        let role_name_guilds =
+            super::claim_rules::role_name_guilds(&mut c, &self.clients, &clients, &groups, has_bot);
         // Re-checks use the person's kept Discord tokens, except guild re-checks by the bot.
         let needs_person_tokens = (sources.needs_guilds && !has_bot) || needs_connections;
         if needs_person_tokens && encryption_key.is_none() && !self.discord.client_id.is_empty() {
             c.problem(
                 "secrets.encryption_key",
-                "required when access rules or groups use guild membership or linked accounts: the Discord tokens kept to re-check them at refresh are encrypted with it",
+                "required when access rules, groups, profile_guild or mapped claims use guild membership or linked accounts: the Discord tokens kept to re-check them at refresh are encrypted with it",
             );
         }
         let bot = self.check_bot(&mut c, &sources.rule_guilds);
@@ -318,6 +326,7 @@ impl Settings {
                         Some(k) => derive_key(&k, b"guildgate dpop nonce v1"),
                         None => process_nonce_key(),
                     },
+                    role_name_guilds,
                 })
             }
             _ => Err(c.problems),

@@ -85,6 +85,7 @@ impl Settings {
                     .filter(|g| g.role.is_some())
                     .map(|g| g.guild.as_str().to_owned()),
             )
+            .chain(community_guilds(clients, true))
             .collect();
         let plain_guilds: Vec<String> = all_rules
             .iter()
@@ -95,7 +96,21 @@ impl Settings {
                     .filter(|g| g.role.is_none())
                     .map(|g| g.guild.as_str().to_owned()),
             )
+            .chain(community_guilds(clients, false))
             .collect();
+        // The server nickname and avatar are in the member object, like roles.
+        let profile_guilds: Vec<String> = clients
+            .iter()
+            .filter_map(|cl| cl.profile_guild.as_ref())
+            .map(|g| g.as_str().to_owned())
+            .collect();
+        if !bot && !profile_guilds.is_empty() && !has_scope("guilds.members.read") {
+            c.problem(
+                "discord.scopes",
+                "profile_guild needs the \"guilds.members.read\" scope (the server nickname and avatar come from the member object), or the bot",
+            );
+        }
+        role_guilds.extend(profile_guilds);
         let mut rule_guilds: Vec<String> =
             role_guilds.iter().chain(&plain_guilds).cloned().collect();
         rule_guilds.sort();
@@ -194,19 +209,25 @@ impl Settings {
         })
     }
 
-    /// Clients that receive or require linked accounts need the `connections` Discord scope;
-    /// returns whether any client uses them.
+    /// Clients that receive or require linked accounts (or map a claim from one) need the
+    /// `connections` Discord scope; returns whether any client uses them.
     pub(super) fn check_connections(&self, c: &mut Checker) -> bool {
         let has_scope = self.discord.scopes.iter().any(|s| s == "connections");
         let mut used = false;
         for (i, client) in self.clients.iter().enumerate() {
-            let uses = [
-                ("connections", client.connections),
+            let mut uses = vec![
+                ("connections".to_owned(), client.connections),
                 (
-                    "required_connections",
+                    "required_connections".to_owned(),
                     !client.required_connections.is_empty(),
                 ),
             ];
+            for (j, claim) in client.claims.iter().enumerate() {
+                for (k, rule) in claim.rules.iter().enumerate() {
+                    let field = format!("claims[{j}].rules[{k}].connection");
+                    uses.push((field, rule.connection.is_some()));
+                }
+            }
             for (field, _) in uses.into_iter().filter(|(_, on)| *on) {
                 used = true;
                 if !has_scope {
@@ -219,6 +240,21 @@ impl Settings {
         }
         used
     }
+}
+
+/// The guilds a client's mapped claims name: in role rules (`roles`) or membership rules.
+fn community_guilds(clients: &[ValidClient], roles: bool) -> impl Iterator<Item = String> + '_ {
+    use super::ClaimCondition;
+    clients
+        .iter()
+        .flat_map(|cl| cl.claims.iter())
+        .flat_map(|claim| claim.rules.iter())
+        .filter_map(move |rule| match (&rule.when, roles) {
+            (ClaimCondition::Role(g, _), true) | (ClaimCondition::Guild(g), false) => {
+                Some(g.as_str().to_owned())
+            }
+            _ => None,
+        })
 }
 
 /// What the rules need to know about memberships.

@@ -127,6 +127,32 @@ pub struct GuildMember {
     pub communication_disabled_until: Option<String>,
 }
 
+/// A role object (docs: topics/permissions#role-object), as `GET /guilds/{guild.id}/roles`
+/// lists them and the Gateway's `GUILD_ROLE_CREATE` / `GUILD_ROLE_UPDATE` carry them. Only
+/// the fields guildgate reads are required.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    /// Role snowflake (the @everyone role's is the guild's).
+    pub id: String,
+    /// Role name, as the server shows it.
+    pub name: String,
+    /// Position in the server's role list.
+    #[serde(default)]
+    pub position: i64,
+    /// Permission bit set, serialized as a string.
+    #[serde(default)]
+    pub permissions: String,
+    /// Whether the role is managed by an integration (a bot's own role, boosters, …).
+    #[serde(default)]
+    pub managed: bool,
+    /// Whether it is pinned in the member list.
+    #[serde(default)]
+    pub hoist: bool,
+    /// Whether it can be mentioned.
+    #[serde(default)]
+    pub mentionable: bool,
+}
+
 /// A linked account from `GET /users/@me/connections` (docs: resources/user#connection-object;
 /// needs the `connections` scope).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,6 +317,19 @@ mod tests {
         )
         .expect("docs example parses");
         assert!(g.owner);
+    }
+
+    #[test]
+    fn role_parses_the_docs_shape() {
+        let r: Role = serde_json::from_str(
+            r#"{"id":"41771983423143936","name":"WE DEM BOYZZ!!!!!!","color":3447003,
+               "colors":{"primary_color":3447003,"secondary_color":null,"tertiary_color":null},
+               "hoist":true,"icon":"cf3ced8600b777c9486c6d8d84fb4327","unicode_emoji":null,
+               "position":1,"permissions":"66321471","managed":false,"mentionable":false,"flags":0}"#,
+        )
+        .expect("docs example parses");
+        assert_eq!(r.name, "WE DEM BOYZZ!!!!!!");
+        assert_eq!(r.position, 1);
     }
 
     #[test]

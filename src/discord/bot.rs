@@ -5,6 +5,7 @@
 //! membership cache.
 
 use super::answers::{is_snowflake, member_answer, parse, rest_error};
+use super::cache::CachedMember;
 use super::{DiscordClient, DiscordError, DiscordRoute, Membership, api};
 use time::OffsetDateTime;
 
@@ -41,8 +42,9 @@ impl DiscordClient {
         )
     }
 
-    /// A person's membership in `guilds`, read with the bot token; each answer ("not a member"
-    /// included) is reused for that person and guild for `membership_ttl`.
+    /// A person's membership in `guilds` (roles and server profiles), read with the bot token;
+    /// each answer ("not a member" included) is reused for that person and guild for
+    /// `membership_ttl`.
     pub async fn fetch_membership_by_bot(
         &self,
         user_id: &str,
@@ -56,21 +58,18 @@ impl DiscordClient {
             if guilds[..i].contains(guild) {
                 continue;
             }
-            let roles = match cache.member(user_id, guild, now) {
-                Some(roles) => roles,
+            let member = match cache.member(user_id, guild, now) {
+                Some(member) => member,
                 None => {
-                    let roles = self
+                    let member = self
                         .fetch_member_by_bot(guild, user_id)
                         .await?
-                        .map(|m| m.roles);
-                    cache.put_member(user_id, guild, roles.clone(), now);
-                    roles
+                        .map(CachedMember::from);
+                    cache.put_member(user_id, guild, member.clone(), now);
+                    member
                 }
             };
-            if let Some(roles) = roles {
-                membership.guilds.push(guild.clone());
-                membership.roles.insert(guild.clone(), roles);
-            }
+            membership.record_member(guild, member);
         }
         Ok(membership)
     }

@@ -16,8 +16,29 @@ const MAX_ENTRIES: usize = 10_000;
 /// One cached answer and when it was fetched.
 type Entry<T> = (T, OffsetDateTime);
 
-/// Roles in a guild (`None`: not a member), keyed by (person, guild).
-type MemberMap = HashMap<(String, String), Entry<Option<Vec<String>>>>;
+/// What is kept of one member object: roles and the server profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CachedMember {
+    /// Role ids.
+    pub roles: Vec<String>,
+    /// Server nickname.
+    pub nick: Option<String>,
+    /// Server avatar hash.
+    pub avatar: Option<String>,
+}
+
+impl From<super::api::GuildMember> for CachedMember {
+    fn from(m: super::api::GuildMember) -> Self {
+        Self {
+            roles: m.roles,
+            nick: m.nick,
+            avatar: m.avatar,
+        }
+    }
+}
+
+/// A member object (`None`: not a member), keyed by (person, guild).
+type MemberMap = HashMap<(String, String), Entry<Option<CachedMember>>>;
 
 /// Guild lists per person and member roles per (person, guild).
 #[derive(Debug)]
@@ -66,13 +87,14 @@ impl MembershipCache {
         }
     }
 
-    /// The person's roles in a guild (`Some(None)`: not a member), if fetched within the TTL.
+    /// The person's member object in a guild (`Some(None)`: not a member), if fetched within
+    /// the TTL.
     pub fn member(
         &self,
         user: &str,
         guild: &str,
         now: OffsetDateTime,
-    ) -> Option<Option<Vec<String>>> {
+    ) -> Option<Option<CachedMember>> {
         let map = self.members.lock().ok()?;
         map.get(&(user.to_owned(), guild.to_owned()))
             .filter(|(_, at)| self.fresh(*at, now))
@@ -84,12 +106,12 @@ impl MembershipCache {
         &self,
         user: &str,
         guild: &str,
-        roles: Option<Vec<String>>,
+        member: Option<CachedMember>,
         now: OffsetDateTime,
     ) {
         if let Ok(mut map) = self.members.lock() {
             self.make_room(&mut map, now);
-            map.insert((user.to_owned(), guild.to_owned()), (roles, now));
+            map.insert((user.to_owned(), guild.to_owned()), (member, now));
         }
     }
 
@@ -121,11 +143,15 @@ mod tests {
     fn entries_expire_after_the_ttl_and_forget_drops_a_person() {
         let cache = MembershipCache::new(Duration::from_secs(300));
         let t0 = OffsetDateTime::UNIX_EPOCH;
-        cache.put_member("u", "g", Some(vec!["r".into()]), t0);
+        let member = CachedMember {
+            roles: vec!["r".into()],
+            ..CachedMember::default()
+        };
+        cache.put_member("u", "g", Some(member.clone()), t0);
         cache.put_guilds("u", vec!["g".into()], t0);
         assert_eq!(
             cache.member("u", "g", t0 + Duration::from_secs(299)),
-            Some(Some(vec!["r".into()]))
+            Some(Some(member))
         );
         assert_eq!(cache.member("u", "g", t0 + Duration::from_secs(300)), None);
         cache.forget("u");

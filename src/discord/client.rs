@@ -5,6 +5,7 @@
 use super::answers::{oauth_error, parse};
 use super::cache::MembershipCache;
 use super::ratelimit::{Answer, Transport};
+use super::roles::RoleNameCache;
 use super::{DiscordError, DiscordRoute, DiscordStats, api};
 use base64::Engine as _;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -95,6 +96,7 @@ struct Inner {
     redirect_uri: String,
     transport: Transport,
     membership: MembershipCache,
+    roles: RoleNameCache,
     /// `Bot <token>`, marked sensitive.
     bot_auth: Option<HeaderValue>,
 }
@@ -152,6 +154,7 @@ impl DiscordClient {
                 redirect_uri: cfg.redirect_uri,
                 transport: Transport::new(http, cfg.max_retry_wait),
                 membership: MembershipCache::new(cfg.membership_ttl),
+                roles: RoleNameCache::new(cfg.membership_ttl),
                 bot_auth,
             }),
         })
@@ -165,6 +168,12 @@ impl DiscordClient {
     /// The membership cache behind [`DiscordClient::fetch_membership`].
     pub(super) fn membership_cache(&self) -> &MembershipCache {
         &self.inner.membership
+    }
+
+    /// The role names read through the bot (see [`DiscordClient::guild_role_names`]); the
+    /// Gateway's role events correct it.
+    pub fn role_name_cache(&self) -> &RoleNameCache {
+        &self.inner.roles
     }
 
     /// Discord's authorization URL for one login: code flow with PKCE S256 and our `state`.

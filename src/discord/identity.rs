@@ -4,6 +4,7 @@
 //! and refreshes stays under Discord's tight limit on the member endpoint.
 
 use super::answers::{is_snowflake, member_answer, parse, rest_error};
+use super::cache::CachedMember;
 use super::{DiscordClient, DiscordError, DiscordRoute, api};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,61 @@ pub struct Membership {
     /// client that uses them); unverified, revoked and hidden ones are never kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connections: Vec<LinkedAccount>,
+    /// The person's server profile (nickname, server avatar) in each guild whose member object
+    /// was read and where they set one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub profiles: BTreeMap<String, MemberProfile>,
+    /// Discord's names of the person's roles (role id → name), for the guilds whose role
+    /// names a client shows (`group_format`); read through the bot.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub role_names: BTreeMap<String, BTreeMap<String, String>>,
+    /// When the oldest role list behind `role_names` was read. Not stored: a snapshot is saved
+    /// as taken at this time when it is earlier, so it is never younger than its oldest part.
+    #[serde(skip)]
+    pub names_read_at: Option<OffsetDateTime>,
+}
+
+/// What a member set for themselves in one server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberProfile {
+    /// Server nickname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nick: Option<String>,
+    /// Server avatar hash (`a_` = animated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+}
+
+impl MemberProfile {
+    /// The profile of a member object, or `None` when it sets neither.
+    pub fn of(nick: Option<String>, avatar: Option<String>) -> Option<Self> {
+        let nick = nick.filter(|n| !n.is_empty());
+        let avatar = avatar.filter(|a| !a.is_empty());
+        (nick.is_some() || avatar.is_some()).then_some(Self { nick, avatar })
+    }
+}
+
+impl Membership {
+    /// Records one guild's member object: a member (roles and server profile), or not.
+    pub fn record_member(&mut self, guild: &str, member: Option<CachedMember>) {
+        self.profiles.remove(guild);
+        match member {
+            Some(m) => {
+                if !self.guilds.iter().any(|g| g == guild) {
+                    self.guilds.push(guild.to_owned());
+                }
+                if let Some(profile) = MemberProfile::of(m.nick, m.avatar) {
+                    self.profiles.insert(guild.to_owned(), profile);
+                }
+                self.roles.insert(guild.to_owned(), m.roles);
+            }
+            None => {
+                self.guilds.retain(|g| g != guild);
+                self.roles.remove(guild);
+                self.role_names.remove(guild);
+            }
+        }
+    }
 }
 
 /// A verified linked account, as released in the `connections` claim.
@@ -120,8 +176,9 @@ impl DiscordClient {
     /// - `want_guilds` (the `guilds` scope is configured): `GET /users/@me/guilds` once per
     ///   person per `membership_ttl`.
     /// - `GET /users/@me/guilds/{id}/member` (tightly rate limited) only for the guilds in
-    ///   `role_guilds` — the ones a rule or group mapping needs roles from — and, when the guild
-    ///   list was read, only for those the person is in. Each answer, "not a member" included,
+    ///   `role_guilds` — the ones a rule, group mapping, mapped claim or profile guild needs the
+    ///   member object of (roles, server nickname and avatar) — and, when the guild list was
+    ///   read, only for those the person is in. Each answer, "not a member" included,
     ///   is reused for that person and guild for `membership_ttl`.
     ///
     /// A member answer of "not a member" overrides an older guild list, so a person who just
@@ -163,26 +220,18 @@ impl DiscordClient {
             if repeated || absent {
                 continue;
             }
-            let roles = match cache.member(user_id, guild, now) {
-                Some(roles) => roles,
+            let member = match cache.member(user_id, guild, now) {
+                Some(member) => member,
                 None => {
-                    let roles = self
+                    let member = self
                         .fetch_member(access_token, guild)
                         .await?
-                        .map(|m| m.roles);
-                    cache.put_member(user_id, guild, roles.clone(), now);
-                    roles
+                        .map(CachedMember::from);
+                    cache.put_member(user_id, guild, member.clone(), now);
+                    member
                 }
             };
-            match roles {
-                Some(roles) => {
-                    if !membership.guilds.contains(guild) {
-                        membership.guilds.push(guild.clone());
-                    }
-                    membership.roles.insert(guild.clone(), roles);
-                }
-                None => membership.guilds.retain(|g| g != guild),
-            }
+            membership.record_member(guild, member);
         }
         Ok(membership)
     }

@@ -17,12 +17,13 @@ pub mod gateway;
 mod identity;
 pub mod kept_tokens;
 mod ratelimit;
+pub mod roles;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use client::{DiscordClient, DiscordClientConfig, DiscordTokens};
-pub use identity::{LinkedAccount, Membership};
+pub use identity::{LinkedAccount, MemberProfile, Membership};
 
 /// What can go wrong when talking to Discord.
 ///
@@ -95,11 +96,13 @@ pub enum DiscordRoute {
     Connections,
     /// `GET /guilds/{guild.id}/members/{user.id}` with the bot token.
     BotMember,
+    /// `GET /guilds/{guild.id}/roles` with the bot token.
+    BotRoles,
 }
 
 impl DiscordRoute {
     /// Every route, in a fixed order.
-    pub const ALL: [DiscordRoute; 7] = [
+    pub const ALL: [DiscordRoute; 8] = [
         DiscordRoute::Token,
         DiscordRoute::Revoke,
         DiscordRoute::Me,
@@ -107,6 +110,7 @@ impl DiscordRoute {
         DiscordRoute::Member,
         DiscordRoute::Connections,
         DiscordRoute::BotMember,
+        DiscordRoute::BotRoles,
     ];
 
     /// A short stable name, for logs and metric labels.
@@ -119,6 +123,7 @@ impl DiscordRoute {
             DiscordRoute::Member => "users_me_guild_member",
             DiscordRoute::Connections => "users_me_connections",
             DiscordRoute::BotMember => "guild_member_by_bot",
+            DiscordRoute::BotRoles => "guild_roles_by_bot",
         }
     }
 

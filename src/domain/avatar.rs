@@ -24,3 +24,10 @@ pub fn avatar_url(user_id: &str, avatar: Option<&str>, discriminator: Option<&st
         }
     }
 }
+
+/// A member's server avatar (Discord's "Guild Member Avatar"):
+/// `guilds/{guild_id}/users/{user_id}/avatars/{hash}.png`, or `.gif` for animated hashes.
+pub fn guild_avatar_url(guild_id: &str, user_id: &str, hash: &str) -> String {
+    let ext = if hash.starts_with("a_") { "gif" } else { "png" };
+    format!("{CDN}/guilds/{guild_id}/users/{user_id}/avatars/{hash}.{ext}")
+}

@@ -12,7 +12,7 @@ mod scopes;
 mod token;
 mod user_code;
 
-pub use avatar::avatar_url;
+pub use avatar::{avatar_url, guild_avatar_url};
 pub use client_id::ClientId;
 pub use discord_id::DiscordId;
 pub use issuer::{Issuer, is_loopback};

@@ -1,13 +1,15 @@
-//! Live deprovisioning: a member event from the bot's Gateway connection (removal, ban, role
-//! update) or a catch-up re-read changes a person's membership snapshot, and whatever the person
-//! no longer qualifies for ends at once: every grant and session when the global rules no longer
-//! admit them, else the grants of each app whose own rules they no longer meet. Apps are told by
-//! back-channel logout. A role added is only recorded: it takes effect at the next sign-in or
-//! refresh, like any other grant of access.
+//! Live deprovisioning: a member event from the bot's Gateway connection (removal, ban, update
+//! of roles, server nickname or avatar) or a catch-up re-read changes a person's membership
+//! snapshot (so their claims follow at once), and whatever the person no longer qualifies for
+//! ends at once: every grant and session when the global rules no longer admit them, else the
+//! grants of each app whose own rules they no longer meet. Apps are told by back-channel
+//! logout. A role added is only recorded: it takes effect at the next sign-in or refresh, like
+//! any other grant of access.
 
 use super::Context;
 use super::{logout, membership};
 use crate::discord::Membership;
+use crate::discord::cache::CachedMember;
 use crate::discord::gateway::MemberEvent;
 use crate::domain::{ClientId, DiscordId};
 use crate::error::OAuthError;
@@ -60,11 +62,19 @@ pub async fn apply(
             snapshot.guilds.retain(|g| *g != guild);
             snapshot.roles.remove(&guild);
         }
-        MemberEvent::Updated { roles, .. } => {
-            if !snapshot.guilds.contains(&guild) {
-                snapshot.guilds.push(guild.clone());
-            }
-            snapshot.roles.insert(guild, roles.clone());
+        MemberEvent::Updated {
+            roles,
+            nick,
+            avatar,
+            ..
+        } => {
+            let member = CachedMember {
+                roles: roles.clone(),
+                nick: nick.clone(),
+                avatar: avatar.clone(),
+            };
+            snapshot.record_member(&guild, Some(member));
+            super::community::rename_after_update(ctx, &mut snapshot, &guild, now).await;
         }
     }
     // This process's cached Discord answers are older than the event.
@@ -127,24 +137,7 @@ pub async fn enforce(
 /// changed. Returns how many people lost something. Discord errors stop the round (the next
 /// new session tries again); they are logged by the caller.
 pub async fn catch_up(ctx: &Context<'_>, now: OffsetDateTime) -> Result<usize, CatchUpError> {
-    // Everyone who could still use an app: live sessions, and grants without one (offline
-    // access), whose Discord membership may have changed while no events reached us.
-    let mut people: Vec<DiscordId> = ctx
-        .store
-        .list_sessions(None, now)
-        .await
-        .map_err(|e| CatchUpError::Store(e.into()))?
-        .into_iter()
-        .map(|s| s.user_id)
-        .collect();
-    people.extend(
-        ctx.store
-            .people_with_live_grants(now)
-            .await
-            .map_err(|e| CatchUpError::Store(e.into()))?,
-    );
-    people.sort();
-    people.dedup();
+    let people = live_people(ctx, now).await.map_err(CatchUpError::Store)?;
     let mut affected = 0;
     for user_id in people {
         let (stored, fetched_at) = membership::load(ctx, &user_id)
@@ -154,12 +147,19 @@ pub async fn catch_up(ctx: &Context<'_>, now: OffsetDateTime) -> Result<usize, C
             continue;
         };
         ctx.discord.forget_membership(user_id.as_str());
-        let fresh = ctx
+        let mut fresh = ctx
             .discord
             .fetch_membership_by_bot(user_id.as_str(), &ctx.config.rule_guilds, now)
             .await
             .map_err(CatchUpError::Discord)?;
-        if fresh.guilds == stored.guilds && fresh.roles == stored.roles {
+        super::community::name_roles(ctx, &mut fresh, now)
+            .await
+            .map_err(CatchUpError::Discord)?;
+        if fresh.guilds == stored.guilds
+            && fresh.roles == stored.roles
+            && fresh.profiles == stored.profiles
+            && fresh.role_names == stored.role_names
+        {
             continue;
         }
         // Linked accounts are not the bot's to read: they stay as last fetched.
@@ -175,6 +175,25 @@ pub async fn catch_up(ctx: &Context<'_>, now: OffsetDateTime) -> Result<usize, C
         }
     }
     Ok(affected)
+}
+
+/// Everyone who could still use an app: people with a live session, and with a grant without
+/// one (offline access).
+pub async fn live_people(
+    ctx: &Context<'_>,
+    now: OffsetDateTime,
+) -> Result<Vec<DiscordId>, OAuthError> {
+    let mut people: Vec<DiscordId> = ctx
+        .store
+        .list_sessions(None, now)
+        .await?
+        .into_iter()
+        .map(|s| s.user_id)
+        .collect();
+    people.extend(ctx.store.people_with_live_grants(now).await?);
+    people.sort();
+    people.dedup();
+    Ok(people)
 }
 
 /// Why a catch-up round stopped.

@@ -42,6 +42,9 @@ pub enum Finish {
         scopes: Scopes,
         /// The sealed pending request for the consent form.
         ticket: String,
+        /// The claims this app maps from Discord roles and memberships that these scopes
+        /// release (`[[clients.claims]]`), named on the page too.
+        mapped_claims: Vec<String>,
     },
 }
 
@@ -136,6 +139,12 @@ pub async fn finish_for(
             client_name: client.name.clone(),
             scopes: request.scope,
             ticket,
+            mapped_claims: client
+                .claims
+                .iter()
+                .filter(|m| request.scope.contains(&m.scope))
+                .map(|m| m.name.clone())
+                .collect(),
         });
     }
     let code = code::issue(ctx, request, session, now).await?;

@@ -1,6 +1,6 @@
 //! Guild membership: fetched from Discord at sign-in, kept as a snapshot (re-checked by
 //! [`super::recheck`] once older than `discord.membership_ttl`), and turned into policy facts
-//! and groups.
+//! and the person's claims (groups, linked accounts, the server profile, mapped claims).
 
 use super::Context;
 use crate::config::ValidClient;
@@ -61,6 +61,7 @@ pub async fn fetch(
     if ctx.config.needs_connections {
         membership.connections = ctx.discord.fetch_connections(person()?).await?;
     }
+    super::community::name_roles(ctx, &mut membership, now).await?;
     Ok(membership)
 }
 
@@ -71,8 +72,9 @@ pub fn needs_person_token(ctx: &Context<'_>) -> bool {
 }
 
 /// Whether this client's answer depends on the snapshot: the global rules or its own name a
-/// guild or role, it may see groups, or it receives or requires linked accounts. Only then is a
-/// stale snapshot re-checked for it, so an app without such rules never waits for Discord.
+/// guild or role, it may see groups, it receives or requires linked accounts, it shows a server
+/// profile, or it maps claims from roles, guilds or linked accounts. Only then is a stale
+/// snapshot re-checked for it, so an app without such rules never waits for Discord.
 pub fn matters_for(ctx: &Context<'_>, client: &ValidClient) -> bool {
     let names_guilds = |rules: &crate::config::AccessRules| {
         !rules.allowed_guilds.is_empty() || !rules.required_roles.is_empty()
@@ -82,7 +84,12 @@ pub fn matters_for(ctx: &Context<'_>, client: &ValidClient) -> bool {
             || names_guilds(&client.access)
             || !client.groups.is_empty()
             || client.connections
-            || !client.access.required_connections.is_empty())
+            || !client.access.required_connections.is_empty()
+            || client.profile_guild.is_some()
+            || client
+                .claims
+                .iter()
+                .any(crate::config::MappedClaim::reads_membership))
 }
 
 /// The global and the client's rules against a membership.
@@ -140,14 +147,15 @@ pub async fn save(
         .await?)
 }
 
-/// The stored form of `membership`, taken at `now`.
+/// The stored form of `membership`, taken at `now`, or as old as the oldest role list behind
+/// its role names when that is earlier (so a renamed role is re-read within the TTL).
 pub fn snapshot(
     membership: &Membership,
     now: OffsetDateTime,
 ) -> Result<MembershipSnapshot, OAuthError> {
     Ok(MembershipSnapshot {
         snapshot: serde_json::to_string(membership).map_err(OAuthError::internal)?,
-        fetched_at: now,
+        fetched_at: membership.names_read_at.map_or(now, |at| at.min(now)),
     })
 }
 
@@ -188,15 +196,22 @@ pub fn seal_tokens(
     }))
 }
 
-/// The claims a scope set releases about `user` to `client`, including `groups` from the
-/// stored snapshot: one definition for the ID token, `/userinfo` and introspection.
+/// The claims a scope set releases about `user` to `client`, including those read from the
+/// stored snapshot (`groups`, `connections`, the server profile, mapped claims): one
+/// definition for the ID token, `/userinfo` and introspection.
 pub async fn claims_for(
     ctx: &Context<'_>,
     user: &UserRecord,
     scopes: &crate::domain::Scopes,
     client: Option<&ValidClient>,
 ) -> Result<Map<String, Value>, OAuthError> {
-    let snapshot = if scopes.contains("groups") || scopes.contains("connections") {
+    let community = client.is_some_and(|c| {
+        (scopes.contains("profile") && c.profile_guild.is_some())
+            || c.claims
+                .iter()
+                .any(|m| scopes.contains(&m.scope) && m.reads_membership())
+    });
+    let snapshot = if scopes.contains("groups") || scopes.contains("connections") || community {
         load(ctx, &user.id).await?.0
     } else {
         Membership::default()
@@ -212,18 +227,38 @@ pub fn claims_with(
     scopes: &crate::domain::Scopes,
     client: Option<&ValidClient>,
 ) -> Map<String, Value> {
+    let facts = facts(snapshot, user);
     let mut claims = crate::claims::user_claims(user, scopes);
+    if let Some(guild) = client.and_then(|c| c.profile_guild.as_ref()) {
+        if scopes.contains("profile") {
+            let profile = snapshot.profiles.get(guild.as_str());
+            let server = crate::claims::ServerProfile {
+                guild: guild.as_str(),
+                nick: profile.and_then(|p| p.nick.as_deref()),
+                avatar: profile.and_then(|p| p.avatar.as_deref()),
+            };
+            crate::claims::apply_server_profile(&mut claims, user, server);
+        }
+    }
     if scopes.contains("groups") {
         let visible = client.map(|c| c.groups.as_slice()).unwrap_or_default();
-        let groups = crate::claims::groups(&ctx.config.groups, visible, &facts(snapshot, user));
+        let format = client.map(|c| c.group_format).unwrap_or_default();
+        let groups = crate::claims::groups(
+            &ctx.config.groups,
+            visible,
+            format,
+            &facts,
+            &snapshot.role_names,
+        );
         claims.insert("groups".into(), json!(groups));
     }
     // Only for a client allowed them; `authorize` already drops the scope for the others.
     if scopes.contains("connections") && client.is_some_and(|c| c.connections) {
-        claims.insert(
-            "connections".into(),
-            crate::claims::connections(&facts(snapshot, user)),
-        );
+        claims.insert("connections".into(), crate::claims::connections(&facts));
+    }
+    // Mapped claims never take a name set above: check-config refuses those names.
+    if let Some(client) = client {
+        claims.extend(crate::claims::mapped(&client.claims, scopes, &facts));
     }
     claims
 }

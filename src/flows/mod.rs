@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod client_auth;
 pub mod client_credentials;
 pub mod code;
+pub mod community;
 mod context;
 pub mod deprovision;
 pub mod device;

@@ -6,7 +6,7 @@
 mod leader;
 
 use crate::discord::gateway::{self, ConnectionState, Ended, GatewaySettings, Signal};
-use crate::flows::deprovision;
+use crate::flows::{community, deprovision};
 use crate::state::AppState;
 use actix_web::web;
 use tokio::sync::mpsc;
@@ -57,6 +57,18 @@ async fn handle(state: &AppState, received: &mut mpsc::Receiver<Signal>) {
                     state
                         .gateway
                         .record_problem("cannot apply a member event (see the log)");
+                }
+            },
+            Signal::Role(event) => match community::apply_role_event(&ctx, &event, now).await {
+                Ok(0) => {}
+                Ok(changed) => {
+                    tracing::info!(event = event.kind().as_str(), guild = %event.guild_id(), role = %event.role_id(), people = changed, "live membership: role change applied to the snapshots of people holding it");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, event = event.kind().as_str(), guild = %event.guild_id(), "live membership: cannot apply a role event");
+                    state
+                        .gateway
+                        .record_problem("cannot apply a role event (see the log)");
                 }
             },
             Signal::NewSession => {

@@ -105,7 +105,7 @@ pub struct Metrics {
     dpop: Family<OutcomeLabel, Counter>,
 }
 
-/// A Gateway event type (`member_remove`, `ban_add`, `member_update`).
+/// A Gateway event type (`member_remove`, `ban_add`, `member_update`, `role`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TypeLabel {
     r#type: &'static str,
@@ -411,6 +411,7 @@ impl Metrics {
             ("member_remove", status.member_remove_events),
             ("ban_add", status.ban_add_events),
             ("member_update", status.member_update_events),
+            ("role", status.role_events),
         ] {
             catch_up(
                 &self.live_events.get_or_create(&TypeLabel { r#type }),

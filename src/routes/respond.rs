@@ -142,8 +142,18 @@ pub(super) fn render_finish(req: &HttpRequest, state: &AppState, next: Finish) -
             client_name,
             scopes,
             ticket,
+            mapped_claims,
         } => {
-            let claims: Vec<&str> = scopes.iter().map(describe_scope).collect();
+            let mut claims: Vec<String> = scopes
+                .iter()
+                .map(|s| describe_scope(s).to_owned())
+                .collect();
+            if !mapped_claims.is_empty() {
+                claims.push(format!(
+                    "what the administrator derives for this app from your servers, roles and linked accounts ({})",
+                    mapped_claims.join(", ")
+                ));
+            }
             let html = crate::pages::render(
                 "consent.html",
                 minijinja::context! {
@@ -200,7 +210,9 @@ pub(super) fn denied(state: &AppState, refusal: &Refusal) -> HttpResponse {
 pub(super) fn describe_scope(scope: &str) -> &'static str {
     match scope {
         "openid" => "your Discord user id",
-        "profile" => "your Discord username, display name, avatar and language",
+        "profile" => {
+            "your Discord username, display name (or server nickname), avatar and language"
+        }
         "email" => "your email address and whether Discord has verified it",
         "groups" => "the server roles the administrator maps to groups",
         "connections" => "the verified accounts linked to your Discord profile (GitHub, Steam, …)",

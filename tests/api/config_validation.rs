@@ -3,7 +3,7 @@
 use guildgate::config::Settings;
 
 /// Loads defaults + `toml` (as a config file) + `env`.
-fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, String> {
+pub(crate) fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, String> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("guildgate.toml");
     std::fs::write(&file, toml).unwrap();
@@ -12,7 +12,7 @@ fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, String> {
 }
 
 /// The keys of every problem `validate` reports.
-fn problem_keys(toml: &str) -> Vec<String> {
+pub(crate) fn problem_keys(toml: &str) -> Vec<String> {
     match load(toml, &[]).expect("loads").validate() {
         Ok(_) => vec![],
         Err(problems) => problems.into_iter().map(|p| p.key).collect(),
@@ -25,7 +25,8 @@ id = "wiki"
 public = true
 "#;
 
-fn client_with_redirect(uri: &str) -> String {
+/// A public client with one redirect URI, to append `key = value` lines to.
+pub(crate) fn client_with_redirect(uri: &str) -> String {
     format!("{CLIENT}redirect_uris = [{uri:?}]\n")
 }
 

@@ -370,8 +370,7 @@ async fn a_proof_sent_with_a_pushed_request_binds_its_code_to_that_key() {
     );
 
     // Act
-    let page =
-        crate::helpers::authorize_page(&app, &mut Browser::new(), &authorize, ALICE).await;
+    let page = crate::helpers::authorize_page(&app, &mut Browser::new(), &authorize, ALICE).await;
     let code = crate::helpers::redirect_params(&page)["code"].clone();
     let thief = redeem_with_proof(&app, &AppKey::new("thief"), &code, &verifier).await;
 

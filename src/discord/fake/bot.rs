@@ -1,7 +1,7 @@
-//! The bot's REST routes: `GET /guilds/{guild}/members/{user}` and `GET /users/@me`, both with
-//! `Authorization: Bot <token>` (docs: reference#authentication, resources/guild#get-guild-member).
-//! A wrong token answers 401; a person not in the guild 404 Unknown Member (10007); a guild the
-//! bot is not in 404 Unknown Guild (10004).
+//! The bot's REST routes: `GET /guilds/{guild}/members/{user}`, `GET /guilds/{guild}/roles` and
+//! `GET /users/@me`, all with `Authorization: Bot <token>` (docs: reference#authentication,
+//! resources/guild#get-guild-member, #get-guild-roles). A wrong token answers 401; a person not
+//! in the guild 404 Unknown Member (10007); a guild the bot is not in 404 Unknown Guild (10004).
 
 use super::faults::{Prelude, count_window, json_error, ok_json, prelude};
 use super::rest::user_json;
@@ -71,7 +71,7 @@ pub(super) async fn guild_member(
     let body = json!({
         "user": user_json(user, false),
         "nick": membership.nick,
-        "avatar": null,
+        "avatar": membership.avatar,
         "banner": null,
         "roles": membership.roles,
         "joined_at": membership.joined_at,
@@ -83,6 +83,61 @@ pub(super) async fn guild_member(
         "communication_disabled_until": null,
     });
     ok_json(&info, &body, malformed)
+}
+
+/// A role object as Discord serializes it (docs: topics/permissions#role-object).
+pub(super) fn role_json(id: &str, name: &str, position: usize) -> serde_json::Value {
+    json!({
+        "id": id, "name": name, "color": 0,
+        "colors": {"primary_color": 0, "secondary_color": null, "tertiary_color": null},
+        "hoist": false, "icon": null, "unicode_emoji": null, "position": position,
+        "permissions": "0", "managed": false, "mentionable": false, "flags": 0,
+    })
+}
+
+/// `GET /guilds/{guild_id}/roles` with the bot token: @everyone (the guild's own id, position
+/// 0), then the guild's roles.
+pub(super) async fn guild_roles(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<Mutex<State>>,
+) -> HttpResponse {
+    let malformed = match prelude(&state, FakeRoute::BotRoles).await {
+        Prelude::Respond(answer) => return answer,
+        Prelude::Continue { malformed } => malformed,
+    };
+    let guild_id = path.into_inner();
+    let mut s = lock(&state);
+    let info = match count_window(&mut s, FakeRoute::BotRoles, "bot") {
+        Ok(info) => info,
+        Err(answer) => return answer,
+    };
+    if bot_token(&req).as_deref() != Some(s.data.bot_token.as_str()) {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            &info,
+            "401: Unauthorized",
+            codes::GENERAL,
+        );
+    }
+    let Some(guild) = s.data.guild(&guild_id) else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            &info,
+            "Unknown Guild",
+            codes::UNKNOWN_GUILD,
+        );
+    };
+    let roles: Vec<serde_json::Value> = std::iter::once(role_json(&guild.id, "@everyone", 0))
+        .chain(
+            guild
+                .roles
+                .iter()
+                .enumerate()
+                .map(|(i, r)| role_json(&r.id, &r.name, i + 1)),
+        )
+        .collect();
+    ok_json(&info, &serde_json::Value::Array(roles), malformed)
 }
 
 /// `GET /users/@me` with the bot token: the bot user, or 401 for a wrong token.

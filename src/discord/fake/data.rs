@@ -141,6 +141,9 @@ pub struct FakeMembership {
     /// Guild nickname.
     #[serde(default)]
     pub nick: Option<String>,
+    /// Server avatar hash (`a_` = animated).
+    #[serde(default)]
+    pub avatar: Option<String>,
     /// ISO 8601 join time.
     #[serde(default = "default_joined_at")]
     pub joined_at: String,
@@ -275,10 +278,48 @@ impl FakeData {
                 guild: guild_id.to_owned(),
                 roles,
                 nick: None,
+                avatar: None,
                 joined_at: default_joined_at(),
             }),
         }
         true
+    }
+
+    /// Changes a member's membership in place; false when they are not a member.
+    pub(super) fn edit_member(
+        &mut self,
+        user_id: &str,
+        guild_id: &str,
+        edit: impl FnOnce(&mut FakeMembership),
+    ) -> bool {
+        let member = self
+            .users
+            .iter_mut()
+            .find(|u| u.id == user_id)
+            .and_then(|u| u.memberships.iter_mut().find(|m| m.guild == guild_id));
+        match member {
+            Some(m) => {
+                edit(m);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Renames a role; false when the guild or role is unknown.
+    pub(super) fn rename_role(&mut self, guild_id: &str, role_id: &str, name: &str) -> bool {
+        let role = self
+            .guilds
+            .iter_mut()
+            .find(|g| g.id == guild_id)
+            .and_then(|g| g.roles.iter_mut().find(|r| r.id == role_id));
+        match role {
+            Some(r) => {
+                r.name = name.to_owned();
+                true
+            }
+            None => false,
+        }
     }
 
     pub(super) fn set_connections(

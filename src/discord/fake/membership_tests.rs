@@ -65,6 +65,16 @@ async fn a_burst_of_lookups_calls_each_endpoint_once_per_person_and_guild() {
         ]
         .into(),
         connections: Vec::new(),
+        // Bob's server nickname and server avatar come with the member object.
+        profiles: [(
+            COMMUNITY.to_owned(),
+            crate::discord::MemberProfile {
+                nick: Some("Bob".to_owned()),
+                avatar: Some("5e1f0c9a8b7d6e4f3a2b1c0d9e8f7a6b".to_owned()),
+            },
+        )]
+        .into(),
+        ..Membership::default()
     };
     assert_eq!(answers.len(), 20);
     for answer in answers {

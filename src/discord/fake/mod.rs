@@ -6,6 +6,7 @@
 //! ([`Fault`]) or to change a user's memberships while a session is alive.
 
 mod bot;
+mod community;
 mod data;
 mod faults;
 mod gateway;
@@ -57,6 +58,8 @@ pub enum FakeRoute {
     Connections,
     /// `GET /api/v10/guilds/{guild_id}/members/{user_id}` (bot token).
     BotMember,
+    /// `GET /api/v10/guilds/{guild_id}/roles` (bot token).
+    BotRoles,
 }
 
 /// Misbehaviour to inject on a route. Each applies to the next `times` calls, then clears itself.
@@ -174,7 +177,8 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/guilds/{guild_id}/members/{user_id}",
             web::get().to(bot::guild_member),
-        );
+        )
+        .route("/guilds/{guild_id}/roles", web::get().to(bot::guild_roles));
 }
 
 async fn not_found() -> HttpResponse {
@@ -375,20 +379,8 @@ impl FakeDiscordHandle {
     /// Sets the member's roles and dispatches `GUILD_MEMBER_UPDATE` with the full member.
     /// Returns false when the user or guild is unknown.
     pub fn update_roles(&self, user_id: &str, guild_id: &str, roles: &[&str]) -> bool {
-        if !self.set_member_roles(user_id, guild_id, roles) {
-            return false;
-        }
-        let Some(user) = self.user_payload(user_id) else {
-            return false;
-        };
-        let data = serde_json::json!({
-            "guild_id": guild_id, "user": user, "roles": roles, "nick": null, "avatar": null,
-            "joined_at": "2021-06-01T12:00:00.000000+00:00", "premium_since": null,
-            "deaf": false, "mute": false, "pending": false, "flags": 0,
-            "communication_disabled_until": null,
-        });
-        self.inner.gateway.dispatch("GUILD_MEMBER_UPDATE", data);
-        true
+        self.set_member_roles(user_id, guild_id, roles)
+            && self.dispatch_member_update(user_id, guild_id)
     }
 
     /// Opcode 7 to every Gateway client: reconnect and resume.

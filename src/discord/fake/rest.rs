@@ -210,7 +210,7 @@ pub(super) async fn member(
     let body = json!({
         "user": user_json(user, false),
         "nick": membership.nick,
-        "avatar": null,
+        "avatar": membership.avatar,
         "banner": null,
         "roles": membership.roles,
         "joined_at": membership.joined_at,

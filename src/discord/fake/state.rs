@@ -87,6 +87,7 @@ pub(crate) fn bucket_id(route: FakeRoute) -> &'static str {
         FakeRoute::Member => "e7f3a1b9c5d20846",
         FakeRoute::Connections => "5b0c7e2d9a4f1836",
         FakeRoute::BotMember => "c3d9e1f7a5b20468",
+        FakeRoute::BotRoles => "8e2f4a6c0b1d3957",
     }
 }
 

@@ -1,5 +1,6 @@
-//! The three Gateway dispatches live membership reacts to, read from their JSON payloads
-//! (docs: topics/gateway-events#guild-member-remove, #guild-ban-add, #guild-member-update).
+//! The three member dispatches live membership reacts to, read from their JSON payloads
+//! (docs: topics/gateway-events#guild-member-remove, #guild-ban-add, #guild-member-update), and
+//! the counted kinds of every dispatch it reads (the role dispatches are in `role_events.rs`).
 //! Only the fields we act on are parsed, so a field Discord adds or changes elsewhere in these
 //! large objects never makes us miss an event.
 
@@ -22,7 +23,7 @@ pub enum MemberEvent {
         /// User snowflake.
         user_id: String,
     },
-    /// `GUILD_MEMBER_UPDATE`: the member's full current role list.
+    /// `GUILD_MEMBER_UPDATE`: the member's full current role list and server profile.
     Updated {
         /// Guild snowflake.
         guild_id: String,
@@ -30,6 +31,10 @@ pub enum MemberEvent {
         user_id: String,
         /// Role snowflakes now held.
         roles: Vec<String>,
+        /// Server nickname (`nick?`: absent or null both mean none).
+        nick: Option<String>,
+        /// Server avatar hash.
+        avatar: Option<String>,
     },
 }
 
@@ -71,11 +76,24 @@ pub enum EventKind {
     BanAdd,
     /// `GUILD_MEMBER_UPDATE`.
     MemberUpdate,
+    /// `GUILD_ROLE_CREATE`.
+    RoleCreate,
+    /// `GUILD_ROLE_UPDATE`.
+    RoleUpdate,
+    /// `GUILD_ROLE_DELETE`.
+    RoleDelete,
 }
 
 impl EventKind {
     /// Every kind, in counter order.
-    pub const ALL: [EventKind; 3] = [Self::MemberRemove, Self::BanAdd, Self::MemberUpdate];
+    pub const ALL: [EventKind; 6] = [
+        Self::MemberRemove,
+        Self::BanAdd,
+        Self::MemberUpdate,
+        Self::RoleCreate,
+        Self::RoleUpdate,
+        Self::RoleDelete,
+    ];
 
     /// Discord's dispatch name.
     pub fn as_str(self) -> &'static str {
@@ -83,6 +101,9 @@ impl EventKind {
             Self::MemberRemove => "GUILD_MEMBER_REMOVE",
             Self::BanAdd => "GUILD_BAN_ADD",
             Self::MemberUpdate => "GUILD_MEMBER_UPDATE",
+            Self::RoleCreate => "GUILD_ROLE_CREATE",
+            Self::RoleUpdate => "GUILD_ROLE_UPDATE",
+            Self::RoleDelete => "GUILD_ROLE_DELETE",
         }
     }
 }
@@ -102,6 +123,10 @@ struct Data {
     user: UserRef,
     #[serde(default)]
     roles: Option<Vec<String>>,
+    #[serde(default)]
+    nick: Option<String>,
+    #[serde(default)]
+    avatar: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -131,6 +156,8 @@ pub fn parse(text: &str) -> Option<MemberEvent> {
             guild_id,
             user_id,
             roles: d.roles?,
+            nick: d.nick,
+            avatar: d.avatar,
         },
     })
 }
@@ -157,9 +184,16 @@ mod tests {
             Some(MemberEvent::Updated {
                 guild_id: "81".into(),
                 user_id: "31".into(),
-                roles: vec!["7".into()]
+                roles: vec!["7".into()],
+                nick: None,
+                avatar: None,
             })
         );
+        let renamed = r#"{"op":0,"s":6,"t":"GUILD_MEMBER_UPDATE","d":{"guild_id":"81","roles":[],"user":{"id":"31"},"nick":"Bobby","avatar":"a_1f","banner":null}}"#;
+        assert!(matches!(
+            parse(renamed),
+            Some(MemberEvent::Updated { nick: Some(n), avatar: Some(a), .. }) if n == "Bobby" && a == "a_1f"
+        ));
         for other in [
             r#"{"op":11}"#,
             r#"{"op":0,"s":1,"t":"READY","d":{"v":10}}"#,

@@ -1,5 +1,6 @@
 //! The optional bot's Discord Gateway connection (docs: topics/gateway): one shard with the
-//! server-members and moderation intents, reporting member removals, bans and role updates.
+//! guilds, server-members and moderation intents, reporting member removals, bans and member
+//! updates (roles, server nickname and avatar), and roles created, renamed or deleted.
 //!
 //! `twilight-gateway` does the protocol: Hello, Identify, heartbeats, Resume after a dropped
 //! connection, re-Identify after an invalid session, Discord's close codes. What it leaves to us:
@@ -8,9 +9,11 @@
 //! enabled) stops the connection for good and shows in the status.
 
 pub mod events;
+pub mod role_events;
 pub mod status;
 
 pub use events::{EventKind, MemberEvent};
+pub use role_events::RoleEvent;
 pub use status::{ConnectionState, GatewayStatus, StatusSnapshot};
 
 use futures_util::StreamExt as _;
@@ -39,6 +42,8 @@ pub struct GatewaySettings {
 pub enum Signal {
     /// A member event to act on.
     Member(MemberEvent),
+    /// A role event to act on (role names in claims).
+    Role(RoleEvent),
     /// A new session began (READY, not a resume): events may have been missed meanwhile.
     NewSession,
 }
@@ -53,9 +58,9 @@ pub enum Ended {
 }
 
 /// The intents needed: `GUILD_MEMBERS` (privileged "Server Members Intent") for member removals
-/// and updates, `GUILD_MODERATION` for bans.
+/// and updates, `GUILD_MODERATION` for bans, `GUILDS` for role changes (role names in claims).
 pub fn intents() -> Intents {
-    Intents::GUILD_MEMBERS | Intents::GUILD_MODERATION
+    Intents::GUILDS | Intents::GUILD_MEMBERS | Intents::GUILD_MODERATION
 }
 
 fn shard(settings: &GatewaySettings, resume: Option<(twilight_gateway::Session, String)>) -> Shard {
@@ -95,11 +100,15 @@ pub async fn run(
                 let signal = if is_dispatch(&text, "READY") {
                     Some(Signal::NewSession)
                 } else {
-                    events::parse(&text).map(Signal::Member)
+                    events::parse(&text)
+                        .map(Signal::Member)
+                        .or_else(|| role_events::parse(&text).map(Signal::Role))
                 };
                 if let Some(signal) = signal {
-                    if let Signal::Member(e) = &signal {
-                        status.record_event(e.kind());
+                    match &signal {
+                        Signal::Member(e) => status.record_event(e.kind()),
+                        Signal::Role(e) => status.record_event(e.kind()),
+                        Signal::NewSession => {}
                     }
                     if signals.send(signal).await.is_err() {
                         shard.close(CloseFrame::NORMAL);

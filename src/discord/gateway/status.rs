@@ -100,6 +100,8 @@ pub struct StatusSnapshot {
     pub ban_add_events: u64,
     /// `GUILD_MEMBER_UPDATE` events received.
     pub member_update_events: u64,
+    /// `GUILD_ROLE_CREATE`, `GUILD_ROLE_UPDATE` and `GUILD_ROLE_DELETE` events received.
+    pub role_events: u64,
     /// Events that ended at least one grant or session.
     pub deprovisionings: u64,
     /// Connections lost and re-established.
@@ -160,6 +162,9 @@ impl GatewayStatus {
             member_remove_events: count(EventKind::MemberRemove),
             ban_add_events: count(EventKind::BanAdd),
             member_update_events: count(EventKind::MemberUpdate),
+            role_events: count(EventKind::RoleCreate)
+                + count(EventKind::RoleUpdate)
+                + count(EventKind::RoleDelete),
             deprovisionings: self.deprovisionings.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
             catch_ups: self.catch_ups.load(Ordering::Relaxed),
