@@ -34,8 +34,31 @@ pub fn spawn(state: web::Data<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
     vec![
         tokio::spawn(deliver_logouts(state.clone())),
         tokio::spawn(collect_garbage(state.clone())),
-        tokio::spawn(maintain_keys(state)),
+        tokio::spawn(maintain_keys(state.clone())),
+        tokio::spawn(follow_changes(state)),
     ]
+}
+
+/// Reads the store's change feed (Postgres) a few times a second, so what this process keeps
+/// about grants, sessions and people follows every process's changes within a second. While
+/// the feed cannot be read, the store asks the database instead of answering from memory.
+async fn follow_changes(state: web::Data<AppState>) {
+    let mut failing = false;
+    loop {
+        match state.store.follow_changes().await {
+            Ok(_) if failing => {
+                failing = false;
+                tracing::info!("the change feed is read again; cached answers are back");
+            }
+            Ok(_) => {}
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "cannot read the change feed; answering from the database meanwhile");
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(crate::store::CHANGE_FEED_POLL).await;
+    }
 }
 
 /// Rotation and reload: keeps every process on the same keys as the shared folder.

@@ -133,6 +133,7 @@ pub async fn redeem(
         nonce: record.nonce.as_deref(),
         refresh,
         proof,
+        membership: None,
     };
     grant::mint(ctx, client, &user, &grant_record, minting, now).await
 }

@@ -198,6 +198,7 @@ async fn redeem(
         nonce: None,
         refresh: Refresh::NewGrant(refresh),
         proof,
+        membership: None,
     };
     grant::mint(ctx, client, &user, &grant, minting, now).await
 }

@@ -44,6 +44,9 @@ pub struct Minting<'a> {
     pub refresh: Refresh,
     /// The key of the request's DPoP proof: the access token is bound to it (`cnf.jkt`).
     pub proof: Option<&'a Jkt>,
+    /// The person's membership snapshot, when the flow has it at hand (else the ID token's
+    /// claims read it from the store, if they need it).
+    pub membership: Option<&'a super::membership::Membership>,
 }
 
 /// How the refresh token of a response came about.
@@ -77,6 +80,7 @@ pub async fn mint(
         nonce,
         refresh,
         proof,
+        membership,
     } = minting;
     let refresh = match refresh {
         Refresh::NewGrant(token) => {
@@ -123,7 +127,21 @@ pub async fn mint(
             .map_err(OAuthError::internal)?;
 
     let id_token = if grant.scopes.contains("openid") {
-        Some(id_token(ctx, client, user, grant, nonce, &access_token, now).await?)
+        let person = match membership {
+            Some(snapshot) => {
+                super::membership::claims_with(ctx, user, snapshot, &grant.scopes, Some(client))
+            }
+            None => super::membership::claims_for(ctx, user, &grant.scopes, Some(client)).await?,
+        };
+        Some(id_token(
+            ctx,
+            client,
+            grant,
+            nonce,
+            &access_token,
+            person,
+            now,
+        )?)
     } else {
         None
     };
@@ -142,22 +160,22 @@ pub async fn mint(
     })
 }
 
-/// The ID token issued beside `access_token` (OIDC Core §3.1.3.6), signed as the client asks
-/// (`id_token_signed_response_alg`).
-async fn id_token(
+/// The ID token issued beside `access_token` (OIDC Core §3.1.3.6) with the person's claims,
+/// signed as the client asks (`id_token_signed_response_alg`).
+fn id_token(
     ctx: &Context<'_>,
     client: &ValidClient,
-    user: &UserRecord,
     grant: &GrantRecord,
     nonce: Option<&str>,
     access_token: &str,
+    person: serde_json::Map<String, serde_json::Value>,
     now: OffsetDateTime,
 ) -> Result<String, OAuthError> {
     let iat = now.unix_timestamp();
     let lifetimes = ctx.config.lifetimes;
     let id_claims = IdTokenClaims {
         iss: ctx.config.issuer.as_str().to_owned(),
-        sub: ctx.subject(client, &user.id),
+        sub: ctx.subject(client, &grant.user_id),
         aud: client.id.as_str().to_owned(),
         azp: client.id.as_str().to_owned(),
         iat,
@@ -166,7 +184,7 @@ async fn id_token(
         at_hash: tokens::at_hash(access_token),
         sid: grant.session_id.as_ref().map(ToString::to_string),
         nonce: nonce.map(str::to_owned),
-        person: super::membership::claims_for(ctx, user, &grant.scopes, Some(client)).await?,
+        person,
     };
     tokens::sign_id_token(ctx.keys, client.id_token_alg, &id_claims).map_err(OAuthError::internal)
 }

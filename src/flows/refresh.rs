@@ -25,6 +25,12 @@ pub async fn refresh(
 ) -> Result<TokenResponse, OAuthError> {
     let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidGrant, why);
     let old_hash = OpaqueToken::from_presented(presented).hash();
+    // The common case in one trip to the store; anything unusual takes the full path below.
+    if requested_scope.is_none() {
+        if let Some(done) = in_one_trip(ctx, client, &old_hash, proof, now).await? {
+            return Ok(done);
+        }
+    }
     // Scope is checked before rotating, so a refused request does not spend the token. The
     // grant and its person are one read.
     let Some(RefreshHolder {
@@ -64,20 +70,15 @@ pub async fn refresh(
 
     let user = user.ok_or_else(|| invalid("the person no longer exists"))?;
     // Membership older than discord.membership_ttl is re-checked with Discord (fail closed).
+    let mut snapshot = None;
     if membership::matters_for(ctx, client) {
         let membership = recheck::current(ctx, &user, now)
             .await
             .map_err(refresh_error)?;
         if let Err(denial) = membership::check(ctx, Some(client), &user, &membership) {
-            tracing::info!(user = %user.id, client_id = %client.id, reason = denial.as_str(), "access lost at refresh; ending the grant");
-            ctx.store.revoke_grant(&current.id, now).await?;
-            if let Some(sid) = &current.session_id {
-                logout::end_session(ctx, sid, now).await?;
-            }
-            return Err(invalid(
-                "the person no longer meets this app's access rules",
-            ));
+            return Err(access_lost(ctx, client, &user, &current, denial, now).await);
         }
+        snapshot = Some(membership);
     }
 
     let new_token = OpaqueToken::generate();
@@ -102,8 +103,86 @@ pub async fn refresh(
         nonce: None,
         refresh: Refresh::Rotated(new_token),
         proof,
+        membership: snapshot.as_ref(),
     };
     grant::mint(ctx, client, &user, &issued, minting, now).await
+}
+
+/// A refresh in one trip (`Store::rotate_refresh_token_fresh`): the token is spent and its
+/// successor stored only when nothing could refuse the refresh before the rules are applied
+/// (a live token of this client's live grant, bound to no key or to this proof's, with a fresh
+/// snapshot where the app's answer depends on it). `None`: nothing was spent.
+async fn in_one_trip(
+    ctx: &Context<'_>,
+    client: &ValidClient,
+    old_hash: &crate::domain::TokenHash,
+    proof: Option<&Jkt>,
+    now: OffsetDateTime,
+) -> Result<Option<TokenResponse>, OAuthError> {
+    let matters = membership::matters_for(ctx, client);
+    let fresh_since = matters.then(|| now - ctx.config.lifetimes.membership);
+    let new_token = OpaqueToken::generate();
+    let new = NewRefreshToken {
+        token_hash: new_token.hash(),
+        // Capped at the grant's end by the store.
+        expires_at: now + ctx.config.lifetimes.refresh_token_idle,
+    };
+    let Some(done) = ctx
+        .store
+        .rotate_refresh_token_fresh(old_hash, &client.id, &new, proof, fresh_since, now)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (mut snapshot, fetched_at) = membership::read(done.membership.as_ref(), &done.user.id);
+    if matters {
+        // A snapshot the store holds but cannot read back counts as never taken: ask Discord.
+        if fetched_at.is_none() {
+            snapshot = recheck::current(ctx, &done.user, now)
+                .await
+                .map_err(refresh_error)?;
+        }
+        if let Err(denial) = membership::check(ctx, Some(client), &done.user, &snapshot) {
+            return Err(access_lost(ctx, client, &done.user, &done.grant, denial, now).await);
+        }
+    }
+    let minting = Minting {
+        grant_type: "refresh_token",
+        nonce: None,
+        refresh: Refresh::Rotated(new_token),
+        proof,
+        membership: Some(&snapshot),
+    };
+    grant::mint(ctx, client, &done.user, &done.grant, minting, now)
+        .await
+        .map(Some)
+}
+
+/// The person no longer meets the app's rules at a refresh: the grant ends (and the session it
+/// was issued under), and the app is told `invalid_grant`.
+async fn access_lost(
+    ctx: &Context<'_>,
+    client: &ValidClient,
+    user: &crate::store::UserRecord,
+    grant: &crate::store::GrantRecord,
+    denial: crate::policy::Denial,
+    now: OffsetDateTime,
+) -> OAuthError {
+    tracing::info!(user = %user.id, client_id = %client.id, reason = denial.as_str(), "access lost at refresh; ending the grant");
+    let ended = async {
+        ctx.store.revoke_grant(&grant.id, now).await?;
+        if let Some(sid) = &grant.session_id {
+            logout::end_session(ctx, sid, now).await?;
+        }
+        Ok::<(), OAuthError>(())
+    };
+    if let Err(e) = ended.await {
+        return e;
+    }
+    OAuthError::new(
+        OAuthErrorCode::InvalidGrant,
+        "the person no longer meets this app's access rules",
+    )
 }
 
 /// The token is not live: let the store classify it (a rotated token is reuse and revokes).

@@ -31,6 +31,7 @@ macro_rules! with_lifecycle_methods {
             .await?;
         let clients = Self::session_clients(&mut *tx, id).await?;
         tx.commit().await?;
+        self.forget(&[$crate::store::holder_cache::Changed::Session(id.to_string())]);
         Ok(Some(EndedSession { session, clients }))
     }
 
@@ -82,6 +83,8 @@ macro_rules! with_lifecycle_methods {
             ended.push(EndedSession { session, clients });
         }
         tx.commit().await?;
+        // Every grant of the person, with a session or without.
+        self.forget(&[$crate::store::holder_cache::Changed::User(user_id.to_string())]);
         Ok(ended)
     }
 
@@ -185,6 +188,8 @@ macro_rules! with_lifecycle_methods {
             .await?;
         let mut ids: Vec<GrantId> = all_stored(ids, "grants", "id")?;
         ids.sort();
+        let changed: Vec<_> = ids.iter().map(|id| $crate::store::holder_cache::Changed::Grant(id.to_string())).collect();
+        self.forget(&changed);
         Ok(ids)
     }
 
@@ -294,6 +299,7 @@ macro_rules! with_lifecycle_methods {
             .bind(to_unix(snapshot.fetched_at))
             .execute(self.writer())
             .await?;
+        self.forget(&[$crate::store::holder_cache::Changed::User(user_id.to_string())]);
         Ok(())
     }
 

@@ -5,11 +5,13 @@
 //! as Unix seconds (`BIGINT`/`INTEGER`) in both backends, which keeps comparisons identical.
 
 mod args;
+mod change_feed;
 mod columns;
 mod connect;
 mod direct;
 mod errors;
 mod held;
+mod holder_cache;
 mod lifecycle;
 mod pending;
 mod pending_records;
@@ -20,6 +22,7 @@ mod shared;
 mod sql;
 mod sqlite;
 
+pub use change_feed::POLL_EVERY as CHANGE_FEED_POLL;
 pub use connect::{connect, connect_waiting, redact_url};
 pub use errors::{ConnectError, ConnectFailure, Unreadable};
 pub use pending_records::{DeviceAuthorization, DeviceStatus, PushedRequest};
@@ -171,6 +174,22 @@ pub trait Store: Send + Sync {
         new: &NewRefreshToken,
         now: OffsetDateTime,
     ) -> Result<Rotation, StoreError>;
+    /// A refresh in one trip, for the common case: spends `old_hash` for `client_id` and stores
+    /// `new` (its expiry capped at the grant's end) only if the token, its grant and the
+    /// grant's session are live, the grant is bound to no DPoP key or to `proof`, and (when
+    /// `fresh_since` is given) the person's membership snapshot was taken after it; returns the
+    /// grant with its person and snapshot. `None`: something did not hold and nothing was
+    /// spent; [`rotate_refresh_token`](Self::rotate_refresh_token) then tells what.
+    #[allow(clippy::too_many_arguments)]
+    async fn rotate_refresh_token_fresh(
+        &self,
+        old_hash: &TokenHash,
+        client_id: &ClientId,
+        new: &NewRefreshToken,
+        proof: Option<&crate::domain::Jkt>,
+        fresh_since: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<Option<FreshRotation>, StoreError>;
     /// The grant a live (unrotated, unexpired) refresh token belongs to, if that grant is live.
     async fn find_refresh_grant(
         &self,
@@ -390,6 +409,11 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Whether an access token was revoked by its `jti` (service tokens, which have no grant).
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+
+    /// Reads the change feed once (Postgres): drops what this process cached about grants,
+    /// sessions, people and `jti`s changed anywhere, and keeps the cache answering for a while;
+    /// how many changes were applied. Nothing to do on SQLite.
+    async fn follow_changes(&self) -> Result<usize, StoreError>;
 
     /// Deletes expired codes, pending logins, sessions, grants and revoked-`jti` entries, and
     /// back-channel logout deliveries abandoned for three days, at most `batch` rows of each

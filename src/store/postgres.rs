@@ -29,6 +29,10 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// What access-token checks need, kept in memory and in step with the change feed.
+    cache: std::sync::Arc<super::holder_cache::HolderCache>,
+    /// Where this process is in the change feed.
+    feed: std::sync::Arc<std::sync::Mutex<super::change_feed::FeedCursor>>,
 }
 
 impl PgStore {
@@ -73,7 +77,11 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(failed)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            cache: std::sync::Arc::default(),
+            feed: std::sync::Arc::default(),
+        })
     }
 
     /// Moves up to `$3` due deliveries (`next_attempt_at <= $1`) to `$2`, returning them.
@@ -99,6 +107,21 @@ impl PgStore {
         SELECT ",
         super::sql::grant_columns!(),
         " FROM grants g JOIN fresh ON g.id = fresh.grant_id"
+    );
+
+    /// A refresh in one statement (see `sql::spend_fresh_refresh_token!`): spend `$1`, store
+    /// `$4` with the idle expiry `$5` capped at the grant's end, and read the grant, its person
+    /// and their snapshot.
+    const ROTATE_FRESH: &str = concat!(
+        "WITH spent AS (",
+        super::sql::spend_fresh_refresh_token!(),
+        " RETURNING grant_id), \
+        fresh AS (INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+            SELECT $4, spent.grant_id, $3, LEAST($5, g.expires_at) \
+            FROM spent JOIN grants g ON g.id = spent.grant_id RETURNING grant_id) \
+        SELECT ",
+        super::sql::fresh_rotation_columns!(),
+        " FROM grants g JOIN fresh ON g.id = fresh.grant_id JOIN users u ON u.id = g.user_id"
     );
 
     /// A new grant and its first refresh token (`$10`, idle expiry `$11`; both NULL for none) in
@@ -194,6 +217,64 @@ impl PgStore {
     /// A writing transaction (row locks do the serialising on Postgres).
     async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
+    }
+
+    /// A live access token's holder: from memory while the change feed is followed (no round
+    /// trip on `/userinfo`), otherwise from the database, whose answer is then kept.
+    async fn token_holder(
+        &self,
+        grant_id: &crate::domain::GrantId,
+        jti: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<super::TokenHolder>, StoreError> {
+        let ticket = match self.cache.get(grant_id, jti, now) {
+            Ok(holder) => return Ok(Some(holder)),
+            Err(ticket) => ticket,
+        };
+        let read = self
+            .read_one::<super::rows::CacheableHolder>(
+                super::sql::TOKEN_HOLDER_CACHEABLE,
+                &[Arg::Text(grant_id.as_str()), Arg::Text(jti), Arg::time(now)],
+            )
+            .await?;
+        Ok(read.map(|r| {
+            self.cache
+                .put(ticket, grant_id, jti, &r.holder, r.live_until, r.session);
+            r.holder
+        }))
+    }
+
+    /// Whose a live access token is (introspection): the same answer as `/userinfo` reads.
+    async fn access_holder(
+        &self,
+        grant_id: &crate::domain::GrantId,
+        jti: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<crate::domain::DiscordId>, StoreError> {
+        Ok(self
+            .token_holder(grant_id, jti, now)
+            .await?
+            .map(|h| h.user.id))
+    }
+
+    /// What this process just changed, dropped from its own cache at once (other processes
+    /// learn it from the change feed).
+    fn forget(&self, changed: &[super::holder_cache::Changed]) {
+        self.cache.apply(changed);
+    }
+
+    /// The clean-up of the change feed: rows older than an hour; how many went.
+    async fn forget_old_changes(&self, batch: u32) -> Result<u64, StoreError> {
+        let done = sqlx::query(super::change_feed::FORGET_OLD)
+            .bind(i64::from(batch))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// One read of the change feed (see `change_feed.rs`).
+    async fn follow_change_feed(&self) -> Result<usize, StoreError> {
+        super::change_feed::follow(&self.pool, &self.feed, &self.cache).await
     }
 }
 

@@ -9,13 +9,16 @@ use crate::store::{pending, sql};
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, Row};
 
 /// Each request statement, named for the failure message.
-fn request_statements() -> [(&'static str, &'static str); 10] {
+fn request_statements() -> [(&'static str, &'static str); 13] {
     [
         ("CHECK_ACCESS", sql::CHECK_ACCESS),
         ("TOKEN_HOLDER", sql::TOKEN_HOLDER),
+        ("TOKEN_HOLDER_CACHEABLE", sql::TOKEN_HOLDER_CACHEABLE),
+        ("CHANGE_FEED_READ", super::super::change_feed::READ),
         ("FIND_REFRESH_GRANT", sql::FIND_REFRESH_GRANT),
         ("FIND_REFRESH_HOLDER", sql::FIND_REFRESH_HOLDER),
         ("ROTATE", PgStore::ROTATE),
+        ("ROTATE_FRESH", PgStore::ROTATE_FRESH),
         ("POLL_DEVICE", pending::POLL_DEVICE),
         ("ENTER_USER_CODE", pending::ENTER_USER_CODE),
         ("FIND_DEVICE", pending::FIND_DEVICE),
@@ -42,7 +45,8 @@ const ROWS: &str = "\
         SELECT 'd' || n, 'c' || n, 'cli', 'openid', 'pending', 5, 0, 0, 10 \
         FROM generate_series(1, 300) n; \
     INSERT INTO pushed_requests (request_uri_hash, client_id, request, created_at, expires_at) \
-        SELECT 'p' || n, 'wiki', '[]', 0, 10 FROM generate_series(1, 300) n;";
+        SELECT 'p' || n, 'wiki', '[]', 0, 10 FROM generate_series(1, 300) n; \
+    INSERT INTO changes (kind, key, at) SELECT 'grant', 'g' || n, 0 FROM generate_series(1, 300) n;";
 
 /// The highest `$N` in `statement`.
 fn parameters(statement: &str) -> usize {

@@ -265,6 +265,18 @@ pub struct RefreshHolder {
     pub user: Option<UserRecord>,
 }
 
+/// A refresh done in one trip: the grant (its token just rotated), its person and their
+/// membership snapshot (`Store::rotate_refresh_token_fresh`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FreshRotation {
+    /// The live grant.
+    pub grant: GrantRecord,
+    /// The grant's person.
+    pub user: UserRecord,
+    /// Their membership snapshot, when one was taken.
+    pub membership: Option<MembershipSnapshot>,
+}
+
 /// The person behind a live access token, with their membership snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenHolder {

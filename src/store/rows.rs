@@ -163,6 +163,18 @@ impl FromColumns for RefreshHolder {
     }
 }
 
+impl FromColumns for super::FreshRotation {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
+        let grant = GrantRecord::from_columns(r)?;
+        let user = user_with_id(r, grant.user_id.clone())?;
+        Ok(Self {
+            grant,
+            user,
+            membership: StoredMembership::from_columns(r)?.0,
+        })
+    }
+}
+
 /// A person's columns but `id`, which the caller has (from `users.id` or a grant's `user_id`).
 fn user_with_id<R: Columns + ?Sized>(r: &R, id: DiscordId) -> Result<UserRecord, sqlx::Error> {
     Ok(UserRecord {
@@ -182,6 +194,29 @@ impl FromColumns for TokenHolder {
         Ok(Self {
             user: UserRecord::from_columns(r)?,
             membership: StoredMembership::from_columns(r)?.0,
+        })
+    }
+}
+
+/// A token's holder with what keeping it in memory depends on (`TOKEN_HOLDER_CACHEABLE`).
+pub(super) struct CacheableHolder {
+    pub(super) holder: TokenHolder,
+    /// The earlier of the grant's and its session's expiry.
+    pub(super) live_until: time::OffsetDateTime,
+    pub(super) session: Option<SessionId>,
+}
+
+impl FromColumns for CacheableHolder {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
+        let grant_ends = r.time("grant_expires_at")?;
+        let live_until = match r.opt_time("session_expires_at")? {
+            Some(session_ends) => grant_ends.min(session_ends),
+            None => grant_ends,
+        };
+        Ok(Self {
+            holder: TokenHolder::from_columns(r)?,
+            live_until,
+            session: r.opt_typed("grants", "session_id")?,
         })
     }
 }

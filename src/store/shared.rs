@@ -30,6 +30,7 @@ macro_rules! impl_store {
 
     async fn upsert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         self.write(UPSERT_USER, &Self::profile(user)).await?;
+        self.forget(&[$crate::store::holder_cache::Changed::User(user.id.to_string())]);
         Ok(())
     }
 
@@ -56,6 +57,7 @@ macro_rules! impl_store {
         args.extend(Self::session(session));
         // The person and the session together, in one trip (see each backend).
         self.in_one_trip::<()>(Self::SAVE_SIGN_IN, &args).await?;
+        self.forget(&[$crate::store::holder_cache::Changed::User(user.id.to_string())]);
         Ok(())
     }
 
@@ -198,7 +200,10 @@ macro_rules! impl_store {
             )
             .await?;
         Ok(match revoked {
-            Some(ReturnedGrantId(grant_id)) => CodeRedemption::Replayed { grant_id },
+            Some(ReturnedGrantId(grant_id)) => {
+                self.forget(&[$crate::store::holder_cache::Changed::Grant(grant_id.to_string())]);
+                CodeRedemption::Replayed { grant_id }
+            }
             None => CodeRedemption::Unknown,
         })
     }
@@ -276,11 +281,38 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                self.forget(&[$crate::store::holder_cache::Changed::Grant(grant_id.to_string())]);
                 Ok(Rotation::Reused { grant_id })
             }
             // Unknown, another client's (which must not let it kill the family), or expired.
             _ => Ok(Rotation::Invalid),
         }
+    }
+
+    async fn rotate_refresh_token_fresh(
+        &self,
+        old_hash: &TokenHash,
+        client_id: &ClientId,
+        new: &NewRefreshToken,
+        proof: Option<&Jkt>,
+        fresh_since: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<Option<FreshRotation>, StoreError> {
+        let rotated = self
+            .in_one_trip::<FreshRotation>(
+                Self::ROTATE_FRESH,
+                &[
+                    Arg::Text(old_hash.as_str()),
+                    Arg::Text(client_id.as_str()),
+                    Arg::time(now),
+                    Arg::Text(new.token_hash.as_str()),
+                    Arg::time(new.expires_at),
+                    Arg::OptText(proof.map(Jkt::as_str)),
+                    Arg::Int(fresh_since.map_or(-1, to_unix)),
+                ],
+            )
+            .await?;
+        Ok(rotated.into_iter().next())
     }
 
     async fn find_refresh_grant(
@@ -315,6 +347,7 @@ macro_rules! impl_store {
         let changed = self
             .write(REVOKE_LIVE_GRANT, &[Arg::Text(grant_id.as_str()), Arg::time(now)])
             .await?;
+        self.forget(&[$crate::store::holder_cache::Changed::Grant(grant_id.to_string())]);
         Ok(changed > 0)
     }
 
@@ -325,6 +358,7 @@ macro_rules! impl_store {
     ) -> Result<(), StoreError> {
         self.write(REVOKE_ACCESS_TOKEN, &[Arg::Text(jti), Arg::time(expires_at)])
             .await?;
+        self.forget(&[$crate::store::holder_cache::Changed::Jti(jti.to_owned())]);
         Ok(())
     }
 
@@ -334,14 +368,8 @@ macro_rules! impl_store {
         jti: &str,
         now: OffsetDateTime,
     ) -> Result<AccessCheck, StoreError> {
-        let holder = self
-            .read_one::<AccessHolder>(
-                CHECK_ACCESS,
-                &[Arg::Text(grant_id.as_str()), Arg::Text(jti), Arg::time(now)],
-            )
-            .await?;
-        Ok(match holder {
-            Some(AccessHolder(user_id)) => AccessCheck::Active { user_id },
+        Ok(match self.access_holder(grant_id, jti, now).await? {
+            Some(user_id) => AccessCheck::Active { user_id },
             None => AccessCheck::Inactive,
         })
     }
@@ -352,11 +380,11 @@ macro_rules! impl_store {
         jti: &str,
         now: OffsetDateTime,
     ) -> Result<Option<TokenHolder>, StoreError> {
-        self.read_one(
-            TOKEN_HOLDER,
-            &[Arg::Text(grant_id.as_str()), Arg::Text(jti), Arg::time(now)],
-        )
-        .await
+        self.token_holder(grant_id, jti, now).await
+    }
+
+    async fn follow_changes(&self) -> Result<usize, StoreError> {
+        self.follow_change_feed().await
     }
 
     async fn gc(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {
@@ -369,7 +397,7 @@ macro_rules! impl_store {
                 .await?;
             deleted += done.rows_affected();
         }
-        Ok(deleted)
+        Ok(deleted + self.forget_old_changes(batch).await?)
     }
         }
     };
@@ -384,12 +412,12 @@ macro_rules! emit_store_impl {
             use $crate::domain::{ClientId, DiscordId, GrantId, Jkt, PkceChallenge, Scopes, SessionId, TokenHash};
             use $crate::store::args::Arg;
             use $crate::store::rows::{
-                AccessHolder, ConsentScopes, ReturnedGrantId, StoredMembership, all_stored, stored,
+                ConsentScopes, ReturnedGrantId, StoredMembership, all_stored, stored,
             };
             use $crate::store::sql::*;
             use $crate::store::{
                 AccessCheck, AuthCodeRecord, ClientSignIn, CodeRedemption, ConsentRecord,
-                EndedSession, GrantRecord,
+                EndedSession, FreshRotation, GrantRecord,
                 LogoutDelivery, MembershipSnapshot, NewRefreshToken, PendingLoginCap, PoolUsage, RefreshHolder, Rotation,
                 SessionRecord, Store, StoreError, StoredUpstreamTokens, TokenHolder, UpstreamLogin,
                 UserRecord, from_unix,

@@ -171,6 +171,36 @@ macro_rules! spend_refresh_token {
     };
 }
 pub(super) use spend_refresh_token;
+/// The gate of a refresh in one trip: [`spend_refresh_token!`]'s conditions, and also that the
+/// grant is bound to no DPoP key or to `$6`, and (unless `$7` is negative) that the person's
+/// membership snapshot was taken after `$7`. When any fails nothing is spent, and the caller
+/// takes the full path (which classifies reuse, re-checks a stale snapshot, and so on).
+macro_rules! spend_fresh_refresh_token {
+    () => {
+        "UPDATE refresh_tokens SET used_at = $3 \
+        WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $3 \
+        AND EXISTS (SELECT 1 FROM grants g JOIN users u ON u.id = g.user_id \
+            WHERE g.id = refresh_tokens.grant_id \
+            AND g.client_id = $2 AND g.revoked_at IS NULL AND g.expires_at > $3 \
+            AND (g.session_id IS NULL OR (SELECT s.ended_at IS NULL AND s.expires_at > $3 \
+                FROM sessions s WHERE s.id = g.session_id)) \
+            AND (g.dpop_jkt IS NULL OR g.dpop_jkt = $6) \
+            AND ($7 < 0 OR u.membership_fetched_at > $7))"
+    };
+}
+pub(super) use spend_fresh_refresh_token;
+/// What a refresh in one trip returns: the grant `g`, its person `u` (but `id`) and their
+/// membership snapshot.
+macro_rules! fresh_rotation_columns {
+    () => {
+        concat!(
+            $crate::store::sql::grant_columns!(),
+            ", u.username, u.global_name, u.avatar, u.email, u.email_verified, u.locale, \
+            u.updated_at, u.membership, u.membership_fetched_at"
+        )
+    };
+}
+pub(super) use fresh_rotation_columns;
 /// The columns of a grant, as `GrantRecord` decodes them, for `g`.
 macro_rules! grant_columns {
     () => {
@@ -227,6 +257,17 @@ pub(super) const TOKEN_HOLDER: &str = "SELECT u.id, u.username, u.global_name, u
     WHERE g.id = $1 AND g.revoked_at IS NULL AND g.expires_at > $3 \
     AND (g.session_id IS NULL OR (SELECT s.ended_at IS NULL AND s.expires_at > $3 \
         FROM sessions s WHERE s.id = g.session_id)) \
+    AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = $2)";
+
+/// [`TOKEN_HOLDER`] with what a cached answer depends on: until when the grant and its session
+/// live, and which session (Postgres keeps the answer in memory, `holder_cache.rs`).
+pub(super) const TOKEN_HOLDER_CACHEABLE: &str = "SELECT u.id, u.username, u.global_name, \
+    u.avatar, u.email, u.email_verified, u.locale, u.updated_at, u.membership, \
+    u.membership_fetched_at, g.expires_at AS grant_expires_at, g.session_id, \
+    s.expires_at AS session_expires_at \
+    FROM grants g JOIN users u ON u.id = g.user_id LEFT JOIN sessions s ON s.id = g.session_id \
+    WHERE g.id = $1 AND g.revoked_at IS NULL AND g.expires_at > $3 \
+    AND (g.session_id IS NULL OR (s.ended_at IS NULL AND s.expires_at > $3)) \
     AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = $2)";
 
 // ---- Consents, membership snapshots, sealed Discord tokens.

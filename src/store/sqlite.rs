@@ -118,6 +118,22 @@ impl SqliteStore {
         ),
     ];
 
+    /// A refresh in one trip to the writer's thread (see `sql::spend_fresh_refresh_token!`):
+    /// spend `$1`, store `$4` with the idle expiry `$5` capped at the grant's end when the spend
+    /// changed a row, and read the grant, its person and their snapshot.
+    const ROTATE_FRESH: &[&str] = &[
+        super::sql::spend_fresh_refresh_token!(),
+        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+        SELECT $4, rt.grant_id, $3, MIN($5, g.expires_at) FROM refresh_tokens rt \
+        JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = $1 AND changes() = 1",
+        concat!(
+            "SELECT ",
+            super::sql::fresh_rotation_columns!(),
+            " FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id \
+            JOIN users u ON u.id = g.user_id WHERE rt.token_hash = $4"
+        ),
+    ];
+
     /// A new grant and its first refresh token (`$10`, idle expiry `$11`; both NULL for none).
     const INSERT_GRANT: &[&str] = &[
         super::sql::insert_grant!(),
@@ -192,6 +208,50 @@ impl SqliteStore {
     /// A writing transaction holding the write lock from its first statement.
     async fn begin_write(&self) -> Result<WriteTx<'_>, StoreError> {
         Ok(self.writer.begin(BEGIN_WRITE).await?)
+    }
+
+    /// A live access token's holder, read from the file at every request: a local read on the
+    /// calling thread costs less than keeping it in step in memory.
+    async fn token_holder(
+        &self,
+        grant_id: &crate::domain::GrantId,
+        jti: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<super::TokenHolder>, StoreError> {
+        self.read_one(
+            super::sql::TOKEN_HOLDER,
+            &[Arg::Text(grant_id.as_str()), Arg::Text(jti), Arg::time(now)],
+        )
+        .await
+    }
+
+    /// Whose a live access token is (introspection): its grant's person.
+    async fn access_holder(
+        &self,
+        grant_id: &crate::domain::GrantId,
+        jti: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<crate::domain::DiscordId>, StoreError> {
+        let holder = self
+            .read_one::<super::rows::AccessHolder>(
+                super::sql::CHECK_ACCESS,
+                &[Arg::Text(grant_id.as_str()), Arg::Text(jti), Arg::time(now)],
+            )
+            .await?;
+        Ok(holder.map(|h| h.0))
+    }
+
+    /// Nothing writes the change feed here: nothing to clean up.
+    async fn forget_old_changes(&self, _batch: u32) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Nothing is kept in memory: nothing to forget.
+    fn forget(&self, _changed: &[super::holder_cache::Changed]) {}
+
+    /// One process per SQLite file, which reads it at every request: no feed to follow.
+    async fn follow_change_feed(&self) -> Result<usize, StoreError> {
+        Ok(0)
     }
 }
 

@@ -8,6 +8,7 @@ mod audit_log;
 mod authorize;
 mod browser;
 mod browser_e2e;
+mod cache_processes;
 mod callback;
 mod cli;
 mod cli_admin;

@@ -5,8 +5,10 @@
 //! the tests are grouped by what they exercise.
 
 mod account;
+mod changes;
 mod codes;
 mod connect;
+mod fresh_rotation;
 mod gc;
 mod grants;
 mod logout_queue;

@@ -1,0 +1,114 @@
+//! Two `guildgate serve` processes on Postgres, each answering `/userinfo` from memory: a
+//! revocation, a logout or a deprovisioning made through one process ends the token at the
+//! other within the second the README promises.
+
+use crate::browser::Browser;
+use crate::helpers::BOB;
+use crate::processes::{
+    Deployment, Process, code_of, free_port, post_form, postgres_or_skip, redeem, to_callback,
+    userinfo,
+};
+use crate::test_db::Backend;
+use std::time::{Duration, Instant};
+
+const WIKI: (&str, &str) = ("wiki", "wiki-secret-wiki-secret");
+const WIKI_REDIRECT: &str = "https://wiki.example.com/cb";
+/// The bound the README states.
+const BOUND: Duration = Duration::from_secs(1);
+
+async fn deployment() -> Deployment {
+    let clients = format!(
+        "[[clients]]\nid = \"{}\"\nsecret = \"{}\"\nredirect_uris = [\"{WIKI_REDIRECT}\"]\n\
+         refresh_tokens = true\n",
+        WIKI.0, WIKI.1
+    );
+    Deployment::new(Backend::Postgres, &clients).await
+}
+
+/// Bob signs in through A in `browser`; his tokens.
+async fn tokens(deployment: &Deployment, a: &Process, browser: &mut Browser) -> serde_json::Value {
+    let authorize = deployment.authorize_url(WIKI.0, WIKI_REDIRECT, &[]);
+    let callback = to_callback(deployment, browser, a, &authorize, BOB).await;
+    let done = browser.get_through(&callback, &a.address).await;
+    let location = done.location.expect("back to the wiki");
+    let (status, tokens) = redeem(a, WIKI, &code_of(&location), WIKI_REDIRECT).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens
+}
+
+/// How long after `since` the token stopped working at `process` (polled every 20 ms, for at
+/// most three times the bound).
+async fn refused_after(process: &Process, token: &str, since: Instant) -> Duration {
+    loop {
+        let (status, _) = userinfo(process, token).await;
+        if status == 401 {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < BOUND * 3,
+            "{} still accepts the token",
+            process.address
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_token_revoked_through_one_process_is_refused_by_the_other_within_a_second() {
+    if !postgres_or_skip("the cache's cross-process test") {
+        return;
+    }
+    // Arrange: B has answered /userinfo for the token (and keeps the answer in memory).
+    let deployment = deployment().await;
+    let (a, b) = tokio::join!(deployment.start_at_issuer(), deployment.start(free_port()));
+    let tokens = tokens(&deployment, &a, &mut Browser::new()).await;
+    let access = tokens["access_token"].as_str().expect("an access token");
+    for _ in 0..3 {
+        assert_eq!(userinfo(&b, access).await.0, 200);
+    }
+
+    // Act: the app revokes its refresh token (the whole grant) at A.
+    let refresh = tokens["refresh_token"].as_str().expect("a refresh token");
+    let revoked_at = Instant::now();
+    let (status, _) = post_form(&a, "/revoke", WIKI, &[("token", refresh)]).await;
+    assert_eq!(status, 200);
+
+    // Assert
+    let after = refused_after(&b, access, revoked_at).await;
+    assert!(
+        after <= BOUND,
+        "B refused the token {after:?} after the revocation"
+    );
+    assert_eq!(userinfo(&a, access).await.0, 401, "A at once");
+}
+
+#[tokio::test]
+async fn a_logout_through_one_process_ends_the_sessions_tokens_at_the_other_within_a_second() {
+    if !postgres_or_skip("the cache's cross-process test") {
+        return;
+    }
+    // Arrange
+    let deployment = deployment().await;
+    let (a, b) = tokio::join!(deployment.start_at_issuer(), deployment.start(free_port()));
+    let mut browser = Browser::new();
+    let tokens = tokens(&deployment, &a, &mut browser).await;
+    let access = tokens["access_token"].as_str().expect("an access token");
+    assert_eq!(userinfo(&b, access).await.0, 200);
+
+    // Act: RP-initiated logout at A with the ID token as hint, in Bob's browser.
+    let logout = format!(
+        "{}/logout?id_token_hint={}",
+        deployment.issuer,
+        tokens["id_token"].as_str().expect("an ID token")
+    );
+    let ended_at = Instant::now();
+    let page = browser.get_through(&logout, &a.address).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+
+    // Assert
+    let after = refused_after(&b, access, ended_at).await;
+    assert!(
+        after <= BOUND,
+        "B refused the token {after:?} after the logout"
+    );
+}
