@@ -4,7 +4,7 @@
 //! cargo build --release
 //! cargo run --release --example load -- [--binary target/release/guildgate] [--seconds 10]
 //!     [--concurrency 64] [--sign-in-concurrency 16] [--only discovery,jwks,userinfo,refresh,sign-in]
-//!     [--wrk]
+//!     [--wrk] [--people 1000000]
 //! ```
 //!
 //! With `--wrk`, discovery and userinfo are also driven by `wrk` (2 threads, the same number
@@ -19,6 +19,11 @@
 //! machine's single-core RSA-2048 signatures per second, so runs on different machines (or on a
 //! busy one) compare by ratio. Point `--binary` at another build (an older commit) to compare
 //! two builds back to back. Every loop stops by itself; only 127.0.0.1 is contacted.
+//!
+//! With `--people N`, N people with a live session, grant and refresh token each are written
+//! straight into the database before the paths run (`harness/seed.rs`), and the report gives
+//! the seeding time and the bytes each person takes on disk: run it with 0 and with a million
+//! to see what a full database costs each path.
 
 mod harness;
 
@@ -88,6 +93,7 @@ struct Options {
     sign_in_concurrency: usize,
     only: Vec<String>,
     wrk: bool,
+    people: u64,
 }
 
 impl Options {
@@ -99,6 +105,7 @@ impl Options {
             sign_in_concurrency: 16,
             only: Vec::new(),
             wrk: false,
+            people: 0,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -113,6 +120,7 @@ impl Options {
                 "--sign-in-concurrency" => o.sign_in_concurrency = value()?.parse()?,
                 "--only" => o.only = value()?.split(',').map(str::to_owned).collect(),
                 "--wrk" => o.wrk = true,
+                "--people" => o.people = value()?.parse()?,
                 other => anyhow::bail!("unknown argument {other} (see the file's header)"),
             }
         }
@@ -143,6 +151,17 @@ async fn main() -> anyhow::Result<()> {
         .build()?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = server.memory("VmRSS");
+    if o.people > 0 {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let seeded = harness::seed::people(&database, o.people, now, CLIENT).await?;
+        println!(
+            "  seeded {} people in {:.0} s: database {:.0} MiB, {:.0} bytes per person",
+            o.people,
+            seeded.seconds,
+            seeded.bytes as f64 / 1048576.0,
+            seeded.bytes.saturating_sub(seeded.bytes_before) as f64 / o.people as f64
+        );
+    }
 
     println!("guildgate load benchmark");
     println!(

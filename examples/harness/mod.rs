@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each example uses its own subset
 
+pub mod seed;
+
 use guildgate::discord::fake::{FakeData, FakeDiscord, FakeDiscordHandle, FakeRoute};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
