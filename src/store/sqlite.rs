@@ -271,3 +271,7 @@ async fn create_parent_folder(file: &Path) -> Result<(), StoreError> {
 }
 
 super::shared::impl_store!(SqliteStore, sqlx::Sqlite);
+
+#[cfg(test)]
+#[path = "sqlite_plans.rs"]
+mod plans;
