@@ -239,23 +239,33 @@ async fn writes_during_a_bulk_transaction_wait_for_it_and_all_land() {
         signed_in(&*t.store, BEN).await;
         let later = NOW + Duration::minutes(5);
         let ben = person(BEN);
+        // SQLite: another connection holds the file's write lock first, so the bulk operation
+        // is certainly mid-transaction (holding the write lease, its `BEGIN` waiting for the
+        // file) when the writes arrive, however fast the machine.
+        let blocker = t.db.url.strip_prefix("sqlite://").map(|file| {
+            let blocker = rusqlite::Connection::open(file).unwrap();
+            blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+            blocker
+        });
         let mut bulk = std::pin::pin!(t.store.end_user_sessions(&ben, later));
         // Start the bulk operation: it opens its transaction and waits for the database.
         assert!((&mut bulk).now_or_never().is_none());
-        if let Some(file) = t.db.url.strip_prefix("sqlite://") {
-            // SQLite: go on once that transaction holds the file's write lock.
-            let probe = rusqlite::Connection::open(file).unwrap();
-            probe.busy_timeout(std::time::Duration::ZERO).unwrap();
-            while probe.execute_batch("BEGIN IMMEDIATE").is_ok() {
-                probe.execute_batch("ROLLBACK").unwrap();
-                std::thread::yield_now();
-            }
-        }
         let new_sessions: Vec<SessionRecord> = (0..20)
             .map(|_| session(ADA, NOW + Duration::hours(12)).1)
             .collect();
-        let writes =
-            futures_util::future::join_all(new_sessions.iter().map(|s| t.store.insert_session(s)));
+        let mut writes = std::pin::pin!(futures_util::future::join_all(
+            new_sessions.iter().map(|s| t.store.insert_session(s))
+        ));
+        if let Some(blocker) = blocker {
+            // The writes queue behind the bulk operation rather than failing or holding this
+            // thread in SQLite's busy handler (which would never return: the bulk operation
+            // needs this thread to go on).
+            assert!(
+                (&mut writes).now_or_never().is_none(),
+                "the writes wait for the bulk operation"
+            );
+            blocker.execute_batch("ROLLBACK").unwrap();
+        }
         let (ended, written) = tokio::join!(bulk, writes);
         assert_eq!(ended.unwrap().len(), 1, "BEN's one session ended");
         for w in written {
