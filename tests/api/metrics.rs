@@ -368,6 +368,9 @@ async fn the_grafana_dashboard_queries_only_metrics_a_scrape_has() {
         "guildgate_backchannel_logout_queue",
         "guildgate_store_pool_connections",
         "guildgate_signing_key_age_seconds",
+        "guildgate_device_authorizations_total",
+        "guildgate_dpop_proofs_total",
+        "guildgate_pushed_authorization_requests_total",
     ] {
         assert!(used.contains(wanted), "the dashboard shows {wanted}");
     }
