@@ -7,9 +7,11 @@
 //!     [--wrk] [--people 1000000]
 //! ```
 //!
-//! With `--wrk`, discovery and userinfo are also driven by `wrk` (2 threads, the same number
-//! of connections), an external generator lighter than this process's HTTP client, the way
-//! issue 10 first measured them.
+//! With `--wrk`, discovery, userinfo and refresh are also driven by `wrk` (2 threads, the same
+//! number of connections), an external generator lighter than this process's HTTP client, the
+//! way issue 10 first measured them. Refresh there runs `harness/refresh.lua`: each connection
+//! presents the newest token of its own chain, so a lost rotation shows as a non-2xx answer.
+//! The reference is also taken from `openssl speed rsa2048` when openssl is installed.
 //!
 //! The fake Discord runs in this process; guildgate runs as `BINARY serve` with a config file in
 //! a temp folder (SQLite there, or Postgres with `GUILDGATE_BENCH_POSTGRES_URL`, whose database
@@ -32,26 +34,48 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Runs `wrk --latency` against `issuer` + `path` and reads its summary.
+/// The Lua script that drives refresh-token chains from wrk.
+const REFRESH_SCRIPT: &str = include_str!("harness/refresh.lua");
+
+/// How wrk shapes its requests beside the URL.
+enum WrkRequest<'a> {
+    /// The same GET each time, with this header if any.
+    Get(Option<&'a str>),
+    /// A Lua script and its arguments.
+    Script(&'a std::path::Path, Vec<String>),
+}
+
+/// Runs `wrk --latency` (2 threads) against `issuer` + `path` and reads its summary.
 fn wrk(
     issuer: &str,
     path: &str,
-    header: Option<&str>,
+    request: WrkRequest<'_>,
     seconds: u64,
     connections: usize,
 ) -> anyhow::Result<Outcome> {
     let mut command = std::process::Command::new("wrk");
     command.args([
-        "-t2",
+        &format!("-t{WRK_THREADS}"),
         &format!("-c{connections}"),
         &format!("-d{seconds}s"),
         "--latency",
     ]);
-    if let Some(header) = header {
-        command.args(["-H", header]);
+    let mut script_args = Vec::new();
+    match request {
+        WrkRequest::Get(Some(header)) => {
+            command.args(["-H", header]);
+        }
+        WrkRequest::Get(None) => {}
+        WrkRequest::Script(script, args) => {
+            command.arg("-s").arg(script);
+            script_args = args;
+        }
+    }
+    command.arg(format!("{issuer}{path}"));
+    if !script_args.is_empty() {
+        command.arg("--").args(script_args);
     }
     let out = command
-        .arg(format!("{issuer}{path}"))
         .output()
         .map_err(|e| anyhow::anyhow!("wrk: {e} (apt-get install wrk)"))?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -84,6 +108,9 @@ fn wrk(
             .unwrap_or(0),
     })
 }
+
+/// wrk's threads: one per core of the machines these numbers come from.
+const WRK_THREADS: usize = 2;
 
 /// What to run, from the command line.
 struct Options {
@@ -136,6 +163,7 @@ impl Options {
 async fn main() -> anyhow::Result<()> {
     let o = Options::parse()?;
     let signatures = rsa_signatures_per_second()?;
+    let openssl = openssl_signatures_per_second();
     let setup = harness::start(
         &o.binary,
         std::env::var("GUILDGATE_BENCH_POSTGRES_URL").ok(),
@@ -179,6 +207,9 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "  reference: one core signs {signatures:.0} RSA-2048 (PKCS#1 v1.5, SHA-256) per second"
     );
+    if let Some(openssl) = openssl {
+        println!("  openssl speed rsa2048: {openssl:.0} signatures per second on one core");
+    }
     println!(
         "{:<24} {:>10} {:>9} {:>9} {:>9} {:>8}",
         "path", "req/s", "p50 ms", "p99 ms", "non-2xx", "÷ RSA/s"
@@ -261,7 +292,13 @@ async fn main() -> anyhow::Result<()> {
                 ),
                 ("wrk GET userinfo", "/userinfo", Some(bearer.as_str())),
             ] {
-                match wrk(&issuer, path, header, o.seconds, o.concurrency) {
+                match wrk(
+                    &issuer,
+                    path,
+                    WrkRequest::Get(header),
+                    o.seconds,
+                    o.concurrency,
+                ) {
                     Ok(r) => report(name, r),
                     Err(e) => println!("{name:<24} not run: {e}"),
                 }
@@ -277,7 +314,7 @@ async fn main() -> anyhow::Result<()> {
                 .collect(),
         );
         let r = run(o.seconds, o.concurrency, {
-            let (http, base) = (http.clone(), base.clone());
+            let (http, base, families) = (http.clone(), base.clone(), families.clone());
             move |worker| {
                 let (http, base, families) = (http.clone(), base.clone(), families.clone());
                 async move {
@@ -310,6 +347,17 @@ async fn main() -> anyhow::Result<()> {
         })
         .await;
         report("POST token (refresh)", r);
+        if o.wrk {
+            // The chains go on from where the client above left them.
+            let mut latest = Vec::new();
+            for family in families.iter() {
+                latest.push(family.lock().await.clone());
+            }
+            match wrk_refresh(&issuer, &latest, o.seconds) {
+                Ok(r) => report("wrk POST token (refresh)", r),
+                Err(e) => println!("{:<24} not run: {e}", "wrk POST token (refresh)"),
+            }
+        }
     }
     if o.wants("sign-in") {
         let r = run(o.seconds, o.sign_in_concurrency, {
@@ -327,6 +375,50 @@ async fn main() -> anyhow::Result<()> {
         server.memory("VmHWM")
     );
     Ok(())
+}
+
+/// Refresh chains driven by wrk, one per token in `latest` (and per connection).
+fn wrk_refresh(issuer: &str, latest: &[String], seconds: u64) -> anyhow::Result<Outcome> {
+    use base64::Engine;
+    let folder = tempfile::tempdir()?;
+    let script = folder.path().join("refresh.lua");
+    std::fs::write(&script, REFRESH_SCRIPT)?;
+    let tokens = folder.path().join("tokens");
+    std::fs::write(&tokens, latest.join("\n") + "\n")?;
+    // wrk spreads connections evenly over its threads; each thread takes every other token.
+    let connections = latest.len() - latest.len() % WRK_THREADS;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT}:{SECRET}"));
+    wrk(
+        issuer,
+        "/token",
+        WrkRequest::Script(
+            &script,
+            vec![
+                tokens.display().to_string(),
+                WRK_THREADS.to_string(),
+                format!("Basic {basic}"),
+            ],
+        ),
+        seconds,
+        connections,
+    )
+}
+
+/// `openssl speed rsa2048`'s signatures per second on one core, when openssl is installed.
+fn openssl_signatures_per_second() -> Option<f64> {
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-seconds", "2", "rsa2048"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    // "rsa 2048 bits 0.000215s 0.000013s   4656.2  75485.9": sign/s is the third number.
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("rsa 2048 bits"))?
+        .split_whitespace()
+        .nth(5)?
+        .parse()
+        .ok()
 }
 
 /// One core's RSA-2048 signatures per second (aws-lc, the library guildgate signs with), over
