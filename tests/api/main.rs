@@ -49,6 +49,7 @@ mod recheck;
 mod recheck_processes;
 mod refresh;
 mod reload;
+mod request_limits;
 mod revocation;
 mod scale_out;
 mod security_headers;
