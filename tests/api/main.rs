@@ -26,6 +26,7 @@ mod faults_db;
 mod faults_discord;
 mod flow;
 mod form_post;
+mod grants_metrics;
 mod grants_processes;
 mod health;
 mod helpers;
