@@ -134,8 +134,12 @@ fn head_byte(head: &mut Head, byte: u8) -> Step {
         let line = std::mem::take(&mut head.kept);
         let was_empty = head.line == 0 || (head.line == 1 && line.first() == Some(&b'\r'));
         if head.first {
-            head.first = false;
-            head.request_line = line;
+            // RFC 9112 §2.2: empty lines before the request line are ignored (actix skips them
+            // too), so the next line is still the request line.
+            if !was_empty {
+                head.first = false;
+                head.request_line = line;
+            }
         } else if was_empty {
             return Step::HeadDone {
                 body: head.content_length,
