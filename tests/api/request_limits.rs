@@ -289,3 +289,57 @@ fn base64_basic((id, secret): (&str, &str)) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
 }
+
+#[tokio::test]
+async fn a_request_head_over_120_kib_gets_a_readable_431() {
+    // Arrange: sixteen 8 KiB headers (128 KiB, where actix answers 431 with no body).
+    let app = app().await;
+    let mut connection = TcpStream::connect(host(&app)).await.expect("connects");
+    let pads: String = (0..16)
+        .map(|n| format!("X-Pad-{n}: {}\r\n", "h".repeat(8 * 1024)))
+        .collect();
+    let request = format!(
+        "GET /authorize?client_id=app HTTP/1.1\r\nHost: {}\r\n{pads}\r\n",
+        host(&app)
+    );
+
+    // Act
+    let refused = exchange(&mut connection, request.as_bytes()).await;
+
+    // Assert
+    assert_eq!(refused.status, 431, "{}", refused.body);
+    assert!(
+        refused.header("content-type").starts_with("text/html"),
+        "{}",
+        refused.header("content-type")
+    );
+    assert!(
+        refused.body.contains("This request cannot be read"),
+        "{}",
+        refused.body
+    );
+}
+
+#[tokio::test]
+async fn an_over_long_request_line_after_an_empty_line_gets_the_readable_414_too() {
+    // Arrange: RFC 9112 §2.2 lets a client send an empty line before a request line (some send
+    // one after a POST body); actix skips it, and so must the screen.
+    let app = app().await;
+    let mut connection = TcpStream::connect(host(&app)).await.expect("connects");
+    let mut request = b"\r\n".to_vec();
+    request.extend(get(
+        &app,
+        &format!("/authorize?client_id=app&state={}", "s".repeat(64 * 1024)),
+    ));
+
+    // Act
+    let refused = exchange(&mut connection, &request).await;
+
+    // Assert
+    assert_readable_414(
+        refused.status,
+        refused.header("content-type"),
+        &refused.body,
+        "after an empty line",
+    );
+}
