@@ -1,8 +1,8 @@
 //! The grants beyond the code flow on two `guildgate serve` processes of one deployment (one
 //! Postgres database): a device code started on one and approved on the other is spent once,
 //! even when both are polled at once; a DPoP proof and a client assertion are used once in the
-//! whole deployment, also when sent to both at once; a pushed request made on one is used once
-//! through the other.
+//! whole deployment, also when sent to both at once, and a DPoP nonce of one is good at the
+//! other; a pushed request made on one is used once through the other.
 
 use crate::browser::Browser;
 use crate::helpers::{BOB, hidden_field};
@@ -130,6 +130,28 @@ async fn approve_on(
     assert_eq!(answered.status, 200, "approved: {}", answered.body);
 }
 
+/// A service token for [`BOUND`] at `process` with `proof`: status, JSON body and the
+/// `DPoP-Nonce` header (empty when none).
+async fn bound_token(process: &Process, proof: &str) -> (u16, serde_json::Value, String) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/token", process.address))
+        .basic_auth(BOUND.0, Some(BOUND.1))
+        .header("DPoP", proof)
+        .form(&[("grant_type", "client_credentials")])
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .expect("request reaches guildgate");
+    let status = response.status().as_u16();
+    let nonce = response
+        .headers()
+        .get("dpop-nonce")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, response.json().await.unwrap_or_default(), nonce)
+}
+
 /// Seconds since the epoch, as the processes' clocks read them.
 fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -216,47 +238,25 @@ async fn a_dpop_proof_or_a_client_assertion_used_on_one_process_is_refused_on_th
     let dpop_key = AppKey::new("svc");
     let proof = dpop_key.proof("POST", &token_url, unix_now(), None, None);
     let assertion = ci_key.assertion("ci", &token_url, unix_now());
-    let service = [("grant_type", "client_credentials")];
     let assertion_fields = assertion_form(&assertion);
     let mut with_assertion: Vec<(&str, &str)> = assertion_fields
         .iter()
         .map(|(k, v)| (*k, v.as_str()))
         .collect();
-    with_assertion.extend_from_slice(&service);
+    with_assertion.push(("grant_type", "client_credentials"));
 
     // Act: each is used on A, then replayed to B.
-    let bound = |process: &Process, proof: String| {
-        let address = process.address.clone();
-        async move {
-            let response = reqwest::Client::new()
-                .post(format!("{address}/token"))
-                .basic_auth(BOUND.0, Some(BOUND.1))
-                .header("DPoP", proof)
-                .form(&service)
-                .send()
-                .await
-                .expect("request reaches guildgate");
-            let status = response.status().as_u16();
-            (
-                status,
-                response
-                    .json::<serde_json::Value>()
-                    .await
-                    .unwrap_or_default(),
-            )
-        }
-    };
-    let proof_on_a = bound(&a, proof.clone()).await;
-    let proof_on_b = bound(&b, proof).await;
-    let fresh_on_b = bound(
+    let proof_on_a = bound_token(&a, &proof).await;
+    let proof_on_b = bound_token(&b, &proof).await;
+    let fresh_on_b = bound_token(
         &b,
-        dpop_key.proof("POST", &token_url, unix_now(), None, None),
+        &dpop_key.proof("POST", &token_url, unix_now(), None, None),
     )
     .await;
     let assertion_on_a = send(&a, "/token", None, &with_assertion).await;
     let assertion_on_b = send(&b, "/token", None, &with_assertion).await;
     let raced = dpop_key.proof("POST", &token_url, unix_now(), None, None);
-    let (raced_a, raced_b) = tokio::join!(bound(&a, raced.clone()), bound(&b, raced));
+    let (raced_a, raced_b) = tokio::join!(bound_token(&a, &raced), bound_token(&b, &raced));
 
     // Assert
     assert_eq!(proof_on_a.0, 200, "A takes the proof: {:?}", proof_on_a.1);
@@ -340,4 +340,41 @@ async fn a_pushed_request_made_on_one_process_is_used_once_through_the_other() {
         assert_eq!(page.status, 400, "{name}: {}", page.body);
         assert!(page.location.is_none(), "{name}: a page, no redirect");
     }
+}
+
+#[tokio::test]
+async fn a_dpop_nonce_handed_out_by_one_process_is_accepted_by_the_other() {
+    if !postgres_or_skip("DPoP nonces across processes") {
+        return;
+    }
+    // Arrange: nonces are required; both processes derive them from the shared encryption key.
+    let key = AppKey::new("ci-1");
+    let deployment = deployment(&key)
+        .await
+        .with_env("DPOP__REQUIRE_NONCE", "true");
+    let (a, b) = both(&deployment).await;
+    let token_url = format!("{}/token", deployment.issuer);
+    let dpop_key = AppKey::new("svc");
+
+    // Act: A asks for a nonce; the proof carrying it goes to B.
+    let (status, asked, nonce) = bound_token(
+        &a,
+        &dpop_key.proof("POST", &token_url, unix_now(), None, None),
+    )
+    .await;
+    let with_nonce = dpop_key.proof("POST", &token_url, unix_now(), None, Some(&nonce));
+    let (on_b, tokens, next_nonce) = bound_token(&b, &with_nonce).await;
+
+    // Assert
+    assert_eq!(
+        (status, asked["error"].as_str()),
+        (400, Some("use_dpop_nonce"))
+    );
+    assert!(!nonce.is_empty(), "A hands out a nonce");
+    assert_eq!(on_b, 200, "B accepts A's nonce: {tokens}");
+    assert_eq!(tokens["token_type"], "DPoP");
+    assert!(
+        !next_nonce.is_empty(),
+        "B hands out the next nonce with the answer"
+    );
 }
