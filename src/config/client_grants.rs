@@ -150,6 +150,12 @@ pub fn parse_jwks(raw: &serde_json::Value) -> Result<JwkSet, String> {
             .map_err(|e| format!("is not the JSON text of a JWK Set ({e})"))?,
         other => other.clone(),
     };
+    // Read the members a parsed `Jwk` drops (it keeps the public parameters only) first.
+    let private = value["keys"].as_array().and_then(|keys| {
+        keys.iter()
+            .enumerate()
+            .find_map(|(n, key)| private_member(key).map(|member| (n, member)))
+    });
     let set: JwkSet = serde_json::from_value(value)
         .map_err(|e| format!("is not a JWK Set {{\"keys\": [...]}} ({e})"))?;
     if set.keys.is_empty() {
@@ -158,10 +164,26 @@ pub fn parse_jwks(raw: &serde_json::Value) -> Result<JwkSet, String> {
     for (n, jwk) in set.keys.iter().enumerate() {
         usable_public_key(jwk).map_err(|why| format!("key {n}: {why}"))?;
     }
+    if let Some((n, member)) = private {
+        return Err(format!(
+            "key {n}: is a private key (it has {member:?}): register the public key only"
+        ));
+    }
     Ok(set)
 }
 
-/// Refuses private, symmetric and unusable keys.
+/// JWK members only a private key has (RFC 7518 §6.2.2, §6.3.2; OKP: RFC 8037 §2).
+const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
+
+/// The first private member of a JWK, if it has one.
+fn private_member(key: &serde_json::Value) -> Option<&'static str> {
+    PRIVATE_MEMBERS
+        .into_iter()
+        .find(|member| key.get(member).is_some())
+}
+
+/// Refuses symmetric and unusable keys (private members are refused by [`parse_jwks`], which
+/// still sees them).
 pub fn usable_public_key(jwk: &Jwk) -> Result<(), String> {
     use jsonwebtoken::jwk::AlgorithmParameters as P;
     match &jwk.algorithm {

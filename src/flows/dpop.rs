@@ -3,6 +3,7 @@
 //! guildgate hands out when `dpop.require_nonce` is set.
 
 use super::Context;
+use crate::audit::Event;
 use crate::domain::{Jkt, TokenHash};
 use crate::dpop::{self, Expected, Nonces, ProofError};
 use crate::error::{DpopAnswer, OAuthError, OAuthErrorCode};
@@ -21,6 +22,8 @@ pub struct ProofRequest<'a> {
     pub access_token: Option<&'a str>,
     /// Whether this is a protected resource (401 and a challenge) or the token endpoint (400).
     pub at_resource: bool,
+    /// The app the request is about (the authenticated client, or the token's), for the audit.
+    pub client_id: Option<&'a str>,
 }
 
 /// The key of the request's proof, if it carried one; refused with the RFC's error (and a
@@ -77,6 +80,10 @@ pub async fn check(
     if !ctx.store.spend_jti(&key, checked.usable_until).await? {
         ctx.metrics.dpop_proof("replayed");
         tracing::warn!(jkt = %checked.jkt, "DPoP proof replayed");
+        ctx.audit(&Event::ReplayRefused {
+            client_id: request.client_id,
+            kind: "dpop_proof",
+        });
         return Err(invalid("the DPoP proof was already used").with_dpop(answer(None)));
     }
     ctx.metrics.dpop_proof("ok");

@@ -113,6 +113,7 @@ async fn check_binding(
                 path: "/userinfo",
                 access_token: Some(access_token),
                 at_resource: true,
+                client_id: Some(token.client_id.as_str()),
             };
             match dpop::check(ctx, request, now).await? {
                 None => Err(OAuthError::new(

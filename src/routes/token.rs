@@ -79,6 +79,7 @@ async fn grant(
             path: "/token",
             access_token: None,
             at_resource: false,
+            client_id: Some(client.id.as_str()),
         },
         now,
     )

@@ -109,9 +109,20 @@ impl Head {
     /// The line feed that ends the current line.
     fn end_line(&mut self) -> Step {
         self.size += 1;
-        let empty = self.line == 0 || (self.line == 1 && self.header[..self.header_kept] == *b"\r");
+        let kept = if self.first {
+            &self.request_line[..self.request_kept]
+        } else {
+            &self.header[..self.header_kept]
+        };
+        let empty = self.line == 0 || (self.line == 1 && kept == b"\r");
         let step = if self.first {
-            self.first = false;
+            if empty {
+                // RFC 9112 §2.2: empty lines before the request line are ignored (actix skips
+                // them too), so the next line is still the request line.
+                self.request_kept = 0;
+            } else {
+                self.first = false;
+            }
             Step::Continue
         } else if empty {
             Step::HeadDone {

@@ -263,3 +263,121 @@ async fn a_scheduled_key_rotation_is_audited() {
     assert_eq!(lines[0]["outcome"], "ok");
     assert_eq!(lines[0]["request_id"], "");
 }
+
+/// A device client, a service client and a `private_key_jwt` service client holding `key`,
+/// with ids of this test's own.
+fn grant_clients(key: &crate::proof_keys::AppKey) -> String {
+    format!(
+        "\n[secrets]\nencryption_key = \"{}\"\n\
+         [[clients]]\nid = \"audited-tv\"\nname = \"Audited TV\"\npublic = true\ndevice_flow = true\n\
+         [[clients]]\nid = \"audited-svc\"\nsecret = \"audited-svc-secret-audited\"\n\
+         client_credentials = true\n\
+         [[clients]]\nid = \"audited-ci\"\nclient_credentials = true\n{}\n",
+        "03".repeat(32),
+        key.jwks_toml()
+    )
+}
+
+/// `POST /token` for a service token, with `basic` credentials or `extra` form fields, and a
+/// DPoP proof when given.
+async fn service_token(
+    app: &TestApp,
+    basic: Option<(&str, &str)>,
+    extra: &[(&str, &str)],
+    proof: Option<&str>,
+) -> crate::helpers::Reply {
+    let mut form = vec![("grant_type", "client_credentials")];
+    form.extend_from_slice(extra);
+    let mut request = app.http.post(format!("{}/token", app.address)).form(&form);
+    if let Some((id, secret)) = basic {
+        request = request.basic_auth(id, Some(secret));
+    }
+    if let Some(proof) = proof {
+        request = request.header("DPoP", proof);
+    }
+    crate::helpers::Reply::read(request.send().await.expect("answers")).await
+}
+
+#[tokio::test]
+async fn service_tokens_device_answers_and_replayed_one_time_jwts_are_audited() {
+    use crate::device_flow::{answer, enter_code, start};
+    // Arrange
+    let capture = Capture::start();
+    let key = crate::proof_keys::AppKey::new("audited-ci-1");
+    let app = spawn_app_with(&grant_clients(&key)).await;
+    let token_url = format!("{}/token", app.address);
+    let now = app.state.clock.now().unix_timestamp();
+    let svc = Some(("audited-svc", "audited-svc-secret-audited"));
+
+    // Act: a service token with a DPoP proof, and the proof again; one with a client
+    // assertion, and the assertion again; a device allowed and one declined.
+    let proof = crate::proof_keys::AppKey::new("svc").proof("POST", &token_url, now, None, None);
+    assert_eq!(
+        service_token(&app, svc, &[], Some(&proof)).await.status,
+        200
+    );
+    let replayed_proof = service_token(&app, svc, &[], Some(&proof)).await;
+    assert_eq!(replayed_proof.error(), "invalid_dpop_proof");
+    let assertion = key.assertion("audited-ci", &token_url, now);
+    let fields = crate::proof_keys::assertion_form(&assertion);
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(service_token(&app, None, &fields, None).await.status, 200);
+    assert_eq!(service_token(&app, None, &fields, None).await.status, 401);
+    let mut browser = Browser::new();
+    for choice in ["allow", "deny"] {
+        let device = start(&app, "audited-tv", "openid").await;
+        let (_, page) = enter_code(&app, &mut browser, &device.text("user_code"), ALICE).await;
+        assert_eq!(
+            answer(&app, &browser, &page, choice).await.0,
+            200,
+            "{choice}"
+        );
+    }
+    let log = capture.stop();
+
+    // Assert: one line per event, with its client, person, reason and outcome.
+    let lines = audit_lines(&log, &["audited-tv", "audited-svc", "audited-ci"]);
+    let one = |event: &str, client: &str| -> &Value {
+        let found: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["event"] == event && l["client_id"] == client)
+            .collect();
+        assert_eq!(found.len(), 1, "{event} for {client}: {lines:#?}");
+        found[0]
+    };
+    let expected = [
+        (
+            "service_token_issued",
+            "audited-svc",
+            "ok",
+            "client_credentials",
+        ),
+        (
+            "service_token_issued",
+            "audited-ci",
+            "ok",
+            "client_credentials",
+        ),
+        ("replay_refused", "audited-svc", "denied", "dpop_proof"),
+        ("replay_refused", "audited-ci", "denied", "client_assertion"),
+        ("device_approved", "audited-tv", "ok", "device_code"),
+        ("device_denied", "audited-tv", "denied", "declined"),
+    ];
+    for (event, client, outcome, reason) in expected {
+        let line = one(event, client);
+        assert_eq!(line["outcome"], outcome, "{event}: {line}");
+        assert_eq!(line["reason"], reason, "{event}: {line}");
+        assert_eq!(line["source_ip"], "127.0.0.1", "{event}");
+        let request_id = line["request_id"].as_str().unwrap_or_default();
+        assert!(uuid::Uuid::parse_str(request_id).is_ok(), "{event}: {line}");
+    }
+    for (event, client) in [
+        ("device_approved", "audited-tv"),
+        ("device_denied", "audited-tv"),
+    ] {
+        assert_eq!(one(event, client)["user_id"], ALICE, "{event}");
+    }
+    for client in ["audited-svc", "audited-ci"] {
+        assert_eq!(one("replay_refused", client)["level"], "WARN", "{client}");
+    }
+}

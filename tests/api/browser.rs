@@ -69,17 +69,20 @@ impl Browser {
         self.send(url, request).await
     }
 
+    /// POSTs a form to `url` as [`Browser::post_form`], routed to the server at `address` as
+    /// [`Browser::get_through`] routes a GET.
+    pub async fn post_form_through(
+        &mut self,
+        url: &str,
+        address: &str,
+        form: &[(&str, &str)],
+    ) -> Page {
+        let request = self.http.post(routed(url, Some(address))).form(form);
+        self.send(url, request).await
+    }
+
     async fn get_via(&mut self, url: &str, address: Option<&str>) -> Page {
-        let target = match address {
-            Some(address) => {
-                let mut routed = url::Url::parse(url).expect("absolute URL");
-                let server = url::Url::parse(address).expect("absolute address");
-                routed.set_port(server.port()).expect("a port");
-                routed.to_string()
-            }
-            None => url.to_owned(),
-        };
-        let request = self.http.get(target);
+        let request = self.http.get(routed(url, address));
         self.send(url, request).await
     }
 
@@ -134,6 +137,19 @@ impl Browser {
         if let Some(jar) = self.cookies.get_mut(&host_of(url)) {
             jar.remove(name);
         }
+    }
+}
+
+/// `url` with the port of `address` (a load balancer at `url`'s host sending it there).
+fn routed(url: &str, address: Option<&str>) -> String {
+    match address {
+        Some(address) => {
+            let mut routed = url::Url::parse(url).expect("absolute URL");
+            let server = url::Url::parse(address).expect("absolute address");
+            routed.set_port(server.port()).expect("a port");
+            routed.to_string()
+        }
+        None => url.to_owned(),
     }
 }
 

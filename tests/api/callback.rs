@@ -336,3 +336,42 @@ async fn the_session_cookie_is_http_only_and_same_site_lax() {
     let location = done.headers()["location"].to_str().unwrap();
     assert!(query_of(location).contains_key("code"), "{location}");
 }
+
+#[tokio::test]
+async fn a_code_discord_never_issued_gets_a_400_page_that_returns_access_denied_to_the_app() {
+    // Arrange: a real sign-in up to Discord's redirect back; an attacker swaps in a code of
+    // their own (one this Discord never issued for this sign-in).
+    let app = spawn_app().await;
+    let mut browser = Browser::new();
+    let callback = callback_url_after_discord(&app, &mut browser, "st").await;
+    let mut injected = url::Url::parse(&callback).expect("an absolute callback URL");
+    let pairs: Vec<(String, String)> = injected
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    assert!(pairs.iter().any(|(k, _)| k == "code"), "{callback}");
+    injected.query_pairs_mut().clear().extend_pairs(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), if k == "code" { "attackers-code" } else { v })),
+    );
+
+    // Act
+    let page = browser.get(injected.as_str()).await;
+
+    // Assert: Discord was asked and refused; the request is at fault, not Discord (no 502).
+    assert_eq!(app.discord.calls(FakeRoute::Token), 1, "the code was tried");
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert_eq!(page.location, None, "the person sees what happened first");
+    assert!(page.body.contains("Return to the app"), "{}", page.body);
+    let link = link_back_params(&page.body);
+    assert_eq!(
+        link.get("error").map(String::as_str),
+        Some("access_denied"),
+        "{link:?}"
+    );
+    assert_eq!(link["state"], "st");
+    assert_eq!(link["iss"], app.address);
+    assert!(!link.contains_key("code"));
+    assert_no_session(&app, &mut browser).await;
+}

@@ -157,12 +157,122 @@ fn each_rule_reports_its_key() {
             "clients[0].secret_hash",
         ),
     ];
-    for (name, toml, key) in cases {
+    for (name, toml, key) in cases.into_iter().chain(grant_cases()) {
         let keys = problem_keys(&toml);
         assert!(
             keys.iter().any(|k| k == key),
             "case {name:?}: expected a problem at {key}, got {keys:?}"
         );
+    }
+}
+
+/// A confidential client for service tokens, with `extra` lines.
+fn service_client(extra: &str) -> String {
+    format!(
+        "[[clients]]\nid = \"x\"\nsecret = \"s3cr3t-s3cr3t-s3cr3t\"\nclient_credentials = true\n{extra}"
+    )
+}
+
+/// A JWK Set of one key, as `jwks = '…'`: a fresh public P-256 key with `extra` members.
+fn jwks_with(extra: serde_json::Value) -> String {
+    let mut key = crate::proof_keys::AppKey::new("k1").jwk;
+    for (name, value) in extra.as_object().expect("members") {
+        key[name] = value.clone();
+    }
+    format!("jwks = '{}'", serde_json::json!({ "keys": [key] }))
+}
+
+/// The rules of the grants beyond the code flow and of client authentication.
+fn grant_cases() -> Vec<(&'static str, String, &'static str)> {
+    let secret_client = "[[clients]]\nid = \"x\"\nsecret = \"s3cr3t-s3cr3t-s3cr3t\"\nredirect_uris = [\"https://a.example/cb\"]\n";
+    let oct =
+        r#"jwks = '{"keys": [{"kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQ", "kid": "s"}]}'"#;
+    vec![
+        (
+            "service tokens for a public client",
+            "[[clients]]\nid = \"x\"\npublic = true\nclient_credentials = true".into(),
+            "clients[0].client_credentials",
+        ),
+        (
+            "a person scope among a service's allowed scopes",
+            service_client("allowed_scopes = [\"deploy\", \"openid\"]"),
+            "clients[0].allowed_scopes[1]",
+        ),
+        (
+            "allowed scopes without service tokens",
+            format!("{secret_client}allowed_scopes = [\"deploy\"]"),
+            "clients[0].allowed_scopes",
+        ),
+        (
+            "jwks and jwks_uri both",
+            service_client(&format!(
+                "{}\njwks_uri = \"https://ci.example.com/jwks.json\"",
+                jwks_with(serde_json::json!({}))
+            )),
+            "clients[0].jwks_uri",
+        ),
+        (
+            "a private key in jwks",
+            service_client(&jwks_with(
+                serde_json::json!({ "d": "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI" }),
+            )),
+            "clients[0].jwks",
+        ),
+        (
+            "a symmetric key in jwks",
+            service_client(oct),
+            "clients[0].jwks",
+        ),
+        (
+            "jwks_uri over plain http off loopback",
+            service_client("jwks_uri = \"http://ci.example.com/jwks.json\""),
+            "clients[0].jwks_uri",
+        ),
+        (
+            "auth method none with a secret",
+            format!("{secret_client}token_endpoint_auth_method = \"none\""),
+            "clients[0].token_endpoint_auth_method",
+        ),
+        (
+            "private_key_jwt without keys",
+            format!("{secret_client}token_endpoint_auth_method = \"private_key_jwt\""),
+            "clients[0].token_endpoint_auth_method",
+        ),
+        (
+            "unknown auth method",
+            format!("{secret_client}token_endpoint_auth_method = \"client_secret_jwt\""),
+            "clients[0].token_endpoint_auth_method",
+        ),
+        (
+            "unknown ID token algorithm",
+            format!("{secret_client}id_token_signed_response_alg = \"HS256\""),
+            "clients[0].id_token_signed_response_alg",
+        ),
+        (
+            "pushed requests that live too long",
+            "[tokens]\nrequest_uri_ttl = \"11m\"".into(),
+            "tokens.request_uri_ttl",
+        ),
+        (
+            "user codes that can never be entered",
+            "[limits]\nuser_code_entries = 0".into(),
+            "limits.user_code_entries",
+        ),
+    ]
+}
+
+#[test]
+fn clients_beyond_the_code_flow_need_no_redirect_uris() {
+    let device_only = "[[clients]]\nid = \"tv\"\npublic = true\ndevice_flow = true\n";
+    let service_with_keys = format!(
+        "[[clients]]\nid = \"ci\"\nclient_credentials = true\nallowed_scopes = [\"deploy\"]\n{}\n",
+        jwks_with(serde_json::json!({}))
+    );
+    for (name, toml) in [
+        ("device only", device_only.to_owned()),
+        ("service with keys", service_with_keys),
+    ] {
+        assert_eq!(problem_keys(&toml), Vec::<String>::new(), "{name}");
     }
 }
 

@@ -42,7 +42,7 @@ async fn app() -> TestApp {
 }
 
 /// `POST /device_authorization` for the public client `client`.
-async fn start(app: &TestApp, client: &str, scope: &str) -> Reply {
+pub async fn start(app: &TestApp, client: &str, scope: &str) -> Reply {
     Reply::read(
         app.http
             .post(format!("{}/device_authorization", app.address))
@@ -56,7 +56,7 @@ async fn start(app: &TestApp, client: &str, scope: &str) -> Reply {
 }
 
 /// One poll of `/token` by the public client `client`.
-async fn poll(app: &TestApp, client: &str, device_code: &str) -> Reply {
+pub async fn poll(app: &TestApp, client: &str, device_code: &str) -> Reply {
     Reply::read(
         app.token(
             None,
@@ -78,7 +78,7 @@ fn wait_interval(app: &TestApp, seconds: u64) {
 
 /// Types `user_code` on `/device` in `browser`; when that goes to Discord, signs in there as
 /// `user`. Returns the page it ends on (the confirmation, a refusal, or the form again).
-async fn enter_code(
+pub async fn enter_code(
     app: &TestApp,
     browser: &mut Browser,
     user_code: &str,
@@ -101,7 +101,7 @@ async fn enter_code(
 }
 
 /// Answers the confirmation page (`allow` or `deny`).
-async fn answer(app: &TestApp, browser: &Browser, page: &str, choice: &str) -> (u16, String) {
+pub async fn answer(app: &TestApp, browser: &Browser, page: &str, choice: &str) -> (u16, String) {
     let ticket = hidden_field(page, "ticket").unwrap_or_else(|| panic!("a confirmation: {page}"));
     let response = post_as_browser(
         app,

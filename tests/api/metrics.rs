@@ -13,13 +13,15 @@ const CAROL: &str = "1090417266934861824";
 const COMMUNITY: &str = "812345678901234567";
 
 /// The scrape's samples: `name{labels}` → value.
-struct Scrape {
-    text: String,
+pub struct Scrape {
+    /// The scrape as served.
+    pub text: String,
     samples: HashMap<String, f64>,
 }
 
 impl Scrape {
-    async fn of(app: &TestApp) -> Self {
+    /// Scrapes `app`'s `/metrics`.
+    pub async fn of(app: &TestApp) -> Self {
         Self::at(&app.address).await
     }
 
@@ -49,8 +51,13 @@ impl Scrape {
     }
 
     /// The value of one series, 0 when absent.
-    fn value(&self, series: &str) -> f64 {
+    pub fn value(&self, series: &str) -> f64 {
         self.samples.get(series).copied().unwrap_or(0.0)
+    }
+
+    /// Whether the scrape has this series (at any value).
+    pub fn has(&self, series: &str) -> bool {
+        self.samples.contains_key(series)
     }
 
     /// Every metric name a query may use: each sample's name, and the names each `# TYPE`

@@ -77,3 +77,25 @@ fn a_chunked_body_ends_the_screening_of_its_connection() {
     assert!(refused.is_none());
     assert_eq!(passed, input.as_bytes());
 }
+
+#[test]
+fn an_empty_line_before_the_request_line_does_not_hide_it() {
+    let long = format!(
+        "GET /authorize?state={} HTTP/1.1\r\n\r\n",
+        "s".repeat(64 * 1024)
+    );
+    let first = format!("\r\n{long}");
+    let (_, refused) = run(first.as_bytes(), 1000);
+    assert!(
+        refused.is_some_and(|r| r.starts_with("HTTP/1.1 414 ")),
+        "the request line after an empty line is screened"
+    );
+    // Some clients send an extra CRLF after a POST body (RFC 9112 §2.2).
+    let after_body = format!("POST /token HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc\r\n{long}");
+    let (passed, refused) = run(after_body.as_bytes(), 1000);
+    assert!(
+        refused.is_some_and(|r| r.starts_with("HTTP/1.1 414 ")),
+        "the next request line is screened"
+    );
+    assert!(passed.starts_with(b"POST /token HTTP/1.1"));
+}
