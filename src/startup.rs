@@ -116,7 +116,11 @@ impl Application {
                     }
                 })
         };
-        let server = serve(app, listener).map_err(|cause| StartupError::Bind {
+        let answering = screen::Answering {
+            https: state.https,
+            metrics: Some(state.metrics.clone()),
+        };
+        let server = serve(app, listener, answering).map_err(|cause| StartupError::Bind {
             addr: format!("port {port}"),
             setting: LISTEN_SETTING,
             cause,
@@ -209,7 +213,11 @@ impl Application {
 /// The app's server on `listener`: what `HttpServer` would build (HTTP/1.1, its timeouts), with
 /// each connection's stream screened first (`screen.rs`) so that a request too long for actix
 /// to read still gets a readable answer.
-fn serve<F, T, B>(app: F, listener: TcpListener) -> std::io::Result<Server>
+fn serve<F, T, B>(
+    app: F,
+    listener: TcpListener,
+    answering: screen::Answering,
+) -> std::io::Result<Server>
 where
     F: Fn() -> App<T> + Send + Clone + 'static,
     T: actix_web::dev::ServiceFactory<
@@ -242,9 +250,11 @@ where
                 .h1(map_config(factory, |_| {
                     actix_web::dev::AppConfig::default()
                 }));
-            fn_service(|io: actix_rt::net::TcpStream| {
+            let answering = answering.clone();
+            fn_service(move |io: actix_rt::net::TcpStream| {
                 let peer = io.peer_addr().ok();
-                std::future::ready(Ok((screen::Screened::new(io), peer)))
+                let screened = screen::Screened::new(io, answering.clone());
+                std::future::ready(Ok((screened, peer)))
             })
             .and_then(http)
         })?

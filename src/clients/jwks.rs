@@ -164,8 +164,26 @@ impl KeyCache {
         let body = tokio::time::timeout(TIMEOUT, fetch)
             .await
             .map_err(|_| fail(format!("no complete answer within {} s", TIMEOUT.as_secs())))??;
-        let set: JwkSet =
+        let raw: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| fail(format!("not a JWK Set ({e})")))?;
+        // A parsed `Jwk` drops private members, so they are looked for in the raw keys: a
+        // private key published for anyone to read is not trusted to prove anything.
+        let published = raw["keys"].as_array().map_or(0, Vec::len);
+        let public: Vec<serde_json::Value> = raw["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|key| crate::config::private_member(key).is_none())
+            .cloned()
+            .collect();
+        if public.len() < published {
+            tracing::warn!(
+                url = %url,
+                "a client's jwks_uri publishes private keys; they are not used"
+            );
+        }
+        let set: JwkSet = serde_json::from_value(serde_json::json!({ "keys": public }))
+            .map_err(|e| fail(format!("not a JWK Set ({e})")))?;
         let usable: Vec<Jwk> = set
             .keys
             .into_iter()

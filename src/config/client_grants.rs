@@ -176,7 +176,7 @@ pub fn parse_jwks(raw: &serde_json::Value) -> Result<JwkSet, String> {
 const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
 
 /// The first private member of a JWK, if it has one.
-fn private_member(key: &serde_json::Value) -> Option<&'static str> {
+pub fn private_member(key: &serde_json::Value) -> Option<&'static str> {
     PRIVATE_MEMBERS
         .into_iter()
         .find(|member| key.get(member).is_some())

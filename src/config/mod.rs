@@ -10,7 +10,7 @@ mod validate;
 mod validate_discord;
 
 pub use claim_rules::RESERVED_CLAIMS;
-pub use client_grants::{parse_jwks, usable_public_key};
+pub use client_grants::{parse_jwks, private_member, usable_public_key};
 pub use community::{
     ClaimCondition, ClaimRule, ClaimRuleSettings, ClaimSettings, ClaimValue, GroupFormat,
     MappedClaim,

@@ -31,7 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The route label: the mounted path (from the endpoint table), never the raw one, so the
 /// label's values are a closed set whatever paths clients send.
-pub(super) fn route_label(path: &str) -> &'static str {
+pub fn route_label(path: &str) -> &'static str {
     match super::endpoint_at(path) {
         Some(endpoint) => endpoint.path,
         None if path == METRICS_PATH => METRICS_PATH,

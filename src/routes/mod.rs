@@ -29,7 +29,7 @@ pub use edges::{
 };
 pub use headers::security_headers;
 pub use health::configure_starting;
-pub use metrics::{METRICS_PATH, configure as configure_metrics};
+pub use metrics::{METRICS_PATH, configure as configure_metrics, route_label};
 
 use crate::audit::RequestInfo;
 use crate::error::PageError;

@@ -38,6 +38,7 @@ async fn par(
             path: "/par",
             access_token: None,
             at_resource: false,
+            client_id: Some(client.id.as_str()),
         },
         now,
     )

@@ -4,11 +4,14 @@
 //! OAuth2 JSON for apps, as the edge checks answer shorter over-long queries) and the connection
 //! closes. Everything else passes through untouched: the screen only counts bytes, watching
 //! line ends in heads and skipping `Content-Length` bodies; a chunked body ends the screening
-//! of that connection (no endpoint takes one).
+//! of that connection (no endpoint takes one). A refusal is counted under its route, as the
+//! edge's are, and carries the headers every answer carries (`Strict-Transport-Security` on an
+//! https issuer included).
 
-use crate::routes::{Audience, endpoint_at};
+use crate::routes::{Audience, endpoint_at, route_label};
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -21,12 +24,22 @@ const KEEP_OF_LINE: usize = 512;
 /// How much of a header line is kept to read `Content-Length` and `Transfer-Encoding`.
 const KEEP_OF_HEADER: usize = 64;
 
+/// What a refusal needs from the server: fixed at start-up, shared by every connection.
+#[derive(Clone, Debug, Default)]
+pub struct Answering {
+    /// Whether the issuer is https (`Strict-Transport-Security`).
+    pub https: bool,
+    /// Where refusals are counted; none in unit tests.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
 /// A connection's stream, screened (see the module docs).
 pub struct Screened<T> {
     io: T,
     state: State,
     /// The head being read (kept beside the state, reset for each request).
     head: Head,
+    answering: Answering,
 }
 
 enum State {
@@ -164,11 +177,12 @@ enum Step {
 
 impl<T> Screened<T> {
     /// Screens `io` from its first byte (a new connection).
-    pub fn new(io: T) -> Self {
+    pub fn new(io: T, answering: Answering) -> Self {
         Self {
             io,
             state: State::Head,
             head: Head::new(),
+            answering,
         }
     }
 
@@ -198,7 +212,7 @@ impl<T> Screened<T> {
                     head.absorb(part);
                     i += part.len();
                     if let Some(status) = head.too_long() {
-                        let reply = refusal(status, head.request_line());
+                        let reply = refusal(status, head.request_line(), &self.answering);
                         self.state = State::Refusing { reply, written: 0 };
                         // Nothing of this read reaches actix.
                         return 0;
@@ -240,13 +254,17 @@ fn read_header(head: &mut Head, line: &[u8]) {
     }
 }
 
-/// The whole refusal, status line to body: JSON for an endpoint apps call, a page otherwise.
-fn refusal(status: u16, request_line: &[u8]) -> Vec<u8> {
+/// The whole refusal, status line to body: JSON for an endpoint apps call, a page otherwise;
+/// counted under its route.
+fn refusal(status: u16, request_line: &[u8], answering: &Answering) -> Vec<u8> {
     let path = std::str::from_utf8(request_line)
         .ok()
         .and_then(|l| l.split(' ').nth(1))
         .map(|target| target.split('?').next().unwrap_or(target))
         .unwrap_or("/");
+    if let Some(metrics) = &answering.metrics {
+        metrics.http_request(route_label(path), status, std::time::Duration::ZERO);
+    }
     let (reason, what) = match status {
         414 => ("URI Too Long", "the request line is longer than 60 KiB"),
         _ => (
@@ -280,6 +298,10 @@ fn refusal(status: u16, request_line: &[u8]) -> Vec<u8> {
         reply.push_str(&format!(
             "content-security-policy: {policy}\r\nx-frame-options: DENY\r\n"
         ));
+    }
+    if answering.https {
+        // As `routes/headers.rs` sends on every other answer.
+        reply.push_str("strict-transport-security: max-age=63072000\r\n");
     }
     reply.push_str("\r\n");
     reply.push_str(&body);

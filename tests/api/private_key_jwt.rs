@@ -339,3 +339,28 @@ async fn a_client_limited_to_one_method_is_refused_any_other() {
     .await;
     assert_eq!(post.status, 200, "{}", post.body);
 }
+
+#[tokio::test]
+async fn a_private_key_published_at_a_jwks_uri_proves_nothing() {
+    // Arrange: the client's key, published with its private part for anyone to read.
+    let key = AppKey::new("leaked");
+    let mut leaked = key.jwk.clone();
+    leaked["d"] = json!("cHJpdmF0ZQ");
+    let jwks = JwksServer::start(Serve::Keys(json!({ "keys": [leaked] }).to_string())).await;
+    let app = spawn_app_with(&format!(
+        "\n[[clients]]\nid = \"ci\"\nclient_credentials = true\njwks_uri = \"{}\"\nredirect_uris = []\n",
+        jwks.url
+    ))
+    .await;
+    let aud = format!("{}/token", app.address);
+
+    // Act
+    let refused = service_token(&app, &key.assertion("ci", &aud, now(&app))).await;
+    jwks.set(Serve::Keys(keys_json(&[&key])));
+    app.state.clock.advance(Duration::from_secs(61));
+    let published_right = service_token(&app, &key.assertion("ci", &aud, now(&app))).await;
+
+    // Assert
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(published_right.status, 200, "{}", published_right.body);
+}

@@ -2,8 +2,10 @@
 //! for people, OAuth2 JSON for apps) instead of actix's empty 400, over a raw socket and through
 //! an HTTP client, after the connection's earlier requests were answered as usual; a form body
 //! of 64 KiB is no long line and gets its endpoint's usual answer.
+//! Those refusals are counted and carry the usual headers.
 
-use crate::helpers::{Reply, TestApp, spawn_app_with};
+use crate::helpers::{Reply, TestApp, spawn_app_as, spawn_app_with};
+use crate::metrics::Scrape;
 use guildgate::routes::{MAX_FORM_BYTES, MAX_VALUE_BYTES};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -341,5 +343,33 @@ async fn an_over_long_request_line_after_an_empty_line_gets_the_readable_414_too
         refused.header("content-type"),
         &refused.body,
         "after an empty line",
+    );
+}
+
+#[tokio::test]
+async fn an_over_long_request_refused_before_actix_is_counted_and_carries_hsts_on_https() {
+    // Arrange
+    let app = spawn_app_as("https", "").await;
+    let mut connection = TcpStream::connect(host(&app)).await.expect("connects");
+    let long = get(
+        &app,
+        &format!("/authorize?client_id=app&state={}", "s".repeat(64 * 1024)),
+    );
+
+    // Act
+    let refused = exchange(&mut connection, &long).await;
+    let scrape = Scrape::of(&app).await;
+
+    // Assert: the same headers and the same count as any other answer.
+    assert_eq!(refused.status, 414);
+    assert_eq!(
+        refused.header("strict-transport-security"),
+        "max-age=63072000"
+    );
+    assert_eq!(
+        scrape.value(r#"guildgate_http_requests_total{route="/authorize",status="414"}"#),
+        1.0,
+        "{}",
+        scrape.text
     );
 }

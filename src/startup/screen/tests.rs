@@ -3,7 +3,7 @@ use super::*;
 /// Feeds `input` in chunks of `chunk` bytes; returns the bytes passed on and the refusal, if
 /// any.
 fn run(input: &[u8], chunk: usize) -> (Vec<u8>, Option<String>) {
-    let mut screened = Screened::new(());
+    let mut screened = Screened::new((), Answering::default());
     let mut passed = Vec::new();
     for piece in input.chunks(chunk) {
         let n = screened.screen(piece);
