@@ -348,8 +348,10 @@ pub fn emit(request: &RequestInfo, event: &Event<'_>) {
             tracing::event!(
                 target: "audit",
                 $level,
-                event = event.name(),
-                outcome = event.outcome(),
+                // Display, not Debug: the readable format then writes `event=sign_in`
+                // (unquoted), which is what `grep event=sign_in` looks for.
+                event = %event.name(),
+                outcome = %event.outcome(),
                 request_id = %Opt(request.request_id),
                 client_id = %Opt(event.client_id()),
                 user_id = %Opt(event.user_id()),

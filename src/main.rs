@@ -294,6 +294,7 @@ fn main() -> ExitCode {
     telemetry::init(
         level,
         LogFormat::from_config(&settings.log.format),
+        telemetry::Colour::for_stderr(),
         std::io::stderr,
     );
 

@@ -36,6 +36,7 @@ mod key_rotation;
 mod limits;
 mod live_membership;
 mod log_capture;
+mod log_format;
 mod log_redaction;
 mod login_binding;
 mod logout;
