@@ -1,12 +1,12 @@
-//! The bodies of the CLI commands other than `serve` and `dev`: migrate, keys, hash-secret,
+//! The bodies of the CLI commands other than `serve` and `dev`: migrate, hash-secret,
 //! sessions, users, check-config, reload (and serve's pid file); and the exit status an error
-//! maps to.
+//! maps to. The key commands are in `cli/keys.rs`, the admin listings in `cli/admin.rs`.
 
 pub mod admin;
+pub mod keys;
 
 use crate::audit;
 use crate::config::Settings;
-use crate::keys::{self, KeySet};
 use crate::startup::StartupError;
 use crate::state::Clock;
 use crate::store;
@@ -62,42 +62,6 @@ pub fn check_config(settings: &Settings) -> anyhow::Result<()> {
         eprintln!("warning: {warning}");
     }
     println!("configuration is valid");
-    Ok(())
-}
-
-/// `guildgate keys list`: kid, activation time and state of each key file.
-pub fn keys_list(settings: &Settings) -> anyhow::Result<()> {
-    // Through StartupError, so an unreadable file is named with its mode as at start-up.
-    let set =
-        KeySet::load(&settings.keys.dir, OffsetDateTime::now_utc()).map_err(StartupError::from)?;
-    println!("{:<45} {:<22} STATE", "KID", "ACTIVATES");
-    for key in set.all() {
-        let when = key.activates_at.format(&Rfc3339).unwrap_or_default();
-        println!("{:<45} {:<22} {}", key.kid, when, key.state);
-    }
-    Ok(())
-}
-
-/// `guildgate keys rotate`: a new key that signs from now on; the old ones stay published.
-pub fn keys_rotate(settings: &Settings) -> anyhow::Result<()> {
-    let dir = &settings.keys.dir;
-    let now = OffsetDateTime::now_utc();
-    // Refuse to rotate over a corrupt folder: the admin must see that first.
-    KeySet::load_or_generate(dir, now).map_err(StartupError::from)?;
-    let (path, active_from) = keys::generate_key_file(dir, now)?;
-    let set = KeySet::load(dir, active_from)?;
-    audit::emit(
-        &audit::RequestInfo::NONE,
-        &audit::Event::KeyRotation {
-            by: "keys rotate",
-            key: &set.active().kid,
-        },
-    );
-    println!(
-        "new active key {} written to {}; restart or reload guildgate processes to sign with it",
-        set.active().kid,
-        path.display()
-    );
     Ok(())
 }
 

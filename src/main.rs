@@ -124,8 +124,10 @@ enum Command {
         "Exit status: 0 ok, 1 invalid configuration, 2 the database could not be reached."
     ))]
     Migrate,
-    /// Inspect or rotate signing keys.
-    #[command(after_help = "Example:\n  guildgate keys list\n  guildgate keys rotate")]
+    /// Inspect, rotate or revoke signing keys.
+    #[command(
+        after_help = "Example:\n  guildgate keys list\n  guildgate keys rotate\n  guildgate keys revoke 4jY1…"
+    )]
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
@@ -259,6 +261,19 @@ enum KeysCommand {
     /// Add a new active signing key; older keys stay published so issued tokens still verify.
     #[command(after_help = "Example:\n  guildgate keys rotate -c /etc/guildgate/guildgate.toml")]
     Rotate,
+    /// Revoke a compromised key: it leaves /jwks.json and the ID and access tokens it signed are
+    /// refused; a new key signs when it was the active one. Refresh tokens keep working.
+    #[command(after_help = concat!(
+        "Example:\n",
+        "  guildgate keys revoke 4jY1vM… -c /etc/guildgate/guildgate.toml\n",
+        "  guildgate reload --pid-file /run/guildgate.pid     apply it now (else within keys.reload_every)\n\n",
+        "KID is a kid from `keys list` (or its access-token key's kid from /jwks.json).\n",
+        "Exit status: 0 revoked (or already revoked), 1 no such key or an unreadable folder."
+    ))]
+    Revoke {
+        /// The key's id.
+        kid: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -308,10 +323,13 @@ fn main() -> ExitCode {
         Command::Migrate => actix_web::rt::System::new().block_on(cli::migrate(&settings)),
         Command::Keys {
             command: KeysCommand::List,
-        } => cli::keys_list(&settings),
+        } => cli::keys::list(&settings),
         Command::Keys {
             command: KeysCommand::Rotate,
-        } => cli::keys_rotate(&settings),
+        } => cli::keys::rotate(&settings),
+        Command::Keys {
+            command: KeysCommand::Revoke { kid },
+        } => cli::keys::revoke(&settings, &kid),
         Command::Sessions {
             command: SessionsCommand::List { user },
         } => actix_web::rt::System::new().block_on(cli::sessions_list(settings, user.as_deref())),

@@ -1,5 +1,6 @@
 //! Signals of a serving process: SIGTERM and SIGINT stop it gracefully (no new connections,
-//! requests in flight get `server.shutdown_timeout`), SIGHUP reloads the configuration. Requests
+//! requests in flight get `server.shutdown_timeout`), SIGHUP reloads the configuration and the
+//! keys folder. Requests
 //! in flight are counted by `routes::every_request`.
 
 use crate::state::AppState;
@@ -23,9 +24,15 @@ pub(super) async fn watch(
             _ = terminate.recv() => "SIGTERM",
             _ = interrupt.recv() => "SIGINT",
             _ = hangup.recv() => {
-                tracing::info!("SIGHUP: reloading the configuration");
+                tracing::info!("SIGHUP: reloading the configuration and the keys folder");
                 // Problems are logged by `reload`; the running configuration stays.
                 let _ = crate::reload::reload(&state, config_file.as_deref());
+                // A key revoked or added by `guildgate keys` takes effect now rather than at
+                // the next scheduled reload.
+                match crate::jobs::maintain_keys_now(&state).await {
+                    Ok(()) => tracing::info!(kid = %state.keys.active().kid, "keys folder reloaded"),
+                    Err(e) => tracing::error!(error = %e, "cannot reload the keys folder; the keys in use stay in use"),
+                }
                 continue;
             }
         };

@@ -32,6 +32,7 @@ mod form_post;
 mod health;
 mod helpers;
 mod http_edges;
+mod key_revocation;
 mod key_rotation;
 mod limits;
 mod live_membership;
