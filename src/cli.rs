@@ -1,4 +1,4 @@
-//! The bodies of the CLI commands other than `serve` and `dev`: migrate, hash-secret,
+//! The bodies of the CLI commands other than `serve` and `dev`: migrate, backup, hash-secret,
 //! sessions, users, check-config, reload (and serve's pid file); and the exit status an error
 //! maps to. The key commands are in `cli/keys.rs`, the admin listings in `cli/admin.rs`.
 
@@ -51,6 +51,26 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let store = store::connect_waiting(url, 1, wait).await?;
     store.migrate().await?;
     println!("migrations applied to {}", store::redact_url(url));
+    Ok(())
+}
+
+/// `guildgate backup PATH`: a consistent copy of the live SQLite database (see
+/// `store::backup`), and what it holds.
+pub fn backup(settings: &Settings, to: &std::path::Path) -> anyhow::Result<()> {
+    let url = settings.database.url.expose_secret();
+    let backup = store::backup::backup_sqlite(url, to)?;
+    println!(
+        "backed up {} to {} ({} KiB): schema version {}, {} people, {} grants",
+        store::redact_url(url),
+        backup.path.display(),
+        backup.bytes.div_ceil(1024),
+        backup.schema_version,
+        backup.people,
+        backup.grants
+    );
+    println!(
+        "keep it with a copy of keys.dir and of [secrets]: tokens in it verify only with those keys, and kept Discord tokens open only with those secrets"
+    );
     Ok(())
 }
 

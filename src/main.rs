@@ -124,6 +124,19 @@ enum Command {
         "Exit status: 0 ok, 1 invalid configuration, 2 the database could not be reached."
     ))]
     Migrate,
+    /// Write a consistent copy of the SQLite database while guildgate runs (Postgres: pg_dump).
+    #[command(after_help = concat!(
+        "Example:\n",
+        "  guildgate backup /var/backups/guildgate-$(date +%F).db -c /etc/guildgate/guildgate.toml\n\n",
+        "The copy is one snapshot (SQLite's VACUUM INTO): requests go on meanwhile. PATH must\n",
+        "not exist. Keep keys.dir and [secrets] with it. README \"Backup and restore\" has the\n",
+        "restore steps and the Postgres procedure.\n",
+        "Exit status: 0 written and checked, 1 not SQLite, no database, PATH exists, or failed."
+    ))]
+    Backup {
+        /// The new file to write.
+        path: PathBuf,
+    },
     /// Inspect, rotate or revoke signing keys.
     #[command(
         after_help = "Example:\n  guildgate keys list\n  guildgate keys rotate\n  guildgate keys revoke 4jY1…"
@@ -321,6 +334,7 @@ fn main() -> ExitCode {
         Command::Reload { pid, pid_file } => cli::reload(pid, pid_file.as_deref()),
         Command::Dev { port } => dev(settings, port),
         Command::Migrate => actix_web::rt::System::new().block_on(cli::migrate(&settings)),
+        Command::Backup { path } => cli::backup(&settings, &path),
         Command::Keys {
             command: KeysCommand::List,
         } => cli::keys::list(&settings),

@@ -5,6 +5,7 @@
 //! as Unix seconds (`BIGINT`/`INTEGER`) in both backends, which keeps comparisons identical.
 
 mod args;
+pub mod backup;
 mod columns;
 mod connect;
 mod direct;

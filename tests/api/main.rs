@@ -6,6 +6,7 @@ mod account;
 mod apache_oidc;
 mod audit_log;
 mod authorize;
+mod backup_restore;
 mod browser;
 mod browser_e2e;
 mod callback;

@@ -136,6 +136,16 @@ impl Deployment {
         }
     }
 
+    /// The config file every process reads (for admin commands run beside them).
+    pub fn config_file(&self) -> &std::path::Path {
+        &self.config
+    }
+
+    /// The keys folder every process shares.
+    pub fn keys_dir(&self) -> PathBuf {
+        self.dir.path().join("keys")
+    }
+
     /// The database every process uses (for a test that reads or stages rows directly).
     pub fn database_url(&self) -> &str {
         &self.db.url
