@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod keys;
+pub mod reencrypt;
 
 use crate::audit;
 use crate::config::Settings;

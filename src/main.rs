@@ -137,6 +137,15 @@ enum Command {
         /// The new file to write.
         path: PathBuf,
     },
+    /// Re-seal every kept Discord token with the newest [secrets] key (then older keys can go).
+    #[command(after_help = concat!(
+        "Example:\n",
+        "  GUILDGATE__SECRETS__ENCRYPTION_KEYS=$NEW,$OLD guildgate reencrypt -c /etc/guildgate/guildgate.toml\n\n",
+        "Runs beside guildgate: a row a re-check changed meanwhile is read again. Reports how\n",
+        "many were re-sealed. README \"Rotating the encryption key\" has the whole procedure.\n",
+        "Exit status: 0 done, 1 invalid configuration or no key, 2 the database is unreachable."
+    ))]
+    Reencrypt,
     /// Inspect, rotate or revoke signing keys.
     #[command(
         after_help = "Example:\n  guildgate keys list\n  guildgate keys rotate\n  guildgate keys revoke 4jY1…"
@@ -335,6 +344,7 @@ fn main() -> ExitCode {
         Command::Dev { port } => dev(settings, port),
         Command::Migrate => actix_web::rt::System::new().block_on(cli::migrate(&settings)),
         Command::Backup { path } => cli::backup(&settings, &path),
+        Command::Reencrypt => actix_web::rt::System::new().block_on(cli::reencrypt::run(&settings)),
         Command::Keys {
             command: KeysCommand::List,
         } => cli::keys::list(&settings),

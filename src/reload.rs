@@ -148,8 +148,16 @@ const RESTART_ONLY: &[RestartOnly] = &[
         keep: |n, o| n.discord = o.discord.clone(),
     },
     RestartOnly {
-        key: "secrets.encryption_key",
-        read: |s| s.secrets.encryption_key.expose_secret().to_owned(),
+        key: "secrets",
+        read: |s| {
+            let listed: Vec<&str> = s
+                .secrets
+                .encryption_keys
+                .iter()
+                .map(ExposeSecret::expose_secret)
+                .collect();
+            format!("{} {listed:?}", s.secrets.encryption_key.expose_secret())
+        },
         keep: |n, o| n.secrets = o.secrets.clone(),
     },
     RestartOnly {

@@ -315,6 +315,21 @@ pub trait Store: Send + Sync {
         user_id: &DiscordId,
         tokens: Option<&StoredUpstreamTokens>,
     ) -> Result<(), StoreError>;
+    /// Up to `limit` people with kept Discord tokens, by id, after `after` (`None`: from the
+    /// first): their ids and sealed tokens (`guildgate reencrypt` walks them page by page).
+    async fn list_kept_tokens(
+        &self,
+        after: Option<&DiscordId>,
+        limit: u32,
+    ) -> Result<Vec<(DiscordId, Vec<u8>)>, StoreError>;
+    /// Replaces the person's sealed tokens with `new` if they are still `old`; whether they
+    /// were (a re-check that stored fresh tokens meanwhile wins).
+    async fn replace_kept_tokens(
+        &self,
+        user_id: &DiscordId,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError>;
     /// Takes the person's membership re-check lease for `holder` until `until`, unless another
     /// holder's lease is still running at `now`; whether `holder` now holds it. One process at
     /// a time spends the person's Discord refresh token (Discord rotates it on every use).

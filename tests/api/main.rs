@@ -26,6 +26,7 @@ mod denial_and_branding;
 mod device_flow;
 mod discovery;
 mod dpop;
+mod encryption_keys;
 mod faults_db;
 mod faults_discord;
 mod flow;
