@@ -81,9 +81,12 @@ enum Command {
     ///
     /// The process re-reads its config file and GUILDGATE__* environment and checks the whole
     /// result. Clients, access rules, groups, lifetimes and limits change at once; a
-    /// configuration with any problem changes nothing (every problem is logged). Settings that
-    /// need a restart (issuer, [server], [log], [database], keys.dir, [discord], [secrets],
-    /// tokens.access_token_alg, session.cookie_name) keep their running values and are logged.
+    /// configuration with any problem changes nothing (every problem is logged). A new
+    /// discord.client_secret or discord.bot.token is tried with Discord first and used only once
+    /// Discord accepts it (a refused one is logged; the old one stays in use). The keys folder
+    /// is re-read too. Settings that need a restart (issuer, [server], [log], [database],
+    /// keys.dir, the rest of [discord], [secrets], tokens.access_token_alg, session.cookie_name)
+    /// keep their running values and are logged.
     #[command(after_help = concat!(
         "Examples:\n",
         "  guildgate serve --pid-file /run/guildgate.pid &\n",

@@ -25,8 +25,15 @@ pub(super) async fn watch(
             _ = interrupt.recv() => "SIGINT",
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP: reloading the configuration and the keys folder");
-                // Problems are logged by `reload`; the running configuration stays.
-                let _ = crate::reload::reload(&state, config_file.as_deref());
+                // Problems are logged by `reload`; the running configuration stays. New Discord
+                // secrets are used once Discord accepts them (each outcome is logged).
+                // Checked off this loop, so a stop signal meanwhile is not held up by Discord.
+                if let Ok(done) = crate::reload::reload(&state, config_file.as_deref()) {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        crate::reload::apply_discord_secrets(&state, done.discord).await;
+                    });
+                }
                 // A key revoked or added by `guildgate keys` takes effect now rather than at
                 // the next scheduled reload.
                 match crate::jobs::maintain_keys_now(&state).await {

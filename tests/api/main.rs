@@ -24,6 +24,7 @@ mod crash;
 mod demo_app;
 mod denial_and_branding;
 mod device_flow;
+mod discord_secrets;
 mod discovery;
 mod dpop;
 mod encryption_keys;
