@@ -20,6 +20,7 @@ use tracing_actix_web::TracingLogger;
 const MAX_DISCORD_RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 mod error;
+mod notify;
 mod screen;
 mod signals;
 
@@ -181,6 +182,8 @@ impl Application {
                 tracing::error!(error = %e, "cannot listen for signals; stop the process with SIGKILL");
             }
         });
+        // Bound, migrated, routes mounted, signals handled: systemd may count it started.
+        notify::ready();
         let served = self.server.await;
         signals.abort();
         if let Some(handle) = metrics {

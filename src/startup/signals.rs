@@ -44,6 +44,7 @@ pub(super) async fn watch(
             }
         };
         let timeout = state.config().shutdown_timeout;
+        super::notify::stopping();
         state.stopping.stop();
         state.logout_wakeup.notify_one();
         // Accept nothing new, wait for the requests being served, then close everything. We
