@@ -14,6 +14,7 @@ use crate::store;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use std::io::{BufRead, IsTerminal};
+use std::str::FromStr;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -42,16 +43,60 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 }
 
 /// `guildgate migrate`: applies pending migrations to the configured database, waiting up to
-/// `database.connect_timeout` for it to come up.
-pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+/// `database.connect_timeout` for it to come up. With `dry_run`, lists them and changes nothing.
+pub async fn migrate(settings: &Settings, dry_run: bool) -> anyhow::Result<()> {
     let url = settings.database.url.expose_secret();
     let wait = settings
         .database
         .connect_timeout()
         .map_err(|problem| StartupError::Config(vec![problem]))?;
+    if dry_run {
+        return migrate_dry_run(url, wait).await;
+    }
     let store = store::connect_waiting(url, 1, wait).await?;
     store.migrate().await?;
     println!("migrations applied to {}", store::redact_url(url));
+    Ok(())
+}
+
+/// `guildgate migrate --dry-run`: what `migrate` (or `serve`) would apply, and nothing more (a
+/// SQLite file that does not exist yet is not created).
+async fn migrate_dry_run(url: &str, wait: std::time::Duration) -> anyhow::Result<()> {
+    let shown = store::redact_url(url);
+    let missing_file = url.starts_with("sqlite:")
+        && sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .is_ok_and(|o| !o.get_filename().exists());
+    let status = if missing_file {
+        store::MigrationStatus {
+            pending: store::known_migrations(url)?,
+            ..Default::default()
+        }
+    } else {
+        store::connect_waiting(url, 1, wait)
+            .await?
+            .migration_status()
+            .await?
+    };
+    if !status.unknown.is_empty() {
+        println!(
+            "{shown} has migrations this guildgate does not know ({:?}): a newer release migrated it; this one would refuse to start on it",
+            status.unknown
+        );
+    }
+    if status.pending.is_empty() {
+        println!(
+            "{shown} is up to date (schema version {}): nothing would run",
+            status.applied.last().copied().unwrap_or_default()
+        );
+        return Ok(());
+    }
+    println!(
+        "would apply {} migration(s) to {shown}:",
+        status.pending.len()
+    );
+    for (version, description) in &status.pending {
+        println!("  {version:04} {description}");
+    }
     Ok(())
 }
 

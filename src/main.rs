@@ -119,14 +119,20 @@ enum Command {
         #[arg(long, default_value_t = 8080)]
         port: u16,
     },
-    /// Apply database migrations and exit.
+    /// Apply database migrations and exit (--dry-run: list them, change nothing).
     #[command(after_help = concat!(
         "Example:\n",
+        "  guildgate migrate --dry-run -c /etc/guildgate/guildgate.toml\n",
         "  guildgate migrate -c /etc/guildgate/guildgate.toml\n\n",
-        "Waits up to database.connect_timeout for the database.\n",
+        "Waits up to database.connect_timeout for the database. Migrations are additive, so\n",
+        "the release before keeps working on the migrated schema (migrations/README.md).\n",
         "Exit status: 0 ok, 1 invalid configuration, 2 the database could not be reached."
     ))]
-    Migrate,
+    Migrate {
+        /// List the migrations that would run, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Write a consistent copy of the SQLite database while guildgate runs (Postgres: pg_dump).
     #[command(after_help = concat!(
         "Example:\n",
@@ -345,7 +351,9 @@ fn main() -> ExitCode {
         }
         Command::Reload { pid, pid_file } => cli::reload(pid, pid_file.as_deref()),
         Command::Dev { port } => dev(settings, port),
-        Command::Migrate => actix_web::rt::System::new().block_on(cli::migrate(&settings)),
+        Command::Migrate { dry_run } => {
+            actix_web::rt::System::new().block_on(cli::migrate(&settings, dry_run))
+        }
         Command::Backup { path } => cli::backup(&settings, &path),
         Command::Reencrypt => actix_web::rt::System::new().block_on(cli::reencrypt::run(&settings)),
         Command::Keys {

@@ -81,6 +81,8 @@ pub trait Store: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
+    /// What [`migrate`](Self::migrate) would do, without changing anything (`migrate --dry-run`).
+    async fn migration_status(&self) -> Result<MigrationStatus, StoreError>;
 
     /// Inserts or updates the person by Discord id.
     async fn upsert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
@@ -411,6 +413,38 @@ pub trait Store: Send + Sync {
     /// back-channel logout deliveries abandoned for three days, at most `batch` rows of each
     /// kind; returns how many rows went.
     async fn gc(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError>;
+}
+
+/// The migrations of a database compared with this release's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// Versions applied, oldest first.
+    pub applied: Vec<i64>,
+    /// This release's migrations not applied yet: version and description, in order.
+    pub pending: Vec<(i64, String)>,
+    /// Versions applied that this release does not know (a newer release migrated it).
+    pub unknown: Vec<i64>,
+}
+
+/// The migrations of the backend `url` names (version and description), for a database that
+/// does not exist yet.
+pub fn known_migrations(url: &str) -> Result<Vec<(i64, String)>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(SqliteStore::known_migrations())
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(PgStore::known_migrations())
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
+/// Version and description of each forward migration of `migrator`.
+fn migration_list(migrator: &sqlx::migrate::Migrator) -> Vec<(i64, String)> {
+    migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| (m.version, m.description.to_string()))
+        .collect()
 }
 
 /// A snapshot of this process's connection pool(s).

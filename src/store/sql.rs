@@ -256,6 +256,9 @@ pub(super) const GET_UPSTREAM_TOKENS: &str =
     "SELECT discord_tokens, discord_token_expires_at FROM users WHERE id = $1";
 pub(super) const SAVE_UPSTREAM_TOKENS: &str =
     "UPDATE users SET discord_tokens = $2, discord_token_expires_at = $3 WHERE id = $1";
+/// The migrations applied (sqlx's own table), oldest first.
+pub(super) const APPLIED_MIGRATIONS: &str =
+    "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
 /// Kept Discord tokens after the person `$1` (by id, `''` for the first page), `$2` at most.
 pub(super) const LIST_KEPT_TOKENS: &str = "SELECT id, discord_tokens FROM users \
     WHERE discord_tokens IS NOT NULL AND id > $1 ORDER BY id LIMIT $2";

@@ -71,6 +71,7 @@ mod store_conformance;
 mod test_db;
 mod token;
 mod token_kinds;
+mod upgrades;
 mod upstream_limits;
 mod userinfo;
 mod webdriver;
