@@ -133,6 +133,11 @@ pub enum Event<'a> {
         /// The new key's id (RFC 7638 thumbprint) or file.
         key: &'a str,
     },
+    /// A signing key was revoked (`keys revoke`): no longer published, tokens it signed refused.
+    KeyRevoked {
+        /// The revoked key's id (RFC 7638 thumbprint).
+        key: &'a str,
+    },
     /// Discord says the person no longer authorizes guildgate: everything of theirs ended.
     DiscordAuthorizationGone {
         /// Their Discord id.
@@ -186,6 +191,7 @@ impl Event<'_> {
             Event::BackchannelAbandoned { .. } => "backchannel_abandoned",
             Event::Admin { .. } => "admin",
             Event::KeyRotation { .. } => "key_rotation",
+            Event::KeyRevoked { .. } => "key_revoked",
             Event::DiscordAuthorizationGone { .. } => "discord_authorization_gone",
             Event::ServiceTokenIssued { .. } => "service_token_issued",
             Event::DeviceApproved { .. } => "device_approved",
@@ -207,7 +213,9 @@ impl Event<'_> {
             | Event::ConsentDeclined { .. }
             | Event::DeviceDenied { .. }
             | Event::ReplayRefused { .. } => "denied",
-            Event::RefreshReuse { .. } | Event::DiscordAuthorizationGone { .. } => "revoked",
+            Event::RefreshReuse { .. }
+            | Event::DiscordAuthorizationGone { .. }
+            | Event::KeyRevoked { .. } => "revoked",
             Event::Revocation { .. } | Event::Logout { .. } => "ended",
             Event::BackchannelAbandoned { .. } => "failed",
             Event::Admin { changed: true, .. } => "ok",
@@ -231,7 +239,9 @@ impl Event<'_> {
             | Event::AccessDenied { client_id, .. }
             | Event::Logout { client_id, .. }
             | Event::Admin { client_id, .. } => client_id,
-            Event::KeyRotation { .. } | Event::DiscordAuthorizationGone { .. } => None,
+            Event::KeyRotation { .. }
+            | Event::KeyRevoked { .. }
+            | Event::DiscordAuthorizationGone { .. } => None,
         }
     }
 
@@ -251,6 +261,7 @@ impl Event<'_> {
             | Event::Revocation { user_id, .. }
             | Event::DeviceDenied { user_id, .. } => user_id,
             Event::KeyRotation { .. }
+            | Event::KeyRevoked { .. }
             | Event::ServiceTokenIssued { .. }
             | Event::ReplayRefused { .. } => None,
         }
@@ -264,6 +275,7 @@ impl Event<'_> {
             Event::Revocation { kind, .. } => Reason::Text(kind),
             Event::Admin { action, .. } => Reason::Text(action),
             Event::KeyRotation { by, key } => Reason::Key(by, key),
+            Event::KeyRevoked { key } => Reason::Key("keys revoke", key),
             Event::DiscordAuthorizationGone { reason, .. } => Reason::Text(reason),
             Event::ServiceTokenIssued { .. } => Reason::Text("client_credentials"),
             Event::DeviceApproved { .. } => Reason::Text("device_code"),
@@ -281,6 +293,7 @@ impl Event<'_> {
                 | Event::BackchannelAbandoned { .. }
                 | Event::DiscordAuthorizationGone { .. }
                 | Event::ReplayRefused { .. }
+                | Event::KeyRevoked { .. }
         )
     }
 
@@ -300,6 +313,9 @@ impl Event<'_> {
             }
             Event::Admin { .. } => "admin command",
             Event::KeyRotation { .. } => "new signing key",
+            Event::KeyRevoked { .. } => {
+                "signing key revoked: no longer published; tokens it signed are refused"
+            }
             Event::DiscordAuthorizationGone { .. } => {
                 "Discord no longer authorizes guildgate for this person; every session and grant ended"
             }
@@ -348,8 +364,10 @@ pub fn emit(request: &RequestInfo, event: &Event<'_>) {
             tracing::event!(
                 target: "audit",
                 $level,
-                event = event.name(),
-                outcome = event.outcome(),
+                // Display, not Debug: the readable format then writes `event=sign_in`
+                // (unquoted), which is what `grep event=sign_in` looks for.
+                event = %event.name(),
+                outcome = %event.outcome(),
                 request_id = %Opt(request.request_id),
                 client_id = %Opt(event.client_id()),
                 user_id = %Opt(event.user_id()),

@@ -1,18 +1,20 @@
-//! The bodies of the CLI commands other than `serve` and `dev`: migrate, keys, hash-secret,
+//! The bodies of the CLI commands other than `serve` and `dev`: migrate, backup, hash-secret,
 //! sessions, users, check-config, reload (and serve's pid file); and the exit status an error
-//! maps to.
+//! maps to. The key commands are in `cli/keys.rs`, the admin listings in `cli/admin.rs`.
 
 pub mod admin;
+pub mod keys;
+pub mod reencrypt;
 
 use crate::audit;
 use crate::config::Settings;
-use crate::keys::{self, KeySet};
 use crate::startup::StartupError;
 use crate::state::Clock;
 use crate::store;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use std::io::{BufRead, IsTerminal};
+use std::str::FromStr;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -41,16 +43,80 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 }
 
 /// `guildgate migrate`: applies pending migrations to the configured database, waiting up to
-/// `database.connect_timeout` for it to come up.
-pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+/// `database.connect_timeout` for it to come up. With `dry_run`, lists them and changes nothing.
+pub async fn migrate(settings: &Settings, dry_run: bool) -> anyhow::Result<()> {
     let url = settings.database.url.expose_secret();
     let wait = settings
         .database
         .connect_timeout()
         .map_err(|problem| StartupError::Config(vec![problem]))?;
+    if dry_run {
+        return migrate_dry_run(url, wait).await;
+    }
     let store = store::connect_waiting(url, 1, wait).await?;
     store.migrate().await?;
     println!("migrations applied to {}", store::redact_url(url));
+    Ok(())
+}
+
+/// `guildgate migrate --dry-run`: what `migrate` (or `serve`) would apply, and nothing more (a
+/// SQLite file that does not exist yet is not created).
+async fn migrate_dry_run(url: &str, wait: std::time::Duration) -> anyhow::Result<()> {
+    let shown = store::redact_url(url);
+    let missing_file = url.starts_with("sqlite:")
+        && sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .is_ok_and(|o| !o.get_filename().exists());
+    let status = if missing_file {
+        store::MigrationStatus {
+            pending: store::known_migrations(url)?,
+            ..Default::default()
+        }
+    } else {
+        store::connect_waiting(url, 1, wait)
+            .await?
+            .migration_status()
+            .await?
+    };
+    if !status.unknown.is_empty() {
+        println!(
+            "{shown} has migrations this guildgate does not know ({:?}): a newer release migrated it; this one would refuse to start on it",
+            status.unknown
+        );
+    }
+    if status.pending.is_empty() {
+        println!(
+            "{shown} is up to date (schema version {}): nothing would run",
+            status.applied.last().copied().unwrap_or_default()
+        );
+        return Ok(());
+    }
+    println!(
+        "would apply {} migration(s) to {shown}:",
+        status.pending.len()
+    );
+    for (version, description) in &status.pending {
+        println!("  {version:04} {description}");
+    }
+    Ok(())
+}
+
+/// `guildgate backup PATH`: a consistent copy of the live SQLite database (see
+/// `store::backup`), and what it holds.
+pub fn backup(settings: &Settings, to: &std::path::Path) -> anyhow::Result<()> {
+    let url = settings.database.url.expose_secret();
+    let backup = store::backup::backup_sqlite(url, to)?;
+    println!(
+        "backed up {} to {} ({} KiB): schema version {}, {} people, {} grants",
+        store::redact_url(url),
+        backup.path.display(),
+        backup.bytes.div_ceil(1024),
+        backup.schema_version,
+        backup.people,
+        backup.grants
+    );
+    println!(
+        "keep it with a copy of keys.dir and of [secrets]: tokens in it verify only with those keys, and kept Discord tokens open only with those secrets"
+    );
     Ok(())
 }
 
@@ -62,42 +128,6 @@ pub fn check_config(settings: &Settings) -> anyhow::Result<()> {
         eprintln!("warning: {warning}");
     }
     println!("configuration is valid");
-    Ok(())
-}
-
-/// `guildgate keys list`: kid, activation time and state of each key file.
-pub fn keys_list(settings: &Settings) -> anyhow::Result<()> {
-    // Through StartupError, so an unreadable file is named with its mode as at start-up.
-    let set =
-        KeySet::load(&settings.keys.dir, OffsetDateTime::now_utc()).map_err(StartupError::from)?;
-    println!("{:<45} {:<22} STATE", "KID", "ACTIVATES");
-    for key in set.all() {
-        let when = key.activates_at.format(&Rfc3339).unwrap_or_default();
-        println!("{:<45} {:<22} {}", key.kid, when, key.state);
-    }
-    Ok(())
-}
-
-/// `guildgate keys rotate`: a new key that signs from now on; the old ones stay published.
-pub fn keys_rotate(settings: &Settings) -> anyhow::Result<()> {
-    let dir = &settings.keys.dir;
-    let now = OffsetDateTime::now_utc();
-    // Refuse to rotate over a corrupt folder: the admin must see that first.
-    KeySet::load_or_generate(dir, now).map_err(StartupError::from)?;
-    let (path, active_from) = keys::generate_key_file(dir, now)?;
-    let set = KeySet::load(dir, active_from)?;
-    audit::emit(
-        &audit::RequestInfo::NONE,
-        &audit::Event::KeyRotation {
-            by: "keys rotate",
-            key: &set.active().kid,
-        },
-    );
-    println!(
-        "new active key {} written to {}; restart or reload guildgate processes to sign with it",
-        set.active().kid,
-        path.display()
-    );
     Ok(())
 }
 

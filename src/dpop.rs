@@ -213,7 +213,7 @@ impl std::fmt::Debug for Nonces {
 const NONCE_WINDOW_SECS: i64 = 60;
 
 impl Nonces {
-    /// Nonces keyed by `key` (derived from `secrets.encryption_key`, else random per process).
+    /// Nonces keyed by `key` (derived from `[secrets]`, else random per process).
     pub fn new(key: &[u8; 32]) -> Self {
         Self {
             key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key),

@@ -81,9 +81,12 @@ enum Command {
     ///
     /// The process re-reads its config file and GUILDGATE__* environment and checks the whole
     /// result. Clients, access rules, groups, lifetimes and limits change at once; a
-    /// configuration with any problem changes nothing (every problem is logged). Settings that
-    /// need a restart (issuer, [server], [log], [database], keys.dir, [discord], [secrets],
-    /// tokens.access_token_alg, session.cookie_name) keep their running values and are logged.
+    /// configuration with any problem changes nothing (every problem is logged). A new
+    /// discord.client_secret or discord.bot.token is tried with Discord first and used only once
+    /// Discord accepts it (a refused one is logged; the old one stays in use). The keys folder
+    /// is re-read too. Settings that need a restart (issuer, [server], [log], [database],
+    /// keys.dir, the rest of [discord], [secrets], tokens.access_token_alg, session.cookie_name)
+    /// keep their running values and are logged.
     #[command(after_help = concat!(
         "Examples:\n",
         "  guildgate serve --pid-file /run/guildgate.pid &\n",
@@ -116,16 +119,46 @@ enum Command {
         #[arg(long, default_value_t = 8080)]
         port: u16,
     },
-    /// Apply database migrations and exit.
+    /// Apply database migrations and exit (--dry-run: list them, change nothing).
     #[command(after_help = concat!(
         "Example:\n",
+        "  guildgate migrate --dry-run -c /etc/guildgate/guildgate.toml\n",
         "  guildgate migrate -c /etc/guildgate/guildgate.toml\n\n",
-        "Waits up to database.connect_timeout for the database.\n",
+        "Waits up to database.connect_timeout for the database. Migrations are additive, so\n",
+        "the release before keeps working on the migrated schema (migrations/README.md).\n",
         "Exit status: 0 ok, 1 invalid configuration, 2 the database could not be reached."
     ))]
-    Migrate,
-    /// Inspect or rotate signing keys.
-    #[command(after_help = "Example:\n  guildgate keys list\n  guildgate keys rotate")]
+    Migrate {
+        /// List the migrations that would run, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write a consistent copy of the SQLite database while guildgate runs (Postgres: pg_dump).
+    #[command(after_help = concat!(
+        "Example:\n",
+        "  guildgate backup /var/backups/guildgate-$(date +%F).db -c /etc/guildgate/guildgate.toml\n\n",
+        "The copy is one snapshot (SQLite's VACUUM INTO): requests go on meanwhile. PATH must\n",
+        "not exist. Keep keys.dir and [secrets] with it. README \"Backup and restore\" has the\n",
+        "restore steps and the Postgres procedure.\n",
+        "Exit status: 0 written and checked, 1 not SQLite, no database, PATH exists, or failed."
+    ))]
+    Backup {
+        /// The new file to write.
+        path: PathBuf,
+    },
+    /// Re-seal every kept Discord token with the newest [secrets] key (then older keys can go).
+    #[command(after_help = concat!(
+        "Example:\n",
+        "  GUILDGATE__SECRETS__ENCRYPTION_KEYS=$NEW,$OLD guildgate reencrypt -c /etc/guildgate/guildgate.toml\n\n",
+        "Runs beside guildgate: a row a re-check changed meanwhile is read again. Reports how\n",
+        "many were re-sealed. README \"Rotating the encryption key\" has the whole procedure.\n",
+        "Exit status: 0 done, 1 invalid configuration or no key, 2 the database is unreachable."
+    ))]
+    Reencrypt,
+    /// Inspect, rotate or revoke signing keys.
+    #[command(
+        after_help = "Example:\n  guildgate keys list\n  guildgate keys rotate\n  guildgate keys revoke 4jY1…"
+    )]
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
@@ -259,6 +292,19 @@ enum KeysCommand {
     /// Add a new active signing key; older keys stay published so issued tokens still verify.
     #[command(after_help = "Example:\n  guildgate keys rotate -c /etc/guildgate/guildgate.toml")]
     Rotate,
+    /// Revoke a compromised key: it leaves /jwks.json and the ID and access tokens it signed are
+    /// refused; a new key signs when it was the active one. Refresh tokens keep working.
+    #[command(after_help = concat!(
+        "Example:\n",
+        "  guildgate keys revoke 4jY1vM… -c /etc/guildgate/guildgate.toml\n",
+        "  guildgate reload --pid-file /run/guildgate.pid     apply it now (else within keys.reload_every)\n\n",
+        "KID is a kid from `keys list` (or its access-token key's kid from /jwks.json).\n",
+        "Exit status: 0 revoked (or already revoked), 1 no such key or an unreadable folder."
+    ))]
+    Revoke {
+        /// The key's id.
+        kid: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -294,6 +340,7 @@ fn main() -> ExitCode {
     telemetry::init(
         level,
         LogFormat::from_config(&settings.log.format),
+        telemetry::Colour::for_stderr(),
         std::io::stderr,
     );
 
@@ -304,13 +351,20 @@ fn main() -> ExitCode {
         }
         Command::Reload { pid, pid_file } => cli::reload(pid, pid_file.as_deref()),
         Command::Dev { port } => dev(settings, port),
-        Command::Migrate => actix_web::rt::System::new().block_on(cli::migrate(&settings)),
+        Command::Migrate { dry_run } => {
+            actix_web::rt::System::new().block_on(cli::migrate(&settings, dry_run))
+        }
+        Command::Backup { path } => cli::backup(&settings, &path),
+        Command::Reencrypt => actix_web::rt::System::new().block_on(cli::reencrypt::run(&settings)),
         Command::Keys {
             command: KeysCommand::List,
-        } => cli::keys_list(&settings),
+        } => cli::keys::list(&settings),
         Command::Keys {
             command: KeysCommand::Rotate,
-        } => cli::keys_rotate(&settings),
+        } => cli::keys::rotate(&settings),
+        Command::Keys {
+            command: KeysCommand::Revoke { kid },
+        } => cli::keys::revoke(&settings, &kid),
         Command::Sessions {
             command: SessionsCommand::List { user },
         } => actix_web::rt::System::new().block_on(cli::sessions_list(settings, user.as_deref())),

@@ -1,12 +1,15 @@
 //! Config reload without a restart (SIGHUP, `guildgate reload`): re-reads the config file and
 //! the environment, validates the whole result, and only then puts clients, access rules,
 //! groups, lifetimes and limits in force. A bad file changes nothing. Settings a running process
-//! cannot change (listen address, database, keys folder, Discord application, …) keep their
-//! start-up values and are reported as needing a restart.
+//! cannot change (listen address, database, keys folder, the Discord application's id and
+//! URLs, …) keep their start-up values and are reported as needing a restart. Discord's client
+//! secret and the bot token change too, but only once Discord accepts the new one
+//! ([`apply_discord_secrets`]); a refused one is reported and the old one stays in use.
 
 use crate::config::{Problem, Settings};
+use crate::discord::DiscordError;
 use crate::state::{AppState, Live};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use std::path::Path;
 
 /// What a successful reload did.
@@ -16,6 +19,30 @@ pub struct Reloaded {
     pub needs_restart: Vec<&'static str>,
     /// Number of registered clients now in force.
     pub clients: usize,
+    /// Discord secrets that changed: in use once Discord accepts them ([`apply_discord_secrets`]).
+    pub discord: NewDiscordSecrets,
+}
+
+/// `[discord]` secrets a reload found changed; `None` where nothing changed.
+#[derive(Debug, Default)]
+pub struct NewDiscordSecrets {
+    /// `discord.client_secret`.
+    pub client_secret: Option<SecretString>,
+    /// `discord.bot.token` (replaced only where a bot was configured and still is).
+    pub bot_token: Option<SecretString>,
+}
+
+/// What became of one new Discord secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretChange {
+    /// It did not change.
+    Unchanged,
+    /// Discord accepted it: it is in use.
+    Accepted,
+    /// Discord refused it (its answer): the previous one stays in use.
+    Refused(String),
+    /// Discord could not be asked (why): the previous one stays in use; reload again.
+    Unchecked(String),
 }
 
 /// Why a reload changed nothing.
@@ -78,6 +105,7 @@ fn apply(
     // The file as written must be valid on its own, restart-only keys included: the next
     // start will read exactly it.
     new.validate().map_err(ReloadError::Invalid)?;
+    let discord = new_discord_secrets(state, &new);
     let needs_restart = keep_restart_only(&mut new, &state.settings);
     // With the running values for the restart-only keys it may still fail (say, new clients
     // that need an encryption key the running process was started without).
@@ -91,7 +119,98 @@ fn apply(
     Ok(Reloaded {
         needs_restart,
         clients,
+        discord,
     })
+}
+
+/// The client secret and bot token of `new` that differ from those in use. Only for the same
+/// Discord application (a new `client_id` needs a restart, and its secret with it), and only a
+/// bot token replacing another (adding or removing the bot needs a restart).
+fn new_discord_secrets(state: &AppState, new: &Settings) -> NewDiscordSecrets {
+    let running = &state.settings.discord;
+    let secret = &new.discord.client_secret;
+    let token = &new.discord.bot.token;
+    NewDiscordSecrets {
+        client_secret: (new.discord.client_id == running.client_id
+            && !state.discord.uses_client_secret(secret))
+        .then(|| secret.clone()),
+        bot_token: (state.discord.has_bot()
+            && !token.expose_secret().is_empty()
+            && !state.discord.uses_bot_token(token))
+        .then(|| token.clone()),
+    }
+}
+
+/// Tries each new Discord secret with Discord and uses the ones it accepts; logs the outcome of
+/// each (a refusal at `ERROR`, naming the setting and what to do). The previous secret stays in
+/// use until its successor works.
+pub async fn apply_discord_secrets(
+    state: &AppState,
+    new: NewDiscordSecrets,
+) -> (SecretChange, SecretChange) {
+    let client_secret = match new.client_secret {
+        None => SecretChange::Unchanged,
+        Some(secret) => {
+            let checked = state.discord.check_client_secret(&secret).await;
+            let change = use_if_accepted(checked, || state.discord.use_client_secret(&secret));
+            report(
+                "discord.client_secret",
+                "GUILDGATE__DISCORD__CLIENT_SECRET",
+                "the client secret on the OAuth2 page",
+                &change,
+            );
+            change
+        }
+    };
+    let bot_token = match new.bot_token {
+        None => SecretChange::Unchanged,
+        Some(token) => {
+            let checked = state.discord.check_bot_token_candidate(&token).await;
+            let change =
+                use_if_accepted(checked.map(|_| ()), || state.discord.use_bot_token(&token));
+            report(
+                "discord.bot.token",
+                "GUILDGATE__DISCORD__BOT__TOKEN",
+                "the token on the Bot page",
+                &change,
+            );
+            change
+        }
+    };
+    (client_secret, bot_token)
+}
+
+fn use_if_accepted(
+    checked: Result<(), DiscordError>,
+    put_in_use: impl FnOnce() -> Result<(), DiscordError>,
+) -> SecretChange {
+    match checked.and_then(|()| put_in_use()) {
+        Ok(()) => SecretChange::Accepted,
+        Err(e) if e.is_temporary() => SecretChange::Unchecked(e.to_string()),
+        Err(e) => SecretChange::Refused(e.to_string()),
+    }
+}
+
+fn report(key: &'static str, env: &'static str, portal: &'static str, change: &SecretChange) {
+    match change {
+        SecretChange::Unchanged => {}
+        SecretChange::Accepted => {
+            tracing::info!(
+                key,
+                "Discord accepted the new secret; it is in use from now on"
+            );
+        }
+        SecretChange::Refused(answer) => tracing::error!(
+            key,
+            answer = %answer,
+            "Discord refused the new {key} ({env}); the previous one stays in use. Copy {portal} of your application in the Discord Developer Portal again, then reload"
+        ),
+        SecretChange::Unchecked(why) => tracing::warn!(
+            key,
+            reason = %why,
+            "cannot check the new {key} with Discord now; the previous one stays in use: reload again once Discord answers"
+        ),
+    }
 }
 
 /// A setting a running process cannot change, and how to read it for comparison.
@@ -137,19 +256,29 @@ const RESTART_ONLY: &[RestartOnly] = &[
         keep: |n, o| n.keys.dir = o.keys.dir.clone(),
     },
     RestartOnly {
+        // Its secrets are compared and replaced apart (`new_discord_secrets`): `Debug` shows
+        // them redacted. Whether a bot is configured at all needs a restart.
         key: "discord",
         read: |s| {
             format!(
-                "{:?} {}",
+                "{:?} bot={}",
                 s.discord,
-                s.discord.client_secret.expose_secret()
+                !s.discord.bot.token.expose_secret().is_empty()
             )
         },
         keep: |n, o| n.discord = o.discord.clone(),
     },
     RestartOnly {
-        key: "secrets.encryption_key",
-        read: |s| s.secrets.encryption_key.expose_secret().to_owned(),
+        key: "secrets",
+        read: |s| {
+            let listed: Vec<&str> = s
+                .secrets
+                .encryption_keys
+                .iter()
+                .map(ExposeSecret::expose_secret)
+                .collect();
+            format!("{} {listed:?}", s.secrets.encryption_key.expose_secret())
+        },
         keep: |n, o| n.secrets = o.secrets.clone(),
     },
     RestartOnly {

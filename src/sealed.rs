@@ -2,6 +2,8 @@
 //!
 //! Sealed form: 12-byte random nonce ‖ ciphertext ‖ 16-byte tag. The additional data binds a
 //! sealed value to its row (the user id), so ciphertexts cannot be swapped between people.
+//! A [`Keyring`] holds every configured key: the first seals, each one opens, so keys rotate
+//! without a value becoming unreadable (`guildgate reencrypt` re-seals with the first).
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 
@@ -22,7 +24,7 @@ impl std::fmt::Debug for Sealer {
 }
 
 impl Sealer {
-    /// Builds the key from `secrets.encryption_key`'s 32 bytes.
+    /// Builds the key from a configured key's 32 bytes.
     pub fn new(key: &[u8; 32]) -> Result<Self, SealError> {
         Ok(Self {
             key: RandomizedNonceKey::new(&AES_256_GCM, key).map_err(|_| SealError)?,
@@ -52,6 +54,51 @@ impl Sealer {
             .open_in_place(nonce, Aad::from(aad), &mut data)
             .map_err(|_| SealError)?;
         Ok(plain.to_vec())
+    }
+}
+
+/// The configured keys: the first seals, every one opens (`secrets.encryption_keys`, newest
+/// first, then `secrets.encryption_key`).
+#[derive(Debug)]
+pub struct Keyring {
+    keys: Vec<Sealer>,
+}
+
+/// A value opened by a [`Keyring`], and whether the key that opened it is the one that seals.
+pub struct Opened {
+    /// The plaintext.
+    pub plaintext: Vec<u8>,
+    /// Sealed with the newest key: re-sealing it would change nothing.
+    pub by_newest: bool,
+}
+
+impl Keyring {
+    /// The keyring of `keys`, the sealing one first; `None` when there are none.
+    pub fn new(keys: &[[u8; 32]]) -> Result<Option<Self>, SealError> {
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let keys = keys.iter().map(Sealer::new).collect::<Result<_, _>>()?;
+        Ok(Some(Self { keys }))
+    }
+
+    /// Seals with the newest key.
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, SealError> {
+        self.keys.first().ok_or(SealError)?.seal(plaintext, aad)
+    }
+
+    /// Opens with whichever key sealed it (the newest is tried first).
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Opened, SealError> {
+        self.keys
+            .iter()
+            .enumerate()
+            .find_map(|(i, key)| {
+                key.open(sealed, aad).ok().map(|plaintext| Opened {
+                    plaintext,
+                    by_newest: i == 0,
+                })
+            })
+            .ok_or(SealError)
     }
 }
 
@@ -114,6 +161,29 @@ mod tests {
         let again = sealer.seal(b"discord tokens", b"user-1").unwrap();
         assert_ne!(again, sealed, "fresh nonce each time");
         assert_ne!(again[..NONCE_LEN], sealed[..NONCE_LEN]);
+    }
+
+    #[test]
+    fn a_keyring_seals_with_its_first_key_and_opens_with_any() {
+        // Arrange: a value sealed under the old key alone.
+        let old = Sealer::new(&KEY).unwrap().seal(b"t", b"u").unwrap();
+        let ring = Keyring::new(&[[9u8; 32], KEY]).unwrap().unwrap();
+
+        // Act
+        let opened_old = ring.open(&old, b"u").unwrap();
+        let resealed = ring.seal(&opened_old.plaintext, b"u").unwrap();
+        let opened_new = ring.open(&resealed, b"u").unwrap();
+
+        // Assert
+        assert_eq!(opened_old.plaintext, b"t");
+        assert!(!opened_old.by_newest);
+        assert!(opened_new.by_newest);
+        assert!(
+            Sealer::new(&KEY).unwrap().open(&resealed, b"u").is_err(),
+            "the new key sealed it"
+        );
+        assert!(Keyring::new(&[]).unwrap().is_none());
+        assert!(ring.open(&old, b"other row").is_err());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use tracing_actix_web::TracingLogger;
 const MAX_DISCORD_RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 mod error;
+mod notify;
 mod screen;
 mod signals;
 
@@ -185,6 +186,8 @@ impl Application {
                 tracing::error!(error = %e, "cannot listen for signals; stop the process with SIGKILL");
             }
         });
+        // Bound, migrated, routes mounted, signals handled: systemd may count it started.
+        notify::ready();
         let served = self.server.await;
         signals.abort();
         if let Some(handle) = metrics {
@@ -398,12 +401,8 @@ async fn assemble_state(
     tracing::info!(kid = %keys.active().kid, "signing key loaded");
     // Built once: a key the crypto library refuses stops start-up rather than silently
     // keeping no Discord tokens (re-checks would then sign everyone out).
-    let sealer = config
-        .encryption_key
-        .as_ref()
-        .map(crate::sealed::Sealer::new)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("secrets.encryption_key cannot be used: {e}"))?;
+    let sealer = crate::sealed::Keyring::new(&config.encryption_keys)
+        .map_err(|e| anyhow::anyhow!("[secrets] keys cannot be used: {e}"))?;
     let discord = DiscordClient::new(DiscordClientConfig {
         client_id: settings.discord.client_id.clone(),
         client_secret: settings.discord.client_secret.clone(),

@@ -38,8 +38,8 @@ pub struct AppState {
     pub rechecks: KeyedLocks,
     /// Access tokens whose signature was already checked (see [`crate::tokens::VerifiedTokens`]).
     pub verified: crate::tokens::VerifiedTokens,
-    /// Seals kept Discord tokens, built once from `secrets.encryption_key`.
-    pub sealer: Option<crate::sealed::Sealer>,
+    /// Seals and opens kept Discord tokens, built once from `[secrets]`.
+    pub sealer: Option<crate::sealed::Keyring>,
     /// Prometheus metrics (`GET /metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The pages, branded by `[ui]`, and their Content-Security-Policy.
@@ -190,8 +190,8 @@ pub struct Parts {
     pub http: reqwest::Client,
     /// Time source.
     pub clock: Clock,
-    /// Seals kept Discord tokens.
-    pub sealer: Option<crate::sealed::Sealer>,
+    /// Seals and opens kept Discord tokens.
+    pub sealer: Option<crate::sealed::Keyring>,
     /// The pages, branded by `[ui]`.
     pub pages: Arc<crate::pages::Pages>,
     /// Prometheus metrics.

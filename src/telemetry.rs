@@ -14,7 +14,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// Output shape of log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
-    /// Coloured, multi-field lines for people.
+    /// Readable lines for people, coloured only where they go to a terminal (see [`init`]).
     Pretty,
     /// One JSON object per line.
     Json,
@@ -31,10 +31,36 @@ impl LogFormat {
     }
 }
 
+/// Whether the readable format may colour its lines: ANSI escape sequences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Colour {
+    /// Colours, for a terminal.
+    On,
+    /// Plain text: a file, journald, a container log, a pipe. Escape sequences there wrap every
+    /// field name (`\x1b[3mevent\x1b[0m\x1b[2m=\x1b[0m`), so `grep event=sign_in` and log
+    /// shippers miss them.
+    Off,
+}
+
+impl Colour {
+    /// [`Colour::On`] only when standard error is a terminal and `NO_COLOR` is not set
+    /// (<https://no-color.org>).
+    pub fn for_stderr() -> Self {
+        use std::io::IsTerminal;
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        if std::io::stderr().is_terminal() && !no_color {
+            Self::On
+        } else {
+            Self::Off
+        }
+    }
+}
+
 /// The subscriber [`init`] installs; `RUST_LOG`, when set, wins over `level`.
 pub fn subscriber<W>(
     level: &str,
     format: LogFormat,
+    colour: Colour,
     sink: W,
 ) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
@@ -45,6 +71,7 @@ where
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour == Colour::On)
         .with_writer(sink);
     match format {
         LogFormat::Json => Box::new(
@@ -59,13 +86,14 @@ where
 }
 
 /// Installs the global subscriber (and the `log` bridge); returns whether it was installed.
-/// Calling it twice is harmless (the second call is ignored), which tests rely on.
-pub fn init<W>(level: &str, format: LogFormat, sink: W) -> bool
+/// Calling it twice is harmless (the second call is ignored), which tests rely on. `colour`
+/// is [`Colour::for_stderr`] for the command line.
+pub fn init<W>(level: &str, format: LogFormat, colour: Colour, sink: W) -> bool
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     // Err only means a subscriber is already installed.
-    subscriber(level, format, sink).try_init().is_ok()
+    subscriber(level, format, colour, sink).try_init().is_ok()
 }
 
 /// Runs CPU-heavy work (argon2, RSA key generation) off the async threads, keeping the span.
@@ -193,6 +221,46 @@ impl RootSpanBuilder for RequestSpan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sink collecting what a subscriber writes.
+    #[derive(Clone, Default)]
+    struct Collected(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Collected {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// One `event=sign_in` line in the readable format with `colour`.
+    fn pretty_line(colour: Colour) -> String {
+        let sink = Collected::default();
+        let writer = sink.clone();
+        let subscriber = subscriber("info", LogFormat::Pretty, colour, move || writer.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(event = %"sign_in", user_id = %"1", "signed in with Discord");
+        });
+        String::from_utf8(sink.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn the_readable_format_colours_only_when_asked_to() {
+        // Act
+        let plain = pretty_line(Colour::Off);
+        let coloured = pretty_line(Colour::On);
+
+        // Assert
+        assert!(!plain.contains('\u{1b}'), "{plain:?}");
+        assert!(plain.contains("event=sign_in user_id=1"), "{plain:?}");
+        assert!(
+            coloured.contains('\u{1b}'),
+            "a terminal gets colours: {coloured:?}"
+        );
+    }
 
     #[test]
     fn query_values_are_redacted_and_names_kept() {

@@ -4,6 +4,7 @@ mod claim_rules;
 mod client_grants;
 mod client_rules;
 mod community;
+mod secrets;
 mod types;
 mod ui;
 mod validate;
@@ -256,8 +257,13 @@ pub struct AccessSettings {
 /// `[secrets]`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SecretSettings {
-    /// 64 hex chars.
+    /// 64 hex chars: the deployment's first key. It opens kept Discord tokens, seals them while
+    /// `encryption_keys` is empty, and pairwise subjects and DPoP nonces are derived from it.
     pub encryption_key: SecretString,
+    /// 64 hex chars each, newest first: the first seals, every one opens (until `guildgate
+    /// reencrypt` has re-sealed everything with the first).
+    #[serde(default)]
+    pub encryption_keys: Vec<SecretString>,
 }
 
 /// `[limits]`: rates are strings like `"10/min"` (see [`crate::limits::Rate`]).
@@ -519,6 +525,7 @@ impl Settings {
                 .with_list_parse_key("access.required_roles")
                 .with_list_parse_key("access.allow_users")
                 .with_list_parse_key("access.deny_users")
+                .with_list_parse_key("secrets.encryption_keys")
                 .try_parsing(true)
                 .source(Some(env)),
         );

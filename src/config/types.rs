@@ -232,9 +232,11 @@ pub struct ValidConfig {
     pub clients: Vec<ValidClient>,
     /// `[limits]`.
     pub limits: crate::limits::Limits,
-    /// 32-byte key for data at rest, when configured.
-    pub encryption_key: Option<[u8; 32]>,
-    /// Key for pairwise subjects, derived from the encryption key (never used for both jobs).
+    /// The 32-byte keys for data at rest, the one that seals first (`secrets.encryption_keys`
+    /// in order, then `secrets.encryption_key`); each one opens. Empty: nothing is kept.
+    pub encryption_keys: Vec<[u8; 32]>,
+    /// Key for pairwise subjects, derived from `secrets.encryption_key` only (never used for
+    /// both jobs): rotating the keys that seal leaves every pairwise subject as it was.
     pub pairwise_key: Option<[u8; 32]>,
     /// Guilds whose member object (roles) must be fetched at login: those a role rule or a
     /// role group names, plus, without the `guilds` scope, every guild a rule or group names.

@@ -4,7 +4,7 @@ use super::Settings;
 use super::types::{AccessRules, Lifetimes, ValidClient, ValidConfig, ValidGroup};
 use crate::domain::{DiscordId, Issuer, RedirectUri};
 use crate::limits::{Limits, Rate};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
@@ -28,7 +28,7 @@ impl fmt::Display for Problem {
 /// Collects problems while parsing, so one run reports them all.
 #[derive(Default)]
 pub(super) struct Checker {
-    problems: Vec<Problem>,
+    pub(super) problems: Vec<Problem>,
     pub(super) warnings: Vec<String>,
 }
 
@@ -270,11 +270,11 @@ impl Settings {
                 crate::jws::Alg::ES256
             }
         };
-        let encryption_key = check_encryption_key(&mut c, &self.secrets.encryption_key);
-        if clients.iter().any(|cl| cl.pairwise_subject) && encryption_key.is_none() {
+        let secrets = super::secrets::check(&mut c, &self.secrets);
+        if clients.iter().any(|cl| cl.pairwise_subject) && secrets.first.is_none() {
             c.problem(
                 "secrets.encryption_key",
-                "required when a client uses subject_type = \"pairwise\" (pairwise ids are derived from it)",
+                "required when a client uses subject_type = \"pairwise\" (pairwise ids are derived from it: keep it when rotating with secrets.encryption_keys)",
             );
         }
         let needs_connections = self.check_connections(&mut c);
@@ -284,10 +284,10 @@ impl Settings {
             super::claim_rules::role_name_guilds(&mut c, &self.clients, &clients, &groups, has_bot);
         // Re-checks use the person's kept Discord tokens, except guild re-checks by the bot.
         let needs_person_tokens = (sources.needs_guilds && !has_bot) || needs_connections;
-        if needs_person_tokens && encryption_key.is_none() && !self.discord.client_id.is_empty() {
+        if needs_person_tokens && secrets.keys.is_empty() && !self.discord.client_id.is_empty() {
             c.problem(
                 "secrets.encryption_key",
-                "required when access rules, groups, profile_guild or mapped claims use guild membership or linked accounts: the Discord tokens kept to re-check them at refresh are encrypted with it",
+                "required (or secrets.encryption_keys) when access rules, groups, profile_guild or mapped claims use guild membership or linked accounts: the Discord tokens kept to re-check them at refresh are encrypted with it",
             );
         }
         let bot = self.check_bot(&mut c, &sources.rule_guilds);
@@ -309,9 +309,7 @@ impl Settings {
                     groups,
                     clients,
                     limits,
-                    encryption_key,
-                    pairwise_key: encryption_key
-                        .map(|k| derive_key(&k, b"guildgate pairwise subject v1")),
+                    pairwise_key: secrets.pairwise_key(),
                     member_guilds: sources.member_guilds,
                     rule_guilds: sources.rule_guilds,
                     bot,
@@ -322,10 +320,8 @@ impl Settings {
                     ui,
                     warnings: c.warnings,
                     dpop_require_nonce: self.dpop.require_nonce,
-                    dpop_nonce_key: match encryption_key {
-                        Some(k) => derive_key(&k, b"guildgate dpop nonce v1"),
-                        None => process_nonce_key(),
-                    },
+                    dpop_nonce_key: secrets.dpop_nonce_key(),
+                    encryption_keys: secrets.keys,
                     role_name_guilds,
                 })
             }
@@ -393,24 +389,6 @@ impl Settings {
     }
 }
 
-/// Without an encryption key to derive it from, the DPoP nonce key is drawn once per process,
-/// so a reload does not invalidate the nonces already handed out.
-fn process_nonce_key() -> [u8; 32] {
-    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
-    *KEY.get_or_init(rand::random)
-}
-
-/// HMAC-SHA256(key, label): a separate key for a separate job.
-fn derive_key(key: &[u8; 32], label: &[u8]) -> [u8; 32] {
-    let mac = aws_lc_rs::hmac::sign(
-        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key),
-        label,
-    );
-    let mut out = [0u8; 32];
-    out.copy_from_slice(mac.as_ref());
-    out
-}
-
 fn check_cookie_name(c: &mut Checker, name: &str) {
     // RFC 6265 §4.1.1 token characters.
     let ok = |ch: char| ch.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(ch);
@@ -420,26 +398,4 @@ fn check_cookie_name(c: &mut Checker, name: &str) {
             format!("{name:?} is not a valid cookie name"),
         );
     }
-}
-
-fn check_encryption_key(c: &mut Checker, key: &SecretString) -> Option<[u8; 32]> {
-    let raw = key.expose_secret();
-    if raw.is_empty() {
-        return None;
-    }
-    let decoded = (raw.len() == 64)
-        .then(|| {
-            (0..32)
-                .map(|i| u8::from_str_radix(raw.get(i * 2..i * 2 + 2)?, 16).ok())
-                .collect::<Option<Vec<u8>>>()
-        })
-        .flatten()
-        .and_then(|v| <[u8; 32]>::try_from(v).ok());
-    if decoded.is_none() {
-        c.problem(
-            "secrets.encryption_key",
-            "must be 64 hex characters (32 bytes), e.g. from `openssl rand -hex 32`",
-        );
-    }
-    decoded
 }

@@ -4,15 +4,15 @@
 
 use super::answers::{oauth_error, parse};
 use super::cache::MembershipCache;
+use super::credentials::Credentials;
 use super::ratelimit::{Answer, Transport};
 use super::roles::RoleNameCache;
 use super::{DiscordError, DiscordRoute, DiscordStats, api};
-use base64::Engine as _;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 use url::{Url, form_urlencoded};
 
@@ -86,8 +86,11 @@ pub struct DiscordClient {
 
 struct Inner {
     client_id: String,
-    /// `Basic base64(urlencode(id):urlencode(secret))`, marked sensitive.
-    basic_auth: HeaderValue,
+    /// The client secret and bot token in use (`credentials.rs`: a reload replaces them once
+    /// Discord has accepted the new ones).
+    credentials: RwLock<Credentials>,
+    /// Counts bot token replacements, so the Gateway connection is made again with the new one.
+    bot_generation: tokio::sync::watch::Sender<u64>,
     authorize_url: Url,
     api_base_url: Url,
     token_url: Url,
@@ -97,8 +100,6 @@ struct Inner {
     transport: Transport,
     membership: MembershipCache,
     roles: RoleNameCache,
-    /// `Bot <token>`, marked sensitive.
-    bot_auth: Option<HeaderValue>,
 }
 
 impl fmt::Debug for DiscordClient {
@@ -115,26 +116,8 @@ impl DiscordClient {
     pub fn new(cfg: DiscordClientConfig) -> Result<Self, DiscordError> {
         let token_url = endpoint(&cfg.api_base_url, &["oauth2", "token"])?;
         let revoke_url = endpoint(&cfg.api_base_url, &["oauth2", "token", "revoke"])?;
-        // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
-        let credentials = format!(
-            "{}:{}",
-            form_encode(&cfg.client_id),
-            form_encode(cfg.client_secret.expose_secret())
-        );
-        let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
-        let mut basic_auth = HeaderValue::from_str(&format!("Basic {encoded}"))
-            .map_err(|_| DiscordError::Config("client credentials are not header-safe".into()))?;
-        basic_auth.set_sensitive(true);
-        let bot_auth = cfg
-            .bot_token
-            .as_ref()
-            .map(|t| {
-                let mut v = HeaderValue::from_str(&format!("Bot {}", t.expose_secret()))
-                    .map_err(|_| DiscordError::Config("the bot token is not header-safe".into()))?;
-                v.set_sensitive(true);
-                Ok::<_, DiscordError>(v)
-            })
-            .transpose()?;
+        let credentials =
+            Credentials::new(&cfg.client_id, &cfg.client_secret, cfg.bot_token.as_ref())?;
         let http = crate::tls::client_builder()
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout)
@@ -145,7 +128,8 @@ impl DiscordClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 client_id: cfg.client_id,
-                basic_auth,
+                credentials: RwLock::new(credentials),
+                bot_generation: tokio::sync::watch::Sender::new(0),
                 authorize_url: cfg.authorize_url,
                 api_base_url: cfg.api_base_url,
                 token_url,
@@ -155,7 +139,6 @@ impl DiscordClient {
                 transport: Transport::new(http, cfg.max_retry_wait),
                 membership: MembershipCache::new(cfg.membership_ttl),
                 roles: RoleNameCache::new(cfg.membership_ttl),
-                bot_auth,
             }),
         })
     }
@@ -282,7 +265,7 @@ impl DiscordClient {
             .transport
             .http()
             .post(url.clone())
-            .header(AUTHORIZATION, self.inner.basic_auth.clone())
+            .header(AUTHORIZATION, self.credentials().basic_auth.clone())
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json")
             .body(body.to_owned())
@@ -318,7 +301,7 @@ impl DiscordClient {
 impl DiscordClient {
     /// Whether a bot token is configured (memberships are then read with it).
     pub fn has_bot(&self) -> bool {
-        self.inner.bot_auth.is_some()
+        self.credentials().bot.is_some()
     }
 
     /// `GET {api_base}/{segments}` with the bot token, through the transport (the bot's own
@@ -329,9 +312,10 @@ impl DiscordClient {
         segments: &[&str],
     ) -> Result<Answer, DiscordError> {
         let auth = self
-            .inner
-            .bot_auth
-            .clone()
+            .credentials()
+            .bot
+            .as_ref()
+            .map(|(_, header)| header.clone())
             .ok_or_else(|| DiscordError::Config("no bot token is configured".into()))?;
         let url = endpoint(&self.inner.api_base_url, segments)?;
         self.inner
@@ -345,6 +329,60 @@ impl DiscordClient {
                     .header(ACCEPT, "application/json")
             })
             .await
+    }
+}
+
+/// What `credentials.rs` reaches of the client.
+impl DiscordClient {
+    /// The secrets in use, for one request.
+    pub(super) fn credentials(&self) -> RwLockReadGuard<'_, Credentials> {
+        // A writer that panicked left a whole value: assignments replace fields at once.
+        self.inner
+            .credentials
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Changes the secrets in use.
+    pub(super) fn replace_credentials(&self, change: impl FnOnce(&mut Credentials)) {
+        let mut credentials = self
+            .inner
+            .credentials
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        change(&mut credentials);
+    }
+
+    /// Tells the Gateway connection the bot token changed.
+    pub(super) fn bot_token_replaced(&self) {
+        self.inner.bot_generation.send_modify(|g| *g += 1);
+    }
+
+    /// Changes each time [`DiscordClient::use_bot_token`] replaces the bot token: the Gateway
+    /// connection watches it to connect again with the new one.
+    pub fn bot_token_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.bot_generation.subscribe()
+    }
+
+    pub(super) fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    pub(super) fn redirect_uri(&self) -> &str {
+        &self.inner.redirect_uri
+    }
+
+    pub(super) fn token_url(&self) -> &Url {
+        &self.inner.token_url
+    }
+
+    pub(super) fn transport(&self) -> &Transport {
+        &self.inner.transport
+    }
+
+    /// `{api_base}/{segments}`.
+    pub(super) fn endpoint_url(&self, segments: &[&str]) -> Result<Url, DiscordError> {
+        endpoint(&self.inner.api_base_url, segments)
     }
 }
 
@@ -364,7 +402,7 @@ fn form(params: &[(&str, &str)]) -> String {
         .finish()
 }
 
-fn form_encode(value: &str) -> String {
+pub(super) fn form_encode(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 

@@ -1,10 +1,10 @@
 //! A person's Discord tokens, sealed for storage so membership can be re-checked at refresh
 //! without the person present. The plaintext is `{"access_token", "refresh_token"}` JSON under
-//! AES-256-GCM ([`Sealer`]) with the user id as additional data, so a row cannot be moved to
-//! another person.
+//! AES-256-GCM (the configured [`Keyring`]: sealed with its newest key, opened with any) with
+//! the user id as additional data, so a row cannot be moved to another person.
 
 use super::DiscordTokens;
-use crate::sealed::{SealError, Sealer};
+use crate::sealed::{Keyring, SealError};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -42,7 +42,7 @@ struct Plain<T> {
 /// Seals `tokens` for `user_id`; returns the ciphertext and when the access token expires
 /// (`now + expires_in`, or `now` if that cannot be represented, so it reads as expired).
 pub fn seal_tokens(
-    sealer: &Sealer,
+    sealer: &Keyring,
     user_id: &str,
     tokens: &DiscordTokens,
     now: OffsetDateTime,
@@ -61,20 +61,47 @@ pub fn seal_tokens(
     Ok((ciphertext, expires_at))
 }
 
-/// Opens what [`seal_tokens`] sealed for the same `user_id`.
-pub fn open_tokens(sealer: &Sealer, user_id: &str, sealed: &[u8]) -> Result<KeptTokens, SealError> {
-    let bytes = sealer.open(sealed, user_id.as_bytes())?;
-    let plain: Plain<String> = serde_json::from_slice(&bytes).map_err(|_| SealError)?;
+/// Opens what [`seal_tokens`] sealed for the same `user_id`, with any configured key.
+pub fn open_tokens(
+    sealer: &Keyring,
+    user_id: &str,
+    sealed: &[u8],
+) -> Result<KeptTokens, SealError> {
+    let opened = sealer.open(sealed, user_id.as_bytes())?;
+    let plain: Plain<String> = serde_json::from_slice(&opened.plaintext).map_err(|_| SealError)?;
     Ok(KeptTokens {
         access_token: SecretString::from(plain.access_token),
         refresh_token: plain.refresh_token.map(SecretString::from),
     })
 }
 
+/// `guildgate reencrypt`: what was sealed for `user_id` sealed again with the newest key, or
+/// `None` when the newest key sealed it already. The plaintext is not parsed: rows of every
+/// release re-seal as they are.
+pub fn reseal_tokens(
+    sealer: &Keyring,
+    user_id: &str,
+    sealed: &[u8],
+) -> Result<Option<Vec<u8>>, SealError> {
+    let opened = sealer.open(sealed, user_id.as_bytes())?;
+    if opened.by_newest {
+        return Ok(None);
+    }
+    // Held as a secret so the plaintext copy is wiped on drop.
+    let plain = secrecy::SecretSlice::from(opened.plaintext);
+    sealer
+        .seal(plain.expose_secret(), user_id.as_bytes())
+        .map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    fn keyring(keys: &[[u8; 32]]) -> Keyring {
+        Keyring::new(keys).expect("keys").expect("some")
+    }
 
     fn tokens(refresh: Option<&str>, expires_in: Duration) -> DiscordTokens {
         DiscordTokens {
@@ -87,7 +114,7 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_for_their_owner_only() {
-        let sealer = Sealer::new(&[3u8; 32]).expect("key");
+        let sealer = keyring(&[[3u8; 32]]);
         let now = OffsetDateTime::UNIX_EPOCH;
         let t = tokens(
             Some("refresh-D43f5y0ahjqew82j"),
@@ -119,7 +146,7 @@ mod tests {
 
     #[test]
     fn rows_from_earlier_releases_and_absurd_lifetimes_still_work() {
-        let sealer = Sealer::new(&[3u8; 32]).expect("key");
+        let sealer = keyring(&[[3u8; 32]]);
         let old = sealer
             .seal(br#"{"access_token":"a","refresh_token":null}"#, b"u")
             .expect("seal");
@@ -131,6 +158,34 @@ mod tests {
         assert_eq!(
             expires_at, now,
             "unrepresentable expiry reads as expired, no panic"
+        );
+    }
+
+    #[test]
+    fn resealing_moves_a_row_to_the_newest_key_once() {
+        // Arrange: tokens sealed when only the old key was configured.
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let t = tokens(Some("refresh-D43f5y0ahjqew82j"), Duration::from_secs(60));
+        let (old_row, _) = seal_tokens(&keyring(&[[3u8; 32]]), "u", &t, now).expect("seal");
+        let rotated = keyring(&[[4u8; 32], [3u8; 32]]);
+
+        // Act
+        let resealed = reseal_tokens(&rotated, "u", &old_row)
+            .expect("opens")
+            .expect("moved");
+        let again = reseal_tokens(&rotated, "u", &resealed).expect("opens");
+
+        // Assert
+        assert!(again.is_none(), "already on the newest key");
+        let newest_only = keyring(&[[4u8; 32]]);
+        let kept = open_tokens(&newest_only, "u", &resealed).expect("the old key can go");
+        assert_eq!(
+            kept.refresh_token.as_ref().map(|r| r.expose_secret()),
+            Some("refresh-D43f5y0ahjqew82j")
+        );
+        assert!(
+            reseal_tokens(&newest_only, "u", &old_row).is_err(),
+            "no key opens it"
         );
     }
 }

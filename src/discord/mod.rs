@@ -11,6 +11,7 @@ pub mod api;
 mod bot;
 pub mod cache;
 mod client;
+mod credentials;
 #[cfg(feature = "dev")]
 pub mod fake;
 pub mod gateway;

@@ -13,7 +13,7 @@ use crate::domain::DiscordId;
 use crate::keyed_lock::KeyedLocks;
 use crate::keys::KeySet;
 use crate::metrics::Metrics;
-use crate::sealed::Sealer;
+use crate::sealed::Keyring;
 use crate::state::Clock;
 use crate::store::Store;
 use crate::tokens::VerifiedTokens;
@@ -42,8 +42,8 @@ pub struct Context<'a> {
     pub rechecks: &'a KeyedLocks,
     /// Access tokens whose signature was already checked.
     pub verified: &'a VerifiedTokens,
-    /// Seals kept Discord tokens; `None` without `secrets.encryption_key`.
-    pub sealer: Option<&'a Sealer>,
+    /// Seals and opens kept Discord tokens; `None` without `[secrets]` keys.
+    pub sealer: Option<&'a Keyring>,
     /// Counters of what the flows decide.
     pub metrics: &'a Metrics,
     /// The request being served (empty for jobs and the command line): audit lines carry it.

@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 /// Why no up-to-date membership could be had.
 #[derive(Debug)]
 pub enum RecheckError {
-    /// No Discord tokens are kept for this person (no `secrets.encryption_key`, or none were
+    /// No Discord tokens are kept for this person (no `[secrets]` key, or none were
     /// stored): only a new Discord sign-in can tell.
     NoKeptTokens,
     /// Discord says the person's authorization of guildgate is gone; every grant and session of
@@ -238,7 +238,7 @@ impl Kept {
         let opened =
             kept_tokens::open_tokens(sealer, user_id.as_str(), &stored.ciphertext).map_err(|_| {
                 // A changed encryption key or a damaged row: a new sign-in stores fresh tokens.
-                tracing::warn!(user = %user_id, "kept Discord tokens cannot be opened (was secrets.encryption_key changed?)");
+                tracing::warn!(user = %user_id, "kept Discord tokens cannot be opened by any configured key (was the key that sealed them removed from [secrets] before `guildgate reencrypt` ran?)");
                 RecheckError::NoKeptTokens
             })?;
         Ok(Kept {

@@ -1,7 +1,7 @@
 //! Key files on disk: naming, listing, parsing (kid = RFC 7638 thumbprint), writing new ones.
 
 use super::write::write_private_file;
-use super::{KeyError, KeyState, SigningKey};
+use super::{KeyError, KeyState, SigningKey, Stored};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::DecodingKey;
@@ -31,8 +31,12 @@ pub fn generate_key_file(
         .map_err(|e| KeyError::Generate(e.to_string()))?;
     let mut ts = activates_at.unix_timestamp();
     let mut path = dir.join(format!("{ts}.pem"));
-    // Two rotations within one second must not overwrite each other.
-    while path.exists() || dir.join(format!("{ts}.pem.retired")).exists() {
+    // Two rotations within one second must not overwrite each other (nor take a retired or
+    // revoked key's name).
+    while path.exists()
+        || dir.join(format!("{ts}.pem.retired")).exists()
+        || dir.join(format!("{ts}.pem.revoked")).exists()
+    {
         ts += 1;
         path = dir.join(format!("{ts}.pem"));
     }
@@ -43,8 +47,10 @@ pub fn generate_key_file(
     Ok((path, used))
 }
 
-/// `(path, activates_at, retired)` for every key file; other files are ignored.
-pub(super) fn list_key_files(dir: &Path) -> Result<Vec<(PathBuf, OffsetDateTime, bool)>, KeyError> {
+/// `(path, activates_at, how it is kept)` for every key file; other files are ignored.
+pub(super) fn list_key_files(
+    dir: &Path,
+) -> Result<Vec<(PathBuf, OffsetDateTime, Stored)>, KeyError> {
     let entries = std::fs::read_dir(dir).map_err(|cause| KeyError::Folder {
         path: dir.to_path_buf(),
         cause,
@@ -56,10 +62,12 @@ pub(super) fn list_key_files(dir: &Path) -> Result<Vec<(PathBuf, OffsetDateTime,
             cause,
         })?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let (stem, retired) = if let Some(stem) = name.strip_suffix(".pem.retired") {
-            (stem, true)
+        let (stem, stored) = if let Some(stem) = name.strip_suffix(".pem.retired") {
+            (stem, Stored::Retired)
+        } else if let Some(stem) = name.strip_suffix(".pem.revoked") {
+            (stem, Stored::Revoked)
         } else if let Some(stem) = name.strip_suffix(".pem") {
-            (stem, false)
+            (stem, Stored::Published)
         } else {
             continue;
         };
@@ -71,7 +79,7 @@ pub(super) fn list_key_files(dir: &Path) -> Result<Vec<(PathBuf, OffsetDateTime,
                 path: entry.path(),
                 reason: "the file name must be <unix-seconds>.pem".into(),
             })?;
-        out.push((entry.path(), activates_at, retired));
+        out.push((entry.path(), activates_at, stored));
     }
     Ok(out)
 }
@@ -80,7 +88,7 @@ pub(super) fn parse_key(
     path: PathBuf,
     pem: &str,
     activates_at: OffsetDateTime,
-    retired: bool,
+    stored: Stored,
 ) -> Result<SigningKey, KeyError> {
     let corrupt = |reason: String| KeyError::Corrupt {
         path: path.clone(),
@@ -95,15 +103,16 @@ pub(super) fn parse_key(
     let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(der.as_bytes())
         .map_err(|e| corrupt(e.to_string()))?;
     let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
-    let access = super::p256::load_or_create(&path, retired)?;
+    let access = super::p256::load_or_create(&path, stored != Stored::Published)?;
     let jwk = CoreJsonWebKey::new_rsa(n, e, Some(JsonWebKeyId::new(kid.clone())));
     Ok(SigningKey {
         kid,
         activates_at,
-        state: if retired {
-            KeyState::Retired
-        } else {
-            KeyState::Active
+        // A published key's state follows from the time (`read_folder`).
+        state: match stored {
+            Stored::Published => KeyState::Active,
+            Stored::Retired => KeyState::Retired,
+            Stored::Revoked => KeyState::Revoked,
         },
         path,
         pair,

@@ -2,16 +2,20 @@
 //!
 //! A key file is named `<activates_at_unix>.pem` (PKCS#8, mode 0600). The active key is the
 //! newest one whose activation time has passed; every key that is not retired is published.
-//! A retired key is renamed `<...>.pem.retired` and no longer published. A file that cannot be
+//! A retired key is renamed `<...>.pem.retired` and no longer published; a revoked one
+//! (`keys revoke`, `revoke.rs`) `<...>.pem.revoked`, and tokens it signed no longer verify
+//! either. A file that cannot be
 //! read or parsed stops start-up: silently replacing it would log everyone out and break every
 //! relying party's JWKS cache.
 
 mod files;
 mod p256;
+mod revoke;
 mod write;
 
 pub use files::generate_key_file;
 pub use p256::AccessKey;
+pub use revoke::{Revocation, revoke_key};
 
 use files::{list_key_files, parse_key};
 use jsonwebtoken::DecodingKey;
@@ -62,9 +66,19 @@ pub enum KeyError {
     /// Key generation or encoding failed.
     #[error("cannot generate an RSA key: {0}")]
     Generate(String),
-    /// There is no usable key (all retired or none active yet).
+    /// There is no usable key (every key retired or revoked).
     #[error("no active signing key in {0}; run `guildgate keys rotate`")]
     NoActiveKey(PathBuf),
+    /// `keys revoke` named a key id the folder does not hold.
+    #[error(
+        "no key with kid {kid} in {dir} (`guildgate keys list` shows the signing keys' kids; the access-token companion's kid is accepted too)"
+    )]
+    UnknownKid {
+        /// The kid asked for.
+        kid: String,
+        /// The folder.
+        dir: PathBuf,
+    },
 }
 
 /// Lifecycle position of a key, as shown by `keys list`.
@@ -76,8 +90,28 @@ pub enum KeyState {
     Active,
     /// Published so tokens it signed still verify; no longer signs.
     Previous,
-    /// Not published.
+    /// Not published: superseded long enough ago that no token it signed is still valid.
     Retired,
+    /// Not published, and refused: revoked by `keys revoke` (compromised).
+    Revoked,
+}
+
+impl KeyState {
+    /// Whether the key is in the JWKS and verifies tokens (neither retired nor revoked).
+    pub fn is_published(self) -> bool {
+        !matches!(self, Self::Retired | Self::Revoked)
+    }
+}
+
+/// How a key file is kept, from its name: `.pem`, `.pem.retired` or `.pem.revoked`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stored {
+    /// Published (its state then follows from the time).
+    Published,
+    /// Renamed by the rotation schedule.
+    Retired,
+    /// Renamed by `keys revoke`.
+    Revoked,
 }
 
 impl fmt::Display for KeyState {
@@ -87,6 +121,7 @@ impl fmt::Display for KeyState {
             Self::Active => "active",
             Self::Previous => "previous",
             Self::Retired => "retired",
+            Self::Revoked => "revoked",
         })
     }
 }
@@ -208,7 +243,7 @@ impl KeySet {
         self.current()
             .keys
             .iter()
-            .find(|k| k.kid == kid && k.state != KeyState::Retired)
+            .find(|k| k.kid == kid && k.state.is_published())
             .cloned()
     }
 
@@ -217,9 +252,7 @@ impl KeySet {
         self.current()
             .keys
             .iter()
-            .find(|k| {
-                k.state != KeyState::Retired && k.access.as_ref().is_some_and(|a| a.kid == kid)
-            })
+            .find(|k| k.state.is_published() && k.access.as_ref().is_some_and(|a| a.kid == kid))
             .cloned()
     }
 
@@ -247,7 +280,7 @@ impl KeySet {
     /// retires keys superseded long ago, then reloads.
     pub fn maintain(&self, now: OffsetDateTime, policy: RotationPolicy) -> Result<(), KeyError> {
         let loaded = self.current();
-        let newest = loaded.keys.iter().rfind(|k| k.state != KeyState::Retired);
+        let newest = loaded.keys.iter().rfind(|k| k.state.is_published());
         if newest.is_some_and(|k| now - k.activates_at >= policy.rotate_every) {
             let (path, at) = generate_key_file(&self.dir, now + policy.publish_ahead)?;
             tracing::info!(file = %path.display(), activates_at = %at, "pre-published a new signing key");
@@ -292,22 +325,35 @@ impl KeySet {
     }
 }
 
+/// Whether `dir` holds no key file yet (or does not exist): a deployment before its first start.
+pub fn folder_has_no_keys(dir: &Path) -> Result<bool, KeyError> {
+    if !dir.exists() {
+        return Ok(true);
+    }
+    Ok(list_key_files(dir)?.is_empty())
+}
+
 fn read_folder(dir: &Path, now: OffsetDateTime) -> Result<Loaded, KeyError> {
     let mut keys = Vec::new();
-    for (path, activates_at, retired) in list_key_files(dir)? {
+    for (path, activates_at, stored) in list_key_files(dir)? {
         let pem = std::fs::read_to_string(&path).map_err(|cause| KeyError::Read {
             path: path.clone(),
             cause,
         })?;
-        keys.push(parse_key(path, &pem, activates_at, retired)?);
+        keys.push(parse_key(path, &pem, activates_at, stored)?);
     }
     keys.sort_by_key(|k| k.activates_at);
+    // The newest published key that has started; when none has, the earliest published one
+    // (a key written a second ahead because another one took this second's name, or a clock a
+    // little behind the process that wrote the folder's first key): signing a moment early
+    // beats signing with nothing, or holding on to a revoked key.
     let active = keys
         .iter()
-        .rposition(|k| k.state != KeyState::Retired && k.activates_at <= now)
+        .rposition(|k| k.state.is_published() && k.activates_at <= now)
+        .or_else(|| keys.iter().position(|k| k.state.is_published()))
         .ok_or_else(|| KeyError::NoActiveKey(dir.to_path_buf()))?;
     for (i, key) in keys.iter_mut().enumerate() {
-        if key.state == KeyState::Retired {
+        if !key.state.is_published() {
             continue;
         }
         key.state = match i.cmp(&active) {
@@ -318,7 +364,7 @@ fn read_folder(dir: &Path, now: OffsetDateTime) -> Result<Loaded, KeyError> {
     }
     let published: Vec<CoreJsonWebKey> = keys
         .iter()
-        .filter(|k| k.state != KeyState::Retired)
+        .filter(|k| k.state.is_published())
         .flat_map(|k| std::iter::once(&k.jwk).chain(k.access.as_ref().map(|a| &a.jwk)))
         .cloned()
         .collect();

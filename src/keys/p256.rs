@@ -53,29 +53,33 @@ impl AccessKey {
     }
 }
 
-/// `1700000000.pem` → `1700000000.p256`; `….pem.retired` → `….p256.retired`.
+/// `1700000000.pem` → `1700000000.p256`; `….pem.retired` → `….p256.retired`;
+/// `….pem.revoked` → `….p256.revoked`.
 pub(super) fn companion_path(rsa_path: &Path) -> PathBuf {
     let name = rsa_path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let companion = match name.strip_suffix(".pem.retired") {
-        Some(stem) => format!("{stem}.p256.retired"),
-        None => format!("{}.p256", name.trim_end_matches(".pem")),
+    let companion = if let Some(stem) = name.strip_suffix(".pem.retired") {
+        format!("{stem}.p256.retired")
+    } else if let Some(stem) = name.strip_suffix(".pem.revoked") {
+        format!("{stem}.p256.revoked")
+    } else {
+        format!("{}.p256", name.trim_end_matches(".pem"))
     };
     rsa_path.with_file_name(companion)
 }
 
 /// The companion of a live RSA key, created when missing (keys from releases before access
-/// tokens were ES256) where the folder is writable; a retired key's companion is read if
-/// present and never created.
+/// tokens were ES256) where the folder is writable; a retired or revoked key's companion is
+/// read if present and never created.
 pub(super) fn load_or_create(
     rsa_path: &Path,
-    retired: bool,
+    unpublished: bool,
 ) -> Result<Option<AccessKey>, KeyError> {
     let path = companion_path(rsa_path);
     if !path.exists() {
-        if retired {
+        if unpublished {
             return Ok(None);
         }
         // A read-only folder (a secret mount holding keys from an earlier release) cannot take
@@ -169,6 +173,10 @@ mod tests {
         assert_eq!(
             companion_path(Path::new("/k/1700000000.pem.retired")),
             Path::new("/k/1700000000.p256.retired")
+        );
+        assert_eq!(
+            companion_path(Path::new("/k/1700000000.pem.revoked")),
+            Path::new("/k/1700000000.p256.revoked")
         );
     }
 

@@ -13,29 +13,45 @@ use tokio::sync::mpsc;
 
 /// Starts the live-membership task when a bot is configured.
 pub fn spawn(state: web::Data<AppState>) -> Option<tokio::task::JoinHandle<()>> {
-    let bot = state.config().bot.clone()?;
-    let settings = GatewaySettings {
-        token: bot.token,
-        url: bot.gateway_url,
-    };
-    Some(tokio::spawn(run(state, settings)))
+    let url = state.config().bot.clone()?.gateway_url;
+    Some(tokio::spawn(run(state, url)))
 }
 
-/// Lead, connect, act on events; on lost leadership stand by again.
-async fn run(state: web::Data<AppState>, settings: GatewaySettings) {
+/// Lead, connect, act on events; on lost leadership stand by again. Each connection identifies
+/// with the bot token in use: when a reload replaces it (`reload::apply_discord_secrets`, once
+/// Discord accepted the new one), the connection is made again with it.
+async fn run(state: web::Data<AppState>, url: Option<String>) {
+    let mut token_changes = state.discord.bot_token_changes();
     loop {
         state.gateway.set_state(ConnectionState::Standby);
         let mut leadership = leader::acquire(&state.settings.database.url).await;
+        token_changes.mark_unchanged();
+        let Some(token) = state.discord.bot_token() else {
+            return;
+        };
+        let settings = GatewaySettings {
+            token,
+            url: url.clone(),
+        };
         let (signals, mut received) = mpsc::channel(256);
         let ended = tokio::select! {
             ended = gateway::run(&settings, &state.gateway, &signals) => Some(ended),
             () = leadership.lost() => None,
             () = handle(&state, &mut received) => None,
+            _ = token_changes.changed() => {
+                tracing::info!("live membership: the bot token was replaced; connecting again with it");
+                None
+            }
         };
         if ended == Some(Ended::Refused) {
-            // Retrying cannot help: keep the leadership (so no other process is refused in
-            // turn) until it is lost, then try again.
-            leadership.lost().await;
+            // Retrying with the same token cannot help: keep the leadership (so no other
+            // process is refused in turn) until it is lost or the token is replaced.
+            tokio::select! {
+                () = leadership.lost() => {}
+                _ = token_changes.changed() => {
+                    tracing::info!("live membership: the bot token was replaced; connecting again with it");
+                }
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Signals of a serving process: SIGTERM and SIGINT stop it gracefully (no new connections,
-//! requests in flight get `server.shutdown_timeout`), SIGHUP reloads the configuration. Requests
+//! requests in flight get `server.shutdown_timeout`), SIGHUP reloads the configuration and the
+//! keys folder. Requests
 //! in flight are counted by `routes::every_request`.
 
 use crate::state::AppState;
@@ -23,13 +24,27 @@ pub(super) async fn watch(
             _ = terminate.recv() => "SIGTERM",
             _ = interrupt.recv() => "SIGINT",
             _ = hangup.recv() => {
-                tracing::info!("SIGHUP: reloading the configuration");
-                // Problems are logged by `reload`; the running configuration stays.
-                let _ = crate::reload::reload(&state, config_file.as_deref());
+                tracing::info!("SIGHUP: reloading the configuration and the keys folder");
+                // Problems are logged by `reload`; the running configuration stays. New Discord
+                // secrets are used once Discord accepts them (each outcome is logged).
+                // Checked off this loop, so a stop signal meanwhile is not held up by Discord.
+                if let Ok(done) = crate::reload::reload(&state, config_file.as_deref()) {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        crate::reload::apply_discord_secrets(&state, done.discord).await;
+                    });
+                }
+                // A key revoked or added by `guildgate keys` takes effect now rather than at
+                // the next scheduled reload.
+                match crate::jobs::maintain_keys_now(&state).await {
+                    Ok(()) => tracing::info!(kid = %state.keys.active().kid, "keys folder reloaded"),
+                    Err(e) => tracing::error!(error = %e, "cannot reload the keys folder; the keys in use stay in use"),
+                }
                 continue;
             }
         };
         let timeout = state.config().shutdown_timeout;
+        super::notify::stopping();
         state.stopping.stop();
         state.logout_wakeup.notify_one();
         // Accept nothing new, wait for the requests being served, then close everything. We

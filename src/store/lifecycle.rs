@@ -334,6 +334,36 @@ macro_rules! with_lifecycle_methods {
         Ok(())
     }
 
+    async fn list_kept_tokens(
+        &self,
+        after: Option<&DiscordId>,
+        limit: u32,
+    ) -> Result<Vec<(DiscordId, Vec<u8>)>, StoreError> {
+        let rows = sqlx::query_as::<_, (String, Vec<u8>)>(LIST_KEPT_TOKENS)
+            .bind(after.map_or("", DiscordId::as_str))
+            .bind(i64::from(limit))
+            .fetch_all(self.reader())
+            .await?;
+        let (ids, sealed): (Vec<String>, Vec<Vec<u8>>) = rows.into_iter().unzip();
+        let ids: Vec<DiscordId> = all_stored(ids, "users", "id")?;
+        Ok(ids.into_iter().zip(sealed).collect())
+    }
+
+    async fn replace_kept_tokens(
+        &self,
+        user_id: &DiscordId,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(REPLACE_KEPT_TOKENS)
+            .bind(user_id.as_str())
+            .bind(old)
+            .bind(new)
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn claim_recheck(
         &self,
         user_id: &DiscordId,

@@ -5,6 +5,7 @@
 //! as Unix seconds (`BIGINT`/`INTEGER`) in both backends, which keeps comparisons identical.
 
 mod args;
+pub mod backup;
 mod change_feed;
 mod columns;
 mod connect;
@@ -83,6 +84,8 @@ pub trait Store: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
+    /// What [`migrate`](Self::migrate) would do, without changing anything (`migrate --dry-run`).
+    async fn migration_status(&self) -> Result<MigrationStatus, StoreError>;
 
     /// Inserts or updates the person by Discord id.
     async fn upsert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
@@ -333,6 +336,21 @@ pub trait Store: Send + Sync {
         user_id: &DiscordId,
         tokens: Option<&StoredUpstreamTokens>,
     ) -> Result<(), StoreError>;
+    /// Up to `limit` people with kept Discord tokens, by id, after `after` (`None`: from the
+    /// first): their ids and sealed tokens (`guildgate reencrypt` walks them page by page).
+    async fn list_kept_tokens(
+        &self,
+        after: Option<&DiscordId>,
+        limit: u32,
+    ) -> Result<Vec<(DiscordId, Vec<u8>)>, StoreError>;
+    /// Replaces the person's sealed tokens with `new` if they are still `old`; whether they
+    /// were (a re-check that stored fresh tokens meanwhile wins).
+    async fn replace_kept_tokens(
+        &self,
+        user_id: &DiscordId,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError>;
     /// Takes the person's membership re-check lease for `holder` until `until`, unless another
     /// holder's lease is still running at `now`; whether `holder` now holds it. One process at
     /// a time spends the person's Discord refresh token (Discord rotates it on every use).
@@ -419,6 +437,38 @@ pub trait Store: Send + Sync {
     /// back-channel logout deliveries abandoned for three days, at most `batch` rows of each
     /// kind; returns how many rows went.
     async fn gc(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError>;
+}
+
+/// The migrations of a database compared with this release's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// Versions applied, oldest first.
+    pub applied: Vec<i64>,
+    /// This release's migrations not applied yet: version and description, in order.
+    pub pending: Vec<(i64, String)>,
+    /// Versions applied that this release does not know (a newer release migrated it).
+    pub unknown: Vec<i64>,
+}
+
+/// The migrations of the backend `url` names (version and description), for a database that
+/// does not exist yet.
+pub fn known_migrations(url: &str) -> Result<Vec<(i64, String)>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(SqliteStore::known_migrations())
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(PgStore::known_migrations())
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
+/// Version and description of each forward migration of `migrator`.
+fn migration_list(migrator: &sqlx::migrate::Migrator) -> Vec<(i64, String)> {
+    migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| (m.version, m.description.to_string()))
+        .collect()
 }
 
 /// A snapshot of this process's connection pool(s).

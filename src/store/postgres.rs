@@ -199,6 +199,24 @@ impl PgStore {
         Ok(MIGRATOR.run(&self.pool).await?)
     }
 
+    /// The versions of the migrations applied to this database, without creating anything.
+    async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query_scalar(super::sql::APPLIED_MIGRATIONS)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// This backend's migrations: version and description.
+    pub(super) fn known_migrations() -> Vec<(i64, String)> {
+        super::migration_list(&MIGRATOR)
+    }
+
     /// Every statement uses the one pool: Postgres runs concurrent writers itself.
     fn reader(&self) -> &PgPool {
         &self.pool

@@ -28,6 +28,24 @@ macro_rules! impl_store {
         self.run_migrations().await
     }
 
+    async fn migration_status(&self) -> Result<MigrationStatus, StoreError> {
+        let applied = self.applied_migrations().await?;
+        let known = Self::known_migrations();
+        Ok(MigrationStatus {
+            pending: known
+                .iter()
+                .filter(|(v, _)| !applied.contains(v))
+                .cloned()
+                .collect(),
+            unknown: applied
+                .iter()
+                .filter(|v| !known.iter().any(|(k, _)| k == *v))
+                .copied()
+                .collect(),
+            applied,
+        })
+    }
+
     async fn upsert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         self.write(UPSERT_USER, &Self::profile(user)).await?;
         self.forget(&[$crate::store::holder_cache::Changed::User(user.id.to_string())]);
@@ -417,7 +435,7 @@ macro_rules! emit_store_impl {
             use $crate::store::sql::*;
             use $crate::store::{
                 AccessCheck, AuthCodeRecord, ClientSignIn, CodeRedemption, ConsentRecord,
-                EndedSession, FreshRotation, GrantRecord,
+                EndedSession, FreshRotation, GrantRecord, MigrationStatus,
                 LogoutDelivery, MembershipSnapshot, NewRefreshToken, PendingLoginCap, PoolUsage, RefreshHolder, Rotation,
                 SessionRecord, Store, StoreError, StoredUpstreamTokens, TokenHolder, UpstreamLogin,
                 UserRecord, from_unix,

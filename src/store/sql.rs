@@ -297,6 +297,16 @@ pub(super) const GET_UPSTREAM_TOKENS: &str =
     "SELECT discord_tokens, discord_token_expires_at FROM users WHERE id = $1";
 pub(super) const SAVE_UPSTREAM_TOKENS: &str =
     "UPDATE users SET discord_tokens = $2, discord_token_expires_at = $3 WHERE id = $1";
+/// The migrations applied (sqlx's own table), oldest first.
+pub(super) const APPLIED_MIGRATIONS: &str =
+    "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
+/// Kept Discord tokens after the person `$1` (by id, `''` for the first page), `$2` at most.
+pub(super) const LIST_KEPT_TOKENS: &str = "SELECT id, discord_tokens FROM users \
+    WHERE discord_tokens IS NOT NULL AND id > $1 ORDER BY id LIMIT $2";
+/// Replaces `$1`'s kept tokens with `$3` only if they are still `$2` (a re-check may have
+/// stored new ones meanwhile: those win).
+pub(super) const REPLACE_KEPT_TOKENS: &str =
+    "UPDATE users SET discord_tokens = $3 WHERE id = $1 AND discord_tokens = $2";
 /// Takes the re-check lease unless another holder's lease is still running at `$4`.
 pub(super) const CLAIM_RECHECK: &str = "UPDATE users SET recheck_holder = $2, recheck_until = $3 \
     WHERE id = $1 AND (recheck_until IS NULL OR recheck_until <= $4 OR recheck_holder = $2)";

@@ -205,6 +205,26 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// The versions of the migrations applied to this database, without creating anything.
+    async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let exists: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(self.reader())
+        .await?;
+        if exists == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query_scalar(super::sql::APPLIED_MIGRATIONS)
+            .fetch_all(self.reader())
+            .await?)
+    }
+
+    /// This backend's migrations: version and description.
+    pub(super) fn known_migrations() -> Vec<(i64, String)> {
+        super::migration_list(&MIGRATOR)
+    }
+
     /// A writing transaction holding the write lock from its first statement.
     async fn begin_write(&self) -> Result<WriteTx<'_>, StoreError> {
         Ok(self.writer.begin(BEGIN_WRITE).await?)

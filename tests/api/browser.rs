@@ -132,6 +132,15 @@ impl Browser {
             .and_then(|jar| jar.get(name).cloned())
     }
 
+    /// Keeps a cookie for `url`'s host, as if it had been set earlier (a browser that signed in
+    /// before an upgrade).
+    pub fn set_cookie(&mut self, url: &str, name: &str, value: &str) {
+        self.cookies
+            .entry(host_of(url))
+            .or_default()
+            .insert(name.to_owned(), value.to_owned());
+    }
+
     /// Forgets one cookie (e.g. to simulate another browser finishing a login).
     pub fn forget(&mut self, url: &str, name: &str) {
         if let Some(jar) = self.cookies.get_mut(&host_of(url)) {

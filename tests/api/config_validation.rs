@@ -103,6 +103,8 @@ fn each_rule_reports_its_key() {
         ("bad guild id", "[access]\nallowed_guilds = [\"general\"]".into(), "access.allowed_guilds[0]"),
         ("bad role pair", "[access]\nrequired_roles = [\"123456789012345678\"]".into(), "access.required_roles[0]"),
         ("bad encryption key", "[secrets]\nencryption_key = \"abc\"".into(), "secrets.encryption_key"),
+        ("bad listed encryption key", format!("[secrets]\nencryption_keys = [\"{}\", \"xyz\"]", "ab".repeat(32)), "secrets.encryption_keys[1]"),
+        ("pairwise without encryption_key", format!("[secrets]\nencryption_keys = [\"{}\"]\n[[clients]]\nid = \"p\"\npublic = true\nredirect_uris = [\"https://p.example.com/cb\"]\nsubject_type = \"pairwise\"", "ab".repeat(32)), "secrets.encryption_key"),
         ("unknown log format", "[log]\nformat = \"xml\"".into(), "log.format"),
         ("unsupported database", "[database]\nurl = \"mysql://x\"".into(), "database.url"),
         ("rate without a period", "[limits]\nfailed_auth_per_ip = \"10\"".into(), "limits.failed_auth_per_ip"),

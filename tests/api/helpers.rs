@@ -218,13 +218,24 @@ impl TestApp {
     /// configuration and fake Discord, with nothing in memory shared (its own caches, locks and
     /// clock, which starts where this app's clock is now).
     pub async fn sibling(&self) -> Sibling {
+        self.sibling_configured(&self.toml).await
+    }
+
+    /// As [`TestApp::sibling`], configured with the test clients and `extra_toml` instead of
+    /// this app's extra lines: a process of the deployment started after a configuration change.
+    pub async fn sibling_with(&self, extra_toml: &str) -> Sibling {
+        self.sibling_configured(&format!("{}\n{extra_toml}", clients_toml()))
+            .await
+    }
+
+    async fn sibling_configured(&self, toml: &str) -> Sibling {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let port = listener.local_addr().expect("local addr").port();
         let (state, http, _) = start(
             &self._db.url,
             self._keys_dir.path(),
             &self.address,
-            &self.toml,
+            toml,
             &self.discord,
             listener,
         )

@@ -52,7 +52,12 @@ impl Capture {
     /// Installs the subscriber (once per process) and starts capturing.
     pub fn start() -> Self {
         assert!(
-            *INSTALLED.get_or_init(|| telemetry::init("debug", LogFormat::Json, Sink)),
+            *INSTALLED.get_or_init(|| telemetry::init(
+                "debug",
+                LogFormat::Json,
+                telemetry::Colour::Off,
+                Sink
+            )),
             "this module installs the process's only subscriber"
         );
         // Counted before the offset is read: nothing written from here on is missed.

@@ -26,6 +26,27 @@ impl Process {
         let _ = self.child.wait();
     }
 
+    /// Its process id (for `guildgate reload --pid`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (at most 20 s) until a line of its log contains every one of `needles`; whether
+    /// one did.
+    pub async fn logged(&self, needles: &[&str]) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = self
+                .log()
+                .lines()
+                .any(|line| needles.iter().all(|n| line.contains(n)));
+            if found || Instant::now() >= deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The process's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -134,6 +155,16 @@ impl Deployment {
             env: Vec::new(),
             db,
         }
+    }
+
+    /// The config file every process reads (for admin commands run beside them).
+    pub fn config_file(&self) -> &std::path::Path {
+        &self.config
+    }
+
+    /// The keys folder every process shares.
+    pub fn keys_dir(&self) -> PathBuf {
+        self.dir.path().join("keys")
     }
 
     /// The database every process uses (for a test that reads or stages rows directly).

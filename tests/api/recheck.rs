@@ -496,7 +496,7 @@ async fn without_kept_discord_tokens_a_stale_sso_goes_back_through_discord() {
 /// upgrade) does: spend the kept Discord refresh token itself and store what Discord returns.
 async fn renew_behind_guildgates_back(test: &TestApp, user: &str) {
     let key = [0xcd_u8; 32];
-    let sealer = guildgate::sealed::Sealer::new(&key).unwrap();
+    let sealer = guildgate::sealed::Keyring::new(&[key]).unwrap().unwrap();
     let stored = test
         .state
         .store

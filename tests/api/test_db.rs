@@ -74,6 +74,18 @@ pub async fn fresh_database(backend: Backend) -> TestDb {
     }
 }
 
+/// A SQLite database holding a copy of `file` (a backup being restored), in a fresh folder.
+pub fn sqlite_copy_of(file: &std::path::Path) -> TestDb {
+    let dir = tempfile::tempdir().expect("cannot create a temp folder for SQLite");
+    let path = dir.path().join("guildgate.db");
+    std::fs::copy(file, &path).expect("the backup copies");
+    TestDb {
+        url: format!("sqlite://{}", path.display()),
+        _dir: Some(dir),
+        postgres: None,
+    }
+}
+
 async fn admin_connection(admin: &str) -> PgConnection {
     PgConnection::connect(admin).await.unwrap_or_else(|e| {
         panic!(

@@ -139,6 +139,15 @@ impl FakeGateway {
         drop(hub.controls.send(control));
     }
 
+    /// The bot token was reset: only `token` identifies from now on; every session is forgotten
+    /// and every connection dropped.
+    pub(super) fn set_bot_token(&self, token: String) {
+        let hub = &mut *lock(&self.hub);
+        hub.bot_token = token;
+        hub.sessions.clear();
+        drop(hub.controls.send(Control::Drop));
+    }
+
     /// Heartbeat interval announced in Hello (Discord's is about 41 s).
     pub(super) fn set_heartbeat_interval(&self, interval: Duration) {
         lock(&self.hub).heartbeat_interval_ms =

@@ -339,6 +339,19 @@ impl FakeDiscordHandle {
         self.state().data.bot_token.clone()
     }
 
+    /// The developer resets the application's client secret in the Developer Portal: from now
+    /// on only `secret` authenticates the application at the token endpoints.
+    pub fn reset_client_secret(&self, secret: &str) {
+        self.state().data.client_secret = secret.to_owned();
+    }
+
+    /// The developer resets the bot token: from now on only `token` is accepted, by REST and by
+    /// the Gateway, whose connections are dropped (an identify with the old token is refused).
+    pub fn reset_bot_token(&self, token: &str) {
+        self.state().data.bot_token = token.to_owned();
+        self.inner.gateway.set_bot_token(token.to_owned());
+    }
+
     /// Gateway connections, identifies, resumes and refusals so far.
     pub fn gateway_counts(&self) -> GatewayCounts {
         self.inner.gateway.counts()

@@ -159,7 +159,7 @@ fn refused(status: &GatewayStatus, code: Option<u16>) -> Ended {
         }
         _ => "Discord closed the Gateway connection for good",
     };
-    tracing::error!(close_code = ?code, "{why}; live membership is off until guildgate restarts");
+    tracing::error!(close_code = ?code, "{why}; live membership is off until guildgate restarts or a reload (SIGHUP) brings a bot token Discord accepts");
     status.set_state(ConnectionState::Refused);
     status.record_problem(why);
     Ended::Refused

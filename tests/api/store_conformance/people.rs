@@ -2,8 +2,8 @@
 //! snapshot and the sealed Discord tokens.
 
 use super::{
-    ADA, BEN, CLIENT, DEE, NO_CAP, NOBODY, NOW, client, fixture, pending_login, person, scopes,
-    user,
+    ADA, BEN, CAL, CLIENT, DEE, NO_CAP, NOBODY, NOW, client, fixture, pending_login, person,
+    scopes, user,
 };
 use crate::test_db::backends;
 use guildgate::domain::{SessionId, TokenHash};
@@ -368,6 +368,61 @@ async fn upstream_tokens_round_trip_replace_and_clear() {
             t.store.get_user(&person(ADA)).await.unwrap().is_some(),
             "clearing tokens keeps the person"
         );
+    }
+}
+
+#[tokio::test]
+async fn kept_tokens_are_listed_page_by_page_and_replaced_only_if_unchanged() {
+    for backend in backends() {
+        // Arrange: three people, two with kept tokens.
+        let t = fixture(backend).await;
+        for (who, sealed) in [
+            (ADA, Some(vec![1u8, 0, 255])),
+            (BEN, None),
+            (CAL, Some(vec![3u8])),
+        ] {
+            t.store.upsert_user(&user(who)).await.unwrap();
+            let kept = sealed.map(|ciphertext| StoredUpstreamTokens {
+                ciphertext,
+                access_expires_at: NOW,
+            });
+            t.store
+                .save_upstream_tokens(&person(who), kept.as_ref())
+                .await
+                .unwrap();
+        }
+
+        // Act
+        let first_page = t.store.list_kept_tokens(None, 1).await.unwrap();
+        let second_page = t
+            .store
+            .list_kept_tokens(Some(&person(ADA)), 1)
+            .await
+            .unwrap();
+        let after_last = t
+            .store
+            .list_kept_tokens(Some(&person(CAL)), 10)
+            .await
+            .unwrap();
+        let stale = t
+            .store
+            .replace_kept_tokens(&person(ADA), &[9], &[7])
+            .await
+            .unwrap();
+        let current = t
+            .store
+            .replace_kept_tokens(&person(ADA), &[1, 0, 255], &[7, 7])
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(first_page, vec![(person(ADA), vec![1, 0, 255])]);
+        assert_eq!(second_page, vec![(person(CAL), vec![3])], "BEN keeps none");
+        assert!(after_last.is_empty());
+        assert!(!stale, "tokens that changed meanwhile are not replaced");
+        assert!(current);
+        let now_kept = t.store.get_upstream_tokens(&person(ADA)).await.unwrap();
+        assert_eq!(now_kept.map(|k| k.ciphertext), Some(vec![7, 7]));
     }
 }
 
