@@ -45,7 +45,13 @@ pub fn spawn(state: web::Data<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
 async fn follow_changes(state: web::Data<AppState>) {
     let mut failing = false;
     loop {
-        match state.store.follow_changes().await {
+        let followed = state.store.follow_changes().await;
+        if let Ok(followed) = &followed
+            && followed.keys_changed
+        {
+            reload_keys(&state).await;
+        }
+        match followed {
             Ok(_) if failing => {
                 failing = false;
                 tracing::info!("the change feed is read again; cached answers are back");
@@ -58,6 +64,19 @@ async fn follow_changes(state: web::Data<AppState>) {
             Err(_) => {}
         }
         tokio::time::sleep(crate::store::CHANGE_FEED_POLL).await;
+    }
+}
+
+/// Re-reads the shared keys folder now: a key command announced a change (`keys revoke`).
+async fn reload_keys(state: &AppState) {
+    let keys = state.keys.clone();
+    let now = state.clock.now();
+    match tokio::task::spawn_blocking(move || keys.reload(now)).await {
+        Ok(Ok(())) => tracing::info!("the keys folder changed; keys re-read"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot re-read the keys folder; the keys in use stay in use");
+        }
+        Err(e) => tracing::error!(error = %e, "the keys folder re-read stopped"),
     }
 }
 

@@ -297,7 +297,8 @@ enum KeysCommand {
     #[command(after_help = concat!(
         "Example:\n",
         "  guildgate keys revoke 4jY1vM… -c /etc/guildgate/guildgate.toml\n",
-        "  guildgate reload --pid-file /run/guildgate.pid     apply it now (else within keys.reload_every)\n\n",
+        "  guildgate reload --pid-file /run/guildgate.pid     apply it now (else within keys.reload_every;\n",
+        "                                                     on Postgres every process within a second)\n\n",
         "KID is a kid from `keys list` (or its access-token key's kid from /jwks.json).\n",
         "Exit status: 0 revoked (or already revoked), 1 no such key or an unreadable folder."
     ))]

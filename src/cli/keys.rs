@@ -13,6 +13,30 @@ use time::format_description::well_known::Rfc3339;
 const PICKED_UP: &str = "running guildgate processes pick it up at their next reload of the \
     folder (keys.reload_every, 60s by default), or at once on SIGHUP (`guildgate reload`)";
 
+/// How soon they see it on Postgres, told through the change feed.
+const ANNOUNCED: &str = "running guildgate processes on this database re-read the folder \
+    within a second (told through the database)";
+
+/// Tells the processes following a Postgres database's change feed that the folder changed;
+/// the line saying when running processes see the change.
+fn announce(settings: &Settings) -> String {
+    use secrecy::ExposeSecret;
+    let url = settings.database.url.expose_secret();
+    if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+        return PICKED_UP.to_owned();
+    }
+    let announced = actix_web::rt::System::new().block_on(async {
+        crate::store::connect(url, 1)
+            .await?
+            .announce_keys_changed()
+            .await
+    });
+    match announced {
+        Ok(()) => ANNOUNCED.to_owned(),
+        Err(e) => format!("could not tell them through the database ({e}); {PICKED_UP}"),
+    }
+}
+
 /// `guildgate keys list`: kid, activation time and state of each key file; a deployment
 /// without keys yet (no folder, or an empty one) is told so.
 pub fn list(settings: &Settings) -> anyhow::Result<()> {
@@ -66,10 +90,11 @@ pub fn rotate(settings: &Settings) -> anyhow::Result<()> {
         },
     );
     println!(
-        "new signing key {} written to {}\n  state: {}\n  {PICKED_UP}",
+        "new signing key {} written to {}\n  state: {}\n  {}",
         new.kid,
         path.display(),
-        new.explained()
+        new.explained(),
+        announce(settings)
     );
     Ok(())
 }
@@ -111,7 +136,7 @@ pub fn revoke(settings: &Settings, kid: &str) -> anyhow::Result<()> {
             new.explained()
         );
     }
-    println!("  {PICKED_UP}");
+    println!("  {}", announce(settings));
     Ok(())
 }
 

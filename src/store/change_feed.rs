@@ -1,6 +1,7 @@
 //! Reading the Postgres change feed (migration 0008): the rows triggers write when a grant, a
 //! session, a person or a revoked `jti` changes, read by every process a few times a second
-//! to drop what its [`HolderCache`] holds about them.
+//! to drop what its [`HolderCache`] holds about them; and the `keys` rows the key commands
+//! write, on which each process re-reads the shared keys folder.
 //!
 //! Sequence numbers are handed out when a row is written but become visible when its
 //! transaction commits, which may be out of order: a reader that only remembered the highest
@@ -74,13 +75,26 @@ impl FeedCursor {
     }
 }
 
+/// Writes a `keys` row: every process re-reads the shared keys folder at its next read.
+pub(super) const ANNOUNCE_KEYS: &str = "INSERT INTO changes (kind, key, at) \
+    VALUES ('keys', '', floor(extract(epoch FROM clock_timestamp()))::bigint)";
+
+/// What one read of the feed found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Followed {
+    /// Changes applied to the cache.
+    pub applied: usize,
+    /// Whether a process changed the shared keys folder (`keys revoke`, `keys rotate`).
+    pub keys_changed: bool,
+}
+
 /// One read of the feed: every change not yet applied goes to `cache`, which then counts as
 /// fresh. The first read only finds where the feed ends (the cache starts empty).
 pub(super) async fn follow(
     pool: &PgPool,
     cursor: &Mutex<FeedCursor>,
     cache: &HolderCache,
-) -> Result<usize, StoreError> {
+) -> Result<Followed, StoreError> {
     let start = cursor.lock().ok().and_then(|c| c.horizon);
     let Some(mut after) = start else {
         let end: i64 = sqlx::query_scalar(START).fetch_one(pool).await?;
@@ -88,9 +102,9 @@ pub(super) async fn follow(
             c.horizon = Some(end);
         }
         cache.confirm();
-        return Ok(0);
+        return Ok(Followed::default());
     };
-    let mut applied = 0;
+    let mut followed = Followed::default();
     loop {
         let rows: Vec<(i64, String, String)> = sqlx::query_as(READ)
             .bind(after)
@@ -108,14 +122,15 @@ pub(super) async fn follow(
             // A poisoned cursor cannot say what was applied: start over with nothing cached.
             Err(_) => vec![Changed::All],
         };
-        applied += fresh.len();
+        followed.applied += fresh.len();
+        followed.keys_changed |= fresh.contains(&Changed::Keys);
         cache.apply(&fresh);
         if !full {
             break;
         }
     }
     cache.confirm();
-    Ok(applied)
+    Ok(followed)
 }
 
 /// A row's change; a kind this release does not know drops everything.
@@ -125,6 +140,7 @@ fn changed(kind: &str, key: String) -> Changed {
         "session" => Changed::Session(key),
         "user" => Changed::User(key),
         "jti" => Changed::Jti(key),
+        "keys" => Changed::Keys,
         _ => Changed::All,
     }
 }

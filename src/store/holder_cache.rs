@@ -33,6 +33,9 @@ pub enum Changed {
     User(String),
     /// One access token revoked by its `jti`.
     Jti(String),
+    /// The shared keys folder (`keys revoke`, `keys rotate`): no cached answer depends on it
+    /// (signatures are checked before the cache is asked); the process re-reads the folder.
+    Keys,
     /// Anything else: drop everything.
     All,
 }
@@ -54,6 +57,7 @@ impl Entry {
             Changed::Session(id) => self.session.as_ref().is_some_and(|s| s.as_str() == id),
             Changed::User(id) => self.user.as_str() == id,
             Changed::Jti(id) => jti == id,
+            Changed::Keys => false,
             Changed::All => true,
         }
     }

@@ -23,7 +23,7 @@ mod shared;
 mod sql;
 mod sqlite;
 
-pub use change_feed::POLL_EVERY as CHANGE_FEED_POLL;
+pub use change_feed::{Followed, POLL_EVERY as CHANGE_FEED_POLL};
 pub use connect::{connect, connect_waiting, redact_url};
 pub use errors::{ConnectError, ConnectFailure, Unreadable};
 pub use pending_records::{DeviceAuthorization, DeviceStatus, PushedRequest};
@@ -430,8 +430,12 @@ pub trait Store: Send + Sync {
 
     /// Reads the change feed once (Postgres): drops what this process cached about grants,
     /// sessions, people and `jti`s changed anywhere, and keeps the cache answering for a while;
-    /// how many changes were applied. Nothing to do on SQLite.
-    async fn follow_changes(&self) -> Result<usize, StoreError>;
+    /// what it found. Nothing to do on SQLite.
+    async fn follow_changes(&self) -> Result<Followed, StoreError>;
+    /// Tells every process following the change feed that the shared keys folder changed, so
+    /// each re-reads it within the feed's bound (Postgres). Nothing to do on SQLite: its one
+    /// process is told by SIGHUP or its next scheduled reload.
+    async fn announce_keys_changed(&self) -> Result<(), StoreError>;
 
     /// Deletes expired codes, pending logins, sessions, grants and revoked-`jti` entries, and
     /// back-channel logout deliveries abandoned for three days, at most `batch` rows of each

@@ -291,8 +291,16 @@ impl PgStore {
     }
 
     /// One read of the change feed (see `change_feed.rs`).
-    async fn follow_change_feed(&self) -> Result<usize, StoreError> {
+    async fn follow_change_feed(&self) -> Result<super::Followed, StoreError> {
         super::change_feed::follow(&self.pool, &self.feed, &self.cache).await
+    }
+
+    /// A `keys` row in the change feed.
+    async fn announce_keys(&self) -> Result<(), StoreError> {
+        sqlx::query(super::change_feed::ANNOUNCE_KEYS)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 

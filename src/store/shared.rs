@@ -401,8 +401,12 @@ macro_rules! impl_store {
         self.token_holder(grant_id, jti, now).await
     }
 
-    async fn follow_changes(&self) -> Result<usize, StoreError> {
+    async fn follow_changes(&self) -> Result<$crate::store::Followed, StoreError> {
         self.follow_change_feed().await
+    }
+
+    async fn announce_keys_changed(&self) -> Result<(), StoreError> {
+        self.announce_keys().await
     }
 
     async fn gc(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {

@@ -270,8 +270,13 @@ impl SqliteStore {
     fn forget(&self, _changed: &[super::holder_cache::Changed]) {}
 
     /// One process per SQLite file, which reads it at every request: no feed to follow.
-    async fn follow_change_feed(&self) -> Result<usize, StoreError> {
-        Ok(0)
+    async fn follow_change_feed(&self) -> Result<super::Followed, StoreError> {
+        Ok(super::Followed::default())
+    }
+
+    /// One process per SQLite file: SIGHUP or the scheduled reload tells it.
+    async fn announce_keys(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Two `guildgate serve` processes on Postgres, each answering `/userinfo` from memory: a
 //! revocation, a logout or a deprovisioning made through one process ends the token at the
-//! other within the second the README promises.
+//! other within the second the README promises; so does a signing key the admin revokes.
 
 use crate::browser::Browser;
 use crate::helpers::BOB;
@@ -110,5 +110,43 @@ async fn a_logout_through_one_process_ends_the_sessions_tokens_at_the_other_with
     assert!(
         after <= BOUND,
         "B refused the token {after:?} after the logout"
+    );
+}
+
+#[tokio::test]
+async fn a_key_revoked_by_the_admin_is_refused_by_every_process_within_a_second() {
+    if !postgres_or_skip("the cache's cross-process test") {
+        return;
+    }
+    // Arrange: each process re-reads the keys folder only every 60 s by itself.
+    let deployment = deployment().await;
+    let (a, b) = tokio::join!(deployment.start_at_issuer(), deployment.start(free_port()));
+    let tokens = tokens(&deployment, &a, &mut Browser::new()).await;
+    let access = tokens["access_token"].as_str().expect("an access token");
+    assert_eq!(userinfo(&b, access).await.0, 200);
+    let kid = jsonwebtoken::decode_header(access)
+        .expect("a JWT")
+        .kid
+        .expect("a kid");
+
+    // Act: the admin revokes the key that signed it, from a third process.
+    let out = deployment.keys(&["revoke", &kid]);
+    let revoked_at = Instant::now();
+
+    // Assert
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("within a second"), "{stdout}");
+    let (at_a, at_b) = tokio::join!(
+        refused_after(&a, access, revoked_at),
+        refused_after(&b, access, revoked_at)
+    );
+    assert!(
+        at_a <= BOUND && at_b <= BOUND,
+        "refused {at_a:?} (A) and {at_b:?} (B) after the revocation"
     );
 }

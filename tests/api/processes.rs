@@ -217,19 +217,25 @@ impl Deployment {
 
     /// Runs `guildgate keys rotate` on the shared folder, as an admin would.
     pub fn keys_rotate(&self) {
-        let out = Command::new(env!("CARGO_BIN_EXE_guildgate"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(["keys", "rotate"])
-            .env_remove("GUILDGATE_CONFIG")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .output()
-            .expect("guildgate keys rotate runs");
+        let out = self.keys(&["rotate"]);
         assert!(
             out.status.success(),
             "keys rotate: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Runs `guildgate keys ARGS` with the deployment's config, as an admin would.
+    pub fn keys(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_guildgate"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("keys")
+            .args(args)
+            .env_remove("GUILDGATE_CONFIG")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("guildgate keys runs")
     }
 
     /// `{issuer}/authorize?…` for `client_id` (scope `openid`, state `s`) with `extra`.

@@ -169,3 +169,22 @@ async fn a_process_that_cannot_read_the_feed_asks_the_database() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_key_change_announced_by_one_process_is_read_by_the_others_once() {
+    for backend in backends() {
+        // Arrange
+        let t = fixture(backend).await;
+        let b = another_process(&t).await;
+
+        // Act
+        t.store.announce_keys_changed().await.unwrap();
+        let first = b.follow_changes().await.unwrap();
+        let second = b.follow_changes().await.unwrap();
+
+        // Assert: Postgres tells the other process once; SQLite has no other process to tell.
+        let postgres = !t.db.url.starts_with("sqlite:");
+        assert_eq!(first.keys_changed, postgres, "{backend:?}");
+        assert!(!second.keys_changed, "{backend:?}: read once");
+    }
+}
