@@ -34,6 +34,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+/// What `--help` prints.
+const USAGE: &str = "load [--binary target/release/guildgate] [--seconds 10] [--concurrency 64]
+     [--sign-in-concurrency 16] [--only discovery,jwks,userinfo,refresh,sign-in] [--wrk]
+     [--people N]
+Postgres instead of SQLite: GUILDGATE_BENCH_POSTGRES_URL=postgres://... (emptied first).
+See the header of examples/load.rs and BENCHMARKS.md.";
+
 /// The Lua script that drives refresh-token chains from wrk.
 const REFRESH_SCRIPT: &str = include_str!("harness/refresh.lua");
 
@@ -148,6 +155,10 @@ impl Options {
                 "--only" => o.only = value()?.split(',').map(str::to_owned).collect(),
                 "--wrk" => o.wrk = true,
                 "--people" => o.people = value()?.parse()?,
+                "--help" | "-h" => {
+                    println!("{USAGE}");
+                    std::process::exit(0);
+                }
                 other => anyhow::bail!("unknown argument {other} (see the file's header)"),
             }
         }

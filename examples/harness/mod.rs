@@ -140,9 +140,28 @@ pub async fn start(
     })
 }
 
-/// Drops and re-creates the public schema, so each run starts empty.
+/// Drops and re-creates the public schema, so each run starts empty; creates the database
+/// first when it does not exist (through the server's `postgres` database).
 async fn empty_postgres(url: &str) -> anyhow::Result<()> {
     use sqlx::Connection;
+    use std::str::FromStr;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+    if let Some(name) = options.get_database().map(str::to_owned) {
+        let mut server =
+            sqlx::PgConnection::connect_with(&options.clone().database("postgres")).await?;
+        let exists: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+                .bind(&name)
+                .fetch_optional(&mut server)
+                .await?;
+        if exists.is_none() {
+            // The name is the operator's own setting, quoted as an identifier.
+            let quoted = name.replace('"', "\"\"");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{quoted}\"")))
+                .execute(&mut server)
+                .await?;
+        }
+    }
     let mut conn = sqlx::PgConnection::connect(url).await?;
     sqlx::raw_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
         .execute(&mut conn)
