@@ -7,7 +7,9 @@ use super::grant::{self, Minting, Refresh, TokenResponse};
 use crate::config::ValidClient;
 use crate::domain::{GrantId, Jkt, OpaqueToken, PkceChallenge, PkceVerifier};
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::store::{AuthCodeRecord, CodeRedemption, GrantRecord, SessionRecord, StoreError};
+use crate::store::{
+    AuthCodeRecord, CodeRedemption, GrantRecord, SessionRecord, SpentCode, StoreError,
+};
 use time::OffsetDateTime;
 
 /// Issues a code for `request` under `session` and records the client in the session. A code
@@ -63,8 +65,11 @@ pub async fn redeem(
 ) -> Result<TokenResponse, OAuthError> {
     let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidGrant, why);
     let hash = OpaqueToken::from_presented(grant.code).hash();
-    let record = match ctx.store.consume_auth_code(&hash, now).await? {
-        CodeRedemption::Redeemed(record) => record,
+    let (record, user) = match ctx.store.consume_auth_code(&hash, now).await? {
+        CodeRedemption::Redeemed(spent) => {
+            let SpentCode { code, person } = *spent;
+            (code, person)
+        }
         CodeRedemption::Replayed { grant_id } => {
             tracing::warn!(client_id = %client.id, %grant_id, "authorization code replayed; its tokens were revoked");
             return Err(invalid("the authorization code was already used"));
@@ -105,11 +110,6 @@ pub async fn redeem(
         }
     }
 
-    let user = ctx
-        .store
-        .get_user(&record.user_id)
-        .await?
-        .ok_or_else(|| invalid("the person no longer exists"))?;
     // offline_access (OIDC Core §11) asks for access that outlives the sign-in session; the
     // authorization step only lets it through with consent, for a client allowed it.
     let offline = client.offline_access && record.scopes.contains("offline_access");

@@ -143,6 +143,15 @@ impl PgStore {
         super::sql::insert_signed_in_session!()
     );
 
+    /// Spends an authorization code and reads it with its person, in one statement.
+    const SPEND_AUTH_CODE: &str = concat!(
+        "WITH c AS (",
+        super::sql::spend_auth_code!(),
+        " RETURNING *) SELECT ",
+        super::sql::spent_code_columns!(),
+        " FROM c JOIN users u ON u.id = c.user_id"
+    );
+
     /// An authorization code and its client's place in the session, in one statement.
     const INSERT_AUTH_CODE: &str = concat!(
         "WITH seen AS (",

@@ -9,7 +9,7 @@ use crate::store::{pending, sql};
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, Row};
 
 /// Each request statement, named for the failure message.
-fn request_statements() -> [(&'static str, &'static str); 13] {
+fn request_statements() -> [(&'static str, &'static str); 14] {
     [
         ("CHECK_ACCESS", sql::CHECK_ACCESS),
         ("TOKEN_HOLDER", sql::TOKEN_HOLDER),
@@ -17,6 +17,7 @@ fn request_statements() -> [(&'static str, &'static str); 13] {
         ("CHANGE_FEED_READ", super::super::change_feed::READ),
         ("FIND_REFRESH_GRANT", sql::FIND_REFRESH_GRANT),
         ("FIND_REFRESH_HOLDER", sql::FIND_REFRESH_HOLDER),
+        ("SPEND_AUTH_CODE", PgStore::SPEND_AUTH_CODE),
         ("ROTATE", PgStore::ROTATE),
         ("ROTATE_FRESH", PgStore::ROTATE_FRESH),
         ("POLL_DEVICE", pending::POLL_DEVICE),

@@ -181,11 +181,20 @@ impl std::fmt::Debug for AuthCodeRecord {
     }
 }
 
+/// A code spent by its first use, read in the same trip as the person it was issued for.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SpentCode {
+    /// The code as issued.
+    pub code: AuthCodeRecord,
+    /// Its person (a code goes with its person: they are deleted together).
+    pub person: UserRecord,
+}
+
 /// What presenting a code did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CodeRedemption {
     /// First use: the code is now spent; the caller still checks expiry and bindings.
-    Redeemed(Box<AuthCodeRecord>),
+    Redeemed(Box<SpentCode>),
     /// The code was already spent; its grant has been revoked (and that revocation committed).
     Replayed {
         /// The revoked grant.

@@ -9,7 +9,7 @@
 use super::columns::{Columns, FromColumns};
 use super::{
     AuthCodeRecord, ClientSignIn, ConsentRecord, GrantRecord, LogoutDelivery, MembershipSnapshot,
-    RefreshHolder, SessionDevice, SessionRecord, StoreError, TokenHolder, Unreadable,
+    RefreshHolder, SessionDevice, SessionRecord, SpentCode, StoreError, TokenHolder, Unreadable,
     UpstreamLogin, UserRecord,
 };
 use crate::domain::{
@@ -298,6 +298,16 @@ impl FromColumns for AuthCodeRecord {
             auth_time: r.time("auth_time")?,
             created_at: r.time("created_at")?,
             expires_at: r.time("expires_at")?,
+        })
+    }
+}
+
+impl FromColumns for SpentCode {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
+        // The code's columns and the person's do not share a name (`sql::spent_code_columns!`).
+        Ok(Self {
+            code: AuthCodeRecord::from_columns(r)?,
+            person: UserRecord::from_columns(r)?,
         })
     }
 }

@@ -111,10 +111,25 @@ macro_rules! insert_auth_code {
     };
 }
 pub(super) use insert_auth_code;
-pub(super) const SPEND_AUTH_CODE: &str = "UPDATE auth_codes SET used_at = $2 \
-    WHERE code_hash = $1 AND used_at IS NULL \
-    RETURNING code_hash, client_id, redirect_uri, user_id, session_id, grant_id, scopes, nonce, \
-    code_challenge, auth_time, created_at, expires_at, dpop_jkt";
+/// Spends a code (`$1` its hash, `$2` now): one conditional UPDATE, so of concurrent callers
+/// exactly one changes the row.
+macro_rules! spend_auth_code {
+    () => {
+        "UPDATE auth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL"
+    };
+}
+pub(super) use spend_auth_code;
+/// The spent code's columns and its person's, as `SpentCode` reads them (see each backend's
+/// `SPEND_AUTH_CODE`: `c` is the code, `u` the person).
+macro_rules! spent_code_columns {
+    () => {
+        "c.code_hash, c.client_id, c.redirect_uri, c.user_id, c.session_id, c.grant_id, \
+        c.scopes, c.nonce, c.code_challenge, c.auth_time, c.created_at, c.expires_at, \
+        c.dpop_jkt, u.id, u.username, u.global_name, u.avatar, u.email, u.email_verified, \
+        u.locale, u.updated_at"
+    };
+}
+pub(super) use spent_code_columns;
 /// Revokes the spent code's grant, or, when the first redeemer has not written it yet, writes it
 /// already revoked so that redeemer's `insert_grant` fails with `Conflict`: a replay racing the
 /// legitimate redemption can never leave a live grant behind.

@@ -147,6 +147,18 @@ impl SqliteStore {
         super::sql::insert_signed_in_session!(),
     ];
 
+    /// Spends an authorization code and reads it back with its person (SQLite's RETURNING
+    /// cannot name another table); the SELECT finds the row only when the UPDATE changed it.
+    const SPEND_AUTH_CODE: &[&str] = &[
+        super::sql::spend_auth_code!(),
+        concat!(
+            "SELECT ",
+            super::sql::spent_code_columns!(),
+            " FROM auth_codes c JOIN users u ON u.id = c.user_id \
+            WHERE c.code_hash = $1 AND changes() = 1"
+        ),
+    ];
+
     /// An authorization code and its client's place in the session.
     const INSERT_AUTH_CODE: &[&str] = &[
         super::sql::add_code_client!(),

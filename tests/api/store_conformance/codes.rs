@@ -3,7 +3,7 @@
 use super::{ADA, CLIENT, NOW, code, fixture, grant, signed_in};
 use crate::test_db::backends;
 use guildgate::domain::TokenHash;
-use guildgate::store::{AccessCheck, CodeRedemption, GrantRecord, StoreError};
+use guildgate::store::{AccessCheck, CodeRedemption, GrantRecord, SpentCode, StoreError};
 use std::sync::Arc;
 use time::Duration;
 
@@ -23,7 +23,15 @@ async fn consume_auth_code_is_single_use_and_a_replay_revokes_its_grant() {
         t.store.insert_grant(&g, None).await.unwrap();
         let second = t.store.consume_auth_code(&hash, NOW).await.unwrap();
 
-        assert_eq!(first, CodeRedemption::Redeemed(Box::new(issued.clone())));
+        // The code comes back as issued, with its person read in the same trip.
+        let person = t.store.get_user(&issued.user_id).await.unwrap().unwrap();
+        assert_eq!(
+            first,
+            CodeRedemption::Redeemed(Box::new(SpentCode {
+                code: issued.clone(),
+                person
+            }))
+        );
         assert_eq!(
             second,
             CodeRedemption::Replayed {
