@@ -4,8 +4,9 @@
 //! each ping is one more round trip to the connection's own thread, which doubled or tripled
 //! the cost of a statement (measured: userinfo and the refresh grant spent most of their CPU in
 //! those thread switches). A connection to a local file does not go stale, so these are never
-//! pinged: a lease is a semaphore permit and a free slot. [`Held`] is an sqlx executor, so the
-//! shared SQL runs on it unchanged; [`WriteTx`] is the writer's transaction.
+//! pinged: a lease is a permit of the slots' gate ([`Gate`]) and a free slot. [`Held`] is an
+//! sqlx executor, so the shared SQL runs on it unchanged; [`WriteTx`] is the writer's
+//! transaction.
 
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
