@@ -39,7 +39,7 @@ pub fn spawn(state: web::Data<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
     ]
 }
 
-/// Reads the store's change feed (Postgres) a few times a second, so what this process keeps
+/// Reads the store's change feed a few times a second, so what this process keeps
 /// about grants, sessions and people follows every process's changes within a second. While
 /// the feed cannot be read, the store asks the database instead of answering from memory.
 async fn follow_changes(state: web::Data<AppState>) {

@@ -13,16 +13,17 @@ use time::format_description::well_known::Rfc3339;
 const PICKED_UP: &str = "running guildgate processes pick it up at their next reload of the \
     folder (keys.reload_every, 60s by default), or at once on SIGHUP (`guildgate reload`)";
 
-/// How soon they see it on Postgres, told through the change feed.
+/// How soon they see it when told through the database's change feed.
 const ANNOUNCED: &str = "running guildgate processes on this database re-read the folder \
     within a second (told through the database)";
 
-/// Tells the processes following a Postgres database's change feed that the folder changed;
-/// the line saying when running processes see the change.
+/// Tells the processes following the database's change feed that the folder changed; the
+/// line saying when running processes see the change.
 fn announce(settings: &Settings) -> String {
     use secrecy::ExposeSecret;
     let url = settings.database.url.expose_secret();
-    if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+    if crate::store::sqlite_file_missing(url) {
+        // No database yet, so nothing serves from it: don't create an empty file.
         return PICKED_UP.to_owned();
     }
     let announced = actix_web::rt::System::new().block_on(async {

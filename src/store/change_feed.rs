@@ -1,7 +1,8 @@
-//! Reading the Postgres change feed (migration 0008): the rows triggers write when a grant, a
-//! session, a person or a revoked `jti` changes, read by every process a few times a second
-//! to drop what its [`HolderCache`] holds about them; and the `keys` rows the key commands
-//! write, on which each process re-reads the shared keys folder.
+//! Reading the change feed (migrations 0008 and, for SQLite's triggers, 0009): the rows
+//! triggers write when a grant, a session, a person or a revoked `jti` changes, read by every
+//! process a few times a second to drop what its [`HolderCache`] holds about them; and the
+//! `keys` rows the key commands write, on which each process re-reads the shared keys folder.
+//! Each backend says how its rows are read ([`FeedSource`]); what is done with them is here.
 //!
 //! Sequence numbers are handed out when a row is written but become visible when its
 //! transaction commits, which may be out of order: a reader that only remembered the highest
@@ -11,8 +12,8 @@
 //! passed over.
 
 use super::StoreError;
+use super::columns::{Columns, FromColumns};
 use super::holder_cache::{Changed, HolderCache};
-use sqlx::PgPool;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -24,13 +25,55 @@ const GAP_WAIT: Duration = Duration::from_secs(5);
 /// Rows read per round trip.
 const BATCH: i64 = 1000;
 
-const START: &str = "SELECT COALESCE(MAX(seq), 0) FROM changes";
+/// Where the feed ends now (either engine).
+pub(super) const START: &str = "SELECT COALESCE(MAX(seq), 0) AS seq FROM changes";
+/// Up to `$2` rows after `$1`, in order (either engine).
+pub(super) const READ: &str =
+    "SELECT seq, kind, key FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2";
+
 /// Deletes up to `$1` rows written more than an hour ago by the database's clock (the one the
 /// triggers write with), far longer than any process takes between two reads.
 pub(super) const FORGET_OLD: &str = "DELETE FROM changes WHERE seq IN (SELECT seq FROM changes \
     WHERE at <= floor(extract(epoch FROM clock_timestamp()))::bigint - 3600 LIMIT $1)";
-pub(super) const READ: &str =
-    "SELECT seq, kind, key FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2";
+/// [`FORGET_OLD`] in SQLite's words.
+pub(super) const FORGET_OLD_SQLITE: &str = "DELETE FROM changes WHERE seq IN (SELECT seq \
+    FROM changes WHERE at <= unixepoch() - 3600 LIMIT $1)";
+
+/// One row of the feed.
+#[derive(Debug)]
+pub(super) struct FeedRow {
+    seq: i64,
+    kind: String,
+    key: String,
+}
+
+impl FromColumns for FeedRow {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            seq: r.int("seq")?,
+            kind: r.text("kind")?,
+            key: r.text("key")?,
+        })
+    }
+}
+
+/// Where the end of the feed is.
+#[derive(Debug)]
+pub(super) struct FeedEnd(pub(super) i64);
+
+impl FromColumns for FeedEnd {
+    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
+        r.int("seq").map(Self)
+    }
+}
+
+/// How a backend reads its feed: [`START`] and [`READ`] on its own connections.
+pub(super) trait FeedSource {
+    /// The highest sequence number written so far (0: none).
+    async fn feed_end(&self) -> Result<i64, StoreError>;
+    /// Up to `limit` rows after `after`, in order.
+    async fn feed_after(&self, after: i64, limit: i64) -> Result<Vec<FeedRow>, StoreError>;
+}
 
 /// Where this process is in the feed.
 #[derive(Debug, Default)]
@@ -78,6 +121,9 @@ impl FeedCursor {
 /// Writes a `keys` row: every process re-reads the shared keys folder at its next read.
 pub(super) const ANNOUNCE_KEYS: &str = "INSERT INTO changes (kind, key, at) \
     VALUES ('keys', '', floor(extract(epoch FROM clock_timestamp()))::bigint)";
+/// [`ANNOUNCE_KEYS`] in SQLite's words.
+pub(super) const ANNOUNCE_KEYS_SQLITE: &str =
+    "INSERT INTO changes (kind, key, at) VALUES ('keys', '', unixepoch())";
 
 /// What one read of the feed found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -88,16 +134,38 @@ pub struct Followed {
     pub keys_changed: bool,
 }
 
+/// What a store keeps in step with the feed: the [`HolderCache`] and where it is in the feed.
+/// Cheap to clone (the store is cloned per worker); every clone shares the same memory.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Follower {
+    /// What access-token checks need, per token.
+    pub(super) cache: std::sync::Arc<HolderCache>,
+    cursor: std::sync::Arc<Mutex<FeedCursor>>,
+}
+
+impl Follower {
+    /// What this process just changed, dropped from its own cache at once (other processes
+    /// learn it from the feed).
+    pub(super) fn forget(&self, changed: &[Changed]) {
+        self.cache.apply(changed);
+    }
+
+    /// One read of `source`'s feed (see [`follow`]).
+    pub(super) async fn follow(&self, source: &impl FeedSource) -> Result<Followed, StoreError> {
+        follow(source, &self.cursor, &self.cache).await
+    }
+}
+
 /// One read of the feed: every change not yet applied goes to `cache`, which then counts as
 /// fresh. The first read only finds where the feed ends (the cache starts empty).
-pub(super) async fn follow(
-    pool: &PgPool,
+async fn follow(
+    source: &impl FeedSource,
     cursor: &Mutex<FeedCursor>,
     cache: &HolderCache,
 ) -> Result<Followed, StoreError> {
     let start = cursor.lock().ok().and_then(|c| c.horizon);
     let Some(mut after) = start else {
-        let end: i64 = sqlx::query_scalar(START).fetch_one(pool).await?;
+        let end = source.feed_end().await?;
         if let Ok(mut c) = cursor.lock() {
             c.horizon = Some(end);
         }
@@ -106,16 +174,12 @@ pub(super) async fn follow(
     };
     let mut followed = Followed::default();
     loop {
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(READ)
-            .bind(after)
-            .bind(BATCH)
-            .fetch_all(pool)
-            .await?;
+        let rows = source.feed_after(after, BATCH).await?;
         let full = rows.len() as i64 == BATCH;
-        after = rows.last().map_or(after, |(seq, _, _)| *seq);
+        after = rows.last().map_or(after, |row| row.seq);
         let rows = rows
             .into_iter()
-            .map(|(seq, kind, key)| (seq, changed(&kind, key)))
+            .map(|row| (row.seq, changed(&row.kind, row.key)))
             .collect();
         let fresh = match cursor.lock() {
             Ok(mut c) => c.take(rows, Instant::now()),

@@ -24,6 +24,14 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, 
     }
 }
 
+/// Whether `url` names a SQLite file that does not exist yet (so no process serves it).
+pub fn sqlite_file_missing(url: &str) -> bool {
+    use std::str::FromStr;
+    url.starts_with("sqlite:")
+        && sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .is_ok_and(|options| !options.get_filename().is_file())
+}
+
 /// As [`connect`], retrying for up to `wait` while the database is only unavailable
 /// ([`StoreError::is_unavailable`]: unreachable, starting, or its database not created yet),
 /// with pauses of 250 ms doubling to 2 s. Anything else (a refused password, a bad URL, a

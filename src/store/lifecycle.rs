@@ -31,7 +31,7 @@ macro_rules! with_lifecycle_methods {
             .await?;
         let clients = Self::session_clients(&mut *tx, id).await?;
         tx.commit().await?;
-        self.forget(&[$crate::store::holder_cache::Changed::Session(id.to_string())]);
+        self.follower.forget(&[$crate::store::holder_cache::Changed::Session(id.to_string())]);
         Ok(Some(EndedSession { session, clients }))
     }
 
@@ -84,7 +84,7 @@ macro_rules! with_lifecycle_methods {
         }
         tx.commit().await?;
         // Every grant of the person, with a session or without.
-        self.forget(&[$crate::store::holder_cache::Changed::User(user_id.to_string())]);
+        self.follower.forget(&[$crate::store::holder_cache::Changed::User(user_id.to_string())]);
         Ok(ended)
     }
 
@@ -189,7 +189,7 @@ macro_rules! with_lifecycle_methods {
         let mut ids: Vec<GrantId> = all_stored(ids, "grants", "id")?;
         ids.sort();
         let changed: Vec<_> = ids.iter().map(|id| $crate::store::holder_cache::Changed::Grant(id.to_string())).collect();
-        self.forget(&changed);
+        self.follower.forget(&changed);
         Ok(ids)
     }
 
@@ -299,7 +299,7 @@ macro_rules! with_lifecycle_methods {
             .bind(to_unix(snapshot.fetched_at))
             .execute(self.writer())
             .await?;
-        self.forget(&[$crate::store::holder_cache::Changed::User(user_id.to_string())]);
+        self.follower.forget(&[$crate::store::holder_cache::Changed::User(user_id.to_string())]);
         Ok(())
     }
 

@@ -24,7 +24,7 @@ mod sql;
 mod sqlite;
 
 pub use change_feed::{Followed, POLL_EVERY as CHANGE_FEED_POLL};
-pub use connect::{connect, connect_waiting, redact_url};
+pub use connect::{connect, connect_waiting, redact_url, sqlite_file_missing};
 pub use errors::{ConnectError, ConnectFailure, Unreadable};
 pub use pending_records::{DeviceAuthorization, DeviceStatus, PushedRequest};
 pub use postgres::PgStore;

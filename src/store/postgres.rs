@@ -30,9 +30,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 pub struct PgStore {
     pool: PgPool,
     /// What access-token checks need, kept in memory and in step with the change feed.
-    cache: std::sync::Arc<super::holder_cache::HolderCache>,
-    /// Where this process is in the change feed.
-    feed: std::sync::Arc<std::sync::Mutex<super::change_feed::FeedCursor>>,
+    follower: super::change_feed::Follower,
 }
 
 impl PgStore {
@@ -79,8 +77,7 @@ impl PgStore {
             .map_err(failed)?;
         Ok(Self {
             pool,
-            cache: std::sync::Arc::default(),
-            feed: std::sync::Arc::default(),
+            follower: super::change_feed::Follower::default(),
         })
     }
 
@@ -246,50 +243,6 @@ impl PgStore {
         Ok(self.pool.begin().await?)
     }
 
-    /// A live access token's holder: from memory while the change feed is followed (no round
-    /// trip on `/userinfo`), otherwise from the database, whose answer is then kept.
-    async fn token_holder(
-        &self,
-        grant_id: &crate::domain::GrantId,
-        jti: &str,
-        now: time::OffsetDateTime,
-    ) -> Result<Option<super::TokenHolder>, StoreError> {
-        let ticket = match self.cache.get(grant_id, jti, now) {
-            Ok(holder) => return Ok(Some(holder)),
-            Err(ticket) => ticket,
-        };
-        let read = self
-            .read_one::<super::rows::CacheableHolder>(
-                super::sql::TOKEN_HOLDER_CACHEABLE,
-                &[Arg::Text(grant_id.as_str()), Arg::Text(jti), Arg::time(now)],
-            )
-            .await?;
-        Ok(read.map(|r| {
-            self.cache
-                .put(ticket, grant_id, jti, &r.holder, r.live_until, r.session);
-            r.holder
-        }))
-    }
-
-    /// Whose a live access token is (introspection): the same answer as `/userinfo` reads.
-    async fn access_holder(
-        &self,
-        grant_id: &crate::domain::GrantId,
-        jti: &str,
-        now: time::OffsetDateTime,
-    ) -> Result<Option<crate::domain::DiscordId>, StoreError> {
-        Ok(self
-            .token_holder(grant_id, jti, now)
-            .await?
-            .map(|h| h.user.id))
-    }
-
-    /// What this process just changed, dropped from its own cache at once (other processes
-    /// learn it from the change feed).
-    fn forget(&self, changed: &[super::holder_cache::Changed]) {
-        self.cache.apply(changed);
-    }
-
     /// The clean-up of the change feed: rows older than an hour; how many went.
     async fn forget_old_changes(&self, batch: u32) -> Result<u64, StoreError> {
         let done = sqlx::query(super::change_feed::FORGET_OLD)
@@ -299,17 +252,39 @@ impl PgStore {
         Ok(done.rows_affected())
     }
 
-    /// One read of the change feed (see `change_feed.rs`).
-    async fn follow_change_feed(&self) -> Result<super::Followed, StoreError> {
-        super::change_feed::follow(&self.pool, &self.feed, &self.cache).await
-    }
-
     /// A `keys` row in the change feed.
     async fn announce_keys(&self) -> Result<(), StoreError> {
         sqlx::query(super::change_feed::ANNOUNCE_KEYS)
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+/// The change feed read on the pool.
+impl super::change_feed::FeedSource for PgStore {
+    async fn feed_end(&self) -> Result<i64, StoreError> {
+        let end = self
+            .read_one::<super::change_feed::FeedEnd>(super::change_feed::START, &[])
+            .await?;
+        Ok(end.map_or(0, |e| e.0))
+    }
+
+    async fn feed_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<super::change_feed::FeedRow>, StoreError> {
+        let rows = bind_args(
+            sqlx::query(super::change_feed::READ),
+            &[Arg::Int(after), Arg::Int(limit)],
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(super::change_feed::FeedRow::from_columns)
+            .collect::<Result<_, _>>()?)
     }
 }
 

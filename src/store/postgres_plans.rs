@@ -9,10 +9,8 @@ use crate::store::{pending, sql};
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, Row};
 
 /// Each request statement, named for the failure message.
-fn request_statements() -> [(&'static str, &'static str); 14] {
+fn request_statements() -> [(&'static str, &'static str); 12] {
     [
-        ("CHECK_ACCESS", sql::CHECK_ACCESS),
-        ("TOKEN_HOLDER", sql::TOKEN_HOLDER),
         ("TOKEN_HOLDER_CACHEABLE", sql::TOKEN_HOLDER_CACHEABLE),
         ("CHANGE_FEED_READ", super::super::change_feed::READ),
         ("FIND_REFRESH_GRANT", sql::FIND_REFRESH_GRANT),

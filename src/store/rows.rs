@@ -136,15 +136,6 @@ impl FromColumns for ReturnedGrantId {
     }
 }
 
-/// The person a live access token belongs to (`CHECK_ACCESS`).
-pub(super) struct AccessHolder(pub(super) DiscordId);
-
-impl FromColumns for AccessHolder {
-    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
-        r.typed("grants", "user_id").map(Self)
-    }
-}
-
 impl FromColumns for UserRecord {
     fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
         user_with_id(r, r.typed("users", "id")?)

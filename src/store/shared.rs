@@ -48,7 +48,7 @@ macro_rules! impl_store {
 
     async fn upsert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         self.write(UPSERT_USER, &Self::profile(user)).await?;
-        self.forget(&[$crate::store::holder_cache::Changed::User(user.id.to_string())]);
+        self.follower.forget(&[$crate::store::holder_cache::Changed::User(user.id.to_string())]);
         Ok(())
     }
 
@@ -75,7 +75,7 @@ macro_rules! impl_store {
         args.extend(Self::session(session));
         // The person and the session together, in one trip (see each backend).
         self.in_one_trip::<()>(Self::SAVE_SIGN_IN, &args).await?;
-        self.forget(&[$crate::store::holder_cache::Changed::User(user.id.to_string())]);
+        self.follower.forget(&[$crate::store::holder_cache::Changed::User(user.id.to_string())]);
         Ok(())
     }
 
@@ -220,7 +220,7 @@ macro_rules! impl_store {
             .await?;
         Ok(match revoked {
             Some(ReturnedGrantId(grant_id)) => {
-                self.forget(&[$crate::store::holder_cache::Changed::Grant(grant_id.to_string())]);
+                self.follower.forget(&[$crate::store::holder_cache::Changed::Grant(grant_id.to_string())]);
                 CodeRedemption::Replayed { grant_id }
             }
             None => CodeRedemption::Unknown,
@@ -300,7 +300,7 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                self.forget(&[$crate::store::holder_cache::Changed::Grant(grant_id.to_string())]);
+                self.follower.forget(&[$crate::store::holder_cache::Changed::Grant(grant_id.to_string())]);
                 Ok(Rotation::Reused { grant_id })
             }
             // Unknown, another client's (which must not let it kill the family), or expired.
@@ -366,7 +366,7 @@ macro_rules! impl_store {
         let changed = self
             .write(REVOKE_LIVE_GRANT, &[Arg::Text(grant_id.as_str()), Arg::time(now)])
             .await?;
-        self.forget(&[$crate::store::holder_cache::Changed::Grant(grant_id.to_string())]);
+        self.follower.forget(&[$crate::store::holder_cache::Changed::Grant(grant_id.to_string())]);
         Ok(changed > 0)
     }
 
@@ -377,7 +377,7 @@ macro_rules! impl_store {
     ) -> Result<(), StoreError> {
         self.write(REVOKE_ACCESS_TOKEN, &[Arg::Text(jti), Arg::time(expires_at)])
             .await?;
-        self.forget(&[$crate::store::holder_cache::Changed::Jti(jti.to_owned())]);
+        self.follower.forget(&[$crate::store::holder_cache::Changed::Jti(jti.to_owned())]);
         Ok(())
     }
 
@@ -387,8 +387,10 @@ macro_rules! impl_store {
         jti: &str,
         now: OffsetDateTime,
     ) -> Result<AccessCheck, StoreError> {
-        Ok(match self.access_holder(grant_id, jti, now).await? {
-            Some(user_id) => AccessCheck::Active { user_id },
+        Ok(match self.find_token_holder(grant_id, jti, now).await? {
+            Some(holder) => AccessCheck::Active {
+                user_id: holder.user.id,
+            },
             None => AccessCheck::Inactive,
         })
     }
@@ -399,11 +401,27 @@ macro_rules! impl_store {
         jti: &str,
         now: OffsetDateTime,
     ) -> Result<Option<TokenHolder>, StoreError> {
-        self.token_holder(grant_id, jti, now).await
+        // From memory while the change feed is followed (no statement on `/userinfo`),
+        // otherwise from the database, whose answer is then kept (`holder_cache.rs`).
+        let cache = &self.follower.cache;
+        let ticket = match cache.get(grant_id, jti, now) {
+            Ok(holder) => return Ok(Some(holder)),
+            Err(ticket) => ticket,
+        };
+        let read = self
+            .read_one::<$crate::store::rows::CacheableHolder>(
+                TOKEN_HOLDER_CACHEABLE,
+                &[Arg::Text(grant_id.as_str()), Arg::Text(jti), Arg::time(now)],
+            )
+            .await?;
+        Ok(read.map(|r| {
+            cache.put(ticket, grant_id, jti, &r.holder, r.live_until, r.session);
+            r.holder
+        }))
     }
 
     async fn follow_changes(&self) -> Result<$crate::store::Followed, StoreError> {
-        self.follow_change_feed().await
+        self.follower.follow(self).await
     }
 
     async fn announce_keys_changed(&self) -> Result<(), StoreError> {

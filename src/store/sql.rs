@@ -257,25 +257,10 @@ pub(super) const REVOKE_LIVE_GRANT: &str = "UPDATE grants SET revoked_at = $2 \
     WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2";
 pub(super) const REVOKE_ACCESS_TOKEN: &str = "INSERT INTO revoked_access_tokens (jti, \
     expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
-/// Primary-key lookups only: the grant, its session, the `jti`.
-pub(super) const CHECK_ACCESS: &str = "SELECT g.user_id FROM grants g \
-    WHERE g.id = $1 AND g.revoked_at IS NULL AND g.expires_at > $3 \
-    AND (g.session_id IS NULL OR (SELECT s.ended_at IS NULL AND s.expires_at > $3 \
-        FROM sessions s WHERE s.id = g.session_id)) \
-    AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = $2)";
-
-/// [`CHECK_ACCESS`] joined with the person and their membership snapshot: what `/userinfo`
-/// needs, in one statement.
-pub(super) const TOKEN_HOLDER: &str = "SELECT u.id, u.username, u.global_name, u.avatar, \
-    u.email, u.email_verified, u.locale, u.updated_at, u.membership, u.membership_fetched_at \
-    FROM grants g JOIN users u ON u.id = g.user_id \
-    WHERE g.id = $1 AND g.revoked_at IS NULL AND g.expires_at > $3 \
-    AND (g.session_id IS NULL OR (SELECT s.ended_at IS NULL AND s.expires_at > $3 \
-        FROM sessions s WHERE s.id = g.session_id)) \
-    AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = $2)";
-
-/// [`TOKEN_HOLDER`] with what a cached answer depends on: until when the grant and its session
-/// live, and which session (Postgres keeps the answer in memory, `holder_cache.rs`).
+/// A live access token's person and their membership snapshot, with what a cached answer
+/// depends on: until when the grant and its session live, and which session (each process
+/// keeps the answer in memory, `holder_cache.rs`). Live: the grant unrevoked and unexpired,
+/// its session (if any) not ended or expired, the `jti` not revoked; primary-key lookups only.
 pub(super) const TOKEN_HOLDER_CACHEABLE: &str = "SELECT u.id, u.username, u.global_name, \
     u.avatar, u.email, u.email_verified, u.locale, u.updated_at, u.membership, \
     u.membership_fetched_at, g.expires_at AS grant_expires_at, g.session_id, \

@@ -43,6 +43,8 @@ pub struct SqliteStore {
     writer: Held,
     /// The per-request statements, run on the calling thread (`direct.rs`).
     direct: Arc<Direct>,
+    /// What access-token checks need, kept in memory and in step with the change feed.
+    follower: super::change_feed::Follower,
 }
 
 impl SqliteStore {
@@ -73,6 +75,7 @@ impl SqliteStore {
             reader,
             writer,
             direct: Arc::new(direct),
+            follower: super::change_feed::Follower::default(),
         })
     }
 
@@ -242,53 +245,45 @@ impl SqliteStore {
         Ok(self.writer.begin(BEGIN_WRITE).await?)
     }
 
-    /// A live access token's holder, read from the file at every request: a local read on the
-    /// calling thread costs less than keeping it in step in memory.
-    async fn token_holder(
-        &self,
-        grant_id: &crate::domain::GrantId,
-        jti: &str,
-        now: time::OffsetDateTime,
-    ) -> Result<Option<super::TokenHolder>, StoreError> {
-        self.read_one(
-            super::sql::TOKEN_HOLDER,
-            &[Arg::Text(grant_id.as_str()), Arg::Text(jti), Arg::time(now)],
+    /// The clean-up of the change feed: rows older than an hour; how many went.
+    async fn forget_old_changes(&self, batch: u32) -> Result<u64, StoreError> {
+        self.write(
+            super::change_feed::FORGET_OLD_SQLITE,
+            &[Arg::Int(i64::from(batch))],
         )
         .await
     }
 
-    /// Whose a live access token is (introspection): its grant's person.
-    async fn access_holder(
-        &self,
-        grant_id: &crate::domain::GrantId,
-        jti: &str,
-        now: time::OffsetDateTime,
-    ) -> Result<Option<crate::domain::DiscordId>, StoreError> {
-        let holder = self
-            .read_one::<super::rows::AccessHolder>(
-                super::sql::CHECK_ACCESS,
-                &[Arg::Text(grant_id.as_str()), Arg::Text(jti), Arg::time(now)],
-            )
-            .await?;
-        Ok(holder.map(|h| h.0))
-    }
-
-    /// Nothing writes the change feed here: nothing to clean up.
-    async fn forget_old_changes(&self, _batch: u32) -> Result<u64, StoreError> {
-        Ok(0)
-    }
-
-    /// Nothing is kept in memory: nothing to forget.
-    fn forget(&self, _changed: &[super::holder_cache::Changed]) {}
-
-    /// One process per SQLite file, which reads it at every request: no feed to follow.
-    async fn follow_change_feed(&self) -> Result<super::Followed, StoreError> {
-        Ok(super::Followed::default())
-    }
-
-    /// One process per SQLite file: SIGHUP or the scheduled reload tells it.
+    /// A `keys` row in the change feed: the serving process re-reads the keys folder within a
+    /// second of `guildgate keys revoke` or `keys rotate` run beside it.
     async fn announce_keys(&self) -> Result<(), StoreError> {
+        self.write(super::change_feed::ANNOUNCE_KEYS_SQLITE, &[])
+            .await?;
         Ok(())
+    }
+}
+
+/// The change feed read on this thread, like the request statements (`direct.rs`).
+impl super::change_feed::FeedSource for SqliteStore {
+    async fn feed_end(&self) -> Result<i64, StoreError> {
+        let end = self
+            .read_one::<super::change_feed::FeedEnd>(super::change_feed::START, &[])
+            .await?;
+        Ok(end.map_or(0, |e| e.0))
+    }
+
+    async fn feed_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<super::change_feed::FeedRow>, StoreError> {
+        self.direct.read(|conn| {
+            direct::all(
+                conn,
+                super::change_feed::READ,
+                &[Arg::Int(after), Arg::Int(limit)],
+            )
+        })
     }
 }
 

@@ -10,8 +10,8 @@ fn request_statements() -> Vec<(&'static str, &'static str)> {
     let mut all = vec![
         ("FIND_SESSION", sql::FIND_SESSION),
         ("TAKE_UPSTREAM_LOGIN", sql::TAKE_UPSTREAM_LOGIN),
-        ("CHECK_ACCESS", sql::CHECK_ACCESS),
-        ("TOKEN_HOLDER", sql::TOKEN_HOLDER),
+        ("TOKEN_HOLDER_CACHEABLE", sql::TOKEN_HOLDER_CACHEABLE),
+        ("CHANGE_FEED_READ", crate::store::change_feed::READ),
         ("FIND_REFRESH_GRANT", sql::FIND_REFRESH_GRANT),
         ("FIND_REFRESH_HOLDER", sql::FIND_REFRESH_HOLDER),
         ("POLL_DEVICE", pending::POLL_DEVICE),

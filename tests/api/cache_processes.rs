@@ -1,6 +1,8 @@
 //! Two `guildgate serve` processes on Postgres, each answering `/userinfo` from memory: a
 //! revocation, a logout or a deprovisioning made through one process ends the token at the
-//! other within the second the README promises; so does a signing key the admin revokes.
+//! other within the second the README promises; so does a signing key the admin revokes. On
+//! SQLite one process answers from memory too, and an admin command run beside it on the same
+//! file reaches it within the same second.
 
 use crate::browser::Browser;
 use crate::helpers::BOB;
@@ -17,12 +19,16 @@ const WIKI_REDIRECT: &str = "https://wiki.example.com/cb";
 const BOUND: Duration = Duration::from_secs(1);
 
 async fn deployment() -> Deployment {
+    deployment_on(Backend::Postgres).await
+}
+
+async fn deployment_on(backend: Backend) -> Deployment {
     let clients = format!(
         "[[clients]]\nid = \"{}\"\nsecret = \"{}\"\nredirect_uris = [\"{WIKI_REDIRECT}\"]\n\
          refresh_tokens = true\n",
         WIKI.0, WIKI.1
     );
-    Deployment::new(Backend::Postgres, &clients).await
+    Deployment::new(backend, &clients).await
 }
 
 /// Bob signs in through A in `browser`; his tokens.
@@ -148,5 +154,68 @@ async fn a_key_revoked_by_the_admin_is_refused_by_every_process_within_a_second(
     assert!(
         at_a <= BOUND && at_b <= BOUND,
         "refused {at_a:?} (A) and {at_b:?} (B) after the revocation"
+    );
+}
+
+#[tokio::test]
+async fn a_person_revoked_by_the_admin_beside_a_sqlite_process_is_refused_by_it_within_a_second() {
+    // Arrange: the process has answered /userinfo for Bob's token (and keeps the answer).
+    let deployment = deployment_on(Backend::Sqlite).await;
+    let a = deployment.start_at_issuer().await;
+    let tokens = tokens(&deployment, &a, &mut Browser::new()).await;
+    let access = tokens["access_token"].as_str().expect("an access token");
+    let (status, claims) = userinfo(&a, access).await;
+    assert_eq!(status, 200);
+    assert_eq!(userinfo(&a, access).await.0, 200);
+    let bob = claims["sub"].as_str().expect("a subject").to_owned();
+
+    // Act: the admin revokes Bob from another process on the same file.
+    let out = deployment.admin(&["users", "revoke", &bob]);
+    let revoked_at = Instant::now();
+
+    // Assert
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = refused_after(&a, access, revoked_at).await;
+    assert!(
+        after <= BOUND,
+        "refused {after:?} after the revocation\n{}",
+        a.log()
+    );
+}
+
+#[tokio::test]
+async fn a_key_revoked_by_the_admin_beside_a_sqlite_process_is_refused_by_it_within_a_second() {
+    // Arrange: the process re-reads the keys folder only every 60 s by itself.
+    let deployment = deployment_on(Backend::Sqlite).await;
+    let a = deployment.start_at_issuer().await;
+    let tokens = tokens(&deployment, &a, &mut Browser::new()).await;
+    let access = tokens["access_token"].as_str().expect("an access token");
+    assert_eq!(userinfo(&a, access).await.0, 200);
+    let kid = jsonwebtoken::decode_header(access)
+        .expect("a JWT")
+        .kid
+        .expect("a kid");
+
+    // Act
+    let out = deployment.keys(&["revoke", &kid]);
+    let revoked_at = Instant::now();
+
+    // Assert
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("within a second"), "{stdout}");
+    let after = refused_after(&a, access, revoked_at).await;
+    assert!(
+        after <= BOUND,
+        "refused {after:?} after the revocation\n{}",
+        a.log()
     );
 }

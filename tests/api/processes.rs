@@ -227,15 +227,19 @@ impl Deployment {
 
     /// Runs `guildgate keys ARGS` with the deployment's config, as an admin would.
     pub fn keys(&self, args: &[&str]) -> std::process::Output {
+        self.admin(&[&["keys"], args].concat())
+    }
+
+    /// Runs `guildgate ARGS` with the deployment's config, as an admin would.
+    pub fn admin(&self, args: &[&str]) -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_guildgate"))
             .arg("--config")
             .arg(&self.config)
-            .arg("keys")
             .args(args)
             .env_remove("GUILDGATE_CONFIG")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()
-            .expect("guildgate keys runs")
+            .expect("guildgate runs")
     }
 
     /// `{issuer}/authorize?…` for `client_id` (scope `openid`, state `s`) with `extra`.
