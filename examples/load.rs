@@ -11,7 +11,9 @@
 //! number of connections), an external generator lighter than this process's HTTP client, the
 //! way issue 10 first measured them. Refresh there runs `harness/refresh.lua`: each connection
 //! presents the newest token of its own chain, so a lost rotation shows as a non-2xx answer.
-//! The reference is also taken from `openssl speed rsa2048` when openssl is installed.
+//! The reference is also taken from `openssl speed rsa2048` when openssl is installed, and
+//! `/userinfo`'s from nginx serving the same JSON body as a static file (`harness/nginx.rs`,
+//! with `--wrk`, when nginx is installed); the report ends with both ratios.
 //!
 //! The fake Discord runs in this process; guildgate runs as `BINARY serve` with a config file in
 //! a temp folder (SQLite there, or Postgres with `GUILDGATE_BENCH_POSTGRES_URL`, whose database
@@ -264,6 +266,7 @@ async fn main() -> anyhow::Result<()> {
         .await;
         report("GET jwks.json", r);
     }
+    let (mut wrk_userinfo, mut nginx_userinfo, mut wrk_refresh_rate) = (None, None, None);
     let needs_grants = o.wants("userinfo") || o.wants("refresh");
     let mut grants = Vec::new();
     if needs_grants {
@@ -310,9 +313,38 @@ async fn main() -> anyhow::Result<()> {
                     o.seconds,
                     o.concurrency,
                 ) {
-                    Ok(r) => report(name, r),
+                    Ok(r) => {
+                        if path == "/userinfo" {
+                            wrk_userinfo = Some(r.per_second);
+                        }
+                        report(name, r);
+                    }
                     Err(e) => println!("{name:<24} not run: {e}"),
                 }
+            }
+            // The reference: the same answer as a static file from nginx, in this run.
+            let body = http
+                .get(format!("{base}/userinfo"))
+                .bearer_auth(first)
+                .send()
+                .await?
+                .bytes()
+                .await?;
+            let name = "nginx userinfo.json";
+            match harness::nginx::StaticFile::serve("userinfo.json", &body).and_then(|nginx| {
+                wrk(
+                    &nginx.base,
+                    "/userinfo.json",
+                    WrkRequest::Get(None),
+                    o.seconds,
+                    o.concurrency,
+                )
+            }) {
+                Ok(r) => {
+                    nginx_userinfo = Some(r.per_second);
+                    report(name, r);
+                }
+                Err(e) => println!("{name:<24} not run: {e}"),
             }
         }
     }
@@ -365,7 +397,10 @@ async fn main() -> anyhow::Result<()> {
                 latest.push(family.lock().await.clone());
             }
             match wrk_refresh(&issuer, &latest, o.seconds) {
-                Ok(r) => report("wrk POST token (refresh)", r),
+                Ok(r) => {
+                    wrk_refresh_rate = Some(r.per_second);
+                    report("wrk POST token (refresh)", r);
+                }
                 Err(e) => println!("{:<24} not run: {e}", "wrk POST token (refresh)"),
             }
         }
@@ -380,6 +415,18 @@ async fn main() -> anyhow::Result<()> {
         })
         .await;
         report("full sign-in", r);
+    }
+    if let (Some(ours), Some(nginx)) = (wrk_userinfo, nginx_userinfo) {
+        println!(
+            "  wrk userinfo = {:.2} x nginx serving the same body as a static file",
+            ours / nginx
+        );
+    }
+    if let (Some(openssl), Some(refresh)) = (openssl, wrk_refresh_rate) {
+        println!(
+            "  wrk refresh = {:.2} x openssl's signatures per second on one core",
+            refresh / openssl
+        );
     }
     println!(
         "guildgate resident memory: idle {idle:.1} MiB, peak {:.1} MiB",

@@ -5,6 +5,7 @@
 )]
 #![warn(missing_docs)]
 
+pub mod allocator;
 pub mod audit;
 pub mod claims;
 pub mod cli;

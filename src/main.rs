@@ -309,6 +309,7 @@ enum KeysCommand {
 }
 
 fn main() -> ExitCode {
+    guildgate::allocator::tune();
     let args = match Cli::try_parse() {
         Ok(args) => args,
         Err(e) => {

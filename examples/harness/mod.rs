@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each example uses its own subset
 
+pub mod nginx;
 pub mod seed;
 
 use guildgate::discord::fake::{FakeData, FakeDiscord, FakeDiscordHandle, FakeRoute};

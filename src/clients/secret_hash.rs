@@ -1,11 +1,11 @@
 //! argon2 for client secrets: PHC strings parsed once, verification with bounded concurrency
-//! on reused memory, and hashing for `guildgate hash-secret`.
+//! in memory given back after each run, and hashing for `guildgate hash-secret`.
 
 use crate::domain::constant_time_eq;
 use crate::telemetry::spawn_blocking_with_tracing;
 use argon2::password_hash::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// An argon2 PHC string parsed once: algorithm, version, parameters, salt and expected output.
@@ -66,14 +66,16 @@ impl PreparedHash {
 }
 
 /// Runs argon2 on the blocking pool, at most one verification per two cores at a time (at
-/// least one), each in a memory area kept for reuse: memory use is `slots × m_cost` whatever
-/// the request rate (a fresh 19 MiB per request, freed to the allocator's per-thread arenas, is
-/// what grew the process to gigabytes under a flood of wrong secrets). Half the cores, because
-/// argon2 is only needed for a client's first request after start-up (verified secrets are
-/// cached) and for failures: a flood of those must leave the other half serving everyone else.
+/// least one), so memory use is at most `slots × m_cost` whatever the request rate. Each run's
+/// area is mapped for it and unmapped after it (`crate::allocator` keeps blocks this large out
+/// of malloc's arenas): a fresh area per request kept by the arenas is what once grew the
+/// process to gigabytes under a flood of wrong secrets, and an area kept for reuse held
+/// `m_cost` (19 MiB with the usual parameters) for the life of the process, for a step each
+/// client takes once after start-up. Half the cores, because argon2 is only needed for a
+/// client's first request after start-up (verified secrets are cached) and for failures: a
+/// flood of those must leave the other half serving everyone else.
 pub(super) struct Argon2Runner {
     permits: Arc<Semaphore>,
-    areas: Arc<Mutex<Vec<Vec<Block>>>>,
     block_count: usize,
 }
 
@@ -82,7 +84,6 @@ impl Argon2Runner {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             permits: Arc::new(Semaphore::new((cores / 2).max(1))),
-            areas: Arc::new(Mutex::new(Vec::new())),
             block_count,
         }
     }
@@ -99,34 +100,36 @@ impl Argon2Runner {
         hash: Arc<PreparedHash>,
         secret: &str,
     ) -> bool {
-        let areas = self.areas.clone();
         let block_count = self.block_count;
         let secret = secret.as_bytes().to_vec();
         // The permit moves into the blocking task: a request abandoned by its client does not
         // free the slot before its argon2 run has finished.
         spawn_blocking_with_tracing(move || {
             let _permit = permit;
-            let mut area = areas
-                .lock()
-                .ok()
-                .and_then(|mut a| a.pop())
-                .unwrap_or_else(|| vec![Block::default(); block_count]);
-            let ok = hash.matches(&secret, &mut area);
-            if let Ok(mut a) = areas.lock() {
-                a.push(area);
-            }
-            ok
+            let mut area = vec![Block::default(); block_count];
+            hash.matches(&secret, &mut area)
         })
         .await
         .unwrap_or(false)
     }
 }
 
-/// argon2id PHC string with the crate's defaults (OWASP's m=19 MiB, t=2, p=1).
+/// The parameters of new hashes: argon2id with 7 MiB and 5 passes, one of the settings OWASP's
+/// password storage guidance lists as equal in strength to its 19 MiB and 2 passes (the
+/// crate's default): about the same work, with a third of the memory while a client's secret
+/// is checked.
+const MEMORY_KIB: u32 = 7 * 1024;
+/// Passes over the memory (see [`MEMORY_KIB`]).
+const PASSES: u32 = 5;
+
+/// argon2id PHC string of `secret` (see [`MEMORY_KIB`]). Hashes made with other parameters
+/// (earlier releases wrote m=19456, t=2) verify as before.
 pub fn hash_secret(secret: &str) -> anyhow::Result<String> {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    argon2::Argon2::default()
+    let params = Params::new(MEMORY_KIB, PASSES, 1, None)
+        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password(secret.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| anyhow::anyhow!("cannot hash the secret: {e}"))
@@ -150,5 +153,25 @@ mod tests {
         );
         assert!(!decoy.matches(b"the secret", &mut area));
         assert!(!decoy.matches(b"", &mut area));
+    }
+
+    #[test]
+    fn new_hashes_use_owasps_7_mib_setting_and_older_19_mib_hashes_still_verify() {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let phc = hash_secret("the secret").unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{phc}");
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let older = Argon2::default()
+            .hash_password(b"the secret", &salt)
+            .unwrap()
+            .to_string();
+        assert!(
+            older.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{older}"
+        );
+        let prepared = PreparedHash::parse(&older).unwrap();
+        let mut area = vec![Block::default(); prepared.params.block_count()];
+        assert!(prepared.matches(b"the secret", &mut area));
+        assert!(!prepared.matches(b"another", &mut area));
     }
 }
