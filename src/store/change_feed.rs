@@ -12,6 +12,7 @@
 //! passed over.
 
 use super::StoreError;
+use super::args::Arg;
 use super::columns::{Columns, FromColumns};
 use super::holder_cache::{Changed, HolderCache};
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,8 +26,9 @@ const GAP_WAIT: Duration = Duration::from_secs(5);
 /// Rows read per round trip.
 const BATCH: i64 = 1000;
 
-/// Where the feed ends now (either engine).
-pub(super) const START: &str = "SELECT COALESCE(MAX(seq), 0) AS seq FROM changes";
+/// Where the feed ends now (either engine), shaped as a [`FeedRow`].
+pub(super) const START: &str =
+    "SELECT COALESCE(MAX(seq), 0) AS seq, 'end' AS kind, '' AS key FROM changes";
 /// Up to `$2` rows after `$1`, in order (either engine).
 pub(super) const READ: &str =
     "SELECT seq, kind, key FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2";
@@ -57,22 +59,29 @@ impl FromColumns for FeedRow {
     }
 }
 
-/// Where the end of the feed is.
-#[derive(Debug)]
-pub(super) struct FeedEnd(pub(super) i64);
-
-impl FromColumns for FeedEnd {
-    fn from_columns<R: Columns + ?Sized>(r: &R) -> Result<Self, sqlx::Error> {
-        r.int("seq").map(Self)
-    }
-}
-
 /// How a backend reads its feed: [`START`] and [`READ`] on its own connections.
 pub(super) trait FeedSource {
+    /// The rows `sql` returns with `args` bound as `$1`, `$2`, ….
+    async fn feed_rows(
+        &self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<FeedRow>, StoreError>;
+
     /// The highest sequence number written so far (0: none).
-    async fn feed_end(&self) -> Result<i64, StoreError>;
+    async fn feed_end(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .feed_rows(START, &[])
+            .await?
+            .first()
+            .map_or(0, |r| r.seq))
+    }
+
     /// Up to `limit` rows after `after`, in order.
-    async fn feed_after(&self, after: i64, limit: i64) -> Result<Vec<FeedRow>, StoreError>;
+    async fn feed_after(&self, after: i64, limit: i64) -> Result<Vec<FeedRow>, StoreError> {
+        self.feed_rows(READ, &[Arg::Int(after), Arg::Int(limit)])
+            .await
+    }
 }
 
 /// Where this process is in the feed.

@@ -263,24 +263,14 @@ impl PgStore {
 
 /// The change feed read on the pool.
 impl super::change_feed::FeedSource for PgStore {
-    async fn feed_end(&self) -> Result<i64, StoreError> {
-        let end = self
-            .read_one::<super::change_feed::FeedEnd>(super::change_feed::START, &[])
-            .await?;
-        Ok(end.map_or(0, |e| e.0))
-    }
-
-    async fn feed_after(
+    async fn feed_rows(
         &self,
-        after: i64,
-        limit: i64,
+        sql: &'static str,
+        args: &[Arg<'_>],
     ) -> Result<Vec<super::change_feed::FeedRow>, StoreError> {
-        let rows = bind_args(
-            sqlx::query(super::change_feed::READ),
-            &[Arg::Int(after), Arg::Int(limit)],
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = bind_args(sqlx::query(sql), args)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .iter()
             .map(super::change_feed::FeedRow::from_columns)

@@ -265,25 +265,12 @@ impl SqliteStore {
 
 /// The change feed read on this thread, like the request statements (`direct.rs`).
 impl super::change_feed::FeedSource for SqliteStore {
-    async fn feed_end(&self) -> Result<i64, StoreError> {
-        let end = self
-            .read_one::<super::change_feed::FeedEnd>(super::change_feed::START, &[])
-            .await?;
-        Ok(end.map_or(0, |e| e.0))
-    }
-
-    async fn feed_after(
+    async fn feed_rows(
         &self,
-        after: i64,
-        limit: i64,
+        sql: &'static str,
+        args: &[Arg<'_>],
     ) -> Result<Vec<super::change_feed::FeedRow>, StoreError> {
-        self.direct.read(|conn| {
-            direct::all(
-                conn,
-                super::change_feed::READ,
-                &[Arg::Int(after), Arg::Int(limit)],
-            )
-        })
+        self.direct.read(|conn| direct::all(conn, sql, args))
     }
 }
 

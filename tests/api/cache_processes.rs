@@ -119,6 +119,25 @@ async fn a_logout_through_one_process_ends_the_sessions_tokens_at_the_other_with
     );
 }
 
+/// The admin revokes the key that signed `access` from a process of its own, told that running
+/// processes re-read the folder within a second; when the command returned.
+fn revoke_the_key_that_signed(deployment: &Deployment, access: &str) -> Instant {
+    let kid = jsonwebtoken::decode_header(access)
+        .expect("a JWT")
+        .kid
+        .expect("a kid");
+    let out = deployment.keys(&["revoke", &kid]);
+    let revoked_at = Instant::now();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("within a second"), "{stdout}");
+    revoked_at
+}
+
 #[tokio::test]
 async fn a_key_revoked_by_the_admin_is_refused_by_every_process_within_a_second() {
     if !postgres_or_skip("the cache's cross-process test") {
@@ -130,23 +149,11 @@ async fn a_key_revoked_by_the_admin_is_refused_by_every_process_within_a_second(
     let tokens = tokens(&deployment, &a, &mut Browser::new()).await;
     let access = tokens["access_token"].as_str().expect("an access token");
     assert_eq!(userinfo(&b, access).await.0, 200);
-    let kid = jsonwebtoken::decode_header(access)
-        .expect("a JWT")
-        .kid
-        .expect("a kid");
 
     // Act: the admin revokes the key that signed it, from a third process.
-    let out = deployment.keys(&["revoke", &kid]);
-    let revoked_at = Instant::now();
+    let revoked_at = revoke_the_key_that_signed(&deployment, access);
 
     // Assert
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("within a second"), "{stdout}");
     let (at_a, at_b) = tokio::join!(
         refused_after(&a, access, revoked_at),
         refused_after(&b, access, revoked_at)
@@ -195,23 +202,11 @@ async fn a_key_revoked_by_the_admin_beside_a_sqlite_process_is_refused_by_it_wit
     let tokens = tokens(&deployment, &a, &mut Browser::new()).await;
     let access = tokens["access_token"].as_str().expect("an access token");
     assert_eq!(userinfo(&a, access).await.0, 200);
-    let kid = jsonwebtoken::decode_header(access)
-        .expect("a JWT")
-        .kid
-        .expect("a kid");
 
     // Act
-    let out = deployment.keys(&["revoke", &kid]);
-    let revoked_at = Instant::now();
+    let revoked_at = revoke_the_key_that_signed(&deployment, access);
 
     // Assert
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("within a second"), "{stdout}");
     let after = refused_after(&a, access, revoked_at).await;
     assert!(
         after <= BOUND,
