@@ -31,6 +31,9 @@ pub use error::{StartupError, format_problems};
 pub struct Application {
     port: u16,
     server: Server,
+    /// The app's listening socket (a second handle on it): a stop closes it, so connections
+    /// arriving after SIGTERM are refused rather than left waiting in its backlog.
+    listening: TcpListener,
     /// The scrape's own server, when `server.metrics_listen` is set: its port and server.
     metrics: Option<(u16, Server)>,
     state: web::Data<AppState>,
@@ -121,15 +124,18 @@ impl Application {
             https: state.https,
             metrics: Some(state.metrics.clone()),
         };
-        let server = serve(app, listener, answering).map_err(|cause| StartupError::Bind {
+        let serve_error = |cause| StartupError::Bind {
             addr: format!("port {port}"),
             setting: LISTEN_SETTING,
             cause,
-        })?;
+        };
+        let listening = listener.try_clone().map_err(serve_error)?;
+        let server = serve(app, listener, answering).map_err(serve_error)?;
         tracing::info!(port, issuer = %state.config().issuer, "guildgate is listening");
         Ok(Self {
             port,
             server,
+            listening,
             metrics,
             state,
         })
@@ -180,7 +186,12 @@ impl Application {
             tokio::spawn(server);
             handle
         });
-        let watch = signals::watch(self.server.handle(), self.state.clone(), config_file);
+        let watch = signals::watch(
+            self.server.handle(),
+            self.listening,
+            self.state.clone(),
+            config_file,
+        );
         let signals = tokio::spawn(async move {
             if let Err(e) = watch.await {
                 tracing::error!(error = %e, "cannot listen for signals; stop the process with SIGKILL");

@@ -13,6 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 /// and the background jobs to hand back what they claimed.
 pub(super) async fn watch(
     server: ServerHandle,
+    listening: std::net::TcpListener,
     state: web::Data<AppState>,
     config_file: Option<PathBuf>,
 ) -> std::io::Result<()> {
@@ -51,6 +52,7 @@ pub(super) async fn watch(
         // count requests ourselves rather than rely on the server's own graceful stop, which
         // was seen to close a connection whose request had just begun.
         server.pause().await;
+        stop_listening(&listening);
         // Logged once accepting has stopped, so the line is true when an operator reads it.
         tracing::info!(
             signal = name,
@@ -68,5 +70,24 @@ pub(super) async fn watch(
         }
         server.stop(true).await;
         return Ok(());
+    }
+}
+
+/// Closes the listening socket for new connections. Pausing the server only stops its accept
+/// loop: the socket stayed open, so a connection arriving after SIGTERM completed its handshake
+/// and waited in the backlog (or, in the moment the pause took to reach the accept thread, was
+/// still taken). Shut down for reading, a listening socket stops listening (Linux resets what
+/// waits in its backlog, and refuses new connections), while the connections already accepted
+/// are untouched.
+fn stop_listening(listening: &std::net::TcpListener) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `shutdown` on a descriptor this handle owns, open for the handle's lifetime; it
+    // changes the socket's state only and touches no memory of ours.
+    let closed = unsafe { libc::shutdown(listening.as_raw_fd(), libc::SHUT_RD) };
+    if closed != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "cannot close the listening socket; new connections wait unanswered until the process exits"
+        );
     }
 }
