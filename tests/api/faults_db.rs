@@ -29,25 +29,46 @@ const NO_HANG: Duration = Duration::from_secs(8);
 struct Proxy {
     port: u16,
     target: SocketAddr,
+    /// The proxy's socket, bound for the whole test: between a cut and a restore it does not
+    /// listen (connections are refused) but keeps its port, which another process on the
+    /// machine could otherwise take meanwhile.
+    socket: std::net::TcpListener,
     links: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
     accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Proxy {
     async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("local addr").port();
+        // Bound to a port named explicitly: Linux keeps only such a port bound while the
+        // socket does not listen (a port it picked itself is released at the cut).
+        let socket = (0..50)
+            .find_map(|_| {
+                let free = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .expect("a free port")
+                    .port();
+                std::net::TcpListener::bind(("127.0.0.1", free)).ok()
+            })
+            .expect("bind");
+        socket.set_nonblocking(true).expect("non-blocking");
+        let port = socket.local_addr().expect("local addr").port();
         let proxy = Self {
             port,
             target,
+            socket,
             links: Arc::new(Mutex::new(Vec::new())),
             accept: Mutex::new(None),
         };
-        proxy.serve(listener);
+        proxy.serve();
         proxy
     }
 
-    fn serve(&self, listener: TcpListener) {
+    fn serve(&self) {
+        let listener = self
+            .socket
+            .try_clone()
+            .and_then(TcpListener::from_std)
+            .expect("the proxy's socket");
         let (target, open) = (self.target, self.links.clone());
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
@@ -63,11 +84,14 @@ impl Proxy {
     }
 
     /// The database is gone, as a stopped server is: open connections close, new ones are
-    /// refused (nothing listens on the port).
+    /// refused (the socket stops listening and keeps its port).
     fn cut(&self) {
+        use std::os::fd::AsRawFd;
         if let Some(accept) = self.accept.lock().unwrap().take() {
             accept.abort();
         }
+        // SAFETY: the socket's own descriptor, open for as long as `self`.
+        unsafe { libc::shutdown(self.socket.as_raw_fd(), libc::SHUT_RD) };
         for link in self.links.lock().unwrap().drain(..) {
             link.abort();
         }
@@ -75,18 +99,16 @@ impl Proxy {
 
     /// The database is back, on the same port.
     async fn restore(&self) {
-        let mut listener = None;
-        for _ in 0..50 {
-            match TcpListener::bind(("127.0.0.1", self.port)).await {
-                Ok(l) => {
-                    listener = Some(l);
-                    break;
-                }
-                // The aborted accept task may not have dropped its listener yet.
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
-        self.serve(listener.expect("the proxy's port again"));
+        use std::os::fd::AsRawFd;
+        // SAFETY: as in `cut`.
+        let listening = unsafe { libc::listen(self.socket.as_raw_fd(), 128) };
+        assert_eq!(
+            listening,
+            0,
+            "the proxy listens again: {}",
+            std::io::Error::last_os_error()
+        );
+        self.serve();
     }
 }
 
