@@ -31,7 +31,8 @@
 
 mod harness;
 
-use harness::{CLIENT, SECRET, sign_in, success};
+use harness::wrk::{WrkRequest, wrk, wrk_refresh};
+use harness::{CLIENT, Outcome, SECRET, sign_in, success};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -42,84 +43,6 @@ const USAGE: &str = "load [--binary target/release/guildgate] [--seconds 10] [--
      [--people N]
 Postgres instead of SQLite: GUILDGATE_BENCH_POSTGRES_URL=postgres://... (emptied first).
 See the header of examples/load.rs and BENCHMARKS.md.";
-
-/// The Lua script that drives refresh-token chains from wrk.
-const REFRESH_SCRIPT: &str = include_str!("harness/refresh.lua");
-
-/// How wrk shapes its requests beside the URL.
-enum WrkRequest<'a> {
-    /// The same GET each time, with this header if any.
-    Get(Option<&'a str>),
-    /// A Lua script and its arguments.
-    Script(&'a std::path::Path, Vec<String>),
-}
-
-/// Runs `wrk --latency` (2 threads) against `issuer` + `path` and reads its summary.
-fn wrk(
-    issuer: &str,
-    path: &str,
-    request: WrkRequest<'_>,
-    seconds: u64,
-    connections: usize,
-) -> anyhow::Result<Outcome> {
-    let mut command = std::process::Command::new("wrk");
-    command.args([
-        &format!("-t{WRK_THREADS}"),
-        &format!("-c{connections}"),
-        &format!("-d{seconds}s"),
-        "--latency",
-    ]);
-    let mut script_args = Vec::new();
-    match request {
-        WrkRequest::Get(Some(header)) => {
-            command.args(["-H", header]);
-        }
-        WrkRequest::Get(None) => {}
-        WrkRequest::Script(script, args) => {
-            command.arg("-s").arg(script);
-            script_args = args;
-        }
-    }
-    command.arg(format!("{issuer}{path}"));
-    if !script_args.is_empty() {
-        command.arg("--").args(script_args);
-    }
-    let out = command
-        .output()
-        .map_err(|e| anyhow::anyhow!("wrk: {e} (apt-get install wrk)"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let field = |prefix: &str| {
-        text.lines().find_map(|l| {
-            l.trim()
-                .strip_prefix(prefix)
-                .map(str::trim)
-                .map(str::to_owned)
-        })
-    };
-    let millis = |v: Option<String>| -> f64 {
-        let v = v.unwrap_or_default();
-        let number = |suffix: &str| v.strip_suffix(suffix).and_then(|n| n.parse::<f64>().ok());
-        number("us")
-            .map(|n| n / 1000.0)
-            .or_else(|| number("ms"))
-            .or_else(|| number("s").map(|n| n * 1000.0))
-            .unwrap_or(f64::NAN)
-    };
-    let per_second = field("Requests/sec:")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("unexpected wrk output: {text}"))?;
-    Ok(Outcome {
-        per_second,
-        p50_ms: millis(field("50%")),
-        p99_ms: millis(field("99%")),
-        errors: field("Non-2xx or 3xx responses:")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-    })
-}
-
-/// wrk's threads: one per core of the machines these numbers come from.
-const WRK_THREADS: usize = 2;
 
 /// What to run, from the command line.
 struct Options {
@@ -435,33 +358,6 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refresh chains driven by wrk, one per token in `latest` (and per connection).
-fn wrk_refresh(issuer: &str, latest: &[String], seconds: u64) -> anyhow::Result<Outcome> {
-    use base64::Engine;
-    let folder = tempfile::tempdir()?;
-    let script = folder.path().join("refresh.lua");
-    std::fs::write(&script, REFRESH_SCRIPT)?;
-    let tokens = folder.path().join("tokens");
-    std::fs::write(&tokens, latest.join("\n") + "\n")?;
-    // wrk spreads connections evenly over its threads; each thread takes every other token.
-    let connections = latest.len() - latest.len() % WRK_THREADS;
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT}:{SECRET}"));
-    wrk(
-        issuer,
-        "/token",
-        WrkRequest::Script(
-            &script,
-            vec![
-                tokens.display().to_string(),
-                WRK_THREADS.to_string(),
-                format!("Basic {basic}"),
-            ],
-        ),
-        seconds,
-        connections,
-    )
-}
-
 /// `openssl speed rsa2048`'s signatures per second on one core, when openssl is installed.
 fn openssl_signatures_per_second() -> Option<f64> {
     let out = std::process::Command::new("openssl")
@@ -500,14 +396,6 @@ fn rsa_signatures_per_second() -> anyhow::Result<f64> {
         count += 1;
     }
     Ok(f64::from(count) / started.elapsed().as_secs_f64())
-}
-
-/// Throughput and latency of one path.
-struct Outcome {
-    per_second: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: u64,
 }
 
 /// Runs `make(worker)` in a loop from `concurrency` tasks for `seconds`.

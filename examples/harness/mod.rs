@@ -5,6 +5,7 @@
 
 pub mod nginx;
 pub mod seed;
+pub mod wrk;
 
 use guildgate::discord::fake::{FakeData, FakeDiscord, FakeDiscordHandle, FakeRoute};
 use std::process::{Child, Command, Stdio};
@@ -257,4 +258,12 @@ pub fn location(r: &reqwest::Response) -> anyhow::Result<String> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .ok_or_else(|| anyhow::anyhow!("expected a redirect, got {}", r.status()))
+}
+
+/// Throughput and latency of one path.
+pub struct Outcome {
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
 }
