@@ -12,12 +12,16 @@
 //! passed over.
 
 use super::StoreError;
+use super::TokenHolder;
 use super::args::Arg;
 use super::columns::{Columns, FromColumns};
 use super::holder_cache::{Changed, HolderCache};
+use super::rows::CacheableHolder;
+use crate::domain::GrantId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use time::OffsetDateTime;
 
 /// How often each process reads the feed (`jobs.rs` runs it).
 pub const POLL_EVERY: Duration = Duration::from_millis(200);
@@ -157,6 +161,27 @@ impl Follower {
     /// learn it from the feed).
     pub(super) fn forget(&self, changed: &[Changed]) {
         self.cache.apply(changed);
+    }
+
+    /// A live access token's holder: from memory while the feed is followed, otherwise by
+    /// `read` (the database; not run when memory answers), whose answer is then kept unless a
+    /// change was applied meanwhile.
+    pub(super) async fn token_holder(
+        &self,
+        grant: &GrantId,
+        jti: &str,
+        now: OffsetDateTime,
+        read: impl Future<Output = Result<Option<CacheableHolder>, StoreError>>,
+    ) -> Result<Option<TokenHolder>, StoreError> {
+        let ticket = match self.cache.get(grant, jti, now) {
+            Ok(holder) => return Ok(Some(holder)),
+            Err(ticket) => ticket,
+        };
+        Ok(read.await?.map(|r| {
+            self.cache
+                .put(ticket, grant, jti, &r.holder, r.live_until, r.session);
+            r.holder
+        }))
     }
 
     /// One read of `source`'s feed (see [`follow`]).

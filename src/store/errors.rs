@@ -1,9 +1,50 @@
-//! Driver errors mapped once into [`StoreError`], shared by both backends, and the one message
-//! an admin sees when the database cannot be connected to.
+//! The store's error type, driver errors mapped once into it (shared by both backends), and
+//! the one message an admin sees when the database cannot be connected to.
 
-use super::StoreError;
 use std::fmt;
 use std::time::Duration;
+
+/// What can go wrong talking to the database; callers map it to `server_error` or a 503.
+///
+/// Each variant writes its cause into its own message and does not also expose it as
+/// `source()`, so a rendered chain shows every cause once (see `crate::report`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no supported backend.
+    #[error(
+        "database.url ({0}) names no supported database: write sqlite://PATH or postgres://user:password@host/dbname"
+    )]
+    UnsupportedUrl(String),
+    /// The database could not be connected to (at start-up or by an admin command).
+    #[error("{0}")]
+    Connect(ConnectError),
+    /// A unique constraint refused the write (e.g. a duplicate primary key).
+    #[error("conflicting record: {0}")]
+    Conflict(String),
+    /// Migrations could not be applied.
+    #[error("database migration failed: {0}")]
+    Migration(sqlx::migrate::MigrateError),
+    /// Anything else the driver reports (connection lost, I/O, bad SQL).
+    #[error("database error: {0}")]
+    Backend(sqlx::Error),
+    /// What SQLite reported for a statement run on the calling thread (`direct.rs`).
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+    /// A stored value does not read back as its type (an id, scopes, a PKCE value): the row
+    /// was written by something other than guildgate, or damaged. Never read as empty.
+    #[error("{0}")]
+    Unreadable(Unreadable),
+    /// Creating the SQLite file's folder failed.
+    #[error(
+        "cannot create the database folder {path} (database.url): {cause}; create it, or point database.url at a writable place"
+    )]
+    Folder {
+        /// The folder that could not be created.
+        path: String,
+        /// Why.
+        cause: std::io::Error,
+    },
+}
 
 /// A stored value that does not read back as the type its column holds. It names the table,
 /// the column and what was expected, never the value (which may be anything).

@@ -10,6 +10,7 @@ mod change_feed;
 mod columns;
 mod connect;
 mod direct;
+mod emit;
 mod errors;
 mod held;
 mod holder_cache;
@@ -25,7 +26,7 @@ mod sqlite;
 
 pub use change_feed::{Followed, POLL_EVERY as CHANGE_FEED_POLL};
 pub use connect::{connect, connect_waiting, redact_url, sqlite_file_missing};
-pub use errors::{ConnectError, ConnectFailure, Unreadable};
+pub use errors::{ConnectError, ConnectFailure, StoreError, Unreadable};
 pub use pending_records::{DeviceAuthorization, DeviceStatus, PushedRequest};
 pub use postgres::PgStore;
 pub use records::*;
@@ -34,48 +35,6 @@ pub use sqlite::SqliteStore;
 use crate::domain::{ClientId, DiscordId, GrantId, Scopes, SessionId, TokenHash};
 use async_trait::async_trait;
 use time::OffsetDateTime;
-
-/// What can go wrong talking to the database; callers map it to `server_error` or a 503.
-///
-/// Each variant writes its cause into its own message and does not also expose it as
-/// `source()`, so a rendered chain shows every cause once (see `crate::report`).
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The URL names no supported backend.
-    #[error(
-        "database.url ({0}) names no supported database: write sqlite://PATH or postgres://user:password@host/dbname"
-    )]
-    UnsupportedUrl(String),
-    /// The database could not be connected to (at start-up or by an admin command).
-    #[error("{0}")]
-    Connect(ConnectError),
-    /// A unique constraint refused the write (e.g. a duplicate primary key).
-    #[error("conflicting record: {0}")]
-    Conflict(String),
-    /// Migrations could not be applied.
-    #[error("database migration failed: {0}")]
-    Migration(sqlx::migrate::MigrateError),
-    /// Anything else the driver reports (connection lost, I/O, bad SQL).
-    #[error("database error: {0}")]
-    Backend(sqlx::Error),
-    /// What SQLite reported for a statement run on the calling thread (`direct.rs`).
-    #[error("database error: {0}")]
-    Sqlite(rusqlite::Error),
-    /// A stored value does not read back as its type (an id, scopes, a PKCE value): the row
-    /// was written by something other than guildgate, or damaged. Never read as empty.
-    #[error("{0}")]
-    Unreadable(Unreadable),
-    /// Creating the SQLite file's folder failed.
-    #[error(
-        "cannot create the database folder {path} (database.url): {cause}; create it, or point database.url at a writable place"
-    )]
-    Folder {
-        /// The folder that could not be created.
-        path: String,
-        /// Why.
-        cause: std::io::Error,
-    },
-}
 
 /// The store: intent-named operations, each atomic.
 #[async_trait]

@@ -84,7 +84,7 @@ pub(super) fn row_for_client<'a>(
 /// Appends these methods to the gathered `$core` ones and emits the impl.
 macro_rules! with_pending_methods {
     ($ty:ty, $db:ty; $($core:tt)*) => {
-        $crate::store::shared::emit_store_impl! { $ty, $db; $($core)*
+        $crate::store::emit::emit_store_impl! { $ty, $db; $($core)*
 
     async fn insert_device_authorization(
         &self,

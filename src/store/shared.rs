@@ -13,7 +13,7 @@
 
 /// Writes `impl Store for $ty` on database `$db`: the core methods below plus the lifecycle ones
 /// from `lifecycle.rs`. `#[async_trait]` must see every method in one impl, so the tokens are
-/// gathered through `with_lifecycle_methods!` and emitted by [`emit_store_impl!`].
+/// gathered through `with_lifecycle_methods!` and emitted by `emit.rs`.
 macro_rules! impl_store {
     ($ty:ty, $db:ty) => {
         $crate::store::lifecycle::with_lifecycle_methods! { $ty, $db;
@@ -401,23 +401,10 @@ macro_rules! impl_store {
         jti: &str,
         now: OffsetDateTime,
     ) -> Result<Option<TokenHolder>, StoreError> {
-        // From memory while the change feed is followed (no statement on `/userinfo`),
-        // otherwise from the database, whose answer is then kept (`holder_cache.rs`).
-        let cache = &self.follower.cache;
-        let ticket = match cache.get(grant_id, jti, now) {
-            Ok(holder) => return Ok(Some(holder)),
-            Err(ticket) => ticket,
-        };
-        let read = self
-            .read_one::<$crate::store::rows::CacheableHolder>(
-                TOKEN_HOLDER_CACHEABLE,
-                &[Arg::Text(grant_id.as_str()), Arg::Text(jti), Arg::time(now)],
-            )
-            .await?;
-        Ok(read.map(|r| {
-            cache.put(ticket, grant_id, jti, &r.holder, r.live_until, r.session);
-            r.holder
-        }))
+        // The statement runs only when memory cannot answer (see `Follower::token_holder`).
+        let args = [Arg::Text(grant_id.as_str()), Arg::Text(jti), Arg::time(now)];
+        let read = self.read_one(TOKEN_HOLDER_CACHEABLE, &args);
+        self.follower.token_holder(grant_id, jti, now, read).await
     }
 
     async fn follow_changes(&self) -> Result<$crate::store::Followed, StoreError> {
@@ -444,82 +431,3 @@ macro_rules! impl_store {
     };
 }
 pub(super) use impl_store;
-
-/// Emits the impl from the gathered methods, inside an anonymous `const` so that its imports
-/// stay out of the backend module, plus the transaction helpers the methods share.
-macro_rules! emit_store_impl {
-    ($ty:ty, $db:ty; $($methods:tt)*) => {
-        const _: () = {
-            use $crate::domain::{ClientId, DiscordId, GrantId, Jkt, PkceChallenge, Scopes, SessionId, TokenHash};
-            use $crate::store::args::Arg;
-            use $crate::store::rows::{
-                ConsentScopes, ReturnedGrantId, StoredMembership, all_stored, stored,
-            };
-            use $crate::store::sql::*;
-            use $crate::store::{
-                AccessCheck, AuthCodeRecord, ClientSignIn, CodeRedemption, ConsentRecord,
-                EndedSession, FreshRotation, GrantRecord, MigrationStatus,
-                LogoutDelivery, MembershipSnapshot, NewRefreshToken, PendingLoginCap, PoolUsage, RefreshHolder, Rotation,
-                SessionRecord, SpentCode, Store, StoreError, StoredUpstreamTokens, TokenHolder, UpstreamLogin,
-                UserRecord, from_unix,
-                to_unix,
-            };
-            use time::OffsetDateTime;
-
-            #[async_trait::async_trait]
-            impl Store for $ty {
-                $($methods)*
-            }
-
-            impl $ty {
-                /// A person's profile as `$1`..`$8`, the columns both statements that write
-                /// people start with (`UPSERT_USER`, `save_sign_in!`).
-                fn profile(user: &UserRecord) -> [Arg<'_>; 8] {
-                    [
-                        Arg::Text(user.id.as_str()),
-                        Arg::Text(&user.username),
-                        Arg::OptText(user.global_name.as_deref()),
-                        Arg::OptText(user.avatar.as_deref()),
-                        Arg::OptText(user.email.as_deref()),
-                        Arg::Flag(user.email_verified),
-                        Arg::OptText(user.locale.as_deref()),
-                        Arg::time(user.updated_at),
-                    ]
-                }
-
-                /// A session's columns as `INSERT_SESSION` lists them (`insert_signed_in_session!`
-                /// the same, from `$13`).
-                fn session(session: &SessionRecord) -> [Arg<'_>; 9] {
-                    [
-                        Arg::Text(session.id.as_str()),
-                        Arg::Text(session.secret_hash.as_str()),
-                        Arg::Text(session.user_id.as_str()),
-                        Arg::time(session.auth_time),
-                        Arg::time(session.created_at),
-                        Arg::time(session.expires_at),
-                        Arg::time(session.last_seen_at),
-                        Arg::OptText(session.device.user_agent.as_deref()),
-                        Arg::OptText(session.device.ip.as_deref()),
-                    ]
-                }
-
-                /// The clients that took part in a session, sorted here rather than by
-                /// `ORDER BY` so both engines agree whatever the collation.
-                async fn session_clients(
-                    tx: &mut <$db as sqlx::Database>::Connection,
-                    session_id: &SessionId,
-                ) -> Result<Vec<ClientId>, StoreError> {
-                    let clients = sqlx::query_scalar::<_, String>(SESSION_CLIENTS)
-                        .bind(session_id.as_str())
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    let mut clients: Vec<ClientId> =
-                        all_stored(clients, "session_clients", "client_id")?;
-                    clients.sort();
-                    Ok(clients)
-                }
-            }
-        };
-    };
-}
-pub(super) use emit_store_impl;
