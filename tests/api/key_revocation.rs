@@ -199,3 +199,29 @@ fn keys_rotate_describes_the_new_key_as_keys_list_then_shows_it() {
     assert_eq!(keys(empty.path()), 1, "one key on an empty folder, not two");
     assert_eq!(keys(used.path()), 2);
 }
+
+#[test]
+fn a_key_command_before_any_database_exists_creates_none_and_says_when_processes_see_it() {
+    // Arrange: the default configuration (SQLite at data/guildgate.db) in a fresh folder.
+    let cwd = tempfile::tempdir().unwrap();
+    let keys = cwd.path().join("keys").display().to_string();
+
+    // Act
+    let out = run_guildgate(
+        cwd.path(),
+        &["keys", "rotate"],
+        &[("GUILDGATE__KEYS__DIR", &keys)],
+    );
+
+    // Assert
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stdout_of(&out).contains("next reload of the folder"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert!(
+        !cwd.path().join("data").join("guildgate.db").exists(),
+        "no empty database is made for the announcement"
+    );
+}
