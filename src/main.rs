@@ -303,7 +303,9 @@ enum KeysCommand {
         "Exit status: 0 revoked (or already revoked), 1 no such key or an unreadable folder."
     ))]
     Revoke {
-        /// The key's id.
+        /// The key's id. A kid is a base64url thumbprint and may begin with `-`, so a leading
+        /// hyphen is taken as the kid, not as an option.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
 }

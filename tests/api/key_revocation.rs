@@ -144,6 +144,24 @@ async fn sighup_makes_a_running_process_drop_a_revoked_key_at_once() {
 }
 
 #[test]
+fn a_kid_beginning_with_a_hyphen_is_taken_as_the_kid_not_as_an_option() {
+    // Arrange: kids are base64url thumbprints, so about one in 64 begins with `-`.
+    let dir = tempfile::tempdir().unwrap();
+    guildgate::keys::KeySet::load_or_generate(dir.path(), time::OffsetDateTime::now_utc()).unwrap();
+
+    // Act
+    let out = keys_command(dir.path(), &["revoke", "-5notakid"]);
+
+    // Assert: the key lookup answered (no such key), not the argument parser.
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("-5notakid") && !stderr_of(&out).contains("unexpected argument"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
 fn keys_list_before_any_key_exists_says_there_are_none() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
