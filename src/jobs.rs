@@ -1,4 +1,5 @@
-//! Background work off the request path: back-channel logout delivery and store clean-up.
+//! Background work off the request path: back-channel logout delivery, store clean-up, key
+//! maintenance, the change feed and SQLite's WAL checkpoints.
 //! Both take their work from the store, so several processes share it and a restart loses none.
 
 use crate::audit;
@@ -35,8 +36,39 @@ pub fn spawn(state: web::Data<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
         tokio::spawn(deliver_logouts(state.clone())),
         tokio::spawn(collect_garbage(state.clone())),
         tokio::spawn(maintain_keys(state.clone())),
+        tokio::spawn(checkpoint_wal(state.clone())),
         tokio::spawn(follow_changes(state)),
     ]
+}
+
+/// How soon a failed checkpoint round is tried again.
+const CHECKPOINT_RETRY: Duration = Duration::from_secs(1);
+
+/// Copies SQLite's WAL into the database file off the request path (`store/checkpoint.rs`);
+/// ends at once on Postgres. While it fails, SQLite's own checkpoint on the request writer
+/// keeps the WAL bounded.
+async fn checkpoint_wal(state: web::Data<AppState>) {
+    let mut failing = false;
+    loop {
+        let next = match state.store.checkpoint().await {
+            Ok(None) => return,
+            Ok(Some(next)) => {
+                if failing {
+                    failing = false;
+                    tracing::info!("the WAL is checkpointed in the background again");
+                }
+                next
+            }
+            Err(e) => {
+                if !failing {
+                    failing = true;
+                    tracing::warn!(error = %e, "cannot checkpoint the WAL in the background; requests checkpoint it meanwhile");
+                }
+                CHECKPOINT_RETRY
+            }
+        };
+        tokio::time::sleep(next).await;
+    }
 }
 
 /// Reads the store's change feed a few times a second, so what this process keeps

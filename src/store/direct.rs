@@ -24,8 +24,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-/// How many WAL pages the request writer lets accumulate before it checkpoints (see `connect`).
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 4000;
+/// How many WAL pages the request writer lets accumulate before it checkpoints itself: the
+/// fallback for when the checkpoint job (`checkpoint.rs`) falls behind (see `connect`).
+pub(super) const WAL_AUTOCHECKPOINT_PAGES: i64 = 4000;
 
 /// Prepared statements kept per connection: every statement the operations here run, with room.
 const STATEMENT_CACHE: usize = 48;
@@ -114,10 +115,11 @@ fn connect(path: &Path, busy: Duration, reader: bool) -> Result<Connection, Stor
     } else {
         // SQLite checkpoints the WAL into the file on the committing connection, under our
         // write lease, every `wal_autocheckpoint` pages (1,000 by default): at 3,500 refreshes a
-        // second that was several checkpoints a second, each copying the same hot pages again
-        // and syncing twice while every other write waited. Every 4,000 pages (a WAL of up to
-        // 16 MiB) copies each hot page once per larger batch: refresh +6–10 % (BENCHMARKS.md,
-        // ninth session). Durability is unchanged (WAL, `synchronous = NORMAL`).
+        // second that was several checkpoints a second on the worker threads, each syncing
+        // twice while every other write waited. The checkpoint job (`checkpoint.rs`) does that
+        // work on a blocking thread and keeps the WAL well under 4,000 pages (16 MiB), so this
+        // is only the bound for when the job falls behind. Durability is unchanged (WAL,
+        // `synchronous = NORMAL`).
         conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
     }
     Ok(conn)

@@ -30,6 +30,10 @@ pub enum StoreError {
     /// What SQLite reported for a statement run on the calling thread (`direct.rs`).
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
+    /// Work handed to a blocking thread ended without an answer (it panicked, or the process
+    /// is stopping).
+    #[error("database work on a blocking thread ended without an answer: {0}")]
+    Abandoned(String),
     /// A stored value does not read back as its type (an id, scopes, a PKCE value): the row
     /// was written by something other than guildgate, or damaged. Never read as empty.
     #[error("{0}")]

@@ -7,6 +7,7 @@
 mod args;
 pub mod backup;
 mod change_feed;
+mod checkpoint;
 mod columns;
 mod connect;
 mod direct;
@@ -387,14 +388,16 @@ pub trait Store: Send + Sync {
     /// Whether an access token was revoked by its `jti` (service tokens, which have no grant).
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
 
-    /// Reads the change feed once (Postgres): drops what this process cached about grants,
-    /// sessions, people and `jti`s changed anywhere, and keeps the cache answering for a while;
-    /// what it found. Nothing to do on SQLite.
+    /// Reads the change feed once: drops what this process cached about grants, sessions,
+    /// people and `jti`s changed by any process (or admin command), and keeps the cache
+    /// answering for a while; what it found.
     async fn follow_changes(&self) -> Result<Followed, StoreError>;
     /// Tells every process following the change feed that the shared keys folder changed, so
-    /// each re-reads it within the feed's bound (Postgres). Nothing to do on SQLite: its one
-    /// process is told by SIGHUP or its next scheduled reload.
+    /// each re-reads it within the feed's bound.
     async fn announce_keys_changed(&self) -> Result<(), StoreError>;
+    /// One round of SQLite's WAL checkpoint, off the request path (`checkpoint.rs`); how soon
+    /// the next round is due, or `None` for a backend without one (Postgres).
+    async fn checkpoint(&self) -> Result<Option<std::time::Duration>, StoreError>;
 
     /// Deletes expired codes, pending logins, sessions, grants and revoked-`jti` entries, and
     /// back-channel logout deliveries abandoned for three days, at most `batch` rows of each

@@ -252,6 +252,11 @@ impl PgStore {
         Ok(done.rows_affected())
     }
 
+    /// Postgres checkpoints by itself: no job.
+    async fn checkpoint_wal(&self) -> Result<Option<std::time::Duration>, StoreError> {
+        Ok(None)
+    }
+
     /// A `keys` row in the change feed.
     async fn announce_keys(&self) -> Result<(), StoreError> {
         sqlx::query(super::change_feed::ANNOUNCE_KEYS)

@@ -415,6 +415,10 @@ macro_rules! impl_store {
         self.announce_keys().await
     }
 
+    async fn checkpoint(&self) -> Result<Option<std::time::Duration>, StoreError> {
+        self.checkpoint_wal().await
+    }
+
     async fn gc(&self, now: OffsetDateTime, batch: u32) -> Result<u64, StoreError> {
         let mut deleted = 0;
         for (statement, grace_secs) in GC {

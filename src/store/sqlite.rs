@@ -6,6 +6,7 @@
 //! starts, which migrations apply, and how the back-channel logout queue is claimed.
 
 use super::args::Arg;
+use super::checkpoint::{Checkpointer, Pass};
 use super::columns::FromColumns;
 use super::direct::{self, Direct};
 use super::held::{Held, WriteTx};
@@ -45,6 +46,8 @@ pub struct SqliteStore {
     direct: Arc<Direct>,
     /// What access-token checks need, kept in memory and in step with the change feed.
     follower: super::change_feed::Follower,
+    /// The WAL's checkpoints, run by a job instead of by the request writer.
+    checkpointer: Arc<Checkpointer>,
 }
 
 impl SqliteStore {
@@ -69,6 +72,7 @@ impl SqliteStore {
             .map_err(failed)?;
         let readers = usize::try_from(max_connections.saturating_sub(1)).unwrap_or(1);
         let direct = Direct::open(options.get_filename(), BUSY_TIMEOUT)?;
+        let checkpointer = Checkpointer::open(options.get_filename())?;
         // The readers serve only the bulk and admin reads (`lifecycle.rs`): opened when used.
         let reader = Held::lazy(options, readers, BUSY_TIMEOUT);
         Ok(Self {
@@ -76,6 +80,7 @@ impl SqliteStore {
             writer,
             direct: Arc::new(direct),
             follower: super::change_feed::Follower::default(),
+            checkpointer: Arc::new(checkpointer),
         })
     }
 
@@ -254,6 +259,26 @@ impl SqliteStore {
         .await
     }
 
+    /// One round of the WAL's checkpoint job (`checkpoint.rs`): a pass beside the writers and,
+    /// when that one ended far behind them, a second under the write lease, so the WAL starts
+    /// over at the next write.
+    async fn checkpoint_wal(&self) -> Result<Option<std::time::Duration>, StoreError> {
+        let (pass, next) = self.checkpoint_pass().await?;
+        if pass.behind() {
+            let _lease = self.writer.lease().await?;
+            self.checkpoint_pass().await?;
+        }
+        Ok(Some(next))
+    }
+
+    /// One checkpoint pass on a blocking thread (it copies pages and syncs the file).
+    async fn checkpoint_pass(&self) -> Result<(Pass, std::time::Duration), StoreError> {
+        let checkpointer = Arc::clone(&self.checkpointer);
+        tokio::task::spawn_blocking(move || checkpointer.pass())
+            .await
+            .map_err(|e| StoreError::Abandoned(e.to_string()))?
+    }
+
     /// A `keys` row in the change feed: the serving process re-reads the keys folder within a
     /// second of `guildgate keys revoke` or `keys rotate` run beside it.
     async fn announce_keys(&self) -> Result<(), StoreError> {
@@ -294,3 +319,60 @@ super::shared::impl_store!(SqliteStore, sqlx::Sqlite);
 #[cfg(test)]
 #[path = "sqlite_plans.rs"]
 mod plans;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TokenHash;
+    use crate::store::Store;
+
+    /// The checkpoint job's rounds alone, at the job's cadence, keep the WAL bounded beside a
+    /// writer committing as often as a refresh load does, which never checkpoints itself:
+    /// without them the WAL would grow by every page written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_checkpoint_job_alone_keeps_the_wal_bounded_beside_a_steady_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", path.display()), 4)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        store
+            .direct
+            .write(|c| Ok(c.pragma_update(None, "wal_autocheckpoint", 0)?))
+            .unwrap();
+        let wal = dir.path().join("g.db-wal");
+        let expires = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+        let writes = 8_000;
+        let writer = tokio::spawn({
+            let store = store.clone();
+            async move {
+                for i in 0..writes {
+                    let key = TokenHash::of(&format!("jti-{i}"));
+                    assert!(store.spend_jti(&key, expires).await.unwrap());
+                    // At most some 4,000 commits a second, a refresh load's rate.
+                    if i % 4 == 3 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            }
+        });
+
+        let mut largest = 0;
+        let mut rounds = 0;
+        while !writer.is_finished() {
+            let next = store.checkpoint().await.unwrap().expect("SQLite has a job");
+            rounds += 1;
+            largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()) / 4096);
+            tokio::time::sleep(next).await;
+        }
+        writer.await.unwrap();
+
+        // Each write commits at least one page: a WAL that never started over holds them all.
+        assert!(rounds > 1, "{rounds} rounds");
+        assert!(
+            largest < writes / 2,
+            "the WAL reached {largest} pages in {rounds} rounds"
+        );
+    }
+}
