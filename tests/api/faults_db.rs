@@ -13,6 +13,7 @@ use crate::processes::{
     Answer, Deployment, Process, Receiver, code_of, postgres_or_skip, redeem, refresh, to_callback,
     userinfo,
 };
+use crate::small_disk::SmallDisk;
 use crate::test_db::{Backend, fresh_database};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -385,47 +386,6 @@ async fn logout_attempts_recorded(url: &str, attempts: i64) -> bool {
     }
     let _ = sqlx::Connection::close(conn).await;
     recorded
-}
-
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    /// Mounts a tmpfs of `size` (e.g. "16m"); `None` when this machine does not let us.
-    fn mount(size: &str) -> Option<Self> {
-        let dir = tempfile::tempdir().ok()?;
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        mounted.then_some(Self { dir })
-    }
-
-    /// Fills the disk with a file; returns its path.
-    fn fill(&self) -> std::path::PathBuf {
-        use std::io::Write;
-        let path = self.dir.path().join("filler");
-        let mut file = std::fs::File::create(&path).expect("filler");
-        let block = vec![0u8; 64 * 1024];
-        while file.write_all(&block).is_ok() {}
-        let small = [0u8; 512];
-        while file.write_all(&small).is_ok() {}
-        let _ = file.flush();
-        path
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
 }
 
 #[tokio::test]

@@ -69,6 +69,7 @@ mod scale_out;
 mod security_headers;
 mod serve_process;
 mod shutdown;
+mod small_disk;
 mod startup_errors;
 mod startup_wait;
 mod store_conformance;
