@@ -6,7 +6,8 @@
 
 use crate::browser::{Browser, Page};
 use crate::helpers::{ALICE, BOB, TestApp, spawn_app_with};
-use std::net::{TcpListener, TcpStream};
+use crate::processes::free_port;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,14 +48,6 @@ fn missing_apache() -> Option<String> {
         ));
     }
     None
-}
-
-/// A free local port (released at once; Apache binds it a moment later).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// Apache runs its workers as this user when started as root (it refuses to serve as root).

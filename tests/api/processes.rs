@@ -80,12 +80,22 @@ pub struct Deployment {
     db: TestDb,
 }
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago, for a child process to bind later.
+///
+/// Taken below Linux's ephemeral range (32768 and up by default), from which the kernel hands
+/// out both `bind(0)` ports and the local ports of outgoing connections: a port from that range
+/// could be taken by any test's connection before the process binds it ("Address already in
+/// use", seen in CI). Here only another pick from this same range could, and picks start at a
+/// random place in it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    use rand::Rng;
+    const FIRST: u16 = 20_000;
+    const COUNT: u16 = 12_000;
+    let start = rand::thread_rng().gen_range(0..COUNT);
+    (0..COUNT)
+        .map(|i| FIRST + (start + i) % COUNT)
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 /// Whether the tests of several processes can run: they need Postgres. Prints why not.

@@ -4,6 +4,7 @@
 
 use crate::browser::{Browser, query_of};
 use crate::helpers::backend;
+use crate::processes::free_port;
 use crate::test_db::{TestDb, fresh_database};
 use guildgate::discord::fake::{FakeData, FakeDiscord, FakeDiscordHandle};
 use std::path::PathBuf;
@@ -34,13 +35,6 @@ impl Drop for ServeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 impl ServeProcess {
