@@ -14,7 +14,6 @@ use crate::store;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use std::io::{BufRead, IsTerminal};
-use std::str::FromStr;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -63,10 +62,7 @@ pub async fn migrate(settings: &Settings, dry_run: bool) -> anyhow::Result<()> {
 /// SQLite file that does not exist yet is not created).
 async fn migrate_dry_run(url: &str, wait: std::time::Duration) -> anyhow::Result<()> {
     let shown = store::redact_url(url);
-    let missing_file = url.starts_with("sqlite:")
-        && sqlx::sqlite::SqliteConnectOptions::from_str(url)
-            .is_ok_and(|o| !o.get_filename().exists());
-    let status = if missing_file {
+    let status = if store::sqlite_file_missing(url) {
         store::MigrationStatus {
             pending: store::known_migrations(url)?,
             ..Default::default()

@@ -1,6 +1,6 @@
 //! Background work off the request path: back-channel logout delivery, store clean-up, key
-//! maintenance, the change feed and SQLite's WAL checkpoints.
-//! Both take their work from the store, so several processes share it and a restart loses none.
+//! maintenance, the change feed and SQLite's WAL checkpoints. Delivery and clean-up take their
+//! work from the store, so several processes share it and a restart loses none.
 
 use crate::audit;
 use crate::metrics::Delivery;

@@ -24,12 +24,13 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, 
     }
 }
 
-/// Whether `url` names a SQLite file that does not exist yet (so no process serves it).
+/// Whether `url` names a SQLite file that does not exist yet (so no process serves it, and
+/// connecting would create it).
 pub fn sqlite_file_missing(url: &str) -> bool {
     use std::str::FromStr;
     url.starts_with("sqlite:")
         && sqlx::sqlite::SqliteConnectOptions::from_str(url)
-            .is_ok_and(|options| !options.get_filename().is_file())
+            .is_ok_and(|options| !options.get_filename().exists())
 }
 
 /// As [`connect`], retrying for up to `wait` while the database is only unavailable

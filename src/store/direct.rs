@@ -118,8 +118,9 @@ fn connect(path: &Path, busy: Duration, reader: bool) -> Result<Connection, Stor
         // second that was several checkpoints a second on the worker threads, each syncing
         // twice while every other write waited. The checkpoint job (`checkpoint.rs`) does that
         // work on a blocking thread and keeps the WAL well under 4,000 pages (16 MiB), so this
-        // is only the bound for when the job falls behind. Durability is unchanged (WAL,
-        // `synchronous = NORMAL`).
+        // is only the bound for when the job falls behind (exceeded by what is written during
+        // one of its passes, which holds SQLite's checkpoint lock meanwhile). Durability is
+        // unchanged (WAL, `synchronous = NORMAL`).
         conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
     }
     Ok(conn)

@@ -1,7 +1,8 @@
 //! What `/userinfo` and the access-token check need to decide, kept in this process on either
 //! backend (on Postgres each lookup would be a round trip; on SQLite a read transaction, whose
 //! file locks and statement cost halved `/userinfo`): per access token (its grant and `jti`),
-//! the person, their membership snapshot and until when the grant and its session live. Entries are dropped when the change feed (`change_feed.rs`) reports that their
+//! the person, their membership snapshot and until when the grant and its session live.
+//! Entries are dropped when the change feed (`change_feed.rs`) reports that their
 //! grant, session, person or `jti` changed in any process; and the cache answers only while
 //! that feed has been read within [`FRESH_FOR`], so a change reaches every process's answers
 //! within a second, or the process asks the database.

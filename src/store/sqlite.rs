@@ -262,7 +262,7 @@ impl SqliteStore {
     /// One round of the WAL's checkpoint job (`checkpoint.rs`): a pass beside the writers and,
     /// when that one ended far behind them, a second under the write lease, so the WAL starts
     /// over at the next write.
-    async fn checkpoint_wal(&self) -> Result<Option<std::time::Duration>, StoreError> {
+    async fn checkpoint_wal(&self) -> Result<Option<Duration>, StoreError> {
         let (pass, next) = self.checkpoint_pass().await?;
         if pass.behind() {
             let _lease = self.writer.lease().await?;
@@ -272,7 +272,7 @@ impl SqliteStore {
     }
 
     /// One checkpoint pass on a blocking thread (it copies pages and syncs the file).
-    async fn checkpoint_pass(&self) -> Result<(Pass, std::time::Duration), StoreError> {
+    async fn checkpoint_pass(&self) -> Result<(Pass, Duration), StoreError> {
         let checkpointer = Arc::clone(&self.checkpointer);
         tokio::task::spawn_blocking(move || checkpointer.pass())
             .await

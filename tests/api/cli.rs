@@ -203,3 +203,25 @@ fn help_lists_the_exit_codes_and_every_command_shows_an_example() {
         );
     }
 }
+
+#[test]
+fn migrate_dry_run_before_any_database_exists_lists_every_migration_and_creates_nothing() {
+    // Arrange: the default configuration (SQLite at data/guildgate.db) in a fresh folder.
+    let dir = tempfile::tempdir().unwrap();
+
+    // Act
+    let output = run_guildgate(dir.path(), &["migrate", "--dry-run"], &[]);
+
+    // Assert
+    let stdout = stdout_of(&output);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert!(stdout.contains("would apply"), "{stdout}");
+    assert!(
+        stdout.contains("0001 "),
+        "the first migration is listed: {stdout}"
+    );
+    assert!(
+        !dir.path().join("data").join("guildgate.db").exists(),
+        "a dry run creates no database"
+    );
+}
