@@ -91,7 +91,7 @@ macro_rules! with_pending_methods {
         d: &$crate::store::DeviceAuthorization,
     ) -> Result<(), StoreError> {
         let scopes = d.scopes.to_string();
-        self.write(
+        self.transient().write(
             $crate::store::pending::INSERT_DEVICE,
             &[
                 Arg::Text(d.device_code_hash.as_str()),
@@ -116,7 +116,7 @@ macro_rules! with_pending_methods {
         client_id: &ClientId,
         now: OffsetDateTime,
     ) -> Result<Option<$crate::store::DeviceAuthorization>, StoreError> {
-        self.write_one(
+        self.transient().write_one(
             $crate::store::pending::POLL_DEVICE,
             &$crate::store::pending::row_for_client(device_code_hash, client_id, now),
         )
@@ -129,7 +129,7 @@ macro_rules! with_pending_methods {
         client_id: &ClientId,
         now: OffsetDateTime,
     ) -> Result<Option<$crate::store::DeviceAuthorization>, StoreError> {
-        self.write_one(
+        self.transient().write_one(
             $crate::store::pending::SPEND_DEVICE,
             &$crate::store::pending::row_for_client(device_code_hash, client_id, now),
         )
@@ -194,7 +194,7 @@ macro_rules! with_pending_methods {
         &self,
         request: &$crate::store::PushedRequest,
     ) -> Result<(), StoreError> {
-        self.write(
+        self.transient().write(
             $crate::store::pending::INSERT_PUSHED,
             &[
                 Arg::Text(request.request_uri_hash.as_str()),
@@ -214,7 +214,7 @@ macro_rules! with_pending_methods {
         client_id: &ClientId,
         now: OffsetDateTime,
     ) -> Result<Option<$crate::store::PushedRequest>, StoreError> {
-        self.write_one(
+        self.transient().write_one(
             $crate::store::pending::TAKE_PUSHED,
             &$crate::store::pending::row_for_client(request_uri_hash, client_id, now),
         )

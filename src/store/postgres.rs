@@ -29,6 +29,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// Connections whose commits do not wait for the WAL flush, for what a sign-in writes
+    /// before any app holds a token (see [`PgStore::transient`]).
+    transient: PgPool,
     /// What access-token checks need, kept in memory and in step with the change feed.
     follower: super::change_feed::Follower,
 }
@@ -55,28 +58,16 @@ impl PgStore {
                 ))));
             }
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(CONNECT_TIMEOUT)
-            // sqlx pings a connection before every use by default: a second round trip per
-            // statement. A connection busy within the last second is known to be alive; one
-            // idle for longer (the database may have restarted meanwhile) is pinged first, so
-            // an outage costs no request after the database is back.
-            .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(async move {
-                    if meta.idle_for < TRUST_RECENTLY_USED {
-                        return Ok(true);
-                    }
-                    conn.ping().await?;
-                    Ok(true)
-                })
-            })
-            .connect_with(options)
+        let pool = pool_options(max_connections)
+            .connect_with(options.clone())
             .await
             .map_err(failed)?;
+        // Opened on first use: a process that never signs anyone in never opens one.
+        let transient = pool_options(transient_connections(max_connections))
+            .connect_lazy_with(options.options([("synchronous_commit", "off")]));
         Ok(Self {
             pool,
+            transient,
             follower: super::change_feed::Follower::default(),
         })
     }
@@ -163,10 +154,7 @@ impl PgStore {
         sql: &'static str,
         args: &[Arg<'_>],
     ) -> Result<Option<T>, StoreError> {
-        let row = bind_args(sqlx::query(sql), args)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(T::from_columns).transpose()?)
+        OnPool(&self.pool).read_one(sql, args).await
     }
 
     /// The first row a writing `sql` returns (one pool: the same as [`Self::read_one`]).
@@ -175,15 +163,12 @@ impl PgStore {
         sql: &'static str,
         args: &[Arg<'_>],
     ) -> Result<Option<T>, StoreError> {
-        self.read_one(sql, args).await
+        OnPool(&self.pool).read_one(sql, args).await
     }
 
     /// Runs `sql`; how many rows it changed.
     async fn write(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
-        let done = bind_args(sqlx::query(sql), args)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        OnPool(&self.pool).write(sql, args).await
     }
 
     /// Runs one of this backend's scripts, each a single statement (data-modifying CTEs): one
@@ -194,10 +179,19 @@ impl PgStore {
         statement: &'static str,
         args: &[Arg<'_>],
     ) -> Result<Vec<T>, StoreError> {
-        let rows = bind_args(sqlx::query(statement), args)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(T::from_columns).collect::<Result<_, _>>()?)
+        OnPool(&self.pool).in_one_trip(statement, args).await
+    }
+
+    /// Where the writes of a sign-in in progress go: the pending Discord login, the new
+    /// session, the authorization code and its redemption. Their commits do not wait for the
+    /// WAL to reach the disk (`synchronous_commit = off`, on these connections only), which
+    /// takes the flush out of four of a sign-in's five writes. A database crash can forget
+    /// the last moments of them (Postgres bounds it at three times `wal_writer_delay`); those
+    /// people sign in again. No app can hold a token that depends on a forgotten row: the
+    /// grant a code is redeemed for is written on the durable pool, and a commit that waits
+    /// for the flush flushes every commit before it.
+    fn transient(&self) -> OnPool<'_> {
+        OnPool(&self.transient)
     }
 
     /// Applies this backend's migrations.
@@ -233,9 +227,16 @@ impl PgStore {
         &self.pool
     }
 
-    /// The one pool's connections.
+    /// The connections of both pools.
     fn pools_in_use(&self) -> super::PoolUsage {
-        super::PoolUsage::of(&self.pool)
+        let (durable, transient) = (
+            super::PoolUsage::of(&self.pool),
+            super::PoolUsage::of(&self.transient),
+        );
+        super::PoolUsage {
+            size: durable.size + transient.size,
+            idle: durable.idle + transient.idle,
+        }
     }
 
     /// A writing transaction (row locks do the serialising on Postgres).
@@ -266,6 +267,51 @@ impl PgStore {
     }
 }
 
+/// Statements run on one of the store's pools, each in its own implicit transaction.
+#[derive(Clone, Copy)]
+struct OnPool<'a>(&'a PgPool);
+
+impl OnPool<'_> {
+    /// The first row `sql` returns, decoded.
+    async fn read_one<T: FromColumns>(
+        self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>, StoreError> {
+        let row = bind_args(sqlx::query(sql), args)
+            .fetch_optional(self.0)
+            .await?;
+        Ok(row.as_ref().map(T::from_columns).transpose()?)
+    }
+
+    /// The first row a writing `sql` returns.
+    async fn write_one<T: FromColumns>(
+        self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>, StoreError> {
+        self.read_one(sql, args).await
+    }
+
+    /// Runs `sql`; how many rows it changed.
+    async fn write(self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        let done = bind_args(sqlx::query(sql), args).execute(self.0).await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Runs one single-statement script; the rows it produced.
+    async fn in_one_trip<T: FromColumns>(
+        self,
+        statement: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<T>, StoreError> {
+        let rows = bind_args(sqlx::query(statement), args)
+            .fetch_all(self.0)
+            .await?;
+        Ok(rows.iter().map(T::from_columns).collect::<Result<_, _>>()?)
+    }
+}
+
 /// The change feed read on the pool.
 impl super::change_feed::FeedSource for PgStore {
     async fn feed_rows(
@@ -281,6 +327,32 @@ impl super::change_feed::FeedSource for PgStore {
             .map(super::change_feed::FeedRow::from_columns)
             .collect::<Result<_, _>>()?)
     }
+}
+
+/// The pool's settings, with at most `max_connections` connections.
+fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(CONNECT_TIMEOUT)
+        // sqlx pings a connection before every use by default: a second round trip per
+        // statement. A connection busy within the last second is known to be alive; one
+        // idle for longer (the database may have restarted meanwhile) is pinged first, so
+        // an outage costs no request after the database is back.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for < TRUST_RECENTLY_USED {
+                    return Ok(true);
+                }
+                conn.ping().await?;
+                Ok(true)
+            })
+        })
+}
+
+/// The size of the transient pool beside a durable pool of `max_connections`: half as many.
+fn transient_connections(max_connections: u32) -> u32 {
+    max_connections.div_ceil(2)
 }
 
 /// `query` with `args` bound in order, as `$1`, `$2`, … (sqlx's side of [`Arg`]).
@@ -306,3 +378,7 @@ super::shared::impl_store!(PgStore, sqlx::Postgres);
 #[cfg(test)]
 #[path = "postgres_plans.rs"]
 mod plans;
+
+#[cfg(test)]
+#[path = "postgres_durability.rs"]
+mod durability;

@@ -2,9 +2,9 @@
 //! the same rows (`rows.rs`), so the methods are macro text that each backend expands with its
 //! own types. A backend provides how one statement runs with its [`Arg`](super::args::Arg)s
 //! (`read_one`, `write_one`, `write`, and `in_one_trip` for several writes in one transaction),
-//! `reader()` and `writer()` (its sqlx pools, for the rest), `begin_write()` (how a writing
-//! transaction starts), `run_migrations()` (which migrations) and the statements that differ
-//! per engine (`ROTATE`, `INSERT_GRANT`, `SAVE_SIGN_IN`, `INSERT_AUTH_CODE`, `CLAIM_LOGOUTS`).
+//! `transient()` (where a sign-in in progress writes; see Postgres), `reader()` and `writer()`
+//! (its sqlx pools, for the rest), `begin_write()` (how a writing transaction starts),
+//! `run_migrations()` (which migrations) and the statements that differ per engine (`ROTATE`, `INSERT_GRANT`, `SAVE_SIGN_IN`, `INSERT_AUTH_CODE`, `CLAIM_LOGOUTS`).
 //!
 //! Why macros and not a generic `impl<DB: Database> Store`: sqlx's generic bounds (an executor
 //! HRTB, `Encode + Type` for every bound type) are not implied by a helper trait, so they would
@@ -74,7 +74,7 @@ macro_rules! impl_store {
         ]);
         args.extend(Self::session(session));
         // The person and the session together, in one trip (see each backend).
-        self.in_one_trip::<()>(Self::SAVE_SIGN_IN, &args).await?;
+        self.transient().in_one_trip::<()>(Self::SAVE_SIGN_IN, &args).await?;
         self.follower.forget(&[$crate::store::holder_cache::Changed::User(user.id.to_string())]);
         Ok(())
     }
@@ -89,10 +89,11 @@ macro_rules! impl_store {
         cap: &PendingLoginCap<'_>,
     ) -> Result<bool, StoreError> {
         if let Some(previous) = cap.replaces {
-            self.write(FORGET_UPSTREAM_LOGINS, &[Arg::Text(previous.as_str())])
+            self.transient().write(FORGET_UPSTREAM_LOGINS, &[Arg::Text(previous.as_str())])
                 .await?;
         }
         let inserted = self
+            .transient()
             .write(
                 INSERT_UPSTREAM_LOGIN,
                 &[
@@ -116,7 +117,7 @@ macro_rules! impl_store {
         binding_hash: &TokenHash,
         now: OffsetDateTime,
     ) -> Result<Option<UpstreamLogin>, StoreError> {
-        self.write_one(
+        self.transient().write_one(
             TAKE_UPSTREAM_LOGIN,
             &[
                 Arg::Text(state_hash.as_str()),
@@ -128,7 +129,7 @@ macro_rules! impl_store {
     }
 
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
-        self.write(INSERT_SESSION, &Self::session(session)).await?;
+        self.transient().write(INSERT_SESSION, &Self::session(session)).await?;
         Ok(())
     }
 
@@ -142,7 +143,7 @@ macro_rules! impl_store {
     }
 
     async fn touch_session(&self, id: &SessionId, now: OffsetDateTime) -> Result<(), StoreError> {
-        self.write(TOUCH_SESSION, &[Arg::Text(id.as_str()), Arg::time(now)])
+        self.transient().write(TOUCH_SESSION, &[Arg::Text(id.as_str()), Arg::time(now)])
             .await?;
         Ok(())
     }
@@ -168,7 +169,7 @@ macro_rules! impl_store {
     async fn insert_auth_code(&self, code: &AuthCodeRecord) -> Result<(), StoreError> {
         let scopes = code.scopes.to_string();
         // The code and its client's place in the session, in one trip (see each backend).
-        self.in_one_trip::<()>(
+        self.transient().in_one_trip::<()>(
             Self::INSERT_AUTH_CODE,
             &[
                 Arg::Text(code.code_hash.as_str()),
@@ -198,6 +199,7 @@ macro_rules! impl_store {
         // The gate: a single conditional UPDATE, so of concurrent callers exactly one sees the
         // row; the person comes back with it, so redeeming needs no second trip (see each backend).
         let spent = self
+            .transient()
             .in_one_trip::<SpentCode>(
                 Self::SPEND_AUTH_CODE,
                 &[Arg::Text(code_hash.as_str()), Arg::time(now)],

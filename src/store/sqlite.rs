@@ -210,6 +210,13 @@ impl SqliteStore {
             .write(|conn| direct::in_one_transaction(conn, script, args))
     }
 
+    /// Where the writes of a sign-in in progress go (see Postgres): here the same writer,
+    /// since every SQLite commit already returns before the WAL is synced
+    /// (`synchronous = NORMAL`).
+    fn transient(&self) -> &Self {
+        self
+    }
+
     /// Applies this backend's migrations, on a one-connection pool of their own (the
     /// migrator manages its transactions through sqlx; the writer's are ours).
     async fn run_migrations(&self) -> Result<(), StoreError> {
