@@ -185,7 +185,7 @@ impl PgStore {
     /// Where the writes of a sign-in in progress go: the pending Discord login, the new
     /// session, the authorization code and its redemption. Their commits do not wait for the
     /// WAL to reach the disk (`synchronous_commit = off`, on these connections only), which
-    /// takes the flush out of four of a sign-in's five writes. A database crash can forget
+    /// takes the flush out of five of a sign-in's six writes. A database crash can forget
     /// the last moments of them (Postgres bounds it at three times `wal_writer_delay`); those
     /// people sign in again. No app can hold a token that depends on a forgotten row: the
     /// grant a code is redeemed for is written on the durable pool, and a commit that waits
