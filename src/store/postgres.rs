@@ -382,3 +382,7 @@ mod plans;
 #[cfg(test)]
 #[path = "postgres_durability.rs"]
 mod durability;
+
+#[cfg(test)]
+#[path = "postgres_test_db.rs"]
+mod test_db;

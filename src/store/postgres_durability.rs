@@ -3,9 +3,9 @@
 //! `.ci/run` sets it), on a throwaway database.
 
 use super::PgStore;
+use super::test_db::ThrowawayDb;
 use crate::domain::{DiscordId, OpaqueToken, SessionId};
 use crate::store::{SessionDevice, SessionRecord, Store, UserRecord};
-use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 use time::OffsetDateTime;
 
 /// What `synchronous_commit` a statement on `pool` commits with.
@@ -18,21 +18,10 @@ async fn commit_mode(pool: &sqlx::PgPool) -> String {
 
 #[tokio::test]
 async fn transient_writes_skip_the_flush_and_are_seen_at_once_while_durable_ones_wait() {
-    let Ok(admin_url) = std::env::var("GUILDGATE_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: GUILDGATE_TEST_POSTGRES_URL is not set (.ci/run sets it)");
+    let Some(db) = ThrowawayDb::create().await else {
         return;
     };
-    let name = format!("guildgate_test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-    admin
-        .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .unwrap();
-    let url = match admin_url.rsplit_once('/') {
-        Some((cluster, _)) => format!("{cluster}/{name}"),
-        None => panic!("GUILDGATE_TEST_POSTGRES_URL has no database part"),
-    };
-    let store = PgStore::connect(&url, 4).await.unwrap();
+    let store = PgStore::connect(&db.url, 4).await.unwrap();
     store.run_migrations().await.unwrap();
 
     assert_eq!(commit_mode(&store.transient).await, "off");
@@ -71,8 +60,5 @@ async fn transient_writes_skip_the_flush_and_are_seen_at_once_while_durable_ones
 
     store.pool.close().await;
     store.transient.close().await;
-    admin
-        .execute(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
-        .await
-        .unwrap();
+    db.drop_database().await;
 }

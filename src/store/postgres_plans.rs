@@ -5,6 +5,7 @@
 //! database.
 
 use super::PgStore;
+use super::test_db::ThrowawayDb;
 use crate::store::{pending, sql};
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, Row};
 
@@ -62,20 +63,10 @@ fn parameters(statement: &str) -> usize {
 
 #[tokio::test]
 async fn request_statements_look_up_keys_on_a_young_database() {
-    let Ok(admin_url) = std::env::var("GUILDGATE_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: GUILDGATE_TEST_POSTGRES_URL is not set (.ci/run sets it)");
+    let Some(db) = ThrowawayDb::create().await else {
         return;
     };
-    let name = format!("guildgate_test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-    admin
-        .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .unwrap();
-    let url = match admin_url.rsplit_once('/') {
-        Some((cluster, _)) => format!("{cluster}/{name}"),
-        None => panic!("GUILDGATE_TEST_POSTGRES_URL has no database part"),
-    };
+    let url = db.url.clone();
     let store = PgStore::connect(&url, 2).await.unwrap();
     store.run_migrations().await.unwrap();
     drop(store);
@@ -108,10 +99,7 @@ async fn request_statements_look_up_keys_on_a_young_database() {
         conn.execute("DEALLOCATE s").await.unwrap();
     }
     conn.close().await.unwrap();
-    admin
-        .execute(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
-        .await
-        .unwrap();
+    db.drop_database().await;
     assert!(
         scans.is_empty(),
         "request statements scan a table:\n{}",
