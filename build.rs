@@ -16,7 +16,7 @@ fn main() {
     // Start-up code laid out together (link/startup.order, written by link/record-startup-order).
     // The kernel maps a binary's code in runs around each page touched, and start-up touches
     // functions spread over all 15 MB of it, so an idle process kept about 11 MB of code
-    // resident; with the order it keeps 4–5.5 MB. Only LLD takes the file, and rustc links
+    // resident; with the order it keeps 4–6 MB. Only LLD takes the file, and rustc links
     // x86_64 Linux with its own LLD from 1.90 unless the flags choose another linker.
     println!("cargo:rerun-if-changed=link/startup.order");
     println!("cargo:rerun-if-env-changed=GUILDGATE_NO_LINK_ORDER");
