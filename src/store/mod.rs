@@ -455,6 +455,18 @@ impl PoolUsage {
     }
 }
 
+/// Two pools' connections counted together.
+impl std::ops::Add for PoolUsage {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            size: self.size + other.size,
+            idle: self.idle + other.idle,
+        }
+    }
+}
+
 /// Seconds since the Unix epoch, the stored form of every time.
 pub(crate) fn to_unix(t: OffsetDateTime) -> i64 {
     t.unix_timestamp()

@@ -157,13 +157,13 @@ impl PgStore {
         OnPool(&self.pool).read_one(sql, args).await
     }
 
-    /// The first row a writing `sql` returns (one pool: the same as [`Self::read_one`]).
+    /// The first row a writing `sql` returns (the same pool as [`Self::read_one`]).
     async fn write_one<T: FromColumns>(
         &self,
         sql: &'static str,
         args: &[Arg<'_>],
     ) -> Result<Option<T>, StoreError> {
-        OnPool(&self.pool).read_one(sql, args).await
+        OnPool(&self.pool).write_one(sql, args).await
     }
 
     /// Runs `sql`; how many rows it changed.
@@ -183,7 +183,8 @@ impl PgStore {
     }
 
     /// Where the writes of a sign-in in progress go: the pending Discord login, the new
-    /// session, the authorization code and its redemption. Their commits do not wait for the
+    /// session and its last-seen time, the authorization code and its redemption, and the
+    /// same for pushed requests and device codes. Their commits do not wait for the
     /// WAL to reach the disk (`synchronous_commit = off`, on these connections only), which
     /// takes the flush out of five of a sign-in's six writes. A database crash can forget
     /// the last moments of them (Postgres bounds it at three times `wal_writer_delay`); those
@@ -229,14 +230,7 @@ impl PgStore {
 
     /// The connections of both pools.
     fn pools_in_use(&self) -> super::PoolUsage {
-        let (durable, transient) = (
-            super::PoolUsage::of(&self.pool),
-            super::PoolUsage::of(&self.transient),
-        );
-        super::PoolUsage {
-            size: durable.size + transient.size,
-            idle: durable.idle + transient.idle,
-        }
+        super::PoolUsage::of(&self.pool) + super::PoolUsage::of(&self.transient)
     }
 
     /// A writing transaction (row locks do the serialising on Postgres).

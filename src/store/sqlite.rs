@@ -91,11 +91,7 @@ impl SqliteStore {
 
     /// The readers' and the writer's connections together.
     fn pools_in_use(&self) -> super::PoolUsage {
-        let (reader, writer) = (self.reader.usage(), self.writer.usage());
-        super::PoolUsage {
-            size: reader.size + writer.size,
-            idle: reader.idle + writer.idle,
-        }
+        self.reader.usage() + self.writer.usage()
     }
 
     /// The one connection that writes.
