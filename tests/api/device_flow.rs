@@ -243,22 +243,29 @@ async fn the_rp_library_runs_the_device_flow_unmodified() {
         .await
         .expect("device authorization");
 
-    // Act: Bob approves in a browser while the library polls; its sleeps move the app's clock.
+    // Act: Bob approves in a browser while the library polls. The library's sleeps wait for
+    // the approval to be answered and then move the app's clock, so however slow the sign-in
+    // is on a busy machine, the code cannot expire on the moved clock before Bob answers.
     let user_code = details.user_code().secret().clone();
+    let (answered, answered_seen) = tokio::sync::watch::channel(false);
     let approving = async {
         let mut browser = Browser::new();
         let (_, page) = enter_code(&app, &mut browser, &user_code, BOB).await;
-        answer(&app, &browser, &page, "allow").await
+        let answer = answer(&app, &browser, &page, "allow").await;
+        answered.send_replace(true);
+        answer
     };
     let clock = &app.state.clock;
+    let answered_seen = &answered_seen;
     let polling = client
         .exchange_device_access_token(&details)
         .expect("token endpoint known")
         .request_async(
             &http,
             |wait| async move {
+                let mut seen = answered_seen.clone();
+                let _ = seen.wait_for(|answered| *answered).await;
                 clock.advance(wait);
-                tokio::task::yield_now().await;
             },
             None,
         );
