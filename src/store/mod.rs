@@ -13,6 +13,7 @@ mod connect;
 mod direct;
 mod emit;
 mod errors;
+mod gate;
 mod held;
 mod holder_cache;
 mod lifecycle;
