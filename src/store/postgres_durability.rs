@@ -4,8 +4,10 @@
 
 use super::PgStore;
 use super::test_db::ThrowawayDb;
-use crate::domain::{DiscordId, OpaqueToken, SessionId};
-use crate::store::{SessionDevice, SessionRecord, Store, UserRecord};
+use crate::domain::{ClientId, DiscordId, GrantId, OpaqueToken, Scopes, SessionId};
+use crate::store::{
+    GrantRecord, NewRefreshToken, Rotation, SessionDevice, SessionRecord, Store, UserRecord,
+};
 use time::OffsetDateTime;
 
 /// What `synchronous_commit` a statement on `pool` commits with.
@@ -60,5 +62,83 @@ async fn transient_writes_skip_the_flush_and_are_seen_at_once_while_durable_ones
 
     store.pool.close().await;
     store.transient.close().await;
+    db.drop_database().await;
+}
+
+/// What an app holds is written on the durable pool: with the transient pool closed, a sign-in
+/// in progress can no longer write, while a grant and its refresh token, their rotation, a
+/// consent and a revocation still commit.
+#[tokio::test]
+async fn grants_rotations_consents_and_revocations_are_written_on_the_durable_pool() {
+    let Some(db) = ThrowawayDb::create().await else {
+        return;
+    };
+    let store = PgStore::connect(&db.url, 4).await.unwrap();
+    store.run_migrations().await.unwrap();
+    let now =
+        OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let person = DiscordId::parse("80351110224678912").unwrap();
+    let user = UserRecord {
+        id: person.clone(),
+        username: "nelly".into(),
+        global_name: None,
+        avatar: None,
+        email: None,
+        email_verified: false,
+        locale: None,
+        updated_at: now,
+    };
+    store.upsert_user(&user).await.unwrap();
+    store.transient.close().await;
+
+    // The transient pool is really out of use: a new session cannot be written.
+    let session = SessionRecord {
+        id: SessionId::generate(),
+        secret_hash: OpaqueToken::generate().hash(),
+        user_id: person.clone(),
+        auth_time: now,
+        created_at: now,
+        expires_at: now + time::Duration::hours(1),
+        last_seen_at: now,
+        device: SessionDevice::default(),
+    };
+    assert!(store.insert_session(&session).await.is_err());
+
+    let client = ClientId::parse("app").unwrap();
+    let scopes = Scopes::parse_request("openid offline_access");
+    let grant = GrantRecord {
+        id: GrantId::generate(),
+        client_id: client.clone(),
+        user_id: person.clone(),
+        session_id: None,
+        scopes,
+        auth_time: now,
+        created_at: now,
+        expires_at: now + time::Duration::days(30),
+        revoked_at: None,
+        dpop_jkt: None,
+    };
+    let token = || NewRefreshToken {
+        token_hash: OpaqueToken::generate().hash(),
+        expires_at: now + time::Duration::days(1),
+    };
+    let first = token();
+    store.insert_grant(&grant, Some(&first)).await.unwrap();
+    let rotated = store
+        .rotate_refresh_token(&first.token_hash, &client, &token(), now)
+        .await
+        .unwrap();
+    assert!(matches!(rotated, Rotation::Rotated(_)));
+    store
+        .save_consent(&person, &client, scopes, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_consent(&person, &client).await.unwrap(),
+        Some(scopes)
+    );
+    assert!(store.revoke_grant(&grant.id, now).await.unwrap());
+
+    store.pool.close().await;
     db.drop_database().await;
 }
