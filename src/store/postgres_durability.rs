@@ -18,35 +18,24 @@ async fn commit_mode(pool: &sqlx::PgPool) -> String {
         .unwrap()
 }
 
-#[tokio::test]
-async fn transient_writes_skip_the_flush_and_are_seen_at_once_while_durable_ones_wait() {
-    let Some(db) = ThrowawayDb::create().await else {
-        return;
-    };
+/// A store on a new throwaway database, migrated; `None` without a test cluster.
+async fn migrated_store() -> Option<(ThrowawayDb, PgStore)> {
+    let db = ThrowawayDb::create().await?;
     let store = PgStore::connect(&db.url, 4).await.unwrap();
     store.run_migrations().await.unwrap();
+    Some((db, store))
+}
 
-    assert_eq!(commit_mode(&store.transient).await, "off");
-    assert_eq!(commit_mode(&store.pool).await, "on");
+/// A whole second (the stores keep Unix seconds), so a record read back compares equal.
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap()
+}
 
-    // A session written on the transient pool is read at once on the durable one: the
-    // commit skipped only the wait for the disk, not visibility.
-    let now =
-        OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+/// The person both tests write, already stored on the durable pool.
+async fn stored_person(store: &PgStore, now: OffsetDateTime) -> DiscordId {
     let person = DiscordId::parse("80351110224678912").unwrap();
-    let secret = OpaqueToken::generate();
-    let session = SessionRecord {
-        id: SessionId::generate(),
-        secret_hash: secret.hash(),
-        user_id: person.clone(),
-        auth_time: now,
-        created_at: now,
-        expires_at: now + time::Duration::hours(1),
-        last_seen_at: now,
-        device: SessionDevice::default(),
-    };
     let user = UserRecord {
-        id: person,
+        id: person.clone(),
         username: "nelly".into(),
         global_name: None,
         avatar: None,
@@ -56,6 +45,38 @@ async fn transient_writes_skip_the_flush_and_are_seen_at_once_while_durable_ones
         updated_at: now,
     };
     store.upsert_user(&user).await.unwrap();
+    person
+}
+
+/// A new hour-long session of `person`, whose cookie secret is `secret`.
+fn session_of(person: &DiscordId, secret: &OpaqueToken, now: OffsetDateTime) -> SessionRecord {
+    SessionRecord {
+        id: SessionId::generate(),
+        secret_hash: secret.hash(),
+        user_id: person.clone(),
+        auth_time: now,
+        created_at: now,
+        expires_at: now + time::Duration::hours(1),
+        last_seen_at: now,
+        device: SessionDevice::default(),
+    }
+}
+
+#[tokio::test]
+async fn transient_writes_skip_the_flush_and_are_seen_at_once_while_durable_ones_wait() {
+    let Some((db, store)) = migrated_store().await else {
+        return;
+    };
+
+    assert_eq!(commit_mode(&store.transient).await, "off");
+    assert_eq!(commit_mode(&store.pool).await, "on");
+
+    // A session written on the transient pool is read at once on the durable one: the
+    // commit skipped only the wait for the disk, not visibility.
+    let now = now();
+    let person = stored_person(&store, now).await;
+    let secret = OpaqueToken::generate();
+    let session = session_of(&person, &secret, now);
     store.insert_session(&session).await.unwrap();
     let found = store.find_session(&secret.hash(), now).await.unwrap();
     assert_eq!(found.map(|s| s.id), Some(session.id));
@@ -70,38 +91,15 @@ async fn transient_writes_skip_the_flush_and_are_seen_at_once_while_durable_ones
 /// consent and a revocation still commit.
 #[tokio::test]
 async fn grants_rotations_consents_and_revocations_are_written_on_the_durable_pool() {
-    let Some(db) = ThrowawayDb::create().await else {
+    let Some((db, store)) = migrated_store().await else {
         return;
     };
-    let store = PgStore::connect(&db.url, 4).await.unwrap();
-    store.run_migrations().await.unwrap();
-    let now =
-        OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
-    let person = DiscordId::parse("80351110224678912").unwrap();
-    let user = UserRecord {
-        id: person.clone(),
-        username: "nelly".into(),
-        global_name: None,
-        avatar: None,
-        email: None,
-        email_verified: false,
-        locale: None,
-        updated_at: now,
-    };
-    store.upsert_user(&user).await.unwrap();
+    let now = now();
+    let person = stored_person(&store, now).await;
     store.transient.close().await;
 
     // The transient pool is really out of use: a new session cannot be written.
-    let session = SessionRecord {
-        id: SessionId::generate(),
-        secret_hash: OpaqueToken::generate().hash(),
-        user_id: person.clone(),
-        auth_time: now,
-        created_at: now,
-        expires_at: now + time::Duration::hours(1),
-        last_seen_at: now,
-        device: SessionDevice::default(),
-    };
+    let session = session_of(&person, &OpaqueToken::generate(), now);
     assert!(store.insert_session(&session).await.is_err());
 
     let client = ClientId::parse("app").unwrap();
