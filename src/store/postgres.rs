@@ -12,7 +12,7 @@ use super::columns::FromColumns;
 use super::{ConnectError, StoreError};
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -58,13 +58,18 @@ impl PgStore {
                 ))));
             }
         }
-        let pool = pool_options(max_connections)
-            .connect_with(options.clone())
-            .await
-            .map_err(failed)?;
-        // Opened on first use: a process that never signs anyone in never opens one.
-        let transient = pool_options(transient_connections(max_connections))
-            .connect_lazy_with(options.options([("synchronous_commit", "off")]));
+        // Made on the statement thread (`postgres_thread.rs`), as most connections are.
+        let (pool, transient) = statements::on_statement_thread(async move {
+            let pool = pool_options(max_connections)
+                .connect_with(options.clone())
+                .await?;
+            // Opened on first use: a process that never signs anyone in never opens one.
+            let transient = pool_options(transient_connections(max_connections))
+                .connect_lazy_with(options.options([("synchronous_commit", "off")]));
+            Ok::<_, sqlx::Error>((pool, transient))
+        })
+        .await?
+        .map_err(failed)?;
         Ok(Self {
             pool,
             transient,
@@ -272,9 +277,13 @@ impl OnPool<'_> {
         sql: &'static str,
         args: &[Arg<'_>],
     ) -> Result<Option<T>, StoreError> {
-        let row = bind_args(sqlx::query(sql), args)
-            .fetch_optional(self.0)
-            .await?;
+        let row = statements::run(self.0, args, move |pool, owned| async move {
+            let args = owned.args();
+            statements::bind(sqlx::query(sql), &args)
+                .fetch_optional(&pool)
+                .await
+        })
+        .await?;
         Ok(row.as_ref().map(T::from_columns).transpose()?)
     }
 
@@ -289,8 +298,14 @@ impl OnPool<'_> {
 
     /// Runs `sql`; how many rows it changed.
     async fn write(self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
-        let done = bind_args(sqlx::query(sql), args).execute(self.0).await?;
-        Ok(done.rows_affected())
+        statements::run(self.0, args, move |pool, owned| async move {
+            let args = owned.args();
+            let done = statements::bind(sqlx::query(sql), &args)
+                .execute(&pool)
+                .await?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 
     /// Runs one single-statement script; the rows it produced.
@@ -299,9 +314,13 @@ impl OnPool<'_> {
         statement: &'static str,
         args: &[Arg<'_>],
     ) -> Result<Vec<T>, StoreError> {
-        let rows = bind_args(sqlx::query(statement), args)
-            .fetch_all(self.0)
-            .await?;
+        let rows = statements::run(self.0, args, move |pool, owned| async move {
+            let args = owned.args();
+            statements::bind(sqlx::query(statement), &args)
+                .fetch_all(&pool)
+                .await
+        })
+        .await?;
         Ok(rows.iter().map(T::from_columns).collect::<Result<_, _>>()?)
     }
 }
@@ -313,7 +332,7 @@ impl super::change_feed::FeedSource for PgStore {
         sql: &'static str,
         args: &[Arg<'_>],
     ) -> Result<Vec<super::change_feed::FeedRow>, StoreError> {
-        let rows = bind_args(sqlx::query(sql), args)
+        let rows = statements::bind(sqlx::query(sql), args)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
@@ -349,25 +368,10 @@ fn transient_connections(max_connections: u32) -> u32 {
     max_connections.div_ceil(2)
 }
 
-/// `query` with `args` bound in order, as `$1`, `$2`, … (sqlx's side of [`Arg`]).
-fn bind_args<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::Postgres, PgArguments>,
-    args: &[Arg<'q>],
-) -> sqlx::query::Query<'q, sqlx::Postgres, PgArguments> {
-    for arg in args {
-        query = match *arg {
-            Arg::Text(text) => query.bind(text),
-            Arg::OptText(text) => query.bind(text),
-            Arg::Int(n) => query.bind(n),
-            Arg::OptInt(n) => query.bind(n),
-            Arg::Flag(flag) => query.bind(flag),
-            Arg::OptBlob(bytes) => query.bind(bytes),
-        };
-    }
-    query
-}
-
 super::shared::impl_store!(PgStore, sqlx::Postgres);
+
+#[path = "postgres_thread.rs"]
+mod statements;
 
 #[cfg(test)]
 #[path = "postgres_plans.rs"]
