@@ -13,6 +13,7 @@ use super::{ConnectError, StoreError};
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use statements::{AllRows, Changed, FirstRow};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -277,13 +278,7 @@ impl OnPool<'_> {
         sql: &'static str,
         args: &[Arg<'_>],
     ) -> Result<Option<T>, StoreError> {
-        let row = statements::run(self.0, args, move |pool, owned| async move {
-            let args = owned.args();
-            statements::bind(sqlx::query(sql), &args)
-                .fetch_optional(&pool)
-                .await
-        })
-        .await?;
+        let row = statements::run::<FirstRow>(self.0, sql, args).await?;
         Ok(row.as_ref().map(T::from_columns).transpose()?)
     }
 
@@ -298,14 +293,7 @@ impl OnPool<'_> {
 
     /// Runs `sql`; how many rows it changed.
     async fn write(self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
-        statements::run(self.0, args, move |pool, owned| async move {
-            let args = owned.args();
-            let done = statements::bind(sqlx::query(sql), &args)
-                .execute(&pool)
-                .await?;
-            Ok(done.rows_affected())
-        })
-        .await
+        statements::run::<Changed>(self.0, sql, args).await
     }
 
     /// Runs one single-statement script; the rows it produced.
@@ -314,13 +302,7 @@ impl OnPool<'_> {
         statement: &'static str,
         args: &[Arg<'_>],
     ) -> Result<Vec<T>, StoreError> {
-        let rows = statements::run(self.0, args, move |pool, owned| async move {
-            let args = owned.args();
-            statements::bind(sqlx::query(statement), &args)
-                .fetch_all(&pool)
-                .await
-        })
-        .await?;
+        let rows = statements::run::<AllRows>(self.0, statement, args).await?;
         Ok(rows.iter().map(T::from_columns).collect::<Result<_, _>>()?)
     }
 }

@@ -10,7 +10,9 @@
 //! the connection back at once; the worker gets the rows.
 
 use super::{Arg, StoreError};
-use sqlx::postgres::{PgArguments, PgPool};
+use sqlx::Postgres;
+use sqlx::postgres::{PgArguments, PgPool, PgRow};
+use sqlx::query::Query;
 use std::future::Future;
 use std::sync::OnceLock;
 use tokio::runtime::Handle;
@@ -86,33 +88,69 @@ fn statement_thread() -> Option<&'static Handle> {
         .as_ref()
 }
 
-/// A statement's arguments, owned, to travel to the statement thread.
-#[derive(Debug)]
-pub(super) struct OwnedArgs(Vec<OwnedArg>);
+/// How a statement is run, and what it gives back.
+pub(super) trait Fetch {
+    /// What the statement gives back.
+    type Out: Send + 'static;
+    /// Runs `query` on `pool`.
+    fn fetch<'q>(
+        query: Query<'q, Postgres, PgArguments>,
+        pool: &'q PgPool,
+    ) -> impl Future<Output = Result<Self::Out, sqlx::Error>> + Send + 'q;
+}
 
-impl OwnedArgs {
-    /// The arguments to bind.
-    pub(super) fn args(&self) -> Vec<Arg<'_>> {
-        self.0.iter().map(OwnedArg::as_arg).collect()
+/// The statement's first row, if any.
+pub(super) struct FirstRow;
+
+impl Fetch for FirstRow {
+    type Out = Option<PgRow>;
+    fn fetch<'q>(
+        query: Query<'q, Postgres, PgArguments>,
+        pool: &'q PgPool,
+    ) -> impl Future<Output = Result<Self::Out, sqlx::Error>> + Send + 'q {
+        query.fetch_optional(pool)
     }
 }
 
-/// Runs `statement` (given a pool and `args`) on the statement thread and hands back what it
-/// gave. A caller that goes away leaves the statement to finish: it is never cut off mid-way.
-pub(super) async fn run<R, S, F>(
+/// All the statement's rows.
+pub(super) struct AllRows;
+
+impl Fetch for AllRows {
+    type Out = Vec<PgRow>;
+    fn fetch<'q>(
+        query: Query<'q, Postgres, PgArguments>,
+        pool: &'q PgPool,
+    ) -> impl Future<Output = Result<Self::Out, sqlx::Error>> + Send + 'q {
+        query.fetch_all(pool)
+    }
+}
+
+/// How many rows the statement changed.
+pub(super) struct Changed;
+
+impl Fetch for Changed {
+    type Out = u64;
+    async fn fetch<'q>(
+        query: Query<'q, Postgres, PgArguments>,
+        pool: &'q PgPool,
+    ) -> Result<Self::Out, sqlx::Error> {
+        Ok(query.execute(pool).await?.rows_affected())
+    }
+}
+
+/// Runs `sql` with `args` on `pool`, on the statement thread, as `F` says. A caller that goes
+/// away leaves the statement to finish: it is never cut off mid-way.
+pub(super) async fn run<F: Fetch>(
     pool: &PgPool,
+    sql: &'static str,
     args: &[Arg<'_>],
-    statement: S,
-) -> Result<R, StoreError>
-where
-    R: Send + 'static,
-    S: FnOnce(PgPool, OwnedArgs) -> F,
-    F: Future<Output = Result<R, sqlx::Error>> + Send + 'static,
-{
-    let work = statement(
-        pool.clone(),
-        OwnedArgs(args.iter().map(OwnedArg::of).collect()),
-    );
+) -> Result<F::Out, StoreError> {
+    let pool = pool.clone();
+    let owned: Vec<OwnedArg> = args.iter().map(OwnedArg::of).collect();
+    let work = async move {
+        let args: Vec<Arg<'_>> = owned.iter().map(OwnedArg::as_arg).collect();
+        F::fetch(bind(sqlx::query(sql), &args), &pool).await
+    };
     Ok(on_statement_thread(work).await??)
 }
 
@@ -133,9 +171,9 @@ pub(super) async fn on_statement_thread<R: Send + 'static>(
 
 /// `query` with `args` bound in order, as `$1`, `$2`, … (sqlx's side of [`Arg`]).
 pub(super) fn bind<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::Postgres, PgArguments>,
+    mut query: Query<'q, Postgres, PgArguments>,
     args: &[Arg<'q>],
-) -> sqlx::query::Query<'q, sqlx::Postgres, PgArguments> {
+) -> Query<'q, Postgres, PgArguments> {
     for arg in args {
         query = match *arg {
             Arg::Text(text) => query.bind(text),
