@@ -8,7 +8,7 @@ use crate::config::ValidClient;
 use crate::domain::{GrantId, Jkt, OpaqueToken, PkceChallenge, PkceVerifier};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::store::{
-    AuthCodeRecord, CodeRedemption, GrantRecord, SessionRecord, SpentCode, StoreError,
+    AuthCodeRecord, CodeRedemption, GrantRecord, NewSignIn, SessionRecord, SpentCode, StoreError,
 };
 use time::OffsetDateTime;
 
@@ -21,26 +21,50 @@ pub async fn issue(
     now: OffsetDateTime,
 ) -> Result<OpaqueToken, StoreError> {
     // Storing the code also records the client in the session (for back-channel logout).
-    let code = OpaqueToken::generate();
-    ctx.store
-        .insert_auth_code(&AuthCodeRecord {
-            code_hash: code.hash(),
-            client_id: request.client_id.clone(),
-            redirect_uri: request.redirect_uri.clone(),
-            user_id: session.user_id.clone(),
-            session_id: session.id.clone(),
-            grant_id: GrantId::generate(),
-            scopes: request.scope,
-            nonce: request.nonce.clone(),
-            code_challenge: request.code_challenge.clone(),
-            dpop_jkt: request.dpop_jkt.clone(),
-            auth_time: session.auth_time,
-            created_at: now,
-            expires_at: now + ctx.config.lifetimes.code,
-        })
-        .await?;
+    let (code, record) = new_code(ctx, request, session, now);
+    ctx.store.insert_auth_code(&record).await?;
     ctx.metrics.sign_in(crate::metrics::SignIn::Ok);
     Ok(code)
+}
+
+/// [`issue`] for the app a Discord sign-in was for: the code is written with the sign-in
+/// itself (the person, their session), in one trip.
+pub async fn issue_at_sign_in(
+    ctx: &Context<'_>,
+    request: &AuthorizationRequest,
+    sign_in: &NewSignIn<'_>,
+    now: OffsetDateTime,
+) -> Result<OpaqueToken, StoreError> {
+    let (code, record) = new_code(ctx, request, sign_in.session, now);
+    ctx.store.save_sign_in(sign_in, Some(&record)).await?;
+    ctx.metrics.sign_in(crate::metrics::SignIn::Ok);
+    Ok(code)
+}
+
+/// A fresh code for `request` under `session`, and the record to store.
+fn new_code(
+    ctx: &Context<'_>,
+    request: &AuthorizationRequest,
+    session: &SessionRecord,
+    now: OffsetDateTime,
+) -> (OpaqueToken, AuthCodeRecord) {
+    let code = OpaqueToken::generate();
+    let record = AuthCodeRecord {
+        code_hash: code.hash(),
+        client_id: request.client_id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        user_id: session.user_id.clone(),
+        session_id: session.id.clone(),
+        grant_id: GrantId::generate(),
+        scopes: request.scope,
+        nonce: request.nonce.clone(),
+        code_challenge: request.code_challenge.clone(),
+        dpop_jkt: request.dpop_jkt.clone(),
+        auth_time: session.auth_time,
+        created_at: now,
+        expires_at: now + ctx.config.lifetimes.code,
+    };
+    (code, record)
 }
 
 /// The `authorization_code` grant's parameters.

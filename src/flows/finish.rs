@@ -3,10 +3,11 @@
 
 use super::Context;
 use super::authorize::AuthorizationRequest;
+use super::membership::{self, Membership};
 use super::recheck::{self, RecheckError};
 use super::refusal::Refusal;
 use super::response::{AuthorizationResponse, error_redirect, success_redirect};
-use super::{code, logout, membership};
+use super::{code, logout};
 use crate::audit::Event;
 use crate::config::{Consent, ValidClient};
 use crate::domain::Scopes;
@@ -15,6 +16,7 @@ use crate::metrics::SignIn;
 use crate::store::{SessionRecord, UserRecord};
 use crate::tokens;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use time::OffsetDateTime;
 
 /// What the browser gets next.
@@ -63,6 +65,15 @@ struct ConsentTicket {
     request: AuthorizationRequest,
 }
 
+/// What an app's request comes to before anything is written for it.
+#[derive(Debug)]
+pub enum Decision {
+    /// Issue a code for this request (its scopes as they will be granted).
+    Code(AuthorizationRequest),
+    /// Anything else the browser gets.
+    Answer(Finish),
+}
+
 /// The app's access rules (on the membership snapshot, renewed first when stale and the app
 /// depends on it), consent as configured
 /// (`never` | `once` | `always`, `prompt=consent`), then the code.
@@ -79,53 +90,65 @@ pub async fn finish(
             "the session's person is unknown",
         )
     })?;
-    finish_for(ctx, client, request, session, &user, now).await
+    match decide(ctx, client, request, session, &user, None, now).await? {
+        Decision::Code(request) => {
+            let code = code::issue(ctx, &request, session, now).await?;
+            Ok(Finish::Redirect(success_redirect(ctx, &request, &code)))
+        }
+        Decision::Answer(next) => Ok(next),
+    }
 }
 
-/// [`finish`] for a session whose person is already at hand (the sign-in that just opened it).
-pub async fn finish_for(
+/// [`finish`]'s decision for a session whose person is at hand, without the code's write.
+/// `fresh` is the membership a sign-in has just fetched and not yet stored (the sign-in is
+/// written with its code, `code::issue_at_sign_in`); `None` reads the stored snapshot.
+pub async fn decide(
     ctx: &Context<'_>,
     client: &ValidClient,
     request: &AuthorizationRequest,
     session: &SessionRecord,
     user: &UserRecord,
+    fresh: Option<&Membership>,
     now: OffsetDateTime,
-) -> Result<Finish, OAuthError> {
+) -> Result<Decision, OAuthError> {
     // An app whose rules or groups do not involve guilds never reads the snapshot; for the
     // others a snapshot older than discord.membership_ttl is brought up to date first, so a
     // person removed from a server cannot walk into new apps on an old sign-in.
-    let snapshot = if membership::matters_for(ctx, client) {
-        match recheck::current(ctx, user, now).await {
-            Ok(m) => m,
-            Err(e) => return stale_membership(ctx, request, e),
-        }
-    } else {
-        membership::Membership::default()
+    let snapshot = match fresh {
+        _ if !membership::matters_for(ctx, client) => Cow::Owned(Membership::default()),
+        Some(fresh) => Cow::Borrowed(fresh),
+        None => match recheck::current(ctx, user, now).await {
+            Ok(m) => Cow::Owned(m),
+            Err(e) => return stale_membership(ctx, request, e).map(Decision::Answer),
+        },
     };
     if let Err(denial) = membership::check(ctx, Some(client), user, &snapshot) {
         super::refusal::record_app_denial(ctx, client.id.as_str(), user.id.as_str(), denial);
         // The global rules no longer admit the person: the session must not open other apps.
+        // (Never so for a sign-in being finished: the same rules just admitted it on `fresh`.)
         if membership::check(ctx, None, user, &snapshot).is_err() {
             logout::end_session(ctx, &session.id, now).await?;
         }
-        return Ok(Finish::Denied(Refusal::for_app(
+        return Ok(Decision::Answer(Finish::Denied(Refusal::for_app(
             ctx,
             &client.name,
             request,
             &user.username,
             denial.explanation(),
-        )));
+        ))));
     }
     let remembered = remembered_consent(ctx, client, request, session).await?;
-    let (request, ask) = plan_consent(client, request, remembered.as_ref());
-    let request = &request;
+    let (granted, ask) = plan_consent(client, request, remembered.as_ref());
+    let request = &granted;
     if ask {
         if request.prompt.none {
             let error = OAuthError::new(
                 OAuthErrorCode::ConsentRequired,
                 "the person must consent first",
             );
-            return Ok(Finish::Redirect(error_redirect(ctx, request, &error)));
+            return Ok(Decision::Answer(Finish::Redirect(error_redirect(
+                ctx, request, &error,
+            ))));
         }
         let ticket = ConsentTicket {
             iss: ctx.config.issuer.as_str().to_owned(),
@@ -135,7 +158,7 @@ pub async fn finish_for(
         };
         let ticket = tokens::sign(ctx.keys, tokens::TokenKind::ConsentTicket, &ticket)
             .map_err(OAuthError::internal)?;
-        return Ok(Finish::AskConsent {
+        return Ok(Decision::Answer(Finish::AskConsent {
             client_name: client.name.clone(),
             scopes: request.scope,
             ticket,
@@ -145,10 +168,9 @@ pub async fn finish_for(
                 .filter(|m| request.scope.contains(&m.scope))
                 .map(|m| m.name.clone())
                 .collect(),
-        });
+        }));
     }
-    let code = code::issue(ctx, request, session, now).await?;
-    Ok(Finish::Redirect(success_redirect(ctx, request, &code)))
+    Ok(Decision::Code(granted))
 }
 
 /// What the browser gets when the stale membership could not be renewed.

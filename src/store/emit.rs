@@ -16,7 +16,7 @@ macro_rules! emit_store_impl {
             use $crate::store::{
                 AccessCheck, AuthCodeRecord, ClientSignIn, CodeRedemption, ConsentRecord,
                 EndedSession, FreshRotation, GrantRecord, MigrationStatus,
-                LogoutDelivery, MembershipSnapshot, NewRefreshToken, PendingLoginCap, PoolUsage, RefreshHolder, Rotation,
+                LogoutDelivery, MembershipSnapshot, NewRefreshToken, NewSignIn, PendingLoginCap, PoolUsage, RefreshHolder, Rotation,
                 SessionRecord, SpentCode, Store, StoreError, StoredUpstreamTokens, TokenHolder, UpstreamLogin,
                 UserRecord, from_unix,
                 to_unix,
@@ -57,6 +57,27 @@ macro_rules! emit_store_impl {
                         Arg::time(session.last_seen_at),
                         Arg::OptText(session.device.user_agent.as_deref()),
                         Arg::OptText(session.device.ip.as_deref()),
+                    ]
+                }
+
+                /// A code's columns as `insert_auth_code!` lists them
+                /// (`insert_signed_in_code!` the same, from `$22`); `scopes` is the code's,
+                /// written out.
+                fn auth_code<'a>(code: &'a AuthCodeRecord, scopes: &'a str) -> [Arg<'a>; 13] {
+                    [
+                        Arg::Text(code.code_hash.as_str()),
+                        Arg::Text(code.client_id.as_str()),
+                        Arg::Text(&code.redirect_uri),
+                        Arg::Text(code.user_id.as_str()),
+                        Arg::Text(code.session_id.as_str()),
+                        Arg::Text(code.grant_id.as_str()),
+                        Arg::Text(scopes),
+                        Arg::OptText(code.nonce.as_deref()),
+                        Arg::OptText(code.code_challenge.as_ref().map(PkceChallenge::as_str)),
+                        Arg::time(code.auth_time),
+                        Arg::time(code.created_at),
+                        Arg::time(code.expires_at),
+                        Arg::OptText(code.dpop_jkt.as_ref().map(Jkt::as_str)),
                     ]
                 }
 

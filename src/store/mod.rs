@@ -50,15 +50,13 @@ pub trait Store: Send + Sync {
 
     /// Inserts or updates the person by Discord id.
     async fn upsert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
-    /// A completed sign-in's writes, at once: the person's profile, the membership snapshot just
-    /// taken, their sealed Discord tokens when kept (`None` leaves stored tokens as they are),
-    /// and the new SSO session.
+    /// A completed sign-in's writes at once, with the authorization code for the app it was
+    /// for when the app gets one straight away (and that client's place in the session, as
+    /// [`Store::insert_auth_code`] records it): one round trip for the whole callback.
     async fn save_sign_in(
         &self,
-        user: &UserRecord,
-        membership: &MembershipSnapshot,
-        tokens: Option<&StoredUpstreamTokens>,
-        session: &SessionRecord,
+        sign_in: &NewSignIn<'_>,
+        code: Option<&AuthCodeRecord>,
     ) -> Result<(), StoreError>;
     /// Reads a person by Discord id.
     async fn get_user(&self, id: &DiscordId) -> Result<Option<UserRecord>, StoreError>;

@@ -137,6 +137,19 @@ impl PgStore {
         super::sql::insert_signed_in_session!()
     );
 
+    /// [`Self::SAVE_SIGN_IN`] with the code of the app the sign-in was for and that client's
+    /// place in the session, in one statement (the foreign keys are checked at its end).
+    const SAVE_SIGN_IN_WITH_CODE: &str = concat!(
+        "WITH person AS (",
+        super::sql::save_sign_in!(),
+        " RETURNING id), session AS (",
+        super::sql::insert_signed_in_session!(),
+        " RETURNING id), seen AS (",
+        super::sql::add_signed_in_code_client!(),
+        ") ",
+        super::sql::insert_signed_in_code!()
+    );
+
     /// Spends an authorization code and reads it with its person, in one statement.
     const SPEND_AUTH_CODE: &str = concat!(
         "WITH c AS (",

@@ -140,6 +140,21 @@ pub struct EndedSession {
     pub clients: Vec<ClientId>,
 }
 
+/// A completed Discord sign-in's writes (`Store::save_sign_in`): the person's profile, the
+/// membership snapshot just taken, their sealed Discord tokens when kept (`None` leaves stored
+/// tokens as they are), and the new SSO session.
+#[derive(Clone, Copy)]
+pub struct NewSignIn<'a> {
+    /// The person as Discord described them.
+    pub user: &'a UserRecord,
+    /// Their membership, just fetched.
+    pub membership: &'a MembershipSnapshot,
+    /// Their Discord tokens, sealed, when kept.
+    pub tokens: Option<&'a StoredUpstreamTokens>,
+    /// The new session.
+    pub session: &'a SessionRecord,
+}
+
 /// An issued authorization code, bound to everything RFC 6749 §4.1.3 and RFC 7636 require.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthCodeRecord {

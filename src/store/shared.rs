@@ -4,7 +4,7 @@
 //! (`read_one`, `write_one`, `write`, and `in_one_trip` for several writes in one transaction),
 //! `transient()` (where a sign-in in progress writes; see Postgres), `reader()` and `writer()`
 //! (its sqlx pools, for the rest), `begin_write()` (how a writing transaction starts),
-//! `run_migrations()` (which migrations) and the statements that differ per engine (`ROTATE`, `INSERT_GRANT`, `SAVE_SIGN_IN`, `INSERT_AUTH_CODE`, `CLAIM_LOGOUTS`).
+//! `run_migrations()` (which migrations) and the statements that differ per engine (`ROTATE`, `INSERT_GRANT`, `SAVE_SIGN_IN`, `SAVE_SIGN_IN_WITH_CODE`, `INSERT_AUTH_CODE`, `CLAIM_LOGOUTS`).
 //!
 //! Why macros and not a generic `impl<DB: Database> Store`: sqlx's generic bounds (an executor
 //! HRTB, `Encode + Type` for every bound type) are not implied by a helper trait, so they would
@@ -54,17 +54,22 @@ macro_rules! impl_store {
 
     async fn save_sign_in(
         &self,
-        user: &UserRecord,
-        membership: &MembershipSnapshot,
-        tokens: Option<&StoredUpstreamTokens>,
-        session: &SessionRecord,
+        sign_in: &NewSignIn<'_>,
+        code: Option<&AuthCodeRecord>,
     ) -> Result<(), StoreError> {
+        let NewSignIn { user, membership, tokens, session } = *sign_in;
         if session.user_id != user.id {
             return Err(StoreError::Conflict(
                 "a sign-in's session must belong to its person".into(),
             ));
         }
-        let mut args = Vec::with_capacity(21);
+        if code.is_some_and(|c| c.session_id != session.id || c.user_id != user.id) {
+            return Err(StoreError::Conflict(
+                "a sign-in's code must come from its session".into(),
+            ));
+        }
+        let scopes = code.map(|c| c.scopes.to_string());
+        let mut args = Vec::with_capacity(34);
         args.extend(Self::profile(user));
         args.extend([
             Arg::Text(&membership.snapshot),
@@ -73,8 +78,15 @@ macro_rules! impl_store {
             Arg::opt_time(tokens.map(|t| t.access_expires_at)),
         ]);
         args.extend(Self::session(session));
-        // The person and the session together, in one trip (see each backend).
-        self.transient().in_one_trip::<()>(Self::SAVE_SIGN_IN, &args).await?;
+        // The person, the session and the code together, in one trip (see each backend).
+        let script = match (code, scopes.as_deref()) {
+            (Some(code), Some(scopes)) => {
+                args.extend(Self::auth_code(code, scopes));
+                Self::SAVE_SIGN_IN_WITH_CODE
+            }
+            _ => Self::SAVE_SIGN_IN,
+        };
+        self.transient().in_one_trip::<()>(script, &args).await?;
         self.follower.forget(&[$crate::store::holder_cache::Changed::User(user.id.to_string())]);
         Ok(())
     }
@@ -169,25 +181,9 @@ macro_rules! impl_store {
     async fn insert_auth_code(&self, code: &AuthCodeRecord) -> Result<(), StoreError> {
         let scopes = code.scopes.to_string();
         // The code and its client's place in the session, in one trip (see each backend).
-        self.transient().in_one_trip::<()>(
-            Self::INSERT_AUTH_CODE,
-            &[
-                Arg::Text(code.code_hash.as_str()),
-                Arg::Text(code.client_id.as_str()),
-                Arg::Text(&code.redirect_uri),
-                Arg::Text(code.user_id.as_str()),
-                Arg::Text(code.session_id.as_str()),
-                Arg::Text(code.grant_id.as_str()),
-                Arg::Text(&scopes),
-                Arg::OptText(code.nonce.as_deref()),
-                Arg::OptText(code.code_challenge.as_ref().map(PkceChallenge::as_str)),
-                Arg::time(code.auth_time),
-                Arg::time(code.created_at),
-                Arg::time(code.expires_at),
-                Arg::OptText(code.dpop_jkt.as_ref().map(Jkt::as_str)),
-            ],
-        )
-        .await?;
+        self.transient()
+            .in_one_trip::<()>(Self::INSERT_AUTH_CODE, &Self::auth_code(code, &scopes))
+            .await?;
         Ok(())
     }
 

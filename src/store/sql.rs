@@ -50,14 +50,33 @@ macro_rules! insert_signed_in_session {
     };
 }
 pub(super) use insert_signed_in_session;
+/// Records a code's client in its session as its code is stored; `$values` names the
+/// session's, the client's and the time's placeholders.
+macro_rules! code_client_into {
+    ($values:literal) => {
+        concat!(
+            "INSERT INTO session_clients (session_id, client_id, first_seen_at) VALUES ",
+            $values,
+            " ON CONFLICT (session_id, client_id) DO NOTHING"
+        )
+    };
+}
+pub(super) use code_client_into;
 /// Records a code's client in its session (`$5`, `$2`, at `$11`) as its code is stored.
 macro_rules! add_code_client {
     () => {
-        "INSERT INTO session_clients (session_id, client_id, first_seen_at) \
-        VALUES ($5, $2, $11) ON CONFLICT (session_id, client_id) DO NOTHING"
+        super::sql::code_client_into!("($5, $2, $11)")
     };
 }
 pub(super) use add_code_client;
+/// [`add_code_client!`] for the code of a sign-in, whose placeholders follow the sign-in's
+/// (see [`insert_signed_in_code!`]).
+macro_rules! add_signed_in_code_client {
+    () => {
+        super::sql::code_client_into!("($26, $23, $32)")
+    };
+}
+pub(super) use add_signed_in_code_client;
 pub(super) const FORGET_UPSTREAM_LOGINS: &str =
     "DELETE FROM upstream_logins WHERE binding_hash = $1";
 pub(super) const TAKE_UPSTREAM_LOGIN: &str = "DELETE FROM upstream_logins \
@@ -102,15 +121,35 @@ pub(super) const LIST_SESSIONS: &str = "SELECT id, secret_hash, user_id, auth_ti
 
 // ---- Authorization codes.
 
-/// An authorization code (`$1`..`$12`).
+/// An authorization code's row; `$values` names its 13 placeholders in column order.
+macro_rules! auth_code_into {
+    ($values:literal) => {
+        concat!(
+            "INSERT INTO auth_codes (code_hash, client_id, redirect_uri, user_id, session_id, \
+            grant_id, scopes, nonce, code_challenge, auth_time, created_at, expires_at, dpop_jkt) \
+            VALUES ",
+            $values
+        )
+    };
+}
+pub(super) use auth_code_into;
+/// An authorization code (`$1`..`$13`).
 macro_rules! insert_auth_code {
     () => {
-        "INSERT INTO auth_codes (code_hash, client_id, redirect_uri, user_id, session_id, \
-        grant_id, scopes, nonce, code_challenge, auth_time, created_at, expires_at, dpop_jkt) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        super::sql::auth_code_into!("($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
     };
 }
 pub(super) use insert_auth_code;
+/// The code of a sign-in written with it (`Store::save_sign_in`): the same columns as
+/// [`insert_auth_code!`], as `$22`..`$34` after the sign-in's `$1`..`$21`.
+macro_rules! insert_signed_in_code {
+    () => {
+        super::sql::auth_code_into!(
+            "($22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)"
+        )
+    };
+}
+pub(super) use insert_signed_in_code;
 /// Spends a code (`$1` its hash, `$2` now): one conditional UPDATE, so of concurrent callers
 /// exactly one changes the row.
 macro_rules! spend_auth_code {

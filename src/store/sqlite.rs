@@ -151,6 +151,15 @@ impl SqliteStore {
         super::sql::insert_signed_in_session!(),
     ];
 
+    /// [`Self::SAVE_SIGN_IN`] with the code of the app the sign-in was for and that client's
+    /// place in the session.
+    const SAVE_SIGN_IN_WITH_CODE: &[&str] = &[
+        super::sql::save_sign_in!(),
+        super::sql::insert_signed_in_session!(),
+        super::sql::add_signed_in_code_client!(),
+        super::sql::insert_signed_in_code!(),
+    ];
+
     /// Spends an authorization code and reads it back with its person (SQLite's RETURNING
     /// cannot name another table); the SELECT finds the row only when the UPDATE changed it.
     const SPEND_AUTH_CODE: &[&str] = &[

@@ -1,9 +1,14 @@
 //! Authorization codes: the single-use gate and what a replay does (RFC 6749 §4.1.2).
 
-use super::{ADA, CLIENT, NOW, code, fixture, grant, signed_in};
+use super::{
+    ADA, BEN, CAL, CLIENT, NOW, client, code, fixture, grant, person, session, signed_in, user,
+};
 use crate::test_db::backends;
 use guildgate::domain::TokenHash;
-use guildgate::store::{AccessCheck, CodeRedemption, GrantRecord, SpentCode, StoreError};
+use guildgate::store::{
+    AccessCheck, AuthCodeRecord, CodeRedemption, GrantRecord, MembershipSnapshot, NewSignIn,
+    SpentCode, StoreError,
+};
 use std::sync::Arc;
 use time::Duration;
 
@@ -136,5 +141,73 @@ async fn storing_a_code_records_its_client_in_the_session_once() {
             vec![CLIENT.to_owned()],
             "back-channel logout reaches the app once"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_sign_in_written_with_its_code_is_one_write_that_lands_whole_or_not_at_all() {
+    for backend in backends() {
+        let t = fixture(backend).await;
+        let membership = MembershipSnapshot {
+            snapshot: "{}".to_owned(),
+            fetched_at: NOW,
+        };
+        let (ben, cal) = (user(BEN), user(CAL));
+        let (ben_secret, ben_session) = session(BEN, NOW + Duration::hours(12));
+        let (hash, issued) = code(&ben_session, NOW + Duration::seconds(60));
+        let sign_in = |user, session| NewSignIn {
+            user,
+            membership: &membership,
+            tokens: None,
+            session,
+        };
+        t.store
+            .save_sign_in(&sign_in(&ben, &ben_session), Some(&issued))
+            .await
+            .unwrap();
+
+        // A second sign-in whose code cannot be stored (its hash is taken) leaves no person
+        // and no session behind.
+        let (cal_secret, cal_session) = session(CAL, NOW + Duration::hours(12));
+        let clash = AuthCodeRecord {
+            user_id: cal_session.user_id.clone(),
+            session_id: cal_session.id.clone(),
+            ..issued.clone()
+        };
+        let clashed = t
+            .store
+            .save_sign_in(&sign_in(&cal, &cal_session), Some(&clash))
+            .await;
+        // A code from another session is refused before anything is sent.
+        let foreign = t
+            .store
+            .save_sign_in(&sign_in(&cal, &cal_session), Some(&issued))
+            .await;
+
+        assert!(clashed.is_err(), "{backend:?}: {clashed:?}");
+        assert!(
+            matches!(foreign, Err(StoreError::Conflict(_))),
+            "{foreign:?}"
+        );
+        assert_eq!(t.store.get_user(&person(CAL)).await.unwrap(), None);
+        assert_eq!(
+            t.store.find_session(&cal_secret.hash(), NOW).await.unwrap(),
+            None
+        );
+        // The first sign-in's person, session and code all landed; the code redeems with its
+        // person, and the session knows the client (back-channel logout reaches it).
+        assert_eq!(
+            t.store.find_session(&ben_secret.hash(), NOW).await.unwrap(),
+            Some(ben_session.clone())
+        );
+        assert_eq!(
+            t.store.consume_auth_code(&hash, NOW).await.unwrap(),
+            CodeRedemption::Redeemed(Box::new(SpentCode {
+                code: issued.clone(),
+                person: ben,
+            }))
+        );
+        let ended = t.store.end_session(&ben_session.id, NOW).await.unwrap();
+        assert_eq!(ended.map(|e| e.clients), Some(vec![client(CLIENT)]));
     }
 }

@@ -8,8 +8,8 @@ use super::{
 use crate::test_db::backends;
 use guildgate::domain::{SessionId, TokenHash};
 use guildgate::store::{
-    MembershipSnapshot, PendingLoginCap, SessionRecord, StoredUpstreamTokens, UpstreamLogin,
-    UserRecord,
+    MembershipSnapshot, NewSignIn, PendingLoginCap, SessionRecord, StoredUpstreamTokens,
+    UpstreamLogin, UserRecord,
 };
 use time::Duration;
 
@@ -515,15 +515,14 @@ async fn a_sign_in_saves_profile_snapshot_tokens_and_session_at_once_and_keeps_t
         let first_snapshot = snapshot(r#"{"guilds":{"81384788765712384":[]}}"#, NOW);
 
         // A first sign-in creates the person with everything.
-        t.store
-            .save_sign_in(
-                &user(ADA),
-                &first_snapshot,
-                Some(&tokens),
-                &session(ADA, "s1"),
-            )
-            .await
-            .unwrap();
+        let (ada, first_session) = (user(ADA), session(ADA, "s1"));
+        let first = NewSignIn {
+            user: &ada,
+            membership: &first_snapshot,
+            tokens: Some(&tokens),
+            session: &first_session,
+        };
+        t.store.save_sign_in(&first, None).await.unwrap();
         let created = (
             t.store.get_user(&person(ADA)).await.unwrap(),
             t.store.get_membership(&person(ADA)).await.unwrap(),
@@ -534,10 +533,14 @@ async fn a_sign_in_saves_profile_snapshot_tokens_and_session_at_once_and_keeps_t
         let mut renamed = user(ADA);
         renamed.username = "ada2".into();
         let later_snapshot = snapshot(r#"{"guilds":{}}"#, NOW + Duration::hours(1));
-        t.store
-            .save_sign_in(&renamed, &later_snapshot, None, &session(ADA, "s2"))
-            .await
-            .unwrap();
+        let later_session = session(ADA, "s2");
+        let later = NewSignIn {
+            user: &renamed,
+            membership: &later_snapshot,
+            tokens: None,
+            session: &later_session,
+        };
+        t.store.save_sign_in(&later, None).await.unwrap();
 
         assert_eq!(created.0, Some(user(ADA)));
         for (id, secret) in [("s1", "secret-s1"), ("s2", "secret-s2")] {
