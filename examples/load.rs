@@ -4,7 +4,7 @@
 //! cargo build --release
 //! cargo run --release --example load -- [--binary target/release/guildgate] [--seconds 10]
 //!     [--concurrency 64] [--sign-in-concurrency 16] [--only discovery,jwks,userinfo,refresh,sign-in]
-//!     [--wrk] [--people 1000000]
+//!     [--wrk] [--people 1000000] [--guild-rule]
 //! ```
 //!
 //! With `--wrk`, discovery, userinfo and refresh are also driven by `wrk` (2 threads, the same
@@ -28,6 +28,10 @@
 //! straight into the database before the paths run (`harness/seed.rs`), and the report gives
 //! the seeding time and the bytes each person takes on disk: run it with 0 and with a million
 //! to see what a full database costs each path.
+//!
+//! With `--guild-rule`, the app admits only members of the demo's community server (the
+//! benchmark's person is one), as most deployments configure it: each sign-in then also asks
+//! the fake Discord for the person's membership, and the app's rules are checked on it.
 
 mod harness;
 
@@ -40,9 +44,17 @@ use std::time::{Duration, Instant};
 /// What `--help` prints.
 const USAGE: &str = "load [--binary target/release/guildgate] [--seconds 10] [--concurrency 64]
      [--sign-in-concurrency 16] [--only discovery,jwks,userinfo,refresh,sign-in] [--wrk]
-     [--people N]
+     [--people N] [--guild-rule]
 Postgres instead of SQLite: GUILDGATE_BENCH_POSTGRES_URL=postgres://... (emptied first).
 See the header of examples/load.rs and BENCHMARKS.md.";
+
+/// `--guild-rule`: the app admits members of the demo's community server only
+/// (config/dev-discord.toml), which the benchmark's person is.
+const GUILD_RULE: &str = "allowed_guilds = [\"812345678901234567\"]";
+/// What such a rule needs besides: a key for the Discord tokens kept to re-check it (a
+/// benchmark's own, never a deployment's).
+const GUILD_RULE_SECRETS: &str =
+    "[secrets]\nencryption_key = \"62656e63682d6f6e6c792d6b65792d6e657665722d696e2d70726f6421212121\"";
 
 /// What to run, from the command line.
 struct Options {
@@ -53,6 +65,7 @@ struct Options {
     only: Vec<String>,
     wrk: bool,
     people: u64,
+    guild_rule: bool,
 }
 
 impl Options {
@@ -65,6 +78,7 @@ impl Options {
             only: Vec::new(),
             wrk: false,
             people: 0,
+            guild_rule: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -80,6 +94,7 @@ impl Options {
                 "--only" => o.only = value()?.split(',').map(str::to_owned).collect(),
                 "--wrk" => o.wrk = true,
                 "--people" => o.people = value()?.parse()?,
+                "--guild-rule" => o.guild_rule = true,
                 "--help" | "-h" => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -103,8 +118,8 @@ async fn main() -> anyhow::Result<()> {
     let setup = harness::start(
         &o.binary,
         std::env::var("GUILDGATE_BENCH_POSTGRES_URL").ok(),
-        "",
-        "",
+        if o.guild_rule { GUILD_RULE_SECRETS } else { "" },
+        if o.guild_rule { GUILD_RULE } else { "" },
     )
     .await?;
     let (server, issuer) = (&setup.server, setup.issuer.clone());
