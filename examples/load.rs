@@ -53,8 +53,7 @@ See the header of examples/load.rs and BENCHMARKS.md.";
 const GUILD_RULE: &str = "allowed_guilds = [\"812345678901234567\"]";
 /// What such a rule needs besides: a key for the Discord tokens kept to re-check it (a
 /// benchmark's own, never a deployment's).
-const GUILD_RULE_SECRETS: &str =
-    "[secrets]\nencryption_key = \"62656e63682d6f6e6c792d6b65792d6e657665722d696e2d70726f6421212121\"";
+const GUILD_RULE_SECRETS: &str = "[secrets]\nencryption_key = \"62656e63682d6f6e6c792d6b65792d6e657665722d696e2d70726f6421212121\"";
 
 /// What to run, from the command line.
 struct Options {

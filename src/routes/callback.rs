@@ -43,13 +43,14 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     );
     match upstream::complete(&ctx, params, binding.as_deref(), device, now).await {
         Ok(done) => {
-            tracing::info!(user = %done.session.user_id, sid = %done.session.id, "signed in with Discord");
             let mut response = match upstream::after_sign_in(&ctx, &done, now).await {
                 Ok(AfterSignIn::App(next)) => respond::render_finish(&req, &state, next),
                 Ok(AfterSignIn::Account(location)) => respond::redirect(&req, &location),
                 Ok(AfterSignIn::Device(page)) => device_pages::render(&state, page),
-                Err(e) => respond::server_error(e),
+                // The sign-in may not have been written: no cookie for it.
+                Err(e) => return respond::server_error(e),
             };
+            tracing::info!(user = %done.session.user_id, sid = %done.session.id, "signed in with Discord");
             if let Err(e) =
                 response.add_cookie(&cookies::session(&state, done.session_secret.expose()))
             {
