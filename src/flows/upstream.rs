@@ -283,8 +283,9 @@ pub async fn after_sign_in(
             ));
         }
     };
+    // Removed by a reload while the person was at Discord: an error page, and (like every
+    // error here) no session cookie, so nothing is written for it.
     let Some(client) = ctx.clients.get(request.client_id.as_str()) else {
-        done.save(ctx).await?;
         return Err(OAuthError::new(
             OAuthErrorCode::ServerError,
             "the client is no longer registered",

@@ -6,8 +6,8 @@
 use crate::browser::Browser;
 use crate::cli::run_guildgate;
 use crate::helpers::{
-    ALICE, OTHER, OTHER_RP, OTHER_SECRET, Rp, TestApp, client_toml, introspect_as, spawn_app,
-    tokens_via,
+    ALICE, OTHER, OTHER_RP, OTHER_SECRET, Rp, TestApp, client_toml, introspect_as, session_cookie,
+    spawn_app, tokens_via,
 };
 use crate::serve_process::ServeProcess;
 use guildgate::reload::{ReloadError, Reloaded, reload_with};
@@ -204,4 +204,28 @@ async fn sighup_through_guildgate_reload_applies_a_good_file_and_keeps_running_o
     assert!(applied, "{log}");
     assert_eq!(late_after_good, 200, "the added client authenticates");
     assert_eq!(other_after_good, 401, "the removed client does not");
+}
+
+#[tokio::test]
+async fn a_client_removed_while_its_person_is_at_discord_gets_an_error_page_and_no_session() {
+    // Arrange: Alice leaves for Discord to sign in to `other`.
+    let app = spawn_app().await;
+    let mut browser = Browser::new();
+    let to_discord = browser
+        .get(&app.authorize_url(OTHER_RP.id, OTHER_RP.redirect, &[]))
+        .await;
+    let discord_url = to_discord.location.expect("to Discord");
+    let callback = app
+        .discord_approves(&mut browser, &discord_url, ALICE)
+        .await;
+
+    // Act: a reload removes `other` before she comes back.
+    reload_from(&app, &client_toml(LATE, "")).expect("valid");
+    let back = browser.get(&callback).await;
+
+    // Assert: a page, not a redirect to an app no longer registered, and no session is
+    // opened for a sign-in that was not written.
+    assert_eq!(back.status, 500, "{}", back.body);
+    assert!(back.location.is_none(), "{:?}", back.location);
+    assert_eq!(session_cookie(&app, &browser), None);
 }
