@@ -68,7 +68,8 @@ macro_rules! impl_store {
                 "a sign-in's code must come from its session".into(),
             ));
         }
-        let scopes = code.map(|c| c.scopes.to_string());
+        // The code with its scopes written out, which its arguments borrow.
+        let code = code.map(|c| (c, c.scopes.to_string()));
         let mut args = Vec::with_capacity(34);
         args.extend(Self::profile(user));
         args.extend([
@@ -79,12 +80,12 @@ macro_rules! impl_store {
         ]);
         args.extend(Self::session(session));
         // The person, the session and the code together, in one trip (see each backend).
-        let script = match (code, scopes.as_deref()) {
-            (Some(code), Some(scopes)) => {
+        let script = match &code {
+            Some((code, scopes)) => {
                 args.extend(Self::auth_code(code, scopes));
                 Self::SAVE_SIGN_IN_WITH_CODE
             }
-            _ => Self::SAVE_SIGN_IN,
+            None => Self::SAVE_SIGN_IN,
         };
         self.transient().in_one_trip::<()>(script, &args).await?;
         self.follower.forget(&[$crate::store::holder_cache::Changed::User(user.id.to_string())]);
