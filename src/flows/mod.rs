@@ -22,6 +22,7 @@ pub mod refusal;
 pub mod response;
 pub mod revocation;
 pub mod session;
+pub mod signed_in;
 pub mod upstream;
 mod upstream_failure;
 pub mod userinfo;

@@ -2,28 +2,26 @@
 //!
 //! The pending login is stored before the browser leaves, keyed by SHA-256 of `state` and bound
 //! to a browser cookie, so any guildgate process can finish it and a forged or replayed `state`
-//! is refused before Discord is called. Nothing about the person is written until Discord has
-//! answered every call: a failure leaves no half-made session.
+//! is refused before Discord is called. Nothing about the person is written here: a completed
+//! login goes to `signed_in.rs`, which writes it once the app's decision is known, so a failure
+//! leaves no half-made session.
 
 use super::Context;
 use super::authorize::AuthorizationRequest;
-use super::finish::{self, Decision, Finish};
 use super::membership::{self, Membership};
 use super::refusal::Refusal;
-use super::response::{AuthorizationResponse, error_redirect, success_redirect};
+use super::response::{AuthorizationResponse, error_redirect};
+use super::session;
+use super::signed_in::Completed;
 use super::upstream_failure;
 pub use super::upstream_failure::{CallbackError, Failure};
-use super::{code, session};
 use crate::audit::{Event, RuleLevel};
 use crate::discord::{DiscordError, DiscordTokens, api};
 use crate::domain::{DiscordId, OpaqueToken, PkceChallenge, PkceVerifier};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::limits::source_key;
 use crate::metrics::SignIn;
-use crate::store::{
-    MembershipSnapshot, NewSignIn, PendingLoginCap, SessionDevice, SessionRecord,
-    StoredUpstreamTokens, UpstreamLogin, UserRecord,
-};
+use crate::store::{PendingLoginCap, SessionDevice, UpstreamLogin, UserRecord};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use time::OffsetDateTime;
@@ -203,118 +201,6 @@ pub struct CallbackParams {
     pub error: Option<String>,
 }
 
-/// A login Discord has answered and the global rules admit, not yet written: the session to
-/// set and where the browser goes next. [`after_sign_in`] writes it, with the app's code when
-/// the app gets one straight away, in one trip.
-pub struct Completed {
-    /// What to finish now that a session exists: the app's request (consent, code) or the
-    /// account page.
-    pub request: SignInFor,
-    /// The new SSO session.
-    pub session: SessionRecord,
-    /// Its cookie value.
-    pub session_secret: OpaqueToken,
-    /// The person, as Discord described them.
-    pub user: UserRecord,
-    /// Their membership, just fetched.
-    membership: Membership,
-    /// The same, as stored.
-    snapshot: MembershipSnapshot,
-    /// Their Discord tokens, sealed, when kept.
-    kept: Option<StoredUpstreamTokens>,
-}
-
-impl Completed {
-    /// The writes of this sign-in.
-    fn writes(&self) -> NewSignIn<'_> {
-        NewSignIn {
-            user: &self.user,
-            membership: &self.snapshot,
-            tokens: self.kept.as_ref(),
-            session: &self.session,
-        }
-    }
-
-    /// Writes the sign-in on its own (no code goes with it).
-    async fn save(&self, ctx: &Context<'_>) -> Result<(), OAuthError> {
-        ctx.store.save_sign_in(&self.writes(), None).await?;
-        self.saved(ctx);
-        Ok(())
-    }
-
-    /// Audits the sign-in once it is written.
-    fn saved(&self, ctx: &Context<'_>) {
-        ctx.audit(&Event::SignIn {
-            client_id: self.request.client_id(),
-            user_id: self.user.id.as_str(),
-        });
-    }
-}
-
-/// Where a completed Discord sign-in leads.
-#[derive(Debug)]
-pub enum AfterSignIn {
-    /// The app's request, finished from the new session: a code, consent, a denial, ….
-    App(Finish),
-    /// The account page, at this URL.
-    Account(String),
-    /// The device page: the confirmation of the device sign-in, or why not.
-    Device(super::device_page::DevicePage),
-}
-
-/// Writes the sign-in and finishes what it was for. An app that gets its code straight away
-/// has it written with the sign-in (one trip); anything else writes the sign-in first.
-pub async fn after_sign_in(
-    ctx: &Context<'_>,
-    done: &Completed,
-    now: OffsetDateTime,
-) -> Result<AfterSignIn, OAuthError> {
-    let request = match &done.request {
-        SignInFor::App(request) => request,
-        SignInFor::Account(_) => {
-            done.save(ctx).await?;
-            return Ok(AfterSignIn::Account(ctx.config.issuer.endpoint("/account")));
-        }
-        SignInFor::Device(device) => {
-            done.save(ctx).await?;
-            return Ok(AfterSignIn::Device(
-                super::device_page::after_sign_in(ctx, device, &done.session, &done.user, now)
-                    .await?,
-            ));
-        }
-    };
-    // Removed by a reload while the person was at Discord: an error page, and (like every
-    // error here) no session cookie, so nothing is written for it.
-    let Some(client) = ctx.clients.get(request.client_id.as_str()) else {
-        return Err(OAuthError::new(
-            OAuthErrorCode::ServerError,
-            "the client is no longer registered",
-        ));
-    };
-    let decision = finish::decide(
-        ctx,
-        &client,
-        request,
-        &done.session,
-        &done.user,
-        Some(&done.membership),
-        now,
-    )
-    .await?;
-    let next = match decision {
-        Decision::Code(granted) => {
-            let code = code::issue_at_sign_in(ctx, &granted, &done.writes(), now).await?;
-            done.saved(ctx);
-            Finish::Redirect(success_redirect(ctx, &granted, &code))
-        }
-        Decision::Answer(next) => {
-            done.save(ctx).await?;
-            next
-        }
-    };
-    Ok(AfterSignIn::App(next))
-}
-
 /// Completes a login: checks binding and state before anything else, then talks to Discord.
 /// A login that fails here is counted as a sign-in by its outcome; one that succeeds is
 /// counted when the app gets its code (`code::issue`) or is refused (`finish`).
@@ -474,7 +360,7 @@ async fn complete_login(
     }
 
     // Discord has answered everything: the person, the snapshot, the kept tokens and the new
-    // session are written by `after_sign_in`, with the app's code when there is one.
+    // session are written by `signed_in::after_sign_in`, with the app's code when there is one.
     let snapshot = membership::snapshot(&membership, now).map_err(CallbackError::Internal)?;
     let kept =
         membership::seal_tokens(ctx, &record.id, &tokens, now).map_err(CallbackError::Internal)?;

@@ -4,7 +4,8 @@
 use super::device_pages;
 use super::respond;
 use super::{client_auth, cookies, page};
-use crate::flows::upstream::{self, AfterSignIn, CallbackError, CallbackParams, Failure};
+use crate::flows::signed_in::{self, AfterSignIn};
+use crate::flows::upstream::{self, CallbackError, CallbackParams, Failure};
 use crate::pages;
 use crate::state::AppState;
 use crate::store::SessionDevice;
@@ -43,7 +44,7 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     );
     match upstream::complete(&ctx, params, binding.as_deref(), device, now).await {
         Ok(done) => {
-            let mut response = match upstream::after_sign_in(&ctx, &done, now).await {
+            let mut response = match signed_in::after_sign_in(&ctx, &done, now).await {
                 Ok(AfterSignIn::App(next)) => respond::render_finish(&req, &state, next),
                 Ok(AfterSignIn::Account(location)) => respond::redirect(&req, &location),
                 Ok(AfterSignIn::Device(page)) => device_pages::render(&state, page),
