@@ -5,10 +5,11 @@ use super::Context;
 use super::authorize::AuthorizationRequest;
 use super::grant::{self, Minting, Refresh, TokenResponse};
 use crate::config::ValidClient;
-use crate::domain::{GrantId, Jkt, OpaqueToken, PkceChallenge, PkceVerifier};
+use crate::domain::{GrantId, Jkt, OpaqueToken, PkceChallenge, PkceVerifier, TokenHash};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::store::{
-    AuthCodeRecord, CodeRedemption, GrantRecord, NewSignIn, SessionRecord, SpentCode, StoreError,
+    AuthCodeRecord, CodeExchange, CodeRedemption, GrantRecord, NewRefreshToken, NewSignIn,
+    SessionRecord, SpentCode, StoreError,
 };
 use time::OffsetDateTime;
 
@@ -87,8 +88,12 @@ pub async fn redeem(
     proof: Option<&Jkt>,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthError> {
-    let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidGrant, why);
     let hash = OpaqueToken::from_presented(grant.code).hash();
+    if let Some(answer) = redeem_in_one_trip(ctx, client, &grant, &hash, proof, now).await? {
+        return Ok(answer);
+    }
+    // The full path: spend the code whatever the request, then say what does not fit.
+    let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidGrant, why);
     let (record, user) = match ctx.store.consume_auth_code(&hash, now).await? {
         CodeRedemption::Redeemed(spent) => {
             let SpentCode { code, person } = *spent;
@@ -100,6 +105,81 @@ pub async fn redeem(
         }
         CodeRedemption::Unknown => return Err(invalid("the authorization code is not valid")),
     };
+    check(client, &record, &grant, proof, now)?;
+    let (grant_record, issue_refresh) = grant_of(ctx, client, &record, proof, now);
+    let refresh = Refresh::NewGrant(issue_refresh.then(OpaqueToken::generate));
+    let minting = minting(&record, refresh, proof);
+    grant::mint(ctx, client, &user, &grant_record, minting, now).await
+}
+
+/// The common redemption in one trip (`Store::redeem_auth_code`): the code spent and its grant
+/// written together when the statement's copy of [`check`] holds. `None` when the request
+/// cannot take this path, or the code does not fit it; nothing was spent, and the full path
+/// answers. Grants that outlive the session (`offline_access`) always take the full path.
+async fn redeem_in_one_trip(
+    ctx: &Context<'_>,
+    client: &ValidClient,
+    grant: &CodeGrant<'_>,
+    hash: &TokenHash,
+    proof: Option<&Jkt>,
+    now: OffsetDateTime,
+) -> Result<Option<TokenResponse>, OAuthError> {
+    let Some(redirect_uri) = grant.redirect_uri else {
+        return Ok(None);
+    };
+    // The challenge the presented verifier satisfies; a malformed verifier, or none from a
+    // public client, is for the full path to refuse.
+    let challenge = match grant.code_verifier.map(PkceVerifier::parse) {
+        Some(Ok(verifier)) => Some(PkceChallenge::of(&verifier)),
+        Some(Err(_)) => return Ok(None),
+        None if client.is_public() => return Ok(None),
+        None => None,
+    };
+    let grant_end = now + ctx.config.lifetimes.refresh_token;
+    // Not offline (those take the full path), so the client's setting alone decides.
+    let refresh = client.refresh_tokens.then(OpaqueToken::generate);
+    let first = refresh.as_ref().map(|token| NewRefreshToken {
+        token_hash: token.hash(),
+        expires_at: grant::refresh_expiry(ctx, grant_end, now),
+    });
+    let grant_key = grant_key(client, proof);
+    let exchange = CodeExchange {
+        client_id: &client.id,
+        redirect_uri,
+        code_challenge: challenge.as_ref(),
+        proof,
+        offline_possible: client.offline_access,
+        grant_expires_at: grant_end,
+        grant_dpop_jkt: grant_key.as_ref(),
+        refresh: first.as_ref(),
+    };
+    let Some(SpentCode { code, person }) = ctx.store.redeem_auth_code(hash, &exchange, now).await?
+    else {
+        return Ok(None);
+    };
+    // The flow's checks stay the authority: should the statement's copy ever let through what
+    // they refuse, the grant it wrote is revoked before anything is answered.
+    if let Err(refused) = check(client, &code, grant, proof, now) {
+        tracing::error!(client_id = %client.id, "a code redeemed in one trip failed the flow's checks; its grant is revoked");
+        ctx.store.revoke_grant(&code.grant_id, now).await?;
+        return Err(refused);
+    }
+    let (grant_record, _) = grant_of(ctx, client, &code, proof, now);
+    let minting = minting(&code, Refresh::Written(refresh), proof);
+    grant::mint(ctx, client, &person, &grant_record, minting, now)
+        .await
+        .map(Some)
+}
+
+/// Whether the spent code `record` may be redeemed by `client` with `grant` and `proof`.
+fn check(
+    client: &ValidClient,
+    record: &AuthCodeRecord,
+    grant: &CodeGrant<'_>,
+    proof: Option<&Jkt>,
+    now: OffsetDateTime,
+) -> Result<(), OAuthError> {
+    let invalid = |why: &'static str| OAuthError::new(OAuthErrorCode::InvalidGrant, why);
     if record.client_id != client.id {
         return Err(invalid(
             "the authorization code was issued to another client",
@@ -133,12 +213,21 @@ pub async fn redeem(
             ));
         }
     }
+    Ok(())
+}
 
+/// The grant a redeemed code becomes, and whether it gets a refresh token.
+fn grant_of(
+    ctx: &Context<'_>,
+    client: &ValidClient,
+    record: &AuthCodeRecord,
+    proof: Option<&Jkt>,
+    now: OffsetDateTime,
+) -> (GrantRecord, bool) {
     // offline_access (OIDC Core §11) asks for access that outlives the sign-in session; the
     // authorization step only lets it through with consent, for a client allowed it.
     let offline = client.offline_access && record.scopes.contains("offline_access");
-    let issue_refresh = client.refresh_tokens || offline;
-    let grant_record = GrantRecord {
+    let grant = GrantRecord {
         id: record.grant_id.clone(),
         client_id: record.client_id.clone(),
         user_id: record.user_id.clone(),
@@ -148,18 +237,29 @@ pub async fn redeem(
         created_at: now,
         expires_at: now + ctx.config.lifetimes.refresh_token,
         revoked_at: None,
-        // RFC 9449 §5: a public client's refresh tokens are bound to the proof's key.
-        dpop_jkt: proof.filter(|_| client.is_public()).cloned(),
+        dpop_jkt: grant_key(client, proof),
     };
-    let refresh = Refresh::NewGrant(issue_refresh.then(OpaqueToken::generate));
-    let minting = Minting {
+    (grant, client.refresh_tokens || offline)
+}
+
+/// RFC 9449 §5: a public client's refresh tokens are bound to the proof's key.
+fn grant_key(client: &ValidClient, proof: Option<&Jkt>) -> Option<Jkt> {
+    proof.filter(|_| client.is_public()).cloned()
+}
+
+/// What the tokens of the code `record` are minted with.
+fn minting<'a>(
+    record: &'a AuthCodeRecord,
+    refresh: Refresh,
+    proof: Option<&'a Jkt>,
+) -> Minting<'a> {
+    Minting {
         grant_type: "authorization_code",
         nonce: record.nonce.as_deref(),
         refresh,
         proof,
         membership: None,
-    };
-    grant::mint(ctx, client, &user, &grant_record, minting, now).await
+    }
 }
 
 /// RFC 7636 §4.6, plus: a verifier without a challenge is refused (RFC 9700 §2.1.1 downgrade).

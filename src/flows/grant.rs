@@ -55,15 +55,17 @@ pub enum Refresh {
     NewGrant(Option<OpaqueToken>),
     /// An existing grant whose token the store has just rotated to this one.
     Rotated(OpaqueToken),
+    /// A new grant the store wrote with its code's spend, with this first refresh token (if any).
+    Written(Option<OpaqueToken>),
 }
 
 /// The idle expiry of a refresh token issued now (never past its grant's absolute end).
 pub fn refresh_expiry(
     ctx: &Context<'_>,
-    grant: &GrantRecord,
+    grant_end: OffsetDateTime,
     now: OffsetDateTime,
 ) -> OffsetDateTime {
-    (now + ctx.config.lifetimes.refresh_token_idle).min(grant.expires_at)
+    (now + ctx.config.lifetimes.refresh_token_idle).min(grant_end)
 }
 
 /// Signs the tokens for `grant` and, for a new grant, stores it first.
@@ -86,7 +88,7 @@ pub async fn mint(
         Refresh::NewGrant(token) => {
             let stored = token.as_ref().map(|t| NewRefreshToken {
                 token_hash: t.hash(),
-                expires_at: refresh_expiry(ctx, grant, now),
+                expires_at: refresh_expiry(ctx, grant.expires_at, now),
             });
             // A replay that raced this redemption has already written the grant as revoked
             // (RFC 6749 §4.1.2: a reused code revokes what it issued). This request was the
@@ -102,6 +104,7 @@ pub async fn mint(
             }
         }
         Refresh::Rotated(token) => Some(token),
+        Refresh::Written(token) => token,
     };
     let issuer = ctx.config.issuer.as_str();
     let lifetimes = ctx.config.lifetimes;

@@ -84,7 +84,7 @@ pub async fn refresh(
     let new_token = OpaqueToken::generate();
     let new = NewRefreshToken {
         token_hash: new_token.hash(),
-        expires_at: grant::refresh_expiry(ctx, &current, now),
+        expires_at: grant::refresh_expiry(ctx, current.expires_at, now),
     };
     let grant = match ctx
         .store

@@ -14,7 +14,7 @@ macro_rules! emit_store_impl {
             };
             use $crate::store::sql::*;
             use $crate::store::{
-                AccessCheck, AuthCodeRecord, ClientSignIn, CodeRedemption, ConsentRecord,
+                AccessCheck, AuthCodeRecord, ClientSignIn, CodeExchange, CodeRedemption, ConsentRecord,
                 EndedSession, FreshRotation, GrantRecord, MigrationStatus,
                 LogoutDelivery, MembershipSnapshot, NewRefreshToken, NewSignIn, PendingLoginCap, PoolUsage, RefreshHolder, Rotation,
                 SessionRecord, SpentCode, Store, StoreError, StoredUpstreamTokens, TokenHolder, UpstreamLogin,

@@ -119,6 +119,16 @@ pub trait Store: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<CodeRedemption, StoreError>;
 
+    /// A code's redemption in one trip, for the common case: spends `code_hash` and writes its
+    /// grant with the first refresh token only if the code is live and `exchange` passes every
+    /// check a redemption makes; returns the code with its person. `None`: something did not
+    /// hold and nothing was spent; [`consume_auth_code`](Self::consume_auth_code) then tells what.
+    async fn redeem_auth_code(
+        &self,
+        code_hash: &TokenHash,
+        exchange: &CodeExchange<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Option<SpentCode>, StoreError>;
     /// Creates a grant, with its first refresh token when one is issued.
     async fn insert_grant(
         &self,

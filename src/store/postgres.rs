@@ -5,7 +5,8 @@
 //! connects, how a writing transaction starts, which migrations apply, and how the back-channel
 //! logout queue is claimed. Under READ COMMITTED a conditional `UPDATE` takes the row lock and
 //! re-checks its `WHERE` after a concurrent winner commits, which is what makes the shared
-//! single-use gates exclusive here.
+//! single-use gates exclusive here. The statements that stand for SQLite's scripts are in
+//! `postgres_scripts.rs`.
 
 use super::args::Arg;
 use super::columns::FromColumns;
@@ -88,85 +89,6 @@ impl PgStore {
         RETURNING id, client_id, session_id, user_id, uri, logout_token, attempts, \
             next_attempt_at, created_at";
 
-    /// A rotation in one round trip and one implicit transaction: spend `$1` (client `$2`, at
-    /// `$3`), store `$4` (idle expiry `$5`) for the same grant, and read that grant. A second
-    /// presentation racing this one waits for the row lock, re-checks `used_at IS NULL` after
-    /// the commit (READ COMMITTED) and spends nothing.
-    const ROTATE: &str = concat!(
-        "WITH spent AS (",
-        super::sql::spend_refresh_token!(),
-        " RETURNING grant_id), \
-        fresh AS (INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
-            SELECT $4, grant_id, $3, $5 FROM spent RETURNING grant_id) \
-        SELECT ",
-        super::sql::grant_columns!(),
-        " FROM grants g JOIN fresh ON g.id = fresh.grant_id"
-    );
-
-    /// A refresh in one statement (see `sql::spend_fresh_refresh_token!`): spend `$1`, store
-    /// `$4` with the idle expiry `$5` capped at the grant's end, and read the grant, its person
-    /// and their snapshot.
-    const ROTATE_FRESH: &str = concat!(
-        "WITH spent AS (",
-        super::sql::spend_fresh_refresh_token!(),
-        " RETURNING grant_id), \
-        fresh AS (INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
-            SELECT $4, spent.grant_id, $3, LEAST($5, g.expires_at) \
-            FROM spent JOIN grants g ON g.id = spent.grant_id RETURNING grant_id) \
-        SELECT ",
-        super::sql::fresh_rotation_columns!(),
-        " FROM grants g JOIN fresh ON g.id = fresh.grant_id JOIN users u ON u.id = g.user_id"
-    );
-
-    /// A new grant and its first refresh token (`$10`, idle expiry `$11`; both NULL for none) in
-    /// one statement, so one round trip and one implicit transaction.
-    const INSERT_GRANT: &str = concat!(
-        "WITH g AS (",
-        super::sql::insert_grant!(),
-        " RETURNING id) \
-        INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
-        SELECT $10, g.id, $7, $11 FROM g WHERE $10 IS NOT NULL"
-    );
-
-    /// A completed sign-in's person (see `sql::save_sign_in!`) and new session, in one
-    /// statement (the session's foreign key is checked at its end, with the person written).
-    const SAVE_SIGN_IN: &str = concat!(
-        "WITH person AS (",
-        super::sql::save_sign_in!(),
-        " RETURNING id) ",
-        super::sql::insert_signed_in_session!()
-    );
-
-    /// [`Self::SAVE_SIGN_IN`] with the code of the app the sign-in was for and that client's
-    /// place in the session, in one statement (the foreign keys are checked at its end).
-    const SAVE_SIGN_IN_WITH_CODE: &str = concat!(
-        "WITH person AS (",
-        super::sql::save_sign_in!(),
-        " RETURNING id), session AS (",
-        super::sql::insert_signed_in_session!(),
-        " RETURNING id), seen AS (",
-        super::sql::add_signed_in_code_client!(),
-        ") ",
-        super::sql::insert_signed_in_code!()
-    );
-
-    /// Spends an authorization code and reads it with its person, in one statement.
-    const SPEND_AUTH_CODE: &str = concat!(
-        "WITH c AS (",
-        super::sql::spend_auth_code!(),
-        " RETURNING *) SELECT ",
-        super::sql::spent_code_columns!(),
-        " FROM c JOIN users u ON u.id = c.user_id"
-    );
-
-    /// An authorization code and its client's place in the session, in one statement.
-    const INSERT_AUTH_CODE: &str = concat!(
-        "WITH seen AS (",
-        super::sql::add_code_client!(),
-        ") ",
-        super::sql::insert_auth_code!()
-    );
-
     /// The first row `sql` returns, decoded.
     async fn read_one<T: FromColumns>(
         &self,
@@ -202,14 +124,14 @@ impl PgStore {
     }
 
     /// Where the writes of a sign-in in progress go: the pending Discord login, the new
-    /// session and its last-seen time, the authorization code and its redemption, and the
-    /// same for pushed requests and device codes. Their commits do not wait for the
-    /// WAL to reach the disk (`synchronous_commit = off`, on these connections only), which
-    /// takes the flush out of five of a sign-in's six writes. A database crash can forget
-    /// the last moments of them (Postgres bounds it at three times `wal_writer_delay`); those
-    /// people sign in again. No app can hold a token that depends on a forgotten row: the
-    /// grant a code is redeemed for is written on the durable pool, and a commit that waits
-    /// for the flush flushes every commit before it.
+    /// session and its last-seen time, the authorization code (and its spend on the full
+    /// path), and the same for pushed requests and device codes. Their commits do not wait
+    /// for the WAL to reach the disk (`synchronous_commit = off`, on these connections only),
+    /// which takes the flush out of three of a sign-in's four writes. A database crash can
+    /// forget the last moments of them (Postgres bounds it at three times `wal_writer_delay`);
+    /// those people sign in again. No app can hold a token that depends on a forgotten row:
+    /// the grant a code is redeemed for is written on the durable pool (with the code's spend,
+    /// in one trip), and a commit that waits for the flush flushes every commit before it.
     fn transient(&self) -> OnPool<'_> {
         OnPool(&self.transient)
     }
@@ -367,6 +289,9 @@ super::shared::impl_store!(PgStore, sqlx::Postgres);
 
 #[path = "postgres_thread.rs"]
 mod statements;
+
+#[path = "postgres_scripts.rs"]
+mod scripts;
 
 #[cfg(test)]
 #[path = "postgres_plans.rs"]

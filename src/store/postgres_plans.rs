@@ -10,13 +10,14 @@ use crate::store::{pending, sql};
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, Row};
 
 /// Each request statement, named for the failure message.
-fn request_statements() -> [(&'static str, &'static str); 12] {
+fn request_statements() -> [(&'static str, &'static str); 13] {
     [
         ("TOKEN_HOLDER_CACHEABLE", sql::TOKEN_HOLDER_CACHEABLE),
         ("CHANGE_FEED_READ", super::super::change_feed::READ),
         ("FIND_REFRESH_GRANT", sql::FIND_REFRESH_GRANT),
         ("FIND_REFRESH_HOLDER", sql::FIND_REFRESH_HOLDER),
         ("SPEND_AUTH_CODE", PgStore::SPEND_AUTH_CODE),
+        ("REDEEM_AUTH_CODE", PgStore::REDEEM_AUTH_CODE),
         ("ROTATE", PgStore::ROTATE),
         ("ROTATE_FRESH", PgStore::ROTATE_FRESH),
         ("POLL_DEVICE", pending::POLL_DEVICE),

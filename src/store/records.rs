@@ -205,6 +205,29 @@ pub struct SpentCode {
     pub person: UserRecord,
 }
 
+/// What a client presents for a code, and the grant the code then becomes: the terms of a
+/// redemption in one trip (`Store::redeem_auth_code`), written only when every check holds.
+#[derive(Clone, Copy, Debug)]
+pub struct CodeExchange<'a> {
+    /// The client redeeming the code.
+    pub client_id: &'a ClientId,
+    /// The `redirect_uri` it presents.
+    pub redirect_uri: &'a str,
+    /// The challenge the presented `code_verifier` satisfies (`None`: no verifier).
+    pub code_challenge: Option<&'a PkceChallenge>,
+    /// The key of the request's DPoP proof.
+    pub proof: Option<&'a Jkt>,
+    /// The client may be granted `offline_access`: a code asking for it is left to the full
+    /// path, since its grant outlives the session.
+    pub offline_possible: bool,
+    /// The grant's absolute end.
+    pub grant_expires_at: OffsetDateTime,
+    /// The DPoP key the grant's refresh tokens are bound to.
+    pub grant_dpop_jkt: Option<&'a Jkt>,
+    /// The grant's first refresh token, if it has one.
+    pub refresh: Option<&'a NewRefreshToken>,
+}
+
 /// What presenting a code did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CodeRedemption {

@@ -4,7 +4,7 @@
 //! (`read_one`, `write_one`, `write`, and `in_one_trip` for several writes in one transaction),
 //! `transient()` (where a sign-in in progress writes; see Postgres), `reader()` and `writer()`
 //! (its sqlx pools, for the rest), `begin_write()` (how a writing transaction starts),
-//! `run_migrations()` (which migrations) and the statements that differ per engine (`ROTATE`, `INSERT_GRANT`, `SAVE_SIGN_IN`, `SAVE_SIGN_IN_WITH_CODE`, `INSERT_AUTH_CODE`, `CLAIM_LOGOUTS`).
+//! `run_migrations()` (which migrations) and the statements that differ per engine (`ROTATE`, `INSERT_GRANT`, `SAVE_SIGN_IN`, `SAVE_SIGN_IN_WITH_CODE`, `INSERT_AUTH_CODE`, `REDEEM_AUTH_CODE`, `CLAIM_LOGOUTS`).
 //!
 //! Why macros and not a generic `impl<DB: Database> Store`: sqlx's generic bounds (an executor
 //! HRTB, `Encode + Type` for every bound type) are not implied by a helper trait, so they would
@@ -224,6 +224,34 @@ macro_rules! impl_store {
             }
             None => CodeRedemption::Unknown,
         })
+    }
+
+    async fn redeem_auth_code(
+        &self,
+        code_hash: &TokenHash,
+        exchange: &CodeExchange<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Option<SpentCode>, StoreError> {
+        // On the durable connections: the grant is what the app will hold.
+        let spent = self
+            .in_one_trip::<SpentCode>(
+                Self::REDEEM_AUTH_CODE,
+                &[
+                    Arg::Text(code_hash.as_str()),
+                    Arg::time(now),
+                    Arg::Text(exchange.client_id.as_str()),
+                    Arg::Text(exchange.redirect_uri),
+                    Arg::OptText(exchange.code_challenge.map(|c| c.as_str())),
+                    Arg::OptText(exchange.proof.map(Jkt::as_str)),
+                    Arg::Flag(exchange.offline_possible),
+                    Arg::time(exchange.grant_expires_at),
+                    Arg::OptText(exchange.grant_dpop_jkt.map(Jkt::as_str)),
+                    Arg::OptText(exchange.refresh.map(|t| t.token_hash.as_str())),
+                    Arg::opt_time(exchange.refresh.map(|t| t.expires_at)),
+                ],
+            )
+            .await?;
+        Ok(spent.into_iter().next())
     }
 
     async fn insert_grant(

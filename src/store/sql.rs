@@ -65,7 +65,7 @@ pub(super) use code_client_into;
 /// Records a code's client in its session (`$5`, `$2`, at `$11`) as its code is stored.
 macro_rules! add_code_client {
     () => {
-        super::sql::code_client_into!("($5, $2, $11)")
+        $crate::store::sql::code_client_into!("($5, $2, $11)")
     };
 }
 pub(super) use add_code_client;
@@ -73,7 +73,7 @@ pub(super) use add_code_client;
 /// (see [`insert_signed_in_code!`]).
 macro_rules! add_signed_in_code_client {
     () => {
-        super::sql::code_client_into!("($26, $23, $32)")
+        $crate::store::sql::code_client_into!("($26, $23, $32)")
     };
 }
 pub(super) use add_signed_in_code_client;
@@ -136,7 +136,9 @@ pub(super) use auth_code_into;
 /// An authorization code (`$1`..`$13`).
 macro_rules! insert_auth_code {
     () => {
-        super::sql::auth_code_into!("($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
+        $crate::store::sql::auth_code_into!(
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        )
     };
 }
 pub(super) use insert_auth_code;
@@ -144,7 +146,7 @@ pub(super) use insert_auth_code;
 /// [`insert_auth_code!`], as `$22`..`$34` after the sign-in's `$1`..`$21`.
 macro_rules! insert_signed_in_code {
     () => {
-        super::sql::auth_code_into!(
+        $crate::store::sql::auth_code_into!(
             "($22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)"
         )
     };
@@ -158,6 +160,31 @@ macro_rules! spend_auth_code {
     };
 }
 pub(super) use spend_auth_code;
+/// Spends a code (`$1`, at `$2`) only when it is live and its redemption by client `$3` with
+/// redirect URI `$4`, the presented verifier's challenge `$5` (NULL: none) and DPoP key `$6`
+/// passes every check `flows::code` makes, and it asks for no grant outliving its session where
+/// the client may have one (`$7`). Otherwise nothing is spent, and the caller takes the full
+/// path, which tells what failed (`LIKE` only has to catch every such code, not only them).
+macro_rules! spend_checked_auth_code {
+    () => {
+        "UPDATE auth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL \
+        AND expires_at > $2 AND client_id = $3 AND redirect_uri = $4 \
+        AND (code_challenge = $5 OR (code_challenge IS NULL AND $5 IS NULL)) \
+        AND (dpop_jkt IS NULL OR dpop_jkt = $6) \
+        AND NOT ($7 AND scopes LIKE '%offline_access%')"
+    };
+}
+pub(super) use spend_checked_auth_code;
+/// The grant of the code `c` spent by [`spend_checked_auth_code!`], created at `$2`, ending at
+/// `$8`, its refresh tokens bound to DPoP key `$9`; the statement goes on with `FROM`.
+macro_rules! grant_of_spent_code {
+    () => {
+        "INSERT INTO grants (id, client_id, user_id, session_id, scopes, auth_time, created_at, \
+        expires_at, dpop_jkt) \
+        SELECT c.grant_id, c.client_id, c.user_id, c.session_id, c.scopes, c.auth_time, $2, $8, $9"
+    };
+}
+pub(super) use grant_of_spent_code;
 /// The spent code's columns and its person's, as `SpentCode` reads them (see each backend's
 /// `SPEND_AUTH_CODE`: `c` is the code, `u` the person).
 macro_rules! spent_code_columns {

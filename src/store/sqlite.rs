@@ -3,7 +3,8 @@
 //! The SQL, the row decoding and the `Store` methods are shared with Postgres (`sql.rs`,
 //! `rows.rs`, `shared.rs`, `lifecycle.rs`); this file holds only what differs: how the
 //! connections open, how one statement runs (on the calling thread), how a writing transaction
-//! starts, which migrations apply, and how the back-channel logout queue is claimed.
+//! starts, which migrations apply, and how the back-channel logout queue is claimed; its
+//! writes of several statements are in `sqlite_scripts.rs`.
 
 use super::args::Arg;
 use super::checkpoint::{Checkpointer, Pass};
@@ -107,76 +108,6 @@ impl SqliteStore {
             ORDER BY next_attempt_at LIMIT $3) \
         RETURNING id, client_id, session_id, user_id, uri, logout_token, attempts, \
             next_attempt_at, created_at";
-
-    /// A rotation in one trip to the writer's thread (each statement sent separately was a
-    /// thread hop of its own): spend `$1` (client `$2`, at `$3`), store `$4` (idle expiry `$5`)
-    /// for the same grant when the spend changed a row, and read that grant.
-    const ROTATE: &[&str] = &[
-        super::sql::spend_refresh_token!(),
-        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
-        SELECT $4, grant_id, $3, $5 FROM refresh_tokens WHERE token_hash = $1 AND changes() = 1",
-        concat!(
-            "SELECT ",
-            super::sql::grant_columns!(),
-            " FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = $4"
-        ),
-    ];
-
-    /// A refresh in one trip to the writer's thread (see `sql::spend_fresh_refresh_token!`):
-    /// spend `$1`, store `$4` with the idle expiry `$5` capped at the grant's end when the spend
-    /// changed a row, and read the grant, its person and their snapshot.
-    const ROTATE_FRESH: &[&str] = &[
-        super::sql::spend_fresh_refresh_token!(),
-        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
-        SELECT $4, rt.grant_id, $3, MIN($5, g.expires_at) FROM refresh_tokens rt \
-        JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = $1 AND changes() = 1",
-        concat!(
-            "SELECT ",
-            super::sql::fresh_rotation_columns!(),
-            " FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id \
-            JOIN users u ON u.id = g.user_id WHERE rt.token_hash = $4"
-        ),
-    ];
-
-    /// A new grant and its first refresh token (`$10`, idle expiry `$11`; both NULL for none).
-    const INSERT_GRANT: &[&str] = &[
-        super::sql::insert_grant!(),
-        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
-        SELECT $10, $1, $7, $11 WHERE $10 IS NOT NULL",
-    ];
-
-    /// A completed sign-in's person (see `sql::save_sign_in!`) and new session.
-    const SAVE_SIGN_IN: &[&str] = &[
-        super::sql::save_sign_in!(),
-        super::sql::insert_signed_in_session!(),
-    ];
-
-    /// [`Self::SAVE_SIGN_IN`] with the code of the app the sign-in was for and that client's
-    /// place in the session.
-    const SAVE_SIGN_IN_WITH_CODE: &[&str] = &[
-        super::sql::save_sign_in!(),
-        super::sql::insert_signed_in_session!(),
-        super::sql::add_signed_in_code_client!(),
-        super::sql::insert_signed_in_code!(),
-    ];
-
-    /// Spends an authorization code and reads it back with its person (SQLite's RETURNING
-    /// cannot name another table); the SELECT finds the row only when the UPDATE changed it.
-    const SPEND_AUTH_CODE: &[&str] = &[
-        super::sql::spend_auth_code!(),
-        concat!(
-            "SELECT ",
-            super::sql::spent_code_columns!(),
-            " FROM auth_codes c JOIN users u ON u.id = c.user_id \
-            WHERE c.code_hash = $1 AND changes() = 1"
-        ),
-    ];
-
-    /// An authorization code and its client's place in the session.
-    const INSERT_AUTH_CODE: &[&str] = &[
-        super::sql::add_code_client!(),
-        super::sql::insert_auth_code!(),
-    ];
 
     /// The first row `sql` returns, read on this thread (`direct.rs`).
     async fn read_one<T: FromColumns>(
@@ -327,6 +258,9 @@ async fn create_parent_folder(file: &Path) -> Result<(), StoreError> {
 }
 
 super::shared::impl_store!(SqliteStore, sqlx::Sqlite);
+
+#[path = "sqlite_scripts.rs"]
+mod scripts;
 
 #[cfg(test)]
 #[path = "sqlite_plans.rs"]

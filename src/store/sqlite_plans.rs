@@ -24,6 +24,11 @@ fn request_statements() -> Vec<(&'static str, &'static str)> {
             .iter()
             .map(|s| ("SPEND_AUTH_CODE", *s)),
     );
+    all.extend(
+        SqliteStore::REDEEM_AUTH_CODE
+            .iter()
+            .map(|s| ("REDEEM_AUTH_CODE", *s)),
+    );
     all.extend(SqliteStore::ROTATE.iter().map(|s| ("ROTATE", *s)));
     all.extend(
         SqliteStore::ROTATE_FRESH

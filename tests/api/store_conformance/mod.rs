@@ -6,6 +6,7 @@
 
 mod account;
 mod changes;
+mod code_exchange;
 mod codes;
 mod connect;
 mod fresh_rotation;
