@@ -15,6 +15,7 @@ mod cli;
 mod cli_admin;
 mod client_auth_limits;
 mod client_credentials;
+mod code_refused;
 mod community_profile;
 mod config_community;
 mod config_validation;
