@@ -43,23 +43,22 @@ impl PgStore {
     /// (see [`connect_waiting`](super::connect_waiting) for the start-up wait).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let failed = |cause| StoreError::Connect(ConnectError::new(url, cause));
-        let options = PgConnectOptions::from_str(url).map_err(failed)?;
+        let given = PgConnectOptions::from_str(url).map_err(failed)?;
         // The pool retries a refused connection until its deadline and then reports only
         // "pool timed out"; one direct attempt first surfaces the real reason (refused, bad
-        // password, no such database) as one clear start-up line.
-        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await {
-            Ok(Ok(probe)) => probe.close().await.map_err(failed)?,
-            Ok(Err(error)) => return Err(failed(error)),
-            Err(_elapsed) => {
-                return Err(failed(sqlx::Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "no answer from the database within {}s",
-                        CONNECT_TIMEOUT.as_secs()
-                    ),
-                ))));
+        // password, no such database) as one clear start-up line. On this machine it is made
+        // without TLS first (`postgres_tls.rs`), and with the URL's default if that is refused.
+        let plain = match tls::plain_first(&given, url) {
+            Some(plain) => probe(&plain).await.ok().map(|()| plain),
+            None => None,
+        };
+        let options = match plain {
+            Some(plain) => plain,
+            None => {
+                probe(&given).await.map_err(failed)?;
+                given
             }
-        }
+        };
         // Made on the statement thread (`postgres_thread.rs`), as most connections are.
         let (pool, transient) = statements::on_statement_thread(async move {
             let pool = pool_options(max_connections)
@@ -285,6 +284,21 @@ fn transient_connections(max_connections: u32) -> u32 {
     max_connections.div_ceil(2)
 }
 
+/// One direct connection with `options`, closed again: whether (and why not) it can be made
+/// within [`CONNECT_TIMEOUT`].
+async fn probe(options: &PgConnectOptions) -> Result<(), sqlx::Error> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(options)).await {
+        Ok(connected) => connected?.close().await,
+        Err(_elapsed) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "no answer from the database within {}s",
+                CONNECT_TIMEOUT.as_secs()
+            ),
+        ))),
+    }
+}
+
 super::shared::impl_store!(PgStore, sqlx::Postgres);
 
 #[path = "postgres_thread.rs"]
@@ -292,6 +306,9 @@ mod statements;
 
 #[path = "postgres_scripts.rs"]
 mod scripts;
+
+#[path = "postgres_tls.rs"]
+mod tls;
 
 #[cfg(test)]
 #[path = "postgres_plans.rs"]
