@@ -56,7 +56,7 @@ async fn try_lock(
     connection: &mut Option<sqlx::PgConnection>,
 ) -> Result<bool, sqlx::Error> {
     if connection.is_none() {
-        *connection = Some(sqlx::PgConnection::connect(url).await?);
+        *connection = Some(crate::store::connect_one_postgres(url).await?);
     }
     let Some(conn) = connection.as_mut() else {
         return Ok(false);

@@ -30,7 +30,7 @@ pub use change_feed::{Followed, POLL_EVERY as CHANGE_FEED_POLL};
 pub use connect::{connect, connect_waiting, redact_url, sqlite_file_missing};
 pub use errors::{ConnectError, ConnectFailure, StoreError, Unreadable};
 pub use pending_records::{DeviceAuthorization, DeviceStatus, PushedRequest};
-pub use postgres::PgStore;
+pub use postgres::{PgStore, connect_one as connect_one_postgres};
 pub use records::*;
 pub use sqlite::SqliteStore;
 

@@ -48,17 +48,9 @@ impl PgStore {
         // "pool timed out"; one direct attempt first surfaces the real reason (refused, bad
         // password, no such database) as one clear start-up line. On this machine it is made
         // without TLS first (`postgres_tls.rs`), and with the URL's default if that is refused.
-        let plain = match tls::plain_first(&given, url) {
-            Some(plain) => probe(&plain).await.ok().map(|()| plain),
-            None => None,
-        };
-        let options = match plain {
-            Some(plain) => plain,
-            None => {
-                probe(&given).await.map_err(failed)?;
-                given
-            }
-        };
+        let (options, ()) = tls::first_that_connects(given, url, probe)
+            .await
+            .map_err(failed)?;
         // Made on the statement thread (`postgres_thread.rs`), as most connections are.
         let (pool, transient) = statements::on_statement_thread(async move {
             let pool = pool_options(max_connections)
@@ -309,6 +301,7 @@ mod scripts;
 
 #[path = "postgres_tls.rs"]
 mod tls;
+pub use tls::connect_one;
 
 #[cfg(test)]
 #[path = "postgres_plans.rs"]

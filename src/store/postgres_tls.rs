@@ -4,7 +4,36 @@
 //! (BENCHMARKS.md). So when the admin chose no `sslmode`, a connection that stays on this
 //! machine is tried without TLS first, and with the default again if the server refuses that.
 
-use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
+use std::str::FromStr;
+
+/// `attempt` with the options `url` is best reached with (`given`, as parsed from it): without
+/// TLS first where [`plain_first`] says so, else or when that fails as the URL says; those
+/// options and what `attempt` made with them.
+pub(super) async fn first_that_connects<T>(
+    given: PgConnectOptions,
+    url: &str,
+    attempt: impl AsyncFn(&PgConnectOptions) -> Result<T, sqlx::Error>,
+) -> Result<(PgConnectOptions, T), sqlx::Error> {
+    if let Some(plain) = plain_first(&given, url) {
+        if let Ok(made) = attempt(&plain).await {
+            return Ok((plain, made));
+        }
+    }
+    let made = attempt(&given).await?;
+    Ok((given, made))
+}
+
+/// One connection to `url`, reached as the store's are (for the Gateway leadership's lock).
+pub async fn connect_one(url: &str) -> Result<PgConnection, sqlx::Error> {
+    let given = PgConnectOptions::from_str(url)?;
+    let (_, connection) = first_that_connects(given, url, async |options| {
+        PgConnection::connect_with(options).await
+    })
+    .await?;
+    Ok(connection)
+}
 
 /// The options to try first for `url` (parsed as `given`), when they differ from `given`:
 /// `given` without TLS, for a loopback address or a Unix socket with no `sslmode` chosen in
@@ -42,7 +71,6 @@ mod tests {
     use super::super::PgStore;
     use super::super::test_db::ThrowawayDb;
     use super::*;
-    use std::str::FromStr;
 
     /// Whether a connection of `store`'s pool talks TLS to the server.
     async fn uses_tls(store: &PgStore) -> bool {
@@ -50,6 +78,34 @@ mod tests {
             .fetch_one(&store.pool)
             .await
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refused_plain_login_is_made_again_as_the_url_says_and_its_error_is_the_one_told() {
+        let url = "postgres://gg@127.0.0.1/gg";
+        let given = PgConnectOptions::from_str(url).unwrap();
+        // A server that takes TLS logins only (a `hostssl`-only pg_hba.conf).
+        let tls_only = async |options: &PgConnectOptions| match options.get_ssl_mode() {
+            PgSslMode::Disable => Err(sqlx::Error::Protocol("no encryption".into())),
+            _ => Ok(()),
+        };
+        let (chosen, ()) = first_that_connects(given.clone(), url, tls_only)
+            .await
+            .unwrap();
+        assert!(matches!(chosen.get_ssl_mode(), PgSslMode::Prefer));
+
+        // One that refuses both: the error of the URL's own options is reported.
+        let refuses = async |options: &PgConnectOptions| {
+            Err::<(), _>(sqlx::Error::Protocol(format!(
+                "{:?}",
+                options.get_ssl_mode()
+            )))
+        };
+        let error = first_that_connects(given, url, refuses).await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "encountered unexpected or invalid data: Prefer"
+        );
     }
 
     /// Runs on the cluster named by `GUILDGATE_TEST_POSTGRES_URL` (as `.ci/run` sets it, on
