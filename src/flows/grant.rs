@@ -68,7 +68,8 @@ pub fn refresh_expiry(
     (now + ctx.config.lifetimes.refresh_token_idle).min(grant_end)
 }
 
-/// Signs the tokens for `grant` and, for a new grant, stores it first.
+/// Signs the tokens for `grant` and, for a new grant not stored yet (`Refresh::NewGrant`),
+/// stores it first.
 pub async fn mint(
     ctx: &Context<'_>,
     client: &ValidClient,

@@ -258,22 +258,16 @@ async fn concurrent_one_trip_redemptions_redeem_exactly_once() {
         let (hash, issued) = code(&s, NOW + Duration::seconds(60));
         t.store.insert_auth_code(&issued).await.unwrap();
 
-        let racers: Vec<_> = (0..10)
-            .map(|_| {
-                let (store, hash) = (Arc::clone(&t.store), hash.clone());
-                tokio::spawn(async move {
-                    let (id, challenge) = (client(CLIENT), challenge_of(VERIFIER));
-                    let terms = exchange(&id, Some(&challenge), None);
-                    store.redeem_auth_code(&hash, &terms, NOW).await
-                })
-            })
-            .collect();
-        let mut redeemed = 0;
-        for racer in racers {
-            if racer.await.unwrap().unwrap().is_some() {
-                redeemed += 1;
+        let redeemed = successes_of_ten(&t.store, |store| {
+            let hash = hash.clone();
+            async move {
+                let (id, challenge) = (client(CLIENT), challenge_of(VERIFIER));
+                let terms = exchange(&id, Some(&challenge), None);
+                let spent = store.redeem_auth_code(&hash, &terms, NOW).await.unwrap();
+                spent.is_some()
             }
-        }
+        })
+        .await;
 
         assert_eq!(redeemed, 1, "{backend:?}");
     }

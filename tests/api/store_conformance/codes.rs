@@ -1,7 +1,8 @@
 //! Authorization codes: the single-use gate and what a replay does (RFC 6749 §4.1.2).
 
 use super::{
-    ADA, BEN, CAL, CLIENT, NOW, client, code, fixture, grant, person, session, signed_in, user,
+    ADA, BEN, CAL, CLIENT, NOW, client, code, fixture, grant, person, session, signed_in,
+    successes_of_ten, user,
 };
 use crate::test_db::backends;
 use guildgate::domain::TokenHash;
@@ -9,7 +10,6 @@ use guildgate::store::{
     AccessCheck, AuthCodeRecord, CodeRedemption, GrantRecord, MembershipSnapshot, NewSignIn,
     SpentCode, StoreError,
 };
-use std::sync::Arc;
 use time::Duration;
 
 #[tokio::test]
@@ -103,20 +103,17 @@ async fn concurrent_consume_auth_code_redeems_exactly_once() {
         let (hash, issued) = code(&s, NOW + Duration::seconds(60));
         t.store.insert_auth_code(&issued).await.unwrap();
 
-        let racers: Vec<_> = (0..10)
-            .map(|_| {
-                let (store, hash) = (Arc::clone(&t.store), hash.clone());
-                tokio::spawn(async move { store.consume_auth_code(&hash, NOW).await })
-            })
-            .collect();
-        let mut redeemed = 0;
-        for racer in racers {
-            match racer.await.unwrap().unwrap() {
-                CodeRedemption::Redeemed(_) => redeemed += 1,
-                CodeRedemption::Replayed { .. } => {}
-                CodeRedemption::Unknown => panic!("the code exists"),
+        let redeemed = successes_of_ten(&t.store, |store| {
+            let hash = hash.clone();
+            async move {
+                match store.consume_auth_code(&hash, NOW).await.unwrap() {
+                    CodeRedemption::Redeemed(_) => true,
+                    CodeRedemption::Replayed { .. } => false,
+                    CodeRedemption::Unknown => panic!("the code exists"),
+                }
             }
-        }
+        })
+        .await;
 
         assert_eq!(redeemed, 1);
     }

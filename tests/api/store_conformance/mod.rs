@@ -192,6 +192,24 @@ fn pending_login(state: &str, binding: &str) -> UpstreamLogin {
     }
 }
 
+/// How many of ten concurrent `attempt`s on `store` succeed.
+async fn successes_of_ten<F, Fut>(store: &Arc<dyn Store>, attempt: F) -> usize
+where
+    F: Fn(Arc<dyn Store>) -> Fut,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let racers: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(attempt(Arc::clone(store))))
+        .collect();
+    let mut succeeded = 0;
+    for racer in racers {
+        if racer.await.expect("a racer finishes") {
+            succeeded += 1;
+        }
+    }
+    succeeded
+}
+
 /// A user with a live session (12 h), ready for codes and grants.
 async fn signed_in(store: &dyn Store, user_id: &str) -> (OpaqueToken, SessionRecord) {
     store.upsert_user(&user(user_id)).await.unwrap();
