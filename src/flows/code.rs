@@ -135,12 +135,12 @@ async fn redeem_in_one_trip(
         None if client.is_public() => return Ok(None),
         None => None,
     };
-    let grant_end = now + ctx.config.lifetimes.refresh_token;
+    let end = grant_end(ctx, now);
     // Not offline (those take the full path), so the client's setting alone decides.
     let refresh = client.refresh_tokens.then(OpaqueToken::generate);
     let first = refresh.as_ref().map(|token| NewRefreshToken {
         token_hash: token.hash(),
-        expires_at: grant::refresh_expiry(ctx, grant_end, now),
+        expires_at: grant::refresh_expiry(ctx, end, now),
     });
     let grant_key = grant_key(client, proof);
     let exchange = CodeExchange {
@@ -149,7 +149,7 @@ async fn redeem_in_one_trip(
         code_challenge: challenge.as_ref(),
         proof,
         offline_possible: client.offline_access,
-        grant_expires_at: grant_end,
+        grant_expires_at: end,
         grant_dpop_jkt: grant_key.as_ref(),
         refresh: first.as_ref(),
     };
@@ -235,11 +235,16 @@ fn grant_of(
         scopes: record.scopes,
         auth_time: record.auth_time,
         created_at: now,
-        expires_at: now + ctx.config.lifetimes.refresh_token,
+        expires_at: grant_end(ctx, now),
         revoked_at: None,
         dpop_jkt: grant_key(client, proof),
     };
     (grant, client.refresh_tokens || offline)
+}
+
+/// The absolute end of a grant a code is redeemed for now.
+fn grant_end(ctx: &Context<'_>, now: OffsetDateTime) -> OffsetDateTime {
+    now + ctx.config.lifetimes.refresh_token
 }
 
 /// RFC 9449 §5: a public client's refresh tokens are bound to the proof's key.

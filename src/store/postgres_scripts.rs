@@ -3,6 +3,17 @@
 
 use super::PgStore;
 
+/// The code spent by the statement's `c` with its person, as `SpentCode` reads them.
+macro_rules! spent_code_with_person {
+    () => {
+        concat!(
+            "SELECT ",
+            crate::store::sql::spent_code_columns!(),
+            " FROM c JOIN users u ON u.id = c.user_id"
+        )
+    };
+}
+
 impl PgStore {
     /// A rotation in one round trip and one implicit transaction: spend `$1` (client `$2`, at
     /// `$3`), store `$4` (idle expiry `$5`) for the same grant, and read that grant. A second
@@ -70,9 +81,8 @@ impl PgStore {
     pub(in crate::store) const SPEND_AUTH_CODE: &str = concat!(
         "WITH c AS (",
         crate::store::sql::spend_auth_code!(),
-        " RETURNING *) SELECT ",
-        crate::store::sql::spent_code_columns!(),
-        " FROM c JOIN users u ON u.id = c.user_id"
+        " RETURNING *) ",
+        spent_code_with_person!()
     );
 
     /// A code's redemption in one statement: spend `$1` if every check holds (see
@@ -86,9 +96,8 @@ impl PgStore {
         " FROM c RETURNING id), \
         r AS (INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
             SELECT $10, g.id, $2, $11 FROM g WHERE $10::text IS NOT NULL) \
-        SELECT ",
-        crate::store::sql::spent_code_columns!(),
-        " FROM c JOIN users u ON u.id = c.user_id"
+        ",
+        spent_code_with_person!()
     );
 
     /// An authorization code and its client's place in the session, in one statement.

@@ -4,6 +4,15 @@
 
 use super::SqliteStore;
 
+/// The code `$1` with its person, when the last write changed one row (its spend, or the grant
+/// written for it): SQLite's `RETURNING` cannot name another table.
+const SPENT_CODE_WITH_PERSON: &str = concat!(
+    "SELECT ",
+    crate::store::sql::spent_code_columns!(),
+    " FROM auth_codes c JOIN users u ON u.id = c.user_id \
+    WHERE c.code_hash = $1 AND changes() = 1"
+);
+
 impl SqliteStore {
     /// A rotation in one trip to the writer's thread (each statement sent separately was a
     /// thread hop of its own): spend `$1` (client `$2`, at `$3`), store `$4` (idle expiry `$5`)
@@ -61,12 +70,7 @@ impl SqliteStore {
     /// cannot name another table); the SELECT finds the row only when the UPDATE changed it.
     pub(in crate::store) const SPEND_AUTH_CODE: &[&str] = &[
         crate::store::sql::spend_auth_code!(),
-        concat!(
-            "SELECT ",
-            crate::store::sql::spent_code_columns!(),
-            " FROM auth_codes c JOIN users u ON u.id = c.user_id \
-            WHERE c.code_hash = $1 AND changes() = 1"
-        ),
+        SPENT_CODE_WITH_PERSON,
     ];
 
     /// A code's redemption in one transaction (see Postgres). `changes()` is the count of the
@@ -77,12 +81,7 @@ impl SqliteStore {
             crate::store::sql::grant_of_spent_code!(),
             " FROM auth_codes c WHERE c.code_hash = $1 AND changes() = 1"
         ),
-        concat!(
-            "SELECT ",
-            crate::store::sql::spent_code_columns!(),
-            " FROM auth_codes c JOIN users u ON u.id = c.user_id \
-            WHERE c.code_hash = $1 AND changes() = 1"
-        ),
+        SPENT_CODE_WITH_PERSON,
         "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
         SELECT $10, c.grant_id, $2, $11 FROM auth_codes c \
         WHERE c.code_hash = $1 AND $10 IS NOT NULL AND changes() = 1",

@@ -34,6 +34,20 @@ fn exchange<'a>(
     }
 }
 
+/// Stores `issued`, then redeems it in one trip with `terms` at `at`.
+async fn stored_and_redeemed(
+    t: &Fixture,
+    issued: &AuthCodeRecord,
+    terms: &CodeExchange<'_>,
+    at: OffsetDateTime,
+) -> Option<SpentCode> {
+    t.store.insert_auth_code(issued).await.unwrap();
+    t.store
+        .redeem_auth_code(&issued.code_hash, terms, at)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_code_redeemed_in_one_trip_is_spent_with_its_grant_and_first_refresh_token() {
     for backend in backends() {
@@ -200,13 +214,7 @@ async fn a_code_that_fails_any_check_is_neither_spent_nor_granted() {
             ),
         ];
         for (case, issued, terms, at) in cases {
-            t.store.insert_auth_code(&issued).await.unwrap();
-
-            let spent = t
-                .store
-                .redeem_auth_code(&issued.code_hash, &terms, at)
-                .await
-                .unwrap();
+            let spent = stored_and_redeemed(&t, &issued, &terms, at).await;
 
             assert_eq!(spent, None, "{backend:?}: {case}");
             assert_eq!(
@@ -237,12 +245,7 @@ async fn a_code_that_fails_any_check_is_neither_spent_nor_granted() {
             ..right
         };
         for (issued, terms) in [(bound, with_key), (offline, right)] {
-            t.store.insert_auth_code(&issued).await.unwrap();
-            let spent = t
-                .store
-                .redeem_auth_code(&issued.code_hash, &terms, NOW)
-                .await
-                .unwrap();
+            let spent = stored_and_redeemed(&t, &issued, &terms, NOW).await;
             assert!(spent.is_some(), "{backend:?}: {:?}", issued.scopes);
             let written = t.store.get_grant(&issued.grant_id).await.unwrap().unwrap();
             assert_eq!(written.session_id, Some(s.id.clone()));
