@@ -7,16 +7,14 @@
 use crate::browser::Browser;
 use crate::helpers::BOB;
 use crate::processes::{
-    Deployment, Process, code_of, free_port, post_form, postgres_or_skip, redeem, to_callback,
-    userinfo,
+    BOUND, Deployment, Process, code_of, free_port, post_form, postgres_or_skip, redeem,
+    refused_after, to_callback, userinfo,
 };
 use crate::test_db::Backend;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const WIKI: (&str, &str) = ("wiki", "wiki-secret-wiki-secret");
 const WIKI_REDIRECT: &str = "https://wiki.example.com/cb";
-/// The bound the README states.
-const BOUND: Duration = Duration::from_secs(1);
 
 async fn deployment() -> Deployment {
     deployment_on(Backend::Postgres).await
@@ -40,23 +38,6 @@ async fn tokens(deployment: &Deployment, a: &Process, browser: &mut Browser) -> 
     let (status, tokens) = redeem(a, WIKI, &code_of(&location), WIKI_REDIRECT).await;
     assert_eq!(status, 200, "{tokens}");
     tokens
-}
-
-/// How long after `since` the token stopped working at `process` (polled every 20 ms, for at
-/// most three times the bound).
-async fn refused_after(process: &Process, token: &str, since: Instant) -> Duration {
-    loop {
-        let (status, _) = userinfo(process, token).await;
-        if status == 401 {
-            return since.elapsed();
-        }
-        assert!(
-            since.elapsed() < BOUND * 3,
-            "{} still accepts the token",
-            process.address
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]

@@ -387,6 +387,26 @@ pub async fn userinfo(process: &Process, access_token: &str) -> (u16, serde_json
     (status, response.json().await.unwrap_or_default())
 }
 
+/// How soon a change made through one process reaches every other (the README's bound).
+pub const BOUND: Duration = Duration::from_secs(1);
+
+/// How long after `since` the token stopped working at `process` (polled every 20 ms, for at
+/// most three times the bound).
+pub async fn refused_after(process: &Process, token: &str, since: Instant) -> Duration {
+    loop {
+        let (status, _) = userinfo(process, token).await;
+        if status == 401 {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < BOUND * 3,
+            "{} still accepts the token",
+            process.address
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The value of one series of `process`'s `/metrics` (its name with labels, e.g.
 /// `guildgate_backchannel_logout_queue`), or `None` when the scrape does not have it.
 pub async fn metric(process: &Process, series: &str) -> Option<f64> {
