@@ -11,6 +11,7 @@
 use super::args::Arg;
 use super::columns::FromColumns;
 use super::{ConnectError, StoreError};
+use kept::KeptPool;
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -30,10 +31,11 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 /// The [`Store`](super::Store) on a Postgres database.
 #[derive(Clone, Debug)]
 pub struct PgStore {
-    pool: PgPool,
+    /// The durable pool, with the connections its statements keep (`postgres_kept.rs`).
+    pool: KeptPool,
     /// Connections whose commits do not wait for the WAL flush, for what a sign-in writes
     /// before any app holds a token (see [`PgStore::transient`]).
-    transient: PgPool,
+    transient: KeptPool,
     /// What access-token checks need, kept in memory and in step with the change feed.
     follower: super::change_feed::Follower,
 }
@@ -64,8 +66,8 @@ impl PgStore {
         .await?
         .map_err(failed)?;
         Ok(Self {
-            pool,
-            transient,
+            pool: KeptPool::new(pool),
+            transient: KeptPool::new(transient),
             follower: super::change_feed::Follower::default(),
         })
     }
@@ -129,19 +131,19 @@ impl PgStore {
 
     /// Applies this backend's migrations.
     async fn run_migrations(&self) -> Result<(), StoreError> {
-        Ok(MIGRATOR.run(&self.pool).await?)
+        Ok(MIGRATOR.run(self.pool.pool()).await?)
     }
 
     /// The versions of the migrations applied to this database, without creating anything.
     async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-            .fetch_one(&self.pool)
+            .fetch_one(self.pool.pool())
             .await?;
         if !exists {
             return Ok(Vec::new());
         }
         Ok(sqlx::query_scalar(super::sql::APPLIED_MIGRATIONS)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool.pool())
             .await?)
     }
 
@@ -152,29 +154,29 @@ impl PgStore {
 
     /// Every statement uses the one pool: Postgres runs concurrent writers itself.
     fn reader(&self) -> &PgPool {
-        &self.pool
+        self.pool.pool()
     }
 
     /// The same pool as [`reader`](Self::reader).
     fn writer(&self) -> &PgPool {
-        &self.pool
+        self.pool.pool()
     }
 
     /// The connections of both pools.
     fn pools_in_use(&self) -> super::PoolUsage {
-        super::PoolUsage::of(&self.pool) + super::PoolUsage::of(&self.transient)
+        self.pool.usage() + self.transient.usage()
     }
 
     /// A writing transaction (row locks do the serialising on Postgres).
     async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
-        Ok(self.pool.begin().await?)
+        Ok(self.pool.pool().begin().await?)
     }
 
     /// The clean-up of the change feed: rows older than an hour; how many went.
     async fn forget_old_changes(&self, batch: u32) -> Result<u64, StoreError> {
         let done = sqlx::query(super::change_feed::FORGET_OLD)
             .bind(i64::from(batch))
-            .execute(&self.pool)
+            .execute(self.pool.pool())
             .await?;
         Ok(done.rows_affected())
     }
@@ -187,7 +189,7 @@ impl PgStore {
     /// A `keys` row in the change feed.
     async fn announce_keys(&self) -> Result<(), StoreError> {
         sqlx::query(super::change_feed::ANNOUNCE_KEYS)
-            .execute(&self.pool)
+            .execute(self.pool.pool())
             .await?;
         Ok(())
     }
@@ -195,7 +197,7 @@ impl PgStore {
 
 /// Statements run on one of the store's pools, each in its own implicit transaction.
 #[derive(Clone, Copy)]
-struct OnPool<'a>(&'a PgPool);
+struct OnPool<'a>(&'a KeptPool);
 
 impl OnPool<'_> {
     /// The first row `sql` returns, decoded.
@@ -241,7 +243,7 @@ impl super::change_feed::FeedSource for PgStore {
         args: &[Arg<'_>],
     ) -> Result<Vec<super::change_feed::FeedRow>, StoreError> {
         let rows = statements::bind(sqlx::query(sql), args)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool.pool())
             .await?;
         Ok(rows
             .iter()
@@ -256,7 +258,8 @@ fn pool_options(max_connections: u32) -> PgPoolOptions {
         .max_connections(max_connections.max(1))
         .acquire_timeout(CONNECT_TIMEOUT)
         // sqlx pings a connection before every use by default: a second round trip per
-        // statement. A connection busy within the last second is known to be alive; one
+        // statement (its ping of every connection given back is what `postgres_kept.rs`
+        // spares the statements). A connection busy within the last second is known to be alive; one
         // idle for longer (the database may have restarted meanwhile) is pinged first, so
         // an outage costs no request after the database is back.
         .test_before_acquire(false)
@@ -296,6 +299,9 @@ super::shared::impl_store!(PgStore, sqlx::Postgres);
 #[path = "postgres_thread.rs"]
 mod statements;
 
+#[path = "postgres_kept.rs"]
+mod kept;
+
 #[path = "postgres_scripts.rs"]
 mod scripts;
 
@@ -310,6 +316,10 @@ mod plans;
 #[cfg(test)]
 #[path = "postgres_durability.rs"]
 mod durability;
+
+#[cfg(test)]
+#[path = "postgres_kept_tests.rs"]
+mod kept_tests;
 
 #[cfg(test)]
 #[path = "postgres_test_db.rs"]

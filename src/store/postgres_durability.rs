@@ -68,8 +68,8 @@ async fn transient_writes_skip_the_flush_and_are_seen_at_once_while_durable_ones
         return;
     };
 
-    assert_eq!(commit_mode(&store.transient).await, "off");
-    assert_eq!(commit_mode(&store.pool).await, "on");
+    assert_eq!(commit_mode(store.transient.pool()).await, "off");
+    assert_eq!(commit_mode(store.pool.pool()).await, "on");
 
     // A session written on the transient pool is read at once on the durable one: the
     // commit skipped only the wait for the disk, not visibility.
@@ -81,8 +81,8 @@ async fn transient_writes_skip_the_flush_and_are_seen_at_once_while_durable_ones
     let found = store.find_session(&secret.hash(), now).await.unwrap();
     assert_eq!(found.map(|s| s.id), Some(session.id));
 
-    store.pool.close().await;
-    store.transient.close().await;
+    store.pool.pool().close().await;
+    store.transient.pool().close().await;
     db.drop_database().await;
 }
 
@@ -96,7 +96,7 @@ async fn grants_rotations_consents_and_revocations_are_written_on_the_durable_po
     };
     let now = now();
     let person = stored_person(&store, now).await;
-    store.transient.close().await;
+    store.transient.pool().close().await;
 
     // The transient pool is really out of use: a new session cannot be written.
     let session = session_of(&person, &OpaqueToken::generate(), now);
@@ -137,6 +137,6 @@ async fn grants_rotations_consents_and_revocations_are_written_on_the_durable_po
     );
     assert!(store.revoke_grant(&grant.id, now).await.unwrap());
 
-    store.pool.close().await;
+    store.pool.pool().close().await;
     db.drop_database().await;
 }

@@ -9,9 +9,10 @@
 //! session). Here a thread with nothing else to do reads each answer as it arrives and gives
 //! the connection back at once; the worker gets the rows.
 
+use super::kept::KeptPool;
 use super::{Arg, StoreError};
 use sqlx::Postgres;
-use sqlx::postgres::{PgArguments, PgPool, PgRow};
+use sqlx::postgres::{PgArguments, PgConnection, PgRow};
 use sqlx::query::Query;
 use std::future::Future;
 use std::sync::OnceLock;
@@ -92,10 +93,10 @@ fn statement_thread() -> Option<&'static Handle> {
 pub(super) trait Fetch {
     /// What the statement gives back.
     type Out: Send + 'static;
-    /// Runs `query` on `pool`.
+    /// Runs `query` on `connection`.
     fn fetch<'q>(
         query: Query<'q, Postgres, PgArguments>,
-        pool: &'q PgPool,
+        connection: &'q mut PgConnection,
     ) -> impl Future<Output = Result<Self::Out, sqlx::Error>> + Send + 'q;
 }
 
@@ -106,9 +107,9 @@ impl Fetch for FirstRow {
     type Out = Option<PgRow>;
     fn fetch<'q>(
         query: Query<'q, Postgres, PgArguments>,
-        pool: &'q PgPool,
+        connection: &'q mut PgConnection,
     ) -> impl Future<Output = Result<Self::Out, sqlx::Error>> + Send + 'q {
-        query.fetch_optional(pool)
+        query.fetch_optional(connection)
     }
 }
 
@@ -119,9 +120,9 @@ impl Fetch for AllRows {
     type Out = Vec<PgRow>;
     fn fetch<'q>(
         query: Query<'q, Postgres, PgArguments>,
-        pool: &'q PgPool,
+        connection: &'q mut PgConnection,
     ) -> impl Future<Output = Result<Self::Out, sqlx::Error>> + Send + 'q {
-        query.fetch_all(pool)
+        query.fetch_all(connection)
     }
 }
 
@@ -132,16 +133,18 @@ impl Fetch for Changed {
     type Out = u64;
     async fn fetch<'q>(
         query: Query<'q, Postgres, PgArguments>,
-        pool: &'q PgPool,
+        connection: &'q mut PgConnection,
     ) -> Result<Self::Out, sqlx::Error> {
-        Ok(query.execute(pool).await?.rows_affected())
+        Ok(query.execute(connection).await?.rows_affected())
     }
 }
 
-/// Runs `sql` with `args` on `pool`, on the statement thread, as `F` says. A caller that goes
-/// away leaves the statement to finish: it is never cut off mid-way.
+/// Runs `sql` with `args` on a connection of `pool`, on the statement thread, as `F` says. A
+/// caller that goes away leaves the statement to finish: it is never cut off mid-way. The
+/// connection is kept for the next statement when this one was answered in full; after an
+/// error it goes back to the pool, whose ping on its return finds out whether it still works.
 pub(super) async fn run<F: Fetch>(
-    pool: &PgPool,
+    pool: &KeptPool,
     sql: &'static str,
     args: &[Arg<'_>],
 ) -> Result<F::Out, StoreError> {
@@ -149,9 +152,27 @@ pub(super) async fn run<F: Fetch>(
     let owned: Vec<OwnedArg> = args.iter().map(OwnedArg::of).collect();
     let work = async move {
         let args: Vec<Arg<'_>> = owned.iter().map(OwnedArg::as_arg).collect();
-        F::fetch(bind(sqlx::query(sql), &args), &pool).await
+        let mut connection = pool.take().await?;
+        let answer = F::fetch(bind(sqlx::query(sql), &args), &mut connection).await;
+        match answer {
+            Ok(_) => pool.keep(connection),
+            Err(_) => pool.give_back(connection),
+        }
+        answer
     };
     Ok(on_statement_thread(work).await??)
+}
+
+/// Drops `value` on the statement thread, for what must be dropped where Tokio runs (a pooled
+/// connection hands itself back on a task). Without that thread it is leaked instead: a
+/// panic in a destructor would be worse.
+pub(super) fn drop_on_statement_thread<T: Send + 'static>(value: T) {
+    match statement_thread() {
+        Some(thread) => {
+            thread.spawn(async move { drop(value) });
+        }
+        None => std::mem::forget(value),
+    }
 }
 
 /// Runs `work` on the statement thread (on the caller's when there is none). The pools are

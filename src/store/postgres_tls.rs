@@ -75,7 +75,7 @@ mod tests {
     /// Whether a connection of `store`'s pool talks TLS to the server.
     async fn uses_tls(store: &PgStore) -> bool {
         sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-            .fetch_one(&store.pool)
+            .fetch_one(store.pool.pool())
             .await
             .unwrap()
     }
@@ -128,7 +128,7 @@ mod tests {
 
         assert!(!uses_tls(&plain).await, "no TLS on a loopback connection");
         let offered: String = sqlx::query_scalar("SHOW ssl")
-            .fetch_one(&plain.pool)
+            .fetch_one(plain.pool.pool())
             .await
             .unwrap();
         assert_eq!(

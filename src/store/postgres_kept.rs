@@ -1,0 +1,267 @@
+//! Connections the statement thread keeps between statements instead of giving each back to
+//! sqlx's pool.
+//!
+//! sqlx pings every connection given back to its pool (an empty `Sync` and the wait for its
+//! `ReadyForQuery`) before another task may take it, whatever `test_before_acquire` says. A
+//! statement run on the pool therefore cost two round trips: its own and that ping, each a
+//! wake-up of a Postgres backend and of this process's statement thread, with the loopback's
+//! TCP work on both sides (BENCHMARKS.md, sixteenth session). Here a connection that has just
+//! answered goes straight to the next statement waiting for one, or is kept for the next to
+//! come. It goes back to the pool (pinged then, once) when nobody asked for it within
+//! [`KEEP_IDLE`], and in any case [`LEASE`] after it was taken from there: transactions,
+//! migrations and jobs take theirs from the pool itself, and a busy statement thread must not
+//! keep them waiting for long.
+
+use sqlx::Postgres;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgPool;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// How long a kept connection waits for the next statement before it goes back to the pool.
+/// Well under the pool's one second without a ping (`TRUST_RECENTLY_USED`), so a kept
+/// connection is always one the pool would hand out unpinged too.
+pub(super) const KEEP_IDLE: Duration = Duration::from_millis(100);
+
+/// How long the statement thread may go on using a connection taken from the pool before it
+/// goes back there, however busy: the longest a transaction or a job waits behind statements
+/// (with the pool's every connection kept busy) for one of them.
+pub(super) const LEASE: Duration = Duration::from_millis(250);
+
+/// A connection taken from the pool, with when.
+pub(super) struct Held {
+    connection: PoolConnection<Postgres>,
+    taken_at: Instant,
+}
+
+impl std::ops::Deref for Held {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.connection
+    }
+}
+
+impl std::ops::DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.connection
+    }
+}
+
+/// A pool with the connections its statements keep (see the module doc).
+#[derive(Clone)]
+pub(super) struct KeptPool {
+    pool: PgPool,
+    kept: Arc<Kept>,
+}
+
+/// The kept connections (newest last, with when each was kept), the statements waiting for
+/// one, how many of the pool's connections the statements hold (kept or in use), and whether a
+/// sweep is due to hand back stale ones.
+#[derive(Default)]
+struct Kept {
+    state: Mutex<KeptState>,
+    sweeping: AtomicBool,
+}
+
+#[derive(Default)]
+struct KeptState {
+    idle: Vec<(Held, Instant)>,
+    waiting: VecDeque<oneshot::Sender<Handed>>,
+    held: u32,
+}
+
+/// What a statement waiting for a connection is given.
+enum Handed {
+    /// The connection another statement has just finished with.
+    Connection(Held),
+    /// Word that one went back to the pool: take it from there.
+    FromPool,
+}
+
+impl std::fmt::Debug for KeptPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeptPool")
+            .field("pool", &self.pool)
+            .field("kept", &self.kept_count())
+            .finish()
+    }
+}
+
+impl KeptPool {
+    /// `pool`, keeping nothing yet.
+    pub(super) fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            kept: Arc::default(),
+        }
+    }
+
+    /// The pool itself, for what takes its connection there (transactions, jobs, metrics).
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// How many connections are kept now: open and idle, though the pool counts them in use.
+    pub(super) fn kept_count(&self) -> usize {
+        self.kept.lock().idle.len()
+    }
+
+    /// The pool's connections, the kept ones counted as the idle ones they are.
+    pub(super) fn usage(&self) -> super::super::PoolUsage {
+        let mut usage = super::super::PoolUsage::of(&self.pool);
+        usage.idle += u64::try_from(self.kept_count()).unwrap_or(u64::MAX);
+        usage
+    }
+
+    /// The newest kept connection. Else one from the pool while the statements hold fewer
+    /// than all of its connections; when they hold them all, the next that one of them
+    /// finishes with (or word to take one from the pool, when that one went back there).
+    /// Kept connections of a closed pool are let go, so that closing it finishes.
+    pub(super) async fn take(&self) -> Result<Held, sqlx::Error> {
+        let handed_over = {
+            let mut kept = self.kept.lock();
+            if self.pool.is_closed() {
+                let stale = std::mem::take(&mut kept.idle);
+                kept.held = kept.held.saturating_sub(count(&stale));
+            }
+            if let Some((newest, _)) = kept.idle.pop() {
+                return Ok(newest);
+            }
+            if kept.held < self.pool.options().get_max_connections() {
+                kept.held += 1;
+                None
+            } else {
+                let (handed, handed_over) = oneshot::channel();
+                kept.waiting.push_back(handed);
+                Some(handed_over)
+            }
+        };
+        if let Some(handed_over) = handed_over {
+            match handed_over.await {
+                Ok(Handed::Connection(held)) => return Ok(held),
+                Ok(Handed::FromPool) | Err(_) => self.kept.lock().held += 1,
+            }
+        }
+        match self.pool.acquire().await {
+            Ok(connection) => Ok(Held {
+                connection,
+                taken_at: Instant::now(),
+            }),
+            Err(error) => {
+                let mut kept = self.kept.lock();
+                kept.held = kept.held.saturating_sub(1);
+                Err(error)
+            }
+        }
+    }
+
+    /// Hands `held`, which has just answered a statement in full, to the statement waiting
+    /// longest, or keeps it for the next; gives it back to the pool once its lease is over.
+    pub(super) fn keep(&self, mut held: Held) {
+        let now = Instant::now();
+        if now.saturating_duration_since(held.taken_at) >= LEASE || self.pool.is_closed() {
+            return self.give_back(held);
+        }
+        let mut kept = self.kept.lock();
+        while let Some(waiting) = kept.waiting.pop_front() {
+            match waiting.send(Handed::Connection(held)) {
+                Ok(()) => return,
+                Err(Handed::Connection(back)) => held = back,
+                // Not what was sent.
+                Err(Handed::FromPool) => return,
+            }
+        }
+        kept.idle.push((held, now));
+        if !self.kept.sweeping.swap(true, Ordering::AcqRel) {
+            let kept = Arc::downgrade(&self.kept);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(KEEP_IDLE).await;
+                    let Some(kept) = kept.upgrade() else { return };
+                    if kept.sweep(Instant::now()) == 0 {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+
+    /// Gives `held` back to the pool (which pings it there): after an error, whose connection
+    /// may be broken, or at the end of its lease. A statement waiting for a connection is told
+    /// to take one from the pool.
+    pub(super) fn give_back(&self, held: Held) {
+        let mut kept = self.kept.lock();
+        kept.held = kept.held.saturating_sub(1);
+        while let Some(waiting) = kept.waiting.pop_front() {
+            if waiting.send(Handed::FromPool).is_ok() {
+                break;
+            }
+        }
+        drop(kept);
+        drop(held);
+    }
+
+    /// Leaves the sweeps to the test (no sweep runs by itself until [`Self::sweep`] finds
+    /// nothing kept), so what it asserts does not race a timer.
+    #[cfg(test)]
+    pub(super) fn sweep_by_hand(&self) {
+        self.kept.sweeping.store(true, Ordering::Release);
+    }
+
+    /// One sweep at `now` (see [`Kept::sweep`]).
+    #[cfg(test)]
+    pub(super) fn sweep(&self, now: Instant) -> usize {
+        self.kept.sweep(now)
+    }
+}
+
+/// A store dropped where no Tokio runtime runs (a test's end, say) still gives its kept
+/// connections back: sqlx hands a dropped connection back on a task.
+impl Drop for Kept {
+    fn drop(&mut self) {
+        let state = std::mem::take(self.state.get_mut().unwrap_or_else(PoisonError::into_inner));
+        if !state.idle.is_empty() && tokio::runtime::Handle::try_current().is_err() {
+            super::statements::drop_on_statement_thread(state.idle);
+        }
+    }
+}
+
+impl Kept {
+    fn lock(&self) -> MutexGuard<'_, KeptState> {
+        // The state is whole after any panic: each push or pop either happened or did not.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Gives back to the pool every connection kept since before `now - KEEP_IDLE`; how many
+    /// are still kept. When none is, the sweep ends (under the lock, so a `keep` after it
+    /// starts the next).
+    fn sweep(&self, now: Instant) -> usize {
+        let stale: Vec<_>;
+        let left = {
+            let mut kept = self.lock();
+            let fresh_from = kept
+                .idle
+                .iter()
+                .position(|(_, since)| now.saturating_duration_since(*since) < KEEP_IDLE)
+                .unwrap_or(kept.idle.len());
+            stale = kept.idle.drain(..fresh_from).collect();
+            kept.held = kept.held.saturating_sub(count(&stale));
+            if kept.idle.is_empty() {
+                self.sweeping.store(false, Ordering::Release);
+            }
+            kept.idle.len()
+        };
+        // Dropped outside the lock: each drop hands its connection back (with sqlx's ping)
+        // on a task of its own.
+        drop(stale);
+        left
+    }
+}
+
+/// How many connections `stale` holds, as the count of held ones is kept.
+fn count<T>(stale: &[T]) -> u32 {
+    u32::try_from(stale.len()).unwrap_or(u32::MAX)
+}
