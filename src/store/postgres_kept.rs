@@ -17,7 +17,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPool;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -31,10 +31,21 @@ pub(super) const KEEP_IDLE: Duration = Duration::from_millis(100);
 /// (with the pool's every connection kept busy) for one of them.
 pub(super) const LEASE: Duration = Duration::from_millis(250);
 
-/// A connection taken from the pool, with when.
+/// A connection taken from the pool, with when. It counts as held by the statements for as long
+/// as it lives: dropped (given back to the pool), it tells the statement waiting longest to take
+/// one from the pool instead, however it was dropped.
 pub(super) struct Held {
     connection: PoolConnection<Postgres>,
     taken_at: Instant,
+    kept: Weak<Kept>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(kept) = self.kept.upgrade() {
+            kept.lock().release_one();
+        }
+    }
 }
 
 impl std::ops::Deref for Held {
@@ -121,11 +132,11 @@ impl KeptPool {
     /// finishes with (or word to take one from the pool, when that one went back there).
     /// Kept connections of a closed pool are let go, so that closing it finishes.
     pub(super) async fn take(&self) -> Result<Held, sqlx::Error> {
+        let mut closed = Vec::new();
         let handed_over = {
             let mut kept = self.kept.lock();
             if self.pool.is_closed() {
-                let stale = std::mem::take(&mut kept.idle);
-                kept.held = kept.held.saturating_sub(count(&stale));
+                closed = std::mem::take(&mut kept.idle);
             }
             if let Some((newest, _)) = kept.idle.pop() {
                 return Ok(newest);
@@ -139,6 +150,8 @@ impl KeptPool {
                 Some(handed_over)
             }
         };
+        // Each drop takes the lock.
+        drop(closed);
         if let Some(handed_over) = handed_over {
             match handed_over.await {
                 Ok(Handed::Connection(held)) => return Ok(held),
@@ -149,10 +162,10 @@ impl KeptPool {
             Ok(connection) => Ok(Held {
                 connection,
                 taken_at: Instant::now(),
+                kept: Arc::downgrade(&self.kept),
             }),
             Err(error) => {
-                let mut kept = self.kept.lock();
-                kept.held = kept.held.saturating_sub(1);
+                self.kept.lock().release_one();
                 Err(error)
             }
         }
@@ -163,7 +176,8 @@ impl KeptPool {
     pub(super) fn keep(&self, mut held: Held) {
         let now = Instant::now();
         if now.saturating_duration_since(held.taken_at) >= LEASE || self.pool.is_closed() {
-            return self.give_back(held);
+            // Back to the pool (see `Held`'s drop).
+            return drop(held);
         }
         let mut kept = self.kept.lock();
         while let Some(waiting) = kept.waiting.pop_front() {
@@ -187,21 +201,6 @@ impl KeptPool {
                 }
             });
         }
-    }
-
-    /// Gives `held` back to the pool (which pings it there): after an error, whose connection
-    /// may be broken, or at the end of its lease. A statement waiting for a connection is told
-    /// to take one from the pool.
-    pub(super) fn give_back(&self, held: Held) {
-        let mut kept = self.kept.lock();
-        kept.held = kept.held.saturating_sub(1);
-        while let Some(waiting) = kept.waiting.pop_front() {
-            if waiting.send(Handed::FromPool).is_ok() {
-                break;
-            }
-        }
-        drop(kept);
-        drop(held);
     }
 
     /// Leaves the sweeps to the test (no sweep runs by itself until [`Self::sweep`] finds
@@ -248,20 +247,27 @@ impl Kept {
                 .position(|(_, since)| now.saturating_duration_since(*since) < KEEP_IDLE)
                 .unwrap_or(kept.idle.len());
             stale = kept.idle.drain(..fresh_from).collect();
-            kept.held = kept.held.saturating_sub(count(&stale));
             if kept.idle.is_empty() {
                 self.sweeping.store(false, Ordering::Release);
             }
             kept.idle.len()
         };
-        // Dropped outside the lock: each drop hands its connection back (with sqlx's ping)
-        // on a task of its own.
+        // Dropped outside the lock, which each drop takes: each hands its connection back
+        // (with sqlx's ping) on a task of its own.
         drop(stale);
         left
     }
 }
 
-/// How many connections `stale` holds, as the count of held ones is kept.
-fn count<T>(stale: &[T]) -> u32 {
-    u32::try_from(stale.len()).unwrap_or(u32::MAX)
+impl KeptState {
+    /// One held connection fewer: the statement waiting longest (if any) is told to take one
+    /// from the pool.
+    fn release_one(&mut self) {
+        self.held = self.held.saturating_sub(1);
+        while let Some(waiting) = self.waiting.pop_front() {
+            if waiting.send(Handed::FromPool).is_ok() {
+                break;
+            }
+        }
+    }
 }

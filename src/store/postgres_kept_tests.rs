@@ -199,3 +199,27 @@ async fn a_failed_statement_does_not_keep_its_connection() {
     assert_eq!(store.pool.kept_count(), 1);
     db.drop_database().await;
 }
+
+/// A connection dropped however it was (a statement's task that panicked, say) counts as given
+/// back: a statement that was waiting for the pool's only connection takes it from the pool.
+#[tokio::test]
+async fn a_connection_dropped_without_being_kept_lets_the_waiting_statement_go_on() {
+    let Some(db) = ThrowawayDb::create().await else {
+        return;
+    };
+    let store = PgStore::connect(&db.url, 1).await.unwrap();
+    let taken = store.pool.take().await.unwrap();
+    let waiting = {
+        let store = store.clone();
+        tokio::spawn(async move { OnPool(&store.pool).write("SELECT 1", &[]).await })
+    };
+    // The waiting statement is queued for a handed-over connection once its task has run.
+    tokio::task::yield_now().await;
+    drop(taken);
+    let answered = tokio::time::timeout(PROMPTLY, waiting).await;
+    assert!(
+        matches!(answered, Ok(Ok(Ok(_)))),
+        "the statement still waits for a connection nobody holds"
+    );
+    db.drop_database().await;
+}

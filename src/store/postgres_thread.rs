@@ -156,7 +156,8 @@ pub(super) async fn run<F: Fetch>(
         let answer = F::fetch(bind(sqlx::query(sql), &args), &mut connection).await;
         match answer {
             Ok(_) => pool.keep(connection),
-            Err(_) => pool.give_back(connection),
+            // Back to the pool, whose ping on its return finds out whether it still works.
+            Err(_) => drop(connection),
         }
         answer
     };
