@@ -13,6 +13,14 @@ use tokio::net::{TcpListener, TcpStream};
 /// How long a test waits for a connection the pool should hand out at once.
 const PROMPTLY: Duration = Duration::from_secs(2);
 
+/// A store on a throwaway database with a pool of `max` connections (and a transient pool of
+/// half as many), or `None` when no cluster is named.
+async fn store_with_connections(max: u32) -> Option<(ThrowawayDb, PgStore)> {
+    let db = ThrowawayDb::create().await?;
+    let store = PgStore::connect(&db.url, max).await.unwrap();
+    Some((db, store))
+}
+
 /// A TCP relay in front of the test database that counts the server's `ReadyForQuery`
 /// messages: one for every round trip a client waits on (a statement's `Sync`, a ping's).
 struct Relay {
@@ -21,22 +29,30 @@ struct Relay {
 }
 
 impl Relay {
-    async fn in_front_of(db: &ThrowawayDb) -> Self {
+    /// A relay to the test database's server, or `None` when its URL names no TCP host.
+    async fn in_front_of(db: &ThrowawayDb) -> Option<Self> {
+        let mut url = url::Url::parse(&db.url).unwrap();
+        let Some(host) = url.host_str().map(str::to_owned) else {
+            eprintln!("skipped: the test database is not reached over TCP");
+            return None;
+        };
+        let server = format!("{host}:{}", url.port().unwrap_or(5432));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let ready_for_query = Arc::new(AtomicUsize::new(0));
         let counted = ready_for_query.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let server = TcpStream::connect("127.0.0.1:5432").await.unwrap();
+                let server = TcpStream::connect(&server).await.unwrap();
                 tokio::spawn(relay(client, server, counted.clone()));
             }
         });
-        let database = db.url.rsplit('/').next().unwrap_or_default();
-        Self {
-            url: format!("postgres://postgres@127.0.0.1:{port}/{database}"),
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(port)).unwrap();
+        Some(Self {
+            url: url.to_string(),
             ready_for_query,
-        }
+        })
     }
 
     fn round_trips(&self) -> usize {
@@ -81,7 +97,9 @@ async fn a_statement_costs_one_round_trip_not_two() {
     let Some(db) = ThrowawayDb::create().await else {
         return;
     };
-    let relay = Relay::in_front_of(&db).await;
+    let Some(relay) = Relay::in_front_of(&db).await else {
+        return db.drop_database().await;
+    };
     let store = PgStore::connect(&relay.url, 1).await.unwrap();
     OnPool(&store.pool).write("SELECT 1", &[]).await.unwrap();
     let before = relay.round_trips();
@@ -102,10 +120,9 @@ async fn a_statement_costs_one_round_trip_not_two() {
 /// `KEEP_IDLE` (here one sweep driven by hand), where a transaction takes it at once.
 #[tokio::test]
 async fn a_kept_connection_nobody_asks_for_goes_back_to_the_pool() {
-    let Some(db) = ThrowawayDb::create().await else {
+    let Some((db, store)) = store_with_connections(1).await else {
         return;
     };
-    let store = PgStore::connect(&db.url, 1).await.unwrap();
     store.pool.sweep_by_hand();
     let before = Instant::now();
     OnPool(&store.pool).write("SELECT 1", &[]).await.unwrap();
@@ -127,10 +144,9 @@ async fn a_kept_connection_nobody_asks_for_goes_back_to_the_pool() {
 /// it: the statements hand it back to the pool at the end of its lease.
 #[tokio::test]
 async fn busy_statements_give_the_pools_connection_back_within_their_lease() {
-    let Some(db) = ThrowawayDb::create().await else {
+    let Some((db, store)) = store_with_connections(1).await else {
         return;
     };
-    let store = PgStore::connect(&db.url, 1).await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let busy = {
         let (store, stop) = (store.clone(), stop.clone());
@@ -162,10 +178,9 @@ async fn busy_statements_give_the_pools_connection_back_within_their_lease() {
 /// going from one to the next, and no more are kept than the pool has.
 #[tokio::test]
 async fn more_statements_than_connections_are_all_answered() {
-    let Some(db) = ThrowawayDb::create().await else {
+    let Some((db, store)) = store_with_connections(2).await else {
         return;
     };
-    let store = PgStore::connect(&db.url, 2).await.unwrap();
     let statements: Vec<_> = (0..50)
         .map(|_| {
             let store = store.clone();
@@ -188,10 +203,9 @@ async fn more_statements_than_connections_are_all_answered() {
 /// it still works) rather than keeping it; the next statement is answered.
 #[tokio::test]
 async fn a_failed_statement_does_not_keep_its_connection() {
-    let Some(db) = ThrowawayDb::create().await else {
+    let Some((db, store)) = store_with_connections(1).await else {
         return;
     };
-    let store = PgStore::connect(&db.url, 1).await.unwrap();
     store.pool.sweep_by_hand();
     assert!(OnPool(&store.pool).write("SELECT 1/0", &[]).await.is_err());
     assert_eq!(store.pool.kept_count(), 0);
@@ -204,10 +218,9 @@ async fn a_failed_statement_does_not_keep_its_connection() {
 /// back: a statement that was waiting for the pool's only connection takes it from the pool.
 #[tokio::test]
 async fn a_connection_dropped_without_being_kept_lets_the_waiting_statement_go_on() {
-    let Some(db) = ThrowawayDb::create().await else {
+    let Some((db, store)) = store_with_connections(1).await else {
         return;
     };
-    let store = PgStore::connect(&db.url, 1).await.unwrap();
     let taken = store.pool.take().await.unwrap();
     let waiting = {
         let store = store.clone();
