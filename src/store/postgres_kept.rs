@@ -61,6 +61,17 @@ impl std::ops::DerefMut for Held {
     }
 }
 
+/// One of the pool's connections counted as held by a statement that is still taking it from
+/// the pool: dropped before it becomes a [`Held`] (the pool timed out, or the statement's task
+/// ended), it is counted back as `Held`'s drop would.
+struct Slot<'a>(&'a Kept);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.lock().release_one();
+    }
+}
+
 /// A pool with the connections its statements keep (see the module doc).
 #[derive(Clone)]
 pub(super) struct KeptPool {
@@ -131,7 +142,13 @@ impl KeptPool {
     /// than all of its connections; when they hold them all, the next that one of them
     /// finishes with (or word to take one from the pool, when that one went back there).
     /// Kept connections of a closed pool are let go, so that closing it finishes.
+    ///
+    /// However it comes, a connection is waited for at most the pool's acquire timeout from
+    /// the call, as one waited for in the pool alone would be: during an outage each statement
+    /// waiting for a handover would otherwise start its own wait in the pool only when the one
+    /// ahead of it had timed out there, and the queue's last would answer after several.
     pub(super) async fn take(&self) -> Result<Held, sqlx::Error> {
+        let deadline = tokio::time::Instant::now() + self.pool.options().get_acquire_timeout();
         let mut closed = Vec::new();
         let handed_over = {
             let mut kept = self.kept.lock();
@@ -152,21 +169,53 @@ impl KeptPool {
         };
         // Each drop takes the lock.
         drop(closed);
-        if let Some(handed_over) = handed_over {
-            match handed_over.await {
-                Ok(Handed::Connection(held)) => return Ok(held),
-                Ok(Handed::FromPool) | Err(_) => self.kept.lock().held += 1,
+        let slot = match handed_over {
+            None => Slot(&self.kept),
+            Some(handed_over) => match self.handed_over(handed_over, deadline).await? {
+                Ok(held) => return Ok(held),
+                Err(slot) => slot,
+            },
+        };
+        let connection = match tokio::time::timeout_at(deadline, self.pool.acquire()).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(error)) => return Err(error),
+            Err(_) => return Err(sqlx::Error::PoolTimedOut),
+        };
+        // The slot becomes the connection's: its drop counts it back from now on.
+        std::mem::forget(slot);
+        Ok(Held {
+            connection,
+            taken_at: Instant::now(),
+            kept: Arc::downgrade(&self.kept),
+        })
+    }
+
+    /// Waits until `deadline` for what another statement hands over: its connection, or a
+    /// slot to take one from the pool with. Word that came just as the wait ended is used
+    /// all the same, or passed on, never lost.
+    async fn handed_over(
+        &self,
+        mut handed_over: oneshot::Receiver<Handed>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Result<Held, Slot<'_>>, sqlx::Error> {
+        let handed = match tokio::time::timeout_at(deadline, &mut handed_over).await {
+            Ok(handed) => handed,
+            Err(_) => {
+                handed_over.close();
+                match handed_over.try_recv() {
+                    Ok(Handed::Connection(held)) => return Ok(Ok(held)),
+                    Ok(Handed::FromPool) => self.kept.lock().pass_on(),
+                    Err(_) => {}
+                }
+                return Err(sqlx::Error::PoolTimedOut);
             }
-        }
-        match self.pool.acquire().await {
-            Ok(connection) => Ok(Held {
-                connection,
-                taken_at: Instant::now(),
-                kept: Arc::downgrade(&self.kept),
-            }),
-            Err(error) => {
-                self.kept.lock().release_one();
-                Err(error)
+        };
+        match handed {
+            Ok(Handed::Connection(held)) => Ok(Ok(held)),
+            // Told to take one from the pool (or the sender is gone with the process).
+            Ok(Handed::FromPool) | Err(_) => {
+                self.kept.lock().held += 1;
+                Ok(Err(Slot(&self.kept)))
             }
         }
     }
@@ -264,6 +313,12 @@ impl KeptState {
     /// from the pool.
     fn release_one(&mut self) {
         self.held = self.held.saturating_sub(1);
+        self.pass_on();
+    }
+
+    /// Tells the statement waiting longest (if any) to take a connection from the pool, for a
+    /// held connection counted back already.
+    fn pass_on(&mut self) {
         while let Some(waiting) = self.waiting.pop_front() {
             if waiting.send(Handed::FromPool).is_ok() {
                 break;

@@ -1,9 +1,10 @@
 //! The kept connections (`postgres_kept.rs`) on a real database: one round trip per statement,
 //! and a pool whose every connection the statements keep still serves a transaction.
 
-use super::kept::{KEEP_IDLE, LEASE};
+use super::kept::{KEEP_IDLE, KeptPool, LEASE};
 use super::test_db::ThrowawayDb;
-use super::{OnPool, PgStore};
+use super::{OnPool, PgStore, StoreError};
+use sqlx::postgres::PgPoolOptions;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -235,4 +236,75 @@ async fn a_connection_dropped_without_being_kept_lets_the_waiting_statement_go_o
         "the statement still waits for a connection nobody holds"
     );
     db.drop_database().await;
+}
+
+/// A pool of one connection that waits at most `acquire_timeout` for it, to `url`.
+fn one_connection_pool(url: &str, acquire_timeout: Duration) -> KeptPool {
+    KeptPool::new(
+        PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(acquire_timeout)
+            .connect_lazy(url)
+            .unwrap(),
+    )
+}
+
+fn timed_out(answer: &Result<u64, StoreError>) -> bool {
+    matches!(answer, Err(StoreError::Backend(sqlx::Error::PoolTimedOut)))
+}
+
+/// A statement waiting for a connection another statement holds gives up at the pool's acquire
+/// timeout, as it would waiting in the pool: it does not wait for as long as the other holds it.
+#[tokio::test]
+async fn a_statement_waiting_for_a_held_connection_gives_up_at_the_acquire_timeout() {
+    let Some(db) = ThrowawayDb::create().await else {
+        return;
+    };
+    let pool = one_connection_pool(&db.url, Duration::from_millis(300));
+    let taken = pool.take().await.unwrap();
+    let answer = tokio::time::timeout(PROMPTLY, OnPool(&pool).write("SELECT 1", &[])).await;
+    drop(taken);
+    assert!(
+        matches!(&answer, Ok(a) if timed_out(a)),
+        "the statement waited for the held connection beyond the acquire timeout: {answer:?}"
+    );
+    // The count is whole again: the next statement gets the connection.
+    assert!(OnPool(&pool).write("SELECT 1", &[]).await.is_ok());
+    db.drop_database().await;
+}
+
+/// While the database cannot be reached, statements queued behind each other for the pool's
+/// connections all give up within one acquire timeout of being asked, not one after another
+/// (the last after three): requests during an outage answer 503 in bounded time.
+#[tokio::test]
+async fn during_an_outage_queued_statements_all_give_up_within_one_acquire_timeout() {
+    let closed_port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let wait = Duration::from_secs(1);
+    let pool = one_connection_pool(
+        &format!("postgres://postgres@127.0.0.1:{closed_port}/postgres"),
+        wait,
+    );
+    let asked = Instant::now();
+    let statements: Vec<_> = (0..3)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let answer = OnPool(&pool).write("SELECT 1", &[]).await;
+                (answer, asked.elapsed())
+            })
+        })
+        .collect();
+    for statement in statements {
+        let (answer, took) = statement.await.unwrap();
+        assert!(timed_out(&answer), "{answer:?}");
+        assert!(
+            took < wait * 2,
+            "a queued statement answered after {took:?}, the pool waits {wait:?}"
+        );
+    }
 }
