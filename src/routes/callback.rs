@@ -42,7 +42,13 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
             .and_then(|v| v.to_str().ok()),
         Some(client_auth::source_address(&req).to_string()),
     );
-    match upstream::complete(&ctx, params, binding.as_deref(), device, now).await {
+    let completed = upstream::complete(&ctx, params, binding.as_deref(), device, now).await;
+    // Every outcome but these two comes after the login was taken from the store.
+    let taken = !matches!(
+        completed,
+        Err(CallbackError::Unmatched | CallbackError::Internal(_))
+    );
+    let mut response = match completed {
         Ok(done) => {
             let mut response = match signed_in::after_sign_in(&ctx, &done, now).await {
                 Ok(AfterSignIn::App(next)) => respond::render_finish(&req, &state, next),
@@ -95,7 +101,14 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
                 "The sign-in service could not complete your sign-in. Please go back to the app and try again.",
             )
         }
+    };
+    // An unmatched callback took nothing: the browser's cookie may name another tab's login.
+    if taken {
+        if let Err(e) = response.add_cookie(&cookies::binding_removal(&state)) {
+            tracing::error!(error = %e, "cannot clear the binding cookie");
+        }
     }
+    response
 }
 
 fn unmatched() -> HttpResponse {

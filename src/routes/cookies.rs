@@ -96,3 +96,12 @@ pub fn binding<'c>(state: &AppState, value: &str) -> Cookie<'c> {
         Duration::seconds(crate::flows::upstream::UPSTREAM_LOGIN_TTL.whole_seconds()),
     )
 }
+
+/// The removal of the binding cookie, for a login the callback has taken: the value names
+/// nothing any more, so the browser stops sending it, and its next login has nothing to
+/// replace (which would cost that login a delete).
+pub fn binding_removal<'c>(state: &AppState) -> Cookie<'c> {
+    let mut removal = binding(state, "");
+    removal.make_removal();
+    removal
+}

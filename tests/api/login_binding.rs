@@ -246,3 +246,32 @@ async fn pending_logins_are_capped_per_address_and_a_browser_holds_only_one() {
         "a readable page: {body}"
     );
 }
+
+#[tokio::test]
+async fn a_callback_that_took_its_login_clears_the_binding_cookie_and_one_that_took_none_does_not()
+{
+    // Arrange: a login approved at Discord.
+    let app = spawn_app().await;
+    let url = app.authorize_url(APP, APP_REDIRECT, &[]);
+    let start = get(&app, &url, None).await;
+    let binding = cookie_value(&set_cookie(&start, BINDING).expect("binding"));
+    let callback = approved_at_discord(&app, &start).await;
+    let cookie = format!("{BINDING}={binding}");
+
+    // Act: the browser comes back from Discord, then the same callback is replayed.
+    let done = get(&app, &callback, Some(&cookie)).await;
+    let replayed = get(&app, &callback, Some(&cookie)).await;
+
+    // Assert: the spent binding is cleared with the sign-in; the replay took nothing (the
+    // cookie it carried could name another tab's login), so it clears nothing.
+    assert!(is_redirect_to_app(&done), "signed in: {}", done.status());
+    let cleared = set_cookie(&done, BINDING).expect("the callback clears the binding cookie");
+    assert!(cookie_value(&cleared).is_empty(), "{cleared}");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(
+        set_cookie(&done, SESSION).is_some(),
+        "and sets the session cookie"
+    );
+    assert_eq!(replayed.status(), 400);
+    assert!(set_cookie(&replayed, BINDING).is_none());
+}
