@@ -49,22 +49,24 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         Err(CallbackError::Unmatched | CallbackError::Internal(_))
     );
     let mut response = match completed {
-        Ok(done) => {
-            let mut response = match signed_in::after_sign_in(&ctx, &done, now).await {
-                Ok(AfterSignIn::App(next)) => respond::render_finish(&req, &state, next),
-                Ok(AfterSignIn::Account(location)) => respond::redirect(&req, &location),
-                Ok(AfterSignIn::Device(page)) => device_pages::render(&state, page),
-                // The sign-in may not have been written: no cookie for it.
-                Err(e) => return respond::server_error(e),
-            };
-            tracing::info!(user = %done.session.user_id, sid = %done.session.id, "signed in with Discord");
-            if let Err(e) =
-                response.add_cookie(&cookies::session(&state, done.session_secret.expose()))
-            {
-                tracing::error!(error = %e, "cannot set the session cookie");
+        Ok(done) => match signed_in::after_sign_in(&ctx, &done, now).await {
+            Ok(after) => {
+                let mut response = match after {
+                    AfterSignIn::App(next) => respond::render_finish(&req, &state, next),
+                    AfterSignIn::Account(location) => respond::redirect(&req, &location),
+                    AfterSignIn::Device(page) => device_pages::render(&state, page),
+                };
+                tracing::info!(user = %done.session.user_id, sid = %done.session.id, "signed in with Discord");
+                if let Err(e) =
+                    response.add_cookie(&cookies::session(&state, done.session_secret.expose()))
+                {
+                    tracing::error!(error = %e, "cannot set the session cookie");
+                }
+                response
             }
-            response
-        }
+            // The sign-in may not have been written: no session cookie for it.
+            Err(e) => respond::server_error(e),
+        },
         Err(CallbackError::Unmatched) => unmatched(),
         Err(CallbackError::Refused(refusal)) => respond::denied(&state, &refusal),
         Err(CallbackError::ToApp {

@@ -259,9 +259,9 @@ fn pool_options(max_connections: u32) -> PgPoolOptions {
         .acquire_timeout(CONNECT_TIMEOUT)
         // sqlx pings a connection before every use by default: a second round trip per
         // statement (its ping of every connection given back is what `postgres_kept.rs`
-        // spares the statements). A connection busy within the last second is known to be alive; one
-        // idle for longer (the database may have restarted meanwhile) is pinged first, so
-        // an outage costs no request after the database is back.
+        // spares the statements). A connection busy within the last second is known to be
+        // alive; one idle for longer (the database may have restarted meanwhile) is pinged
+        // first, so an outage costs no request after the database is back.
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {

@@ -32,20 +32,13 @@ pub(super) const KEEP_IDLE: Duration = Duration::from_millis(100);
 pub(super) const LEASE: Duration = Duration::from_millis(250);
 
 /// A connection taken from the pool, with when. It counts as held by the statements for as long
-/// as it lives: dropped (given back to the pool), it tells the statement waiting longest to take
-/// one from the pool instead, however it was dropped.
+/// as it lives (its [`Slot`]): dropped (given back to the pool), it tells the statement waiting
+/// longest to take one from the pool instead, however it was dropped.
 pub(super) struct Held {
+    // Declared before the slot, so given back to the pool before the slot is counted back.
     connection: PoolConnection<Postgres>,
     taken_at: Instant,
-    kept: Weak<Kept>,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        if let Some(kept) = self.kept.upgrade() {
-            kept.lock().release_one();
-        }
-    }
+    _slot: Slot,
 }
 
 impl std::ops::Deref for Held {
@@ -61,14 +54,17 @@ impl std::ops::DerefMut for Held {
     }
 }
 
-/// One of the pool's connections counted as held by a statement that is still taking it from
-/// the pool: dropped before it becomes a [`Held`] (the pool timed out, or the statement's task
-/// ended), it is counted back as `Held`'s drop would.
-struct Slot<'a>(&'a Kept);
+/// One of the pool's connections counted as held by the statements, from the moment a
+/// statement starts taking it from the pool to when the [`Held`] it became is dropped. Dropped
+/// at any point (the pool timed out, the statement's task ended, the connection went back), it
+/// is counted back and the statement waiting longest is told to take one from the pool.
+struct Slot(Weak<Kept>);
 
-impl Drop for Slot<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.lock().release_one();
+        if let Some(kept) = self.0.upgrade() {
+            kept.lock().release_one();
+        }
     }
 }
 
@@ -148,7 +144,6 @@ impl KeptPool {
     /// waiting for a handover would otherwise start its own wait in the pool only when the one
     /// ahead of it had timed out there, and the queue's last would answer after several.
     pub(super) async fn take(&self) -> Result<Held, sqlx::Error> {
-        let deadline = tokio::time::Instant::now() + self.pool.options().get_acquire_timeout();
         let mut closed = Vec::new();
         let handed_over = {
             let mut kept = self.kept.lock();
@@ -169,41 +164,42 @@ impl KeptPool {
         };
         // Each drop takes the lock.
         drop(closed);
-        let slot = match handed_over {
-            None => Slot(&self.kept),
-            Some(handed_over) => match self.handed_over(handed_over, deadline).await? {
-                Ok(held) => return Ok(held),
-                Err(slot) => slot,
-            },
-        };
+        // Nothing was awaited since the call: the wait is counted from it.
+        let deadline = tokio::time::Instant::now() + self.pool.options().get_acquire_timeout();
+        if let Some(handed_over) = handed_over {
+            if let Some(held) = self.handed_over(handed_over, deadline).await? {
+                return Ok(held);
+            }
+        }
+        // Counted in `held` above (or by `handed_over`): from here the slot counts it back.
+        let slot = Slot(Arc::downgrade(&self.kept));
+        // On an error or at the deadline the slot is dropped, so counted back.
         let connection = match tokio::time::timeout_at(deadline, self.pool.acquire()).await {
             Ok(Ok(connection)) => connection,
             Ok(Err(error)) => return Err(error),
             Err(_) => return Err(sqlx::Error::PoolTimedOut),
         };
-        // The slot becomes the connection's: its drop counts it back from now on.
-        std::mem::forget(slot);
         Ok(Held {
             connection,
             taken_at: Instant::now(),
-            kept: Arc::downgrade(&self.kept),
+            _slot: slot,
         })
     }
 
-    /// Waits until `deadline` for what another statement hands over: its connection, or a
-    /// slot to take one from the pool with. Word that came just as the wait ended is used
-    /// all the same, or passed on, never lost.
+    /// Waits until `deadline` for what another statement hands over: its connection, or word
+    /// to take one from the pool (`None`, with that one counted in `held` again). Word that
+    /// came just as the wait ended is used all the same, or passed on, never lost.
     async fn handed_over(
         &self,
         mut handed_over: oneshot::Receiver<Handed>,
         deadline: tokio::time::Instant,
-    ) -> Result<Result<Held, Slot<'_>>, sqlx::Error> {
+    ) -> Result<Option<Held>, sqlx::Error> {
         let handed = match tokio::time::timeout_at(deadline, &mut handed_over).await {
             Ok(handed) => handed,
             Err(_) => {
                 handed_over.close();
                 match handed_over.try_recv() {
-                    Ok(Handed::Connection(held)) => return Ok(Ok(held)),
+                    Ok(Handed::Connection(held)) => return Ok(Some(held)),
                     Ok(Handed::FromPool) => self.kept.lock().pass_on(),
                     Err(_) => {}
                 }
@@ -211,11 +207,11 @@ impl KeptPool {
             }
         };
         match handed {
-            Ok(Handed::Connection(held)) => Ok(Ok(held)),
+            Ok(Handed::Connection(held)) => Ok(Some(held)),
             // Told to take one from the pool (or the sender is gone with the process).
             Ok(Handed::FromPool) | Err(_) => {
                 self.kept.lock().held += 1;
-                Ok(Err(Slot(&self.kept)))
+                Ok(None)
             }
         }
     }
@@ -225,7 +221,7 @@ impl KeptPool {
     pub(super) fn keep(&self, mut held: Held) {
         let now = Instant::now();
         if now.saturating_duration_since(held.taken_at) >= LEASE || self.pool.is_closed() {
-            // Back to the pool (see `Held`'s drop).
+            // Back to the pool (see `Slot`'s drop).
             return drop(held);
         }
         let mut kept = self.kept.lock();

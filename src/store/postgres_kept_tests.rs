@@ -249,6 +249,7 @@ fn one_connection_pool(url: &str, acquire_timeout: Duration) -> KeptPool {
     )
 }
 
+/// Whether `answer` is the pool's timeout, as a statement that found no connection gets.
 fn timed_out(answer: &Result<u64, StoreError>) -> bool {
     matches!(answer, Err(StoreError::Backend(sqlx::Error::PoolTimedOut)))
 }
